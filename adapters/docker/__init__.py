@@ -1,0 +1,1 @@
+"""Docker engines reached with aiodocker."""

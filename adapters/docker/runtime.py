@@ -1,0 +1,168 @@
+"""The Runtime port over aiodocker: one client per Docker host, host networking only.
+
+Every effect looks before it acts (the container and volume names are idempotency keys),
+so a saga step re-run after a crash finds its own work and carries on.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import io
+import tarfile
+
+import aiodocker
+import aiohttp
+from aiodocker.exceptions import DockerError
+
+from engine.ports import EffectError, NodeSpec, NodeState, TransientError
+from engine.settings import DockerHost
+
+
+def config_archive(name: str, text: str) -> bytes:
+    """A tar holding one file, as the Docker archive API wants it."""
+    buffer = io.BytesIO()
+    data = text.encode()
+    with tarfile.open(fileobj=buffer, mode="w") as tar:
+        info = tarfile.TarInfo(name)
+        info.size = len(data)
+        info.mode = 0o600
+        tar.addfile(info, io.BytesIO(data))
+    return buffer.getvalue()
+
+
+def translate(error: Exception, doing: str) -> Exception:
+    """Docker's answers become the engine's: 5xx and broken connections may pass, 4xx will not."""
+    if isinstance(error, DockerError):
+        if error.status >= 500:
+            return TransientError(f"{doing}: Docker answered {error.status}: {error.message}")
+        return EffectError(f"{doing}: Docker refused ({error.status}): {error.message}")
+    return TransientError(f"{doing}: {type(error).__name__}: {error}")
+
+
+class DockerRuntime:
+    def __init__(self, hosts: tuple[DockerHost, ...]):
+        self.hosts = {h.name: h for h in hosts}
+        self._clients: dict[str, aiodocker.Docker] = {}
+
+    def _docker(self, host: str) -> aiodocker.Docker:
+        if host not in self._clients:
+            self._clients[host] = aiodocker.Docker(url=self.hosts[host].docker_url)
+        return self._clients[host]
+
+    async def check(self) -> None:
+        async def answers(name: str) -> str | None:
+            try:
+                await asyncio.wait_for(self._docker(name).version(), 5)
+                return None
+            except (DockerError, aiohttp.ClientError, OSError, asyncio.TimeoutError, ValueError) as e:
+                return f"{name} ({self.hosts[name].docker_url}): {type(e).__name__} {e}".strip()
+
+        silent = [r for r in await asyncio.gather(*(answers(n) for n in self.hosts)) if r]
+        if silent:
+            raise EffectError("Docker is unreachable on " + "; ".join(silent) + " — is `make setup` done and are the engines running?")
+
+    async def create_node(self, spec: NodeSpec) -> None:
+        docker = self._docker(spec.host)
+        try:
+            try:
+                container = await docker.containers.get(spec.container)
+            except DockerError as e:
+                if e.status != 404:
+                    raise
+                await self._ensure_volume(docker, spec)
+                container = await docker.containers.create(self._container_config(spec), name=spec.container)
+            await container.put_archive(spec.config_dir, config_archive(spec.config_file, spec.config_text))
+        except (DockerError, aiohttp.ClientError, OSError) as e:
+            raise translate(e, f"creating {spec.container} on {spec.host}") from None
+
+    async def _ensure_volume(self, docker: aiodocker.Docker, spec: NodeSpec) -> None:
+        try:
+            await docker.volumes.get(spec.volume)
+        except DockerError as e:
+            if e.status != 404:
+                raise
+            await docker.volumes.create({"Name": spec.volume, "Labels": spec.labels})
+
+    @staticmethod
+    def _container_config(spec: NodeSpec) -> dict:
+        return {
+            "Image": spec.image,
+            "Cmd": spec.command,
+            "Labels": spec.labels,
+            "StopTimeout": 30,
+            "HostConfig": {
+                "NetworkMode": "host",  # bound to the host's 127.x address, never a bridge
+                "Memory": spec.memory_bytes,
+                "MemorySwap": spec.memory_bytes,
+                "Mounts": [{"Type": "volume", "Source": spec.volume, "Target": "/data"}],
+                "RestartPolicy": {"Name": "unless-stopped"},
+            },
+        }
+
+    async def start_node(self, host: str, container: str) -> None:
+        try:
+            node = await self._docker(host).containers.get(container)
+            if not (await node.show())["State"]["Running"]:
+                await node.start()
+        except (DockerError, aiohttp.ClientError, OSError) as e:
+            raise translate(e, f"starting {container} on {host}") from None
+
+    async def stop_node(self, host: str, container: str, timeout_s: int) -> None:
+        try:
+            node = await self._docker(host).containers.get(container)
+            if (await node.show())["State"]["Running"]:
+                await node.stop(t=timeout_s)
+        except DockerError as e:
+            if e.status == 404:
+                return
+            raise translate(e, f"stopping {container} on {host}") from None
+        except (aiohttp.ClientError, OSError) as e:
+            raise translate(e, f"stopping {container} on {host}") from None
+
+    async def remove_node(self, host: str, container: str, volume: str | None) -> None:
+        docker = self._docker(host)
+        try:
+            try:
+                node = await docker.containers.get(container)
+                await node.delete(force=True, v=True)
+            except DockerError as e:
+                if e.status != 404:
+                    raise
+            if volume:
+                try:
+                    await (await docker.volumes.get(volume)).delete()
+                except DockerError as e:
+                    if e.status != 404:
+                        raise
+        except (DockerError, aiohttp.ClientError, OSError) as e:
+            raise translate(e, f"removing {container} on {host}") from None
+
+    async def node_logs(self, host: str, container: str, lines: int = 20) -> str:
+        try:
+            node = await self._docker(host).containers.get(container)
+            return "".join(await node.log(stdout=True, stderr=True, tail=lines))
+        except (DockerError, aiohttp.ClientError, OSError):
+            return ""
+
+    async def nodes(self, **labels: str) -> list[NodeState]:
+        found, seen = [], set()
+        wanted = [f"{k}={v}" for k, v in labels.items()] or ["redis-addons.addon"]
+        for name in self.hosts:
+            for container in await self._docker(name).containers.list(all=True, filters={"label": wanted}):
+                info = container._container
+                if info["Id"] in seen:  # two host names may share one engine (a laptop)
+                    continue
+                seen.add(info["Id"])
+                found.append(
+                    NodeState(
+                        host=name,
+                        container=info["Names"][0].lstrip("/"),
+                        running=info["State"] == "running",
+                        labels=info.get("Labels", {}),
+                    )
+                )
+        return found
+
+    async def close(self) -> None:
+        await asyncio.gather(*(c.close() for c in self._clients.values()), return_exceptions=True)
+        self._clients.clear()

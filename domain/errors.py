@@ -1,0 +1,65 @@
+"""Domain errors: each names the rule that refused a command."""
+
+
+class DomainError(Exception):
+    """A command broke a business rule; the message says which, in the user's words."""
+
+    rule = "domain-rule"
+    status = 422  # what an HTTP adapter should answer
+
+
+class InvalidName(DomainError):
+    rule = "invalid-name"
+    status = 400
+
+
+class UnknownPlan(DomainError):
+    rule = "unknown-plan"
+    status = 400
+
+
+class PlanNotAvailable(DomainError):
+    rule = "plan-not-available"
+
+
+class UnknownVersion(DomainError):
+    rule = "unknown-version"
+    status = 400
+
+
+class UnknownApp(DomainError):
+    rule = "unknown-app"
+    status = 404
+
+
+class UnknownAddon(DomainError):
+    rule = "unknown-addon"
+    status = 404
+
+
+class UnknownOperation(DomainError):
+    rule = "unknown-operation"
+    status = 404
+
+
+class AddonBusy(DomainError):
+    """One running operation per addon."""
+
+    rule = "one-operation-per-addon"
+    status = 409
+
+
+class AddonRemoved(DomainError):
+    rule = "addon-removed"
+    status = 409
+
+
+class NoHostWithRoom(DomainError):
+    rule = "no-host-with-room"
+    status = 507
+
+
+class StepOutOfOrder(DomainError):
+    """An operation's steps run in their declared order, one at a time."""
+
+    rule = "steps-in-order"

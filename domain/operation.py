@@ -1,0 +1,94 @@
+"""The Operation aggregate: the durable log of one saga and its steps."""
+
+from __future__ import annotations
+
+from uuid import UUID
+
+from eventsourcing.domain import Aggregate, event
+
+from domain.errors import StepOutOfOrder
+
+# What each kind of operation does, in order (DESIGN §4).
+STEPS = {
+    "provision": ["create", "start", "wait_ready", "publish"],
+    "remove": ["stop", "remove"],
+}
+
+
+class Operation(Aggregate):
+    """Each step is recorded before it runs and after it ends, so a crash can resume."""
+
+    @event("Started")
+    def __init__(self, kind: str, addon: str, app: str):
+        self.kind = kind
+        self.addon = addon
+        self.app = app
+        self.steps = [{"name": s, "status": "pending", "attempts": 0, "detail": None} for s in STEPS[kind]]
+        self.status = "running"
+        self.error: str | None = None
+
+    @property
+    def is_finished(self) -> bool:
+        return self.status != "running"
+
+    @property
+    def next_step(self) -> str | None:
+        """The step to run now: the first one not yet succeeded (a started one resumes)."""
+        for step in self.steps:
+            if step["status"] in ("pending", "running"):
+                return step["name"]
+        return None
+
+    def _step(self, name: str) -> dict:
+        return next(s for s in self.steps if s["name"] == name)
+
+    def _check_is_next(self, name: str) -> None:
+        if self.is_finished or self.next_step != name:
+            raise StepOutOfOrder(f"step {name!r} is not the next step of operation {self.id}")
+
+    def start_step(self, name: str) -> None:
+        self._check_is_next(name)
+        self._step_started(step=name)
+
+    @event("StepStarted")
+    def _step_started(self, step: str) -> None:
+        record = self._step(step)
+        record["status"] = "running"
+        record["attempts"] += 1
+
+    def succeed_step(self, name: str, detail: str | None = None) -> None:
+        self._check_is_next(name)
+        self._step_succeeded(step=name, detail=detail)
+
+    @event("StepSucceeded")
+    def _step_succeeded(self, step: str, detail: str | None) -> None:
+        record = self._step(step)
+        record["status"] = "succeeded"
+        record["detail"] = detail
+
+    def fail_step(self, name: str, error: str) -> None:
+        self._check_is_next(name)
+        self._step_failed(step=name, error=error)
+
+    @event("StepFailed")
+    def _step_failed(self, step: str, error: str) -> None:
+        record = self._step(step)
+        record["status"] = "failed"
+        record["detail"] = error
+        self.error = f"{step}: {error}"
+
+    @event("Compensated")
+    def mark_compensated(self, detail: str) -> None:
+        for record in self.steps:
+            if record["status"] == "pending":
+                record["status"] = "skipped"
+        self.status = "failed"
+        self.compensation = detail
+
+    @event("Succeeded")
+    def mark_succeeded(self) -> None:
+        self.status = "succeeded"
+
+    @property
+    def failed_step(self) -> str | None:
+        return next((s["name"] for s in self.steps if s["status"] == "failed"), None)

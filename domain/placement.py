@@ -1,0 +1,68 @@
+"""Host placement: the host with the most free memory, the lowest free port on it."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+from domain.errors import NoHostWithRoom
+
+
+@dataclass(frozen=True)
+class Host:
+    name: str
+    address: str  # the 127.x address its containers bind to
+    first_port: int
+    last_port: int
+    memory_mib: int
+
+
+@dataclass(frozen=True)
+class Placement:
+    host: str
+    address: str
+    port: int
+
+
+@dataclass(frozen=True)
+class Tenant:
+    """Something already placed on a host: it holds memory and a port."""
+
+    host: str
+    port: int
+    memory_mib: int
+
+
+def place(
+    memory_mib: int,
+    hosts: Iterable[Host],
+    tenants: Iterable[Tenant],
+    unusable_ports: frozenset[tuple[str, int]] = frozenset(),
+    exclude_host: str | None = None,
+) -> Placement:
+    """Choose where a node of `memory_mib` goes; refuse when no host has room.
+
+    `unusable_ports` holds (host, port) pairs seen busy outside our records.
+    """
+    hosts = [h for h in hosts if h.name != exclude_host]
+    tenants = list(tenants)
+    candidates = []
+    for host in hosts:
+        used = sum(t.memory_mib for t in tenants if t.host == host.name)
+        free = host.memory_mib - used
+        taken = {t.port for t in tenants if t.host == host.name}
+        taken |= {p for h, p in unusable_ports if h == host.name}
+        port = next((p for p in range(host.first_port, host.last_port + 1) if p not in taken), None)
+        if free >= memory_mib and port is not None:
+            candidates.append((free, host, port))
+    if not candidates:
+        room = ", ".join(
+            f"{h.name} {h.memory_mib - sum(t.memory_mib for t in tenants if t.host == h.name)} MiB free"
+            for h in hosts
+        )
+        raise NoHostWithRoom(
+            f"no host has room for {memory_mib} MiB ({room or 'no host configured'})"
+        )
+    # Most free memory first; ties go to the first host listed, for a stable choice.
+    free, host, port = max(candidates, key=lambda c: c[0])
+    return Placement(host=host.name, address=host.address, port=port)

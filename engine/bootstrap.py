@@ -1,0 +1,39 @@
+"""The one composition root: settings in, a wired Engine out."""
+
+from __future__ import annotations
+
+from adapters.docker.runtime import DockerRuntime
+from adapters.redis_admin import RedisAdmin
+from adapters.secrets_store import FileSecretStore
+from domain.catalog import PlanCatalog, VersionCatalog
+from engine.app import Engine
+from engine.provisioning import Provisioning, Removal
+from engine.saga import Coordinator
+from engine.settings import Settings
+from engine.store import EventLog
+from projections import ReadModels
+
+
+def build(settings: Settings | None = None) -> Engine:
+    settings = settings or Settings.from_env()
+    settings.home.mkdir(parents=True, exist_ok=True)
+    plans, versions = PlanCatalog.load(), VersionCatalog.load()
+    events = EventLog(settings.store_env)
+    runtime = DockerRuntime(settings.hosts)
+    secrets = FileSecretStore(settings.secrets_dir)
+    sagas = {
+        "provision": Provisioning(events, runtime, RedisAdmin(), secrets, versions),
+        "remove": Removal(events, runtime, secrets),
+    }
+    coordinator = Coordinator(events, sagas, settings.step_deadline_s, settings.crash_at)
+    return Engine(
+        settings=settings,
+        events=events,
+        runtime=runtime,
+        secrets=secrets,
+        views=ReadModels(settings.read_models_file),
+        coordinator=coordinator,
+        plans=plans,
+        versions=versions,
+        views_factory=ReadModels,
+    )

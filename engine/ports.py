@@ -1,0 +1,97 @@
+"""The ports through which the engine reaches the outside world (adapters implement them)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Protocol
+
+
+class EffectError(Exception):
+    """An effect on Docker or Redis failed for good: retrying will not help."""
+
+
+class TransientError(Exception):
+    """An effect failed in a way that a retry may cure (engine busy, server starting)."""
+
+
+@dataclass(frozen=True)
+class NodeSpec:
+    """One Redis node to run: everything Docker needs, named so that re-running is harmless."""
+
+    host: str
+    container: str
+    volume: str
+    image: str
+    command: list[str]
+    config_dir: str
+    config_file: str  # file name inside config_dir
+    config_text: str  # holds only the password's hash
+    memory_bytes: int
+    labels: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class NodeState:
+    host: str
+    container: str
+    running: bool
+    labels: dict[str, str]
+
+
+class Runtime(Protocol):
+    """Docker engines, by host name."""
+
+    async def check(self) -> None:
+        """Raise EffectError naming each host that does not answer."""
+
+    async def create_node(self, spec: NodeSpec) -> None:
+        """Create the volume and the container if absent, and put the configuration in."""
+
+    async def start_node(self, host: str, container: str) -> None: ...
+
+    async def stop_node(self, host: str, container: str, timeout_s: int) -> None:
+        """Stop if running; a missing container counts as stopped."""
+
+    async def remove_node(self, host: str, container: str, volume: str | None) -> None:
+        """Remove the container and its volume; missing ones count as removed."""
+
+    async def node_logs(self, host: str, container: str, lines: int = 20) -> str: ...
+
+    async def nodes(self, **labels: str) -> list[NodeState]:
+        """Every container on every host carrying these labels."""
+
+    async def close(self) -> None: ...
+
+
+class RedisAdmin(Protocol):
+    async def ping(self, address: str, port: int, password: str) -> None:
+        """Return when the server answers PING with this password; raise TransientError otherwise."""
+
+
+class SecretStore(Protocol):
+    def password_for(self, addon: str) -> str:
+        """The addon's password, created once and then always the same."""
+
+    def peek(self, addon: str) -> str | None: ...
+
+    def forget(self, addon: str) -> None: ...
+
+
+class ReadModels(Protocol):
+    """What projections offer to the engine's queries."""
+
+    def position(self) -> int: ...
+
+    def process(self, notification_id: int, event: object) -> None: ...
+
+    def addons(self, app: str | None = None) -> list[dict]: ...
+
+    def addon(self, name: str) -> dict | None: ...
+
+    def apps(self) -> list[str]: ...
+
+    def environment(self, app: str) -> list[dict]: ...
+
+    def operations(self, addon: str | None = None) -> list[dict]: ...
+
+    def snapshot(self) -> dict: ...

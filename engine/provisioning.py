@@ -1,0 +1,104 @@
+"""Provisioning and removal of a single-node addon, as sagas (DESIGN §4).
+
+Provision: create -> start -> wait until PING answers with the password -> publish.
+Remove: stop -> remove container and volume (backups are kept).
+"""
+
+from __future__ import annotations
+
+from domain.addon import Addon
+from domain.catalog import VersionCatalog
+from domain.operation import Operation
+from domain.redis_config import container_memory_bytes, redis_conf
+from engine.ports import NodeSpec, RedisAdmin, Runtime, SecretStore
+from engine.saga import StepResult
+from engine.store import EventLog
+
+LABEL = "redis-addons"
+
+
+def node_labels(addon: Addon, operation: Operation, step: str) -> dict[str, str]:
+    """Labels tie a container to its addon and to the operation step that made it."""
+    return {
+        f"{LABEL}.addon": addon.name,
+        f"{LABEL}.app": addon.app,
+        f"{LABEL}.operation": str(operation.id),
+        f"{LABEL}.step": step,
+        f"{LABEL}.role": "data",
+    }
+
+
+def node_spec(addon: Addon, operation: Operation, password: str, versions: VersionCatalog) -> NodeSpec:
+    return NodeSpec(
+        host=addon.host,
+        container=addon.container,
+        volume=addon.volume,
+        image=versions.get(addon.redis_version).image,
+        command=["/usr/local/bin/redis-server", "/etc/redis/redis.conf"],
+        config_dir="/etc/redis",
+        config_file="redis.conf",
+        config_text=redis_conf(
+            address=addon.address, port=addon.port, memory_mib=addon.memory_mib, password=password, settings=addon.settings
+        ),
+        memory_bytes=container_memory_bytes(addon.memory_mib),
+        labels=node_labels(addon, operation, "create"),
+    )
+
+
+class Provisioning:
+    kind = "provision"
+
+    def __init__(self, events: EventLog, runtime: Runtime, redis: RedisAdmin, secrets: SecretStore, versions: VersionCatalog):
+        self.events, self.runtime, self.redis, self.secrets, self.versions = events, runtime, redis, secrets, versions
+
+    async def run_step(self, step: str, operation: Operation) -> StepResult:
+        addon: Addon = await self.events.get(Addon.id_for(operation.addon))
+        if step == "create":
+            password = self.secrets.password_for(addon.name)
+            await self.runtime.create_node(node_spec(addon, operation, password, self.versions))
+            return StepResult(f"container {addon.container} on {addon.host}")
+        if step == "start":
+            await self.runtime.start_node(addon.host, addon.container)
+            return StepResult(f"started on {addon.address}:{addon.port}")
+        if step == "wait_ready":
+            await self.redis.ping(addon.address, addon.port, self.secrets.password_for(addon.name))
+            return StepResult("PING answered")
+        if step == "publish":
+            addon.mark_provisioned(operation_id=operation.id)
+            return StepResult("REDIS_URL and SCALINGO_REDIS_URL published", (addon,))
+        raise ValueError(f"provisioning has no step {step!r}")
+
+    async def compensate(self, operation: Operation, error: str) -> StepResult:
+        addon: Addon = await self.events.get(Addon.id_for(operation.addon))
+        logs = await self.runtime.node_logs(addon.host, addon.container)
+        await self.runtime.remove_node(addon.host, addon.container, addon.volume)
+        self.secrets.forget(addon.name)
+        addon.mark_provisioning_failed(operation_id=operation.id, reason=error)
+        detail = f"container {addon.container} and its volume removed"
+        if logs:
+            detail += f"; last server log lines: {logs.strip()[-500:]}"
+        return StepResult(detail, (addon,))
+
+
+class Removal:
+    kind = "remove"
+
+    def __init__(self, events: EventLog, runtime: Runtime, secrets: SecretStore, stop_timeout_s: int = 30):
+        self.events, self.runtime, self.secrets, self.stop_timeout_s = events, runtime, secrets, stop_timeout_s
+
+    async def run_step(self, step: str, operation: Operation) -> StepResult:
+        addon: Addon = await self.events.get(Addon.id_for(operation.addon))
+        if step == "stop":
+            await self.runtime.stop_node(addon.host, addon.container, self.stop_timeout_s)
+            return StepResult(f"container {addon.container} stopped")
+        if step == "remove":
+            await self.runtime.remove_node(addon.host, addon.container, addon.volume)
+            self.secrets.forget(addon.name)
+            addon.mark_removed(operation_id=operation.id)
+            return StepResult(f"container {addon.container} and its volume removed; backups kept", (addon,))
+        raise ValueError(f"removal has no step {step!r}")
+
+    async def compensate(self, operation: Operation, error: str) -> StepResult:
+        addon: Addon = await self.events.get(Addon.id_for(operation.addon))
+        addon.mark_removal_failed(operation_id=operation.id, reason=error)
+        return StepResult("removal can be asked again", (addon,))

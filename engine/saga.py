@@ -1,0 +1,119 @@
+"""The saga coordinator: runs each operation's steps in order, durably.
+
+Every step is recorded on the Operation before it runs and after it ends. Steps are
+idempotent, so after a crash the coordinator simply runs the unfinished step again.
+A step that fails for good triggers the saga's compensation.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+from dataclasses import dataclass, field
+from typing import Protocol
+from uuid import UUID
+
+import structlog
+from tenacity import AsyncRetrying, retry_if_exception_type, stop_after_delay, wait_exponential
+
+from domain.operation import Operation
+from engine.ports import TransientError
+from engine.store import EventLog
+
+log = structlog.get_logger("saga")
+
+
+@dataclass
+class StepResult:
+    detail: str | None = None
+    changes: tuple = field(default_factory=tuple)  # aggregates saved together with the step's success
+
+
+class Saga(Protocol):
+    kind: str
+
+    async def run_step(self, step: str, operation: Operation) -> StepResult: ...
+
+    async def compensate(self, operation: Operation, error: str) -> StepResult:
+        """Undo what the steps did, as far as makes sense, and say what was done."""
+
+
+class Coordinator:
+    def __init__(self, events: EventLog, sagas: dict[str, Saga], step_deadline_s: float, crash_at: str | None):
+        self._events = events
+        self._sagas = sagas
+        self._deadline = step_deadline_s
+        self._crash_at = crash_at
+        self._tasks: dict[UUID, asyncio.Task] = {}
+
+    def submit(self, operation_id: UUID) -> asyncio.Task:
+        task = self._tasks.get(operation_id)
+        if task is None or task.done():
+            task = asyncio.create_task(self._drive(operation_id), name=f"operation-{operation_id}")
+            self._tasks[operation_id] = task
+        return task
+
+    async def wait(self, operation_id: UUID) -> None:
+        task = self._tasks.get(operation_id)
+        if task is not None:
+            await asyncio.shield(task)
+
+    async def stop(self) -> None:
+        """Stop driving operations; they resume at the next start."""
+        for task in self._tasks.values():
+            task.cancel()
+        await asyncio.gather(*self._tasks.values(), return_exceptions=True)
+
+    async def _drive(self, operation_id: UUID) -> None:
+        operation = await self._events.get(operation_id)
+        saga = self._sagas[operation.kind]
+        bound = log.bind(operation_id=str(operation_id), addon=operation.addon, kind=operation.kind)
+        while not operation.is_finished:
+            step = operation.next_step
+            operation.start_step(step)
+            await self._events.save(operation)
+            bound.info("step started", step=step)
+            self._crash_point(f"{operation.kind}.{step}:before")
+            try:
+                result = await self._with_retries(saga.run_step, step, operation)
+            except Exception as error:  # any failure ends the step and compensates
+                reason = describe(error)
+                bound.warning("step failed", step=step, error=reason)
+                operation = await self._events.get(operation_id)
+                operation.fail_step(step, reason)
+                await self._events.save(operation)
+                compensation = await self._with_retries(saga.compensate, operation, reason)
+                operation.mark_compensated(compensation.detail or "")
+                await self._events.save(operation, *compensation.changes)
+                bound.warning("operation compensated", detail=compensation.detail)
+                return
+            operation = await self._events.get(operation_id)
+            operation.succeed_step(step, result.detail)
+            if operation.next_step is None:
+                operation.mark_succeeded()
+            await self._events.save(operation, *result.changes)
+            bound.info("step succeeded", step=step, detail=result.detail)
+            self._crash_point(f"{operation.kind}.{step}:after")
+        bound.info("operation finished", status=operation.status)
+
+    async def _with_retries(self, fn, *args):
+        """Transient errors are retried with backoff until the step's deadline."""
+        async for attempt in AsyncRetrying(
+            retry=retry_if_exception_type(TransientError),
+            wait=wait_exponential(multiplier=0.05, max=2),
+            stop=stop_after_delay(self._deadline),
+            reraise=True,
+        ):
+            with attempt:
+                return await fn(*args)
+
+    def _crash_point(self, where: str) -> None:
+        """Fault injection for tests: die here as a crash would, without cleanup."""
+        if self._crash_at == where:
+            log.warning("crash injected", at=where)
+            os.kill(os.getpid(), signal.SIGKILL)
+
+
+def describe(error: BaseException) -> str:
+    return str(error) or type(error).__name__

@@ -1,0 +1,98 @@
+"""Settings of one installation, read from the environment and the data directory."""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from domain.placement import Host
+
+
+class SettingsError(Exception):
+    """The installation is misconfigured; the message says what to fix."""
+
+
+@dataclass(frozen=True)
+class DockerHost:
+    """A Docker engine that runs nodes, and the room it offers."""
+
+    name: str
+    docker_url: str
+    address: str
+    first_port: int
+    last_port: int
+    memory_mib: int
+
+    def as_domain(self) -> Host:
+        return Host(self.name, self.address, self.first_port, self.last_port, self.memory_mib)
+
+
+@dataclass(frozen=True)
+class Settings:
+    home: Path
+    hosts: tuple[DockerHost, ...]
+    api_host: str = "127.0.0.1"
+    api_port: int = 8470
+    store_env: dict = field(default_factory=dict)  # eventsourcing persistence settings
+    crash_at: str | None = None  # fault injection: "provision.create:after" kills the process there
+    step_deadline_s: float = 60.0
+
+    @property
+    def token_file(self) -> Path:
+        return self.home / "api-token"
+
+    @property
+    def secrets_dir(self) -> Path:
+        return self.home / "secrets"
+
+    @property
+    def read_models_file(self) -> Path:
+        return self.home / "read-models.sqlite"
+
+    @classmethod
+    def from_env(cls, env: dict | None = None, **overrides) -> Settings:
+        env = dict(os.environ if env is None else env)
+        home = Path(env.get("REDIS_ADDONS_HOME", "var")).resolve()
+        hosts_file = Path(env.get("REDIS_ADDONS_HOSTS", home / "hosts.json"))
+        values = dict(
+            home=home,
+            hosts=load_hosts(hosts_file),
+            api_host=env.get("REDIS_ADDONS_API_HOST", "127.0.0.1"),
+            api_port=int(env.get("REDIS_ADDONS_API_PORT", "8470")),
+            store_env=store_env(env, home),
+            crash_at=env.get("REDIS_ADDONS_CRASH_AT") or None,
+            step_deadline_s=float(env.get("REDIS_ADDONS_STEP_DEADLINE", "60")),
+        )
+        values.update(overrides)
+        return cls(**values)
+
+
+def store_env(env: dict, home: Path) -> dict:
+    """SQLite file under the data directory by default; PostgreSQL when configured."""
+    if env.get("REDIS_ADDONS_POSTGRES_DBNAME"):
+        keys = ("DBNAME", "HOST", "PORT", "USER", "PASSWORD")
+        config = {f"POSTGRES_{k}": env[f"REDIS_ADDONS_POSTGRES_{k}"] for k in keys if f"REDIS_ADDONS_POSTGRES_{k}" in env}
+        return {"PERSISTENCE_MODULE": "eventsourcing.postgres", **config}
+    return {
+        "PERSISTENCE_MODULE": "eventsourcing.sqlite",
+        "SQLITE_DBNAME": str(home / "events.sqlite"),
+        "SQLITE_LOCK_TIMEOUT": "10",
+    }
+
+
+def load_hosts(path: Path) -> tuple[DockerHost, ...]:
+    try:
+        data = json.loads(Path(path).read_text())
+    except FileNotFoundError:
+        raise SettingsError(f"no hosts file at {path}: run `make setup`, or point REDIS_ADDONS_HOSTS at one") from None
+    except json.JSONDecodeError as e:
+        raise SettingsError(f"hosts file {path} is not valid JSON: {e}") from None
+    try:
+        return tuple(
+            DockerHost(h["name"], h["docker_url"], h["bind"], h["ports"][0], h["ports"][1], h["memory_mib"])
+            for h in data["hosts"]
+        )
+    except (KeyError, IndexError, TypeError) as e:
+        raise SettingsError(f"hosts file {path}: each host needs name, docker_url, bind, ports [first, last] and memory_mib ({e!r} missing)") from None

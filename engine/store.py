@@ -1,0 +1,92 @@
+"""The event store, reached through one small async facade.
+
+eventsourcing 9.5 is synchronous, so every call runs on one worker thread: the event
+loop never waits on disk, and the store sees one caller at a time.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from uuid import UUID
+
+from eventsourcing.application import AggregateNotFoundError, Application
+from eventsourcing.persistence import IntegrityError
+
+__all__ = ["EventLog", "Ledger", "AggregateNotFoundError", "IntegrityError"]
+
+
+class Ledger(Application):
+    """The one eventsourcing application holding every aggregate of an installation."""
+
+    name = "RedisAddons"
+    log_section_size = 1000
+
+
+class EventLog:
+    def __init__(self, env: dict):
+        self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="event-store")
+        self._env = env
+        self._app: Ledger | None = None
+        self._waiters: set[asyncio.Event] = set()
+        self._listeners: list[Callable] = []
+
+    async def open(self) -> None:
+        self._app = await self._run(Ledger, self._env)
+
+    async def close(self) -> None:
+        if self._app is not None:
+            await self._run(self._app.close)
+        self._pool.shutdown(wait=True)
+
+    async def _run(self, fn, *args):
+        return await asyncio.get_running_loop().run_in_executor(self._pool, fn, *args)
+
+    def on_saved(self, listener: Callable) -> None:
+        """Call `listener(domain_event)` for every event this process saves."""
+        self._listeners.append(listener)
+
+    async def get(self, aggregate_id: UUID):
+        return await self._run(self._app.repository.get, aggregate_id)
+
+    async def exists(self, aggregate_id: UUID) -> bool:
+        return await self._run(self._app.repository.__contains__, aggregate_id)
+
+    async def save(self, *aggregates) -> list:
+        """Save atomically; a stale aggregate raises IntegrityError (reload and decide again)."""
+        recordings = await self._run(self._app.save, *aggregates)
+        for recording in recordings:
+            for listener in self._listeners:
+                listener(recording.domain_event)
+        for waiter in self._waiters:
+            waiter.set()
+        return recordings
+
+    async def select(self, after: int, limit: int = 500) -> list[tuple[int, object]]:
+        """Notifications after position `after`, decoded into domain events."""
+
+        def select():
+            notifications = self._app.notification_log.select(after + 1, min(limit, Ledger.log_section_size))
+            return [(n.id, self._app.mapper.to_domain_event(n)) for n in notifications]
+
+        return await self._run(select)
+
+    async def select_raw(self, after: int, limit: int = 500):
+        return await self._run(
+            lambda: list(self._app.notification_log.select(after + 1, min(limit, Ledger.log_section_size)))
+        )
+
+    async def max_position(self) -> int:
+        return await self._run(lambda: self._app.recorder.max_notification_id() or 0)
+
+    async def wait_for_save(self, timeout: float) -> None:
+        """Sleep until something is saved or `timeout` passes (followers poll with this)."""
+        waiter = asyncio.Event()
+        self._waiters.add(waiter)
+        try:
+            await asyncio.wait_for(waiter.wait(), timeout)
+        except asyncio.TimeoutError:
+            pass
+        finally:
+            self._waiters.discard(waiter)

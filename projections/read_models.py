@@ -1,0 +1,106 @@
+"""The read models the CLI, API and dashboard show, in one SQLite file.
+
+Each event is applied in the same transaction that moves the tracking position, so an
+event is applied exactly once, and a restarted process resumes where it stopped.
+Only event data is used (never the clock), so a replay rebuilds the same rows.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import threading
+from pathlib import Path
+
+from projections import addons, operations
+
+SCHEMA = addons.SCHEMA + operations.SCHEMA + """
+CREATE TABLE IF NOT EXISTS tracking (name TEXT PRIMARY KEY, position INTEGER NOT NULL);
+"""
+
+TRACKER = "redis-addons-read-models"
+HANDLERS = (addons.apply, operations.apply)
+
+
+class ReadModels:
+    def __init__(self, path: Path | str = ":memory:"):
+        self._db = sqlite3.connect(str(path), check_same_thread=False, isolation_level=None)
+        self._db.row_factory = sqlite3.Row
+        self._lock = threading.Lock()
+        with self._lock:
+            self._db.execute("PRAGMA journal_mode=WAL")
+            self._db.executescript(SCHEMA)
+
+    def position(self) -> int:
+        with self._lock:
+            row = self._db.execute("SELECT position FROM tracking WHERE name = ?", (TRACKER,)).fetchone()
+        return row[0] if row else 0
+
+    def process(self, notification_id: int, event) -> None:
+        with self._lock:
+            db = self._db
+            db.execute("BEGIN IMMEDIATE")
+            try:
+                row = db.execute("SELECT position FROM tracking WHERE name = ?", (TRACKER,)).fetchone()
+                if row and row[0] >= notification_id:
+                    db.execute("ROLLBACK")
+                    return
+                for handler in HANDLERS:
+                    handler(db, event)
+                db.execute(
+                    "INSERT INTO tracking (name, position) VALUES (?, ?) "
+                    "ON CONFLICT (name) DO UPDATE SET position = excluded.position",
+                    (TRACKER, notification_id),
+                )
+                db.execute("COMMIT")
+            except BaseException:
+                db.execute("ROLLBACK")
+                raise
+
+    def _rows(self, sql: str, *args) -> list[dict]:
+        with self._lock:
+            return [dict(r) for r in self._db.execute(sql, args).fetchall()]
+
+    def addons(self, app: str | None = None) -> list[dict]:
+        if app is None:
+            return self._rows("SELECT * FROM addons ORDER BY created_at, name")
+        return self._rows("SELECT * FROM addons WHERE app = ? ORDER BY created_at, name", app)
+
+    def addon(self, name: str) -> dict | None:
+        rows = self._rows("SELECT * FROM addons WHERE name = ?", name)
+        return rows[0] if rows else None
+
+    def apps(self) -> list[str]:
+        return [r["app"] for r in self._rows("SELECT DISTINCT app FROM addons ORDER BY app")]
+
+    def environment(self, app: str) -> list[dict]:
+        rows = self._rows("SELECT * FROM environment WHERE app = ? ORDER BY published_at", app)
+        for row in rows:
+            row["tls"] = bool(row["tls"])
+        return rows
+
+    def operations(self, addon: str | None = None) -> list[dict]:
+        where, args = ("WHERE addon = ?", (addon,)) if addon else ("", ())
+        result = self._rows(f"SELECT * FROM operations {where} ORDER BY started_at, id", *args)
+        for op in result:
+            op["steps"] = self._rows(
+                "SELECT name, status, attempts, detail, started_at, ended_at FROM operation_steps "
+                "WHERE operation_id = ? ORDER BY position", op["id"]
+            )
+        return result
+
+    def snapshot(self) -> dict:
+        """Every table's rows and the position they reflect, read in one transaction."""
+        with self._lock:
+            self._db.execute("BEGIN")
+            try:
+                tables = [r[0] for r in self._db.execute(
+                    "SELECT name FROM sqlite_master WHERE type = 'table' AND name != 'tracking' ORDER BY name")]
+                result = {t: sorted(tuple(r) for r in self._db.execute(f"SELECT * FROM {t}")) for t in tables}
+                row = self._db.execute("SELECT position FROM tracking WHERE name = ?", (TRACKER,)).fetchone()
+            finally:
+                self._db.execute("COMMIT")
+        return {"position": row[0] if row else 0, "tables": result}
+
+    def close(self) -> None:
+        with self._lock:
+            self._db.close()
