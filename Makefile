@@ -1,0 +1,47 @@
+SHELL := /bin/bash
+.SHELLFLAGS := -euo pipefail -c
+
+# Data directory of the control plane (hosts.json, build cache); git-ignored.
+export REDIS_ADDONS_HOME ?= $(CURDIR)/var
+
+VENV := .venv
+PY   := $(VENV)/bin/python
+
+.PHONY: setup run test bench demo smoke engines-status stop-engines clean
+
+## setup: Debian packages, .venv, engines host-a/host-b, var/hosts.json, engine images (idempotent)
+setup:
+	@scripts/setup.sh
+
+## run: start the control plane
+run: setup
+	$(VENV)/bin/redis-addons serve
+
+## test: the test suite (pytest's own exit code, including 5 = no tests collected)
+test: setup
+	$(VENV)/bin/pytest -q
+
+## bench: every bench/*.py
+bench: setup
+	@shopt -s nullglob; files=(bench/*.py); \
+	if [ $${#files[@]} -eq 0 ]; then echo "no bench/*.py"; exit 0; fi; \
+	for f in "$${files[@]}"; do echo "== $$f"; $(PY) "$$f"; done
+
+## demo: examples/embedded.py
+demo: setup
+	$(PY) examples/embedded.py
+
+## smoke: run every image on every engine (PING on loopback, --memory in the cgroup)
+smoke: setup
+	@python3 scripts/build-images.py --smoke-all
+
+engines-status:
+	@scripts/engines.sh status
+
+## stop-engines: stop the two dockerd we started (by their pid files)
+stop-engines:
+	@scripts/engines.sh stop
+
+## clean: remove containers labelled redis-addons.addon (and smoke-test leftovers) on both engines
+clean:
+	@scripts/clean-containers.sh

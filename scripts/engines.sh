@@ -1,0 +1,198 @@
+#!/usr/bin/env bash
+# Local Docker engines host-a and host-b: start | stop | status
+#
+# Each engine is a dockerd from Debian's docker.io with its own socket, data
+# root, exec root and pid file. dockerd starts its own containerd, whose state
+# lives under the exec root (<exec-root>/containerd/containerd.sock), so the two
+# never share a containerd. No bridge, no iptables: containers use host
+# networking on loopback only.
+#
+# When REDIS_ADDONS_ENGINES=external (or auto-detected: an engine we did not
+# start answers on /var/run/docker.sock), nothing is started or stopped here.
+set -euo pipefail
+. "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+
+STORAGE_DRIVER="${REDIS_ADDONS_STORAGE_DRIVER:-vfs}"
+TIMEOUT="${REDIS_ADDONS_ENGINE_TIMEOUT:-90}"
+
+dockerd_bin() {
+  local b
+  for b in /usr/sbin/dockerd /usr/bin/dockerd; do
+    [ -x "$b" ] && { echo "$b"; return; }
+  done
+  command -v dockerd || die "dockerd not found (is docker.io installed? run scripts/install-packages.sh)"
+}
+
+# A pid file is "ours and live" when its process is a dockerd serving our socket.
+live_engine_pid() {
+  local name="$1" pf pid
+  pf="$(engine_pidfile "$name")"
+  [ -f "$pf" ] || return 1
+  pid="$(cat "$pf" 2>/dev/null || true)"
+  pid_cmdline_has "$pid" "$(engine_sock "$name")" || return 1
+  echo "$pid"
+}
+
+live_containerd_pid() {
+  local name="$1" pf pid
+  pf="$(engine_execroot "$name")/containerd/containerd.pid"
+  [ -f "$pf" ] || return 1
+  pid="$(cat "$pf" 2>/dev/null || true)"
+  pid_cmdline_has "$pid" "$(engine_execroot "$name")/containerd/containerd.toml" || return 1
+  echo "$pid"
+}
+
+check_cgroups() {
+  # Memory limits need the memory controller: cgroup v1 "memory" hierarchy or cgroup v2 with "memory".
+  if [ -f /sys/fs/cgroup/cgroup.controllers ]; then
+    grep -qw memory /sys/fs/cgroup/cgroup.controllers \
+      || warn "cgroup v2 without the memory controller: docker run --memory will not be enforced"
+    return
+  fi
+  if [ -d /sys/fs/cgroup/memory ] && [ -f /sys/fs/cgroup/memory/memory.limit_in_bytes ]; then
+    return
+  fi
+  if ! mountpoint -q /sys/fs/cgroup 2>/dev/null; then
+    log "no cgroup filesystem mounted; mounting cgroup2 on /sys/fs/cgroup"
+    mount -t cgroup2 none /sys/fs/cgroup || warn "could not mount cgroup2"
+    return
+  fi
+  warn "no cgroup memory controller found under /sys/fs/cgroup: docker run --memory will not be enforced"
+}
+
+start_one() {
+  local name="$1" sock pf execroot dataroot logf pid cpid start_ts
+  sock="$(engine_sock "$name")"
+  pf="$(engine_pidfile "$name")"
+  execroot="$(engine_execroot "$name")"
+  dataroot="$(engine_dataroot "$name")"
+  logf="$(engine_log "$name")"
+
+  if docker_ping "$sock"; then
+    return 0
+  fi
+
+  if pid="$(live_engine_pid "$name")"; then
+    log "$name: dockerd (pid $pid) is running but not answering yet; waiting"
+  else
+    if [ -f "$pf" ]; then
+      log "$name: removing stale pid file $pf (no live dockerd)"
+      rm -f "$pf"
+    fi
+    # A containerd pid file left by a killed engine whose pid now belongs to
+    # another process would make dockerd skip starting its containerd.
+    local cpf="$execroot/containerd/containerd.pid"
+    if [ -f "$cpf" ] && ! live_containerd_pid "$name" >/dev/null; then
+      log "$name: removing stale containerd pid file $cpf"
+      rm -f "$cpf"
+    fi
+    mkdir -p "$RUN_BASE/$name" "$execroot" "$dataroot" "$LOG_BASE"
+    if [ -f "$logf" ] && [ "$(stat -c %s "$logf")" -gt $((20 * 1024 * 1024)) ]; then
+      mv -f "$logf" "$logf.1"
+    fi
+    printf '\n===== %s starting %s =====\n' "$(date -u +%FT%TZ)" "$name" >> "$logf"
+    log "$name: starting dockerd ($STORAGE_DRIVER, socket $sock, log $logf)"
+    (
+      cd /
+      exec setsid nohup "$(dockerd_bin)" \
+        -H "unix://$sock" \
+        --data-root "$dataroot" \
+        --exec-root "$execroot" \
+        --pidfile "$pf" \
+        --storage-driver="$STORAGE_DRIVER" \
+        --exec-opt native.cgroupdriver=cgroupfs \
+        --cgroup-parent "/redis-addons/$name" \
+        --bridge=none --iptables=false --ip6tables=false --ip-forward=false --ip-masq=false \
+        --userland-proxy=false \
+        --log-level=warn \
+        >> "$logf" 2>&1 < /dev/null
+    ) &
+    disown || true
+  fi
+
+  start_ts=$SECONDS
+  while ! docker_ping "$sock"; do
+    if (( SECONDS - start_ts >= TIMEOUT )); then
+      printf '[setup] ERROR: %s: dockerd did not answer on %s within %ss. Last lines of %s:\n' \
+        "$name" "$sock" "$TIMEOUT" "$logf" >&2
+      tail -n 40 "$logf" >&2 || true
+      exit 1
+    fi
+    if ! live_engine_pid "$name" >/dev/null && (( SECONDS - start_ts >= 3 )) && ! pgrep_child "$name"; then
+      printf '[setup] ERROR: %s: dockerd exited during start-up. Last lines of %s:\n' "$name" "$logf" >&2
+      tail -n 40 "$logf" >&2 || true
+      exit 1
+    fi
+    sleep 0.2
+  done
+  pid="$(live_engine_pid "$name" || echo '?')"
+  cpid="$(live_containerd_pid "$name" || echo '?')"
+  log "$name: up after $((SECONDS - start_ts))s (dockerd pid $pid, containerd pid $cpid)"
+}
+
+# The dockerd may not have written its pid file yet in the first moments:
+# look for a process whose command line names our socket.
+pgrep_child() {
+  local sock p
+  sock="$(engine_sock "$1")"
+  for p in /proc/[0-9]*; do
+    pid_cmdline_has "${p#/proc/}" "unix://$sock" && return 0
+  done
+  return 1
+}
+
+stop_one() {
+  local name="$1" pid cpid
+  if pid="$(live_engine_pid "$name")"; then
+    log "$name: stopping dockerd (pid $pid)"
+    kill -TERM "$pid"
+    for _ in $(seq 1 150); do pid_alive "$pid" || break; sleep 0.2; done
+    if pid_alive "$pid"; then
+      warn "$name: dockerd (pid $pid) still running after 30s; sending SIGKILL"
+      kill -KILL "$pid" 2>/dev/null || true
+    fi
+  else
+    log "$name: no live dockerd of ours"
+    rm -f "$(engine_pidfile "$name")"
+  fi
+  if cpid="$(live_containerd_pid "$name")"; then
+    log "$name: stopping leftover containerd (pid $cpid)"
+    kill -TERM "$cpid" 2>/dev/null || true
+    for _ in $(seq 1 50); do pid_alive "$cpid" || break; sleep 0.2; done
+  fi
+}
+
+status_one() {
+  local name="$1" pid
+  if docker_ping "$(engine_sock "$name")"; then
+    pid="$(live_engine_pid "$name" || echo '?')"
+    echo "$name: up ($(engine_url "$name"), dockerd pid $pid)"
+  else
+    echo "$name: down"
+  fi
+}
+
+cmd="${1:-start}"
+mode="$(engines_mode)"
+if [ "$mode" = external ]; then
+  case "$cmd" in
+    start|status) log "using the existing Docker engine at $EXTERNAL_SOCK for ${ENGINE_NAMES[*]}" ;;
+    stop) log "engines are external ($EXTERNAL_SOCK); not stopping anything" ;;
+  esac
+  exit 0
+fi
+
+case "$cmd" in
+  start)
+    [ "$(id -u)" = 0 ] || die "starting dockerd needs root"
+    check_cgroups
+    for n in "${ENGINE_NAMES[@]}"; do start_one "$n"; done
+    ;;
+  stop)
+    for n in "${ENGINE_NAMES[@]}"; do stop_one "$n"; done
+    ;;
+  status)
+    for n in "${ENGINE_NAMES[@]}"; do status_one "$n"; done
+    ;;
+  *) die "usage: $0 start|stop|status" ;;
+esac

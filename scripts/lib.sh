@@ -1,0 +1,110 @@
+# shellcheck shell=bash
+# Common settings and helpers for the setup scripts. Source it, don't run it.
+#
+# Environment knobs (all optional):
+#   REDIS_ADDONS_HOME        data directory (default: <repo>/var; relative = relative to the repo)
+#   REDIS_ADDONS_ENGINES     "local"    = start our own two dockerd (host-a, host-b)
+#                            "external" = use the engine at /var/run/docker.sock for both hosts
+#                            unset      = external if /var/run/docker.sock answers and is not
+#                                         Debian's docker.io service we installed ourselves
+#   REDIS_ADDONS_STORAGE_DRIVER  dockerd storage driver (default: vfs)
+#   REDIS_ADDONS_ENGINE_TIMEOUT  seconds to wait for a dockerd to answer (default: 90)
+
+REPO_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+
+_home="${REDIS_ADDONS_HOME:-var}"
+case "$_home" in
+  /*) ADDONS_HOME="$_home" ;;
+  *)  ADDONS_HOME="$REPO_ROOT/$_home" ;;
+esac
+unset _home
+export REDIS_ADDONS_HOME="$ADDONS_HOME"
+
+ENGINE_NAMES=(host-a host-b)
+RUN_BASE=/run/redis-addons
+DATA_BASE=/var/lib/redis-addons
+LOG_BASE=/var/log/redis-addons
+EXTERNAL_SOCK=/var/run/docker.sock
+# Written when *we* installed Debian's docker.io: its own docker.service then
+# does not count as "a developer's engine".
+DOCKER_IO_MARKER="$DATA_BASE/.docker-io-installed-by-redis-addons"
+
+log()  { printf '[setup] %s\n' "$*" >&2; }
+warn() { printf '[setup] WARNING: %s\n' "$*" >&2; }
+die()  { printf '[setup] ERROR: %s\n' "$*" >&2; exit 1; }
+
+engine_sock()    { echo "$RUN_BASE/$1/docker.sock"; }
+engine_url()     { echo "unix://$RUN_BASE/$1/docker.sock"; }
+engine_pidfile() { echo "$RUN_BASE/$1/docker.pid"; }
+engine_execroot(){ echo "$RUN_BASE/$1/exec"; }
+engine_dataroot(){ echo "$DATA_BASE/$1"; }
+engine_log()     { echo "$LOG_BASE/$1.log"; }
+
+# docker_ping SOCKET_PATH -> 0 if a Docker engine answers GET /_ping on it.
+# Pure python3, so it works before the docker CLI is installed.
+docker_ping() {
+  [ -S "$1" ] || return 1
+  command -v python3 >/dev/null || return 1
+  python3 - "$1" <<'EOF' 2>/dev/null
+import socket, sys
+s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+s.settimeout(3)
+try:
+    s.connect(sys.argv[1])
+    s.sendall(b"GET /_ping HTTP/1.0\r\nHost: docker\r\n\r\n")
+    data = b""
+    while True:
+        chunk = s.recv(4096)
+        if not chunk:
+            break
+        data += chunk
+except OSError:
+    sys.exit(1)
+status = data.split(b"\r\n", 1)[0].split()
+sys.exit(0 if len(status) >= 2 and status[1] == b"200" else 1)
+EOF
+}
+
+# engines_mode -> prints "local" or "external"
+engines_mode() {
+  case "${REDIS_ADDONS_ENGINES:-}" in
+    local|external) echo "$REDIS_ADDONS_ENGINES"; return ;;
+    "") ;;
+    *) die "REDIS_ADDONS_ENGINES must be 'local' or 'external', not '$REDIS_ADDONS_ENGINES'" ;;
+  esac
+  if [ ! -e "$DOCKER_IO_MARKER" ] && docker_ping "$EXTERNAL_SOCK"; then
+    echo external
+  else
+    echo local
+  fi
+}
+
+# engine_urls -> one "name url" line per host, for the current mode
+engine_urls() {
+  local mode name
+  mode="$(engines_mode)"
+  for name in "${ENGINE_NAMES[@]}"; do
+    if [ "$mode" = external ]; then
+      echo "$name unix://$EXTERNAL_SOCK"
+    else
+      echo "$name $(engine_url "$name")"
+    fi
+  done
+}
+
+# pid_cmdline_has PID STRING -> 0 if process PID is alive and its command line contains STRING
+pid_cmdline_has() {
+  local pid="$1" needle="$2"
+  [[ "$pid" =~ ^[0-9]+$ ]] || return 1
+  [ -r "/proc/$pid/cmdline" ] || return 1
+  tr '\0' ' ' < "/proc/$pid/cmdline" 2>/dev/null | grep -qF -- "$needle"
+}
+
+# pid_alive PID -> 0 if PID exists and is not a zombie (PID 1 may not reap
+# orphans here, so a killed daemon can linger as a zombie; kill -0 succeeds on it).
+pid_alive() {
+  local pid="$1" state
+  [[ "$pid" =~ ^[0-9]+$ ]] || return 1
+  state="$(awk '{print $3}' "/proc/$pid/stat" 2>/dev/null)" || return 1
+  [ -n "$state" ] && [ "$state" != Z ] && [ "$state" != X ]
+}

@@ -1,0 +1,20 @@
+#!/usr/bin/env bash
+# Everything `make setup` does, in order; each step is idempotent and fast when
+# there is nothing to do.
+#   1. Debian packages           scripts/install-packages.sh
+#   2. .venv with the project    scripts/setup-venv.sh
+#   3. engines host-a, host-b    scripts/engines.sh start
+#   4. $REDIS_ADDONS_HOME/hosts.json   scripts/write-hosts.sh
+#   5. engine images             scripts/build-images.py
+set -euo pipefail
+here="$(dirname "${BASH_SOURCE[0]}")"
+. "$here/lib.sh"
+cd "$REPO_ROOT"
+
+t0=$SECONDS
+"$here/install-packages.sh"
+"$here/setup-venv.sh"
+"$here/engines.sh" start
+"$here/write-hosts.sh"
+python3 "$here/build-images.py"
+log "ready in $((SECONDS - t0))s: $(engines_mode) engines, hosts in $ADDONS_HOME/hosts.json"

@@ -1,0 +1,22 @@
+#!/usr/bin/env bash
+# Write $REDIS_ADDONS_HOME/hosts.json (derived: rewritten on every setup).
+set -euo pipefail
+. "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+
+mkdir -p "$ADDONS_HOME"
+engine_urls | python3 -c '
+import json, os, sys
+spec = {"host-a": ("127.0.1.1", [30000, 30999]), "host-b": ("127.0.2.1", [31000, 31999])}
+hosts = []
+for line in sys.stdin:
+    name, url = line.split()
+    bind, ports = spec[name]
+    hosts.append({"name": name, "docker_url": url, "bind": bind, "ports": ports, "memory_mib": 16384})
+text = "{\"hosts\": [\n" + ",\n".join("  " + json.dumps(h) for h in hosts) + "\n]}\n"
+json.loads(text)  # sanity
+out = sys.argv[1]
+tmp = out + ".tmp"
+with open(tmp, "w") as f:
+    f.write(text)
+os.replace(tmp, out)
+' "$ADDONS_HOME/hosts.json"
