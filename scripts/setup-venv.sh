@@ -19,5 +19,7 @@ if [ ! -x "$venv/bin/python" ] || ! "$venv/bin/python" -c 'import sys' >/dev/nul
   if [ -e "$venv" ]; then python3 -m venv --clear "$venv"; else python3 -m venv "$venv"; fi
 fi
 log "installing the project into $venv (pip install -e '.[test]')"
-"$venv/bin/pip" install -q -e '.[test]'
+# (this machine's pip config names local indexes that may not exist: drop those warnings)
+"$venv/bin/pip" install -q -e '.[test]' \
+  2> >(grep -v 'is ignored: it is neither a file nor a directory' >&2)
 touch "$stamp"
