@@ -33,7 +33,10 @@ class Operation(Aggregate):
 
     @property
     def next_step(self) -> str | None:
-        """The step to run now: the first one not yet succeeded (a started one resumes)."""
+        """The step to run now: the first one not yet succeeded (a started one resumes).
+        None once a step has failed: then only compensation remains."""
+        if self.failed_step:
+            return None
         for step in self.steps:
             if step["status"] in ("pending", "running"):
                 return step["name"]

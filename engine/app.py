@@ -59,7 +59,11 @@ class Engine:
     # -- life cycle -------------------------------------------------------
 
     async def start(self) -> None:
-        await self.runtime.check()
+        try:
+            await self.runtime.check()
+        except Exception:
+            await self.runtime.close()
+            raise
         await self.events.open()
         await self._load_inventory()
         await self.follower.catch_up()

@@ -67,9 +67,19 @@ class Coordinator:
 
     async def _drive(self, operation_id: UUID) -> None:
         operation = await self._events.get(operation_id)
-        saga = self._sagas[operation.kind]
         bound = log.bind(operation_id=str(operation_id), addon=operation.addon, kind=operation.kind)
+        try:
+            await self._run_steps(operation, self._sagas[operation.kind], bound)
+        except asyncio.CancelledError:
+            raise
+        except Exception as error:  # the operation stays unfinished and resumes at the next start
+            bound.error("operation interrupted; it resumes at the next start", error=describe(error))
+
+    async def _run_steps(self, operation: Operation, saga: Saga, bound) -> None:
         while not operation.is_finished:
+            if operation.failed_step:
+                await self._compensate(operation, saga, bound)
+                return
             step = operation.next_step
             operation.start_step(step)
             await self._events.save(operation)
@@ -77,18 +87,13 @@ class Coordinator:
             self._crash_point(f"{operation.kind}.{step}:before")
             try:
                 result = await self._with_retries(saga.run_step, step, operation)
-            except Exception as error:  # any failure ends the step and compensates
-                reason = describe(error)
-                bound.warning("step failed", step=step, error=reason)
-                operation = await self._events.get(operation_id)
-                operation.fail_step(step, reason)
+            except Exception as error:  # any failure ends the step, then compensation runs
+                bound.warning("step failed", step=step, error=describe(error))
+                operation = await self._events.get(operation.id)
+                operation.fail_step(step, describe(error))
                 await self._events.save(operation)
-                compensation = await self._with_retries(saga.compensate, operation, reason)
-                operation.mark_compensated(compensation.detail or "")
-                await self._events.save(operation, *compensation.changes)
-                bound.warning("operation compensated", detail=compensation.detail)
-                return
-            operation = await self._events.get(operation_id)
+                continue
+            operation = await self._events.get(operation.id)
             operation.succeed_step(step, result.detail)
             if operation.next_step is None:
                 operation.mark_succeeded()
@@ -96,6 +101,13 @@ class Coordinator:
             bound.info("step succeeded", step=step, detail=result.detail)
             self._crash_point(f"{operation.kind}.{step}:after")
         bound.info("operation finished", status=operation.status)
+
+    async def _compensate(self, operation: Operation, saga: Saga, bound) -> None:
+        compensation = await self._with_retries(saga.compensate, operation, operation.error or "")
+        operation = await self._events.get(operation.id)
+        operation.mark_compensated(compensation.detail or "")
+        await self._events.save(operation, *compensation.changes)
+        bound.warning("operation compensated", detail=compensation.detail)
 
     async def _with_retries(self, fn, *args):
         """Transient errors are retried with backoff until the step's deadline."""
