@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import structlog
+
 from adapters.docker.runtime import DockerRuntime
 from adapters.redis_admin import RedisAdmin
 from adapters.secrets_store import FileSecretStore
 from domain.catalog import PlanCatalog, VersionCatalog
 from engine.app import Engine
+from engine.logs import configure_logging
 from engine.provisioning import Provisioning, Removal
 from engine.saga import Coordinator
 from engine.settings import Settings
@@ -16,6 +19,8 @@ from projections import ReadModels
 
 def build(settings: Settings | None = None) -> Engine:
     settings = settings or Settings.from_env()
+    if not structlog.is_configured():  # an embedder's own configuration wins
+        configure_logging()
     settings.home.mkdir(parents=True, exist_ok=True)
     plans, versions = PlanCatalog.load(), VersionCatalog.load()
     events = EventLog(settings.store_env)
