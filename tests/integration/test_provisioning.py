@@ -110,3 +110,21 @@ async def test_addons_go_to_the_host_with_the_most_free_memory_on_distinct_ports
     a, b = await engine.addon(app_name, first), await engine.addon(app_name, second)
     assert a["host"] != b["host"], "the second addon should go to the host with more free memory"
     assert (a["address"], a["port"]) != (b["address"], b["port"])
+
+
+async def test_ports_stay_distinct_across_an_engine_restart(home, app_name):
+    from engine import build
+    from tests.integration.conftest import remove_everything_of, settings_for
+
+    try:
+        async with build(settings_for(home)) as engine:
+            first = await provision(engine, app_name, plan="redis-starter-256")
+            before = await engine.addon(app_name, first)
+        async with build(settings_for(home)) as engine:
+            second = await provision(engine, app_name, plan="redis-starter-256")
+            third = await provision(engine, app_name, plan="redis-starter-256")
+            placed = [await engine.addon(app_name, name) for name in (first, second, third)]
+        assert placed[0] == before
+        assert len({(p["host"], p["port"]) for p in placed}) == 3
+    finally:
+        await remove_everything_of(app_name)
