@@ -1,0 +1,66 @@
+"""Entry point of the `redis-addons` console script (argparse, verbs shaped after the reference)."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from adapters.cli import verbs
+from adapters.cli.client import Api, CliError
+
+
+def parser() -> argparse.ArgumentParser:
+    main = argparse.ArgumentParser(
+        prog="redis-addons",
+        description="Managed Redis addons for your apps. Talks to the API at $REDIS_ADDONS_API "
+        "(default: $REDIS_ADDONS_HOME/api-url, else http://127.0.0.1:8470) with $REDIS_ADDONS_TOKEN "
+        "(default: $REDIS_ADDONS_HOME/api-token; REDIS_ADDONS_HOME defaults to ./var).",
+    )
+    main.add_argument("-a", "--app", help="the app to act on")
+    main.add_argument("--addon", help="the addon to act on (an ID like my-app-3030)")
+    sub = main.add_subparsers(dest="verb", metavar="VERB", required=True)
+
+    def verb(name: str, run, help: str) -> argparse.ArgumentParser:
+        p = sub.add_parser(name, help=help, description=help)
+        # --app / --addon are also accepted after the verb; SUPPRESS keeps a value given before it
+        p.add_argument("-a", "--app", default=argparse.SUPPRESS, help=argparse.SUPPRESS)
+        p.add_argument("--addon", default=argparse.SUPPRESS, help=argparse.SUPPRESS)
+        p.set_defaults(run=run)
+        return p
+
+    verb("addons-plans", verbs.addons_plans, "list the plans of an addon provider").add_argument(
+        "provider", nargs="?", default="redis", help="addon provider (redis)")
+    p = verb("addons-add", verbs.addons_add, "provision an addon for the app and wait until it is ready")
+    p.add_argument("provider", help="addon provider (redis)")
+    p.add_argument("plan", help="plan, e.g. redis-starter-1024 (see addons-plans)")
+    p.add_argument("--version", help="engine version (default: the catalog's default)")
+    verb("addons", verbs.addons, "list the app's addons").add_argument(
+        "--all", action="store_true", help="include removed addons")
+    verb("addons-remove", verbs.addons_remove, "remove an addon (its backups are kept)").add_argument(
+        "addon_id", metavar="ID", help="addon ID, e.g. my-app-3030")
+    verb("env", verbs.env, "print the app's environment variables")
+    verb("operations", verbs.operations, "list operations with their steps and outcome (--addon ID to filter)")
+    verb("replay", verbs.replay, "rebuild the read models from the event log and check they match")
+    p = verb("serve", None, "run the engine and the HTTP API in this process")
+    p.add_argument("--host", help="address to listen on (default: settings, 127.0.0.1)")
+    p.add_argument("--port", type=int, help="port to listen on (default: settings, 8470)")
+    return main
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parser().parse_args(argv)
+    try:
+        if args.verb == "serve":
+            from adapters.cli.server import run_server  # imports the engine and Docker client only here
+
+            return run_server(args)
+        return args.run(Api.from_env(), args)
+    except CliError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,26 @@
+"""`redis-addons serve`: the engine and the API in this process, until SIGTERM or Ctrl-C."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+
+from adapters.cli.client import CliError
+from adapters.http.serve import serve
+from engine.bootstrap import build
+from engine.logs import configure_logging
+from engine.ports import EffectError
+from engine.settings import Settings, SettingsError
+
+
+def run_server(args) -> int:
+    configure_logging(os.environ.get("REDIS_ADDONS_LOG_LEVEL", "INFO"))
+    try:
+        settings = Settings.from_env()
+        engine = build(settings)
+        asyncio.run(serve(engine, args.host or settings.api_host, args.port if args.port is not None else settings.api_port))
+    except (SettingsError, EffectError) as e:
+        raise CliError(str(e)) from None
+    except OSError as e:  # typically: the port is taken
+        raise CliError(f"cannot serve the API: {e.strerror or e}") from None
+    return 0

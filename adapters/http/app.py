@@ -1,0 +1,24 @@
+"""The aiohttp application: middlewares, then the routes of each resource file."""
+
+from __future__ import annotations
+
+from aiohttp import web
+
+from adapters.http import addons, events, openapi, operations
+from adapters.http.auth import auth_middleware, ensure_token
+from adapters.http.errors import error_middleware
+from adapters.http.inputs import MAX_BODY
+from adapters.http.keys import ENGINE, STREAMS
+from engine.app import Engine
+
+
+def make_app(engine: Engine, token: str | None = None) -> web.Application:
+    """`token` defaults to the installation's (created on first use in settings.token_file)."""
+    token = token or ensure_token(engine.settings.token_file)
+    app = web.Application(middlewares=[error_middleware, auth_middleware(token)], client_max_size=MAX_BODY)
+    app[ENGINE] = engine
+    app[STREAMS] = set()
+    for module in (operations, addons, events, openapi):
+        app.router.add_routes(module.routes)
+    app.on_shutdown.append(events.close_streams)
+    return app

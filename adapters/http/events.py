@@ -1,0 +1,99 @@
+"""The event log over HTTP: JSON pages, and a Server-Sent Events stream resumable with Last-Event-ID."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+
+import structlog
+from aiohttp import web
+
+from adapters.http.errors import BadRequest
+from adapters.http.inputs import int_query
+from adapters.http.keys import ENGINE, STREAMS
+
+log = structlog.get_logger("http")
+routes = web.RouteTableDef()
+
+PAGE = 100
+MAX_PAGE = 1000
+POLL_S = 0.5
+KEEPALIVE_S = 15.0
+
+
+@routes.get("/v1/events")
+async def event_page(request: web.Request) -> web.Response:
+    after = int_query(request, "after", default=0, low=0)
+    limit = int_query(request, "limit", default=PAGE, low=1, high=MAX_PAGE)
+    events = await request.app[ENGINE].event_page(after=after, limit=limit)
+    return web.json_response({"events": events, "next": events[-1]["id"] if events else after})
+
+
+def resume_position(request: web.Request) -> int:
+    """Last-Event-ID (sent by a reconnecting EventSource) wins over ?after=."""
+    header = request.headers.get("Last-Event-ID", "").strip()
+    if header:
+        try:
+            value = int(header)
+        except ValueError:
+            raise BadRequest(f"Last-Event-ID must be an event id (an integer), got {header!r}", rule="invalid-header") from None
+        if value < 0:
+            raise BadRequest(f"Last-Event-ID must not be negative, got {value}", rule="invalid-header")
+        return value
+    return int_query(request, "after", default=0, low=0)
+
+
+def sse_frame(event: dict) -> bytes:
+    return f"id: {event['id']}\nevent: {event['type']}\ndata: {json.dumps(event, separators=(',', ':'))}\n\n".encode()
+
+
+@routes.get("/v1/events/stream")
+async def event_stream(request: web.Request) -> web.StreamResponse:
+    engine = request.app[ENGINE]
+    position = resume_position(request)
+    response = web.StreamResponse(
+        headers={"Content-Type": "text/event-stream", "Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
+    )
+    await response.prepare(request)
+    streams = request.app[STREAMS]
+    task = asyncio.current_task()
+    streams.add(task)
+    log.info("event stream opened", after=position)
+    try:
+        await response.write(b"retry: 2000\n\n")
+        loop = asyncio.get_running_loop()
+        quiet_since = loop.time()
+        while True:
+            events = await engine.event_page(after=position, limit=PAGE)
+            for event in events:
+                await response.write(sse_frame(event))
+                position = event["id"]
+            if events:
+                quiet_since = loop.time()
+                if len(events) == PAGE:
+                    continue
+            elif loop.time() - quiet_since >= KEEPALIVE_S:
+                await response.write(b": keep-alive\n\n")
+                quiet_since = loop.time()
+            await wait_for_news(engine)
+    except (ConnectionResetError, asyncio.CancelledError):
+        pass  # the client left, or the server is shutting down
+    finally:
+        streams.discard(task)
+        log.info("event stream closed", at=position)
+    return response
+
+
+async def wait_for_news(engine) -> None:
+    """Wake as soon as the engine saves something, or after POLL_S (other writers, e.g. another process)."""
+    wait_for_save = getattr(engine.events, "wait_for_save", None)
+    if wait_for_save is not None:
+        await wait_for_save(POLL_S)
+    else:
+        await asyncio.sleep(POLL_S)
+
+
+async def close_streams(app: web.Application) -> None:
+    """On shutdown, end the open streams so the server does not wait for them."""
+    for task in list(app[STREAMS]):
+        task.cancel()

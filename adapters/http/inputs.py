@@ -1,0 +1,63 @@
+"""Reading what a client sent: a JSON object body, typed fields, query parameters."""
+
+from __future__ import annotations
+
+import json
+
+from aiohttp import web
+
+from adapters.http.errors import BadRequest
+
+MAX_BODY = 64 * 1024  # the app's client_max_size
+
+
+async def json_object(request: web.Request) -> dict:
+    raw = await request.read()  # past the app's client_max_size: 413
+    if not raw.strip():
+        raise BadRequest("request body is empty: send a JSON object", rule="malformed-json")
+    try:
+        body = json.loads(raw)
+    except UnicodeDecodeError:
+        raise BadRequest("request body is not UTF-8 text", rule="malformed-json") from None
+    except json.JSONDecodeError as e:
+        raise BadRequest(f"malformed JSON body: {e.msg} at line {e.lineno} column {e.colno}", rule="malformed-json") from None
+    if not isinstance(body, dict):
+        raise BadRequest(f"the JSON body must be an object, not {type(body).__name__}", rule="malformed-json")
+    return body
+
+
+def text_field(body: dict, *names: str, required: bool = True, example: str = "") -> str | None:
+    """The first of `names` present in `body`, as a non-empty string."""
+    for name in names:
+        if name in body and body[name] is not None:
+            value = body[name]
+            if not isinstance(value, str) or not value.strip():
+                raise BadRequest(f"field {name!r} must be a non-empty string", rule="invalid-field", field=name)
+            return value.strip()
+    if required:
+        hint = f" (for example {example!r})" if example else ""
+        raise BadRequest(f"missing field {names[0]!r}{hint}", rule="missing-field", field=names[0])
+    return None
+
+
+def int_query(request: web.Request, name: str, default: int, low: int, high: int | None = None) -> int:
+    text = request.query.get(name)
+    if text is None or text == "":
+        return default
+    try:
+        value = int(text)
+    except ValueError:
+        raise BadRequest(f"query parameter {name!r} must be an integer, got {text!r}", rule="invalid-query", field=name) from None
+    if value < low or (high is not None and value > high):
+        bounds = f"between {low} and {high}" if high is not None else f"at least {low}"
+        raise BadRequest(f"query parameter {name!r} must be {bounds}, got {value}", rule="invalid-query", field=name)
+    return value
+
+
+def flag_query(request: web.Request, name: str) -> bool:
+    text = request.query.get(name, "").lower()
+    if text in ("", "0", "false", "no"):
+        return False
+    if text in ("1", "true", "yes"):
+        return True
+    raise BadRequest(f"query parameter {name!r} must be true or false, got {text!r}", rule="invalid-query", field=name)

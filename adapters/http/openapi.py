@@ -1,0 +1,153 @@
+"""The OpenAPI 3.1 document of the API, written by hand (a test checks it names every route)."""
+
+from __future__ import annotations
+
+from aiohttp import web
+
+routes = web.RouteTableDef()
+
+
+def ref(name: str) -> dict:
+    return {"$ref": f"#/components/schemas/{name}"}
+
+
+def json_body(schema: dict, description: str) -> dict:
+    return {"description": description, "content": {"application/json": {"schema": schema}}}
+
+
+def obj(**properties) -> dict:
+    return {"type": "object", "properties": properties}
+
+
+ERROR = json_body(ref("Error"), "The request was refused; `rule` names the rule, `message` says what to fix")
+ERRORS = {
+    "400": ERROR,
+    "401": json_body(ref("Error"), "Missing or invalid bearer token"),
+    "404": json_body(ref("Error"), "Unknown app, addon, operation or route"),
+}
+APP = {"name": "app", "in": "path", "required": True, "schema": {"type": "string"}, "description": "App name"}
+ADDON = {"name": "addon", "in": "path", "required": True, "schema": {"type": "string"}, "description": "Addon ID, e.g. my-app-3030"}
+WAIT = [
+    {"name": "wait", "in": "query", "schema": {"type": "boolean", "default": False},
+     "description": "Answer when the operation has finished instead of at once"},
+    {"name": "timeout", "in": "query", "schema": {"type": "integer", "minimum": 1, "maximum": 600, "default": 120},
+     "description": "With wait=true: seconds to wait at most (202 if the operation is still running then)"},
+]
+ACCEPTED = json_body(obj(addon=ref("Addon"), operation=ref("Operation")),
+                     "Requested: the operation runs in the background (also: wait=true timed out)")
+FAILED = json_body({"allOf": [ref("Error"), obj(addon=ref("Addon"), operation=ref("Operation"))]},
+                   "With wait=true: the operation failed; `error.message` holds its error (rule operation-failed)")
+
+
+def op(summary: str, responses: dict, parameters=(), body=None, public=False, tag="addons") -> dict:
+    spec = {"summary": summary, "tags": [tag], "responses": {**responses, **({} if public else ERRORS)}}
+    if parameters:
+        spec["parameters"] = list(parameters)
+    if body:
+        spec["requestBody"] = body
+    if public:
+        spec["security"] = []
+    return spec
+
+
+PATHS = {
+    "/health": {"get": op("Liveness (no token needed)", {"200": json_body(obj(status={"const": "ok"}), "Alive")}, public=True, tag="meta")},
+    "/v1/openapi.json": {"get": op("This document", {"200": json_body({"type": "object"}, "OpenAPI 3.1")}, tag="meta")},
+    "/v1/addon_providers/{provider}/plans": {"get": op(
+        "Plans of an addon provider (only `redis` here)",
+        {"200": json_body(obj(plans={"type": "array", "items": ref("Plan")}), "The plan catalog")},
+        [{"name": "provider", "in": "path", "required": True, "schema": {"const": "redis"}}])},
+    "/v1/apps/{app}/addons": {
+        "get": op("An app's addons", {"200": json_body(obj(addons={"type": "array", "items": ref("Addon")}), "Addons")}, [APP]),
+        "post": op(
+            "Provision an addon",
+            {"201": json_body(obj(addon=ref("Addon"), operation=ref("Operation")), "With wait=true: provisioned"),
+             "202": ACCEPTED, "409": ERROR, "500": FAILED, "507": json_body(ref("Error"), "No host has room for the plan")},
+            [APP, *WAIT],
+            {"required": True, "content": {"application/json": {"schema": {
+                "type": "object", "required": ["plan_id"],
+                "properties": {
+                    "addon_provider_id": {"type": "string", "const": "redis", "default": "redis"},
+                    "plan_id": {"type": "string", "examples": ["redis-starter-1024"], "description": "`plan` is accepted too"},
+                    "version": {"type": "string", "description": "Engine version; the catalog's default if absent"},
+                }}}}}),
+    },
+    "/v1/apps/{app}/addons/{addon}": {
+        "get": op("One addon", {"200": json_body(obj(addon=ref("Addon")), "The addon")}, [APP, ADDON]),
+        "delete": op("Remove an addon (its backups are kept)",
+                     {"200": json_body(obj(addon=ref("Addon"), operation=ref("Operation")), "With wait=true: removed"),
+                      "202": ACCEPTED, "409": json_body(ref("Error"), "Busy with another operation, or already removed"),
+                      "500": FAILED},
+                     [APP, ADDON, *WAIT]),
+    },
+    "/v1/apps/{app}/variables": {"get": op(
+        "The app's environment variables (REDIS_URL, SCALINGO_REDIS_URL): the only payload holding a secret",
+        {"200": json_body(obj(variables={"type": "array", "items": obj(name={"type": "string"}, value={"type": "string"})}), "Variables")},
+        [APP])},
+    "/v1/operations": {"get": op(
+        "Operations (sagas), with their steps",
+        {"200": json_body(obj(operations={"type": "array", "items": ref("Operation")}), "Operations")},
+        [{"name": "addon", "in": "query", "schema": {"type": "string"}, "description": "Only this addon's"}], tag="operations")},
+    "/v1/operations/{operation_id}": {"get": op(
+        "One operation", {"200": json_body(obj(operation=ref("Operation")), "The operation")},
+        [{"name": "operation_id", "in": "path", "required": True, "schema": {"type": "string", "format": "uuid"}}], tag="operations")},
+    "/v1/events": {"get": op(
+        "A page of the event log",
+        {"200": json_body(obj(events={"type": "array", "items": ref("Event")},
+                              next={"type": "integer", "description": "Pass as `after` for the next page"}), "Events")},
+        [{"name": "after", "in": "query", "schema": {"type": "integer", "minimum": 0, "default": 0}},
+         {"name": "limit", "in": "query", "schema": {"type": "integer", "minimum": 1, "maximum": 1000, "default": 100}}], tag="events")},
+    "/v1/events/stream": {"get": op(
+        "The event log as Server-Sent Events (`id`, `event` = type, `data` = the Event as JSON); "
+        "a `: keep-alive` comment every 15 s when idle",
+        {"200": {"description": "An endless text/event-stream", "content": {"text/event-stream": {"schema": {"type": "string"}}}}},
+        [{"name": "Last-Event-ID", "in": "header", "schema": {"type": "integer"}, "description": "Resume after this event (wins over `after`)"},
+         {"name": "after", "in": "query", "schema": {"type": "integer", "minimum": 0, "default": 0}}], tag="events")},
+    "/v1/admin/replay": {"post": op(
+        "Rebuild every read model from the log and compare with the live ones",
+        {"200": json_body(ref("Replay"), "Comparison")}, tag="admin")},
+}
+
+SCHEMAS = {
+    "Error": {"type": "object", "required": ["error"], "properties": {"error": {
+        "type": "object", "required": ["rule", "message"],
+        "properties": {"rule": {"type": "string"}, "message": {"type": "string"},
+                       "field": {"type": "string", "description": "The offending field, for 400s about one"}}}}},
+    "Plan": obj(id={"type": "string"}, memory_mib={"type": "integer"}, data_nodes={"type": "integer"},
+                backups={"type": "boolean"}, available={"type": "boolean"}),
+    "Addon": {**obj(
+        name={"type": "string", "description": "The addon ID, e.g. my-app-3030"}, app={"type": "string"},
+        provider={"type": "string"}, plan={"type": "string"}, version={"type": "string"},
+        status={"type": "string", "examples": ["provisioning", "running", "removing", "removed", "failed"]},
+        host={"type": "string"}, address={"type": "string"}, port={"type": "integer"},
+        operation_id={"type": ["string", "null"]}, failure={"type": ["string", "null"]}),
+        "additionalProperties": True},
+    "Step": obj(name={"type": "string"}, status={"enum": ["pending", "running", "succeeded", "failed", "skipped"]},
+                attempts={"type": "integer"}, detail={"type": ["string", "null"]}),
+    "Operation": {**obj(id={"type": "string", "format": "uuid"}, kind={"type": "string", "examples": ["provision", "remove"]},
+                        addon={"type": "string"}, app={"type": "string"},
+                        status={"enum": ["running", "succeeded", "failed"]}, error={"type": ["string", "null"]},
+                        steps={"type": "array", "items": ref("Step")}),
+                  "additionalProperties": True},
+    "Event": obj(id={"type": "integer", "description": "Position in the log"}, type={"type": "string"},
+                 aggregate_id={"type": "string"}, version={"type": "integer"},
+                 timestamp={"type": "string", "format": "date-time"}, data={"type": "object"}),
+    "Replay": obj(position={"type": "integer"}, matches={"type": "boolean"},
+                  differences={"type": "array", "items": {"type": "string"}},
+                  rows={"type": "object", "additionalProperties": {"type": "integer"}}),
+}
+
+DOCUMENT = {
+    "openapi": "3.1.0",
+    "info": {"title": "redis-addons", "version": "0.1.0",
+             "description": "Managed Redis databases as addons, on local Docker engines (shaped after Scalingo for Redis)."},
+    "servers": [{"url": "/"}],
+    "security": [{"bearer": []}],
+    "paths": PATHS,
+    "components": {"schemas": SCHEMAS, "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}}},
+}
+
+
+@routes.get("/v1/openapi.json")
+async def openapi(request: web.Request) -> web.Response:
+    return web.json_response(DOCUMENT)

@@ -1,0 +1,332 @@
+"""The HTTP API on a real engine (real event store, real Docker hosts answering the start-up check).
+
+Nothing here starts a container: events are seeded by saving real Operation aggregates
+through the engine's own event log, so these tests never compete for host ports.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import stat
+
+import aiohttp
+import pytest
+import structlog.contextvars
+import structlog.testing
+from aiohttp.test_utils import TestClient, TestServer
+
+from adapters.http import events as events_module
+from adapters.http.app import make_app
+from adapters.http.auth import ensure_token
+from adapters.http.openapi import DOCUMENT
+from adapters.http.serve import serve
+from domain.operation import Operation
+from engine import build
+from tests.integration.conftest import settings_for
+
+
+@pytest.fixture
+async def client(engine):
+    async with TestClient(TestServer(make_app(engine))) as test_client:
+        test_client.token = engine.settings.token_file.read_text().strip()
+        yield test_client
+
+
+def auth(client) -> dict:
+    return {"Authorization": f"Bearer {client.token}"}
+
+
+async def seed(engine, app: str, count: int) -> list[int]:
+    """Record `count` real events (Operation.Started) and return their positions."""
+    positions = []
+    for i in range(count):
+        recordings = await engine.events.save(Operation(kind="provision", addon=f"{app}-{9000 + i}", app=app))
+        positions += [r.notification.id for r in recordings]
+    return positions
+
+
+# -- auth -------------------------------------------------------------------
+
+
+async def test_health_needs_no_token(client):
+    response = await client.get("/health")
+    assert response.status == 200
+    assert await response.json() == {"status": "ok"}
+
+
+@pytest.mark.parametrize("header", [None, "Bearer wrong-token", "Basic dXNlcjpwdw==", "Bearer "])
+async def test_every_other_route_needs_the_bearer_token(client, header):
+    headers = {"Authorization": header} if header else {}
+    response = await client.get("/v1/addon_providers/redis/plans", headers=headers)
+    assert response.status == 401
+    body = await response.json()
+    assert body["error"]["rule"] == "unauthorized"
+    assert "wrong-token" not in json.dumps(body)
+
+
+async def test_the_right_token_is_accepted(client):
+    response = await client.get("/v1/addon_providers/redis/plans", headers=auth(client))
+    assert response.status == 200
+    plans = (await response.json())["plans"]
+    assert {"id": "redis-starter-1024", "memory_mib": 1024, "data_nodes": 1, "backups": True, "available": True} in plans
+
+
+async def test_the_token_file_is_created_owner_only_and_then_reused(engine, client):
+    path = engine.settings.token_file
+    assert stat.S_IMODE(os.stat(path).st_mode) == 0o600
+    assert len(client.token) >= 40
+    assert ensure_token(path) == client.token
+
+
+# -- errors -------------------------------------------------------------------
+
+
+async def test_malformed_json_is_a_400_naming_the_problem(client, app_name):
+    response = await client.post(f"/v1/apps/{app_name}/addons", data=b'{"plan_id": ', headers=auth(client))
+    assert response.status == 400
+    error = (await response.json())["error"]
+    assert error["rule"] == "malformed-json" and "malformed JSON" in error["message"]
+
+
+async def test_a_body_that_is_not_an_object_is_a_400(client, app_name):
+    response = await client.post(f"/v1/apps/{app_name}/addons", json=["redis-starter-256"], headers=auth(client))
+    assert response.status == 400
+    assert "object" in (await response.json())["error"]["message"]
+
+
+async def test_an_oversized_body_is_a_413(client, app_name):
+    response = await client.post(f"/v1/apps/{app_name}/addons", data=b"{" + b" " * 70_000 + b"}", headers=auth(client))
+    assert response.status == 413
+    assert (await response.json())["error"]["rule"] == "body-too-large"
+
+
+async def test_a_missing_plan_is_a_400_naming_the_field(client, app_name):
+    response = await client.post(f"/v1/apps/{app_name}/addons", json={"addon_provider_id": "redis"}, headers=auth(client))
+    assert response.status == 400
+    error = (await response.json())["error"]
+    assert error["rule"] == "missing-field" and error["field"] == "plan_id" and "plan_id" in error["message"]
+
+
+async def test_an_unknown_plan_is_a_400_listing_the_valid_ones(engine, client, app_name):
+    before = await engine.events.max_position()
+    response = await client.post(f"/v1/apps/{app_name}/addons", json={"plan": "redis-starter-3000"}, headers=auth(client))
+    assert response.status == 400
+    error = (await response.json())["error"]
+    assert error["rule"] == "unknown-plan"
+    assert "redis-starter-3000" in error["message"] and "redis-starter-1024" in error["message"]
+    assert await engine.events.max_position() == before
+
+
+async def test_an_unknown_app_is_a_404(client, app_name):
+    for path in (f"/v1/apps/{app_name}/addons", f"/v1/apps/{app_name}/variables", f"/v1/apps/{app_name}/addons/{app_name}-1234"):
+        response = await client.get(path, headers=auth(client))
+        assert response.status == 404, path
+        error = (await response.json())["error"]
+        assert error["rule"] == "unknown-app" and app_name in error["message"]
+
+
+async def test_an_invalid_app_name_is_a_400(client):
+    response = await client.get("/v1/apps/Not_An_App/addons", headers=auth(client))
+    assert response.status == 400
+    assert (await response.json())["error"]["rule"] == "invalid-name"
+
+
+async def test_unknown_routes_methods_and_operations_answer_json(client):
+    cases = [("GET", "/v1/nowhere", 404, "not-found"), ("PUT", "/v1/events", 405, "method-not-allowed"),
+             ("GET", "/v1/operations/not-a-uuid", 404, "unknown-operation"),
+             ("GET", "/v1/addon_providers/memcached/plans", 404, "unknown-addon")]
+    for method, path, status, rule in cases:
+        response = await client.request(method, path, headers=auth(client))
+        assert response.status == status, path
+        assert response.content_type == "application/json"
+        assert (await response.json())["error"]["rule"] == rule
+        if status == 405:
+            assert "GET" in response.headers["Allow"]
+
+
+async def test_bad_query_parameters_are_400s(client):
+    for query in ("after=-1", "after=x", "limit=0", "limit=5000"):
+        response = await client.get(f"/v1/events?{query}", headers=auth(client))
+        assert response.status == 400, query
+        assert (await response.json())["error"]["rule"] == "invalid-query"
+
+
+# -- OpenAPI ------------------------------------------------------------------
+
+
+async def test_the_openapi_document_describes_every_route_and_nothing_else(client):
+    response = await client.get("/v1/openapi.json", headers=auth(client))
+    document = await response.json()
+    assert document["openapi"].startswith("3.1")
+    served = {
+        (route.resource.canonical, route.method.lower())
+        for route in client.server.app.router.routes()
+        if route.method != "HEAD"
+    }
+    documented = {(path, method) for path, item in document["paths"].items() for method in item}
+    assert served == documented
+    assert document == DOCUMENT
+
+
+# -- events -------------------------------------------------------------------
+
+
+async def test_events_come_in_pages_resumable_with_next(engine, client, app_name):
+    positions = await seed(engine, app_name, 5)
+    start = positions[0] - 1
+    seen, after = [], start
+    while True:
+        response = await client.get(f"/v1/events?after={after}&limit=2", headers=auth(client))
+        page = await response.json()
+        if not page["events"]:
+            assert page["next"] == after
+            break
+        assert len(page["events"]) <= 2
+        seen += page["events"]
+        after = page["next"]
+        assert after == page["events"][-1]["id"]
+    assert [e["id"] for e in seen] == positions
+    assert {e["type"] for e in seen} == {"Operation.Started"}
+    assert {e["data"]["app"] for e in seen} == {app_name}
+
+
+async def read_frames(response, count: int, timeout: float = 5.0) -> list[dict]:
+    """Parse Server-Sent Events until `count` events have arrived (comments and retry lines are kept too)."""
+    frames, frame = [], {}
+
+    async def read():
+        nonlocal frame
+        while sum(1 for f in frames if "id" in f) < count:
+            line = (await response.content.readline()).decode()
+            if line in ("\n", ""):
+                if frame:
+                    frames.append(frame)
+                frame = {}
+                if line == "":
+                    return
+                continue
+            key, _, value = line.rstrip("\n").partition(":")
+            frame[key or "comment"] = value.strip()
+
+    await asyncio.wait_for(read(), timeout)
+    return frames
+
+
+async def test_the_event_stream_resumes_after_last_event_id_and_goes_on_live(engine, client, app_name):
+    positions = await seed(engine, app_name, 4)
+    headers = {**auth(client), "Last-Event-ID": str(positions[1])}
+    async with client.get("/v1/events/stream?after=0", headers=headers) as response:
+        assert response.status == 200
+        assert response.headers["Content-Type"].startswith("text/event-stream")
+        backlog = [f for f in await read_frames(response, 2) if "id" in f]
+        assert [int(f["id"]) for f in backlog] == positions[2:]
+        assert all(f["event"] == "Operation.Started" for f in backlog)
+        assert json.loads(backlog[0]["data"])["id"] == positions[2]
+
+        started = asyncio.get_running_loop().time()
+        [later] = await seed(engine, app_name, 1)
+        [live] = [f for f in await read_frames(response, 1, timeout=3) if "id" in f]
+        assert int(live["id"]) == later
+        assert asyncio.get_running_loop().time() - started < 1.5
+
+
+async def test_the_event_stream_starts_after_the_query_position_without_a_header(engine, client, app_name):
+    positions = await seed(engine, app_name, 3)
+    async with client.get(f"/v1/events/stream?after={positions[0]}", headers=auth(client)) as response:
+        frames = [f for f in await read_frames(response, 2) if "id" in f]
+    assert [int(f["id"]) for f in frames] == positions[1:]
+
+
+async def test_a_bad_last_event_id_is_a_400(client):
+    response = await client.get("/v1/events/stream", headers={**auth(client), "Last-Event-ID": "abc"})
+    assert response.status == 400
+    assert "Last-Event-ID" in (await response.json())["error"]["message"]
+
+
+async def test_an_idle_event_stream_sends_keep_alive_comments(engine, client, monkeypatch):
+    monkeypatch.setattr(events_module, "KEEPALIVE_S", 0.2)
+    after = await engine.events.max_position()
+    async with client.get(f"/v1/events/stream?after={after}", headers=auth(client)) as response:
+        line = b""
+        async with asyncio.timeout(3):
+            while not line.startswith(b":"):
+                line = await response.content.readline()
+    assert line == b": keep-alive\n"
+
+
+# -- admin --------------------------------------------------------------------
+
+
+async def test_replay_reports_that_read_models_match(engine, client, app_name):
+    await seed(engine, app_name, 2)
+    await engine.follower.wait_until(await engine.events.max_position())
+    response = await client.post("/v1/admin/replay", headers=auth(client))
+    assert response.status == 200
+    result = await response.json()
+    assert result["matches"] is True and result["differences"] == []
+    assert result["rows"]["operations"] >= 2
+
+
+# -- serve ----------------------------------------------------------------------
+
+
+async def test_serve_writes_its_url_answers_and_stops_cleanly(tmp_path):
+    engine = build(settings_for(tmp_path / "served", api_port=0))
+    stop = asyncio.Event()
+    task = asyncio.create_task(serve(engine, stop=stop))
+    url_file = engine.settings.home / "api-url"
+    try:
+        async with asyncio.timeout(20):
+            while not url_file.exists():
+                await asyncio.sleep(0.05)
+        url = url_file.read_text().strip()
+        assert url.startswith("http://127.0.0.1:")
+        token = engine.settings.token_file.read_text().strip()
+        async with aiohttp.ClientSession() as session:
+            async with session.get(url + "/health") as response:
+                assert response.status == 200
+            async with session.get(url + "/v1/events", headers={"Authorization": f"Bearer {token}"}) as response:
+                assert (await response.json())["events"] == []
+            stream = await session.get(url + "/v1/events/stream", headers={"Authorization": f"Bearer {token}"})
+            stop.set()
+            async with asyncio.timeout(10):  # an open event stream does not hold the shutdown up
+                await task
+            stream.release()
+    finally:
+        stop.set()
+        await asyncio.gather(task, return_exceptions=True)
+    assert not url_file.exists()
+
+
+# -- no secret in errors or logs ------------------------------------------------------
+
+
+async def test_an_unexpected_error_is_a_500_without_traceback_or_credentials(engine):
+    async def boom(request):
+        raise RuntimeError("could not reach redis://default:s3cret-pass@127.0.1.1:30000")
+
+    app = make_app(engine)
+    app.router.add_get("/v1/boom", boom)
+    async with TestClient(TestServer(app)) as test_client:
+        token = engine.settings.token_file.read_text().strip()
+        with structlog.testing.capture_logs(processors=[structlog.contextvars.merge_contextvars]) as logs:
+            response = await test_client.get("/v1/boom", headers={"Authorization": f"Bearer {token}"})
+        body = await response.text()
+    assert response.status == 500
+    error = json.loads(body)["error"]
+    assert error["rule"] == "internal-error" and "request" in error["message"]
+    assert "s3cret" not in body and "Traceback" not in body and "RuntimeError" not in body
+    assert token not in repr(logs) and "s3cret" not in repr(logs)
+    assert any("RuntimeError" in e.get("traceback", "") for e in logs)  # the operator still gets the details
+    assert {"method": "GET", "path": "/v1/boom", "status": 500}.items() <= logs[-1].items()
+
+
+async def test_request_logs_carry_method_and_path_but_never_the_token(client):
+    with structlog.testing.capture_logs(processors=[structlog.contextvars.merge_contextvars]) as logs:
+        await client.get("/v1/operations", headers=auth(client))
+        await client.get("/v1/operations", headers={"Authorization": "Bearer guessed-token"})
+    assert [(e["method"], e["path"], e["status"]) for e in logs if e["event"] == "request"] == [
+        ("GET", "/v1/operations", 200), ("GET", "/v1/operations", 401)]
+    assert client.token not in repr(logs) and "guessed-token" not in repr(logs)
