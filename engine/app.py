@@ -101,7 +101,9 @@ class Engine:
         plan = self.plans.provisionable(plan_id)
         engine_version = self.versions.get(version) if version else self.versions.default
         async with self._placing:  # placement reads and reserves the inventory: one at a time
-            where = place(plan.memory_mib, [h.as_domain() for h in self.settings.hosts], self.inventory.tenants())
+            # Look before acting: another installation may share these hosts.
+            in_use = await self.runtime.ports_in_use()
+            where = place(plan.memory_mib, [h.as_domain() for h in self.settings.hosts], self.inventory.tenants(), in_use)
             name = self._new_addon_name(app)
             operation = Operation(kind="provision", addon=name, app=app)
             node = f"redis-addons-{name}-{operation.id.hex[:8]}"
@@ -223,6 +225,10 @@ class Engine:
     async def event_page(self, after: int = 0, limit: int = 100) -> list[dict]:
         """Events after position `after`, as JSON-ready dicts (they hold no secret)."""
         return [event_as_dict(n, e) for n, e in await self.events.select(after, limit)]
+
+    async def wait_for_events(self, timeout: float) -> None:
+        """Return when this process records an event, or after `timeout` (other writers)."""
+        await self.events.wait_for_save(timeout)
 
     async def replay(self) -> dict:
         """Rebuild every read model from the log into a fresh store and compare with the live one."""

@@ -60,6 +60,9 @@ class Runtime(Protocol):
     async def nodes(self, **labels: str) -> list[NodeState]:
         """Every container on every host carrying these labels."""
 
+    async def ports_in_use(self) -> frozenset[tuple[str, int]]:
+        """(host, port) of every node container found on the hosts, whoever made it."""
+
     async def close(self) -> None: ...
 
 

@@ -25,6 +25,8 @@ def node_labels(addon: Addon, operation: Operation, step: str) -> dict[str, str]
         f"{LABEL}.operation": str(operation.id),
         f"{LABEL}.step": step,
         f"{LABEL}.role": "data",
+        f"{LABEL}.host": addon.host,
+        f"{LABEL}.port": str(addon.port),  # lets any installation sharing the host see the port is taken
     }
 
 

@@ -8,6 +8,7 @@ A step that fails for good triggers the saga's compensation.
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import os
 import signal
 from dataclasses import dataclass, field
@@ -50,7 +51,8 @@ class Coordinator:
     def submit(self, operation_id: UUID) -> asyncio.Task:
         task = self._tasks.get(operation_id)
         if task is None or task.done():
-            task = asyncio.create_task(self._drive(operation_id), name=f"operation-{operation_id}")
+            # A fresh context: the operation outlives the request that asked for it, and its logs must not carry it.
+            task = asyncio.create_task(self._drive(operation_id), name=f"operation-{operation_id}", context=contextvars.Context())
             self._tasks[operation_id] = task
         return task
 

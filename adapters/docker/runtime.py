@@ -163,6 +163,14 @@ class DockerRuntime:
                 )
         return found
 
+    async def ports_in_use(self) -> frozenset[tuple[str, int]]:
+        taken = set()
+        for node in await self.nodes():
+            port = node.labels.get("redis-addons.port", "")
+            if port.isdigit():
+                taken.add((node.labels.get("redis-addons.host", node.host), int(port)))
+        return frozenset(taken)
+
     async def close(self) -> None:
         await asyncio.gather(*(c.close() for c in self._clients.values()), return_exceptions=True)
         self._clients.clear()

@@ -86,11 +86,7 @@ async def event_stream(request: web.Request) -> web.StreamResponse:
 
 async def wait_for_news(engine) -> None:
     """Wake as soon as the engine saves something, or after POLL_S (other writers, e.g. another process)."""
-    wait_for_save = getattr(engine.events, "wait_for_save", None)
-    if wait_for_save is not None:
-        await wait_for_save(POLL_S)
-    else:
-        await asyncio.sleep(POLL_S)
+    await engine.wait_for_events(POLL_S)
 
 
 async def close_streams(app: web.Application) -> None:

@@ -128,3 +128,16 @@ async def test_ports_stay_distinct_across_an_engine_restart(home, app_name):
         assert len({(p["host"], p["port"]) for p in placed}) == 3
     finally:
         await remove_everything_of(app_name)
+
+
+async def test_a_port_taken_by_another_installation_on_the_same_host_is_skipped(tmp_path, app_name):
+    from engine import build
+    from tests.integration.conftest import remove_everything_of, settings_for
+
+    try:
+        async with build(settings_for(tmp_path / "one")) as one, build(settings_for(tmp_path / "two")) as two:
+            first = await one.addon(app_name, await provision(one, app_name, plan="redis-starter-256"))
+            second = await two.addon(app_name, await provision(two, app_name, plan="redis-starter-256"))
+        assert (first["host"], first["port"]) != (second["host"], second["port"])
+    finally:
+        await remove_everything_of(app_name)
