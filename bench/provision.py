@@ -1,0 +1,666 @@
+"""Benchmark: provisioning a redis-starter-256 addon through the engine, against the raw
+Docker operations measured in the same run, with the same image, on the same host (DESIGN §9).
+
+    .venv/bin/python bench/provision.py [--n 10] [--no-cli] [--log-level WARNING]
+
+Cases (latency = from the first call until PING answers / the operation has succeeded):
+  engine  add_addon -> wait_for_operation returning "succeeded"
+  raw     aiodocker directly: volume create, container create (host network, same memory limit,
+          mount and restart policy), put_archive of the same redis.conf, start, poll PING
+  cli     `docker -H <host> run -d --network host ...` with the config as arguments, poll PING
+
+After one uncounted warm-up of each, each case runs N one after another (interleaved with the other cases, rotating which goes first,
+each pair on the host the engine's placement picks), then one alone followed by N at once.
+Prints a table and writes every sample to bench/results/provision.json. Everything created is
+removed in a `finally`, and the hosts are checked to hold nothing of this run afterwards.
+Timing wrappers set on the engine's objects (placement lock, ports_in_use, event store thread,
+read-model follower) show where the engine's own time goes; no engine code is changed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import math
+import os
+import platform
+import random
+import secrets
+import shutil
+import socket
+import statistics
+import sys
+import tempfile
+import time
+from datetime import datetime, timezone
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+if str(REPO) not in sys.path:
+    sys.path.insert(0, str(REPO))
+
+import aiodocker  # noqa: E402
+import redis.asyncio as aioredis  # noqa: E402
+from aiodocker.exceptions import DockerError  # noqa: E402
+
+from adapters.docker.runtime import config_archive  # noqa: E402
+from domain.placement import place  # noqa: E402
+from domain.redis_config import container_memory_bytes, redis_conf  # noqa: E402
+from engine import Settings, build  # noqa: E402
+from engine.logs import configure_logging  # noqa: E402
+
+PLAN = "redis-starter-256"
+HOSTS_FILE = REPO / "var" / "hosts.json"
+RESULTS = REPO / "bench" / "results" / "provision.json"
+PING_EVERY_S = 0.01  # the raw cases poll PING this often: they measure when Redis is really ready
+OP_TIMEOUT_S = 60.0
+SETTLE_S = 1.0  # pause before each "one alone" and each batch
+RUN_BUDGET_S = 150.0  # measurements stop here; cleanup gets the rest of the ~3 minutes
+SEQ_RATIO_TARGET = 1.5
+CONCURRENCY_TARGET = 3.0
+
+
+# -- statistics -----------------------------------------------------------------------------
+
+
+def p50(xs: list[float]) -> float | None:
+    return statistics.median(xs) if xs else None
+
+
+def p95(xs: list[float]) -> float | None:
+    """Nearest rank: with 10 samples this is the slowest one."""
+    if not xs:
+        return None
+    s = sorted(xs)
+    return s[max(0, math.ceil(0.95 * len(s)) - 1)]
+
+
+def ms(x: float | None) -> str:
+    return "-" if x is None else f"{x * 1000:.0f}"
+
+
+def ratio(a: float | None, b: float | None) -> float | None:
+    return None if a is None or not b else a / b
+
+
+def fmt_ratio(r: float | None) -> str:
+    return "-" if r is None else f"{r:.2f}"
+
+
+def parse_ts(text: str | None) -> float | None:
+    if not text:
+        return None
+    return datetime.fromisoformat(text).timestamp()
+
+
+# -- the raw cases ------------------------------------------------------------------------------
+
+
+async def wait_for_ping(address: str, port: int, password: str, deadline: float) -> int:
+    """Poll PING with a fresh connection each time, as the engine does; return the attempts made."""
+    attempts = 0
+    while True:
+        attempts += 1
+        client = aioredis.Redis(host=address, port=port, username="default", password=password,
+                                socket_connect_timeout=1, socket_timeout=2)
+        try:
+            if await client.ping():
+                return attempts
+        except Exception:
+            if time.monotonic() > deadline:
+                raise
+        finally:
+            await client.aclose()
+        await asyncio.sleep(PING_EVERY_S)
+
+
+class Ports:
+    """Ports for the raw containers, from the top of each host's range down (the engine takes the
+    lowest free ones), skipping any that something on the host already listens on."""
+
+    def __init__(self, hosts):
+        self._next = {h.name: h.last_port for h in hosts}
+        self._hosts = {h.name: h for h in hosts}
+
+    def take(self, host: str) -> int:
+        h = self._hosts[host]
+        while self._next[host] >= h.first_port:
+            port = self._next[host]
+            self._next[host] -= 1
+            with socket.socket() as s:
+                try:
+                    s.bind((h.address, port))
+                except OSError:
+                    continue
+            return port
+        raise RuntimeError(f"no free port left on {host} for the raw cases")
+
+
+class Raw:
+    """The same work as a provisioning, without the engine: straight Docker API and CLI calls."""
+
+    def __init__(self, settings, image: str, run_id: str):
+        self.hosts = {h.name: h for h in settings.hosts}
+        self.image = image
+        self.run_id = run_id
+        self.app = f"bench-raw-{run_id}"
+        self.ports = Ports(settings.hosts)
+        self.docker = {h.name: aiodocker.Docker(url=h.docker_url) for h in settings.hosts}
+        self.created: list[tuple[str, str, str]] = []  # (host, container, volume)
+        self.count = 0
+
+    def _names(self, kind: str) -> tuple[str, str]:
+        self.count += 1
+        name = f"redis-addons-bench-{kind}-{self.run_id}-{self.count:03d}"
+        return name, f"{name}-data"
+
+    def _labels(self, host: str, name: str, port: int) -> dict:
+        # redis-addons.addon/host/port make any engine sharing the hosts treat the port as taken.
+        return {
+            "redis-addons.addon": name,
+            "redis-addons.app": self.app,
+            "redis-addons.host": host,
+            "redis-addons.port": str(port),
+            "redis-addons.bench": self.run_id,
+        }
+
+    async def api(self, host: str) -> dict:
+        """aiodocker: volume, container, config file, start, then PING."""
+        h = self.hosts[host]
+        port = self.ports.take(host)
+        name, volume = self._names("api")
+        password = secrets.token_urlsafe(48)
+        labels = self._labels(host, name, port)
+        memory = container_memory_bytes(256)
+        conf = redis_conf(address=h.address, port=port, memory_mib=256, password=password, settings={})
+        docker = self.docker[host]
+        t0 = time.perf_counter()
+        self.created.append((host, name, volume))
+        await docker.volumes.create({"Name": volume, "Labels": labels})
+        container = await docker.containers.create(
+            {
+                "Image": self.image,
+                "Cmd": ["/usr/local/bin/redis-server", "/etc/redis/redis.conf"],
+                "Labels": labels,
+                "StopTimeout": 30,
+                "HostConfig": {
+                    "NetworkMode": "host",
+                    "Memory": memory,
+                    "MemorySwap": memory,
+                    "Mounts": [{"Type": "volume", "Source": volume, "Target": "/data"}],
+                    "RestartPolicy": {"Name": "unless-stopped"},
+                },
+            },
+            name=name,
+        )
+        await container.put_archive("/etc/redis", config_archive("redis.conf", conf))
+        t_created = time.perf_counter()
+        await container.start()
+        t_started = time.perf_counter()
+        attempts = await wait_for_ping(h.address, port, password, time.monotonic() + OP_TIMEOUT_S)
+        t1 = time.perf_counter()
+        return dict(host=host, port=port, container=name, latency_s=t1 - t0, t0=t0, t1=t1,
+                    phases_s=dict(create=t_created - t0, start=t_started - t_created, ready=t1 - t_started),
+                    ping_attempts=attempts)
+
+    async def cli(self, host: str) -> dict:
+        """`docker run -d --network host ...` (config as arguments), then PING."""
+        h = self.hosts[host]
+        port = self.ports.take(host)
+        name, volume = self._names("cli")
+        password = secrets.token_urlsafe(48)
+        memory = container_memory_bytes(256)
+        labels = [x for k, v in self._labels(host, name, port).items() for x in ("--label", f"{k}={v}")]
+        argv = [
+            "docker", "-H", h.docker_url, "run", "-d", "--name", name, "--network", "host",
+            "--memory", str(memory), "--memory-swap", str(memory), "--restart", "unless-stopped",
+            "--mount", f"type=volume,source={volume},target=/data", *labels, self.image,
+            "/usr/local/bin/redis-server", "--bind", h.address, "--port", str(port), "--dir", "/data",
+            "--protected-mode", "yes", "--maxmemory", "256mb", "--requirepass", password,
+        ]
+        t0 = time.perf_counter()
+        self.created.append((host, name, volume))
+        proc = await asyncio.create_subprocess_exec(*argv, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
+        out, err = await asyncio.wait_for(proc.communicate(), OP_TIMEOUT_S)
+        if proc.returncode != 0:
+            raise RuntimeError(f"docker run failed ({proc.returncode}): {err.decode().strip()}")
+        t_run = time.perf_counter()
+        attempts = await wait_for_ping(h.address, port, password, time.monotonic() + OP_TIMEOUT_S)
+        t1 = time.perf_counter()
+        return dict(host=host, port=port, container=name, latency_s=t1 - t0, t0=t0, t1=t1,
+                    phases_s=dict(docker_run=t_run - t0, ready=t1 - t_run), ping_attempts=attempts)
+
+    async def cleanup(self) -> dict:
+        async def one(host, name, volume):
+            docker = self.docker[host]
+            try:
+                await (await docker.containers.get(name)).delete(force=True, v=True)
+            except DockerError as e:
+                if e.status != 404:
+                    raise
+            try:
+                await (await docker.volumes.get(volume)).delete()
+            except DockerError as e:
+                if e.status != 404:
+                    raise
+
+        results = await asyncio.gather(*(one(*c) for c in self.created), return_exceptions=True)
+        errors = [repr(r) for r in results if isinstance(r, Exception)]
+        # Anything labelled with this run that the list above missed.
+        for docker in self.docker.values():
+            for c in await docker.containers.list(all=True, filters={"label": [f"redis-addons.bench={self.run_id}"]}):
+                await c.delete(force=True, v=True)
+            vols = await docker.volumes.list(filters={"label": [f"redis-addons.bench={self.run_id}"]})
+            for v in vols.get("Volumes") or []:
+                await (await docker.volumes.get(v["Name"])).delete()
+            for v in (await docker.volumes.list()).get("Volumes") or []:
+                if v["Name"].startswith(f"redis-addons-bench-cli-{self.run_id}-"):
+                    await (await docker.volumes.get(v["Name"])).delete()
+        return {"removed": len(self.created), "errors": errors}
+
+    async def close(self) -> None:
+        await asyncio.gather(*(d.close() for d in self.docker.values()), return_exceptions=True)
+
+
+# -- the engine case ----------------------------------------------------------------------------
+
+
+class EngineCase:
+    def __init__(self, engine, run_id: str):
+        self.engine = engine
+        self.app = f"bench-{run_id}"
+        self.addons: list[str] = []
+        self.plan = engine.plans.provisionable(PLAN)
+
+    def next_host(self) -> str:
+        """Where the engine's placement will put the next addon (raw cases go to the same host)."""
+        e = self.engine
+        return place(self.plan.memory_mib, [h.as_domain() for h in e.settings.hosts], e.inventory.tenants()).host
+
+    async def provision(self) -> dict:
+        wall_t0, t0 = time.time(), time.perf_counter()
+        requested = await self.engine.add_addon(self.app, PLAN)
+        t_requested = time.perf_counter()
+        self.addons.append(requested["addon"])
+        operation = await self.engine.wait_for_operation(requested["operation_id"], timeout=OP_TIMEOUT_S)
+        t1, wall_t1 = time.perf_counter(), time.time()
+        if operation["status"] != "succeeded":
+            raise RuntimeError(f"provisioning {requested['addon']} ended {operation['status']}: {operation['error']}")
+        row = await self.engine.addon(self.app, requested["addon"])
+        return dict(addon=requested["addon"], operation_id=requested["operation_id"], host=row["host"], port=row["port"],
+                    latency_s=t1 - t0, t0=t0, t1=t1, wall_t0=wall_t0, wall_t1=wall_t1,
+                    add_addon_s=t_requested - t0, wait_s=t1 - t_requested)
+
+    async def remove_all(self) -> dict:
+        async def one(name):
+            try:
+                requested = await self.engine.remove_addon(self.app, name)
+            except Exception as e:  # noqa: BLE001 - e.g. already removed
+                return f"{name}: {type(e).__name__}: {e}"
+            op = await self.engine.wait_for_operation(requested["operation_id"], timeout=OP_TIMEOUT_S)
+            return None if op["status"] == "succeeded" else f"{name}: removal {op['status']}: {op['error']}"
+
+        t0 = time.perf_counter()
+        results = await asyncio.gather(*(one(n) for n in self.addons), return_exceptions=True)
+        errors = [str(r) for r in results if r is not None]
+        return {"removed": len(self.addons) - len(errors), "errors": errors, "wall_s": time.perf_counter() - t0}
+
+    async def step_timings(self) -> dict[str, dict]:
+        """Per provisioning operation: how long each saga step took, and the gaps around them."""
+        out = {}
+        for op in await self.engine.operations():
+            if op["kind"] != "provision" or op["app"] != self.app:
+                continue
+            started, finished = parse_ts(op["started_at"]), parse_ts(op.get("finished_at"))
+            steps, previous_end = {}, started
+            for s in op["steps"]:
+                a, b = parse_ts(s["started_at"]), parse_ts(s["ended_at"])
+                steps[s["name"]] = dict(
+                    duration_s=None if a is None or b is None else b - a,
+                    gap_before_s=None if a is None or previous_end is None else a - previous_end,
+                    attempts=s["attempts"],
+                )
+                previous_end = b
+            out[op["id"]] = dict(addon=op["addon"], status=op["status"], steps=steps, started_ts=started, finished_ts=finished,
+                                 total_s=None if finished is None or started is None else finished - started,
+                                 after_last_step_s=None if finished is None or previous_end is None else finished - previous_end)
+        return out
+
+
+# -- instrumentation: timing wrappers set on the engine's own objects (no engine code changes) ------
+
+
+class Probe:
+    """Times the engine's shared choke points, per phase of the run: the placement lock,
+    ports_in_use (Docker listings on every host), the event store's single worker thread
+    (time queued behind other calls vs time running) and the read-model follower waits."""
+
+    def __init__(self, engine):
+        self.phase = "warm-up"
+        self.records: dict[str, dict[str, list[float]]] = {}
+        self._wrap(engine.runtime, "ports_in_use", "ports_in_use")
+        self._wrap(engine.follower, "wait_until", "follower.wait_until")
+        self._wrap_store(engine.events)
+        engine._placing = TimedLock(engine._placing, self)
+
+    def add(self, name: str, value: float) -> None:
+        self.records.setdefault(self.phase, {}).setdefault(name, []).append(value)
+
+    def _wrap(self, obj, attr: str, name: str) -> None:
+        original = getattr(obj, attr)
+
+        async def timed(*args, **kwargs):
+            t0 = time.perf_counter()
+            try:
+                return await original(*args, **kwargs)
+            finally:
+                self.add(name, time.perf_counter() - t0)
+
+        setattr(obj, attr, timed)
+
+    def _wrap_store(self, events) -> None:
+        original = events._run
+
+        async def timed(fn, *args):
+            ran = [0.0]
+
+            def inner(*a):
+                t = time.perf_counter()
+                try:
+                    return fn(*a)
+                finally:
+                    ran[0] = time.perf_counter() - t
+
+            t0 = time.perf_counter()
+            try:
+                return await original(inner, *args)
+            finally:
+                label = getattr(fn, "__name__", "call")
+                self.add(f"store.{label} running", ran[0])
+                self.add(f"store.{label} queued", time.perf_counter() - t0 - ran[0])
+
+        events._run = timed
+
+    def summary(self) -> dict:
+        return {phase: {name: dict(n=len(xs), p50_s=p50(xs), max_s=max(xs), total_s=sum(xs))
+                        for name, xs in sorted(names.items())}
+                for phase, names in self.records.items()}
+
+
+class TimedLock:
+    """The engine's placement lock, timed: how long callers wait for it and how long it is held."""
+
+    def __init__(self, lock: asyncio.Lock, probe: Probe):
+        self._lock, self._probe, self._since = lock, probe, 0.0
+
+    async def __aenter__(self):
+        t0 = time.perf_counter()
+        await self._lock.acquire()
+        self._since = time.perf_counter()  # one holder at a time, so one field is enough
+        self._probe.add("placing lock wait", self._since - t0)
+
+    async def __aexit__(self, *exc):
+        self._probe.add("placing lock held", time.perf_counter() - self._since)
+        self._lock.release()
+
+
+async def remove_leftovers(settings, app: str) -> int:
+    """Whatever the engine did not remove (a crash, a timeout): by label, straight through Docker."""
+    removed = 0
+    for h in settings.hosts:
+        docker = aiodocker.Docker(url=h.docker_url)
+        try:
+            for c in await docker.containers.list(all=True, filters={"label": [f"redis-addons.app={app}"]}):
+                await c.delete(force=True, v=True)
+                removed += 1
+            vols = await docker.volumes.list(filters={"label": [f"redis-addons.app={app}"]})
+            for v in vols.get("Volumes") or []:
+                await (await docker.volumes.get(v["Name"])).delete()
+                removed += 1
+        finally:
+            await docker.close()
+    return removed
+
+
+async def remaining(settings, run_id: str) -> dict[str, dict]:
+    """What the hosts still hold of this run (must be nothing)."""
+    out = {}
+    for h in settings.hosts:
+        docker = aiodocker.Docker(url=h.docker_url)
+        try:
+            containers = [c["Names"][0].lstrip("/") for c in
+                          (c._container for c in await docker.containers.list(all=True))
+                          if run_id in c["Names"][0]]
+            volumes = [v["Name"] for v in (await docker.volumes.list()).get("Volumes") or [] if run_id in v["Name"]]
+            out[h.name] = {"containers": containers, "volumes": volumes}
+        finally:
+            await docker.close()
+    return out
+
+
+# -- the run --------------------------------------------------------------------------------------
+
+
+async def bench(args) -> dict:
+    run_id = secrets.token_hex(4)
+    home = Path(tempfile.mkdtemp(prefix="redis-addons-bench-"))
+    settings = Settings.from_env({"REDIS_ADDONS_HOME": str(home), "REDIS_ADDONS_HOSTS": str(HOSTS_FILE)})
+    for h in settings.hosts:
+        if not h.address.startswith("127."):
+            raise SystemExit(f"host {h.name} binds {h.address}: this benchmark stays on loopback 127.x")
+    started_at = datetime.now(timezone.utc).isoformat()
+    began = time.monotonic()
+    variants = ["engine", "raw"] + ([] if args.no_cli else ["cli"])
+    samples = {v: {"sequential": [], "alone": [], "concurrent": []} for v in variants}
+    batch_wall = {}
+    orders = {"sequential": [], "concurrent": None}
+    cleanup: dict = {}
+    steps: dict = {}
+    error = None
+    raw = None
+    case = None
+    image = None
+    probe = None
+    try:
+        async with build(settings) as engine:
+            image = engine.versions.default.image
+            case = EngineCase(engine, run_id)
+            probe = Probe(engine)
+            raw = Raw(settings, image, run_id)
+            run = {"engine": lambda host: case.provision(), "raw": raw.api, "cli": raw.cli}
+            try:
+                # Warm-up, not counted: first connections, first image read, first SQLite pages.
+                host = case.next_host()
+                for v in variants:
+                    await asyncio.wait_for(run[v](host), OP_TIMEOUT_S)
+
+                # Sequential, interleaved: in pair i the variants run in a rotated order, on one host.
+                probe.phase = "sequential"
+                for i in range(args.n):
+                    order = variants[i % len(variants):] + variants[:i % len(variants)]
+                    orders["sequential"].append(order)
+                    host = case.next_host()
+                    for v in order:
+                        sample = await asyncio.wait_for(run[v](host), OP_TIMEOUT_S)
+                        sample["i"] = i
+                        samples[v]["sequential"].append(sample)
+                    if time.monotonic() - began > RUN_BUDGET_S:
+                        raise TimeoutError("run budget spent during the sequential phase")
+
+                # Concurrency: per variant, one alone, then N at once on the same hosts the engine uses.
+                order = variants[:]
+                random.shuffle(order)
+                orders["concurrent"] = order
+                for v in order:
+                    await asyncio.sleep(SETTLE_S)  # let the daemons finish the previous batch's work
+                    host = case.next_host()
+                    probe.phase = "alone"
+                    samples[v]["alone"].append(await asyncio.wait_for(run[v](host), OP_TIMEOUT_S))
+                    if v == "engine":
+                        calls = [case.provision() for _ in range(args.n)]
+                    else:
+                        # The engine's batch alternates hosts (most free memory first); so do these.
+                        names = [h.name for h in settings.hosts]
+                        first = names.index(case.next_host())
+                        calls = [run[v](names[(first + k) % len(names)]) for k in range(args.n)]
+                    await asyncio.sleep(SETTLE_S)
+                    probe.phase = "concurrent"
+                    t0 = time.perf_counter()
+                    batch = await asyncio.wait_for(asyncio.gather(*calls), OP_TIMEOUT_S * 2)
+                    batch_wall[v] = time.perf_counter() - t0
+                    samples[v]["concurrent"] = list(batch)
+                    if time.monotonic() - began > RUN_BUDGET_S:
+                        raise TimeoutError("run budget spent during the concurrent phase")
+                steps = await case.step_timings()
+            except BaseException as e:
+                error = f"{type(e).__name__}: {e}"
+                raise
+            finally:
+                if probe is not None:
+                    probe.phase = "cleanup"
+                try:
+                    cleanup["engine"] = await asyncio.wait_for(case.remove_all(), 90)
+                except BaseException as e:  # noqa: BLE001
+                    cleanup["engine"] = {"errors": [f"{type(e).__name__}: {e}"]}
+    finally:
+        if raw is not None:
+            try:
+                cleanup["raw"] = await raw.cleanup()
+            finally:
+                await raw.close()
+        if case is not None:
+            cleanup["engine_leftovers_removed"] = await remove_leftovers(settings, case.app)
+        cleanup["remaining"] = await remaining(settings, run_id)
+        shutil.rmtree(home, ignore_errors=True)
+        if error:
+            print(f"run stopped: {error}; cleanup: {json.dumps(cleanup)}", file=sys.stderr)
+
+    return dict(run_id=run_id, started_at=started_at, duration_s=time.monotonic() - began, plan=PLAN,
+                image=image, n=args.n, variants=variants, orders=orders, samples=samples,
+                batch_wall_s=batch_wall, engine_steps=steps, engine_probe=probe.summary() if probe else {}, cleanup=cleanup,
+                machine=dict(python=platform.python_version(), cpus=os.cpu_count()))
+
+
+def summarise(result: dict) -> dict:
+    s = result["samples"]
+    lat = {v: {mode: [x["latency_s"] for x in s[v][mode]] for mode in ("sequential", "concurrent", "alone")}
+           for v in result["variants"]}
+    rows = []
+    for mode in ("sequential", "concurrent", "alone"):
+        for v in result["variants"]:
+            xs = lat[v][mode]
+            rows.append(dict(case=f"{v} {mode}", n=len(xs), p50_s=p50(xs), p95_s=p95(xs),
+                             engine_raw_p50_ratio=ratio(p50(xs), p50(lat["raw"][mode])) if v == "engine" else None,
+                             engine_cli_p50_ratio=ratio(p50(xs), p50(lat["cli"][mode])) if v == "engine" and "cli" in lat else None))
+    concurrency = {}
+    for v in result["variants"]:
+        alone = p50(lat[v]["alone"])
+        wall = result["batch_wall_s"].get(v)
+        concurrency[v] = dict(alone_s=alone, batch_wall_s=wall, ratio=ratio(wall, alone),
+                              ratio_vs_sequential_p50=ratio(wall, p50(lat[v]["sequential"])))
+    seq_ratio = ratio(p50(lat["engine"]["sequential"]), p50(lat["raw"]["sequential"]))
+    conc_ratio = concurrency["engine"]["ratio"]
+
+    # Where the engine's time goes: per step, p50 over the operations of each phase.
+    by_op = result["engine_steps"]
+    step_table = {}
+    for mode in ("sequential", "concurrent"):
+        ids = [x["operation_id"] for x in s["engine"][mode]]
+        ops = [by_op[i] for i in ids if i in by_op]
+        names = list(ops[0]["steps"]) if ops else []
+        step_table[mode] = {
+            name: dict(p50_s=p50([o["steps"][name]["duration_s"] for o in ops if o["steps"][name]["duration_s"] is not None]),
+                       gap_before_p50_s=p50([o["steps"][name]["gap_before_s"] for o in ops if o["steps"][name]["gap_before_s"] is not None]))
+            for name in names
+        }
+        before = [by_op[x["operation_id"]]["started_ts"] - x["wall_t0"] for x in s["engine"][mode] if x["operation_id"] in by_op]
+        after = [x["wall_t1"] - by_op[x["operation_id"]]["finished_ts"] for x in s["engine"][mode]
+                 if x["operation_id"] in by_op and by_op[x["operation_id"]]["finished_ts"]]
+        step_table[mode]["(call -> operation recorded)"] = dict(p50_s=p50(before))
+        step_table[mode]["(operation started -> finished)"] = dict(p50_s=p50([o["total_s"] for o in ops if o["total_s"] is not None]))
+        step_table[mode]["(operation finished -> wait_for_operation returns)"] = dict(p50_s=p50(after))
+        step_table[mode]["(add_addon call returns)"] = dict(p50_s=p50([x["add_addon_s"] for x in s["engine"][mode]]))
+        step_table[mode]["(add_addon call -> wait_for_operation returns)"] = dict(p50_s=p50(lat["engine"][mode]))
+    raw_phases = {}
+    for v in result["variants"]:
+        if v == "engine":
+            continue
+        for mode in ("sequential", "concurrent"):
+            keys = list(s[v][mode][0]["phases_s"]) if s[v][mode] else []
+            raw_phases[f"{v} {mode}"] = {k: p50([x["phases_s"][k] for x in s[v][mode]]) for k in keys}
+    return dict(
+        table=rows,
+        concurrency=concurrency,
+        engine_steps_p50=step_table,
+        raw_phases_p50=raw_phases,
+        targets={
+            "sequential p50 engine/raw <= 1.5": dict(value=seq_ratio, passed=seq_ratio is not None and seq_ratio <= SEQ_RATIO_TARGET),
+            f"{result['n']} concurrent within 3x one alone (engine)": dict(value=conc_ratio, passed=conc_ratio is not None and conc_ratio <= CONCURRENCY_TARGET),
+        },
+    )
+
+
+def print_report(result: dict, summary: dict) -> None:
+    print(f"\nprovision benchmark  run {result['run_id']}  {result['started_at']}  plan {result['plan']}  "
+          f"image {result['image']}  ({result['duration_s']:.0f} s, {result['machine']['cpus']} CPUs)")
+    print(f"sequential order per pair rotates {result['variants']}; concurrent phase order {result['orders']['concurrent']}\n")
+    has_cli = "cli" in result["variants"]
+    header = f"{'case':<20} | {'n':>2} | {'p50 ms':>7} | {'p95 ms':>7} | {'engine/raw p50':>14}" + (f" | {'engine/cli p50':>14}" if has_cli else "")
+    print(header)
+    print("-" * len(header))
+    for r in summary["table"]:
+        line = f"{r['case']:<20} | {r['n']:>2} | {ms(r['p50_s']):>7} | {ms(r['p95_s']):>7} | {fmt_ratio(r['engine_raw_p50_ratio']):>14}"
+        if has_cli:
+            line += f" | {fmt_ratio(r['engine_cli_p50_ratio']):>14}"
+        print(line)
+    at_once = f"{result['n']} at once wall ms"
+    print(f"\n{'concurrency':<12} | {'one alone ms':>12} | {at_once:>18} | {'wall/alone':>10} | {'wall/seq p50':>12}")
+    for v, c in summary["concurrency"].items():
+        print(f"{v:<12} | {ms(c['alone_s']):>12} | {ms(c['batch_wall_s']):>18} | {fmt_ratio(c['ratio']):>10} | {fmt_ratio(c['ratio_vs_sequential_p50']):>12}")
+    print("\nengine steps, p50 ms (duration; gap = time between the previous step's end and this step's start)")
+    for mode, table in summary["engine_steps_p50"].items():
+        parts = []
+        for name, t in table.items():
+            gap = f" (gap {ms(t['gap_before_p50_s'])})" if t.get("gap_before_p50_s") is not None else ""
+            parts.append(f"{name} {ms(t['p50_s'])}{gap}")
+        print(f"  {mode:<10}: " + "; ".join(parts))
+    print("raw phases, p50 ms")
+    for case, phases in summary["raw_phases_p50"].items():
+        print(f"  {case:<15}: " + "; ".join(f"{k} {ms(v)}" for k, v in phases.items()))
+    probe = result.get("engine_probe") or {}
+    if probe:
+        print("engine choke points, per phase: p50 / max / sum ms (n calls)")
+        keep = ("placing lock wait", "placing lock held", "ports_in_use", "follower.wait_until",
+                "store.save queued", "store.save running", "store.get queued", "store.get running")
+        for phase in ("sequential", "concurrent"):
+            rows = probe.get(phase, {})
+            print(f"  {phase:<10}: " + "; ".join(
+                f"{k} {ms(rows[k]['p50_s'])}/{ms(rows[k]['max_s'])}/{ms(rows[k]['total_s'])} ({rows[k]['n']})"
+                for k in keep if k in rows))
+    print("\ntargets")
+    for name, t in summary["targets"].items():
+        print(f"  {'PASS' if t['passed'] else 'MISS'}  {name}: {fmt_ratio(t['value'])}")
+    rem = result["cleanup"]["remaining"]
+    left = sum(len(x["containers"]) + len(x["volumes"]) for x in rem.values())
+    print(f"\ncleanup: engine {result['cleanup'].get('engine')}, raw {result['cleanup'].get('raw', {}).get('removed')} removed; "
+          f"{'nothing left' if left == 0 else f'LEFT OVER: {rem}'} on {', '.join(rem)}")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--n", type=int, default=10, help="addons per sequential run and per concurrent batch")
+    parser.add_argument("--no-cli", action="store_true", help="skip the docker CLI variant")
+    parser.add_argument("--log-level", default="WARNING", help="engine log level (its logs go to stderr)")
+    args = parser.parse_args()
+    configure_logging(level=args.log_level)
+    result = asyncio.run(bench(args))
+    summary = summarise(result)
+    RESULTS.parent.mkdir(parents=True, exist_ok=True)
+    RESULTS.write_text(json.dumps(dict(result, summary=summary), indent=1, default=str))
+    print_report(result, summary)
+    print(f"\nsamples and summary: {RESULTS.relative_to(REPO)}")
+
+
+if __name__ == "__main__":
+    main()
