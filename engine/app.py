@@ -100,9 +100,10 @@ class Engine:
             raise UnknownAddon(f"unknown addon provider {provider!r}; this installation provides {PROVIDER!r}")
         plan = self.plans.provisionable(plan_id)
         engine_version = self.versions.get(version) if version else self.versions.default
+        # Look before acting: another installation may share these hosts (read outside the lock:
+        # what this engine reserves itself is in the inventory, under the lock).
+        in_use = await self.runtime.ports_in_use()
         async with self._placing:  # placement reads and reserves the inventory: one at a time
-            # Look before acting: another installation may share these hosts.
-            in_use = await self.runtime.ports_in_use()
             where = place(plan.memory_mib, [h.as_domain() for h in self.settings.hosts], self.inventory.tenants(), in_use)
             name = self._new_addon_name(app)
             operation = Operation(kind="provision", addon=name, app=app)
@@ -163,11 +164,14 @@ class Engine:
                 operation: Operation = await self.events.get(op_id)
             except AggregateNotFoundError:
                 raise UnknownOperation(f"unknown operation {operation_id}") from None
-            if operation.is_finished or asyncio.get_running_loop().time() > deadline:
+            left = deadline - asyncio.get_running_loop().time()
+            if operation.is_finished or left <= 0:
                 # Read your writes: what the operation did shows in the read models on return.
                 await self.follower.wait_until(await self.events.max_position())
                 return describe_operation(operation)
-            await self.events.wait_for_save(0.5)
+            # Driven here: wait for its saga. Driven elsewhere (another process): poll.
+            if not await self.coordinator.wait(op_id, timeout=left):
+                await self.events.wait_for_save(min(left, 0.5))
 
     async def operation(self, operation_id: str) -> dict:
         try:

@@ -56,10 +56,13 @@ class Coordinator:
             self._tasks[operation_id] = task
         return task
 
-    async def wait(self, operation_id: UUID) -> None:
+    async def wait(self, operation_id: UUID, timeout: float) -> bool:
+        """Wait for the saga if this process drives it; False when it does not."""
         task = self._tasks.get(operation_id)
-        if task is not None:
-            await asyncio.shield(task)
+        if task is None:
+            return False
+        await asyncio.wait([task], timeout=timeout)
+        return True
 
     async def stop(self) -> None:
         """Stop driving operations; they resume at the next start."""
@@ -115,7 +118,7 @@ class Coordinator:
         """Transient errors are retried with backoff until the step's deadline."""
         async for attempt in AsyncRetrying(
             retry=retry_if_exception_type(TransientError),
-            wait=wait_exponential(multiplier=0.05, max=2),
+            wait=wait_exponential(multiplier=0.02, max=1),
             stop=stop_after_delay(self._deadline),
             reraise=True,
         ):

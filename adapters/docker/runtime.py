@@ -145,22 +145,25 @@ class DockerRuntime:
             return ""
 
     async def nodes(self, **labels: str) -> list[NodeState]:
-        found, seen = [], set()
         wanted = [f"{k}={v}" for k, v in labels.items()] or ["redis-addons.addon"]
-        for name in self.hosts:
-            for container in await self._docker(name).containers.list(all=True, filters={"label": wanted}):
-                info = container._container
-                if info["Id"] in seen:  # two host names may share one engine (a laptop)
-                    continue
-                seen.add(info["Id"])
-                found.append(
-                    NodeState(
-                        host=name,
-                        container=info["Names"][0].lstrip("/"),
-                        running=info["State"] == "running",
-                        labels=info.get("Labels", {}),
-                    )
+
+        async def on(name: str) -> list[tuple[str, dict]]:
+            listed = await self._docker(name).containers.list(all=True, filters={"label": wanted})
+            return [(name, c._container) for c in listed]
+
+        found, seen = [], set()
+        for name, info in [pair for host in await asyncio.gather(*(on(n) for n in self.hosts)) for pair in host]:
+            if info["Id"] in seen:  # two host names may share one engine (a laptop)
+                continue
+            seen.add(info["Id"])
+            found.append(
+                NodeState(
+                    host=name,
+                    container=info["Names"][0].lstrip("/"),
+                    running=info["State"] == "running",
+                    labels=info.get("Labels", {}),
                 )
+            )
         return found
 
     async def ports_in_use(self) -> frozenset[tuple[str, int]]:
