@@ -70,6 +70,7 @@ class Addon(Aggregate):
         self.status = "provisioning"
         self.operation_id: UUID | None = operation_id
         self.failure: str | None = None
+        self.failure_kind: str | None = None
 
     @property
     def is_busy(self) -> bool:
@@ -77,8 +78,9 @@ class Addon(Aggregate):
 
     @property
     def holds_resources(self) -> bool:
-        """Whether its host memory and port are taken."""
-        return self.status not in ("removed", "failed")
+        """Whether its host memory and port are taken: until it is removed or never started.
+        A failed removal still holds them (the container may still be there)."""
+        return self.status != "removed" and not (self.status == "failed" and self.failure_kind == "provisioning")
 
     @event("Provisioned")
     def mark_provisioned(self, operation_id: UUID) -> None:
@@ -89,6 +91,7 @@ class Addon(Aggregate):
     def mark_provisioning_failed(self, operation_id: UUID, reason: str) -> None:
         self.status = "failed"
         self.failure = reason
+        self.failure_kind = "provisioning"
         self.operation_id = None
 
     def request_removal(self, operation_id: UUID) -> None:
@@ -110,6 +113,7 @@ class Addon(Aggregate):
     def mark_removal_failed(self, operation_id: UUID, reason: str) -> None:
         self.status = "failed"
         self.failure = reason
+        self.failure_kind = "removal"
         self.operation_id = None
 
     @event("Removed")
