@@ -2,22 +2,65 @@
 
 from __future__ import annotations
 
+import hashlib
+from contextlib import asynccontextmanager
+
 import redis.asyncio as redis
 from redis.exceptions import AuthenticationError, RedisError
 
 from engine.ports import EffectError, TransientError
 
+DATABASES = range(5)  # reference: "Each Redis® instance can use 5 databases"
+
 
 class RedisAdmin:
-    async def ping(self, address: str, port: int, password: str) -> None:
-        client = redis.Redis(host=address, port=port, username="default", password=password,
-                             socket_connect_timeout=2, socket_timeout=5)
+    @asynccontextmanager
+    async def _client(self, address: str, port: int, password: str, db: int = 0):
+        client = redis.Redis(host=address, port=port, db=db, username="default", password=password,
+                             socket_connect_timeout=2, socket_timeout=60)
         try:
-            await client.ping()
+            yield client
         except AuthenticationError:
             raise EffectError(f"{address}:{port} refused the addon's password") from None
         except (RedisError, OSError) as e:
             # Refused connections and LOADING answers pass while the server starts.
-            raise TransientError(f"{address}:{port} does not answer PING yet: {type(e).__name__}") from None
+            raise TransientError(f"{address}:{port}: {type(e).__name__}: {e}") from None
         finally:
             await client.aclose()
+
+    async def ping(self, address: str, port: int, password: str) -> None:
+        async with self._client(address, port, password) as client:
+            await client.ping()
+
+    async def used_memory(self, address: str, port: int, password: str) -> int:
+        async with self._client(address, port, password) as client:
+            return int((await client.info("memory"))["used_memory"])
+
+    async def freeze(self, address: str, port: int, password: str, pause_ms: int) -> dict:
+        async with self._client(address, port, password) as client:
+            # Writes wait (clients are not refused); reads go on while the data is saved and measured.
+            await client.execute_command("CLIENT", "PAUSE", pause_ms, "WRITE")
+            await client.save()
+        return await self.fingerprint(address, port, password)
+
+    async def unpause(self, address: str, port: int, password: str) -> None:
+        async with self._client(address, port, password) as client:
+            await client.execute_command("CLIENT", "UNPAUSE")
+
+    async def fingerprint(self, address: str, port: int, password: str) -> dict:
+        """Key counts per database and a digest of every key name with its type. (Values travel
+        as files checked byte for byte; sizes in memory may differ after a reload, so they are not used.)"""
+        keys, digest = {}, hashlib.sha256()
+        for db in DATABASES:
+            async with self._client(address, port, password, db) as client:
+                names = sorted([name async for name in client.scan_iter(count=1000)])
+                keys[str(db)] = len(names)
+                for start in range(0, len(names), 1000):
+                    batch = names[start:start + 1000]
+                    async with client.pipeline(transaction=False) as pipe:
+                        for name in batch:
+                            pipe.type(name)
+                        types = await pipe.execute()
+                    for name, kind in zip(batch, types):
+                        digest.update(b"%d\0%s\0%s\0" % (db, name, kind))
+        return {"keys": keys, "digest": digest.hexdigest()}

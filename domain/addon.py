@@ -7,8 +7,11 @@ from uuid import NAMESPACE_URL, UUID, uuid5
 
 from eventsourcing.domain import Aggregate, event
 
-from domain.errors import AddonBusy, AddonRemoved, InvalidName
+from domain.catalog import Plan
+from domain.errors import AddonBusy, AddonNotRunning, AddonRemoved, DatasetTooLarge, InvalidName, SamePlan
+from domain.placement import Placement
 
+MiB = 1024 * 1024
 APP_NAME = re.compile(r"^[a-z][a-z0-9-]{1,46}[a-z0-9]$")
 
 # Settings every new addon starts with (reference: "Scalingo for Redis® Configuration").
@@ -71,6 +74,8 @@ class Addon(Aggregate):
         self.operation_id: UUID | None = operation_id
         self.failure: str | None = None
         self.failure_kind: str | None = None
+        self.target: dict | None = None  # where a plan change is taking the addon
+        self.replaced: dict | None = None  # the node a plan change left behind
 
     @property
     def is_busy(self) -> bool:
@@ -94,14 +99,17 @@ class Addon(Aggregate):
         self.failure_kind = "provisioning"
         self.operation_id = None
 
-    def request_removal(self, operation_id: UUID) -> None:
+    def _check_free(self) -> None:
         if self.status == "removed":
-            raise AddonRemoved(f"addon {self.name} is already removed")
+            raise AddonRemoved(f"addon {self.name} is removed")
         if self.is_busy:
             raise AddonBusy(
                 f"addon {self.name} is busy with operation {self.operation_id}; "
                 "one operation at a time, try again when it has finished"
             )
+
+    def request_removal(self, operation_id: UUID) -> None:
+        self._check_free()
         self._removal_requested(operation_id=operation_id)
 
     @event("RemovalRequested")
@@ -114,6 +122,61 @@ class Addon(Aggregate):
         self.status = "failed"
         self.failure = reason
         self.failure_kind = "removal"
+        self.operation_id = None
+
+    def request_plan_change(
+        self, plan: Plan, where: Placement, container: str, volume: str, operation_id: UUID, used_memory_bytes: int
+    ) -> None:
+        """Reference, "Changing Plans": stopped, then restarted on a new host with the new plan's parameters."""
+        self._check_free()
+        if self.status != "running":
+            raise AddonNotRunning(f"addon {self.name} is {self.status}: only a running addon can change plan")
+        if plan.id == self.plan:
+            raise SamePlan(f"addon {self.name} is already on plan {plan.id}")
+        if not self.settings.get("cache_mode") and used_memory_bytes > plan.memory_mib * MiB:
+            raise DatasetTooLarge(
+                f"addon {self.name} uses {used_memory_bytes / MiB:.1f} MiB of memory and plan {plan.id} has "
+                f"{plan.memory_mib} MiB: delete data first, or choose a larger plan"
+            )
+        self._plan_change_requested(
+            operation_id=operation_id, plan=plan.id, memory_mib=plan.memory_mib,
+            host=where.host, address=where.address, port=where.port, container=container, volume=volume,
+        )
+
+    @event("PlanChangeRequested")
+    def _plan_change_requested(
+        self, operation_id: UUID, plan: str, memory_mib: int, host: str, address: str, port: int, container: str, volume: str
+    ) -> None:
+        self.status = "changing-plan"
+        self.operation_id = operation_id
+        self.target = dict(plan=plan, memory_mib=memory_mib, host=host, address=address, port=port,
+                           container=container, volume=volume)
+
+    @property
+    def previous_node(self) -> dict:
+        return dict(host=self.host, address=self.address, port=self.port, container=self.container, volume=self.volume)
+
+    def mark_plan_changed(self, operation_id: UUID) -> None:
+        """The new node is the addon's now; the old one is only left to clean up."""
+        self._plan_changed(operation_id=operation_id, **self.target)
+
+    @event("PlanChanged")
+    def _plan_changed(
+        self, operation_id: UUID, plan: str, memory_mib: int, host: str, address: str, port: int, container: str, volume: str
+    ) -> None:
+        self.replaced = self.previous_node
+        self.plan, self.memory_mib = plan, memory_mib
+        self.host, self.address, self.port, self.container, self.volume = host, address, port, container, volume
+        self.target = None
+        self.status = "running"
+        self.operation_id = None
+
+    @event("PlanChangeFailed")
+    def mark_plan_change_failed(self, operation_id: UUID, reason: str) -> None:
+        """Back as it was, on the old host with the old plan."""
+        self.target = None
+        self.status = "running"
+        self.failure = reason
         self.operation_id = None
 
     @event("Removed")

@@ -63,3 +63,24 @@ class StepOutOfOrder(DomainError):
     """An operation's steps run in their declared order, one at a time."""
 
     rule = "steps-in-order"
+
+
+class AddonNotRunning(DomainError):
+    rule = "addon-must-be-running"
+    status = 409
+
+
+class SamePlan(DomainError):
+    rule = "plan-change-to-another-plan"
+    status = 409
+
+
+class DatasetTooLarge(DomainError):
+    """A downgrade must leave room for the data already there."""
+
+    rule = "dataset-fits-the-plan"
+
+
+class InvalidRestartMethod(DomainError):
+    rule = "restart-method"
+    status = 400

@@ -12,7 +12,12 @@ from domain.errors import StepOutOfOrder
 STEPS = {
     "provision": ["create", "start", "wait_ready", "publish"],
     "remove": ["stop", "remove"],
+    # Reference, "Changing Plans": stop, restart on a new host with the new plan's parameters, restart the app.
+    "change_plan": ["stop", "start_new", "wait_ready", "verify", "publish", "cleanup", "restart_app"],
 }
+
+# Steps after which the new node is the addon's: a failure from there on is not undone.
+POINT_OF_NO_RETURN = {"change_plan": "publish"}
 
 
 class Operation(Aggregate):
@@ -26,6 +31,7 @@ class Operation(Aggregate):
         self.steps = [{"name": s, "status": "pending", "attempts": 0, "detail": None} for s in STEPS[kind]]
         self.status = "running"
         self.error: str | None = None
+        self.outcomes: dict[str, dict] = {}
 
     @property
     def is_finished(self) -> bool:
@@ -59,15 +65,26 @@ class Operation(Aggregate):
         record["status"] = "running"
         record["attempts"] += 1
 
-    def succeed_step(self, name: str, detail: str | None = None) -> None:
+    def succeed_step(self, name: str, detail: str | None = None, outcome: dict | None = None) -> None:
         self._check_is_next(name)
-        self._step_succeeded(step=name, detail=detail)
+        self._step_succeeded(step=name, detail=detail, outcome=outcome)
 
     @event("StepSucceeded")
-    def _step_succeeded(self, step: str, detail: str | None) -> None:
+    def _step_succeeded(self, step: str, detail: str | None, outcome: dict | None = None) -> None:
         record = self._step(step)
         record["status"] = "succeeded"
         record["detail"] = detail
+        if outcome is not None:
+            self.outcomes[step] = outcome
+
+    def outcome(self, step: str) -> dict:
+        """What a succeeded step measured, for the steps after it (e.g. the data's fingerprint)."""
+        return self.outcomes.get(step, {})
+
+    @property
+    def past_point_of_no_return(self) -> bool:
+        last = POINT_OF_NO_RETURN.get(self.kind)
+        return last is not None and self._step(last)["status"] == "succeeded"
 
     def fail_step(self, name: str, error: str) -> None:
         self._check_is_next(name)

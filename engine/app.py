@@ -12,6 +12,7 @@ from uuid import UUID
 import structlog
 
 from domain.addon import DEFAULT_SETTINGS, Addon, addon_name, check_app_name
+from domain.app import App, restart_method
 from domain.catalog import PlanCatalog, VersionCatalog
 from domain.errors import AddonRemoved, UnknownAddon, UnknownApp, UnknownOperation
 from domain.operation import Operation
@@ -19,7 +20,7 @@ from domain.placement import place
 from domain.redis_config import redis_url
 from engine.follower import Follower
 from engine.inventory import Inventory
-from engine.ports import ReadModels, Runtime, SecretStore
+from engine.ports import ReadModels, RedisAdmin, Runtime, SecretStore
 from engine.saga import Coordinator
 from engine.settings import Settings
 from engine.store import AggregateNotFoundError, EventLog
@@ -35,6 +36,7 @@ class Engine:
         settings: Settings,
         events: EventLog,
         runtime: Runtime,
+        redis: RedisAdmin,
         secrets: SecretStore,
         views: ReadModels,
         coordinator: Coordinator,
@@ -45,6 +47,7 @@ class Engine:
         self.settings = settings
         self.events = events
         self.runtime = runtime
+        self.redis = redis
         self.secrets = secrets
         self.views = views
         self.coordinator = coordinator
@@ -143,6 +146,49 @@ class Engine:
         self.coordinator.submit(operation.id)
         await self.follower.wait_until(recordings[-1].notification.id)
         return {"addon": current.name, "operation_id": str(operation.id)}
+
+    async def change_plan(self, app: str, addon: str, plan_id: str) -> dict:
+        """Reference, "Changing Plans": the same command upgrades and downgrades."""
+        plan = self.plans.provisionable(plan_id)
+        current = await self._addon_of(app, addon)
+        used = 0
+        if current.status == "running" and not current.is_busy:
+            used = await self.redis.used_memory(current.address, current.port, self.secrets.password_for(current.name))
+        in_use = await self.runtime.ports_in_use()
+        async with self._placing:
+            where = place(plan.memory_mib, [h.as_domain() for h in self.settings.hosts], self.inventory.tenants(),
+                          in_use, exclude_host=current.host)
+            operation = Operation(kind="change_plan", addon=current.name, app=app)
+            node = f"redis-addons-{current.name}-{operation.id.hex[:8]}"
+            current.request_plan_change(plan, where, node, f"{node}-data", operation.id, used)
+            recordings = await self.events.save(current, operation)
+        log.info("plan change requested", addon=current.name, app=app, plan=plan.id, host=where.host,
+                 operation_id=str(operation.id))
+        self.coordinator.submit(operation.id)
+        await self.follower.wait_until(recordings[-1].notification.id)
+        return {"addon": current.name, "operation_id": str(operation.id)}
+
+    async def register_app(self, app: str, restart: str = "none", label: str | None = None, url: str | None = None) -> dict:
+        """Tell the engine how to restart an app when its environment changes."""
+        check_app_name(app)
+        method = restart_method(restart, label=label, url=url)
+        try:
+            registered: App = await self.events.get(App.id_for(app))
+            registered.change_restart(method)
+        except AggregateNotFoundError:
+            registered = App(name=app, restart=method)
+        recordings = await self.events.save(registered)
+        if recordings:
+            await self.follower.wait_until(recordings[-1].notification.id)
+        return {"app": app, "restart": method}
+
+    async def app(self, app: str) -> dict:
+        await self._known_app(app)
+        try:
+            restart = (await self.events.get(App.id_for(app))).restart
+        except AggregateNotFoundError:
+            restart = {"kind": "none"}
+        return {"app": app, "restart": restart}
 
     async def _addon_of(self, app: str, name: str) -> Addon:
         check_app_name(app)

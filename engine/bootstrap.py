@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import structlog
 
+from adapters.apps.docker_app import DockerAppRestarter
+from adapters.apps.restarter import AppRestarter
 from adapters.docker.runtime import DockerRuntime
 from adapters.redis_admin import RedisAdmin
 from adapters.secrets_store import FileSecretStore
 from domain.catalog import PlanCatalog, VersionCatalog
 from engine.app import Engine
 from engine.logs import configure_logging
+from engine.plan_change import PlanChange
 from engine.provisioning import Provisioning, Removal
 from engine.saga import Coordinator
 from engine.settings import Settings
@@ -26,15 +29,18 @@ def build(settings: Settings | None = None) -> Engine:
     events = EventLog(settings.store_env)
     runtime = DockerRuntime(settings.hosts)
     secrets = FileSecretStore(settings.secrets_dir)
+    redis = RedisAdmin()
     sagas = {
-        "provision": Provisioning(events, runtime, RedisAdmin(), secrets, versions),
+        "provision": Provisioning(events, runtime, redis, secrets, versions),
         "remove": Removal(events, runtime, secrets),
+        "change_plan": PlanChange(events, runtime, redis, secrets, versions, AppRestarter(DockerAppRestarter(runtime))),
     }
     coordinator = Coordinator(events, sagas, settings.step_deadline_s, settings.crash_at)
     return Engine(
         settings=settings,
         events=events,
         runtime=runtime,
+        redis=redis,
         secrets=secrets,
         views=ReadModels(settings.read_models_file),
         coordinator=coordinator,

@@ -7,37 +7,54 @@ from __future__ import annotations
 from uuid import UUID
 
 from domain.addon import Addon
+from domain.app import App
 from domain.operation import Operation
 from domain.placement import Tenant
 
 
 class Inventory:
     def __init__(self):
-        self._addons: dict[str, dict] = {}  # name -> app, host, port, memory, holds
+        self._apps: dict[str, str] = {}  # addon name -> app
+        self._names: dict[UUID, str] = {}  # addon id -> addon name
+        self._held: dict[tuple[str, str], Tenant] = {}  # (addon, "current" | "target") -> what it holds
+        self.registered_apps: set[str] = set()
         self.unfinished: dict[UUID, str] = {}  # operation id -> addon name
 
     def apply(self, event) -> None:
-        if isinstance(event, Addon.Requested):
-            self._addons[event.name] = dict(
-                app=event.app, host=event.host, port=event.port, memory_mib=event.memory_mib, holds=True
-            )
-        elif isinstance(event, (Addon.ProvisioningFailed, Addon.Removed)):
-            name = self._name_of(event.originator_id)
-            if name:
-                self._addons[name]["holds"] = False
+        if isinstance(event, Addon.Event):
+            self._apply_addon(event)
+        elif isinstance(event, App.Registered):
+            self.registered_apps.add(event.name)
         elif isinstance(event, Operation.Started):
             self.unfinished[event.originator_id] = event.addon
+        elif isinstance(event, Operation.StepSucceeded) and event.step == "cleanup":
+            self._held.pop((self.unfinished.get(event.originator_id), "replaced"), None)
         elif isinstance(event, (Operation.Succeeded, Operation.Compensated)):
             self.unfinished.pop(event.originator_id, None)
 
-    def _name_of(self, addon_id: UUID) -> str | None:
-        return next((n for n in self._addons if Addon.id_for(n) == addon_id), None)
+    def _apply_addon(self, event) -> None:
+        if isinstance(event, Addon.Requested):
+            self._names[event.originator_id] = event.name
+            self._apps[event.name] = event.app
+            self._held[(event.name, "current")] = Tenant(event.host, event.port, event.memory_mib)
+            return
+        name = self._names.get(event.originator_id)
+        if isinstance(event, Addon.PlanChangeRequested):
+            self._held[(name, "target")] = Tenant(event.host, event.port, event.memory_mib)
+        elif isinstance(event, Addon.PlanChanged):
+            # The old node is released once its cleanup is done; until then it still holds its port.
+            self._held[(name, "replaced")] = self._held[(name, "current")]
+            self._held[(name, "current")] = self._held.pop((name, "target"))
+        elif isinstance(event, Addon.PlanChangeFailed):
+            self._held.pop((name, "target"), None)
+        elif isinstance(event, (Addon.ProvisioningFailed, Addon.Removed)):
+            self._held.pop((name, "current"), None)
 
     def tenants(self) -> list[Tenant]:
-        return [Tenant(a["host"], a["port"], a["memory_mib"]) for a in self._addons.values() if a["holds"]]
+        return list(self._held.values())
 
     def name_taken(self, name: str) -> bool:
-        return name in self._addons
+        return name in self._apps
 
     def app_known(self, app: str) -> bool:
-        return any(a["app"] == app for a in self._addons.values())
+        return app in self.registered_apps or app in self._apps.values()

@@ -49,6 +49,13 @@ class Runtime(Protocol):
 
     async def start_node(self, host: str, container: str) -> None: ...
 
+    async def is_running(self, host: str, container: str) -> bool | None:
+        """True or False; None when there is no such container."""
+
+    async def copy_data(self, from_host: str, from_container: str, to_host: str, to_container: str, path: str) -> dict:
+        """Copy a directory between containers (the source stopped, the target not started),
+        check each file arrived byte for byte, and return {"files": n, "bytes": n}."""
+
     async def stop_node(self, host: str, container: str, timeout_s: int) -> None:
         """Stop if running; a missing container counts as stopped."""
 
@@ -69,6 +76,23 @@ class Runtime(Protocol):
 class RedisAdmin(Protocol):
     async def ping(self, address: str, port: int, password: str) -> None:
         """Return when the server answers PING with this password; raise TransientError otherwise."""
+
+
+    async def used_memory(self, address: str, port: int, password: str) -> int:
+        """Bytes the server uses (INFO memory used_memory)."""
+
+    async def freeze(self, address: str, port: int, password: str, pause_ms: int) -> dict:
+        """Pause writes, save to disk, and return the fingerprint of the data at that moment."""
+
+    async def fingerprint(self, address: str, port: int, password: str) -> dict:
+        """{"keys": {db: count}, "digest": hex} over every key of every database."""
+
+    async def unpause(self, address: str, port: int, password: str) -> None: ...
+
+
+class AppRestarter(Protocol):
+    async def restart(self, app: str, method: dict, environment: dict[str, str]) -> str:
+        """Restart the app with this environment, idempotently; return what was done."""
 
 
 class SecretStore(Protocol):

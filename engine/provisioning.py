@@ -17,33 +17,34 @@ from engine.store import EventLog
 LABEL = "redis-addons"
 
 
-def node_labels(addon: Addon, operation: Operation, step: str) -> dict[str, str]:
-    """Labels tie a container to its addon and to the operation step that made it."""
+def node_labels(addon: Addon, node: dict, operation: Operation) -> dict[str, str]:
+    """Labels tie a container to its addon and to the operation that made it."""
     return {
         f"{LABEL}.addon": addon.name,
         f"{LABEL}.app": addon.app,
         f"{LABEL}.operation": str(operation.id),
-        f"{LABEL}.step": step,
         f"{LABEL}.role": "data",
-        f"{LABEL}.host": addon.host,
-        f"{LABEL}.port": str(addon.port),  # lets any installation sharing the host see the port is taken
+        f"{LABEL}.host": node["host"],
+        f"{LABEL}.port": str(node["port"]),  # lets any installation sharing the host see the port is taken
     }
 
 
-def node_spec(addon: Addon, operation: Operation, password: str, versions: VersionCatalog) -> NodeSpec:
+def node_spec(addon: Addon, node: dict, operation: Operation, password: str, versions: VersionCatalog) -> NodeSpec:
+    """The container of `node` (host, address, port, container, volume, memory_mib) for this addon."""
     return NodeSpec(
-        host=addon.host,
-        container=addon.container,
-        volume=addon.volume,
+        host=node["host"],
+        container=node["container"],
+        volume=node["volume"],
         image=versions.get(addon.redis_version).image,
         command=["/usr/local/bin/redis-server", "/etc/redis/redis.conf"],
         config_dir="/etc/redis",
         config_file="redis.conf",
         config_text=redis_conf(
-            address=addon.address, port=addon.port, memory_mib=addon.memory_mib, password=password, settings=addon.settings
+            address=node["address"], port=node["port"], memory_mib=node["memory_mib"], password=password,
+            settings=addon.settings,
         ),
-        memory_bytes=container_memory_bytes(addon.memory_mib),
-        labels=node_labels(addon, operation, "create"),
+        memory_bytes=container_memory_bytes(node["memory_mib"]),
+        labels=node_labels(addon, node, operation),
     )
 
 
@@ -57,7 +58,8 @@ class Provisioning:
         addon: Addon = await self.events.get(Addon.id_for(operation.addon))
         if step == "create":
             password = self.secrets.password_for(addon.name)
-            await self.runtime.create_node(node_spec(addon, operation, password, self.versions))
+            node = {**addon.previous_node, "memory_mib": addon.memory_mib}
+            await self.runtime.create_node(node_spec(addon, node, operation, password, self.versions))
             return StepResult(f"container {addon.container} on {addon.host}")
         if step == "start":
             await self.runtime.start_node(addon.host, addon.container)
@@ -67,7 +69,7 @@ class Provisioning:
             return StepResult("PING answered")
         if step == "publish":
             addon.mark_provisioned(operation_id=operation.id)
-            return StepResult("REDIS_URL and SCALINGO_REDIS_URL published", (addon,))
+            return StepResult("REDIS_URL and SCALINGO_REDIS_URL published", changes=(addon,))
         raise ValueError(f"provisioning has no step {step!r}")
 
     async def compensate(self, operation: Operation, error: str) -> StepResult:
@@ -79,7 +81,7 @@ class Provisioning:
         detail = f"container {addon.container} and its volume removed"
         if logs:
             detail += f"; last server log lines: {logs.strip()[-500:]}"
-        return StepResult(detail, (addon,))
+        return StepResult(detail, changes=(addon,))
 
 
 class Removal:
@@ -97,10 +99,10 @@ class Removal:
             await self.runtime.remove_node(addon.host, addon.container, addon.volume)
             self.secrets.forget(addon.name)
             addon.mark_removed(operation_id=operation.id)
-            return StepResult(f"container {addon.container} and its volume removed; backups kept", (addon,))
+            return StepResult(f"container {addon.container} and its volume removed; backups kept", changes=(addon,))
         raise ValueError(f"removal has no step {step!r}")
 
     async def compensate(self, operation: Operation, error: str) -> StepResult:
         addon: Addon = await self.events.get(Addon.id_for(operation.addon))
         addon.mark_removal_failed(operation_id=operation.id, reason=error)
-        return StepResult("removal can be asked again", (addon,))
+        return StepResult("removal can be asked again", changes=(addon,))

@@ -28,6 +28,7 @@ log = structlog.get_logger("saga")
 @dataclass
 class StepResult:
     detail: str | None = None
+    outcome: dict | None = None  # what the step measured, recorded on the Operation for later steps
     changes: tuple = field(default_factory=tuple)  # aggregates saved together with the step's success
 
 
@@ -99,7 +100,7 @@ class Coordinator:
                 await self._events.save(operation)
                 continue
             operation = await self._events.get(operation.id)
-            operation.succeed_step(step, result.detail)
+            operation.succeed_step(step, result.detail, result.outcome)
             if operation.next_step is None:
                 operation.mark_succeeded()
             await self._events.save(operation, *result.changes)

@@ -9,7 +9,7 @@ CREATE TABLE IF NOT EXISTS addons (
     name TEXT PRIMARY KEY, id TEXT NOT NULL, app TEXT NOT NULL, provider TEXT NOT NULL,
     plan TEXT NOT NULL, version TEXT NOT NULL, status TEXT NOT NULL,
     host TEXT NOT NULL, address TEXT NOT NULL, port INTEGER NOT NULL,
-    failure TEXT, operation_id TEXT, created_at TEXT NOT NULL, updated_at TEXT NOT NULL);
+    failure TEXT, operation_id TEXT, target_plan TEXT, target_host TEXT, created_at TEXT NOT NULL, updated_at TEXT NOT NULL);
 CREATE INDEX IF NOT EXISTS addons_by_app ON addons (app);
 CREATE TABLE IF NOT EXISTS environment (
     addon TEXT PRIMARY KEY, app TEXT NOT NULL, address TEXT NOT NULL, port INTEGER NOT NULL,
@@ -19,6 +19,8 @@ CREATE TABLE IF NOT EXISTS environment (
 STATUS = {
     Addon.Provisioned: "running",
     Addon.ProvisioningFailed: "failed",
+    Addon.PlanChangeRequested: "changing-plan",
+    Addon.PlanChangeFailed: "running",
     Addon.RemovalRequested: "removing",
     Addon.RemovalFailed: "failed",
     Addon.Removed: "removed",
@@ -26,29 +28,41 @@ STATUS = {
 
 
 def apply(db, event) -> None:
-    at = event.timestamp.isoformat()
+    at, addon_id = event.timestamp.isoformat(), str(event.originator_id)
     if isinstance(event, Addon.Requested):
         db.execute(
             "INSERT INTO addons (name, id, app, provider, plan, version, status, host, address, port, "
             "operation_id, created_at, updated_at) VALUES (?, ?, ?, 'redis', ?, ?, 'provisioning', ?, ?, ?, ?, ?, ?)",
-            (event.name, str(event.originator_id), event.app, event.plan, event.redis_version, event.host,
+            (event.name, addon_id, event.app, event.plan, event.redis_version, event.host,
              event.address, event.port, str(event.operation_id), at, at),
         )
-        return
-    status = STATUS.get(type(event))
-    if status is None:
-        return
-    failure = getattr(event, "reason", None)
-    operation = str(event.operation_id) if status in ("removing",) else None
-    db.execute(
-        "UPDATE addons SET status = ?, failure = ?, operation_id = ?, updated_at = ? WHERE id = ?",
-        (status, failure, operation, at, str(event.originator_id)),
-    )
-    if isinstance(event, Addon.Provisioned):
-        row = db.execute("SELECT name, app, address, port FROM addons WHERE id = ?", (str(event.originator_id),)).fetchone()
+    elif isinstance(event, Addon.PlanChanged):
+        db.execute(
+            "UPDATE addons SET plan = ?, host = ?, address = ?, port = ?, target_plan = NULL, target_host = NULL, "
+            "status = 'running', failure = NULL, operation_id = NULL, updated_at = ? WHERE id = ?",
+            (event.plan, event.host, event.address, event.port, at, addon_id),
+        )
+        db.execute("UPDATE environment SET address = ?, port = ?, published_at = ? "
+                   "WHERE addon = (SELECT name FROM addons WHERE id = ?)", (event.address, event.port, at, addon_id))
+    elif type(event) in STATUS:
+        operation = str(event.operation_id) if isinstance(event, (Addon.RemovalRequested, Addon.PlanChangeRequested)) else None
+        db.execute(
+            "UPDATE addons SET status = ?, failure = ?, operation_id = ?, updated_at = ? WHERE id = ?",
+            (STATUS[type(event)], getattr(event, "reason", None), operation, at, addon_id),
+        )
+        _follow_up(db, event, at, addon_id)
+
+
+def _follow_up(db, event, at: str, addon_id: str) -> None:
+    if isinstance(event, Addon.PlanChangeRequested):
+        db.execute("UPDATE addons SET target_plan = ?, target_host = ? WHERE id = ?", (event.plan, event.host, addon_id))
+    elif isinstance(event, Addon.PlanChangeFailed):
+        db.execute("UPDATE addons SET target_plan = NULL, target_host = NULL WHERE id = ?", (addon_id,))
+    elif isinstance(event, Addon.Provisioned):
+        row = db.execute("SELECT name, app, address, port FROM addons WHERE id = ?", (addon_id,)).fetchone()
         db.execute(
             "INSERT OR REPLACE INTO environment (addon, app, address, port, tls, published_at) VALUES (?, ?, ?, ?, 0, ?)",
             (row["name"], row["app"], row["address"], row["port"], at),
         )
     elif isinstance(event, (Addon.Removed, Addon.ProvisioningFailed)):
-        db.execute("DELETE FROM environment WHERE addon = (SELECT name FROM addons WHERE id = ?)", (str(event.originator_id),))
+        db.execute("DELETE FROM environment WHERE addon = (SELECT name FROM addons WHERE id = ?)", (addon_id,))

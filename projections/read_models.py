@@ -7,6 +7,7 @@ Only event data is used (never the clock), so a replay rebuilds the same rows.
 
 from __future__ import annotations
 
+import hashlib
 import sqlite3
 import threading
 from pathlib import Path
@@ -28,7 +29,17 @@ class ReadModels:
         self._lock = threading.Lock()
         with self._lock:
             self._db.execute("PRAGMA journal_mode=WAL")
+            self._rebuild_if_schema_changed()
             self._db.executescript(SCHEMA)
+
+    def _rebuild_if_schema_changed(self) -> None:
+        """Read models are derived data: when their shape changes, drop them and replay the log."""
+        version = int(hashlib.sha256(SCHEMA.encode()).hexdigest()[:7], 16)
+        if self._db.execute("PRAGMA user_version").fetchone()[0] != version:
+            tables = [r[0] for r in self._db.execute("SELECT name FROM sqlite_master WHERE type = 'table'")]
+            for table in tables:
+                self._db.execute(f"DROP TABLE {table}")
+            self._db.execute(f"PRAGMA user_version = {version}")
 
     def position(self) -> int:
         with self._lock:

@@ -14,6 +14,7 @@ import aiodocker
 import aiohttp
 from aiodocker.exceptions import DockerError
 
+from adapters.docker.tar_stream import tar_file_digests
 from engine.ports import EffectError, NodeSpec, NodeState, TransientError
 from engine.settings import DockerHost
 
@@ -39,10 +40,19 @@ def translate(error: Exception, doing: str) -> Exception:
     return TransientError(f"{doing}: {type(error).__name__}: {error}")
 
 
+async def file_digests(docker: aiodocker.Docker, container: str, path: str) -> dict[str, tuple[int, str]]:
+    """{file name: (size, sha256)} of every regular file under `path`, read as a stream."""
+    async with docker._query(f"containers/{container}/archive", params={"path": path}) as response:
+        return await tar_file_digests(response.content)
+
+
 class DockerRuntime:
     def __init__(self, hosts: tuple[DockerHost, ...]):
         self.hosts = {h.name: h for h in hosts}
         self._clients: dict[str, aiodocker.Docker] = {}
+
+    def client(self, host: str) -> aiodocker.Docker:
+        return self._docker(host)
 
     def _docker(self, host: str) -> aiodocker.Docker:
         if host not in self._clients:
@@ -106,6 +116,39 @@ class DockerRuntime:
                 await node.start()
         except (DockerError, aiohttp.ClientError, OSError) as e:
             raise translate(e, f"starting {container} on {host}") from None
+
+    async def is_running(self, host: str, container: str) -> bool | None:
+        try:
+            node = await self._docker(host).containers.get(container)
+            return bool((await node.show())["State"]["Running"])
+        except DockerError as e:
+            if e.status == 404:
+                return None
+            raise translate(e, f"inspecting {container} on {host}") from None
+        except (aiohttp.ClientError, OSError) as e:
+            raise translate(e, f"inspecting {container} on {host}") from None
+
+    async def copy_data(self, from_host: str, from_container: str, to_host: str, to_container: str, path: str) -> dict:
+        """Stream the directory from one engine to the other through the archive API, then read both
+        sides again and compare every file's SHA-256."""
+        source, target = self._docker(from_host), self._docker(to_host)
+        parent = path.rstrip("/").rsplit("/", 1)[0] or "/"
+        try:
+            async with source._query(f"containers/{from_container}/archive", params={"path": path}) as response:
+                async with target._query(
+                    f"containers/{to_container}/archive", method="PUT", params={"path": parent},
+                    data=response.content.iter_chunked(1 << 20), headers={"Content-Type": "application/x-tar"},
+                ):
+                    pass
+            sent, landed = await asyncio.gather(
+                file_digests(source, from_container, path), file_digests(target, to_container, path)
+            )
+        except (DockerError, aiohttp.ClientError, OSError) as e:
+            raise translate(e, f"copying {path} from {from_container} on {from_host} to {to_container} on {to_host}") from None
+        if sent != landed:
+            differ = sorted(set(sent.items()) ^ set(landed.items()))
+            raise EffectError(f"copy of {path} to {to_host} is not identical: {[name for name, _ in differ][:5]}")
+        return {"files": len(sent), "bytes": sum(size for size, _ in sent.values())}
 
     async def stop_node(self, host: str, container: str, timeout_s: int) -> None:
         try:

@@ -1,0 +1,1 @@
+"""Restarting apps after their environment changed: Docker containers or an HTTP hook."""

@@ -1,0 +1,20 @@
+"""Restart through an HTTP hook on loopback: POST the app's new environment."""
+
+from __future__ import annotations
+
+import aiohttp
+
+from engine.ports import EffectError, TransientError
+
+
+async def call_hook(url: str, app: str, environment: dict[str, str]) -> str:
+    try:
+        async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=30)) as session:
+            async with session.post(url, json={"app": app, "environment": environment}) as response:
+                if response.status >= 500:
+                    raise TransientError(f"restart hook answered {response.status}")
+                if response.status >= 400:
+                    raise EffectError(f"restart hook refused: {response.status}")
+                return f"restart hook answered {response.status}"
+    except (aiohttp.ClientError, OSError, TimeoutError) as e:
+        raise TransientError(f"restart hook unreachable: {type(e).__name__}") from None

@@ -1,0 +1,114 @@
+"""Plan change as a saga (reference, "Changing Plans"): the database is stopped, then restarted
+on a new host with the new plan's parameters, data intact; finally the app is restarted.
+
+stop        pause writes, save, fingerprint the data (keys per database and a digest), stop the node
+start_new   create the node on the new host, copy the data files byte for byte, start it
+wait_ready  the new node answers PING with the addon's password
+verify      the new node holds the same keys: counts and digest equal the fingerprint
+publish     the addon is on the new plan and host: the app's environment changes
+cleanup     the old container and volume are removed
+restart_app the app is restarted with its new environment
+
+Before `publish`, a failure brings the database back on the old host with the old plan.
+"""
+
+from __future__ import annotations
+
+from domain.addon import Addon
+from domain.app import App
+from domain.catalog import VersionCatalog
+from domain.operation import Operation
+from domain.redis_config import redis_url
+from engine.ports import AppRestarter, EffectError, RedisAdmin, Runtime, SecretStore
+from engine.provisioning import node_spec
+from engine.saga import StepResult
+from engine.store import AggregateNotFoundError, EventLog
+
+PAUSE_MS = 120_000  # writes wait while the node is saved and stopped; a stop ends the pause anyway
+
+
+class PlanChange:
+    kind = "change_plan"
+
+    def __init__(self, events: EventLog, runtime: Runtime, redis: RedisAdmin, secrets: SecretStore,
+                 versions: VersionCatalog, restarter: AppRestarter, stop_timeout_s: int = 60):
+        self.events, self.runtime, self.redis, self.secrets = events, runtime, redis, secrets
+        self.versions, self.restarter, self.stop_timeout_s = versions, restarter, stop_timeout_s
+
+    async def run_step(self, step: str, operation: Operation) -> StepResult:
+        addon: Addon = await self.events.get(Addon.id_for(operation.addon))
+        password = self.secrets.password_for(addon.name)
+        return await getattr(self, step)(addon, operation, password)
+
+    async def stop(self, addon: Addon, operation: Operation, password: str) -> StepResult:
+        old = addon.previous_node
+        if await self.runtime.is_running(old["host"], old["container"]) is False:
+            # Stopped by an earlier attempt whose fingerprint was lost in a crash: start it to take it again.
+            await self.runtime.start_node(old["host"], old["container"])
+            await self.redis.ping(old["address"], old["port"], password)
+        fingerprint = await self.redis.freeze(old["address"], old["port"], password, PAUSE_MS)
+        await self.runtime.stop_node(old["host"], old["container"], self.stop_timeout_s)
+        total = sum(fingerprint["keys"].values())
+        return StepResult(f"saved {total} keys and stopped {old['container']} on {old['host']}", outcome=fingerprint)
+
+    async def start_new(self, addon: Addon, operation: Operation, password: str) -> StepResult:
+        new, old = addon.target, addon.previous_node
+        if await self.runtime.is_running(new["host"], new["container"]):
+            return StepResult(f"{new['container']} already running on {new['host']}")
+        await self.runtime.create_node(node_spec(addon, new, operation, password, self.versions))
+        copied = await self.runtime.copy_data(old["host"], old["container"], new["host"], new["container"], "/data")
+        await self.runtime.start_node(new["host"], new["container"])
+        return StepResult(
+            f"{copied['files']} data files ({copied['bytes']} bytes, identical) copied to {new['host']}; "
+            f"started with {new['memory_mib']} MiB on {new['address']}:{new['port']}",
+            outcome=copied,
+        )
+
+    async def wait_ready(self, addon: Addon, operation: Operation, password: str) -> StepResult:
+        await self.redis.ping(addon.target["address"], addon.target["port"], password)
+        return StepResult("PING answered")
+
+    async def verify(self, addon: Addon, operation: Operation, password: str) -> StepResult:
+        expected = operation.outcome("stop")
+        found = await self.redis.fingerprint(addon.target["address"], addon.target["port"], password)
+        if found != expected:
+            raise EffectError(f"the new node's data differs: expected {expected['keys']} keys, found {found['keys']}")
+        return StepResult(f"same {sum(found['keys'].values())} keys, same digest {found['digest'][:12]}")
+
+    async def publish(self, addon: Addon, operation: Operation, password: str) -> StepResult:
+        addon.mark_plan_changed(operation_id=operation.id)
+        return StepResult(f"now {addon.plan} on {addon.host}; REDIS_URL and SCALINGO_REDIS_URL changed", changes=(addon,))
+
+    async def cleanup(self, addon: Addon, operation: Operation, password: str) -> StepResult:
+        old = addon.replaced
+        await self.runtime.remove_node(old["host"], old["container"], old["volume"])
+        return StepResult(f"old node {old['container']} removed from {old['host']}")
+
+    async def restart_app(self, addon: Addon, operation: Operation, password: str) -> StepResult:
+        method = await self._restart_method(addon.app)
+        url = redis_url(password=password, address=addon.address, port=addon.port)
+        environment = {"REDIS_URL": url, "SCALINGO_REDIS_URL": url}
+        detail = await self.restarter.restart(addon.app, method, environment)
+        return StepResult(detail)
+
+    async def _restart_method(self, app: str) -> dict:
+        try:
+            return (await self.events.get(App.id_for(app))).restart
+        except AggregateNotFoundError:
+            return {"kind": "none"}
+
+    async def compensate(self, operation: Operation, error: str) -> StepResult:
+        addon: Addon = await self.events.get(Addon.id_for(operation.addon))
+        if operation.past_point_of_no_return:
+            # The new node serves the app already: undoing would lose its writes.
+            return StepResult(f"the addon runs on its new plan; {operation.failed_step} failed: {error}")
+        new, old = addon.target, addon.previous_node
+        password = self.secrets.password_for(addon.name)
+        await self.runtime.remove_node(new["host"], new["container"], new["volume"])
+        await self.runtime.start_node(old["host"], old["container"])
+        await self.redis.ping(old["address"], old["port"], password)
+        await self.redis.unpause(old["address"], old["port"], password)
+        addon.mark_plan_change_failed(operation_id=operation.id, reason=error)
+        return StepResult(
+            f"back on {old['host']} with plan {addon.plan}: new node removed, old node running", changes=(addon,)
+        )
