@@ -1,46 +1,125 @@
-"""The plan and engine version catalogs (data files an operator can edit)."""
+"""The plan catalog and the engine version catalog (data files an operator can edit)."""
 
 from __future__ import annotations
 
+import json
+import re
+
 import pytest
 
-from domain.catalog import PlanCatalog, VersionCatalog
+from domain.catalog import EngineVersion, Plan, PlanCatalog, VersionCatalog
 from domain.errors import PlanNotAvailable, UnknownPlan, UnknownVersion
 
 PLANS = PlanCatalog.load()
 VERSIONS = VersionCatalog.load()
 SIZES = [256, 512, 1024, 2048, 4096, 8192]
+SANDBOX = ["redis-sandbox"]
+STARTER = [f"redis-starter-{m}" for m in SIZES]
+BUSINESS = [f"redis-business-{m}" for m in SIZES]
+
+
+# --- Plans ------------------------------------------------------------------------------------------------------
+
+
+def test_the_catalog_holds_exactly_the_plans_of_the_reference_for_the_redis_provider():
+    assert PLANS.provider == "redis"
+    assert [p.id for p in PLANS] == SANDBOX + STARTER + BUSINESS
 
 
 @pytest.mark.parametrize(
-    "plan_id, memory, nodes, backups",
-    [("redis-sandbox", 128, 1, False)]
-    + [(f"redis-starter-{m}", m, 1, True) for m in SIZES]
-    + [(f"redis-business-{m}", m, 2, True) for m in SIZES],
+    "plan_id, tier, memory, nodes, sentinels, haproxy, backups",
+    [("redis-sandbox", "sandbox", 128, 1, 0, 0, False)]
+    + [(f"redis-starter-{m}", "starter", m, 1, 0, 0, True) for m in SIZES]
+    + [(f"redis-business-{m}", "business", m, 2, 3, 2, True) for m in SIZES],
 )
-def test_every_plan_of_the_reference(plan_id, memory, nodes, backups):
+def test_every_plan_of_the_reference(plan_id, tier, memory, nodes, sentinels, haproxy, backups):
     plan = PLANS.get(plan_id)
-    assert (plan.memory_mib, plan.data_nodes, plan.backups) == (memory, nodes, backups)
+    assert (plan.id, plan.tier, plan.memory_mib) == (plan_id, tier, memory)
+    assert (plan.data_nodes, plan.sentinels, plan.haproxy, plan.backups) == (nodes, sentinels, haproxy, backups)
+    assert plan.is_cluster == (tier == "business")
 
 
-def test_business_plans_have_sentinels_and_two_haproxy():
-    plan = PLANS.get("redis-business-1024")
-    assert (plan.sentinels, plan.haproxy, plan.is_cluster) == (3, 2, True)
+@pytest.mark.parametrize("plan", list(PLANS), ids=lambda p: p.id)
+def test_the_memory_of_a_plan_is_in_its_name(plan):
+    assert plan.id.startswith(f"redis-{plan.tier}")
+    if plan.tier != "sandbox":
+        assert int(re.search(r"-(\d+)$", plan.id).group(1)) == plan.memory_mib
 
 
-def test_an_unknown_plan_lists_the_valid_ones():
+@pytest.mark.parametrize("plan_id", ["redis-starter-3000", "redis-starter", "Redis-Sandbox", "", "postgresql-sandbox"])
+def test_an_unknown_plan_is_refused_with_the_list_of_valid_ones(plan_id):
     with pytest.raises(UnknownPlan) as refused:
-        PLANS.get("redis-starter-3000")
-    assert "redis-starter-3000" in str(refused.value) and "redis-sandbox" in str(refused.value) and "redis-starter-8192" in str(refused.value)
+        PLANS.get(plan_id)
+    message = str(refused.value)
+    assert f"unknown plan '{plan_id}'" in message
+    assert message.endswith("valid plans are: " + ", ".join(SANDBOX + STARTER + BUSINESS))
+    assert (refused.value.rule, refused.value.status) == ("unknown-plan", 400)
 
 
-def test_cluster_plans_are_not_provisionable_yet_and_the_error_names_the_single_node_plans():
-    with pytest.raises(PlanNotAvailable, match="redis-starter-256"):
-        PLANS.provisionable("redis-business-256")
-    assert PLANS.provisionable("redis-starter-256").id == "redis-starter-256"
+@pytest.mark.parametrize("plan_id", SANDBOX + STARTER)
+def test_single_node_plans_are_provisionable(plan_id):
+    assert PLANS.provisionable(plan_id) == PLANS.get(plan_id)
 
 
-def test_the_default_version_is_in_the_catalog_and_unknown_versions_list_the_known_ones():
-    assert VERSIONS.default.version == "7.0.15" and VERSIONS.default.tls
-    with pytest.raises(UnknownVersion, match="6.2.14"):
-        VERSIONS.get("5.0.0")
+@pytest.mark.parametrize("plan_id", BUSINESS)
+def test_business_plans_are_refused_for_now_naming_the_single_node_plans(plan_id):
+    with pytest.raises(PlanNotAvailable) as refused:
+        PLANS.provisionable(plan_id)
+    message = str(refused.value)
+    assert plan_id in message and "Sentinel" in message
+    assert message.endswith("single-node plans are: " + ", ".join(SANDBOX + STARTER))
+    assert refused.value.rule == "plan-not-available"
+
+
+def test_provisionable_refuses_an_unknown_plan_as_unknown():
+    with pytest.raises(UnknownPlan):
+        PLANS.provisionable("redis-business-3000")
+
+
+def test_an_operator_can_edit_the_plan_catalog(tmp_path):
+    path = tmp_path / "plans.json"
+    path.write_text(json.dumps({"plans": [
+        {"id": "redis-starter-16384", "tier": "starter", "memory_mib": 16384, "data_nodes": 1, "sentinels": 0,
+         "haproxy": 0, "backups": True},
+    ]}))
+    plans = PlanCatalog.load(path)
+    assert plans.provider == "redis"
+    assert plans.provisionable("redis-starter-16384") == Plan("redis-starter-16384", "starter", 16384, 1, 0, 0, True)
+    with pytest.raises(UnknownPlan, match="valid plans are: redis-starter-16384$"):
+        plans.get("redis-sandbox")
+
+
+# --- Engine versions --------------------------------------------------------------------------------------------
+
+
+def test_the_default_version_is_one_of_the_catalog():
+    assert VERSIONS.default in list(VERSIONS)
+    assert VERSIONS.default == VERSIONS.get("7.0.15")
+    assert VERSIONS.default.tls and VERSIONS.default.engine == "redis"
+
+
+@pytest.mark.parametrize(
+    "version, engine, tls, rdb_format",
+    [("6.2.7", "redis", False, 9), ("6.2.14", "redis", False, 9), ("7.0.15", "redis", True, 10),
+     ("8.1.8", "valkey", False, 11), ("9.0.0", "valkey", False, 80), ("9.1.2", "valkey", False, 80)],
+)
+def test_every_engine_version_of_the_design(version, engine, tls, rdb_format):
+    v = VERSIONS.get(version)
+    assert (v.version, v.engine, v.tls, v.rdb_format) == (version, engine, tls, rdb_format)
+    assert v.image.endswith(f"/{engine}:{version}")
+
+
+@pytest.mark.parametrize("version", ["5.0.0", "7", "7.0", "latest", ""])
+def test_an_unknown_version_is_refused_with_the_list_of_known_ones(version):
+    with pytest.raises(UnknownVersion) as refused:
+        VERSIONS.get(version)
+    message = str(refused.value)
+    assert f"unknown engine version '{version}'" in message
+    assert message.endswith("known versions are: 6.2.7, 6.2.14, 7.0.15, 8.1.8, 9.0.0, 9.1.2")
+    assert (refused.value.rule, refused.value.status) == ("unknown-version", 400)
+
+
+def test_a_version_catalog_whose_default_is_not_in_it_is_refused():
+    only = EngineVersion("7.0.15", "redis", "redis-addons/redis:7.0.15", True, 10, "Debian redis-server")
+    with pytest.raises(UnknownVersion, match="'6.2.7'"):
+        VersionCatalog([only], default="6.2.7")
