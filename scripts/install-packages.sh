@@ -11,7 +11,8 @@ command -v apt-get >/dev/null || die "this setup expects a Debian/Ubuntu machine
 mode="$(engines_mode)"
 # redis-server: the 7.0.15 binary for the image, and redis-cli; redis-tools: redis-cli, redis-benchmark
 # haproxy: cluster front end; python3 + python3-venv: the scripts and `python3 -m venv`
-pkgs=(redis-server redis-tools haproxy python3 python3-venv ca-certificates)
+# python3-minimal + python3-redis: the demo app image (scripts/build-demo-app.py copies their files)
+pkgs=(redis-server redis-tools haproxy python3 python3-venv ca-certificates python3-minimal python3-redis)
 if [ "$mode" = local ]; then
   # docker.io brings dockerd, containerd, runc, tini (docker-init) and the docker CLI
   pkgs+=(docker.io)

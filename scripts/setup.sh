@@ -6,6 +6,7 @@
 #   3. engines host-a, host-b    scripts/engines.sh start
 #   4. $REDIS_ADDONS_HOME/hosts.json   scripts/write-hosts.sh
 #   5. engine images             scripts/build-images.py
+#   6. demo app image            scripts/build-demo-app.py (examples/demo_app)
 set -euo pipefail
 here="$(dirname "${BASH_SOURCE[0]}")"
 . "$here/lib.sh"
@@ -17,4 +18,5 @@ t0=$SECONDS
 "$here/engines.sh" start
 "$here/write-hosts.sh"
 python3 "$here/build-images.py"
+python3 "$here/build-demo-app.py"
 log "ready in $((SECONDS - t0))s: $(engines_mode) engines, hosts in $ADDONS_HOME/hosts.json"
