@@ -10,14 +10,15 @@ from redis.exceptions import AuthenticationError, RedisError
 
 from engine.ports import EffectError, TransientError
 
-DATABASES = range(5)  # reference: "Each Redis® instance can use 5 databases"
+DATABASES = range(5)
+SLOW_S = 600  # SAVE and SCAN of a large dataset  # reference: "Each Redis® instance can use 5 databases"
 
 
 class RedisAdmin:
     @asynccontextmanager
-    async def _client(self, address: str, port: int, password: str, db: int = 0):
+    async def _client(self, address: str, port: int, password: str, db: int = 0, timeout: float = 5):
         client = redis.Redis(host=address, port=port, db=db, username="default", password=password,
-                             socket_connect_timeout=2, socket_timeout=60)
+                             socket_connect_timeout=2, socket_timeout=timeout)
         try:
             yield client
         except AuthenticationError:
@@ -37,7 +38,7 @@ class RedisAdmin:
             return int((await client.info("memory"))["used_memory"])
 
     async def freeze(self, address: str, port: int, password: str, pause_ms: int) -> dict:
-        async with self._client(address, port, password) as client:
+        async with self._client(address, port, password, timeout=SLOW_S) as client:
             # Writes wait (clients are not refused); reads go on while the data is saved and measured.
             await client.execute_command("CLIENT", "PAUSE", pause_ms, "WRITE")
             await client.save()
@@ -52,7 +53,7 @@ class RedisAdmin:
         as files checked byte for byte; sizes in memory may differ after a reload, so they are not used.)"""
         keys, digest = {}, hashlib.sha256()
         for db in DATABASES:
-            async with self._client(address, port, password, db) as client:
+            async with self._client(address, port, password, db, timeout=SLOW_S) as client:
                 names = sorted([name async for name in client.scan_iter(count=1000)])
                 keys[str(db)] = len(names)
                 for start in range(0, len(names), 1000):

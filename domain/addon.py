@@ -19,7 +19,7 @@ DEFAULT_SETTINGS = {"rdb": True, "aof": False, "cache_mode": False, "force_tls":
 
 
 def check_app_name(app: str) -> str:
-    if not isinstance(app, str) or not APP_NAME.match(app):
+    if not isinstance(app, str) or not APP_NAME.fullmatch(app):
         raise InvalidName(
             f"invalid app name {app!r}: use 3 to 48 lowercase letters, digits and dashes, "
             "starting with a letter"

@@ -18,7 +18,7 @@ LABEL = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._/-]*=[^\s]+$")
 def restart_method(kind: str, label: str | None = None, url: str | None = None) -> dict:
     """How to restart an app: its Docker containers found by label, an HTTP hook, or nothing."""
     if kind == "docker":
-        if not label or not LABEL.match(label):
+        if not label or not LABEL.fullmatch(label):
             raise InvalidRestartMethod(f"a docker restart needs a container label KEY=VALUE, got {label!r}")
         return {"kind": "docker", "label": label}
     if kind == "hook":

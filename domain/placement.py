@@ -44,7 +44,12 @@ def place(
 
     `unusable_ports` holds (host, port) pairs seen busy outside our records.
     """
-    hosts = [h for h in hosts if h.name != exclude_host]
+    hosts = list(hosts)
+    if exclude_host is not None:
+        others = [h for h in hosts if h.name != exclude_host]
+        if not others:
+            raise NoHostWithRoom(f"no host other than {exclude_host} is configured: a plan change needs another host")
+        hosts = others
     tenants = list(tenants)
     candidates = []
     for host in hosts:

@@ -29,6 +29,7 @@ PAUSE_MS = 120_000  # writes wait while the node is saved and stopped; a stop en
 
 class PlanChange:
     kind = "change_plan"
+    deadlines = {"stop": 900.0, "start_new": 900.0, "verify": 600.0}  # saving and copying a large dataset
 
     def __init__(self, events: EventLog, runtime: Runtime, redis: RedisAdmin, secrets: SecretStore,
                  versions: VersionCatalog, restarter: AppRestarter, stop_timeout_s: int = 60):

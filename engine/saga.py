@@ -16,7 +16,7 @@ from typing import Protocol
 from uuid import UUID
 
 import structlog
-from tenacity import AsyncRetrying, retry_if_exception_type, stop_after_delay, wait_exponential
+from tenacity import AsyncRetrying, retry_if_exception_type, wait_exponential
 
 from domain.operation import Operation
 from engine.ports import TransientError
@@ -92,7 +92,7 @@ class Coordinator:
             bound.info("step started", step=step)
             self._crash_point(f"{operation.kind}.{step}:before")
             try:
-                result = await self._with_retries(saga.run_step, step, operation)
+                result = await self._with_retries(saga.run_step, step, operation, deadline_s=saga_deadline(saga, step))
             except Exception as error:  # any failure ends the step, then compensation runs
                 bound.warning("step failed", step=step, error=describe(error))
                 operation = await self._events.get(operation.id)
@@ -115,22 +115,31 @@ class Coordinator:
         await self._events.save(operation, *compensation.changes)
         bound.warning("operation compensated", detail=compensation.detail)
 
-    async def _with_retries(self, fn, *args):
-        """Transient errors are retried with backoff until the step's deadline."""
-        async for attempt in AsyncRetrying(
-            retry=retry_if_exception_type(TransientError),
-            wait=wait_exponential(multiplier=0.02, max=1),
-            stop=stop_after_delay(self._deadline),
-            reraise=True,
-        ):
-            with attempt:
-                return await fn(*args)
+    async def _with_retries(self, fn, *args, deadline_s: float | None = None):
+        """Transient errors are retried with backoff; the whole step must end by its deadline."""
+        deadline_s = deadline_s or self._deadline
+        try:
+            async with asyncio.timeout(deadline_s):
+                async for attempt in AsyncRetrying(
+                    retry=retry_if_exception_type(TransientError),
+                    wait=wait_exponential(multiplier=0.02, max=1),
+                    reraise=True,
+                ):
+                    with attempt:
+                        return await fn(*args)
+        except TimeoutError:
+            raise TransientError(f"not done within its deadline of {deadline_s:g} s") from None
 
     def _crash_point(self, where: str) -> None:
         """Fault injection for tests: die here as a crash would, without cleanup."""
         if self._crash_at == where:
             log.warning("crash injected", at=where)
             os.kill(os.getpid(), signal.SIGKILL)
+
+
+def saga_deadline(saga, step: str) -> float | None:
+    """Steps that move data may take longer than the default; a saga says which."""
+    return getattr(saga, "deadlines", {}).get(step)
 
 
 def describe(error: BaseException) -> str:

@@ -87,7 +87,7 @@ def test_no_host_with_room_names_what_each_host_has_free(memory, hosts, tenants,
 
 
 def test_when_the_only_host_is_the_one_to_leave_there_is_no_room():
-    with pytest.raises(NoHostWithRoom, match="no host has room for 512 MiB"):
+    with pytest.raises(NoHostWithRoom, match="no host other than host-a is configured: a plan change needs another host"):
         place(512, [A], [], exclude_host="host-a")
 
 
