@@ -1,4 +1,5 @@
-"""Addon resources, shaped after the reference: plans, an app's addons, its variables."""
+"""Addon resources, shaped after the reference: plans, an app's addons (added, changed to another
+plan, removed), its variables."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ from aiohttp import web
 from adapters.http.errors import error_response
 from adapters.http.inputs import flag_query, int_query, json_object, text_field
 from adapters.http.keys import ENGINE
+from adapters.http.operations import operation_view
 from domain.errors import DomainError, UnknownAddon
 
 routes = web.RouteTableDef()
@@ -44,6 +46,17 @@ async def get_addon(request: web.Request) -> web.Response:
     return web.json_response({"addon": row})
 
 
+@routes.patch("/v1/apps/{app}/addons/{addon}")
+async def change_plan(request: web.Request) -> web.Response:
+    """Reference, "Changing Plans" (`addons-upgrade`): the same request upgrades and downgrades."""
+    app = request.match_info["app"]
+    wait, timeout = wait_options(request)
+    body = await json_object(request)
+    plan = text_field(body, "plan_id", "plan", example="redis-starter-2048")
+    requested = await request.app[ENGINE].change_plan(app, request.match_info["addon"], plan)
+    return await outcome(request, app, requested, wait, timeout, done_status=200)
+
+
 @routes.delete("/v1/apps/{app}/addons/{addon}")
 async def remove_addon(request: web.Request) -> web.Response:
     app = request.match_info["app"]
@@ -66,10 +79,7 @@ async def outcome(request: web.Request, app: str, requested: dict, wait: bool, t
     """202 with the running operation; with wait=true, the finished one (or an error if it failed)."""
     engine = request.app[ENGINE]
     op_id = requested["operation_id"]
-    if wait:
-        operation = await engine.wait_for_operation(op_id, timeout=timeout)
-    else:
-        operation = await engine.operation(op_id)
+    operation = await operation_view(engine, op_id, wait=wait, timeout=timeout)
     try:
         row = await engine.addon(app, requested["addon"])
     except DomainError:
@@ -78,6 +88,8 @@ async def outcome(request: web.Request, app: str, requested: dict, wait: bool, t
     body = {"addon": row, "operation": operation}
     if wait and operation["status"] == "failed":
         what = f"{operation['kind']} of {operation['addon']} failed: {operation['error'] or 'no detail recorded'}"
+        if operation.get("compensation"):
+            what += f"; then: {operation['compensation']}"
         return error_response(500, "operation-failed", what, headers=headers, body=body)
     status = done_status if wait and operation["status"] == "succeeded" else 202
     return web.json_response(body, status=status, headers=headers)

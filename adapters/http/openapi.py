@@ -37,6 +37,8 @@ ACCEPTED = json_body(obj(addon=ref("Addon"), operation=ref("Operation")),
                      "Requested: the operation runs in the background (also: wait=true timed out)")
 FAILED = json_body({"allOf": [ref("Error"), obj(addon=ref("Addon"), operation=ref("Operation"))]},
                    "With wait=true: the operation failed; `error.message` holds its error (rule operation-failed)")
+BUSY = json_body(ref("Error"), "Busy with another operation, or already removed")
+RESTART_BODY = {"required": True, "content": {"application/json": {"schema": ref("RestartMethod")}}}
 
 
 def op(summary: str, responses: dict, parameters=(), body=None, public=False, tag="addons") -> dict:
@@ -72,11 +74,38 @@ PATHS = {
                     "version": {"type": "string", "description": "Engine version; the catalog's default if absent"},
                 }}}}}),
     },
+    "/v1/apps": {"post": op(
+        "Register an app with the way to restart it when its environment changes (again: replaces the method)",
+        {"201": json_body(obj(app=ref("App")), "Registered"),
+         "200": json_body(obj(app=ref("App")), "Known already: its restart method is replaced")},
+        body={"required": True, "content": {"application/json": {"schema": {
+            "type": "object", "required": ["name"],
+            "properties": {"name": {"type": "string", "examples": ["my-app"], "description": "`app` is accepted too"},
+                           "restart": {**ref("RestartMethod"), "description": "Default: {\"kind\": \"none\"}"}}}}}},
+        tag="apps")},
+    "/v1/apps/{app}": {"get": op(
+        "An app (registered, or that has had an addon) and its restart method",
+        {"200": json_body(obj(app=ref("App")), "The app")}, [APP], tag="apps")},
+    "/v1/apps/{app}/restart": {"put": op(
+        "Change how a known app is restarted",
+        {"200": json_body(obj(app=ref("App")), "The app with its new restart method")}, [APP], RESTART_BODY, tag="apps")},
     "/v1/apps/{app}/addons/{addon}": {
         "get": op("One addon", {"200": json_body(obj(addon=ref("Addon")), "The addon")}, [APP, ADDON]),
+        "patch": op(
+            "Change the addon's plan (`addons-upgrade`: upgrade or downgrade): it is stopped, restarted on another host "
+            "with the new plan's parameters and its data, verified, published, then the app is restarted",
+            {"200": json_body(obj(addon=ref("Addon"), operation=ref("Operation")), "With wait=true: on the new plan"),
+             "202": ACCEPTED, "409": json_body(ref("Error"), "Already on that plan, busy with another operation, not running, or removed"),
+             "422": json_body(ref("Error"), "The plan cannot be used, or the data would not fit in it (the message says how much is used)"),
+             "500": FAILED, "507": json_body(ref("Error"), "No other host has room for the plan")},
+            [APP, ADDON, *WAIT],
+            {"required": True, "content": {"application/json": {"schema": {
+                "type": "object", "required": ["plan_id"],
+                "properties": {"plan_id": {"type": "string", "examples": ["redis-starter-2048"], "description": "`plan` is accepted too"}},
+            }}}}),
         "delete": op("Remove an addon (its backups are kept)",
                      {"200": json_body(obj(addon=ref("Addon"), operation=ref("Operation")), "With wait=true: removed"),
-                      "202": ACCEPTED, "409": json_body(ref("Error"), "Busy with another operation, or already removed"),
+                      "202": ACCEPTED, "409": BUSY,
                       "500": FAILED},
                      [APP, ADDON, *WAIT]),
     },
@@ -118,17 +147,37 @@ SCHEMAS = {
     "Addon": {**obj(
         name={"type": "string", "description": "The addon ID, e.g. my-app-3030"}, app={"type": "string"},
         provider={"type": "string"}, plan={"type": "string"}, version={"type": "string"},
-        status={"type": "string", "examples": ["provisioning", "running", "removing", "removed", "failed"]},
+        status={"type": "string", "examples": ["provisioning", "running", "changing-plan", "removing", "removed", "failed"]},
+        target_plan={"type": ["string", "null"], "description": "While changing plan: the plan it is changing to"},
+        target_host={"type": ["string", "null"], "description": "While changing plan: the host it is moving to"},
         host={"type": "string"}, address={"type": "string"}, port={"type": "integer"},
         operation_id={"type": ["string", "null"]}, failure={"type": ["string", "null"]}),
         "additionalProperties": True},
     "Step": obj(name={"type": "string"}, status={"enum": ["pending", "running", "succeeded", "failed", "skipped"]},
-                attempts={"type": "integer"}, detail={"type": ["string", "null"]}),
-    "Operation": {**obj(id={"type": "string", "format": "uuid"}, kind={"type": "string", "examples": ["provision", "remove"]},
+                attempts={"type": "integer"}, detail={"type": ["string", "null"], "description": "What it did, or its error"},
+                started_at={"type": ["string", "null"], "format": "date-time"},
+                ended_at={"type": ["string", "null"], "format": "date-time"}),
+    "Operation": {**obj(id={"type": "string", "format": "uuid"},
+                        kind={"type": "string", "examples": ["provision", "change_plan", "remove"]},
                         addon={"type": "string"}, app={"type": "string"},
                         status={"enum": ["running", "succeeded", "failed"]}, error={"type": ["string", "null"]},
+                        compensation={"type": ["string", "null"], "description": "What was done after a failed step"},
+                        started_at={"type": "string", "format": "date-time"},
+                        finished_at={"type": ["string", "null"], "format": "date-time"},
                         steps={"type": "array", "items": ref("Step")}),
                   "additionalProperties": True},
+    "RestartMethod": {"oneOf": [
+        {"type": "object", "required": ["kind", "label"], "additionalProperties": False, "properties": {
+            "kind": {"const": "docker"},
+            "label": {"type": "string", "examples": ["com.example.app=my-app"],
+                      "description": "KEY=VALUE: the app's containers carrying it, on any host, are recreated with the new environment"}}},
+        {"type": "object", "required": ["kind", "url"], "additionalProperties": False, "properties": {
+            "kind": {"const": "hook"},
+            "url": {"type": "string", "examples": ["http://127.0.0.1:9000/restart"],
+                    "description": "An http(s) URL on loopback only; it receives a POST {app, environment}"}}},
+        {"type": "object", "required": ["kind"], "additionalProperties": False, "properties": {"kind": {"const": "none"}}},
+    ]},
+    "App": obj(name={"type": "string"}, restart=ref("RestartMethod")),
     "Event": obj(id={"type": "integer", "description": "Position in the log"}, type={"type": "string"},
                  aggregate_id={"type": "string"}, version={"type": "integer"},
                  timestamp={"type": "string", "format": "date-time"}, data={"type": "object"}),
