@@ -68,6 +68,12 @@ class Api:
     def post(self, path: str, body: dict | None = None, **query) -> dict:
         return self.request("POST", path, body=body, query=query)
 
+    def patch(self, path: str, body: dict, **query) -> dict:
+        return self.request("PATCH", path, body=body, query=query)
+
+    def put(self, path: str, body: dict, **query) -> dict:
+        return self.request("PUT", path, body=body, query=query)
+
     def delete(self, path: str, **query) -> dict:
         return self.request("DELETE", path, query=query)
 

@@ -36,10 +36,25 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--version", help="engine version (default: the catalog's default)")
     verb("addons", verbs.addons, "list the app's addons").add_argument(
         "--all", action="store_true", help="include removed addons")
+    p = verb("addons-upgrade", verbs.addons_upgrade,
+             "change an addon's plan (upgrade or downgrade) and follow the operation step by step")
+    p.add_argument("addon_id", metavar="ID", help="addon ID, e.g. my-app-3030 (see addons)")
+    p.add_argument("plan", help="the new plan, e.g. redis-starter-2048 (see addons-plans)")
     verb("addons-remove", verbs.addons_remove, "remove an addon (its backups are kept)").add_argument(
         "addon_id", metavar="ID", help="addon ID, e.g. my-app-3030")
     verb("env", verbs.env, "print the app's environment variables")
-    verb("operations", verbs.operations, "list operations with their steps and outcome (--addon ID to filter)")
+    p = verb("apps-register", verbs.apps_register,
+             "register an app and how to restart it when its environment changes (again: change it)")
+    p.add_argument("name", nargs="?", metavar="APP", help="the app (or --app)")
+    p.add_argument("--restart", choices=["docker", "hook", "none"],
+                   help="docker: recreate its containers found by --label; hook: POST to --url; none "
+                        "(default: docker with --label, hook with --url, else none)")
+    p.add_argument("--label", help="KEY=VALUE label of the app's Docker containers, on any host")
+    p.add_argument("--url", help="loopback http(s) URL of the app's restart hook")
+    verb("apps-info", verbs.apps_info, "show the app, how it is restarted, and its addons")
+    verb("operations", verbs.operations,
+         "list operations with their steps and outcome (--addon ID to filter); --id OPERATION for one's timeline").add_argument(
+        "--id", dest="operation_id", metavar="OPERATION", help="show this operation's timeline (its ID or the start of it)")
     verb("replay", verbs.replay, "rebuild the read models from the event log and check they match")
     p = verb("serve", None, "run the engine and the HTTP API in this process")
     p.add_argument("--host", help="address to listen on (default: settings, 127.0.0.1)")

@@ -2,14 +2,19 @@
 
 from __future__ import annotations
 
+import sys
 import time
 import urllib.parse
+import uuid
 
 from adapters.cli.client import Api, CliError
 from adapters.cli.tables import table
+from adapters.cli.timeline import INDENT, StepPrinter, failed_step, timeline
 
 WAIT_S = 300.0
 POLL_S = 0.5
+PLAN_CHANGE_WAIT_S = 900.0  # the data files are copied to the new host
+STEP_POLL_S = 0.2  # steps are shown as they end
 
 
 def quote(segment: str) -> str:
@@ -26,18 +31,21 @@ def addon_id(row: dict) -> str:
     return row.get("addon") or row.get("name") or "?"
 
 
-def wait_for(api: Api, operation_id: str) -> dict:
-    deadline = time.monotonic() + WAIT_S
+def wait_for(api: Api, operation_id: str, on_update=None, wait_s: float = WAIT_S, poll_s: float = POLL_S) -> dict:
+    """Poll the operation until it has finished; `on_update` sees every copy fetched."""
+    deadline = time.monotonic() + wait_s
     while True:
         operation = api.get(f"/v1/operations/{quote(operation_id)}")["operation"]
+        if on_update:
+            on_update(operation)
         if operation["status"] != "running":
             return operation
         if time.monotonic() > deadline:
             raise CliError(
-                f"operation {operation_id} on {operation['addon']} is still running after {WAIT_S:.0f} s; "
-                f"follow it with `redis-addons operations --addon {operation['addon']}`"
+                f"operation {operation_id} on {operation['addon']} is still running after {wait_s:.0f} s; "
+                f"follow it with `redis-addons operations --id {operation_id}`"
             )
-        time.sleep(POLL_S)
+        time.sleep(poll_s)
 
 
 def check_succeeded(operation: dict, doing: str) -> None:
@@ -80,6 +88,41 @@ def addons(api: Api, args) -> int:
     return 0
 
 
+def addons_upgrade(api: Api, args) -> int:
+    """Reference, "Changing Plans": the same verb upgrades and downgrades."""
+    app = need_app(args)
+    path = f"/v1/apps/{quote(app)}/addons/{quote(args.addon_id)}"
+    requested = api.patch(path, {"plan_id": args.plan})
+    operation_id = requested["operation"]["id"]
+    way = direction(api, requested["addon"], args.plan)
+    print(f"-----> Addon {args.addon_id} is being {way} to {args.plan} ...", flush=True)
+    try:
+        operation = wait_for(api, operation_id, on_update=StepPrinter(lambda line: print(line, flush=True)),
+                             wait_s=PLAN_CHANGE_WAIT_S, poll_s=STEP_POLL_S)
+    except KeyboardInterrupt:
+        print(f"the plan change goes on in the background: follow it with `redis-addons operations --id {operation_id}`",
+              file=sys.stderr)
+        raise
+    if operation["status"] != "succeeded":
+        step = failed_step(operation)
+        where = f" at {step['name']}: {step.get('detail') or 'no detail recorded'}" if step else f": {operation.get('error')}"
+        then = f"\n{INDENT}{operation['compensation']}" if operation.get("compensation") else ""
+        raise CliError(f"plan change failed{where}{then}")
+    row = api.get(path)["addon"]
+    print(f"-----> Addon {args.addon_id} is now on {row.get('plan', args.plan)} ({row.get('host', '?')})")
+    return 0
+
+
+def direction(api: Api, row: dict, plan: str) -> str:
+    """"upgraded" or "downgraded", from the plans' memory (the addon row still has the old plan)."""
+    try:
+        plans = api.get(f"/v1/addon_providers/{quote(row.get('provider') or 'redis')}/plans")["plans"]
+        memory = {p["id"]: p["memory_mib"] for p in plans}
+        return "downgraded" if memory[plan] < memory[row["plan"]] else "upgraded"
+    except (CliError, KeyError):
+        return "upgraded"
+
+
 def addons_remove(api: Api, args) -> int:
     app = need_app(args)
     requested = api.delete(f"/v1/apps/{quote(app)}/addons/{quote(args.addon_id)}")
@@ -107,11 +150,15 @@ def outcome_text(operation: dict) -> str:
     if operation.get("error"):
         text += f": {operation['error']}"
     if operation.get("compensation"):
-        text += f" (undone: {operation['compensation']})"
+        # "then", not "undone": past a plan change's publish step, the addon stays on its new plan
+        text += f" (then: {operation['compensation']})"
     return text
 
 
 def operations(api: Api, args) -> int:
+    if args.operation_id:
+        print(timeline(api.get(f"/v1/operations/{quote(find_operation(api, args))}")["operation"]))
+        return 0
     listed = api.get("/v1/operations", addon=args.addon)["operations"]
     rows = [
         [o["id"][:8], o.get("started_at", "")[:19].replace("T", " "), o["kind"], o["addon"],
@@ -120,6 +167,62 @@ def operations(api: Api, args) -> int:
     ]
     print(table(["ID", "STARTED (UTC)", "KIND", "ADDON", "STEPS", "OUTCOME"], rows))
     return 0
+
+
+def find_operation(api: Api, args) -> str:
+    """A full operation ID, or the start of one (the `operations` table shows 8 characters)."""
+    given = args.operation_id.strip().lower()
+    try:
+        return str(uuid.UUID(given))
+    except ValueError:
+        pass
+    found = [o["id"] for o in api.get("/v1/operations", addon=args.addon)["operations"] if o["id"].startswith(given)]
+    if len(found) == 1:
+        return found[0]
+    if not found:
+        raise CliError(f"no operation has an ID starting with {given!r}; see `redis-addons operations`")
+    raise CliError(f"{len(found)} operations have an ID starting with {given!r}: give more of it")
+
+
+def apps_register(api: Api, args) -> int:
+    name = args.name or args.app
+    if not name:
+        raise CliError("`apps-register` needs an app: redis-addons apps-register APP --restart docker|hook|none ...")
+    if args.name and args.app and args.name != args.app:
+        raise CliError(f"two app names given: {args.name!r} and --app {args.app!r}")
+    kind = args.restart or ("docker" if args.label else "hook" if args.url else "none")
+    restart = {"kind": kind, **({"label": args.label} if args.label else {}), **({"url": args.url} if args.url else {})}
+    registered = api.post("/v1/apps", {"name": name, "restart": restart})["app"]
+    print(f"-----> App {registered['name']} will {restart_text(registered['restart'])}")
+    return 0
+
+
+def restart_text(method: dict) -> str:
+    if method.get("kind") == "docker":
+        return (f"be restarted by recreating its Docker containers labelled {method['label']} (on every host) "
+                "with the new environment")
+    if method.get("kind") == "hook":
+        return f"be restarted by a POST of its new environment to {method['url']}"
+    return "not be restarted by redis-addons (restart method: none): restart it yourself when an addon changes plan"
+
+
+def apps_info(api: Api, args) -> int:
+    app = need_app(args)
+    registered = api.get(f"/v1/apps/{quote(app)}")["app"]
+    rows = [r for r in api.get(f"/v1/apps/{quote(app)}/addons")["addons"] if r.get("status") != "removed"]
+    addon_list = ", ".join(f"{addon_id(r)} ({r.get('plan')}, {r.get('status')})" for r in rows) or "none"
+    print(f"-----> App {registered['name']}")
+    print(f"{INDENT}Restart: {restart_summary(registered['restart'])}")
+    print(f"{INDENT}Addons:  {addon_list}")
+    return 0
+
+
+def restart_summary(method: dict) -> str:
+    if method.get("kind") == "docker":
+        return f"docker (containers labelled {method['label']}, recreated with the new environment)"
+    if method.get("kind") == "hook":
+        return f"hook (POST to {method['url']})"
+    return "none (the app is not restarted by redis-addons)"
 
 
 def replay(api: Api, args) -> int:
