@@ -9,6 +9,8 @@ from aiohttp.test_utils import TestServer
 
 from adapters.cli.main import main
 from adapters.http.app import make_app
+from domain.operation import Operation
+from tests.integration.plan_change_fakes import fake_plan_changes, running_addon
 
 
 @pytest.fixture
@@ -82,3 +84,155 @@ async def test_an_unreachable_server_is_reported(capsys, monkeypatch, unused_tcp
         f"error: cannot reach the redis-addons API at http://127.0.0.1:{unused_tcp_port}: "
         "is `make run` (redis-addons serve) running?\n"
     )
+
+
+# -- addons-upgrade (plan change) ------------------------------------------------
+
+
+async def test_addons_upgrade_prints_each_step_as_it_ends_then_the_new_plan(engine, api, capsys, app_name, monkeypatch):
+    fake_plan_changes(engine, monkeypatch)
+    addon = await running_addon(engine, app_name)
+    assert await cli("--app", app_name, "addons-upgrade", addon, "redis-starter-2048") == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0] == f"-----> Addon {addon} is being upgraded to redis-starter-2048 ..."
+    assert lines[-1] == f"-----> Addon {addon} is now on redis-starter-2048 (host-b)"
+    steps = lines[1:-1]
+    assert [line.split()[0] for line in steps] == [
+        "stop", "start_new", "wait_ready", "verify", "publish", "cleanup", "restart_app"]
+    assert steps[0].startswith("       stop         done   saved 42 keys and stopped redis-addons-")
+    assert steps[0].endswith(" on host-a (" + steps[0].rsplit("(", 1)[1])  # then its duration
+    assert steps[0].rstrip(")").endswith(" s")
+    assert "copied to host-b; started with 2048 MiB" in steps[1]
+    assert all(line.split()[1] == "done" for line in steps)
+
+
+async def test_addons_upgrade_to_a_smaller_plan_says_downgraded(engine, api, capsys, app_name, monkeypatch):
+    fake_plan_changes(engine, monkeypatch)
+    addon = await running_addon(engine, app_name, plan="redis-starter-1024")
+    assert await cli("--app", app_name, "addons-upgrade", addon, "redis-starter-512") == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0] == f"-----> Addon {addon} is being downgraded to redis-starter-512 ..."
+    assert lines[-1] == f"-----> Addon {addon} is now on redis-starter-512 (host-b)"
+
+
+async def test_a_failed_addons_upgrade_names_the_step_and_what_was_undone(engine, api, capsys, app_name, monkeypatch):
+    fake_plan_changes(engine, monkeypatch, fail_at="verify")
+    addon = await running_addon(engine, app_name)
+    assert await cli("--app", app_name, "addons-upgrade", addon, "redis-starter-1024") == 1
+    captured = capsys.readouterr()
+    assert [line.split()[:2] for line in captured.out.splitlines()[1:]] == [
+        ["stop", "done"], ["start_new", "done"], ["wait_ready", "done"], ["verify", "failed"]]
+    assert captured.err == (
+        "error: plan change failed at verify: verify failed on purpose\n"
+        "       back on host-a with plan redis-starter-256: new node removed, old node running\n"
+    )
+    assert await cli("--app", app_name, "addons") == 0
+    assert f"| {addon} " in (row := capsys.readouterr().out) and "redis-starter-256" in row and "running" in row
+
+
+async def test_addons_upgrade_errors_are_one_line(engine, api, capsys, app_name):
+    addon = await running_addon(engine, app_name)
+    assert await cli("--app", app_name, "addons-upgrade", f"{app_name}-1234", "redis-starter-512") == 1
+    assert capsys.readouterr().err == f"error: app '{app_name}' has no addon '{app_name}-1234'\n"
+    assert await cli("--app", app_name, "addons-upgrade", addon, "redis-starter-3000") == 1
+    err = capsys.readouterr().err
+    assert err.startswith("error: unknown plan 'redis-starter-3000'") and "redis-starter-2048" in err
+    assert await cli("addons-upgrade", addon, "redis-starter-512") == 1
+    assert "--app APP addons-upgrade" in capsys.readouterr().err
+
+
+# -- apps ---------------------------------------------------------------------------
+
+
+async def test_apps_register_show_and_change(api, capsys, app_name):
+    label = f"com.example.app={app_name}"
+    assert await cli("apps-register", app_name, "--restart", "docker", "--label", label) == 0
+    assert capsys.readouterr().out == (
+        f"-----> App {app_name} will be restarted by recreating its Docker containers labelled {label} "
+        "(on every host) with the new environment\n")
+    assert await cli("--app", app_name, "apps-info") == 0
+    assert capsys.readouterr().out.splitlines() == [
+        f"-----> App {app_name}",
+        f"       Restart: docker (containers labelled {label}, recreated with the new environment)",
+        "       Addons:  none",
+    ]
+    assert await cli("--app", app_name, "apps-register", "--url", "http://127.0.0.1:9000/restart") == 0
+    assert capsys.readouterr().out == (
+        f"-----> App {app_name} will be restarted by a POST of its new environment to http://127.0.0.1:9000/restart\n")
+    assert await cli("apps-register", app_name, "--restart", "none") == 0
+    assert capsys.readouterr().out.startswith(f"-----> App {app_name} will not be restarted by redis-addons (restart method: none)")
+    assert await cli("--app", app_name, "apps-info") == 0
+    assert "Restart: none" in capsys.readouterr().out
+
+
+async def test_apps_info_lists_the_addons(engine, api, capsys, app_name):
+    addon = await running_addon(engine, app_name)
+    assert await cli("--app", app_name, "apps-info") == 0
+    out = capsys.readouterr().out
+    assert "Restart: none (the app is not restarted by redis-addons)" in out
+    assert f"Addons:  {addon} (redis-starter-256, running)" in out
+
+
+async def test_apps_register_refuses_a_hook_off_loopback_and_bad_arguments(api, capsys, app_name):
+    assert await cli("apps-register", app_name, "--restart", "hook", "--url", "http://192.0.2.10/restart") == 1
+    err = capsys.readouterr().err
+    assert err.startswith("error: hook URL 'http://192.0.2.10/restart' is not on loopback")
+    assert await cli("apps-register", app_name, "--restart", "docker", "--url", "http://127.0.0.1/") == 1
+    assert "'restart.url' does not apply to restart kind 'docker'" in capsys.readouterr().err
+    assert await cli("apps-register", "--restart", "none") == 1
+    assert "needs an app" in capsys.readouterr().err
+    assert await cli("--app", "other-app", "apps-register", app_name) == 1
+    assert "two app names" in capsys.readouterr().err
+    assert await cli("--app", app_name, "apps-info") == 1
+    assert capsys.readouterr().err == f"error: unknown app '{app_name}': it has never had an addon here\n"
+
+
+# -- operations -----------------------------------------------------------------------
+
+
+async def test_operations_show_a_plan_change_and_one_operation_as_a_timeline(engine, api, capsys, app_name, monkeypatch):
+    fake_plan_changes(engine, monkeypatch, fail_at="restart_app")
+    addon = await running_addon(engine, app_name)
+    assert await cli("--app", app_name, "addons-upgrade", addon, "redis-starter-512") == 1
+    capsys.readouterr()
+
+    assert await cli("operations", "--addon", addon) == 0
+    listing = capsys.readouterr().out
+    [row] = [line for line in listing.splitlines() if "change_plan" in line]
+    assert ("stop:ok start_new:ok wait_ready:ok verify:ok publish:ok cleanup:ok restart_app:FAILED") in row
+    assert "failed: restart_app: restart_app failed on purpose (then: the addon runs on its new plan;" in row
+    short_id = row.split("|")[1].strip()
+
+    assert await cli("operations", "--id", short_id) == 0
+    lines = capsys.readouterr().out.splitlines()
+    [operation] = await engine.operations(addon)
+    assert lines[0] == f"-----> Operation {operation['id']} (change_plan of {addon}, app {app_name})"
+    assert lines[1] == "       Status:       failed"
+    assert lines[2].startswith("       Started:      20") and lines[2].endswith(" UTC")
+    assert lines[3].startswith("       Finished:     20") and lines[3].endswith(" s)")
+    assert lines[4] == "       Error:        restart_app: restart_app failed on purpose"
+    assert lines[5].startswith("       Compensation: the addon runs on its new plan")
+    header = [c.strip() for c in lines[7].strip("|").split("|")]
+    assert header == ["STEP", "STATUS", "ATTEMPTS", "STARTED (UTC)", "ENDED (UTC)", "DURATION", "DETAIL"]
+    rows = [[c.strip() for c in line.strip("|").split("|")] for line in lines[9:-1]]
+    assert [r[:3] for r in rows] == [[s, "succeeded", "1"] for s in (
+        "stop", "start_new", "wait_ready", "verify", "publish", "cleanup")] + [["restart_app", "failed", "1"]]
+    for name, status, attempts, started, ended, took, detail in rows:
+        assert len(started) == len("12:34:56.789") and started <= ended and took.endswith(" s") and detail
+    assert rows[4][-1] == "now redis-starter-512 on host-b; REDIS_URL and SCALINGO_REDIS_URL changed"
+
+    assert await cli("operations", "--id", operation["id"]) == 0
+    assert capsys.readouterr().out.splitlines() == lines
+
+
+async def test_operations_id_refuses_unknown_and_ambiguous_prefixes(engine, api, capsys, app_name):
+    for i in range(17):  # 17 ids: two of them share their first hex digit
+        await engine.events.save(Operation(kind="provision", addon=f"{app_name}-{9000 + i}", app=app_name))
+    ids = [o["id"] for o in await engine.operations()]
+    shared = next(c for c in "0123456789abcdef" if sum(i.startswith(c) for i in ids) > 1)
+    assert await cli("operations", "--id", shared) == 1
+    assert "operations have an ID starting with" in capsys.readouterr().err
+    assert await cli("operations", "--id", "zz") == 1
+    assert capsys.readouterr().err == "error: no operation has an ID starting with 'zz'; see `redis-addons operations`\n"
+    assert await cli("operations", "--id", "00000000-0000-0000-0000-000000000000") == 1
+    assert capsys.readouterr().err.startswith("error: unknown operation")

@@ -25,6 +25,7 @@ from adapters.http.serve import serve
 from domain.operation import Operation
 from engine import build
 from tests.integration.conftest import settings_for
+from tests.integration.plan_change_fakes import fake_plan_changes, running_addon
 
 
 @pytest.fixture
@@ -151,6 +152,218 @@ async def test_bad_query_parameters_are_400s(client):
         response = await client.get(f"/v1/events?{query}", headers=auth(client))
         assert response.status == 400, query
         assert (await response.json())["error"]["rule"] == "invalid-query"
+
+
+# -- plan change (PATCH an addon) ---------------------------------------------------
+
+
+async def test_a_plan_change_without_a_plan_is_a_400_naming_the_field(client, app_name):
+    response = await client.patch(f"/v1/apps/{app_name}/addons/{app_name}-1234", json={"planid": "x"}, headers=auth(client))
+    assert response.status == 400
+    error = (await response.json())["error"]
+    assert error["rule"] == "missing-field" and error["field"] == "plan_id" and "redis-starter-2048" in error["message"]
+
+
+async def test_a_plan_change_of_an_unknown_addon_is_a_404(engine, client, app_name):
+    await running_addon(engine, app_name)
+    for addon in (f"{app_name}-1234", "other-app-4242"):
+        response = await client.patch(f"/v1/apps/{app_name}/addons/{addon}", json={"plan": "redis-starter-512"},
+                                      headers=auth(client))
+        assert response.status == 404, addon
+        error = (await response.json())["error"]
+        assert error["rule"] == "unknown-addon" and addon in error["message"]
+
+
+async def test_a_plan_change_to_an_unknown_plan_is_a_400_listing_the_valid_ones(engine, client, app_name):
+    addon = await running_addon(engine, app_name)
+    before = await engine.events.max_position()
+    response = await client.patch(f"/v1/apps/{app_name}/addons/{addon}", json={"plan_id": "redis-starter-3000"},
+                                  headers=auth(client))
+    assert response.status == 400
+    error = (await response.json())["error"]
+    assert error["rule"] == "unknown-plan"
+    assert "redis-starter-3000" in error["message"] and "redis-starter-2048" in error["message"]
+    assert await engine.events.max_position() == before
+
+
+async def test_a_plan_change_to_a_cluster_plan_is_a_422(engine, client, app_name):
+    addon = await running_addon(engine, app_name)
+    response = await client.patch(f"/v1/apps/{app_name}/addons/{addon}", json={"plan_id": "redis-business-512"},
+                                  headers=auth(client))
+    assert response.status == 422
+    assert (await response.json())["error"]["rule"] == "plan-not-available"
+
+
+async def test_a_plan_change_to_the_same_plan_is_a_409(engine, client, app_name, monkeypatch):
+    fake_plan_changes(engine, monkeypatch)
+    addon = await running_addon(engine, app_name, plan="redis-starter-512")
+    response = await client.patch(f"/v1/apps/{app_name}/addons/{addon}", json={"plan_id": "redis-starter-512"},
+                                  headers=auth(client))
+    assert response.status == 409
+    error = (await response.json())["error"]
+    assert error["rule"] == "plan-change-to-another-plan" and "redis-starter-512" in error["message"]
+
+
+async def test_a_plan_change_answers_202_with_the_running_operation_then_a_second_one_is_a_409(engine, client, app_name, monkeypatch):
+    fake_plan_changes(engine, monkeypatch)
+    addon = await running_addon(engine, app_name)
+    path = f"/v1/apps/{app_name}/addons/{addon}"
+    response = await client.patch(path, json={"plan_id": "redis-starter-1024"}, headers=auth(client))
+    assert response.status == 202
+    body = await response.json()
+    operation = body["operation"]
+    assert response.headers["Location"] == f"/v1/operations/{operation['id']}"
+    assert operation["kind"] == "change_plan" and operation["status"] == "running"
+    assert [s["name"] for s in operation["steps"]] == [
+        "stop", "start_new", "wait_ready", "verify", "publish", "cleanup", "restart_app"]
+    assert body["addon"]["status"] == "changing-plan" and body["addon"]["plan"] == "redis-starter-256"
+    assert body["addon"]["target_plan"] == "redis-starter-1024" and body["addon"]["target_host"] == "host-b"
+
+    again = await client.patch(path, json={"plan_id": "redis-starter-512"}, headers=auth(client))
+    assert again.status == 409
+    assert (await again.json())["error"]["rule"] == "one-operation-per-addon"
+    await engine.wait_for_operation(operation["id"], timeout=30)
+
+
+async def test_a_plan_change_with_wait_answers_200_on_the_new_plan_with_the_step_timeline(engine, client, app_name, monkeypatch):
+    fake_plan_changes(engine, monkeypatch)
+    addon = await running_addon(engine, app_name)
+    response = await client.patch(f"/v1/apps/{app_name}/addons/{addon}?wait=true",
+                                  json={"plan": "redis-starter-2048"}, headers=auth(client))
+    assert response.status == 200
+    body = await response.json()
+    assert body["addon"]["plan"] == "redis-starter-2048" and body["addon"]["host"] == "host-b"
+    assert body["addon"]["status"] == "running"
+    operation = body["operation"]
+    assert operation["status"] == "succeeded" and operation["error"] is None and operation["compensation"] is None
+    assert operation["started_at"] <= operation["finished_at"]
+    for step in operation["steps"]:
+        assert step["status"] == "succeeded" and step["attempts"] == 1 and step["detail"]
+        assert operation["started_at"] <= step["started_at"] <= step["ended_at"] <= operation["finished_at"]
+    assert operation["steps"][0]["detail"].startswith("saved 42 keys and stopped")
+
+    fetched = await client.get(f"/v1/operations/{operation['id']}", headers=auth(client))
+    assert (await fetched.json())["operation"] == operation
+
+
+async def test_a_failed_plan_change_with_wait_answers_the_error_and_the_compensation(engine, client, app_name, monkeypatch):
+    fake_plan_changes(engine, monkeypatch, fail_at="verify")
+    addon = await running_addon(engine, app_name)
+    response = await client.patch(f"/v1/apps/{app_name}/addons/{addon}?wait=true",
+                                  json={"plan_id": "redis-starter-1024"}, headers=auth(client))
+    assert response.status == 500
+    body = await response.json()
+    assert body["error"]["rule"] == "operation-failed"
+    assert body["error"]["message"] == (
+        f"change_plan of {addon} failed: verify: verify failed on purpose; "
+        "then: back on host-a with plan redis-starter-256: new node removed, old node running")
+    operation = body["operation"]
+    assert [s["status"] for s in operation["steps"]] == [
+        "succeeded", "succeeded", "succeeded", "failed", "skipped", "skipped", "skipped"]
+    assert operation["compensation"].startswith("back on host-a")
+    assert body["addon"]["plan"] == "redis-starter-256" and body["addon"]["status"] == "running"
+
+
+# -- apps -----------------------------------------------------------------------
+
+
+async def test_an_app_is_registered_shown_and_its_restart_method_changed(client, app_name):
+    docker = {"kind": "docker", "label": f"com.example.app={app_name}"}
+    response = await client.post("/v1/apps", json={"name": app_name, "restart": docker}, headers=auth(client))
+    assert response.status == 201
+    assert response.headers["Location"] == f"/v1/apps/{app_name}"
+    assert await response.json() == {"app": {"name": app_name, "restart": docker}}
+
+    shown = await client.get(f"/v1/apps/{app_name}", headers=auth(client))
+    assert shown.status == 200 and await shown.json() == {"app": {"name": app_name, "restart": docker}}
+    listed = await client.get(f"/v1/apps/{app_name}/addons", headers=auth(client))
+    assert listed.status == 200 and await listed.json() == {"addons": []}  # known now, with no addon yet
+
+    hook = {"kind": "hook", "url": "http://127.0.0.1:9000/restart"}
+    changed = await client.put(f"/v1/apps/{app_name}/restart", json=hook, headers=auth(client))
+    assert changed.status == 200 and await changed.json() == {"app": {"name": app_name, "restart": hook}}
+    again = await client.post("/v1/apps", json={"app": app_name, "restart": {"kind": "none"}}, headers=auth(client))
+    assert again.status == 200  # known already: the method is replaced
+    shown = await client.get(f"/v1/apps/{app_name}", headers=auth(client))
+    assert (await shown.json())["app"]["restart"] == {"kind": "none"}
+
+
+async def test_an_app_registered_without_a_restart_method_gets_none(client, app_name):
+    response = await client.post("/v1/apps", json={"name": app_name}, headers=auth(client))
+    assert response.status == 201
+    assert (await response.json())["app"]["restart"] == {"kind": "none"}
+
+
+async def test_an_app_with_addons_is_known_without_registering(engine, client, app_name):
+    await running_addon(engine, app_name)
+    response = await client.get(f"/v1/apps/{app_name}", headers=auth(client))
+    assert response.status == 200
+    assert await response.json() == {"app": {"name": app_name, "restart": {"kind": "none"}}}
+
+
+@pytest.mark.parametrize("url", ["http://192.0.2.10:9000/restart", "http://example.com/restart", "ftp://127.0.0.1/x", "127.0.0.1:9000"])
+async def test_a_hook_off_loopback_is_a_400_with_the_rule(engine, client, app_name, url):
+    before = await engine.events.max_position()
+    response = await client.post("/v1/apps", json={"name": app_name, "restart": {"kind": "hook", "url": url}},
+                                 headers=auth(client))
+    assert response.status == 400
+    error = (await response.json())["error"]
+    assert error["rule"] == "restart-method" and url in error["message"]
+    assert await engine.events.max_position() == before
+
+
+async def test_bad_restart_methods_are_400s_naming_the_problem(client, app_name):
+    await client.post("/v1/apps", json={"name": app_name}, headers=auth(client))
+    cases = [
+        ("POST", "/v1/apps", {"restart": {"kind": "none"}}, "missing-field", "name"),
+        ("POST", "/v1/apps", {"name": app_name, "restart": "docker"}, "invalid-field", "restart"),
+        ("POST", "/v1/apps", {"name": app_name, "restart": {"label": "a=b"}}, "missing-field", "restart.kind"),
+        ("POST", "/v1/apps", {"name": app_name, "restart": {"kind": "hook", "label": "a=b", "url": "http://127.0.0.1/"}},
+         "invalid-field", "restart.label"),
+        ("PUT", f"/v1/apps/{app_name}/restart", {"kind": "none", "url": "http://127.0.0.1/"}, "invalid-field", "url"),
+        ("PUT", f"/v1/apps/{app_name}/restart", {"kind": "docker", "label": "no equals sign"}, "restart-method", None),
+        ("PUT", f"/v1/apps/{app_name}/restart", {"kind": "docker"}, "restart-method", None),
+        ("PUT", f"/v1/apps/{app_name}/restart", {"kind": "systemd"}, "restart-method", None),
+        ("POST", "/v1/apps", {"name": "Bad_Name"}, "invalid-name", None),
+    ]
+    for method, path, body, rule, field in cases:
+        response = await client.request(method, path, json=body, headers=auth(client))
+        assert response.status == 400, body
+        error = (await response.json())["error"]
+        assert error["rule"] == rule and error.get("field") == field, (body, error)
+        if field:
+            assert repr(field) in error["message"]
+
+
+async def test_an_unknown_app_is_a_404_for_show_and_restart_change(engine, client, app_name):
+    before = await engine.events.max_position()
+    for method, path, body in (("GET", f"/v1/apps/{app_name}", None),
+                               ("PUT", f"/v1/apps/{app_name}/restart", {"kind": "none"})):
+        response = await client.request(method, path, json=body, headers=auth(client))
+        assert response.status == 404, method
+        assert (await response.json())["error"]["rule"] == "unknown-app"
+    assert await engine.events.max_position() == before
+
+
+# -- operations -------------------------------------------------------------------
+
+
+async def test_one_operation_carries_its_timeline_and_compensation(engine, client, app_name):
+    operation = Operation(kind="provision", addon=f"{app_name}-9000", app=app_name)
+    operation.start_step("create")
+    operation.succeed_step("create", "container made")
+    operation.start_step("start")
+    operation.fail_step("start", "it would not start")
+    operation.mark_compensated("container removed")
+    await engine.events.save(operation)
+    response = await client.get(f"/v1/operations/{operation.id}", headers=auth(client))
+    body = (await response.json())["operation"]
+    assert body["status"] == "failed" and body["error"] == "start: it would not start"
+    assert body["compensation"] == "container removed" and body["finished_at"] >= body["started_at"]
+    create, start, *rest = body["steps"]
+    assert create["detail"] == "container made" and create["started_at"] <= create["ended_at"]
+    assert start["status"] == "failed" and start["ended_at"]
+    assert [(s["status"], s["started_at"], s["ended_at"]) for s in rest] == [("skipped", None, None)] * len(rest)
 
 
 # -- OpenAPI ------------------------------------------------------------------
