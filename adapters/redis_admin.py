@@ -6,7 +6,9 @@ import hashlib
 from contextlib import asynccontextmanager
 
 import redis.asyncio as redis
+from redis.backoff import NoBackoff
 from redis.exceptions import AuthenticationError, RedisError
+from redis.retry import Retry
 
 from engine.ports import EffectError, TransientError
 
@@ -17,8 +19,9 @@ SLOW_S = 600  # SAVE and SCAN of a large dataset  # reference: "Each Redis® ins
 class RedisAdmin:
     @asynccontextmanager
     async def _client(self, address: str, port: int, password: str, db: int = 0, timeout: float = 5):
+        # No retries inside redis-py: the saga retries with its own backoff and deadline.
         client = redis.Redis(host=address, port=port, db=db, username="default", password=password,
-                             socket_connect_timeout=2, socket_timeout=timeout)
+                             socket_connect_timeout=2, socket_timeout=timeout, retry=Retry(NoBackoff(), 0))
         try:
             yield client
         except AuthenticationError:
@@ -30,7 +33,8 @@ class RedisAdmin:
             await client.aclose()
 
     async def ping(self, address: str, port: int, password: str) -> None:
-        async with self._client(address, port, password) as client:
+        # Short: a server that accepts but never answers is retried, not waited on.
+        async with self._client(address, port, password, timeout=2) as client:
             await client.ping()
 
     async def used_memory(self, address: str, port: int, password: str) -> int:

@@ -128,11 +128,7 @@ class Addon(Aggregate):
         self, plan: Plan, where: Placement, container: str, volume: str, operation_id: UUID, used_memory_bytes: int
     ) -> None:
         """Reference, "Changing Plans": stopped, then restarted on a new host with the new plan's parameters."""
-        self._check_free()
-        if self.status != "running":
-            raise AddonNotRunning(f"addon {self.name} is {self.status}: only a running addon can change plan")
-        if plan.id == self.plan:
-            raise SamePlan(f"addon {self.name} is already on plan {plan.id}")
+        self.check_can_change_to(plan)
         if not self.settings.get("cache_mode") and used_memory_bytes > plan.memory_mib * MiB:
             raise DatasetTooLarge(
                 f"addon {self.name} uses {used_memory_bytes / MiB:.1f} MiB of memory and plan {plan.id} has "
@@ -142,6 +138,14 @@ class Addon(Aggregate):
             operation_id=operation_id, plan=plan.id, memory_mib=plan.memory_mib,
             host=where.host, address=where.address, port=where.port, container=container, volume=volume,
         )
+
+    def check_can_change_to(self, plan: Plan) -> None:
+        """The rules that need no measurement: checked before the engine measures the data."""
+        self._check_free()
+        if self.status != "running":
+            raise AddonNotRunning(f"addon {self.name} is {self.status}: only a running addon can change plan")
+        if plan.id == self.plan:
+            raise SamePlan(f"addon {self.name} is already on plan {plan.id}")
 
     @event("PlanChangeRequested")
     def _plan_change_requested(

@@ -151,9 +151,8 @@ class Engine:
         """Reference, "Changing Plans": the same command upgrades and downgrades."""
         plan = self.plans.provisionable(plan_id)
         current = await self._addon_of(app, addon)
-        used = 0
-        if current.status == "running" and not current.is_busy:
-            used = await self.redis.used_memory(current.address, current.port, self.secrets.password_for(current.name))
+        current.check_can_change_to(plan)
+        used = await self.redis.used_memory(current.address, current.port, self.secrets.password_for(current.name))
         in_use = await self.runtime.ports_in_use()
         async with self._placing:
             where = place(plan.memory_mib, [h.as_domain() for h in self.settings.hosts], self.inventory.tenants(),
@@ -174,7 +173,8 @@ class Engine:
         method = restart_method(restart, label=label, url=url)
         try:
             registered: App = await self.events.get(App.id_for(app))
-            registered.change_restart(method)
+            if registered.restart != method:
+                registered.change_restart(method)
         except AggregateNotFoundError:
             registered = App(name=app, restart=method)
         recordings = await self.events.save(registered)

@@ -59,8 +59,9 @@ class PlanChange:
         await self.runtime.create_node(node_spec(addon, new, operation, password, self.versions))
         copied = await self.runtime.copy_data(old["host"], old["container"], new["host"], new["container"], "/data")
         await self.runtime.start_node(new["host"], new["container"])
+        files = "1 data file" if copied["files"] == 1 else f"{copied['files']} data files"
         return StepResult(
-            f"{copied['files']} data files ({copied['bytes']} bytes, identical) copied to {new['host']}; "
+            f"{files} ({copied['bytes']} bytes, identical) copied to {new['host']}; "
             f"started with {new['memory_mib']} MiB on {new['address']}:{new['port']}",
             outcome=copied,
         )
@@ -96,13 +97,13 @@ class PlanChange:
         try:
             return (await self.events.get(App.id_for(app))).restart
         except AggregateNotFoundError:
-            return {"kind": "none"}
+            return {"kind": None}
 
     async def compensate(self, operation: Operation, error: str) -> StepResult:
         addon: Addon = await self.events.get(Addon.id_for(operation.addon))
         if operation.past_point_of_no_return:
             # The new node serves the app already: undoing would lose its writes.
-            return StepResult(f"the addon runs on its new plan; {operation.failed_step} failed: {error}")
+            return StepResult(f"nothing undone: the addon runs on its new plan ({error})")
         new, old = addon.target, addon.previous_node
         password = self.secrets.password_for(addon.name)
         await self.runtime.remove_node(new["host"], new["container"], new["volume"])

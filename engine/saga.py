@@ -118,17 +118,24 @@ class Coordinator:
     async def _with_retries(self, fn, *args, deadline_s: float | None = None):
         """Transient errors are retried with backoff; the whole step must end by its deadline."""
         deadline_s = deadline_s or self._deadline
+        last: list[str] = []
+
+        def remember(state) -> None:
+            last[:] = [describe(state.outcome.exception())]
+
         try:
             async with asyncio.timeout(deadline_s):
                 async for attempt in AsyncRetrying(
                     retry=retry_if_exception_type(TransientError),
                     wait=wait_exponential(multiplier=0.02, max=1),
+                    before_sleep=remember,
                     reraise=True,
                 ):
                     with attempt:
                         return await fn(*args)
         except TimeoutError:
-            raise TransientError(f"not done within its deadline of {deadline_s:g} s") from None
+            cause = f" (last error: {last[0]})" if last else ""
+            raise TransientError(f"not done within its deadline of {deadline_s:g} s{cause}") from None
 
     def _crash_point(self, where: str) -> None:
         """Fault injection for tests: die here as a crash would, without cleanup."""

@@ -11,9 +11,11 @@ class AppRestarter:
         self.docker = docker
 
     async def restart(self, app: str, method: dict, environment: dict[str, str]) -> str:
-        kind = method.get("kind", "none")
+        kind = method.get("kind")
         if kind == "docker":
             return await self.docker.restart(method["label"], environment)
         if kind == "hook":
             return await call_hook(method["url"], app, environment)
+        if kind == "none":
+            return f"app {app} is registered with no restart method: nothing to restart"
         return f"app {app} has no restart method registered: nothing to restart"

@@ -4,12 +4,13 @@ volume and secret a test made is removed when it ends."""
 from __future__ import annotations
 
 import secrets
+import socket
 
 import aiodocker
 import pytest
 
 from engine import Settings, build
-from engine.settings import load_hosts
+from engine.settings import DockerHost, load_hosts
 from tests.conftest import HOSTS_FILE
 
 
@@ -30,10 +31,35 @@ def home(tmp_path):
 
 
 @pytest.fixture
-async def engine(home, app_name):
-    async with build(settings_for(home)) as running:
-        yield running
-    await remove_everything_of(app_name)
+async def engine(request, home, app_name):
+    """An engine on the real hosts; `indirect` parametrization with "new-host-cannot-start" gives
+    one where host-b's only port is held by a listener outside Docker, so a node moved there
+    cannot start (a real failure, found within a 3 s step deadline)."""
+    blocker = None
+    settings = settings_for(home)
+    if getattr(request, "param", None) == "new-host-cannot-start":
+        blocker = socket.socket()
+        blocker.bind(("127.0.2.1", 0))
+        blocker.listen()
+        port = blocker.getsockname()[1]
+        a, b = settings.hosts
+        settings = settings_for(home, step_deadline_s=3,
+                                hosts=(a, DockerHost(b.name, b.docker_url, b.address, port, port, b.memory_mib)))
+    try:
+        async with build(settings) as running:
+            yield running
+    finally:
+        if blocker:
+            blocker.close()
+        await remove_everything_of(app_name)
+
+
+async def running_addon(engine, app: str, plan: str = "redis-starter-256") -> str:
+    """A real addon, provisioned on the first host (each test's engine starts empty)."""
+    requested = await engine.add_addon(app, plan)
+    operation = await engine.wait_for_operation(requested["operation_id"], timeout=90)
+    assert operation["status"] == "succeeded", operation
+    return requested["addon"]
 
 
 async def remove_everything_of(app: str) -> None:

@@ -10,7 +10,7 @@ from aiohttp.test_utils import TestServer
 from adapters.cli.main import main
 from adapters.http.app import make_app
 from domain.operation import Operation
-from tests.integration.plan_change_fakes import fake_plan_changes, running_addon
+from tests.integration.conftest import running_addon
 
 
 @pytest.fixture
@@ -22,6 +22,24 @@ async def api(engine, monkeypatch, tmp_path):
     monkeypatch.setenv("REDIS_ADDONS_TOKEN", engine.settings.token_file.read_text().strip())
     yield server
     await server.close()
+
+
+@pytest.fixture
+async def refusing_hook():
+    """A real restart hook on loopback that refuses (HTTP 400)."""
+    from aiohttp import web
+
+    async def refuse(request):
+        return web.json_response({"error": "no"}, status=400)
+
+    server = web.Application()
+    server.router.add_post("/restart", refuse)
+    runner = web.AppRunner(server)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    yield f"http://127.0.0.1:{runner.addresses[0][1]}/restart"
+    await runner.cleanup()
 
 
 async def cli(*argv: str) -> int:
@@ -90,7 +108,6 @@ async def test_an_unreachable_server_is_reported(capsys, monkeypatch, unused_tcp
 
 
 async def test_addons_upgrade_prints_each_step_as_it_ends_then_the_new_plan(engine, api, capsys, app_name, monkeypatch):
-    fake_plan_changes(engine, monkeypatch)
     addon = await running_addon(engine, app_name)
     assert await cli("--app", app_name, "addons-upgrade", addon, "redis-starter-2048") == 0
     lines = capsys.readouterr().out.splitlines()
@@ -99,7 +116,7 @@ async def test_addons_upgrade_prints_each_step_as_it_ends_then_the_new_plan(engi
     steps = lines[1:-1]
     assert [line.split()[0] for line in steps] == [
         "stop", "start_new", "wait_ready", "verify", "publish", "cleanup", "restart_app"]
-    assert steps[0].startswith("       stop         done   saved 42 keys and stopped redis-addons-")
+    assert steps[0].startswith("       stop         done   saved 0 keys and stopped redis-addons-")
     assert steps[0].endswith(" on host-a (" + steps[0].rsplit("(", 1)[1])  # then its duration
     assert steps[0].rstrip(")").endswith(" s")
     assert "copied to host-b; started with 2048 MiB" in steps[1]
@@ -107,7 +124,6 @@ async def test_addons_upgrade_prints_each_step_as_it_ends_then_the_new_plan(engi
 
 
 async def test_addons_upgrade_to_a_smaller_plan_says_downgraded(engine, api, capsys, app_name, monkeypatch):
-    fake_plan_changes(engine, monkeypatch)
     addon = await running_addon(engine, app_name, plan="redis-starter-1024")
     assert await cli("--app", app_name, "addons-upgrade", addon, "redis-starter-512") == 0
     lines = capsys.readouterr().out.splitlines()
@@ -115,17 +131,16 @@ async def test_addons_upgrade_to_a_smaller_plan_says_downgraded(engine, api, cap
     assert lines[-1] == f"-----> Addon {addon} is now on redis-starter-512 (host-b)"
 
 
-async def test_a_failed_addons_upgrade_names_the_step_and_what_was_undone(engine, api, capsys, app_name, monkeypatch):
-    fake_plan_changes(engine, monkeypatch, fail_at="verify")
+@pytest.mark.parametrize("engine", ["new-host-cannot-start"], indirect=True)
+async def test_a_failed_addons_upgrade_names_the_step_and_what_was_undone(engine, api, capsys, app_name):
     addon = await running_addon(engine, app_name)
     assert await cli("--app", app_name, "addons-upgrade", addon, "redis-starter-1024") == 1
     captured = capsys.readouterr()
     assert [line.split()[:2] for line in captured.out.splitlines()[1:]] == [
-        ["stop", "done"], ["start_new", "done"], ["wait_ready", "done"], ["verify", "failed"]]
-    assert captured.err == (
-        "error: plan change failed at verify: verify failed on purpose\n"
-        "       back on host-a with plan redis-starter-256: new node removed, old node running\n"
-    )
+        ["stop", "done"], ["start_new", "done"], ["wait_ready", "failed"]]
+    first, second = captured.err.splitlines()
+    assert first.startswith("error: plan change failed at wait_ready: not done within its deadline of 3 s (last error: ")
+    assert second == "       back on host-a with plan redis-starter-256: new node removed, old node running"
     assert await cli("--app", app_name, "addons") == 0
     assert f"| {addon} " in (row := capsys.readouterr().out) and "redis-starter-256" in row and "running" in row
 
@@ -190,9 +205,9 @@ async def test_apps_register_refuses_a_hook_off_loopback_and_bad_arguments(api, 
 # -- operations -----------------------------------------------------------------------
 
 
-async def test_operations_show_a_plan_change_and_one_operation_as_a_timeline(engine, api, capsys, app_name, monkeypatch):
-    fake_plan_changes(engine, monkeypatch, fail_at="restart_app")
+async def test_operations_show_a_plan_change_and_one_operation_as_a_timeline(engine, api, capsys, app_name, refusing_hook):
     addon = await running_addon(engine, app_name)
+    await engine.register_app(app_name, restart="hook", url=refusing_hook)
     assert await cli("--app", app_name, "addons-upgrade", addon, "redis-starter-512") == 1
     capsys.readouterr()
 
@@ -200,18 +215,18 @@ async def test_operations_show_a_plan_change_and_one_operation_as_a_timeline(eng
     listing = capsys.readouterr().out
     [row] = [line for line in listing.splitlines() if "change_plan" in line]
     assert ("stop:ok start_new:ok wait_ready:ok verify:ok publish:ok cleanup:ok restart_app:FAILED") in row
-    assert "failed: restart_app: restart_app failed on purpose (then: the addon runs on its new plan;" in row
+    assert "failed: restart_app: restart hook answered 400: a 2xx is expected (redirects are not followed) (then: nothing undone: the addon runs on its new plan" in row
     short_id = row.split("|")[1].strip()
 
     assert await cli("operations", "--id", short_id) == 0
     lines = capsys.readouterr().out.splitlines()
-    [operation] = await engine.operations(addon)
+    [operation] = [op for op in await engine.operations(addon) if op["kind"] == "change_plan"]
     assert lines[0] == f"-----> Operation {operation['id']} (change_plan of {addon}, app {app_name})"
     assert lines[1] == "       Status:       failed"
     assert lines[2].startswith("       Started:      20") and lines[2].endswith(" UTC")
     assert lines[3].startswith("       Finished:     20") and lines[3].endswith(" s)")
-    assert lines[4] == "       Error:        restart_app: restart_app failed on purpose"
-    assert lines[5].startswith("       Compensation: the addon runs on its new plan")
+    assert lines[4] == "       Error:        restart_app: restart hook answered 400: a 2xx is expected (redirects are not followed)"
+    assert lines[5].startswith("       Compensation: nothing undone: the addon runs on its new plan")
     header = [c.strip() for c in lines[7].strip("|").split("|")]
     assert header == ["STEP", "STATUS", "ATTEMPTS", "STARTED (UTC)", "ENDED (UTC)", "DURATION", "DETAIL"]
     rows = [[c.strip() for c in line.strip("|").split("|")] for line in lines[9:-1]]

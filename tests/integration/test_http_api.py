@@ -25,7 +25,7 @@ from adapters.http.serve import serve
 from domain.operation import Operation
 from engine import build
 from tests.integration.conftest import settings_for
-from tests.integration.plan_change_fakes import fake_plan_changes, running_addon
+from tests.integration.conftest import running_addon
 
 
 @pytest.fixture
@@ -195,7 +195,6 @@ async def test_a_plan_change_to_a_cluster_plan_is_a_422(engine, client, app_name
 
 
 async def test_a_plan_change_to_the_same_plan_is_a_409(engine, client, app_name, monkeypatch):
-    fake_plan_changes(engine, monkeypatch)
     addon = await running_addon(engine, app_name, plan="redis-starter-512")
     response = await client.patch(f"/v1/apps/{app_name}/addons/{addon}", json={"plan_id": "redis-starter-512"},
                                   headers=auth(client))
@@ -205,7 +204,6 @@ async def test_a_plan_change_to_the_same_plan_is_a_409(engine, client, app_name,
 
 
 async def test_a_plan_change_answers_202_with_the_running_operation_then_a_second_one_is_a_409(engine, client, app_name, monkeypatch):
-    fake_plan_changes(engine, monkeypatch)
     addon = await running_addon(engine, app_name)
     path = f"/v1/apps/{app_name}/addons/{addon}"
     response = await client.patch(path, json={"plan_id": "redis-starter-1024"}, headers=auth(client))
@@ -226,7 +224,6 @@ async def test_a_plan_change_answers_202_with_the_running_operation_then_a_secon
 
 
 async def test_a_plan_change_with_wait_answers_200_on_the_new_plan_with_the_step_timeline(engine, client, app_name, monkeypatch):
-    fake_plan_changes(engine, monkeypatch)
     addon = await running_addon(engine, app_name)
     response = await client.patch(f"/v1/apps/{app_name}/addons/{addon}?wait=true",
                                   json={"plan": "redis-starter-2048"}, headers=auth(client))
@@ -240,26 +237,26 @@ async def test_a_plan_change_with_wait_answers_200_on_the_new_plan_with_the_step
     for step in operation["steps"]:
         assert step["status"] == "succeeded" and step["attempts"] == 1 and step["detail"]
         assert operation["started_at"] <= step["started_at"] <= step["ended_at"] <= operation["finished_at"]
-    assert operation["steps"][0]["detail"].startswith("saved 42 keys and stopped")
+    assert operation["steps"][0]["detail"].startswith("saved 0 keys and stopped")
 
     fetched = await client.get(f"/v1/operations/{operation['id']}", headers=auth(client))
     assert (await fetched.json())["operation"] == operation
 
 
-async def test_a_failed_plan_change_with_wait_answers_the_error_and_the_compensation(engine, client, app_name, monkeypatch):
-    fake_plan_changes(engine, monkeypatch, fail_at="verify")
+@pytest.mark.parametrize("engine", ["new-host-cannot-start"], indirect=True)
+async def test_a_failed_plan_change_with_wait_answers_the_error_and_the_compensation(engine, client, app_name):
     addon = await running_addon(engine, app_name)
     response = await client.patch(f"/v1/apps/{app_name}/addons/{addon}?wait=true",
                                   json={"plan_id": "redis-starter-1024"}, headers=auth(client))
     assert response.status == 500
     body = await response.json()
     assert body["error"]["rule"] == "operation-failed"
-    assert body["error"]["message"] == (
-        f"change_plan of {addon} failed: verify: verify failed on purpose; "
-        "then: back on host-a with plan redis-starter-256: new node removed, old node running")
+    message = body["error"]["message"]
+    assert message.startswith(f"change_plan of {addon} failed: wait_ready: not done within its deadline of 3 s")
+    assert message.endswith("; then: back on host-a with plan redis-starter-256: new node removed, old node running")
     operation = body["operation"]
     assert [s["status"] for s in operation["steps"]] == [
-        "succeeded", "succeeded", "succeeded", "failed", "skipped", "skipped", "skipped"]
+        "succeeded", "succeeded", "failed", "skipped", "skipped", "skipped", "skipped"]
     assert operation["compensation"].startswith("back on host-a")
     assert body["addon"]["plan"] == "redis-starter-256" and body["addon"]["status"] == "running"
 
