@@ -56,6 +56,10 @@ def parser() -> argparse.ArgumentParser:
          "list operations with their steps and outcome (--addon ID to filter); --id OPERATION for one's timeline").add_argument(
         "--id", dest="operation_id", metavar="OPERATION", help="show this operation's timeline (its ID or the start of it)")
     verb("replay", verbs.replay, "rebuild the read models from the event log and check they match")
+    p = verb("scenario", None, "replay a scenario file's events through the domain and the read models, "
+             "and check the read models it expects (runs locally, no server needed)")
+    p.add_argument("action", choices=["run"])
+    p.add_argument("files", nargs="+", metavar="FILE", help="scenario files, e.g. examples/scenarios/*.json")
     p = verb("serve", None, "run the engine and the HTTP API in this process")
     p.add_argument("--host", help="address to listen on (default: settings, 127.0.0.1)")
     p.add_argument("--port", type=int, help="port to listen on (default: settings, 8470)")
@@ -69,6 +73,10 @@ def main(argv: list[str] | None = None) -> int:
             from adapters.cli.server import run_server  # imports the engine and Docker client only here
 
             return run_server(args)
+        if args.verb == "scenario":
+            from adapters.cli.scenario import run_scenarios
+
+            return run_scenarios(args.files)
         return args.run(Api.from_env(), args)
     except CliError as e:
         print(f"error: {e}", file=sys.stderr)

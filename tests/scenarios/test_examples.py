@@ -31,3 +31,16 @@ def test_a_history_with_a_missing_event_is_refused():
     missing_creation = [e for e in events if e["type"] != "Addon.Requested"]
     with pytest.raises(ScenarioError, match="does not follow its aggregate's history"):
         replay(missing_creation)
+
+
+def test_the_cli_runs_scenario_files_and_fails_on_a_difference(tmp_path, capsys):
+    from adapters.cli.main import main
+
+    assert main(["scenario", "run", str(SCENARIOS[0])]) == 0
+    assert capsys.readouterr().out.startswith("-----> ok ")
+    scenario = json.loads(SCENARIOS[0].read_text())
+    scenario["expect"]["addons"][0]["host"] = "host-z"
+    broken = tmp_path / "broken.json"
+    broken.write_text(json.dumps(scenario))
+    assert main(["scenario", "run", str(broken)]) == 1
+    assert "FAILED" in capsys.readouterr().out
