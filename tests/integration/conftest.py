@@ -62,6 +62,32 @@ async def running_addon(engine, app: str, plan: str = "redis-starter-256") -> st
     return requested["addon"]
 
 
+@pytest.fixture
+async def restart_hook():
+    """A real restart hook on loopback answering `status`; yields (url, the bodies it received)."""
+    from aiohttp import web
+
+    received: list[dict] = []
+    runners = []
+
+    async def serve(status: int = 200) -> tuple[str, list[dict]]:
+        async def hook(request):
+            received.append(await request.json())
+            return web.json_response({"status": status}, status=status)
+
+        server = web.Application()
+        server.router.add_post("/restart", hook)
+        runner = web.AppRunner(server)
+        await runner.setup()
+        await web.TCPSite(runner, "127.0.0.1", 0).start()
+        runners.append(runner)
+        return f"http://127.0.0.1:{runner.addresses[0][1]}/restart", received
+
+    yield serve
+    for runner in runners:
+        await runner.cleanup()
+
+
 async def remove_everything_of(app: str) -> None:
     for host in load_hosts(HOSTS_FILE):
         docker = aiodocker.Docker(url=host.docker_url)

@@ -8,7 +8,6 @@ import asyncio
 import aiodocker
 import pytest
 import redis.asyncio as redis
-from aiohttp import web
 
 from tests.conftest import HOSTS_FILE
 from tests.integration.conftest import settings_for
@@ -87,27 +86,10 @@ async def counter_above(url: str, value: int) -> bool:
     return await counter(url) > value
 
 
-async def test_an_http_hook_receives_the_new_environment(engine, app_name):
-    received = []
-
-    async def hook(request):
-        received.append(await request.json())
-        return web.json_response({"restarted": True})
-
-    server = web.Application()
-    server.router.add_post("/restart", hook)
-    runner = web.AppRunner(server)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    port = runner.addresses[0][1]
-    try:
-        addon = await provision(engine, app_name, plan="redis-starter-256")
-        await engine.register_app(app_name, restart="hook", url=f"http://127.0.0.1:{port}/restart")
-        operation = await change(engine, app_name, addon, "redis-starter-512")
-        assert operation["status"] == "succeeded", operation
-        assert received == [{"app": app_name, "environment": await engine.environment(app_name)}]
-    finally:
-        await runner.cleanup()
-
-
+async def test_an_http_hook_receives_the_new_environment(engine, app_name, restart_hook):
+    url, received = await restart_hook(200)
+    addon = await provision(engine, app_name, plan="redis-starter-256")
+    await engine.register_app(app_name, restart="hook", url=url)
+    operation = await change(engine, app_name, addon, "redis-starter-512")
+    assert operation["status"] == "succeeded", operation
+    assert received == [{"app": app_name, "environment": await engine.environment(app_name)}]

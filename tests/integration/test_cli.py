@@ -24,24 +24,6 @@ async def api(engine, monkeypatch, tmp_path):
     await server.close()
 
 
-@pytest.fixture
-async def refusing_hook():
-    """A real restart hook on loopback that refuses (HTTP 400)."""
-    from aiohttp import web
-
-    async def refuse(request):
-        return web.json_response({"error": "no"}, status=400)
-
-    server = web.Application()
-    server.router.add_post("/restart", refuse)
-    runner = web.AppRunner(server)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    yield f"http://127.0.0.1:{runner.addresses[0][1]}/restart"
-    await runner.cleanup()
-
-
 async def cli(*argv: str) -> int:
     """Run the CLI in a thread: it blocks on HTTP while this loop serves it."""
     return await asyncio.to_thread(main, list(argv))
@@ -205,9 +187,10 @@ async def test_apps_register_refuses_a_hook_off_loopback_and_bad_arguments(api, 
 # -- operations -----------------------------------------------------------------------
 
 
-async def test_operations_show_a_plan_change_and_one_operation_as_a_timeline(engine, api, capsys, app_name, refusing_hook):
+async def test_operations_show_a_plan_change_and_one_operation_as_a_timeline(engine, api, capsys, app_name, restart_hook):
     addon = await running_addon(engine, app_name)
-    await engine.register_app(app_name, restart="hook", url=refusing_hook)
+    refusing, _ = await restart_hook(400)
+    await engine.register_app(app_name, restart="hook", url=refusing)
     assert await cli("--app", app_name, "addons-upgrade", addon, "redis-starter-512") == 1
     capsys.readouterr()
 
