@@ -46,26 +46,25 @@ class RedisAdmin:
             # Writes wait (clients are not refused); reads go on while the data is saved and measured.
             await client.execute_command("CLIENT", "PAUSE", pause_ms, "WRITE")
             await client.save()
-        return await self.fingerprint(address, port, password)
+            fingerprint = await self.fingerprint(address, port, password)
+            # Saved already, writes paused: the stop need not save again (in memory only; the
+            # configuration file still has the save rules for any later start).
+            await client.config_set("save", "")
+        return fingerprint
 
-    async def unpause(self, address: str, port: int, password: str) -> None:
+    async def unpause(self, address: str, port: int, password: str, save_rules: str) -> None:
+        """Undo a freeze on a node that keeps running: its save rules back, writes flowing."""
         async with self._client(address, port, password) as client:
+            await client.config_set("save", save_rules)
             await client.execute_command("CLIENT", "UNPAUSE")
 
     async def fingerprint(self, address: str, port: int, password: str) -> dict:
-        """Key counts per database and a digest of every key name with its type. (Values travel
-        as files checked byte for byte; sizes in memory may differ after a reload, so they are not used.)"""
+        """Key counts per database and a digest of every key name. (Values travel in the data files,
+        whose checksums Redis verifies as it loads them.)"""
         keys, digest = {}, hashlib.sha256()
         for db in DATABASES:
             async with self._client(address, port, password, db, timeout=SLOW_S) as client:
-                names = sorted([name async for name in client.scan_iter(count=1000)])
+                names = sorted([name async for name in client.scan_iter(count=5000)])
                 keys[str(db)] = len(names)
-                for start in range(0, len(names), 1000):
-                    batch = names[start:start + 1000]
-                    async with client.pipeline(transaction=False) as pipe:
-                        for name in batch:
-                            pipe.type(name)
-                        types = await pipe.execute()
-                    for name, kind in zip(batch, types):
-                        digest.update(b"%d\0%s\0%s\0" % (db, name, kind))
+                digest.update(b"%d\0" % db + b"\0".join(names) + b"\0")
         return {"keys": keys, "digest": digest.hexdigest()}

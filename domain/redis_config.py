@@ -38,6 +38,11 @@ def redis_conf(*, address: str, port: int, memory_mib: int, password: str, setti
     return "\n".join(lines) + "\n"
 
 
+def save_rules(settings: dict) -> str:
+    """The `save` setting: the reference's three rules with RDB on, none with it off."""
+    return " ".join(RDB_SAVE_RULES) if settings.get("rdb", True) else ""
+
+
 def redis_url(*, password: str, address: str, port: int, tls: bool = False) -> str:
     scheme = "rediss" if tls else "redis"
     return f"{scheme}://default:{quote(password, safe='')}@{address}:{port}"

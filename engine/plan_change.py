@@ -18,7 +18,7 @@ from domain.addon import Addon
 from domain.app import App
 from domain.catalog import VersionCatalog
 from domain.operation import Operation
-from domain.redis_config import redis_url
+from domain.redis_config import redis_url, save_rules
 from engine.ports import AppRestarter, EffectError, RedisAdmin, Runtime, SecretStore
 from engine.provisioning import node_spec
 from engine.saga import StepResult
@@ -57,11 +57,14 @@ class PlanChange:
         if await self.runtime.is_running(new["host"], new["container"]):
             return StepResult(f"{new['container']} already running on {new['host']}")
         await self.runtime.create_node(node_spec(addon, new, operation, password, self.versions))
-        copied = await self.runtime.copy_data(old["host"], old["container"], new["host"], new["container"], "/data")
+        # An RDB file carries a CRC64 that Redis checks as it loads (wait_ready fails on a bad copy);
+        # AOF files carry none, so then the copy is read back and compared file by file.
+        copied = await self.runtime.copy_data(old["host"], old["container"], new["host"], new["container"], "/data",
+                                              read_back=bool(addon.settings.get("aof")))
         await self.runtime.start_node(new["host"], new["container"])
         files = "1 data file" if copied["files"] == 1 else f"{copied['files']} data files"
         return StepResult(
-            f"{files} ({copied['bytes']} bytes, identical) copied to {new['host']}; "
+            f"{files} ({copied['bytes']} bytes{', read back identical' if copied['read_back'] else ''}) copied to {new['host']}; "
             f"started with {new['memory_mib']} MiB on {new['address']}:{new['port']}",
             outcome=copied,
         )
@@ -109,7 +112,7 @@ class PlanChange:
         await self.runtime.remove_node(new["host"], new["container"], new["volume"])
         await self.runtime.start_node(old["host"], old["container"])
         await self.redis.ping(old["address"], old["port"], password)
-        await self.redis.unpause(old["address"], old["port"], password)
+        await self.redis.unpause(old["address"], old["port"], password, save_rules(addon.settings))
         addon.mark_plan_change_failed(operation_id=operation.id, reason=error)
         return StepResult(
             f"back on {old['host']} with plan {addon.plan}: new node removed, old node running", changes=(addon,)

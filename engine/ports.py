@@ -52,9 +52,12 @@ class Runtime(Protocol):
     async def is_running(self, host: str, container: str) -> bool | None:
         """True or False; None when there is no such container."""
 
-    async def copy_data(self, from_host: str, from_container: str, to_host: str, to_container: str, path: str) -> dict:
-        """Copy a directory between containers (the source stopped, the target not started),
-        check each file arrived byte for byte, and return {"files": n, "bytes": n}."""
+    async def copy_data(
+        self, from_host: str, from_container: str, to_host: str, to_container: str, path: str, read_back: bool = False
+    ) -> dict:
+        """Copy a directory between containers (the source stopped, the target not started), hashing
+        each file on the way; with `read_back`, check each file landed byte for byte.
+        Returns {"files", "bytes", "sha256": {file: digest}, "read_back"}."""
 
     async def stop_node(self, host: str, container: str, timeout_s: int) -> None:
         """Stop if running; a missing container counts as stopped."""
@@ -82,12 +85,14 @@ class RedisAdmin(Protocol):
         """Bytes the server uses (INFO memory used_memory)."""
 
     async def freeze(self, address: str, port: int, password: str, pause_ms: int) -> dict:
-        """Pause writes, save to disk, and return the fingerprint of the data at that moment."""
+        """Pause writes, save to disk, and return the fingerprint of the data at that moment; the
+        node's stop then need not save again."""
 
     async def fingerprint(self, address: str, port: int, password: str) -> dict:
         """{"keys": {db: count}, "digest": hex} over every key of every database."""
 
-    async def unpause(self, address: str, port: int, password: str) -> None: ...
+    async def unpause(self, address: str, port: int, password: str, save_rules: str) -> None:
+        """Undo a freeze on a node that keeps running: its save rules back (as in redis.conf), writes flowing."""
 
 
 class AppRestarter(Protocol):

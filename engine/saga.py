@@ -127,7 +127,7 @@ class Coordinator:
             async with asyncio.timeout(deadline_s):
                 async for attempt in AsyncRetrying(
                     retry=retry_if_exception_type(TransientError),
-                    wait=wait_exponential(multiplier=0.02, max=1),
+                    wait=wait_exponential(multiplier=0.01, max=0.25),  # short: a server that finishes loading is seen at once
                     before_sleep=remember,
                     reraise=True,
                 ):

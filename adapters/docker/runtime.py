@@ -46,6 +46,16 @@ async def file_digests(docker: aiodocker.Docker, container: str, path: str) -> d
         return await tar_file_digests(response.content)
 
 
+class QueueStream:
+    """The chunks a tee puts in a queue, read back as a stream (b"" at the end)."""
+
+    def __init__(self, queue: asyncio.Queue):
+        self._queue = queue
+
+    async def read(self, _: int) -> bytes:
+        return await self._queue.get()
+
+
 class DockerRuntime:
     def __init__(self, hosts: tuple[DockerHost, ...]):
         self.hosts = {h.name: h for h in hosts}
@@ -128,27 +138,42 @@ class DockerRuntime:
         except (aiohttp.ClientError, OSError) as e:
             raise translate(e, f"inspecting {container} on {host}") from None
 
-    async def copy_data(self, from_host: str, from_container: str, to_host: str, to_container: str, path: str) -> dict:
-        """Stream the directory from one engine to the other through the archive API, then read both
-        sides again and compare every file's SHA-256."""
+    async def copy_data(
+        self, from_host: str, from_container: str, to_host: str, to_container: str, path: str, read_back: bool = False
+    ) -> dict:
+        """Stream the directory from one engine to the other through the archive API, hashing every
+        file as it passes; with `read_back`, read the target again and compare every file's SHA-256."""
         source, target = self._docker(from_host), self._docker(to_host)
         parent = path.rstrip("/").rsplit("/", 1)[0] or "/"
+        passing: asyncio.Queue[bytes] = asyncio.Queue()
         try:
             async with source._query(f"containers/{from_container}/archive", params={"path": path}) as response:
+                hashing = asyncio.create_task(tar_file_digests(QueueStream(passing)))
+
+                async def tee():
+                    async for chunk in response.content.iter_chunked(1 << 20):
+                        passing.put_nowait(chunk)
+                        yield chunk
+                    passing.put_nowait(b"")
+
                 async with target._query(
                     f"containers/{to_container}/archive", method="PUT", params={"path": parent},
-                    data=response.content.iter_chunked(1 << 20), headers={"Content-Type": "application/x-tar"},
+                    data=tee(), headers={"Content-Type": "application/x-tar"},
                 ):
                     pass
-            sent, landed = await asyncio.gather(
-                file_digests(source, from_container, path), file_digests(target, to_container, path)
-            )
+                sent = await hashing
+            landed = await file_digests(target, to_container, path) if read_back else sent
         except (DockerError, aiohttp.ClientError, OSError) as e:
             raise translate(e, f"copying {path} from {from_container} on {from_host} to {to_container} on {to_host}") from None
         if sent != landed:
             differ = sorted(set(sent.items()) ^ set(landed.items()))
             raise EffectError(f"copy of {path} to {to_host} is not identical: {[name for name, _ in differ][:5]}")
-        return {"files": len(sent), "bytes": sum(size for size, _ in sent.values())}
+        return {
+            "files": len(sent),
+            "bytes": sum(size for size, _ in sent.values()),
+            "sha256": {name: digest for name, (_, digest) in sorted(sent.items())},
+            "read_back": read_back,
+        }
 
     async def stop_node(self, host: str, container: str, timeout_s: int) -> None:
         try:

@@ -95,3 +95,10 @@ def test_the_url_names_the_default_user_and_quotes_the_password(password, tls, u
 @pytest.mark.parametrize("memory, extra", [(128, 64), (256, 64), (512, 128), (1024, 256), (8192, 2048)])
 def test_the_container_has_room_above_maxmemory(memory, extra):
     assert container_memory_bytes(memory) == (memory + extra) * 1024 * 1024
+
+
+def test_save_rules_are_the_reference_rules_with_rdb_and_none_without():
+    from domain.redis_config import save_rules
+
+    assert save_rules({"rdb": True}) == "900 1 300 10 60 10000"
+    assert save_rules({"rdb": False}) == ""
