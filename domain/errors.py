@@ -84,3 +84,8 @@ class DatasetTooLarge(DomainError):
 class InvalidRestartMethod(DomainError):
     rule = "restart-method"
     status = 400
+
+
+class InvalidSchedule(DomainError):
+    rule = "backup-schedule"
+    status = 400
