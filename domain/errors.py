@@ -89,3 +89,12 @@ class InvalidRestartMethod(DomainError):
 class InvalidSchedule(DomainError):
     rule = "backup-schedule"
     status = 400
+
+
+class NoBackupsOnSandbox(DomainError):
+    rule = "no-backups-on-sandbox"
+
+
+class BackupNotDone(DomainError):
+    rule = "backup-not-done"
+    status = 409
