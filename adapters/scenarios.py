@@ -4,6 +4,7 @@ models compared with what the scenario expects (DESIGN §8). Used by the tests a
 
 A scenario file is JSON: {"title", "events": [as served by GET /v1/events], "expect": {table: [rows]}}.
 Each expected row lists only the fields that matter; the table must hold exactly that many rows.
+A file with `"simulate": "retention"` is a simulated year of backups instead (adapters.retention_scenario).
 """
 
 from __future__ import annotations
@@ -71,5 +72,11 @@ def differences(views: ReadModels, expect: dict[str, list[dict]]) -> list[str]:
 
 def run(path: Path) -> tuple[str, list[str]]:
     scenario = json.loads(Path(path).read_text())
+    if "simulate" in scenario:
+        if scenario["simulate"] != "retention":
+            raise ScenarioError(f"unknown simulation {scenario['simulate']!r}: the runner knows \"retention\"")
+        from adapters import retention_scenario  # here: it imports ScenarioError from this module
+
+        return retention_scenario.run(scenario)
     views = replay(scenario["events"])
     return scenario["title"], differences(views, scenario["expect"])
