@@ -97,6 +97,20 @@ class Api:
         except (ConnectionError, socket.timeout, TimeoutError) as e:
             raise self.unreachable(e) from None
 
+    def stream(self, path: str, headers: dict | None = None):
+        """GET `path` and return the open response, to be read in chunks and closed by the caller
+        (`with api.stream(...) as response:`); an HTTP error status raises ApiError as `request` does."""
+        request = urllib.request.Request(
+            self.base + path, method="GET", headers={"Authorization": f"Bearer {self.token}", **(headers or {})})
+        try:
+            return urllib.request.urlopen(request, timeout=self.timeout)
+        except urllib.error.HTTPError as e:
+            raise api_error(e) from None
+        except urllib.error.URLError as e:
+            raise self.unreachable(e.reason) from None
+        except (ConnectionError, socket.timeout, TimeoutError) as e:
+            raise self.unreachable(e) from None
+
     def unreachable(self, reason) -> CliError:
         if isinstance(reason, ConnectionRefusedError):
             return CliError(f"cannot reach the redis-addons API at {self.base}: is `make run` (redis-addons serve) running?")

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from adapters.cli import verbs
+from adapters.cli import backups, verbs
 from adapters.cli.client import Api, CliError
 
 
@@ -17,7 +17,8 @@ def parser() -> argparse.ArgumentParser:
         "(default: $REDIS_ADDONS_HOME/api-token; REDIS_ADDONS_HOME defaults to ./var).",
     )
     main.add_argument("-a", "--app", help="the app to act on")
-    main.add_argument("--addon", help="the addon to act on (an ID like my-app-3030)")
+    main.add_argument("--addon", help="the addon to act on (an ID like my-app-3030; for the backup verbs also "
+                                      "redis: the app's only Redis addon)")
     sub = main.add_subparsers(dest="verb", metavar="VERB", required=True)
 
     def verb(name: str, run, help: str) -> argparse.ArgumentParser:
@@ -55,6 +56,20 @@ def parser() -> argparse.ArgumentParser:
     verb("operations", verbs.operations,
          "list operations with their steps and outcome (--addon ID to filter); --id OPERATION for one's timeline").add_argument(
         "--id", dest="operation_id", metavar="OPERATION", help="show this operation's timeline (its ID or the start of it)")
+    verb("backups", backups.backups, "list the addon's backups (--addon redis or ID)")
+    verb("backups-create", backups.backups_create, "make a manual backup of the addon and wait until it is done")
+    p = verb("backups-download", backups.backups_download,
+             "download a backup's archive (default: the most recent successful one), resuming an interrupted download")
+    p.add_argument("--backup", metavar="ID", help="the backup to download (see backups)")
+    p.add_argument("-o", "--output", metavar="PATH",
+                   help="a directory to put the archive in, or a file path (default: the current directory)")
+    verb("backups-config", backups.backups_config,
+         "show when the daily backup runs; --schedule-at to change it").add_argument(
+        "--schedule-at", metavar="TIME",
+        help='an hour in this machine\'s time zone (3), or "H:MM ZONE" ("4:00 UTC", "4:30 America/New_York")')
+    verb("backups-restore", backups.backups_restore,
+         "replace the addon's data with a backup's and follow the operation step by step").add_argument(
+        "--backup", metavar="ID", required=True, help="the backup to restore (see backups; latest: the most recent successful)")
     verb("replay", verbs.replay, "rebuild the read models from the event log and check they match")
     p = verb("scenario", None, "replay a scenario file's events through the domain and the read models, "
              "and check the read models it expects (runs locally, no server needed)")

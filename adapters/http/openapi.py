@@ -38,6 +38,23 @@ ACCEPTED = json_body(obj(addon=ref("Addon"), operation=ref("Operation")),
 FAILED = json_body({"allOf": [ref("Error"), obj(addon=ref("Addon"), operation=ref("Operation"))]},
                    "With wait=true: the operation failed; `error.message` holds its error (rule operation-failed)")
 BUSY = json_body(ref("Error"), "Busy with another operation, or already removed")
+BACKUP_ADDON = {**ADDON, "description": "Addon ID, e.g. my-app-3030, or `redis`: the app's only Redis addon"}
+BACKUP = {"name": "backup", "in": "path", "required": True, "schema": {"type": "string"},
+          "description": "Backup ID, or `latest`: the most recent successful backup"}
+BACKUP_OPERATION = obj(addon=ref("Addon"), backup=ref("Backup"), operation=ref("Operation"))
+BACKUP_FAILED = json_body({"allOf": [ref("Error"), BACKUP_OPERATION]},
+                          "With wait=true: the operation failed; `error.message` holds its error (rule operation-failed)")
+ARCHIVE = {
+    "description": "The archive (a .tar.gz holding dump.rdb)",
+    "headers": {
+        "Content-Disposition": {"schema": {"type": "string"}, "description": "attachment; filename=\"20261128000608_my_app_4553.tar.gz\""},
+        "ETag": {"schema": {"type": "string"}, "description": "The archive's SHA-256 (hex), quoted"},
+        "Repr-Digest": {"schema": {"type": "string"}, "description": "RFC 9530: sha-256=:BASE64: of the whole archive"},
+        "X-Backup-SHA256": {"schema": {"type": "string"}, "description": "The whole archive's SHA-256 in hex"},
+        "Accept-Ranges": {"schema": {"const": "bytes"}},
+    },
+    "content": {"application/gzip": {"schema": {"type": "string", "contentEncoding": "binary"}}},
+}
 RESTART_BODY = {"required": True, "content": {"application/json": {"schema": ref("RestartMethod")}}}
 
 
@@ -109,6 +126,57 @@ PATHS = {
                       "500": FAILED},
                      [APP, ADDON, *WAIT]),
     },
+    "/v1/apps/{app}/addons/{addon}/backups": {
+        "get": op("The addon's backups, newest first (deleted ones are not listed)",
+                  {"200": json_body(obj(backups={"type": "array", "items": ref("Backup")}), "Backups")},
+                  [APP, BACKUP_ADDON], tag="backups"),
+        "post": op(
+            "Make a manual backup (`backups-create`): an operation of kind `backup` archives the addon's data",
+            {"201": json_body(BACKUP_OPERATION, "With wait=true: the backup is done"),
+             "202": json_body(BACKUP_OPERATION, "Requested: the operation runs in the background (also: wait=true timed out)"),
+             "409": json_body(ref("Error"), "The addon is busy with another operation, or not running"),
+             "422": json_body(ref("Error"), "A sandbox addon has no backups (rule no-backups-on-sandbox)"),
+             "500": BACKUP_FAILED},
+            [APP, BACKUP_ADDON, *WAIT], tag="backups"),
+    },
+    "/v1/apps/{app}/addons/{addon}/backups/{backup}": {"get": op(
+        "One backup", {"200": json_body(obj(backup=ref("Backup")), "The backup")},
+        [APP, BACKUP_ADDON, BACKUP], tag="backups")},
+    "/v1/apps/{app}/addons/{addon}/backups/{backup}/archive": {"get": op(
+        "The backup's archive (`backups-download`), streamed; one byte range may be asked for to resume a download",
+        {"200": ARCHIVE, "206": {**ARCHIVE, "description": "The range asked for (`Content-Range: bytes START-END/SIZE`)"},
+         "409": json_body(ref("Error"), "The backup is not done: running, failed or deleted (rule backup-not-done)"),
+         "416": json_body(ref("Error"), "The range starts past the end of the archive (`Content-Range: bytes */SIZE`)")},
+        [APP, BACKUP_ADDON, BACKUP,
+         {"name": "Range", "in": "header", "schema": {"type": "string", "examples": ["bytes=1048576-"]},
+          "description": "One range of bytes; several ranges or a malformed one get the whole archive"},
+         {"name": "If-Range", "in": "header", "schema": {"type": "string"},
+          "description": "The ETag of the archive a partial download came from: another one gets the whole archive (200)"}],
+        tag="backups")},
+    "/v1/apps/{app}/addons/{addon}/backups/{backup}/restore": {"post": op(
+        "Restore the addon's data from this backup: an operation of kind `restore`, followed like a plan change",
+        {"200": json_body(BACKUP_OPERATION, "With wait=true: restored"),
+         "202": json_body(BACKUP_OPERATION, "Requested: the operation runs in the background (also: wait=true timed out)"),
+         "409": json_body(ref("Error"), "The backup is not done, the addon is busy or not running, or the backup comes from "
+                                        "a newer engine version than the addon's"),
+         "500": BACKUP_FAILED},
+        [APP, BACKUP_ADDON, BACKUP, *WAIT], tag="backups")},
+    "/v1/apps/{app}/addons/{addon}/backup_schedule": {
+        "get": op("When the daily backup runs", {"200": json_body(obj(schedule=ref("BackupSchedule")), "The schedule")},
+                  [APP, BACKUP_ADDON], tag="backups"),
+        "put": op(
+            "Change when the daily backup runs (`backups-config --schedule-at`)",
+            {"200": json_body(obj(schedule=ref("BackupSchedule")), "The new schedule")},
+            [APP, BACKUP_ADDON],
+            {"required": True, "content": {"application/json": {"schema": {
+                "type": "object", "required": ["schedule_at"],
+                "properties": {
+                    "schedule_at": {"type": "string", "examples": ["3", "4:00 UTC", "4:30 America/New_York"],
+                                    "description": "An hour (in `local_zone`), or \"H:MM ZONE\""},
+                    "local_zone": {"type": "string", "examples": ["Europe/Paris"],
+                                   "description": "The client machine's IANA time zone: needed when schedule_at names none"},
+                }}}}}, tag="backups"),
+    },
     "/v1/apps/{app}/variables": {"get": op(
         "The app's environment variables (REDIS_URL, SCALINGO_REDIS_URL): the only payload holding a secret",
         {"200": json_body(obj(variables={"type": "array", "items": obj(name={"type": "string"}, value={"type": "string"})}), "Variables")},
@@ -177,6 +245,20 @@ SCHEMAS = {
                     "description": "An http(s) URL on loopback only; it receives a POST {app, environment}"}}},
         {"type": "object", "required": ["kind"], "additionalProperties": False, "properties": {"kind": {"const": "none"}}},
     ]},
+    "Backup": {**obj(
+        id={"type": "string"}, addon={"type": "string"}, app={"type": "string"},
+        kind={"enum": ["scheduled", "manual"]}, created_at={"type": "string", "format": "date-time"},
+        size={"type": ["integer", "null"], "description": "Bytes of the archive, once done"},
+        status={"enum": ["pending", "running", "done", "failed"]},
+        sha256={"type": ["string", "null"], "description": "The archive's SHA-256 in hex, once done"},
+        name={"type": "string", "examples": ["20261128000608_my_app_4553.tar.gz"]},
+        kept_for={"type": "array", "items": {"type": "string"}, "description": "Why the retention policy keeps it (daily, weekly, ...)"},
+        expired={"type": "boolean"}, deleted={"type": "boolean"}, failure={"type": ["string", "null"]},
+        redis_version={"type": "string"}),
+        "additionalProperties": True},
+    "BackupSchedule": obj(hour={"type": "integer"}, minute={"type": "integer"},
+                          zone={"type": "string", "examples": ["Europe/Paris"]},
+                          description={"type": "string", "examples": ["daily at 5:00 CET"]}),
     "App": obj(name={"type": "string"}, restart=ref("RestartMethod")),
     "Event": obj(id={"type": "integer", "description": "Position in the log"}, type={"type": "string"},
                  aggregate_id={"type": "string"}, version={"type": "integer"},
