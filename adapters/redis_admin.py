@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 from contextlib import asynccontextmanager
 
@@ -12,8 +13,9 @@ from redis.retry import Retry
 
 from engine.ports import EffectError, TransientError
 
-DATABASES = range(5)
-SLOW_S = 600  # SAVE and SCAN of a large dataset  # reference: "Each Redis® instance can use 5 databases"
+DATABASES = range(5)  # reference: "Each Redis® instance can use 5 databases"
+SLOW_S = 600  # SAVE and SCAN of a large dataset
+PAUSE_MS = 10_000  # the longest writes may wait for a backup's fork (the pause ends as soon as it has forked)
 
 
 class RedisAdmin:
@@ -68,3 +70,47 @@ class RedisAdmin:
                 keys[str(db)] = len(names)
                 digest.update(b"%d\0" % db + b"\0".join(names) + b"\0")
         return {"keys": keys, "digest": digest.hexdigest()}
+
+    async def snapshot(self, address: str, port: int, password: str) -> dict:
+        async with self._client(address, port, password, timeout=SLOW_S) as client:
+            # The save rules could write a newer dump.rdb while the backup reads it; they come back with
+            # resume_saves once the file has been read.
+            await client.config_set("save", "")
+            await _wait_for_background_save(client)
+            # Writes wait for the instant of the fork, so that the counts are those of the file.
+            await client.execute_command("CLIENT", "PAUSE", PAUSE_MS, "WRITE")
+            try:
+                counts = keyspace_counts(await client.info("keyspace"))
+                await client.bgsave()
+            finally:
+                await client.execute_command("CLIENT", "UNPAUSE")
+            await _wait_for_background_save(client)
+            persistence = await client.info("persistence")
+            if persistence.get("rdb_last_bgsave_status") != "ok":
+                raise EffectError(f"{address}:{port}: the background save failed (see the node's log)")
+        return counts
+
+    async def resume_saves(self, address: str, port: int, password: str, save_rules: str) -> None:
+        async with self._client(address, port, password) as client:
+            await client.config_set("save", save_rules)
+
+    async def keyspace(self, address: str, port: int, password: str) -> dict:
+        async with self._client(address, port, password) as client:
+            return keyspace_counts(await client.info("keyspace"))
+
+
+async def _wait_for_background_save(client) -> None:
+    """Poll, never block: the event loop serves everyone else while the child process writes."""
+    delay = 0.01
+    while int((await client.info("persistence"))["rdb_bgsave_in_progress"]):
+        await asyncio.sleep(delay)
+        delay = min(delay * 2, 0.2)
+
+
+def keyspace_counts(info: dict) -> dict:
+    """INFO keyspace (`db0: {keys, expires, avg_ttl}`) as {"keys": {"0": n}, "expires": {"0": n}}."""
+    keys, expires = {}, {}
+    for db in DATABASES:
+        entry = info.get(f"db{db}") or {}
+        keys[str(db)], expires[str(db)] = int(entry.get("keys", 0)), int(entry.get("expires", 0))
+    return {"keys": keys, "expires": expires}

@@ -8,8 +8,10 @@ from uuid import NAMESPACE_URL, UUID, uuid5
 from eventsourcing.domain import Aggregate, event
 
 from domain.catalog import Plan
-from domain.errors import AddonBusy, AddonNotRunning, AddonRemoved, DatasetTooLarge, InvalidName, SamePlan
+from domain.errors import (AddonBusy, AddonNotRunning, AddonRemoved, DatasetTooLarge, InvalidName, NoBackupsOnSandbox,
+                           SamePlan)
 from domain.placement import Placement
+from domain.schedule import DEFAULT as DEFAULT_SCHEDULE, Schedule
 
 MiB = 1024 * 1024
 APP_NAME = re.compile(r"^[a-z][a-z0-9-]{1,46}[a-z0-9]$")
@@ -75,7 +77,8 @@ class Addon(Aggregate):
         self.failure: str | None = None
         self.failure_kind: str | None = None
         self.target: dict | None = None  # where a plan change is taking the addon
-        self.replaced: dict | None = None  # the node a plan change left behind
+        self.replaced: dict | None = None  # the node a plan change or a restore left behind
+        self.schedule: dict | None = None  # daily backups' hour, minute and time zone; None: the default
 
     @property
     def is_busy(self) -> bool:
@@ -141,9 +144,7 @@ class Addon(Aggregate):
 
     def check_can_change_to(self, plan: Plan) -> None:
         """The rules that need no measurement: checked before the engine measures the data."""
-        self._check_free()
-        if self.status != "running":
-            raise AddonNotRunning(f"addon {self.name} is {self.status}: only a running addon can change plan")
+        self._check_running("change plan")
         if plan.id == self.plan:
             raise SamePlan(f"addon {self.name} is already on plan {plan.id}")
 
@@ -178,6 +179,69 @@ class Addon(Aggregate):
     @event("PlanChangeFailed")
     def mark_plan_change_failed(self, operation_id: UUID, reason: str) -> None:
         """Back as it was, on the old host with the old plan."""
+        self.target = None
+        self.status = "running"
+        self.failure = reason
+        self.operation_id = None
+
+    def _check_running(self, doing: str) -> None:
+        self._check_free()
+        if self.status != "running":
+            raise AddonNotRunning(f"addon {self.name} is {self.status}: only a running addon can {doing}")
+
+    # -- backups ----------------------------------------------------------------
+
+    @property
+    def backup_schedule(self) -> Schedule:
+        return Schedule(**self.schedule) if self.schedule else DEFAULT_SCHEDULE
+
+    def schedule_backups(self, schedule: Schedule, tier: str) -> None:
+        if tier == "sandbox":
+            raise NoBackupsOnSandbox(f"addon {self.name} is on a sandbox plan, which has no backups: choose a paid plan first")
+        if self.status == "removed":
+            raise AddonRemoved(f"addon {self.name} is removed")
+        if schedule != self.backup_schedule:
+            self._backups_scheduled(hour=schedule.hour, minute=schedule.minute, zone=schedule.zone)
+
+    @event("BackupsScheduled")
+    def _backups_scheduled(self, hour: int, minute: int, zone: str) -> None:
+        self.schedule = dict(hour=hour, minute=minute, zone=zone)
+
+    def start_backup(self, operation_id: UUID, backup_id: UUID) -> None:
+        """A backup holds the addon like any operation: a plan change must not stop the node under it."""
+        self._check_running("be backed up")
+        self._backup_started(operation_id=operation_id, backup_id=backup_id)
+
+    @event("BackupStarted")
+    def _backup_started(self, operation_id: UUID, backup_id: UUID) -> None:
+        self.operation_id = operation_id
+
+    @event("BackupEnded")
+    def mark_backup_ended(self, operation_id: UUID) -> None:
+        self.operation_id = None
+
+    def request_restore(self, backup_id: UUID, container: str, volume: str, operation_id: UUID) -> None:
+        """The backup goes into a new node at the same place; the current one stays until the data is verified."""
+        self._check_running("be restored")
+        self._restore_requested(operation_id=operation_id, backup_id=backup_id, container=container, volume=volume)
+
+    @event("RestoreRequested")
+    def _restore_requested(self, operation_id: UUID, backup_id: UUID, container: str, volume: str) -> None:
+        self.status = "restoring"
+        self.operation_id = operation_id
+        self.target = dict(self.previous_node, plan=self.plan, memory_mib=self.memory_mib, container=container, volume=volume)
+
+    @event("Restored")
+    def mark_restored(self, operation_id: UUID) -> None:
+        self.replaced = self.previous_node
+        self.container, self.volume = self.target["container"], self.target["volume"]
+        self.target = None
+        self.status = "running"
+        self.operation_id = None
+
+    @event("RestoreFailed")
+    def mark_restore_failed(self, operation_id: UUID, reason: str) -> None:
+        """The node that was there before serves on, with its data."""
         self.target = None
         self.status = "running"
         self.failure = reason

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import date, datetime
+from uuid import NAMESPACE_URL, UUID, uuid4, uuid5
 
 from eventsourcing.domain import Aggregate, event
 
@@ -17,19 +18,36 @@ def archive_name(created_at: datetime, addon: str) -> str:
 class Backup(Aggregate):
     """pending -> running -> done | failed; then kept for reasons, or expired and deleted."""
 
+    @staticmethod
+    def create_id(addon: str, kind: str, day: str | None = None, **_) -> UUID:
+        """A scheduled backup's ID is its addon and day: the event store refuses a second one for the same day."""
+        return Backup.scheduled_id(addon, day) if kind == "scheduled" else uuid4()
+
+    @staticmethod
+    def scheduled_id(addon: str, day: str | date) -> UUID:
+        return uuid5(NAMESPACE_URL, f"redis-addons:/addons/{addon}/backups/scheduled/{day}")
+
     @classmethod
-    def request(cls, addon: str, app: str, tier: str, kind: str, requested_at: datetime) -> Backup:
+    def request(cls, addon: str, app: str, tier: str, kind: str, requested_at: datetime,
+                day: date | None = None, redis_version: str | None = None) -> Backup:
+        """A scheduled backup is for one `day` (of the addon's schedule); a manual one for none."""
         if tier == "sandbox":
             raise NoBackupsOnSandbox(f"addon {addon} is on a sandbox plan, which has no backups: choose a paid plan first")
         if kind not in ("scheduled", "manual"):
             raise ValueError(f"a backup is scheduled or manual, not {kind!r}")
-        return cls(addon=addon, app=app, tier=tier, kind=kind, requested_at=requested_at)
+        if (kind == "scheduled") != (day is not None):
+            raise ValueError("a scheduled backup is for a day, a manual one is not")
+        return cls(addon=addon, app=app, tier=tier, kind=kind, requested_at=requested_at,
+                   day=day.isoformat() if day else None, redis_version=redis_version)
 
     @event("Requested")
-    def __init__(self, addon: str, app: str, tier: str, kind: str, requested_at: datetime):
+    def __init__(self, addon: str, app: str, tier: str, kind: str, requested_at: datetime, day: str | None = None,
+                 redis_version: str | None = None):
         self.addon, self.app, self.tier, self.kind = addon, app, tier, kind
+        self.day, self.redis_version = day, redis_version
         self.created_at = requested_at
-        self.name = archive_name(requested_at, addon)
+        self.snapshot: dict = {}
+        self.name = self.archive_name_for(requested_at, addon)
         self.status = "pending"
         self.size: int | None = None
         self.sha256: str | None = None
@@ -44,12 +62,23 @@ class Backup(Aggregate):
         self.status = "running"
 
     @event("Finished")
-    def mark_done(self, size: int, sha256: str, location: str) -> None:
+    def mark_done(self, size: int, sha256: str, location: str, snapshot: dict | None = None) -> None:
+        """`snapshot`: the keys and expiring keys per database at the moment of the save."""
         self.status, self.size, self.sha256, self.location = "done", size, sha256, location
+        self.snapshot = dict(snapshot or {})
 
     @event("Failed")
     def mark_failed(self, reason: str) -> None:
         self.status, self.failure = "failed", reason
+
+    @staticmethod
+    def archive_name_for(created_at: datetime, addon: str) -> str:
+        return archive_name(created_at, addon)
+
+    @property
+    def archive_key(self) -> str:
+        """Where the backup store keeps it: under its addon and its own ID (two backups may share a second)."""
+        return f"{self.addon}/{self.id}/{self.name}"
 
     def check_downloadable(self) -> None:
         if self.status != "done" or self.deleted:

@@ -6,7 +6,7 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
-from domain.errors import PlanNotAvailable, UnknownPlan, UnknownVersion
+from domain.errors import BackupTooNew, PlanNotAvailable, UnknownPlan, UnknownVersion
 
 CATALOGS = Path(__file__).parent / "catalogs"
 
@@ -87,3 +87,12 @@ class VersionCatalog:
         except KeyError:
             valid = ", ".join(self._versions)
             raise UnknownVersion(f"unknown engine version '{version}'; known versions are: {valid}") from None
+
+    def check_can_load(self, data_from: str, into: str) -> None:
+        """Data saved by `data_from` loads into `into` only if `into` reads that RDB format or a newer one."""
+        source, target = self.get(data_from), self.get(into)
+        if source.rdb_format > target.rdb_format:
+            raise BackupTooNew(
+                f"this backup was taken with {source.engine} {source.version} (RDB format {source.rdb_format}), "
+                f"which {target.engine} {target.version} cannot read: restore it into the same or a newer version"
+            )

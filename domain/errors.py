@@ -98,3 +98,15 @@ class NoBackupsOnSandbox(DomainError):
 class BackupNotDone(DomainError):
     rule = "backup-not-done"
     status = 409
+
+
+class UnknownBackup(DomainError):
+    rule = "unknown-backup"
+    status = 404
+
+
+class BackupTooNew(DomainError):
+    """An older engine cannot read the data files of a newer one (DESIGN §10)."""
+
+    rule = "restore-into-same-or-newer-version"
+    status = 409

@@ -14,20 +14,25 @@ STEPS = {
     "remove": ["stop", "remove"],
     # Reference, "Changing Plans": stop, restart on a new host with the new plan's parameters, restart the app.
     "change_plan": ["stop", "start_new", "wait_ready", "verify", "publish", "cleanup", "restart_app"],
+    # Reference, "Backups": the node saves its data, the file is archived and stored.
+    "backup": ["save", "archive", "record"],
+    # Beyond the reference: the backup's data goes into a new node in place of the current one.
+    "restore": ["check", "stop", "load", "wait_ready", "verify", "publish", "cleanup"],
 }
 
 # Steps after which the new node is the addon's: a failure from there on is not undone.
-POINT_OF_NO_RETURN = {"change_plan": "publish"}
+POINT_OF_NO_RETURN = {"change_plan": "publish", "restore": "publish"}
 
 
 class Operation(Aggregate):
     """Each step is recorded before it runs and after it ends, so a crash can resume."""
 
     @event("Started")
-    def __init__(self, kind: str, addon: str, app: str):
+    def __init__(self, kind: str, addon: str, app: str, subject: str | None = None):
         self.kind = kind
         self.addon = addon
         self.app = app
+        self.subject = subject  # what the operation is about besides the addon: the backup's ID
         self.steps = [{"name": s, "status": "pending", "attempts": 0, "detail": None} for s in STEPS[kind]]
         self.status = "running"
         self.error: str | None = None

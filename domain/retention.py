@@ -41,8 +41,9 @@ class BackupFacts:
 
 def decide(backups: Iterable[BackupFacts], tier: str, now: datetime,
            zone: str = "Europe/Paris") -> dict[str, tuple[str, ...]]:
-    """Each finished backup (done or failed) with its reasons to be kept; `()` means it expires.
-    A pending or running backup is left out: it is not a backup yet, so it neither counts nor goes.
+    """Each finished backup with its reasons to be kept; `()` means it expires. A pending or running
+    backup is left out: it is not a backup yet, so it neither counts nor goes; a failed one is left
+    out for as long as a daily backup is kept (so that its reason can be read), then expires.
 
     Periods are counted back from `now`'s and have no upper bound: a backup dated after `now`
     (two hosts' clocks disagree) lands in the newest period and is kept, never deleted by mistake."""
@@ -52,7 +53,10 @@ def decide(backups: Iterable[BackupFacts], tier: str, now: datetime,
     today = local_day(now, tz)
     scheduled = [b for b in backups if b.status == "done" and b.kind == "scheduled"]
     manual = [b for b in backups if b.status == "done" and b.kind == "manual"]
-    kept: dict[str, set[str]] = {b.id: set() for b in backups if b.status in ("done", "failed")}
+    # A failed backup stays listed (with its reason) as long as a daily one would, then expires.
+    shown_until = today - timedelta(days=keep.daily_days - 1)
+    failed_long_ago = [b for b in backups if b.status == "failed" and local_day(b.created_at, tz) < shown_until]
+    kept: dict[str, set[str]] = {b.id: set() for b in scheduled + manual + failed_long_ago}
     for reason, chosen in (
         ("daily", latest_of_each_of_the_last_days(scheduled, keep.daily_days, today, tz)),
         ("weekly", earliest_of_each_of_the_last_weeks(scheduled, keep.weeks, today, tz)),

@@ -45,12 +45,15 @@ class Schedule:
         # fold=0 (PEP 495) gives both: a skipped time takes the offset from before the change.
         return datetime.combine(day, time(self.hour, self.minute), self.tz).astimezone(timezone.utc)
 
-    def due_day(self, now: datetime, last_done: date | None) -> date | None:
+    def due_day(self, now: datetime, last_done: date | None, since: datetime | None = None) -> date | None:
         """The day whose backup should run now: the latest day whose time has come, unless done.
-        After downtime only the latest missed day runs: older days' data is gone anyway."""
+        After downtime only the latest missed day runs: older days' data is gone anyway.
+        A day whose time came before `since` (the addon's creation) was never missed."""
         today = now.astimezone(self.tz).date()
         day = today if self.on(today) <= now else today - timedelta(days=1)
         if last_done is not None and day <= last_done:
+            return None
+        if since is not None and self.on(day) < since:
             return None
         return day
 

@@ -18,10 +18,12 @@ from domain.errors import AddonRemoved, UnknownAddon, UnknownApp, UnknownOperati
 from domain.operation import Operation
 from domain.placement import place
 from domain.redis_config import redis_url
+from engine.backups import BackupService
 from engine.follower import Follower
 from engine.inventory import Inventory
-from engine.ports import ReadModels, RedisAdmin, Runtime, SecretStore
+from engine.ports import BackupStore, ReadModels, RedisAdmin, Runtime, SecretStore
 from engine.saga import Coordinator
+from engine.scheduler import Scheduler
 from engine.settings import Settings
 from engine.store import AggregateNotFoundError, EventLog
 
@@ -42,6 +44,7 @@ class Engine:
         coordinator: Coordinator,
         plans: PlanCatalog,
         versions: VersionCatalog,
+        backup_store: BackupStore,
         views_factory=None,
     ):
         self.settings = settings
@@ -58,6 +61,8 @@ class Engine:
         self._views_factory = views_factory
         self._placing = asyncio.Lock()
         events.on_saved(self.inventory.apply)
+        self.backups = BackupService(self, backup_store)
+        self.scheduler = Scheduler(self.backups, settings.scheduler_tick_s)
 
     # -- life cycle -------------------------------------------------------
 
@@ -74,6 +79,7 @@ class Engine:
         for operation_id, addon in list(self.inventory.unfinished.items()):
             log.info("resuming operation", operation_id=str(operation_id), addon=addon)
             self.coordinator.submit(operation_id)
+        self.scheduler.start()
 
     async def _load_inventory(self) -> None:
         position = 0
@@ -82,6 +88,7 @@ class Engine:
                 self.inventory.apply(event)
 
     async def stop(self) -> None:
+        await self.scheduler.stop()
         await self.coordinator.stop()
         await self.follower.stop()
         await self.events.close()

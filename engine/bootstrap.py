@@ -9,11 +9,14 @@ from adapters.apps.restarter import AppRestarter
 from adapters.docker.runtime import DockerRuntime
 from adapters.redis_admin import RedisAdmin
 from adapters.secrets_store import FileSecretStore
+from adapters.storage.backup_files import FileBackupStore
 from domain.catalog import PlanCatalog, VersionCatalog
 from engine.app import Engine
+from engine.backup_saga import BackupSaga
 from engine.logs import configure_logging
 from engine.plan_change import PlanChange
 from engine.provisioning import Provisioning, Removal
+from engine.restore import Restore
 from engine.saga import Coordinator
 from engine.settings import Settings
 from engine.store import EventLog
@@ -30,10 +33,13 @@ def build(settings: Settings | None = None) -> Engine:
     runtime = DockerRuntime(settings.hosts)
     secrets = FileSecretStore(settings.secrets_dir)
     redis = RedisAdmin()
+    store = FileBackupStore(settings.backups_dir)
     sagas = {
         "provision": Provisioning(events, runtime, redis, secrets, versions),
         "remove": Removal(events, runtime, secrets),
         "change_plan": PlanChange(events, runtime, redis, secrets, versions, AppRestarter(DockerAppRestarter(runtime))),
+        "backup": BackupSaga(events, runtime, redis, secrets, store),
+        "restore": Restore(events, runtime, redis, secrets, versions, store),
     }
     coordinator = Coordinator(events, sagas, settings.step_deadline_s, settings.crash_at)
     return Engine(
@@ -46,5 +52,6 @@ def build(settings: Settings | None = None) -> Engine:
         coordinator=coordinator,
         plans=plans,
         versions=versions,
+        backup_store=store,
         views_factory=ReadModels,
     )

@@ -18,16 +18,15 @@ from domain.addon import Addon
 from domain.app import App
 from domain.catalog import VersionCatalog
 from domain.operation import Operation
-from domain.redis_config import redis_url, save_rules
+from domain.redis_config import redis_url
+from engine.node_swap import NodeSwap
 from engine.ports import AppRestarter, EffectError, RedisAdmin, Runtime, SecretStore
 from engine.provisioning import node_spec
 from engine.saga import StepResult
 from engine.store import AggregateNotFoundError, EventLog
 
-PAUSE_MS = 120_000  # writes wait while the node is saved and stopped; a stop ends the pause anyway
 
-
-class PlanChange:
+class PlanChange(NodeSwap):
     kind = "change_plan"
     deadlines = {"stop": 900.0, "start_new": 900.0, "verify": 600.0}  # saving and copying a large dataset
 
@@ -40,17 +39,6 @@ class PlanChange:
         addon: Addon = await self.events.get(Addon.id_for(operation.addon))
         password = self.secrets.password_for(addon.name)
         return await getattr(self, step)(addon, operation, password)
-
-    async def stop(self, addon: Addon, operation: Operation, password: str) -> StepResult:
-        old = addon.previous_node
-        if await self.runtime.is_running(old["host"], old["container"]) is False:
-            # Stopped by an earlier attempt whose fingerprint was lost in a crash: start it to take it again.
-            await self.runtime.start_node(old["host"], old["container"])
-            await self.redis.ping(old["address"], old["port"], password)
-        fingerprint = await self.redis.freeze(old["address"], old["port"], password, PAUSE_MS)
-        await self.runtime.stop_node(old["host"], old["container"], self.stop_timeout_s)
-        total = sum(fingerprint["keys"].values())
-        return StepResult(f"saved {total} keys and stopped {old['container']} on {old['host']}", outcome=fingerprint)
 
     async def start_new(self, addon: Addon, operation: Operation, password: str) -> StepResult:
         new, old = addon.target, addon.previous_node
@@ -69,10 +57,6 @@ class PlanChange:
             outcome=copied,
         )
 
-    async def wait_ready(self, addon: Addon, operation: Operation, password: str) -> StepResult:
-        await self.redis.ping(addon.target["address"], addon.target["port"], password)
-        return StepResult("PING answered")
-
     async def verify(self, addon: Addon, operation: Operation, password: str) -> StepResult:
         expected = operation.outcome("stop")
         found = await self.redis.fingerprint(addon.target["address"], addon.target["port"], password)
@@ -83,11 +67,6 @@ class PlanChange:
     async def publish(self, addon: Addon, operation: Operation, password: str) -> StepResult:
         addon.mark_plan_changed(operation_id=operation.id)
         return StepResult(f"now {addon.plan} on {addon.host}; REDIS_URL and SCALINGO_REDIS_URL changed", changes=(addon,))
-
-    async def cleanup(self, addon: Addon, operation: Operation, password: str) -> StepResult:
-        old = addon.replaced
-        await self.runtime.remove_node(old["host"], old["container"], old["volume"])
-        return StepResult(f"old node {old['container']} removed from {old['host']}")
 
     async def restart_app(self, addon: Addon, operation: Operation, password: str) -> StepResult:
         method = await self._restart_method(addon.app)
@@ -107,12 +86,8 @@ class PlanChange:
         if operation.past_point_of_no_return:
             # The new node serves the app already: undoing would lose its writes.
             return StepResult(f"nothing undone: the addon runs on its new plan ({error})")
-        new, old = addon.target, addon.previous_node
-        password = self.secrets.password_for(addon.name)
-        await self.runtime.remove_node(new["host"], new["container"], new["volume"])
-        await self.runtime.start_node(old["host"], old["container"])
-        await self.redis.ping(old["address"], old["port"], password)
-        await self.redis.unpause(old["address"], old["port"], password, save_rules(addon.settings))
+        old = addon.previous_node
+        await self.bring_back_old_node(addon)
         addon.mark_plan_change_failed(operation_id=operation.id, reason=error)
         return StepResult(
             f"back on {old['host']} with plan {addon.plan}: new node removed, old node running", changes=(addon,)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import AsyncIterator, Protocol
 
 
 class EffectError(Exception):
@@ -59,6 +59,12 @@ class Runtime(Protocol):
         each file on the way; with `read_back`, check each file landed byte for byte.
         Returns {"files", "bytes", "sha256": {file: digest}, "read_back"}."""
 
+    def read_file(self, host: str, container: str, path: str) -> AsyncIterator[bytes]:
+        """One file of a container, as the tar stream of the Docker archive API (a running container is fine)."""
+
+    async def put_files(self, host: str, container: str, path: str, tar: AsyncIterator[bytes]) -> None:
+        """Unpack a tar stream into directory `path` of a container (the container need not run)."""
+
     async def stop_node(self, host: str, container: str, timeout_s: int) -> None:
         """Stop if running; a missing container counts as stopped."""
 
@@ -95,6 +101,38 @@ class RedisAdmin(Protocol):
         """Undo a freeze on a node that keeps running: its save rules back (as in redis.conf), writes flowing."""
 
 
+    async def snapshot(self, address: str, port: int, password: str) -> dict:
+        """Save the data in the background (BGSAVE) without stopping writes for longer than the fork, and
+        return when the file is written: {"keys": {db: count}, "expires": {db: count}} at that moment.
+        The save rules stay off until resume_saves, so that the file is not replaced while it is read."""
+
+    async def resume_saves(self, address: str, port: int, password: str, save_rules: str) -> None:
+        """The save rules back after a snapshot, as in redis.conf."""
+
+    async def keyspace(self, address: str, port: int, password: str) -> dict:
+        """{"keys": {db: count}, "expires": {db: count}} now (INFO keyspace)."""
+
+
+class BackupStore(Protocol):
+    """Where backup archives live: a directory by default; an object store would fit the same port."""
+
+    async def write_archive(self, name: str, tar: AsyncIterator[bytes]) -> dict:
+        """Store a tar stream gzipped under `name`, all or nothing (a failure leaves no file behind).
+        Returns {"size", "sha256", "location"} of the stored archive."""
+
+    def read(self, name: str, start: int = 0, end: int | None = None) -> AsyncIterator[bytes]:
+        """The stored archive's bytes [start, end), as they are stored."""
+
+    def read_tar(self, name: str) -> AsyncIterator[bytes]:
+        """The archive's tar stream, uncompressed."""
+
+    async def checksum(self, name: str) -> tuple[int, str] | None:
+        """(size, sha256) of the stored archive, read again; None when it is not there."""
+
+    async def delete(self, name: str) -> None:
+        """Remove the archive; a missing one counts as removed."""
+
+
 class AppRestarter(Protocol):
     async def restart(self, app: str, method: dict, environment: dict[str, str]) -> str:
         """Restart the app with this environment, idempotently; return what was done."""
@@ -125,5 +163,13 @@ class ReadModels(Protocol):
     def environment(self, app: str) -> list[dict]: ...
 
     def operations(self, addon: str | None = None) -> list[dict]: ...
+
+    def backups(self, addon: str | None = None, include_deleted: bool = False) -> list[dict]: ...
+
+    def backup(self, backup_id: str) -> dict | None: ...
+
+    def addons_with_backups(self) -> list[str]: ...
+
+    def last_scheduled_day(self, addon: str) -> str | None: ...
 
     def snapshot(self) -> dict: ...

@@ -38,6 +38,7 @@ class Settings:
     store_env: dict = field(default_factory=dict)  # eventsourcing persistence settings
     crash_at: str | None = None  # fault injection: "provision.create:after" kills the process there
     step_deadline_s: float = 60.0
+    scheduler_tick_s: float = 60.0  # how often due backups and retention are looked at; 0: never (tests drive it)
 
     @property
     def token_file(self) -> Path:
@@ -46,6 +47,10 @@ class Settings:
     @property
     def secrets_dir(self) -> Path:
         return self.home / "secrets"
+
+    @property
+    def backups_dir(self) -> Path:
+        return self.home / "backups"
 
     @property
     def read_models_file(self) -> Path:
@@ -64,6 +69,7 @@ class Settings:
             store_env=store_env(env, home),
             crash_at=env.get("REDIS_ADDONS_CRASH_AT") or None,
             step_deadline_s=float(env.get("REDIS_ADDONS_STEP_DEADLINE", "60")),
+            scheduler_tick_s=float(env.get("REDIS_ADDONS_SCHEDULER_TICK", "60")),
         )
         values.update(overrides)
         return cls(**values)

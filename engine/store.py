@@ -36,8 +36,10 @@ class EventLog:
         self._app = await self._run(Ledger, self._env)
 
     async def close(self) -> None:
+        """Idempotent: an embedder may stop an engine twice."""
         if self._app is not None:
-            await self._run(self._app.close)
+            app, self._app = self._app, None
+            await self._run(app.close)
         self._pool.shutdown(wait=True)
 
     async def _run(self, fn, *args):
@@ -85,8 +87,11 @@ class EventLog:
         waiter = asyncio.Event()
         self._waiters.add(waiter)
         try:
-            await asyncio.wait_for(waiter.wait(), timeout)
-        except asyncio.TimeoutError:
+            # asyncio.timeout, not wait_for: on 3.11 wait_for can swallow a cancellation that arrives
+            # as the waiter is set, and a follower being stopped would then run on forever.
+            async with asyncio.timeout(timeout):
+                await waiter.wait()
+        except TimeoutError:
             pass
         finally:
             self._waiters.discard(waiter)

@@ -24,6 +24,9 @@ STATUS = {
     Addon.RemovalRequested: "removing",
     Addon.RemovalFailed: "failed",
     Addon.Removed: "removed",
+    Addon.RestoreRequested: "restoring",
+    Addon.Restored: "running",
+    Addon.RestoreFailed: "running",
 }
 
 
@@ -45,7 +48,7 @@ def apply(db, event) -> None:
         db.execute("UPDATE environment SET address = ?, port = ?, published_at = ? "
                    "WHERE addon = (SELECT name FROM addons WHERE id = ?)", (event.address, event.port, at, addon_id))
     elif type(event) in STATUS:
-        operation = str(event.operation_id) if isinstance(event, (Addon.RemovalRequested, Addon.PlanChangeRequested)) else None
+        operation = str(event.operation_id) if isinstance(event, (Addon.RemovalRequested, Addon.PlanChangeRequested, Addon.RestoreRequested)) else None
         db.execute(
             "UPDATE addons SET status = ?, failure = ?, operation_id = ?, updated_at = ? WHERE id = ?",
             (STATUS[type(event)], getattr(event, "reason", None), operation, at, addon_id),

@@ -12,14 +12,14 @@ import sqlite3
 import threading
 from pathlib import Path
 
-from projections import addons, operations
+from projections import addons, backups, operations
 
-SCHEMA = addons.SCHEMA + operations.SCHEMA + """
+SCHEMA = addons.SCHEMA + operations.SCHEMA + backups.SCHEMA + """
 CREATE TABLE IF NOT EXISTS tracking (name TEXT PRIMARY KEY, position INTEGER NOT NULL);
 """
 
 TRACKER = "redis-addons-read-models"
-HANDLERS = (addons.apply, operations.apply)
+HANDLERS = (addons.apply, operations.apply, backups.apply)
 
 
 class ReadModels:
@@ -98,6 +98,24 @@ class ReadModels:
                 "WHERE operation_id = ? ORDER BY position", op["id"]
             )
         return result
+
+    def backups(self, addon: str | None = None, include_deleted: bool = False) -> list[dict]:
+        """Newest first."""
+        where = ["1 = 1"] + (["addon = ?"] if addon else []) + ([] if include_deleted else ["deleted = 0"])
+        args = (addon,) if addon else ()
+        sql = f"SELECT * FROM backups WHERE {' AND '.join(where)} ORDER BY created_at DESC, id"
+        return [backups.row(r) for r in self._rows(sql, *args)]
+
+    def backup(self, backup_id: str) -> dict | None:
+        rows = self._rows("SELECT * FROM backups WHERE id = ?", backup_id)
+        return backups.row(rows[0]) if rows else None
+
+    def addons_with_backups(self) -> list[str]:
+        return [r["addon"] for r in self._rows("SELECT DISTINCT addon FROM backups WHERE deleted = 0 ORDER BY addon")]
+
+    def last_scheduled_day(self, addon: str) -> str | None:
+        rows = self._rows("SELECT MAX(day) AS day FROM backups WHERE addon = ? AND kind = 'scheduled'", addon)
+        return rows[0]["day"] if rows else None
 
     def snapshot(self) -> dict:
         """Every table's rows and the position they reflect, read in one transaction."""

@@ -175,6 +175,24 @@ class DockerRuntime:
             "read_back": read_back,
         }
 
+    async def read_file(self, host: str, container: str, path: str):
+        try:
+            async with self._docker(host)._query(f"containers/{container}/archive", params={"path": path}) as response:
+                async for chunk in response.content.iter_chunked(1 << 20):
+                    yield chunk
+        except (DockerError, aiohttp.ClientError, OSError) as e:
+            raise translate(e, f"reading {path} of {container} on {host}") from None
+
+    async def put_files(self, host: str, container: str, path: str, tar) -> None:
+        try:
+            async with self._docker(host)._query(
+                f"containers/{container}/archive", method="PUT", params={"path": path},
+                data=tar, headers={"Content-Type": "application/x-tar"},
+            ):
+                pass
+        except (DockerError, aiohttp.ClientError, OSError) as e:
+            raise translate(e, f"writing into {path} of {container} on {host}") from None
+
     async def stop_node(self, host: str, container: str, timeout_s: int) -> None:
         try:
             node = await self._docker(host).containers.get(container)

@@ -15,7 +15,8 @@ from tests.conftest import HOSTS_FILE
 
 
 def settings_for(home, **overrides) -> Settings:
-    env = {"REDIS_ADDONS_HOME": str(home), "REDIS_ADDONS_HOSTS": str(HOSTS_FILE)}
+    # The scheduler is off: tests that need it drive its ticks with a clock of their own.
+    env = {"REDIS_ADDONS_HOME": str(home), "REDIS_ADDONS_HOSTS": str(HOSTS_FILE), "REDIS_ADDONS_SCHEDULER_TICK": "0"}
     return Settings.from_env(env, **overrides)
 
 

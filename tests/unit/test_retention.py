@@ -73,12 +73,14 @@ def test_sixty_manual_backups_keep_the_latest_ones_of_the_plan(tier, kept):
     assert [decisions[b.id] for b in backups] == [()] * (60 - kept) + [("manual",)] * kept
 
 
-def test_a_failed_backup_always_expires_and_keeps_no_place():
+def test_a_failed_backup_keeps_no_place_stays_listed_a_week_then_expires():
     today, yesterday = paris(2024, 5, 10), paris(2024, 5, 9)
     backups = [scheduled(yesterday), scheduled(today, status="failed"), manual(today + timedelta(hours=5), "failed")]
     decisions = decide(backups, "business", paris(2024, 5, 10, 12))
     # Yesterday's becomes the week's and month's choice; today simply has no daily backup.
-    assert decisions == {backups[0].id: ("daily", "weekly", "monthly"), backups[1].id: (), backups[2].id: ()}
+    assert decisions == {backups[0].id: ("daily", "weekly", "monthly")}
+    a_week_later = decide(backups, "business", paris(2024, 5, 17, 12))
+    assert a_week_later[backups[1].id] == () and a_week_later[backups[2].id] == ()
 
 
 def test_a_backup_still_in_progress_is_not_decided_and_takes_no_place():

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import date, datetime, timezone
+from datetime import date, datetime, timedelta, timezone
 
 import pytest
 
@@ -71,3 +71,10 @@ def test_a_backup_missed_while_the_engine_was_down_runs_when_it_comes_back():
 
 def test_a_first_backup_is_due_for_the_latest_day_whose_time_has_come():
     assert DEFAULT.due_day(utc(2026, 12, 12, 15, 0), last_done=None) == date(2026, 12, 12)
+
+
+def test_a_day_whose_time_came_before_the_addon_existed_was_never_missed():
+    created = datetime(2026, 11, 28, 14, 0, tzinfo=timezone.utc)
+    assert DEFAULT.due_day(created + timedelta(minutes=1), last_done=None, since=created) is None
+    next_night = datetime(2026, 11, 29, 0, 30, tzinfo=timezone.utc)  # 1:30 in Paris
+    assert DEFAULT.due_day(next_night, last_done=None, since=created) == date(2026, 11, 29)

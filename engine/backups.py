@@ -1,0 +1,208 @@
+"""Backups of an addon (reference, "Backups"): made on demand or by the schedule, listed,
+downloaded, restored; and the retention policy's decisions, applied by a sweep.
+
+`addon` arguments take an addon ID or the provider name (`redis`) when the app has one Redis addon.
+Backups of a removed addon stay listed and downloadable, under the same retention policy.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import date, datetime, timezone
+from typing import AsyncIterator
+from uuid import UUID
+
+import structlog
+
+from domain.addon import Addon, check_app_name
+from domain.backup import Backup
+from domain.errors import AddonBusy, AddonNotRunning, AddonRemoved, UnknownAddon, UnknownBackup
+from domain.operation import Operation
+from domain.retention import BackupFacts, decide
+from domain.schedule import PLATFORM_ZONE, Schedule
+from engine.ports import BackupStore
+from engine.store import AggregateNotFoundError, IntegrityError
+
+log = structlog.get_logger("backups")
+
+PROVIDER = "redis"
+
+
+def utc_now() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+class BackupService:
+    def __init__(self, engine, store: BackupStore, clock=utc_now):
+        self.engine, self.store, self.clock = engine, store, clock
+        self.events, self.views = engine.events, engine.views
+
+    # -- commands ---------------------------------------------------------------
+
+    async def create(self, app: str, addon: str) -> dict:
+        """A manual backup; its saga runs in the background."""
+        return await self._start(await self._live_addon(app, addon), "manual", self.clock())
+
+    async def _start(self, addon: Addon, kind: str, at: datetime, day: date | None = None) -> dict:
+        tier = self.engine.plans.get(addon.plan).tier
+        backup = Backup.request(addon=addon.name, app=addon.app, tier=tier, kind=kind, requested_at=at, day=day,
+                                redis_version=addon.redis_version)
+        operation = Operation(kind="backup", addon=addon.name, app=addon.app, subject=str(backup.id))
+        addon.start_backup(operation.id, backup.id)
+        backup.mark_started()
+        await self._save(addon, backup, operation)
+        log.info("backup started", addon=addon.name, kind=kind, backup_id=str(backup.id), operation_id=str(operation.id))
+        self.engine.coordinator.submit(operation.id)
+        return {"addon": addon.name, "backup_id": str(backup.id), "operation_id": str(operation.id)}
+
+    async def restore(self, app: str, addon: str, backup_id: str) -> dict:
+        current = await self._live_addon(app, addon)
+        backup = await self._backup_of(current.name, backup_id)
+        backup.check_downloadable()
+        self.engine.versions.check_can_load(backup.redis_version or current.redis_version, current.redis_version)
+        operation = Operation(kind="restore", addon=current.name, app=app, subject=str(backup.id))
+        node = f"redis-addons-{current.name}-{operation.id.hex[:8]}"
+        current.request_restore(backup.id, node, f"{node}-data", operation.id)
+        await self._save(current, operation)
+        log.info("restore requested", addon=current.name, backup_id=str(backup.id), operation_id=str(operation.id))
+        self.engine.coordinator.submit(operation.id)
+        return {"addon": current.name, "backup_id": str(backup.id), "operation_id": str(operation.id)}
+
+    async def set_schedule(self, app: str, addon: str, schedule_at: str, local_zone: str) -> dict:
+        current = await self._addon(app, await self._addon_name(app, addon))
+        schedule = Schedule.parse(schedule_at, local_zone)
+        current.schedule_backups(schedule, self.engine.plans.get(current.plan).tier)
+        await self._save(current)
+        return self._describe(schedule)
+
+    async def _save(self, *aggregates) -> None:
+        try:
+            recordings = await self.events.save(*aggregates)
+        except IntegrityError:  # another command changed the addon meanwhile (optimistic concurrency)
+            raise AddonBusy(f"addon {aggregates[0].name} changed while this was asked: try again") from None
+        if recordings:
+            await self.engine.follower.wait_until(recordings[-1].notification.id)
+
+    # -- queries ----------------------------------------------------------------
+
+    async def schedule(self, app: str, addon: str) -> dict:
+        return self._describe((await self._addon(app, await self._addon_name(app, addon))).backup_schedule)
+
+    def _describe(self, schedule: Schedule) -> dict:
+        return {"hour": schedule.hour, "minute": schedule.minute, "zone": schedule.zone,
+                "description": f"daily at {schedule.describe(self.clock(), PLATFORM_ZONE)}"}
+
+    async def list(self, app: str, addon: str) -> list[dict]:
+        name = await self._addon_name(app, addon, allow_removed=True)
+        return await asyncio.to_thread(self.views.backups, name)
+
+    async def get(self, app: str, addon: str, backup_id: str) -> dict:
+        name = await self._addon_name(app, addon, allow_removed=True)
+        row = await asyncio.to_thread(self.views.backup, self._uuid(backup_id))
+        if row is None or row["addon"] != name:
+            raise UnknownBackup(f"addon {name} has no backup {backup_id!r} (see `backups` for the IDs)")
+        return row
+
+    async def latest_done(self, app: str, addon: str) -> dict:
+        rows = [r for r in await self.list(app, addon) if r["status"] == "done"]
+        if not rows:
+            raise UnknownBackup(f"addon {addon} has no successful backup yet: make one with `backups-create`")
+        return rows[0]
+
+    async def downloadable(self, app: str, addon: str, backup_id: str) -> dict:
+        row = await self.get(app, addon, backup_id)
+        (await self.events.get(UUID(row["id"]))).check_downloadable()
+        return row
+
+    def read_archive(self, row: dict, start: int = 0, end: int | None = None) -> AsyncIterator[bytes]:
+        return self.store.read(row["location"], start, end)
+
+    # -- the schedule and the retention policy (driven by engine.scheduler) ------------
+
+    async def run_due_backups(self, now: datetime) -> list[dict]:
+        """Start each running addon's scheduled backup whose day has come. A busy addon is tried again
+        at the next tick; a day already backed up is refused by the event store (its ID is the day)."""
+        started = []
+        for row in await asyncio.to_thread(self.views.addons):
+            if row["status"] != "running" or self.engine.plans.get(row["plan"]).tier == "sandbox":
+                continue
+            last = await asyncio.to_thread(self.views.last_scheduled_day, row["name"])
+            addon: Addon = await self.events.get(Addon.id_for(row["name"]))
+            day = addon.backup_schedule.due_day(now, date.fromisoformat(last) if last else None,
+                                                since=datetime.fromisoformat(row["created_at"]))
+            if day is None:
+                continue
+            try:
+                started.append(await self._start(addon, "scheduled", now, day))
+            except (AddonBusy, AddonNotRunning) as e:
+                log.info("scheduled backup waits for the addon", addon=row["name"], day=str(day), reason=str(e))
+            except IntegrityError:
+                pass  # made by another process meanwhile
+        return started
+
+    async def sweep(self, now: datetime) -> dict:
+        """Apply the retention policy: record each decision that changed, delete expired archives."""
+        counts = {"decided": 0, "deleted": 0}
+        for name in await asyncio.to_thread(self.views.addons_with_backups):
+            rows = await asyncio.to_thread(self.views.backups, name)
+            facts = [BackupFacts(id=r["id"], kind=r["kind"], created_at=datetime.fromisoformat(r["created_at"]),
+                                 status=r["status"]) for r in rows]
+            decisions = decide(facts, rows[0]["tier"], now)  # the tier of its latest backup: a removed addon's too
+            for row in rows:
+                reasons = decisions.get(row["id"])
+                if reasons is None or (tuple(row["kept_for"]) == tuple(reasons) and reasons):
+                    continue
+                await self._apply_decision(UUID(row["id"]), tuple(reasons))
+                counts["decided"] += 1
+                counts["deleted"] += not reasons
+        if counts["decided"]:  # read your writes: the listing shows the decisions on return
+            await self.engine.follower.wait_until(await self.events.max_position())
+        return counts
+
+    async def _apply_decision(self, backup_id: UUID, reasons: tuple[str, ...]) -> None:
+        backup: Backup = await self.events.get(backup_id)
+        backup.decide_retention(reasons)
+        if backup.expired and not backup.deleted:
+            await self.store.delete(backup.archive_key)  # before the event: a crash here deletes again, harmlessly
+            backup.mark_deleted()
+        await self.events.save(backup)
+
+    # -- finding things -----------------------------------------------------------
+
+    async def _addon_name(self, app: str, ref: str, allow_removed: bool = False) -> str:
+        await self.engine._known_app(app)
+        rows = await asyncio.to_thread(self.views.addons, app)
+        if ref == PROVIDER:
+            live = [r["name"] for r in rows if r["status"] != "removed"]
+            if len(live) != 1:
+                which = f"{len(live)} Redis addons ({', '.join(live)})" if live else "no Redis addon"
+                raise UnknownAddon(f"app {app!r} has {which}: pass --addon with an addon ID")
+            return live[0]
+        row = next((r for r in rows if r["name"] == ref), None)
+        if row is None:
+            raise UnknownAddon(f"app {app!r} has no addon {ref!r}")
+        if row["status"] == "removed" and not allow_removed:
+            raise AddonRemoved(f"addon {ref} of app {app} was removed (its backups are kept)")
+        return ref
+
+    async def _addon(self, app: str, name: str) -> Addon:
+        return await self.engine._addon_of(check_app_name(app), name)
+
+    async def _live_addon(self, app: str, ref: str) -> Addon:
+        return await self._addon(app, await self._addon_name(app, ref))
+
+    async def _backup_of(self, addon: str, backup_id: str) -> Backup:
+        try:
+            backup: Backup = await self.events.get(UUID(self._uuid(backup_id)))
+        except AggregateNotFoundError:
+            backup = None
+        if backup is None or not isinstance(backup, Backup) or backup.addon != addon:
+            raise UnknownBackup(f"addon {addon} has no backup {backup_id!r} (see `backups` for the IDs)")
+        return backup
+
+    @staticmethod
+    def _uuid(text: str) -> str:
+        try:
+            return str(UUID(str(text)))
+        except ValueError:
+            raise UnknownBackup(f"unknown backup {text!r}: a backup ID looks like 9f1c2e4a-… (see `backups`)") from None

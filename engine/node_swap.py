@@ -1,0 +1,53 @@
+"""What a plan change and a restore share: the addon's node is replaced by a new one.
+
+The current node is frozen (writes paused, data saved and fingerprinted) and stopped; a new
+node is made ready; the new node is published as the addon's; the old one is removed. Until
+the new node is published, a failure brings the old one back with its data untouched.
+"""
+
+from __future__ import annotations
+
+from domain.addon import Addon
+from domain.operation import Operation
+from domain.redis_config import save_rules
+from engine.ports import RedisAdmin, Runtime, SecretStore
+from engine.saga import StepResult
+from engine.store import EventLog
+
+PAUSE_MS = 120_000  # writes wait while the node is saved and stopped; a stop ends the pause anyway
+
+
+class NodeSwap:
+    events: EventLog
+    runtime: Runtime
+    redis: RedisAdmin
+    secrets: SecretStore
+    stop_timeout_s: int
+
+    async def stop(self, addon: Addon, operation: Operation, password: str) -> StepResult:
+        old = addon.previous_node
+        if await self.runtime.is_running(old["host"], old["container"]) is False:
+            # Stopped by an earlier attempt whose fingerprint was lost in a crash: start it to take it again.
+            await self.runtime.start_node(old["host"], old["container"])
+            await self.redis.ping(old["address"], old["port"], password)
+        fingerprint = await self.redis.freeze(old["address"], old["port"], password, PAUSE_MS)
+        await self.runtime.stop_node(old["host"], old["container"], self.stop_timeout_s)
+        total = sum(fingerprint["keys"].values())
+        return StepResult(f"saved {total} keys and stopped {old['container']} on {old['host']}", outcome=fingerprint)
+
+    async def wait_ready(self, addon: Addon, operation: Operation, password: str) -> StepResult:
+        await self.redis.ping(addon.target["address"], addon.target["port"], password)
+        return StepResult("PING answered")
+
+    async def cleanup(self, addon: Addon, operation: Operation, password: str) -> StepResult:
+        old = addon.replaced
+        await self.runtime.remove_node(old["host"], old["container"], old["volume"])
+        return StepResult(f"old node {old['container']} removed from {old['host']}")
+
+    async def bring_back_old_node(self, addon: Addon) -> None:
+        new, old = addon.target, addon.previous_node
+        password = self.secrets.password_for(addon.name)
+        await self.runtime.remove_node(new["host"], new["container"], new["volume"])
+        await self.runtime.start_node(old["host"], old["container"])
+        await self.redis.ping(old["address"], old["port"], password)
+        await self.redis.unpause(old["address"], old["port"], password, save_rules(addon.settings))

@@ -1,0 +1,88 @@
+"""Restoring a backup as a saga (beyond the reference): the backup's data goes into a new node
+at the addon's place, and the new node takes over once its data is verified.
+
+check       the archive in the store has the size and SHA-256 recorded when it was made
+stop        writes paused, the current data saved, the node stopped (kept until the end)
+load        a new node on the same host and port, with the backup's RDB file in its volume
+wait_ready  the new node has loaded the file (Redis checks its CRC64) and answers PING
+verify      it holds the backup's keys: per database, the count at the backup's save, less at
+            most the keys that had an expiry (they may have expired since)
+publish     the new node is the addon's (the URL is unchanged: same address, port and password)
+cleanup     the old node and its volume are removed
+
+Before `publish`, a failure brings the old node back with its data untouched.
+"""
+
+from __future__ import annotations
+
+from uuid import UUID
+
+from domain.addon import Addon
+from domain.backup import Backup
+from domain.catalog import VersionCatalog
+from domain.operation import Operation
+from engine.node_swap import NodeSwap
+from engine.ports import BackupStore, EffectError, RedisAdmin, Runtime, SecretStore
+from engine.provisioning import node_spec
+from engine.saga import StepResult
+from engine.store import EventLog
+
+
+class Restore(NodeSwap):
+    kind = "restore"
+    deadlines = {"check": 900.0, "stop": 900.0, "load": 1800.0, "wait_ready": 900.0, "verify": 600.0}
+
+    def __init__(self, events: EventLog, runtime: Runtime, redis: RedisAdmin, secrets: SecretStore,
+                 versions: VersionCatalog, store: BackupStore, stop_timeout_s: int = 60):
+        self.events, self.runtime, self.redis, self.secrets = events, runtime, redis, secrets
+        self.versions, self.store, self.stop_timeout_s = versions, store, stop_timeout_s
+
+    async def run_step(self, step: str, operation: Operation) -> StepResult:
+        addon: Addon = await self.events.get(Addon.id_for(operation.addon))
+        return await getattr(self, step)(addon, operation, self.secrets.password_for(addon.name))
+
+    async def _backup(self, operation: Operation) -> Backup:
+        return await self.events.get(UUID(operation.subject))
+
+    async def check(self, addon: Addon, operation: Operation, password: str) -> StepResult:
+        backup = await self._backup(operation)
+        found = await self.store.checksum(backup.archive_key)
+        if found is None:
+            raise EffectError(f"the archive of backup {backup.id} is missing from the backup store")
+        if found != (backup.size, backup.sha256):
+            raise EffectError(f"the archive of backup {backup.id} changed since it was made: "
+                              f"SHA-256 {found[1][:12]}, recorded {backup.sha256[:12]}")
+        return StepResult(f"{backup.name}: {backup.size} bytes, SHA-256 as recorded")
+
+    async def load(self, addon: Addon, operation: Operation, password: str) -> StepResult:
+        new, backup = addon.target, await self._backup(operation)
+        if await self.runtime.is_running(new["host"], new["container"]):
+            return StepResult(f"{new['container']} already running on {new['host']}")
+        await self.runtime.create_node(node_spec(addon, new, operation, password, self.versions))
+        await self.runtime.put_files(new["host"], new["container"], "/data", self.store.read_tar(backup.archive_key))
+        await self.runtime.start_node(new["host"], new["container"])
+        return StepResult(f"{backup.name} loaded into {new['container']} on {new['host']}")
+
+    async def verify(self, addon: Addon, operation: Operation, password: str) -> StepResult:
+        saved = (await self._backup(operation)).snapshot
+        found = await self.redis.keyspace(addon.target["address"], addon.target["port"], password)
+        wrong = [
+            f"database {db}: {found['keys'].get(db, 0)} keys, the backup had {count}"
+            for db, count in saved.get("keys", {}).items()
+            if not count - saved["expires"].get(db, 0) <= found["keys"].get(db, 0) <= count
+        ]
+        if wrong:
+            raise EffectError("the restored data is not the backup's: " + "; ".join(wrong))
+        return StepResult(f"{sum(found['keys'].values())} keys, as in the backup")
+
+    async def publish(self, addon: Addon, operation: Operation, password: str) -> StepResult:
+        addon.mark_restored(operation_id=operation.id)
+        return StepResult(f"backup {operation.subject} restored; same REDIS_URL", changes=(addon,))
+
+    async def compensate(self, operation: Operation, error: str) -> StepResult:
+        addon: Addon = await self.events.get(Addon.id_for(operation.addon))
+        if operation.past_point_of_no_return:
+            return StepResult(f"nothing undone: the restored data serves the app already ({error})")
+        await self.bring_back_old_node(addon)
+        addon.mark_restore_failed(operation_id=operation.id, reason=error)
+        return StepResult("the node from before the restore serves again, with its data", changes=(addon,))
