@@ -75,8 +75,10 @@ def wait_options(request: web.Request) -> tuple[bool, int]:
     return flag_query(request, "wait"), int_query(request, "timeout", default=120, low=1, high=600)
 
 
-async def outcome(request: web.Request, app: str, requested: dict, wait: bool, timeout: int, done_status: int) -> web.Response:
-    """202 with the running operation; with wait=true, the finished one (or an error if it failed)."""
+async def outcome(request: web.Request, app: str, requested: dict, wait: bool, timeout: int, done_status: int,
+                  more=None) -> web.Response:
+    """202 with the running operation; with wait=true, the finished one (or an error if it failed).
+    `more`: an async function giving fields to add, read once the operation is as shown."""
     engine = request.app[ENGINE]
     op_id = requested["operation_id"]
     operation = await operation_view(engine, op_id, wait=wait, timeout=timeout)
@@ -85,7 +87,7 @@ async def outcome(request: web.Request, app: str, requested: dict, wait: bool, t
     except DomainError:
         row = {"name": requested["addon"], "app": app}
     headers = {"Location": f"/v1/operations/{op_id}"}
-    body = {"addon": row, "operation": operation}
+    body = {"addon": row, "operation": operation, **(await more() if more else {})}
     if wait and operation["status"] == "failed":
         what = f"{operation['kind']} of {operation['addon']} failed: {operation['error'] or 'no detail recorded'}"
         if operation.get("compensation"):

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import base64
 import contextlib
-import json
 import re
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -61,7 +60,7 @@ async def create_backup(request: web.Request) -> web.Response:
     app, addon = where(request)
     wait, timeout = wait_options(request)
     requested = await service(request).create(app, addon)
-    return await with_backup(request, requested, await outcome(request, app, requested, wait, timeout, done_status=201))
+    return await outcome(request, app, requested, wait, timeout, done_status=201, more=backup_of(request, requested))
 
 
 @routes.get(BACKUPS + "/{backup}")
@@ -76,17 +75,13 @@ async def restore_backup(request: web.Request) -> web.Response:
     wait, timeout = wait_options(request)
     row = await backup_row(request)
     requested = await service(request).restore(app, addon, row["id"])
-    return await with_backup(request, {**requested, "backup_id": row["id"]},
-                             await outcome(request, app, requested, wait, timeout, done_status=200))
+    return await outcome(request, app, requested, wait, timeout, done_status=200, more=backup_of(request, requested))
 
 
-async def with_backup(request: web.Request, requested: dict, response: web.Response) -> web.Response:
-    """`outcome`'s answer ({"addon", "operation"}, or the failed operation's error) with the backup
-    as it is once that answer was made."""
-    body = json.loads(response.body)
-    app = request.match_info["app"]
-    body["backup"] = await service(request).get(app, requested["addon"], requested["backup_id"])
-    return web.json_response(body, status=response.status, headers={"Location": response.headers["Location"]})
+def backup_of(request: web.Request, requested: dict):
+    async def backup() -> dict:
+        return {"backup": await service(request).get(request.match_info["app"], requested["addon"], requested["backup_id"])}
+    return backup
 
 
 # -- the archive ----------------------------------------------------------------
