@@ -14,6 +14,8 @@ import zlib
 from pathlib import Path
 from typing import AsyncIterator
 
+from isal import isal_zlib
+
 from engine.ports import EffectError
 
 CHUNK = 1 << 20
@@ -105,7 +107,8 @@ class _GzipSink:
     def __init__(self, path: Path):
         self.path = path
         self.file = open(path, "wb")
-        self.zip = zlib.compressobj(LEVEL, zlib.DEFLATED, GZIP)
+        # ISA-L's deflate: the same gzip format at ~8x zlib's speed (bench/backup.py measures both).
+        self.zip = isal_zlib.compressobj(LEVEL, isal_zlib.DEFLATED, GZIP)
         self.digest, self.size = hashlib.sha256(), 0
 
     def _write(self, data: bytes) -> None:
