@@ -36,7 +36,7 @@ for backup-create and for download.
 Timing wrappers on the engine's objects (the Redis snapshot, the Docker read, the store's gzip
 sink; no engine code is changed) and the operation's step times split backup-create. Then, unless
 --no-experiments, quick experiments on this run's dump.rdb show where the archive step's time goes
-and what would shorten it: the Docker read as the engine asks for it (aiohttp's default
+and what would shorten it: the Docker read as the engine first asked for it (aiohttp's default
 Accept-Encoding: dockerd then gzips the stream itself) and with Accept-Encoding: identity; each
 compressor alone on the tar in memory (zlib levels; `isal` and `zlib_ng` when importable, e.g.
 installed with `pip install --target DIR isal zlib-ng` and put on PYTHONPATH; each output checked
@@ -557,7 +557,7 @@ async def engine_round(engine, probe: Probe, app: str, addon: str, base: str, to
 def compressors() -> dict:
     """name -> factory of an object with compress(bytes) and flush() producing a gzip stream."""
     found = {
-        "zlib-1 (the store's)": lambda: zlib.compressobj(1, zlib.DEFLATED, 31),
+        "zlib-1 (stdlib, before isal)": lambda: zlib.compressobj(1, zlib.DEFLATED, 31),
         "zlib-6": lambda: zlib.compressobj(6, zlib.DEFLATED, 31),
     }
     for module, levels in (("isal.isal_zlib", (0, 1, 2)), ("zlib_ng.zlib_ng", (1,))):
@@ -701,7 +701,7 @@ async def sync_experiments(node: dict, workdir: Path, floor_s: float | None) -> 
         await client.config_set("repl-diskless-sync-delay", "0")
         rows = []
         factories = compressors()
-        for name in ("zlib-1 (the store's)", "isal-1", "none (tar stored as is)"):
+        for name in ("zlib-1 (stdlib, before isal)", "isal-1", "none (tar stored as is)"):
             if name not in factories:
                 continue
             r = await sync_stream(node, workdir / "sync-test.bin", factories[name])
@@ -720,7 +720,7 @@ async def experiments(node: dict, docker: aiodocker.Docker, workdir: Path, rdb_b
     read = await docker_read(docker, node["container"], keep=True)
     tar = read.pop("tar")
     out["docker_read"] = {
-        "as the engine asks (aiohttp's default Accept-Encoding)": dict(
+        "as the engine first asked (aiohttp's default Accept-Encoding)": dict(
             s=negotiated["s"], content_encoding=negotiated["content_encoding"], mb_s=mbs(negotiated["tar_bytes"], negotiated["s"])),
         "Accept-Encoding: identity": dict(s=read["s"], content_encoding=read["content_encoding"], mb_s=mbs(len(tar), read["s"])),
     }
@@ -755,7 +755,7 @@ async def experiments(node: dict, docker: aiodocker.Docker, workdir: Path, rdb_b
     path.unlink()
     del tar, store_archive
 
-    cases = [("zlib-1 (the store's)", backup_files.CHUNK, False)]
+    cases = [("zlib-1 (stdlib, before isal)", backup_files.CHUNK, False)]
     for name in compressors():
         for chunk in ((backup_files.CHUNK, 4 << 20) if name.startswith(("zlib-1", "isal-1")) else (backup_files.CHUNK,)):
             cases.append((name, chunk, True))
