@@ -98,6 +98,23 @@ class RedisAdmin:
         async with self._client(address, port, password) as client:
             return keyspace_counts(await client.info("keyspace"))
 
+    async def configure(self, address: str, port: int, password: str, parameters: dict[str, str]) -> None:
+        async with self._client(address, port, password, timeout=SLOW_S) as client:
+            for name, value in parameters.items():
+                await client.config_set(name, value)
+            # Turning AOF on starts a rewrite; until it ends, the AOF does not hold the data yet.
+            delay = 0.01
+            while (info := await client.info("persistence")) and (
+                    int(info.get("aof_rewrite_in_progress", 0)) or int(info.get("aof_rewrite_scheduled", 0))):
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 0.2)
+
+    async def configuration(self, address: str, port: int, password: str, names: list[str]) -> dict[str, str]:
+        async with self._client(address, port, password) as client:
+            found = {}
+            for name in names:
+                found.update(await client.config_get(name))
+            return found
 
 async def _wait_for_background_save(client) -> None:
     """Poll, never block: the event loop serves everyone else while the child process writes."""

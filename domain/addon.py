@@ -9,7 +9,7 @@ from eventsourcing.domain import Aggregate, event
 
 from domain.catalog import Plan
 from domain.errors import (AddonBusy, AddonNotRunning, AddonRemoved, DatasetTooLarge, InvalidName, NoBackupsOnSandbox,
-                           SamePlan)
+                           SamePlan, SettingUnchanged, UnknownSetting)
 from domain.placement import Placement
 from domain.schedule import DEFAULT as DEFAULT_SCHEDULE, Schedule
 
@@ -18,6 +18,25 @@ APP_NAME = re.compile(r"^[a-z][a-z0-9-]{1,46}[a-z0-9]$")
 
 # Settings every new addon starts with (reference: "Scalingo for Redis® Configuration").
 DEFAULT_SETTINGS = {"rdb": True, "aof": False, "cache_mode": False, "force_tls": False}
+
+
+# What users type (the reference's words) -> the key in an addon's settings.
+SETTINGS = {"rdb": "rdb", "aof": "aof", "cache-mode": "cache_mode", "force-tls": "force_tls"}
+SHOWN = {"rdb": "RDB persistence", "aof": "AOF persistence", "cache_mode": "cache mode", "force_tls": "force TLS"}
+
+
+def setting_key(name: str) -> str:
+    key = SETTINGS.get(str(name).strip().lower().replace("_", "-"))
+    if key is None:
+        raise UnknownSetting(f"unknown setting {name!r}: the settings are {', '.join(SETTINGS)}")
+    return key
+
+
+def settings_warnings(settings: dict) -> list[str]:
+    """Where data can be lost (reference, "Persistence Mode")."""
+    if not settings.get("rdb") and not settings.get("aof"):
+        return ["neither RDB nor AOF persistence: every key is lost when the node restarts"]
+    return []
 
 
 def check_app_name(app: str) -> str:
@@ -79,6 +98,7 @@ class Addon(Aggregate):
         self.target: dict | None = None  # where a plan change is taking the addon
         self.replaced: dict | None = None  # the node a plan change or a restore left behind
         self.schedule: dict | None = None  # daily backups' hour, minute and time zone; None: the default
+        self.target_settings: dict | None = None  # what a settings change is applying
 
     @property
     def is_busy(self) -> bool:
@@ -188,6 +208,32 @@ class Addon(Aggregate):
         self._check_free()
         if self.status != "running":
             raise AddonNotRunning(f"addon {self.name} is {self.status}: only a running addon can {doing}")
+
+    # -- database settings ---------------------------------------------------------
+
+    def request_setting_change(self, name: str, enabled: bool, operation_id: UUID) -> None:
+        key = setting_key(name)
+        self._check_running("change its settings")
+        if bool(self.settings.get(key)) == bool(enabled):
+            raise SettingUnchanged(f"{SHOWN[key]} is already {'on' if enabled else 'off'} on addon {self.name}")
+        self._settings_change_requested(operation_id=operation_id, settings={**self.settings, key: bool(enabled)})
+
+    @event("SettingsChangeRequested")
+    def _settings_change_requested(self, operation_id: UUID, settings: dict) -> None:
+        self.operation_id = operation_id
+        self.target_settings = dict(settings)
+
+    @event("SettingsChanged")
+    def mark_settings_changed(self, operation_id: UUID) -> None:
+        self.settings, self.target_settings = self.target_settings, None
+        self.operation_id = None
+
+    @event("SettingsChangeFailed")
+    def mark_settings_change_failed(self, operation_id: UUID, reason: str) -> None:
+        """The running server has its former settings back."""
+        self.target_settings = None
+        self.failure = reason
+        self.operation_id = None
 
     # -- backups ----------------------------------------------------------------
 

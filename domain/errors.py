@@ -110,3 +110,24 @@ class BackupTooNew(DomainError):
 
     rule = "restore-into-same-or-newer-version"
     status = 409
+
+
+class UnknownSetting(DomainError):
+    rule = "known-setting"
+    status = 400
+
+
+class SettingUnchanged(DomainError):
+    rule = "setting-changes-something"
+    status = 409
+
+
+class TlsNotAvailable(DomainError):
+    """Force TLS only on TLS-capable engine builds (DESIGN §3)."""
+
+    rule = "force-tls-on-tls-capable-builds"
+    status = 409
+
+
+class NotBuiltYet(DomainError):
+    rule = "not-built-yet"

@@ -14,10 +14,12 @@ STEPS = {
     "remove": ["stop", "remove"],
     # Reference, "Changing Plans": stop, restart on a new host with the new plan's parameters, restart the app.
     "change_plan": ["stop", "start_new", "wait_ready", "verify", "publish", "cleanup", "restart_app"],
+    # Reference, "Persistence Mode" / "Cache Mode": the server's configuration file and live settings.
+    "change_settings": ["apply", "verify", "publish"],
     # Reference, "Backups": the node saves its data, the file is archived and stored.
     "backup": ["save", "archive", "record"],
     # Beyond the reference: the backup's data goes into a new node in place of the current one.
-    "restore": ["check", "stop", "load", "wait_ready", "verify", "publish", "cleanup"],
+    "restore": ["check", "stop", "load", "wait_ready", "verify", "settings", "publish", "cleanup"],
 }
 
 # Steps after which the new node is the addon's: a failure from there on is not undone.

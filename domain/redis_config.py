@@ -7,6 +7,9 @@ from urllib.parse import quote
 
 # Reference, "Snapshot Persistence aka RDB": every 15 min if 1 write, 5 min if 10, 1 min if 10,000.
 RDB_SAVE_RULES = ("900 1", "300 10", "60 10000")
+# AOF written to disk once a second (Redis's default): at most a second of writes lost in a crash
+# of the machine; none when only the server process dies (the kernel has the data).
+AOF_FSYNC = "everysec"
 
 
 def password_hash(password: str) -> str:
@@ -31,11 +34,21 @@ def redis_conf(*, address: str, port: int, memory_mib: int, password: str, setti
     else:
         lines.append('save ""')
     lines.append(f"appendonly {'yes' if settings.get('aof') else 'no'}")
+    lines.append(f"appendfsync {AOF_FSYNC}")
     lines.append(f"maxmemory {memory_mib}mb")
     lines.append(f"maxmemory-policy {'allkeys-lru' if settings.get('cache_mode') else 'noeviction'}")
     # One user, as in the reference ("user default on <password> ~* &* +@all").
     lines.append(f"user default on resetpass #{password_hash(password)} ~* &* +@all")
     return "\n".join(lines) + "\n"
+
+
+def live_settings(settings: dict) -> dict[str, str]:
+    """What CONFIG SET changes on a running server (and CONFIG GET shows) for these settings."""
+    return {
+        "save": save_rules(settings),
+        "appendonly": "yes" if settings.get("aof") else "no",
+        "maxmemory-policy": "allkeys-lru" if settings.get("cache_mode") else "noeviction",
+    }
 
 
 def save_rules(settings: dict) -> str:

@@ -19,6 +19,7 @@ from domain.operation import Operation
 from domain.placement import place
 from domain.redis_config import redis_url
 from engine.backups import BackupService
+from engine.database_settings import DatabaseSettings
 from engine.follower import Follower
 from engine.inventory import Inventory
 from engine.ports import BackupStore, ReadModels, RedisAdmin, Runtime, SecretStore
@@ -62,6 +63,7 @@ class Engine:
         self._placing = asyncio.Lock()
         events.on_saved(self.inventory.apply)
         self.backups = BackupService(self, backup_store)
+        self.database = DatabaseSettings(self)
         self.scheduler = Scheduler(self.backups, settings.scheduler_tick_s)
 
     # -- life cycle -------------------------------------------------------
@@ -208,6 +210,23 @@ class Engine:
         if addon.status == "removed":
             raise AddonRemoved(f"addon {name} of app {app} was removed")
         return addon
+
+    async def addon_named(self, app: str, ref: str, allow_removed: bool = False) -> str:
+        """`--addon`: an addon ID, or the provider's name when the app has one live Redis addon."""
+        await self._known_app(app)
+        rows = await asyncio.to_thread(self.views.addons, app)
+        if ref == PROVIDER:
+            live = [r["name"] for r in rows if r["status"] != "removed"]
+            if len(live) != 1:
+                which = f"{len(live)} Redis addons ({', '.join(live)})" if live else "no Redis addon"
+                raise UnknownAddon(f"app {app!r} has {which}: pass --addon with an addon ID")
+            return live[0]
+        row = next((r for r in rows if r["name"] == ref), None)
+        if row is None:
+            raise UnknownAddon(f"app {app!r} has no addon {ref!r}")
+        if row["status"] == "removed" and not allow_removed:
+            raise AddonRemoved(f"addon {ref} of app {app} was removed (its backups are kept)")
+        return ref
 
     async def wait_for_operation(self, operation_id: str, timeout: float = 120.0) -> dict:
         op_id = self._operation_id(operation_id)

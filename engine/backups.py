@@ -16,7 +16,7 @@ import structlog
 
 from domain.addon import Addon, check_app_name
 from domain.backup import Backup
-from domain.errors import AddonBusy, AddonNotRunning, AddonRemoved, UnknownAddon, UnknownBackup
+from domain.errors import AddonBusy, AddonNotRunning, UnknownBackup
 from domain.operation import Operation
 from domain.retention import BackupFacts, decide
 from domain.schedule import PLATFORM_ZONE, Schedule
@@ -24,9 +24,6 @@ from engine.ports import BackupStore
 from engine.store import AggregateNotFoundError, IntegrityError
 
 log = structlog.get_logger("backups")
-
-PROVIDER = "redis"
-
 
 def utc_now() -> datetime:
     return datetime.now(timezone.utc)
@@ -170,20 +167,7 @@ class BackupService:
     # -- finding things -----------------------------------------------------------
 
     async def _addon_name(self, app: str, ref: str, allow_removed: bool = False) -> str:
-        await self.engine._known_app(app)
-        rows = await asyncio.to_thread(self.views.addons, app)
-        if ref == PROVIDER:
-            live = [r["name"] for r in rows if r["status"] != "removed"]
-            if len(live) != 1:
-                which = f"{len(live)} Redis addons ({', '.join(live)})" if live else "no Redis addon"
-                raise UnknownAddon(f"app {app!r} has {which}: pass --addon with an addon ID")
-            return live[0]
-        row = next((r for r in rows if r["name"] == ref), None)
-        if row is None:
-            raise UnknownAddon(f"app {app!r} has no addon {ref!r}")
-        if row["status"] == "removed" and not allow_removed:
-            raise AddonRemoved(f"addon {ref} of app {app} was removed (its backups are kept)")
-        return ref
+        return await self.engine.addon_named(app, ref, allow_removed)
 
     async def _addon(self, app: str, name: str) -> Addon:
         return await self.engine._addon_of(check_app_name(app), name)

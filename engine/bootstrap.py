@@ -17,6 +17,7 @@ from engine.logs import configure_logging
 from engine.plan_change import PlanChange
 from engine.provisioning import Provisioning, Removal
 from engine.restore import Restore
+from engine.settings_change import SettingsChange
 from engine.saga import Coordinator
 from engine.settings import Settings
 from engine.store import EventLog
@@ -40,6 +41,7 @@ def build(settings: Settings | None = None) -> Engine:
         "change_plan": PlanChange(events, runtime, redis, secrets, versions, AppRestarter(DockerAppRestarter(runtime))),
         "backup": BackupSaga(events, runtime, redis, secrets, store),
         "restore": Restore(events, runtime, redis, secrets, versions, store),
+        "change_settings": SettingsChange(events, runtime, redis, secrets, versions),
     }
     coordinator = Coordinator(events, sagas, settings.step_deadline_s, settings.crash_at)
     return Engine(

@@ -109,6 +109,13 @@ class RedisAdmin(Protocol):
     async def resume_saves(self, address: str, port: int, password: str, save_rules: str) -> None:
         """The save rules back after a snapshot, as in redis.conf."""
 
+    async def configure(self, address: str, port: int, password: str, parameters: dict[str, str]) -> None:
+        """CONFIG SET each parameter on the running server; return once it is in effect (an AOF
+        turned on has been written whole)."""
+
+    async def configuration(self, address: str, port: int, password: str, names: list[str]) -> dict[str, str]:
+        """CONFIG GET of these parameters."""
+
     async def keyspace(self, address: str, port: int, password: str) -> dict:
         """{"keys": {db: count}, "expires": {db: count}} now (INFO keyspace)."""
 

@@ -29,8 +29,10 @@ def node_labels(addon: Addon, node: dict, operation: Operation) -> dict[str, str
     }
 
 
-def node_spec(addon: Addon, node: dict, operation: Operation, password: str, versions: VersionCatalog) -> NodeSpec:
-    """The container of `node` (host, address, port, container, volume, memory_mib) for this addon."""
+def node_spec(addon: Addon, node: dict, operation: Operation, password: str, versions: VersionCatalog,
+              settings: dict | None = None) -> NodeSpec:
+    """The container of `node` (host, address, port, container, volume, memory_mib) for this addon,
+    with its settings (or `settings`, those a change is applying)."""
     return NodeSpec(
         host=node["host"],
         container=node["container"],
@@ -41,7 +43,7 @@ def node_spec(addon: Addon, node: dict, operation: Operation, password: str, ver
         config_file="redis.conf",
         config_text=redis_conf(
             address=node["address"], port=node["port"], memory_mib=node["memory_mib"], password=password,
-            settings=addon.settings,
+            settings=addon.settings if settings is None else settings,
         ),
         memory_bytes=container_memory_bytes(node["memory_mib"]),
         labels=node_labels(addon, node, operation),

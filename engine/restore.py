@@ -3,10 +3,12 @@ at the addon's place, and the new node takes over once its data is verified.
 
 check       the archive in the store has the size and SHA-256 recorded when it was made
 stop        writes paused, the current data saved, the node stopped (kept until the end)
-load        a new node on the same host and port, with the backup's RDB file in its volume
+load        a new node on the same host and port, with the backup's RDB file in its volume (AOF off:
+            with AOF on, Redis would load the new node's empty AOF instead of the file)
 wait_ready  the new node has loaded the file (Redis checks its CRC64) and answers PING
 verify      it holds the backup's keys: per database, the count at the backup's save, less at
             most the keys that had an expiry (they may have expired since)
+settings    the addon's own settings on the new node (AOF, if on, is written from the loaded data)
 publish     the new node is the addon's (the URL is unchanged: same address, port and password)
 cleanup     the old node and its volume are removed
 
@@ -21,6 +23,7 @@ from domain.addon import Addon
 from domain.backup import Backup
 from domain.catalog import VersionCatalog
 from domain.operation import Operation
+from domain.redis_config import live_settings
 from engine.node_swap import NodeSwap
 from engine.ports import BackupStore, EffectError, RedisAdmin, Runtime, SecretStore
 from engine.provisioning import node_spec
@@ -58,7 +61,8 @@ class Restore(NodeSwap):
         new, backup = addon.target, await self._backup(operation)
         if await self.runtime.is_running(new["host"], new["container"]):
             return StepResult(f"{new['container']} already running on {new['host']}")
-        await self.runtime.create_node(node_spec(addon, new, operation, password, self.versions))
+        await self.runtime.create_node(node_spec(addon, new, operation, password, self.versions,
+                                                 settings={**addon.settings, "aof": False}))
         await self.runtime.put_files(new["host"], new["container"], "/data", self.store.read_tar(backup.archive_key))
         await self.runtime.start_node(new["host"], new["container"])
         return StepResult(f"{backup.name} loaded into {new['container']} on {new['host']}")
@@ -74,6 +78,12 @@ class Restore(NodeSwap):
         if wrong:
             raise EffectError("the restored data is not the backup's: " + "; ".join(wrong))
         return StepResult(f"{sum(found['keys'].values())} keys, as in the backup")
+
+    async def settings(self, addon: Addon, operation: Operation, password: str) -> StepResult:
+        new = addon.target
+        await self.runtime.create_node(node_spec(addon, new, operation, password, self.versions))  # its redis.conf
+        await self.redis.configure(new["address"], new["port"], password, live_settings(addon.settings))
+        return StepResult("AOF written from the restored data" if addon.settings.get("aof") else "settings as before")
 
     async def publish(self, addon: Addon, operation: Operation, password: str) -> StepResult:
         addon.mark_restored(operation_id=operation.id)

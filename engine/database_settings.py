@@ -1,0 +1,62 @@
+"""An addon's database settings (reference, "Scalingo for Redis® Configuration", "Persistence
+Mode", "Cache Mode", "Force TLS Connections"): shown, and changed by a saga that applies them to
+the running server. `addon` takes an addon ID or `redis`, as for backups."""
+
+from __future__ import annotations
+
+import structlog
+
+from domain.addon import Addon, setting_key, settings_warnings
+from domain.errors import AddonBusy, NotBuiltYet, TlsNotAvailable
+from domain.operation import Operation
+from domain.redis_config import AOF_FSYNC, live_settings
+from engine.store import IntegrityError
+
+log = structlog.get_logger("settings")
+
+
+class DatabaseSettings:
+    def __init__(self, engine):
+        self.engine = engine
+
+    async def _addon(self, app: str, ref: str) -> Addon:
+        return await self.engine._addon_of(app, await self.engine.addon_named(app, ref))
+
+    async def show(self, app: str, addon: str) -> dict:
+        current = await self._addon(app, addon)
+        settings = current.settings
+        return {
+            "addon": current.name,
+            "rdb": bool(settings.get("rdb")), "aof": bool(settings.get("aof")),
+            "cache_mode": bool(settings.get("cache_mode")), "force_tls": bool(settings.get("force_tls")),
+            "version": current.redis_version, "timeout": 150, "databases": 5,
+            "aof_fsync": AOF_FSYNC, "maxmemory_policy": live_settings(settings)["maxmemory-policy"],
+            "tls_available": self.engine.versions.get(current.redis_version).tls,
+            "warnings": settings_warnings(settings),
+        }
+
+    async def change(self, app: str, addon: str, setting: str, enabled: bool) -> dict:
+        key = setting_key(setting)
+        current = await self._addon(app, addon)
+        if key == "force_tls":
+            self._check_tls(current)
+        operation = Operation(kind="change_settings", addon=current.name, app=app, subject=key)
+        current.request_setting_change(key, enabled, operation.id)
+        try:
+            recordings = await self.engine.events.save(current, operation)
+        except IntegrityError:
+            raise AddonBusy(f"addon {current.name} changed while this was asked: try again") from None
+        log.info("settings change requested", addon=current.name, setting=key, enabled=enabled,
+                 operation_id=str(operation.id))
+        self.engine.coordinator.submit(operation.id)
+        await self.engine.follower.wait_until(recordings[-1].notification.id)
+        return {"addon": current.name, "operation_id": str(operation.id),
+                "warnings": settings_warnings(current.target_settings)}
+
+    def _check_tls(self, addon: Addon) -> None:
+        if not self.engine.versions.get(addon.redis_version).tls:
+            with_tls = ", ".join(v.version for v in self.engine.versions if v.tls)
+            raise TlsNotAvailable(f"addon {addon.name} runs {addon.redis_version}, built without TLS; "
+                                  f"the versions with TLS are: {with_tls}")
+        raise NotBuiltYet("force TLS is not available yet on this installation (certificates are not built): "
+                          "RDB, AOF and cache mode are")

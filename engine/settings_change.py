@@ -1,0 +1,63 @@
+"""A change of an addon's database settings as a saga (reference, "Persistence Mode", "Cache Mode"):
+
+apply    the node's redis.conf is rewritten from the new settings (so a restart keeps them) and the
+         running server takes them with CONFIG SET (turning AOF on waits for the AOF to be written)
+verify   CONFIG GET shows the new values
+publish  the addon's settings are the new ones (a plan change or a restore derives the node from them)
+
+A failure puts the former configuration file and values back.
+"""
+
+from __future__ import annotations
+
+from domain.addon import Addon
+from domain.catalog import VersionCatalog
+from domain.operation import Operation
+from domain.redis_config import live_settings
+from engine.ports import EffectError, RedisAdmin, Runtime, SecretStore
+from engine.provisioning import node_spec
+from engine.saga import StepResult
+from engine.store import EventLog
+
+
+class SettingsChange:
+    kind = "change_settings"
+    deadlines = {"apply": 900.0}  # an AOF rewrite of a large dataset
+
+    def __init__(self, events: EventLog, runtime: Runtime, redis: RedisAdmin, secrets: SecretStore, versions: VersionCatalog):
+        self.events, self.runtime, self.redis, self.secrets, self.versions = events, runtime, redis, secrets, versions
+
+    async def run_step(self, step: str, operation: Operation) -> StepResult:
+        addon: Addon = await self.events.get(Addon.id_for(operation.addon))
+        return await getattr(self, step)(addon, operation, self.secrets.password_for(addon.name))
+
+    async def _configure(self, addon: Addon, operation: Operation, password: str, settings: dict) -> dict:
+        # Writing the file into an existing container only replaces the file.
+        await self.runtime.create_node(node_spec(addon, addon.previous_node | {"memory_mib": addon.memory_mib},
+                                                 operation, password, self.versions, settings=settings))
+        wanted = live_settings(settings)
+        await self.redis.configure(addon.address, addon.port, password, wanted)
+        return wanted
+
+    async def apply(self, addon: Addon, operation: Operation, password: str) -> StepResult:
+        wanted = await self._configure(addon, operation, password, addon.target_settings)
+        shown = ", ".join(f"{name} {value or 'off'}" for name, value in wanted.items())
+        return StepResult(f"redis.conf rewritten; {shown}", outcome=wanted)
+
+    async def verify(self, addon: Addon, operation: Operation, password: str) -> StepResult:
+        wanted = live_settings(addon.target_settings)
+        found = await self.redis.configuration(addon.address, addon.port, password, list(wanted))
+        wrong = {k: found.get(k) for k, v in wanted.items() if found.get(k) != v}
+        if wrong:
+            raise EffectError(f"the server did not take the settings: {wrong}")
+        return StepResult("the server runs with them")
+
+    async def publish(self, addon: Addon, operation: Operation, password: str) -> StepResult:
+        addon.mark_settings_changed(operation_id=operation.id)
+        return StepResult("settings applied", changes=(addon,))
+
+    async def compensate(self, operation: Operation, error: str) -> StepResult:
+        addon: Addon = await self.events.get(Addon.id_for(operation.addon))
+        await self._configure(addon, operation, self.secrets.password_for(addon.name), addon.settings)
+        addon.mark_settings_change_failed(operation_id=operation.id, reason=error)
+        return StepResult("the former settings are back on the server and in its redis.conf", changes=(addon,))
