@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from adapters.cli import backups, verbs
+from adapters.cli import backups, settings, verbs
 from adapters.cli.client import Api, CliError
 
 
@@ -17,8 +17,8 @@ def parser() -> argparse.ArgumentParser:
         "(default: $REDIS_ADDONS_HOME/api-token; REDIS_ADDONS_HOME defaults to ./var).",
     )
     main.add_argument("-a", "--app", help="the app to act on")
-    main.add_argument("--addon", help="the addon to act on (an ID like my-app-3030; for the backup verbs also "
-                                      "redis: the app's only Redis addon)")
+    main.add_argument("--addon", help="the addon to act on (an ID like my-app-3030; for the backup and settings "
+                                      "verbs also redis: the app's only Redis addon)")
     sub = main.add_subparsers(dest="verb", metavar="VERB", required=True)
 
     def verb(name: str, run, help: str) -> argparse.ArgumentParser:
@@ -70,6 +70,14 @@ def parser() -> argparse.ArgumentParser:
     verb("backups-restore", backups.backups_restore,
          "replace the addon's data with a backup's and follow the operation step by step").add_argument(
         "--backup", metavar="ID", required=True, help="the backup to restore (see backups; latest: the most recent successful)")
+    verb("settings", settings.settings,
+         "show the addon's database settings: persistence (RDB, AOF), cache mode, force TLS (--addon redis or ID)")
+    for name, run, doing in (("settings-enable", settings.settings_enable, "turn on"),
+                             ("settings-disable", settings.settings_disable, "turn off")):
+        verb(name, run, f"{doing} one of the addon's database settings and follow the operation step by step").add_argument(
+            "setting", choices=list(settings.SHOWN),
+            help="rdb (snapshot persistence), aof (append-only file persistence), cache-mode (evict the least "
+                 "recently used keys when memory is full) or force-tls")
     verb("replay", verbs.replay, "rebuild the read models from the event log and check they match")
     p = verb("scenario", None, "replay a scenario file's events through the domain and the read models, "
              "and check the read models it expects (runs locally, no server needed)")

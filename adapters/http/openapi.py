@@ -55,6 +55,11 @@ ARCHIVE = {
     },
     "content": {"application/gzip": {"schema": {"type": "string", "contentEncoding": "binary"}}},
 }
+SETTING = {"name": "setting", "in": "path", "required": True, "schema": {"enum": ["rdb", "aof", "cache-mode", "force-tls"]},
+           "description": "The setting (`cache_mode` and `force_tls` are accepted too); another name is a 400 naming these"}
+SETTINGS_OPERATION = obj(addon=ref("Addon"), operation=ref("Operation"), settings=ref("DatabaseSettings"),
+                         warnings={"type": "array", "items": {"type": "string"},
+                                   "description": "Where the requested settings can lose data"})
 RESTART_BODY = {"required": True, "content": {"application/json": {"schema": ref("RestartMethod")}}}
 
 
@@ -177,6 +182,26 @@ PATHS = {
                                    "description": "The client machine's IANA time zone: needed when schedule_at names none"},
                 }}}}}, tag="backups"),
     },
+    "/v1/apps/{app}/addons/{addon}/settings": {"get": op(
+        "The addon's database settings (`settings`): persistence, cache mode, force TLS, and what is fixed",
+        {"200": json_body(obj(settings=ref("DatabaseSettings")), "The settings")},
+        [APP, BACKUP_ADDON], tag="settings")},
+    "/v1/apps/{app}/addons/{addon}/settings/{setting}": {"put": op(
+        "Turn one setting on or off (`settings-enable`, `settings-disable`): an operation of kind `change_settings` "
+        "rewrites the node's redis.conf and applies it to the running server (apply, verify, publish)",
+        {"200": json_body(SETTINGS_OPERATION, "With wait=true: applied (`settings` shows the new values)"),
+         "202": json_body(SETTINGS_OPERATION, "Requested: the operation runs in the background (also: wait=true timed out); "
+                                              "`settings` shows the values still in force"),
+         "409": json_body(ref("Error"), "The setting is already so (rule setting-changes-something), the addon is busy or "
+                                        "not running, or force TLS on an engine version built without TLS"),
+         "422": json_body(ref("Error"), "Force TLS is not built yet (rule not-built-yet)"),
+         "500": json_body({"allOf": [ref("Error"), SETTINGS_OPERATION]},
+                          "With wait=true: the operation failed, the former settings are back; `error.message` holds its error")},
+        [APP, BACKUP_ADDON, SETTING, *WAIT],
+        {"required": True, "content": {"application/json": {"schema": {
+            "type": "object", "required": ["enabled"],
+            "properties": {"enabled": {"type": "boolean", "description": "true: turn it on; false: turn it off"}}}}}},
+        tag="settings")},
     "/v1/apps/{app}/variables": {"get": op(
         "The app's environment variables (REDIS_URL, SCALINGO_REDIS_URL): the only payload holding a secret",
         {"200": json_body(obj(variables={"type": "array", "items": obj(name={"type": "string"}, value={"type": "string"})}), "Variables")},
@@ -259,6 +284,19 @@ SCHEMAS = {
     "BackupSchedule": obj(hour={"type": "integer"}, minute={"type": "integer"},
                           zone={"type": "string", "examples": ["Europe/Paris"]},
                           description={"type": "string", "examples": ["daily at 5:00 CET"]}),
+    "DatabaseSettings": obj(
+        addon={"type": "string", "description": "The addon ID"},
+        rdb={"type": "boolean", "description": "Snapshot persistence: save 900 1 / 300 10 / 60 10000 (on by default)"},
+        aof={"type": "boolean", "description": "Append-only file persistence"},
+        cache_mode={"type": "boolean", "description": "maxmemory-policy allkeys-lru: keys are evicted, writes never fail"},
+        force_tls={"type": "boolean"},
+        version={"type": "string", "examples": ["7.0.15"], "description": "The engine version"},
+        timeout={"type": "integer", "const": 150, "description": "Seconds before an idle connection is closed"},
+        databases={"type": "integer", "const": 5},
+        aof_fsync={"type": "string", "examples": ["everysec"]},
+        maxmemory_policy={"enum": ["noeviction", "allkeys-lru"]},
+        tls_available={"type": "boolean", "description": "Whether this engine version is built with TLS"},
+        warnings={"type": "array", "items": {"type": "string"}, "description": "Where these settings can lose data"}),
     "App": obj(name={"type": "string"}, restart=ref("RestartMethod")),
     "Event": obj(id={"type": "integer", "description": "Position in the log"}, type={"type": "string"},
                  aggregate_id={"type": "string"}, version={"type": "integer"},

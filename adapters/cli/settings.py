@@ -1,0 +1,79 @@
+"""The database settings verbs (reference, "Persistence Mode", "Cache Mode", "Force TLS
+Connections"): `--addon redis settings`, `settings-enable SETTING`, `settings-disable SETTING`.
+`--addon` is `redis` (the app's only Redis addon) or an addon ID."""
+
+from __future__ import annotations
+
+import sys
+
+from adapters.cli.backups import addon_path
+from adapters.cli.client import Api, CliError
+from adapters.cli.tables import table
+from adapters.cli.timeline import INDENT, StepPrinter, failed_step
+from adapters.cli.verbs import STEP_POLL_S, quote, wait_for
+
+SETTINGS_WAIT_S = 900.0  # turning AOF on writes the whole dataset to the AOF first
+# The settings as typed (the argument's choices) and as named in a sentence
+SHOWN = {"rdb": "RDB persistence", "aof": "AOF persistence", "cache-mode": "cache mode", "force-tls": "force TLS"}
+WARNING = " !     "
+
+
+def capitalized(text: str) -> str:
+    return text[:1].upper() + text[1:]
+
+
+def on_off(value: bool) -> str:
+    return "on" if value else "off"
+
+
+def settings(api: Api, args) -> int:
+    shown = api.get(addon_path(args) + "/settings")["settings"]
+    aof = on_off(shown["aof"]) + (f" (appendfsync {shown['aof_fsync']})" if shown["aof"] else "")
+    tls = on_off(shown["force_tls"]) + ("" if shown["tls_available"] else f" (not available: {shown['version']} has no TLS)")
+    rows = [
+        [capitalized(SHOWN["rdb"]), on_off(shown["rdb"])],
+        [capitalized(SHOWN["aof"]), aof],
+        [capitalized(SHOWN["cache-mode"]), f"{on_off(shown['cache_mode'])} (maxmemory-policy {shown['maxmemory_policy']})"],
+        [capitalized(SHOWN["force-tls"]), tls],
+        ["Engine version", shown["version"]],
+        ["Idle timeout", f"{shown['timeout']} s"],
+        ["Databases", f"{shown['databases']} (0 to {shown['databases'] - 1})"],
+    ]
+    print(table(["SETTING", "VALUE"], rows))
+    print_warnings(shown["warnings"])
+    return 0
+
+
+def settings_enable(api: Api, args) -> int:
+    return change(api, args, True)
+
+
+def settings_disable(api: Api, args) -> int:
+    return change(api, args, False)
+
+
+def change(api: Api, args, enabled: bool) -> int:
+    what, done = SHOWN[args.setting], "enabled" if enabled else "disabled"
+    requested = api.put(f"{addon_path(args)}/settings/{quote(args.setting)}", {"enabled": enabled})
+    operation_id, addon = requested["operation"]["id"], requested["operation"]["addon"]
+    print(f"-----> {'Enabling' if enabled else 'Disabling'} {what} on {addon} ...", flush=True)
+    try:
+        operation = wait_for(api, operation_id, on_update=StepPrinter(lambda line: print(line, flush=True)),
+                             wait_s=SETTINGS_WAIT_S, poll_s=STEP_POLL_S)
+    except KeyboardInterrupt:
+        print(f"the change goes on in the background: follow it with `redis-addons operations --id {operation_id}`",
+              file=sys.stderr)
+        raise
+    if operation["status"] != "succeeded":
+        step = failed_step(operation)
+        where = f" at {step['name']}: {step.get('detail') or 'no detail recorded'}" if step else f": {operation.get('error')}"
+        then = f"\n{INDENT}{operation['compensation']}" if operation.get("compensation") else ""
+        raise CliError(f"settings change failed{where}{then}")
+    print(f"-----> {capitalized(what)} {done} on {addon}")
+    print_warnings(requested.get("warnings") or [])
+    return 0
+
+
+def print_warnings(warnings: list[str]) -> None:
+    for warning in warnings:
+        print(f"{WARNING}{warning}")
