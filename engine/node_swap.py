@@ -1,6 +1,6 @@
 """What a plan change and a restore share: the addon's node is replaced by a new one.
 
-The current node is frozen (writes paused, data saved and fingerprinted) and stopped; a new
+The current node is frozen (writes paused, data saved and its keys counted) and stopped; a new
 node is made ready; the new node is published as the addon's; the old one is removed. Until
 the new node is published, a failure brings the old one back with its data untouched.
 """
@@ -27,13 +27,13 @@ class NodeSwap:
     async def stop(self, addon: Addon, operation: Operation, password: str) -> StepResult:
         old = addon.previous_node
         if await self.runtime.is_running(old["host"], old["container"]) is False:
-            # Stopped by an earlier attempt whose fingerprint was lost in a crash: start it to take it again.
+            # Stopped by an earlier attempt whose counts were lost in a crash: start it to take them again.
             await self.runtime.start_node(old["host"], old["container"])
             await self.redis.ping(old["address"], old["port"], password)
-        fingerprint = await self.redis.freeze(old["address"], old["port"], password, PAUSE_MS)
+        counts = await self.redis.freeze(old["address"], old["port"], password, PAUSE_MS)
         await self.runtime.stop_node(old["host"], old["container"], self.stop_timeout_s)
-        total = sum(fingerprint["keys"].values())
-        return StepResult(f"saved {total} keys and stopped {old['container']} on {old['host']}", outcome=fingerprint)
+        total = sum(counts["keys"].values())
+        return StepResult(f"saved {total} keys and stopped {old['container']} on {old['host']}", outcome=counts)
 
     async def wait_ready(self, addon: Addon, operation: Operation, password: str) -> StepResult:
         await self.redis.ping(addon.target["address"], addon.target["port"], password)

@@ -91,11 +91,8 @@ class RedisAdmin(Protocol):
         """Bytes the server uses (INFO memory used_memory)."""
 
     async def freeze(self, address: str, port: int, password: str, pause_ms: int) -> dict:
-        """Pause writes, save to disk, and return the fingerprint of the data at that moment; the
-        node's stop then need not save again."""
-
-    async def fingerprint(self, address: str, port: int, password: str) -> dict:
-        """{"keys": {db: count}, "digest": hex} over every key of every database."""
+        """Pause writes, save to disk, and return the keys and expiring keys per database of the file
+        ({"keys": {db: n}, "expires": {db: n}}); the node's stop then need not save again."""
 
     async def unpause(self, address: str, port: int, password: str, save_rules: str) -> None:
         """Undo a freeze on a node that keeps running: its save rules back (as in redis.conf), writes flowing."""

@@ -22,6 +22,7 @@ from uuid import UUID
 from domain.addon import Addon
 from domain.backup import Backup
 from domain.catalog import VersionCatalog
+from domain.keyspace import differences
 from domain.operation import Operation
 from domain.redis_config import live_settings
 from engine.node_swap import NodeSwap
@@ -70,13 +71,8 @@ class Restore(NodeSwap):
     async def verify(self, addon: Addon, operation: Operation, password: str) -> StepResult:
         saved = (await self._backup(operation)).snapshot
         found = await self.redis.keyspace(addon.target["address"], addon.target["port"], password)
-        wrong = [
-            f"database {db}: {found['keys'].get(db, 0)} keys, the backup had {count}"
-            for db, count in saved.get("keys", {}).items()
-            if not count - saved["expires"].get(db, 0) <= found["keys"].get(db, 0) <= count
-        ]
-        if wrong:
-            raise EffectError("the restored data is not the backup's: " + "; ".join(wrong))
+        if problems := differences(saved, found):
+            raise EffectError("the restored data is not the backup's: " + "; ".join(problems))
         return StepResult(f"{sum(found['keys'].values())} keys, as in the backup")
 
     async def settings(self, addon: Addon, operation: Operation, password: str) -> StepResult:

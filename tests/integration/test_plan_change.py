@@ -151,3 +151,22 @@ async def test_when_the_new_host_cannot_start_the_node_the_addon_comes_back_as_i
     finally:
         blocker.close()
         await remove_everything_of(app_name)
+
+
+async def test_keys_that_expire_during_the_move_do_not_fail_it(engine, app_name):
+    """Caches and sessions have TTLs: a key that expires between the save and the check is not lost data."""
+    addon = await provision(engine, app_name, plan="redis-starter-256")
+    client = redis.from_url(await url_of(engine, app_name))
+    await client.set("stays", "forever")
+    async with client.pipeline(transaction=False) as pipe:
+        for i in range(2_000):
+            pipe.set(f"session:{i}", "x", px=300 + i)  # expiring all through the operation
+        await pipe.execute()
+    await client.aclose()
+
+    moved = await change(engine, app_name, addon, "redis-starter-512")
+
+    assert moved["status"] == "succeeded", moved
+    client = redis.from_url(await url_of(engine, app_name))
+    assert await client.get("stays") == b"forever"
+    await client.aclose()
