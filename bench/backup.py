@@ -63,7 +63,6 @@ import secrets
 import shutil
 import statistics
 import string
-import subprocess
 import sys
 import tarfile
 import tempfile

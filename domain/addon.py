@@ -215,7 +215,7 @@ class Addon(Aggregate):
         key = setting_key(name)
         self._check_running("change its settings")
         if bool(self.settings.get(key)) == bool(enabled):
-            raise SettingUnchanged(f"{SHOWN[key]} is already {'on' if enabled else 'off'} on addon {self.name}")
+            raise SettingUnchanged(f"{SHOWN[key]} is already {'on' if enabled else 'off'} for addon {self.name}")
         self._settings_change_requested(operation_id=operation_id, settings={**self.settings, key: bool(enabled)})
 
     @event("SettingsChangeRequested")

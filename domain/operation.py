@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from uuid import UUID
 
 from eventsourcing.domain import Aggregate, event
 

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import math
 import os
-import sys
 from datetime import datetime, timezone
 from pathlib import Path
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -14,8 +13,8 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from adapters.cli.client import Api, ApiError, CliError
 from adapters.cli.download import download, target_path
 from adapters.cli.tables import table
-from adapters.cli.timeline import INDENT, StepPrinter, failed_step
-from adapters.cli.verbs import PLAN_CHANGE_WAIT_S, STEP_POLL_S, need_app, quote, wait_for
+from adapters.cli.timeline import INDENT
+from adapters.cli.verbs import PLAN_CHANGE_WAIT_S, follow_steps, need_app, quote, wait_for
 
 BACKUP_WAIT_S = PLAN_CHANGE_WAIT_S  # the data is saved and archived: as long as a plan change may take
 DAYS = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")
@@ -143,17 +142,6 @@ def backups_restore(api: Api, args) -> int:
     addon = requested["operation"]["addon"]
     print(f"-----> Addon {addon} is being restored from backup {backup['id']} "
           f"({local_time(backup['created_at'], local_zone())}) ...", flush=True)
-    try:
-        operation = wait_for(api, operation_id, on_update=StepPrinter(lambda line: print(line, flush=True)),
-                             wait_s=BACKUP_WAIT_S, poll_s=STEP_POLL_S)
-    except KeyboardInterrupt:
-        print(f"the restore goes on in the background: follow it with `redis-addons operations --id {operation_id}`",
-              file=sys.stderr)
-        raise
-    if operation["status"] != "succeeded":
-        step = failed_step(operation)
-        where = f" at {step['name']}: {step.get('detail') or 'no detail recorded'}" if step else f": {operation.get('error')}"
-        then = f"\n{INDENT}{operation['compensation']}" if operation.get("compensation") else ""
-        raise CliError(f"restore failed{where}{then}")
+    follow_steps(api, operation_id, "restore", BACKUP_WAIT_S)
     print(f"-----> Addon {addon} has been restored from backup {backup['id']}")
     return 0

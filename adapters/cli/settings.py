@@ -4,13 +4,11 @@ Connections"): `--addon redis settings`, `settings-enable SETTING`, `settings-di
 
 from __future__ import annotations
 
-import sys
 
 from adapters.cli.backups import addon_path
-from adapters.cli.client import Api, CliError
+from adapters.cli.client import Api
 from adapters.cli.tables import table
-from adapters.cli.timeline import INDENT, StepPrinter, failed_step
-from adapters.cli.verbs import STEP_POLL_S, quote, wait_for
+from adapters.cli.verbs import follow_steps, quote
 
 SETTINGS_WAIT_S = 900.0  # turning AOF on writes the whole dataset to the AOF first
 # The settings as typed (the argument's choices) and as named in a sentence
@@ -57,18 +55,7 @@ def change(api: Api, args, enabled: bool) -> int:
     requested = api.put(f"{addon_path(args)}/settings/{quote(args.setting)}", {"enabled": enabled})
     operation_id, addon = requested["operation"]["id"], requested["operation"]["addon"]
     print(f"-----> {'Enabling' if enabled else 'Disabling'} {what} on {addon} ...", flush=True)
-    try:
-        operation = wait_for(api, operation_id, on_update=StepPrinter(lambda line: print(line, flush=True)),
-                             wait_s=SETTINGS_WAIT_S, poll_s=STEP_POLL_S)
-    except KeyboardInterrupt:
-        print(f"the change goes on in the background: follow it with `redis-addons operations --id {operation_id}`",
-              file=sys.stderr)
-        raise
-    if operation["status"] != "succeeded":
-        step = failed_step(operation)
-        where = f" at {step['name']}: {step.get('detail') or 'no detail recorded'}" if step else f": {operation.get('error')}"
-        then = f"\n{INDENT}{operation['compensation']}" if operation.get("compensation") else ""
-        raise CliError(f"settings change failed{where}{then}")
+    follow_steps(api, operation_id, "settings change", SETTINGS_WAIT_S)
     print(f"-----> {capitalized(what)} {done} on {addon}")
     print_warnings(requested.get("warnings") or [])
     return 0

@@ -48,6 +48,23 @@ def wait_for(api: Api, operation_id: str, on_update=None, wait_s: float = WAIT_S
         time.sleep(poll_s)
 
 
+def follow_steps(api: Api, operation_id: str, what: str, wait_s: float) -> dict:
+    """Print each step of the operation as it ends; return it once succeeded, else say where it failed."""
+    try:
+        operation = wait_for(api, operation_id, on_update=StepPrinter(lambda line: print(line, flush=True)),
+                             wait_s=wait_s, poll_s=STEP_POLL_S)
+    except KeyboardInterrupt:
+        print(f"the {what} goes on in the background: follow it with `redis-addons operations --id {operation_id}`",
+              file=sys.stderr)
+        raise
+    if operation["status"] != "succeeded":
+        step = failed_step(operation)
+        where = f" at {step['name']}: {step.get('detail') or 'no detail recorded'}" if step else f": {operation.get('error')}"
+        then = f"\n{INDENT}{operation['compensation']}" if operation.get("compensation") else ""
+        raise CliError(f"{what} failed{where}{then}")
+    return operation
+
+
 def check_succeeded(operation: dict, doing: str) -> None:
     if operation["status"] != "succeeded":
         raise CliError(f"{doing} {operation['addon']} failed: {operation.get('error') or 'no detail recorded'}")
@@ -96,18 +113,7 @@ def addons_upgrade(api: Api, args) -> int:
     operation_id = requested["operation"]["id"]
     way = direction(api, requested["addon"], args.plan)
     print(f"-----> Addon {args.addon_id} is being {way} to {args.plan} ...", flush=True)
-    try:
-        operation = wait_for(api, operation_id, on_update=StepPrinter(lambda line: print(line, flush=True)),
-                             wait_s=PLAN_CHANGE_WAIT_S, poll_s=STEP_POLL_S)
-    except KeyboardInterrupt:
-        print(f"the plan change goes on in the background: follow it with `redis-addons operations --id {operation_id}`",
-              file=sys.stderr)
-        raise
-    if operation["status"] != "succeeded":
-        step = failed_step(operation)
-        where = f" at {step['name']}: {step.get('detail') or 'no detail recorded'}" if step else f": {operation.get('error')}"
-        then = f"\n{INDENT}{operation['compensation']}" if operation.get("compensation") else ""
-        raise CliError(f"plan change failed{where}{then}")
+    follow_steps(api, operation_id, "plan change", PLAN_CHANGE_WAIT_S)
     row = api.get(path)["addon"]
     print(f"-----> Addon {args.addon_id} is now on {row.get('plan', args.plan)} ({row.get('host', '?')})")
     return 0

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import HOSTS_FILE, REPO
+from tests.conftest import HOSTS_FILE
 
 CLI = str(Path(sys.executable).with_name("redis-addons"))
 

@@ -10,7 +10,6 @@ import pytest
 import redis.asyncio as redis
 
 from tests.conftest import HOSTS_FILE
-from tests.integration.conftest import settings_for
 from tests.integration.test_plan_change import change, url_of
 from tests.integration.test_provisioning import provision
 from engine.settings import load_hosts

@@ -14,7 +14,7 @@ import pytest
 import redis.asyncio as redis
 
 from domain.backup import Backup
-from domain.errors import AddonBusy, BackupNotDone, InvalidSchedule, NoBackupsOnSandbox, UnknownBackup
+from domain.errors import BackupNotDone, InvalidSchedule, NoBackupsOnSandbox, UnknownBackup
 from engine import build
 from tests.integration import data
 from tests.integration.conftest import containers_of, running_addon, settings_for, volumes_of

@@ -13,7 +13,7 @@ import hashlib
 import io
 import secrets
 import tarfile
-from datetime import datetime, timezone
+from datetime import datetime
 from zoneinfo import ZoneInfo
 
 import aiodocker

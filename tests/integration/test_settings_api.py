@@ -215,7 +215,7 @@ async def test_an_unknown_setting_is_refused_naming_the_settings(engine, server,
 async def test_enabling_a_setting_already_on_is_a_409_and_records_nothing(engine, server, cli_env, addon, capsys):
     before = await operation_ids(engine, server, addon)
     assert await cli("--app", APP, "--addon", "redis", "settings-enable", "rdb") == 1
-    assert capsys.readouterr().err == f"error: RDB persistence is already on on addon {addon}\n"
+    assert capsys.readouterr().err == f"error: RDB persistence is already on for addon {addon}\n"
     status, body, _ = await api(engine, server, "PUT", f"/v1/apps/{APP}/addons/redis/settings/aof",
                                 json={"enabled": False})
     assert status == 409 and body["error"]["rule"] == "setting-changes-something", body
