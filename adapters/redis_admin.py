@@ -69,6 +69,7 @@ class RedisAdmin:
             await client.execute_command("CLIENT", "PAUSE", PAUSE_MS, "WRITE")
             try:
                 counts = keyspace_counts(await client.info("keyspace"))
+                counts["used_memory"] = int((await client.info("memory"))["used_memory"])
                 await client.bgsave()
             finally:
                 await client.execute_command("CLIENT", "UNPAUSE")
@@ -90,12 +91,16 @@ class RedisAdmin:
         async with self._client(address, port, password, timeout=SLOW_S) as client:
             for name, value in parameters.items():
                 await client.config_set(name, value)
-            # Turning AOF on starts a rewrite; until it ends, the AOF does not hold the data yet.
-            delay = 0.01
-            while (info := await client.info("persistence")) and (
-                    int(info.get("aof_rewrite_in_progress", 0)) or int(info.get("aof_rewrite_scheduled", 0))):
-                await asyncio.sleep(delay)
-                delay = min(delay * 2, 0.2)
+            await _wait_for_background_save(client)  # turning AOF on starts a rewrite: the AOF holds nothing before
+            info = await client.info("persistence")
+            if parameters.get("appendonly") == "yes" and info.get("aof_last_bgrewrite_status") != "ok":
+                raise EffectError(f"{address}:{port}: the AOF could not be written (see the node's log)")
+            if parameters.get("appendonly") == "no" and parameters.get("save"):
+                # From now on a restart loads dump.rdb: it must hold what the AOF held.
+                await client.bgsave()
+                await _wait_for_background_save(client)
+                if (await client.info("persistence")).get("rdb_last_bgsave_status") != "ok":
+                    raise EffectError(f"{address}:{port}: the background save failed (see the node's log)")
 
     async def configuration(self, address: str, port: int, password: str, names: list[str]) -> dict[str, str]:
         async with self._client(address, port, password) as client:
@@ -104,10 +109,16 @@ class RedisAdmin:
                 found.update(await client.config_get(name))
             return found
 
+def _saving(info: dict) -> bool:
+    """A child process writes an RDB file or rewrites the AOF (Redis refuses a BGSAVE meanwhile)."""
+    return any(int(info.get(flag, 0)) for flag in ("rdb_bgsave_in_progress", "aof_rewrite_in_progress",
+                                                   "aof_rewrite_scheduled"))
+
+
 async def _wait_for_background_save(client) -> None:
     """Poll, never block: the event loop serves everyone else while the child process writes."""
     delay = 0.01
-    while int((await client.info("persistence"))["rdb_bgsave_in_progress"]):
+    while _saving(await client.info("persistence")):
         await asyncio.sleep(delay)
         delay = min(delay * 2, 0.2)
 

@@ -266,9 +266,15 @@ class Addon(Aggregate):
     def mark_backup_ended(self, operation_id: UUID) -> None:
         self.operation_id = None
 
-    def request_restore(self, backup_id: UUID, container: str, volume: str, operation_id: UUID) -> None:
+    def request_restore(self, backup_id: UUID, container: str, volume: str, operation_id: UUID,
+                        dataset_bytes: int = 0) -> None:
         """The backup goes into a new node at the same place; the current one stays until the data is verified."""
         self._check_running("be restored")
+        if not self.settings.get("cache_mode") and dataset_bytes > self.memory_mib * MiB:
+            raise DatasetTooLarge(
+                f"the backup held {dataset_bytes / MiB:.1f} MiB of data and addon {self.name}'s plan {self.plan} has "
+                f"{self.memory_mib} MiB: change to a larger plan first"
+            )
         self._restore_requested(operation_id=operation_id, backup_id=backup_id, container=container, volume=volume)
 
     @event("RestoreRequested")

@@ -2,9 +2,9 @@
 
 save     the node saves its data in the background (BGSAVE); writes wait only for the fork, and the
          keys are counted at that instant
-archive  the RDB file is read through the Docker archive API, gzipped and stored with its SHA-256;
-         the node's save rules come back
-record   the backup is done (size, checksum, key counts) and the addon free for other operations
+archive  the RDB file is read through the Docker archive API, gzipped and stored with its SHA-256
+record   the node's save rules come back (only now: an archive step run again must find the same
+         file); the backup is done (size, checksum, key counts) and the addon free again
 
 A failure removes the partial archive and records the backup as failed, with the reason.
 """
@@ -43,16 +43,15 @@ class BackupSaga:
     async def archive(self, addon: Addon, backup: Backup, operation: Operation) -> StepResult:
         rdb = self.runtime.read_file(addon.host, addon.container, RDB_FILE)
         stored = await self.store.write_archive(backup.archive_key, rdb)
-        await self.redis.resume_saves(addon.address, addon.port, self.secrets.password_for(addon.name),
-                                      save_rules(addon.settings))
         return StepResult(f"{backup.name} stored: {stored['size']} bytes, SHA-256 {stored['sha256'][:12]}", outcome=stored)
 
     async def record(self, addon: Addon, backup: Backup, operation: Operation) -> StepResult:
+        note = await self._resume_saves(addon)
         stored = operation.outcome("archive")
         backup.mark_done(size=stored["size"], sha256=stored["sha256"], location=stored["location"],
                          snapshot=operation.outcome("save"))
         addon.mark_backup_ended(operation_id=operation.id)
-        return StepResult("Backup successfully finished", changes=(backup, addon))
+        return StepResult(f"Backup successfully finished{note}", changes=(backup, addon))
 
     async def compensate(self, operation: Operation, error: str) -> StepResult:
         addon: Addon = await self.events.get(Addon.id_for(operation.addon))
@@ -62,12 +61,16 @@ class BackupSaga:
             detail = "no archive left behind"
         except OSError as e:
             detail = f"the archive could not be removed ({e})"
-        try:
-            await self.redis.resume_saves(addon.address, addon.port, self.secrets.password_for(addon.name),
-                                          save_rules(addon.settings))
-        except (TransientError, EffectError) as e:  # the node may be down: its redis.conf has the rules anyway
-            detail += f"; save rules not set back on the running node ({e})"
+        detail += await self._resume_saves(addon)
         backup.mark_failed(reason=error)
         if addon.operation_id == operation.id:
             addon.mark_backup_ended(operation_id=operation.id)
         return StepResult(f"backup failed: {error}; {detail}", changes=(backup, addon))
+
+    async def _resume_saves(self, addon: Addon) -> str:
+        try:
+            await self.redis.resume_saves(addon.address, addon.port, self.secrets.password_for(addon.name),
+                                          save_rules(addon.settings))
+            return ""
+        except (TransientError, EffectError) as e:  # the node is down: its redis.conf has the rules for its restart
+            return f"; save rules not set back on the running node ({e})"

@@ -25,6 +25,10 @@ from engine.store import AggregateNotFoundError, IntegrityError
 
 log = structlog.get_logger("backups")
 
+class DayBackedUp(Exception):
+    """A scheduled backup's ID is its day: the store holds one already."""
+
+
 def utc_now() -> datetime:
     return datetime.now(timezone.utc)
 
@@ -47,6 +51,8 @@ class BackupService:
         operation = Operation(kind="backup", addon=addon.name, app=addon.app, subject=str(backup.id))
         addon.start_backup(operation.id, backup.id)
         backup.mark_started()
+        if kind == "scheduled" and await self.events.exists(backup.id):
+            raise DayBackedUp(f"the backup of {day} for addon {addon.name} exists already")
         await self._save(addon, backup, operation)
         log.info("backup started", addon=addon.name, kind=kind, backup_id=str(backup.id), operation_id=str(operation.id))
         self.engine.coordinator.submit(operation.id)
@@ -59,7 +65,8 @@ class BackupService:
         self.engine.versions.check_can_load(backup.redis_version or current.redis_version, current.redis_version)
         operation = Operation(kind="restore", addon=current.name, app=app, subject=str(backup.id))
         node = f"redis-addons-{current.name}-{operation.id.hex[:8]}"
-        current.request_restore(backup.id, node, f"{node}-data", operation.id)
+        current.request_restore(backup.id, node, f"{node}-data", operation.id,
+                                dataset_bytes=backup.snapshot.get("used_memory", 0))
         await self._save(current, operation)
         log.info("restore requested", addon=current.name, backup_id=str(backup.id), operation_id=str(operation.id))
         self.engine.coordinator.submit(operation.id)
@@ -133,8 +140,8 @@ class BackupService:
                 started.append(await self._start(addon, "scheduled", now, day))
             except (AddonBusy, AddonNotRunning) as e:
                 log.info("scheduled backup waits for the addon", addon=row["name"], day=str(day), reason=str(e))
-            except IntegrityError:
-                pass  # made by another process meanwhile
+            except DayBackedUp:
+                pass  # made meanwhile (the read model lagged, or another process made it)
         return started
 
     async def sweep(self, now: datetime) -> dict:
@@ -145,8 +152,11 @@ class BackupService:
             facts = [BackupFacts(id=r["id"], kind=r["kind"], created_at=datetime.fromisoformat(r["created_at"]),
                                  status=r["status"]) for r in rows]
             decisions = decide(facts, rows[0]["tier"], now)  # the tier of its latest backup: a removed addon's too
+            in_use = self.engine.inventory.subjects_of_unfinished_operations()
             for row in rows:
                 reasons = decisions.get(row["id"])
+                if row["id"] in in_use and not reasons:
+                    continue  # being restored: it expires at a sweep after the restore
                 if reasons is None or (tuple(row["kept_for"]) == tuple(reasons) and reasons):
                     continue
                 await self._apply_decision(UUID(row["id"]), tuple(reasons))

@@ -19,6 +19,7 @@ class Inventory:
         self._held: dict[tuple[str, str], Tenant] = {}  # (addon, "current" | "target") -> what it holds
         self.registered_apps: set[str] = set()
         self.unfinished: dict[UUID, str] = {}  # operation id -> addon name
+        self._subjects: dict[UUID, str] = {}  # unfinished operation id -> what it is about (a backup's ID)
 
     def apply(self, event) -> None:
         if isinstance(event, Addon.Event):
@@ -27,10 +28,13 @@ class Inventory:
             self.registered_apps.add(event.name)
         elif isinstance(event, Operation.Started):
             self.unfinished[event.originator_id] = event.addon
+            if getattr(event, "subject", None):
+                self._subjects[event.originator_id] = event.subject
         elif isinstance(event, Operation.StepSucceeded) and event.step == "cleanup":
             self._held.pop((self.unfinished.get(event.originator_id), "replaced"), None)
         elif isinstance(event, (Operation.Succeeded, Operation.Compensated)):
             self.unfinished.pop(event.originator_id, None)
+            self._subjects.pop(event.originator_id, None)
 
     def _apply_addon(self, event) -> None:
         if isinstance(event, Addon.Requested):
@@ -49,6 +53,9 @@ class Inventory:
             self._held.pop((name, "target"), None)
         elif isinstance(event, (Addon.ProvisioningFailed, Addon.Removed)):
             self._held.pop((name, "current"), None)
+
+    def subjects_of_unfinished_operations(self) -> set[str]:
+        return set(self._subjects.values())
 
     def tenants(self) -> list[Tenant]:
         return list(self._held.values())

@@ -100,7 +100,8 @@ class RedisAdmin(Protocol):
 
     async def snapshot(self, address: str, port: int, password: str) -> dict:
         """Save the data in the background (BGSAVE) without stopping writes for longer than the fork, and
-        return when the file is written: {"keys": {db: count}, "expires": {db: count}} at that moment.
+        return when the file is written: {"keys": {db: count}, "expires": {db: count}, "used_memory": bytes}
+        at that moment.
         The save rules stay off until resume_saves, so that the file is not replaced while it is read."""
 
     async def resume_saves(self, address: str, port: int, password: str, save_rules: str) -> None:

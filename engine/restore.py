@@ -77,8 +77,9 @@ class Restore(NodeSwap):
 
     async def settings(self, addon: Addon, operation: Operation, password: str) -> StepResult:
         new = addon.target
-        await self.runtime.create_node(node_spec(addon, new, operation, password, self.versions))  # its redis.conf
+        # Live first, then the file: a restart must not find `appendonly yes` before the AOF is written.
         await self.redis.configure(new["address"], new["port"], password, live_settings(addon.settings))
+        await self.runtime.create_node(node_spec(addon, new, operation, password, self.versions))  # its redis.conf
         return StepResult("AOF written from the restored data" if addon.settings.get("aof") else "settings as before")
 
     async def publish(self, addon: Addon, operation: Operation, password: str) -> StepResult:

@@ -1,7 +1,9 @@
 """A change of an addon's database settings as a saga (reference, "Persistence Mode", "Cache Mode"):
 
-apply    the node's redis.conf is rewritten from the new settings (so a restart keeps them) and the
-         running server takes them with CONFIG SET (turning AOF on waits for the AOF to be written)
+apply    the running server takes the new settings with CONFIG SET (turning AOF on waits until the
+         AOF holds the data; turning it off, until dump.rdb does), then its redis.conf is rewritten
+         from them so that a restart keeps them. In that order: a restart with `appendonly yes` in
+         the file but no AOF written yet would start empty.
 verify   CONFIG GET shows the new values
 publish  the addon's settings are the new ones (a plan change or a restore derives the node from them)
 
@@ -32,11 +34,11 @@ class SettingsChange:
         return await getattr(self, step)(addon, operation, self.secrets.password_for(addon.name))
 
     async def _configure(self, addon: Addon, operation: Operation, password: str, settings: dict) -> dict:
+        wanted = live_settings(settings)
+        await self.redis.configure(addon.address, addon.port, password, wanted)
         # Writing the file into an existing container only replaces the file.
         await self.runtime.create_node(node_spec(addon, addon.previous_node | {"memory_mib": addon.memory_mib},
                                                  operation, password, self.versions, settings=settings))
-        wanted = live_settings(settings)
-        await self.redis.configure(addon.address, addon.port, password, wanted)
         return wanted
 
     async def apply(self, addon: Addon, operation: Operation, password: str) -> StepResult:

@@ -92,7 +92,8 @@ class FileBackupStore:
     async def delete(self, key: str) -> None:
         path = self._path(key)
         try:
-            await asyncio.to_thread(path.unlink, missing_ok=True)
+            for leftover in (path, path.with_name(path.name + ".partial")):  # a writer killed mid-way leaves .partial
+                await asyncio.to_thread(leftover.unlink, missing_ok=True)
         except NotADirectoryError:  # no directory, so no archive either
             return
         try:

@@ -14,7 +14,7 @@ import pytest
 import redis.asyncio as redis
 
 from domain.backup import Backup
-from domain.errors import BackupNotDone, InvalidSchedule, NoBackupsOnSandbox, UnknownBackup
+from domain.errors import BackupNotDone, DatasetTooLarge, InvalidSchedule, NoBackupsOnSandbox, UnknownBackup
 from engine import build
 from tests.integration import data
 from tests.integration.conftest import containers_of, running_addon, settings_for, volumes_of
@@ -228,3 +228,34 @@ async def test_the_backups_of_a_removed_addon_stay_listed_and_downloadable(engin
     assert await archive_bytes(engine, await engine.backups.downloadable(app_name, addon, backup["id"]))
     with pytest.raises(Exception, match="removed"):
         await engine.backups.create(app_name, addon)
+
+
+async def test_a_backup_larger_than_the_plan_is_not_restored_into_it(engine, app_name):
+    addon = await running_addon(engine, app_name, plan="redis-starter-512")
+    client = redis.from_url(await url_of(engine, app_name))
+    async with client.pipeline(transaction=False) as pipe:
+        for i in range(600):
+            pipe.set(f"blob:{i}", b"x" * 500_000)  # ~300 MB: more than a 256 MiB plan holds
+        await pipe.execute()
+    await client.aclose()
+    backup = (await backup_now(engine, app_name))["backup"]
+    await (client := redis.from_url(await url_of(engine, app_name))).flushall()
+    await client.aclose()
+    down = await engine.change_plan(app_name, addon, "redis-starter-256")
+    assert (await engine.wait_for_operation(down["operation_id"], timeout=120))["status"] == "succeeded"
+
+    with pytest.raises(DatasetTooLarge, match="change to a larger plan first"):
+        await engine.backups.restore(app_name, addon, backup["id"])
+    assert [op["kind"] for op in await engine.operations(addon)][-1] == "change_plan"  # nothing started
+
+
+async def test_the_sweep_leaves_alone_a_backup_being_restored(engine, app_name):
+    addon = await running_addon(engine, app_name)
+    made = [(await backup_now(engine, app_name))["backup"] for _ in range(11)]
+    restore = await engine.backups.restore(app_name, addon, made[0]["id"])  # the one the policy expires
+
+    swept = await engine.scheduler.tick()
+
+    assert swept["swept"]["deleted"] == 0
+    assert (await engine.wait_for_operation(restore["operation_id"], timeout=60))["status"] == "succeeded"
+    assert (await engine.scheduler.tick())["swept"]["deleted"] == 1  # once restored, it goes
