@@ -37,6 +37,12 @@ class BackupFacts:
     kind: str  # "scheduled" | "manual"
     created_at: datetime  # aware
     status: str  # pending | running | done | failed
+    day: date | None = None  # a scheduled backup's day: it may run after midnight, when the engine caught up
+
+
+def day_of(backup: BackupFacts, tz: ZoneInfo) -> date:
+    """The day a backup stands for: its schedule's day, else the day it was made."""
+    return backup.day or local_day(backup.created_at, tz)
 
 
 def decide(backups: Iterable[BackupFacts], tier: str, now: datetime,
@@ -55,7 +61,7 @@ def decide(backups: Iterable[BackupFacts], tier: str, now: datetime,
     manual = [b for b in backups if b.status == "done" and b.kind == "manual"]
     # A failed backup stays listed (with its reason) as long as a daily one would, then expires.
     shown_until = today - timedelta(days=keep.daily_days - 1)
-    failed_long_ago = [b for b in backups if b.status == "failed" and local_day(b.created_at, tz) < shown_until]
+    failed_long_ago = [b for b in backups if b.status == "failed" and day_of(b, tz) < shown_until]
     kept: dict[str, set[str]] = {b.id: set() for b in scheduled + manual + failed_long_ago}
     for reason, chosen in (
         ("daily", latest_of_each_of_the_last_days(scheduled, keep.daily_days, today, tz)),
@@ -117,7 +123,7 @@ def one_per_period(backups, periods: int, tz: ZoneInfo, start_of: Callable[[date
         return []
     by_period: dict[date, list[BackupFacts]] = {}
     for backup in backups:
-        period = start_of(local_day(backup.created_at, tz))
+        period = start_of(day_of(backup, tz))
         if period >= oldest:
             by_period.setdefault(period, []).append(backup)
     # The ID breaks a tie of equal times, so two sweeps never choose differently.

@@ -150,7 +150,8 @@ class BackupService:
         for name in await asyncio.to_thread(self.views.addons_with_backups):
             rows = await asyncio.to_thread(self.views.backups, name)
             facts = [BackupFacts(id=r["id"], kind=r["kind"], created_at=datetime.fromisoformat(r["created_at"]),
-                                 status=r["status"]) for r in rows]
+                                 status=r["status"], day=date.fromisoformat(r["day"]) if r["day"] else None)
+                     for r in rows]
             decisions = decide(facts, rows[0]["tier"], now)  # the tier of its latest backup: a removed addon's too
             in_use = self.engine.inventory.subjects_of_unfinished_operations()
             for row in rows:

@@ -113,26 +113,30 @@ async def download_archive(request: web.Request) -> web.StreamResponse:
     response.content_length = end - start
     if chosen:
         response.headers["Content-Range"] = f"bytes {start}-{end - 1}/{size}"
-    await response.prepare(request)
     if request.method == "HEAD" or start == end:
+        await response.prepare(request)
         await response.write_eof()
         return response
-    sent = 0
-    try:
-        async with contextlib.aclosing(service(request).read_archive(row, start, end)) as chunks:
-            async for chunk in chunks:
-                await response.write(chunk)
-                sent += len(chunk)
-        if sent != end - start:
-            raise OSError(f"the stored archive gave {sent} bytes where {end - start} were expected")
-    except ConnectionError as e:
-        log.info("archive download interrupted by the client", backup=row["id"], sent=sent, error=str(e))
-        return response
-    except Exception as e:  # headers are sent: the only honest signal left is a cut connection
-        log.error("archive download failed", backup=row["id"], sent=sent, error=f"{type(e).__name__}: {e}")
-        if request.transport is not None:
-            request.transport.close()
-        return response
+    async with contextlib.aclosing(service(request).read_archive(row, start, end)) as chunks:
+        # The first chunk before the headers: an archive gone from the store is still an error status.
+        first = await anext(chunks, b"")
+        await response.prepare(request)
+        sent = 0
+        try:
+            while first:
+                await response.write(first)
+                sent += len(first)
+                first = await anext(chunks, b"")
+            if sent != end - start:
+                raise OSError(f"the stored archive gave {sent} bytes where {end - start} were expected")
+        except ConnectionError as e:
+            log.info("archive download interrupted by the client", backup=row["id"], sent=sent, error=str(e))
+            return response
+        except Exception as e:  # headers are sent: the only honest signal left is a cut connection
+            log.error("archive download failed", backup=row["id"], sent=sent, error=f"{type(e).__name__}: {e}")
+            if request.transport is not None:
+                request.transport.close()
+            return response
     await response.write_eof()
     return response
 

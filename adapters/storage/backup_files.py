@@ -57,7 +57,10 @@ class FileBackupStore:
 
     async def read(self, key: str, start: int = 0, end: int | None = None) -> AsyncIterator[bytes]:
         path = self._path(key)
-        handle = await asyncio.to_thread(open, path, "rb")
+        try:
+            handle = await asyncio.to_thread(open, path, "rb")
+        except (FileNotFoundError, NotADirectoryError):
+            raise EffectError(f"backup archive {key} is missing from the backup store") from None
         try:
             await asyncio.to_thread(handle.seek, start)
             left = None if end is None else max(end - start, 0)

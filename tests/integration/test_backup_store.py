@@ -56,3 +56,8 @@ async def test_deleting_removes_the_archive_and_its_directory_and_a_key_cannot_e
     assert not (tmp_path / "my-app-1/b3").exists()
     with pytest.raises(EffectError, match="outside the backup directory"):
         await store.checksum("../../etc/passwd")
+
+
+async def test_reading_a_missing_archive_says_so(tmp_path):
+    with pytest.raises(EffectError, match="missing from the backup store"):
+        [c async for c in FileBackupStore(tmp_path).read("my-app-1/b4/gone.tar.gz")]

@@ -454,3 +454,14 @@ async def put_directory(addon: str, path: str, member: str) -> None:
         finally:
             await docker.close()
     raise AssertionError(f"no running container of {addon}")
+
+
+async def test_an_archive_gone_from_the_store_is_an_error_status_not_a_cut_download(engine, server, addon):
+    made = await engine.backups.create(APP, "redis")
+    await engine.wait_for_operation(made["operation_id"])
+    row = await engine.backups.get(APP, "redis", made["backup_id"])
+    (engine.settings.backups_dir / row["location"]).unlink()  # a lost disk, for real
+    async with session(engine) as http:
+        async with http.get(url(server, f"/v1/apps/{APP}/addons/redis/backups/{row['id']}/archive")) as response:
+            assert response.status == 502
+            assert "missing from the backup store" in (await response.json())["error"]["message"]

@@ -155,3 +155,12 @@ def test_a_backup_dated_after_now_is_kept_not_deleted():
     """Two hosts' clocks may disagree by a few minutes: such a backup lands in today's period."""
     tomorrow = scheduled(paris(2025, 1, 1))
     assert decide([*A_YEAR, tomorrow], "starter", NEW_YEARS_EVE)[tomorrow.id] == ("daily",)
+
+
+def test_a_scheduled_backup_made_late_after_downtime_stands_for_its_own_day():
+    # The 5th's backup ran at 00:30 on the 6th (the engine was down at 1:00); the 6th's ran on time.
+    late = BackupFacts(id="s-late", kind="scheduled", created_at=paris(2024, 5, 6, 0, 30), status="done",
+                       day=date(2024, 5, 5))
+    on_time = scheduled(paris(2024, 5, 6))
+    decisions = decide([late, on_time], "starter", paris(2024, 5, 6, 12))
+    assert decisions[late.id] == ("daily", "weekly") and decisions[on_time.id] == ("daily", "weekly")
