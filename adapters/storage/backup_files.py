@@ -8,6 +8,7 @@ thread, overlapped with the next chunk's arrival: the event loop never waits on 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 import os
 import zlib
@@ -40,10 +41,11 @@ class FileBackupStore:
         sink = await asyncio.to_thread(_GzipSink, partial)
         pending: asyncio.Future | None = None
         try:
-            async for chunk in tar:
-                if pending is not None:
-                    await pending
-                pending = asyncio.ensure_future(asyncio.to_thread(sink.add, chunk))
+            async with _closing(tar) as source:
+                async for chunk in source:
+                    if pending is not None:
+                        await pending
+                    pending = asyncio.ensure_future(asyncio.to_thread(sink.add, chunk))
             if pending is not None:
                 await pending
             size, digest = await asyncio.to_thread(sink.finish)
@@ -76,10 +78,13 @@ class FileBackupStore:
 
     async def read_tar(self, key: str) -> AsyncIterator[bytes]:
         unzip = zlib.decompressobj(GZIP)
-        async for chunk in self.read(key):
-            data = await asyncio.to_thread(unzip.decompress, chunk)
-            if data:
-                yield data
+        async with _closing(self.read(key)) as source:
+            async for chunk in source:
+                # Bounded output per call: a megabyte of very repetitive data could inflate a thousandfold.
+                data = await asyncio.to_thread(unzip.decompress, chunk, CHUNK)
+                while data:
+                    yield data
+                    data = await asyncio.to_thread(unzip.decompress, unzip.unconsumed_tail, CHUNK)
         rest = unzip.flush()
         if rest:
             yield rest
@@ -103,6 +108,16 @@ class FileBackupStore:
             await asyncio.to_thread(path.parent.rmdir)  # the backup's own directory, once empty
         except OSError:
             pass
+
+
+@contextlib.asynccontextmanager
+async def _closing(chunks: AsyncIterator[bytes]):
+    """The source closed as soon as the reading ends, even by an error (a Docker response, a file)."""
+    try:
+        yield chunks
+    finally:
+        if hasattr(chunks, "aclose"):
+            await chunks.aclose()
 
 
 class _GzipSink:

@@ -61,3 +61,10 @@ async def test_deleting_removes_the_archive_and_its_directory_and_a_key_cannot_e
 async def test_reading_a_missing_archive_says_so(tmp_path):
     with pytest.raises(EffectError, match="missing from the backup store"):
         [c async for c in FileBackupStore(tmp_path).read("my-app-1/b4/gone.tar.gz")]
+
+
+async def test_a_very_repetitive_archive_inflates_in_bounded_chunks(tmp_path):
+    store, tar = FileBackupStore(tmp_path), a_tar(b"\0" * 50_000_000)  # gzips to about 50 kB
+    await store.write_archive("my-app-1/b5/zeros.tar.gz", chunks(tar))
+    pieces = [c async for c in store.read_tar("my-app-1/b5/zeros.tar.gz")]
+    assert b"".join(pieces) == tar and max(map(len, pieces)) <= 1 << 20
