@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import asyncio
 from contextlib import asynccontextmanager
+from pathlib import Path
 
 import redis.asyncio as redis
 from redis.backoff import NoBackoff
 from redis.exceptions import AuthenticationError, RedisError
 from redis.retry import Retry
 
-from engine.ports import EffectError, TransientError
+from engine.ports import EffectError, Endpoint, TransientError
 
 DATABASES = range(5)  # reference: "Each Redis® instance can use 5 databases"
 SLOW_S = 600  # SAVE and SCAN of a large dataset
@@ -18,32 +19,40 @@ PAUSE_MS = 10_000  # the longest writes may wait for a backup's fork (the pause 
 
 
 class RedisAdmin:
+    def __init__(self, ca_file: Path | None = None):
+        self.ca_file = ca_file  # the installation's CA: a node's TLS certificate is verified, name included
+
     @asynccontextmanager
-    async def _client(self, address: str, port: int, password: str, db: int = 0, timeout: float = 5):
+    async def _client(self, node: Endpoint, db: int = 0, timeout: float = 5):
+        tls = {}
+        if node.tls:
+            if self.ca_file is None:
+                raise EffectError(f"{node}: TLS asked but this engine has no CA file to verify the node with")
+            tls = dict(ssl=True, ssl_ca_certs=str(self.ca_file), ssl_cert_reqs="required", ssl_check_hostname=True)
         # No retries inside redis-py: the saga retries with its own backoff and deadline.
-        client = redis.Redis(host=address, port=port, db=db, username="default", password=password,
-                             socket_connect_timeout=2, socket_timeout=timeout, retry=Retry(NoBackoff(), 0))
+        client = redis.Redis(host=node.address, port=node.port, db=db, username="default", password=node.password,
+                             socket_connect_timeout=2, socket_timeout=timeout, retry=Retry(NoBackoff(), 0), **tls)
         try:
             yield client
         except AuthenticationError:
-            raise EffectError(f"{address}:{port} refused the addon's password") from None
+            raise EffectError(f"{node} refused the addon's password") from None
         except (RedisError, OSError) as e:
             # Refused connections and LOADING answers pass while the server starts.
-            raise TransientError(f"{address}:{port}: {type(e).__name__}: {e}") from None
+            raise TransientError(f"{node}: {type(e).__name__}: {e}") from None
         finally:
             await client.aclose()
 
-    async def ping(self, address: str, port: int, password: str) -> None:
+    async def ping(self, node: Endpoint) -> None:
         # Short: a server that accepts but never answers is retried, not waited on.
-        async with self._client(address, port, password, timeout=2) as client:
+        async with self._client(node, timeout=2) as client:
             await client.ping()
 
-    async def used_memory(self, address: str, port: int, password: str) -> int:
-        async with self._client(address, port, password) as client:
+    async def used_memory(self, node: Endpoint) -> int:
+        async with self._client(node) as client:
             return int((await client.info("memory"))["used_memory"])
 
-    async def freeze(self, address: str, port: int, password: str, pause_ms: int) -> dict:
-        async with self._client(address, port, password, timeout=SLOW_S) as client:
+    async def freeze(self, node: Endpoint, pause_ms: int) -> dict:
+        async with self._client(node, timeout=SLOW_S) as client:
             # Writes wait (clients are not refused); reads go on while the data is saved and measured.
             await client.execute_command("CLIENT", "PAUSE", pause_ms, "WRITE")
             await client.save()
@@ -53,14 +62,14 @@ class RedisAdmin:
             await client.config_set("save", "")
         return counts
 
-    async def unpause(self, address: str, port: int, password: str, save_rules: str) -> None:
+    async def unpause(self, node: Endpoint, save_rules: str) -> None:
         """Undo a freeze on a node that keeps running: its save rules back, writes flowing."""
-        async with self._client(address, port, password) as client:
+        async with self._client(node) as client:
             await client.config_set("save", save_rules)
             await client.execute_command("CLIENT", "UNPAUSE")
 
-    async def snapshot(self, address: str, port: int, password: str) -> dict:
-        async with self._client(address, port, password, timeout=SLOW_S) as client:
+    async def snapshot(self, node: Endpoint) -> dict:
+        async with self._client(node, timeout=SLOW_S) as client:
             # The save rules could write a newer dump.rdb while the backup reads it; they come back with
             # resume_saves once the file has been read.
             await client.config_set("save", "")
@@ -76,34 +85,38 @@ class RedisAdmin:
             await _wait_for_background_save(client)
             persistence = await client.info("persistence")
             if persistence.get("rdb_last_bgsave_status") != "ok":
-                raise EffectError(f"{address}:{port}: the background save failed (see the node's log)")
+                raise EffectError(f"{node}: the background save failed (see the node's log)")
         return counts
 
-    async def resume_saves(self, address: str, port: int, password: str, save_rules: str) -> None:
-        async with self._client(address, port, password) as client:
+    async def resume_saves(self, node: Endpoint, save_rules: str) -> None:
+        async with self._client(node) as client:
             await client.config_set("save", save_rules)
 
-    async def keyspace(self, address: str, port: int, password: str) -> dict:
-        async with self._client(address, port, password) as client:
+    async def keyspace(self, node: Endpoint) -> dict:
+        async with self._client(node) as client:
             return keyspace_counts(await client.info("keyspace"))
 
-    async def configure(self, address: str, port: int, password: str, parameters: dict[str, str]) -> None:
-        async with self._client(address, port, password, timeout=SLOW_S) as client:
+    async def configure(self, node: Endpoint, parameters: dict[str, str]) -> None:
+        async with self._client(node, timeout=SLOW_S) as client:
             for name, value in parameters.items():
                 await client.config_set(name, value)
             await _wait_for_background_save(client)  # turning AOF on starts a rewrite: the AOF holds nothing before
             info = await client.info("persistence")
             if parameters.get("appendonly") == "yes" and info.get("aof_last_bgrewrite_status") != "ok":
-                raise EffectError(f"{address}:{port}: the AOF could not be written (see the node's log)")
+                raise EffectError(f"{node}: the AOF could not be written (see the node's log)")
             if parameters.get("appendonly") == "no" and parameters.get("save"):
                 # From now on a restart loads dump.rdb: it must hold what the AOF held.
                 await client.bgsave()
                 await _wait_for_background_save(client)
                 if (await client.info("persistence")).get("rdb_last_bgsave_status") != "ok":
-                    raise EffectError(f"{address}:{port}: the background save failed (see the node's log)")
+                    raise EffectError(f"{node}: the background save failed (see the node's log)")
 
-    async def configuration(self, address: str, port: int, password: str, names: list[str]) -> dict[str, str]:
-        async with self._client(address, port, password) as client:
+    async def disconnect_plaintext_clients(self, node: Endpoint, port: int) -> int:
+        async with self._client(node) as client:
+            return int(await client.execute_command("CLIENT", "KILL", "LADDR", f"{node.address}:{port}", "SKIPME", "yes"))
+
+    async def configuration(self, node: Endpoint, names: list[str]) -> dict[str, str]:
+        async with self._client(node) as client:
             found = {}
             for name in names:
                 found.update(await client.config_get(name))

@@ -9,7 +9,7 @@ from eventsourcing.domain import Aggregate, event
 
 from domain.catalog import Plan
 from domain.errors import (AddonBusy, AddonNotRunning, AddonRemoved, DatasetTooLarge, InvalidName, NoBackupsOnSandbox,
-                           SamePlan, SettingUnchanged, UnknownSetting)
+                           SamePlan, SettingUnchanged, TlsNotAvailable, UnknownSetting)
 from domain.placement import Placement
 from domain.schedule import DEFAULT as DEFAULT_SCHEDULE, Schedule
 
@@ -79,6 +79,7 @@ class Addon(Aggregate):
         volume: str,
         operation_id: UUID,
         settings: dict,
+        tls_port: int | None = None,
     ):
         self.name = name
         self.app = app
@@ -88,6 +89,7 @@ class Addon(Aggregate):
         self.host = host
         self.address = address
         self.port = port
+        self.tls_port = tls_port  # None: the engine build has no TLS (or the addon predates it here)
         self.container = container
         self.volume = volume
         self.settings = dict(settings)
@@ -160,6 +162,7 @@ class Addon(Aggregate):
         self._plan_change_requested(
             operation_id=operation_id, plan=plan.id, memory_mib=plan.memory_mib,
             host=where.host, address=where.address, port=where.port, container=container, volume=volume,
+            tls_port=where.tls_port,
         )
 
     def check_can_change_to(self, plan: Plan) -> None:
@@ -170,16 +173,18 @@ class Addon(Aggregate):
 
     @event("PlanChangeRequested")
     def _plan_change_requested(
-        self, operation_id: UUID, plan: str, memory_mib: int, host: str, address: str, port: int, container: str, volume: str
+        self, operation_id: UUID, plan: str, memory_mib: int, host: str, address: str, port: int, container: str, volume: str,
+        tls_port: int | None = None,
     ) -> None:
         self.status = "changing-plan"
         self.operation_id = operation_id
         self.target = dict(plan=plan, memory_mib=memory_mib, host=host, address=address, port=port,
-                           container=container, volume=volume)
+                           container=container, volume=volume, tls_port=tls_port)
 
     @property
     def previous_node(self) -> dict:
-        return dict(host=self.host, address=self.address, port=self.port, container=self.container, volume=self.volume)
+        return dict(host=self.host, address=self.address, port=self.port, container=self.container, volume=self.volume,
+                    tls_port=self.tls_port)
 
     def mark_plan_changed(self, operation_id: UUID) -> None:
         """The new node is the addon's now; the old one is only left to clean up."""
@@ -187,11 +192,13 @@ class Addon(Aggregate):
 
     @event("PlanChanged")
     def _plan_changed(
-        self, operation_id: UUID, plan: str, memory_mib: int, host: str, address: str, port: int, container: str, volume: str
+        self, operation_id: UUID, plan: str, memory_mib: int, host: str, address: str, port: int, container: str, volume: str,
+        tls_port: int | None = None,
     ) -> None:
         self.replaced = self.previous_node
         self.plan, self.memory_mib = plan, memory_mib
         self.host, self.address, self.port, self.container, self.volume = host, address, port, container, volume
+        self.tls_port = tls_port
         self.target = None
         self.status = "running"
         self.operation_id = None
@@ -216,6 +223,9 @@ class Addon(Aggregate):
         self._check_running("change its settings")
         if bool(self.settings.get(key)) == bool(enabled):
             raise SettingUnchanged(f"{SHOWN[key]} is already {'on' if enabled else 'off'} for addon {self.name}")
+        if key == "force_tls" and enabled and self.tls_port is None:
+            raise TlsNotAvailable(f"addon {self.name} serves no TLS port (it was made before TLS was served here): "
+                                  "a plan change gives it one")
         self._settings_change_requested(operation_id=operation_id, settings={**self.settings, key: bool(enabled)})
 
     @event("SettingsChangeRequested")
@@ -223,9 +233,15 @@ class Addon(Aggregate):
         self.operation_id = operation_id
         self.target_settings = dict(settings)
 
-    @event("SettingsChanged")
     def mark_settings_changed(self, operation_id: UUID) -> None:
-        self.settings, self.target_settings = self.target_settings, None
+        self._settings_changed(operation_id=operation_id, settings=self.target_settings)
+
+    @event("SettingsChanged")
+    def _settings_changed(self, operation_id: UUID, settings: dict | None = None) -> None:
+        # The settings ride on the event so that read models (the app's environment) can follow
+        # them; events recorded before they did take the requested ones.
+        self.settings = dict(settings) if settings is not None else self.target_settings
+        self.target_settings = None
         self.operation_id = None
 
     @event("SettingsChangeFailed")

@@ -128,6 +128,3 @@ class TlsNotAvailable(DomainError):
     rule = "force-tls-on-tls-capable-builds"
     status = 409
 
-
-class NotBuiltYet(DomainError):
-    rule = "not-built-yet"

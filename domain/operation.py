@@ -15,6 +15,8 @@ STEPS = {
     "change_plan": ["stop", "start_new", "wait_ready", "verify", "publish", "cleanup", "restart_app"],
     # Reference, "Persistence Mode" / "Cache Mode": the server's configuration file and live settings.
     "change_settings": ["apply", "verify", "publish"],
+    # Reference, "Force TLS Connections": the app's URL changes with it, so the app is restarted.
+    "force_tls": ["apply", "verify", "publish", "restart_app"],
     # Reference, "Backups": the node saves its data, the file is archived and stored.
     "backup": ["save", "archive", "record"],
     # Beyond the reference: the backup's data goes into a new node in place of the current one.
@@ -22,7 +24,7 @@ STEPS = {
 }
 
 # Steps after which the new node is the addon's: a failure from there on is not undone.
-POINT_OF_NO_RETURN = {"change_plan": "publish", "restore": "publish"}
+POINT_OF_NO_RETURN = {"change_plan": "publish", "restore": "publish", "force_tls": "publish"}
 
 
 class Operation(Aggregate):

@@ -1,4 +1,5 @@
-"""Host placement: the host with the most free memory, the lowest free port on it."""
+"""Host placement: the host with the most free memory, the lowest free port on it (and the next
+free one for TLS, on engine builds that serve it)."""
 
 from __future__ import annotations
 
@@ -22,15 +23,21 @@ class Placement:
     host: str
     address: str
     port: int
+    tls_port: int | None = None  # TLS served beside plaintext; None on builds without TLS
 
 
 @dataclass(frozen=True)
 class Tenant:
-    """Something already placed on a host: it holds memory and a port."""
+    """Something already placed on a host: it holds memory and a port (two with TLS)."""
 
     host: str
     port: int
     memory_mib: int
+    tls_port: int | None = None
+
+    @property
+    def ports(self) -> set[int]:
+        return {self.port} if self.tls_port is None else {self.port, self.tls_port}
 
 
 def place(
@@ -39,8 +46,10 @@ def place(
     tenants: Iterable[Tenant],
     unusable_ports: frozenset[tuple[str, int]] = frozenset(),
     exclude_host: str | None = None,
+    tls: bool = False,
 ) -> Placement:
-    """Choose where a node of `memory_mib` goes; refuse when no host has room.
+    """Choose where a node of `memory_mib` goes, with a second port when it serves `tls`; refuse
+    when no host has room.
 
     `unusable_ports` holds (host, port) pairs seen busy outside our records.
     """
@@ -55,19 +64,20 @@ def place(
     for host in hosts:
         used = sum(t.memory_mib for t in tenants if t.host == host.name)
         free = host.memory_mib - used
-        taken = {t.port for t in tenants if t.host == host.name}
+        taken = set().union(*(t.ports for t in tenants if t.host == host.name))
         taken |= {p for h, p in unusable_ports if h == host.name}
-        port = next((p for p in range(host.first_port, host.last_port + 1) if p not in taken), None)
-        if free >= memory_mib and port is not None:
-            candidates.append((free, host, port))
+        free_ports = [p for p in range(host.first_port, host.last_port + 1) if p not in taken][: 2 if tls else 1]
+        if free >= memory_mib and len(free_ports) == (2 if tls else 1):
+            candidates.append((free, host, free_ports))
     if not candidates:
         room = ", ".join(
             f"{h.name} {h.memory_mib - sum(t.memory_mib for t in tenants if t.host == h.name)} MiB free"
             for h in hosts
         )
         raise NoHostWithRoom(
-            f"no host has room for {memory_mib} MiB ({room or 'no host configured'})"
+            f"no host has room for {memory_mib} MiB{' and two free ports (plaintext and TLS)' if tls else ''} "
+            f"({room or 'no host configured'})"
         )
     # Most free memory first; ties go to the first host listed, for a stable choice.
-    free, host, port = max(candidates, key=lambda c: c[0])
-    return Placement(host=host.name, address=host.address, port=port)
+    free, host, ports = max(candidates, key=lambda c: c[0])
+    return Placement(host=host.name, address=host.address, port=ports[0], tls_port=ports[1] if tls else None)

@@ -17,10 +17,17 @@ def password_hash(password: str) -> str:
     return hashlib.sha256(password.encode()).hexdigest()
 
 
-def redis_conf(*, address: str, port: int, memory_mib: int, password: str, settings: dict) -> str:
+# Where a node finds its TLS files (put in by the engine when it creates the node).
+TLS_DIR = "/etc/redis/tls"
+TLS_FILES = {"cert": "server.crt", "key": "server.key", "ca": "ca.crt"}
+
+
+def redis_conf(*, address: str, port: int, memory_mib: int, password: str, settings: dict,
+               tls_port: int | None = None) -> str:
     lines = [
         f"bind {address}",
-        f"port {port}",
+        # Reference, "Force TLS Connections": forced, the database denies any non-TLS connection.
+        f"port {plaintext_port(port, tls_port, settings)}",
         "protected-mode yes",
         "daemonize no",
         "dir /data",
@@ -39,7 +46,26 @@ def redis_conf(*, address: str, port: int, memory_mib: int, password: str, setti
     lines.append(f"maxmemory-policy {'allkeys-lru' if settings.get('cache_mode') else 'noeviction'}")
     # One user, as in the reference ("user default on <password> ~* &* +@all").
     lines.append(f"user default on resetpass #{password_hash(password)} ~* &* +@all")
+    if tls_port:
+        lines += tls_lines(tls_port)
     return "\n".join(lines) + "\n"
+
+
+def tls_lines(tls_port: int) -> list[str]:
+    """TLS beside plaintext. Clients authenticate with the password, not a certificate."""
+    return [
+        f"tls-port {tls_port}",
+        f"tls-cert-file {TLS_DIR}/{TLS_FILES['cert']}",
+        f"tls-key-file {TLS_DIR}/{TLS_FILES['key']}",
+        f"tls-ca-cert-file {TLS_DIR}/{TLS_FILES['ca']}",
+        "tls-auth-clients no",
+        'tls-protocols "TLSv1.2 TLSv1.3"',
+    ]
+
+
+def plaintext_port(port: int, tls_port: int | None, settings: dict) -> int:
+    """The `port` the server listens on for plaintext: 0 (none) when TLS is forced."""
+    return 0 if settings.get("force_tls") and tls_port else port
 
 
 def live_settings(settings: dict) -> dict[str, str]:
@@ -59,6 +85,21 @@ def save_rules(settings: dict) -> str:
 def redis_url(*, password: str, address: str, port: int, tls: bool = False) -> str:
     scheme = "rediss" if tls else "redis"
     return f"{scheme}://default:{quote(password, safe='')}@{address}:{port}"
+
+
+def app_environment(*, password: str, address: str, port: int, tls_port: int | None, force_tls: bool) -> dict[str, str]:
+    """The variables an app gets (reference: SCALINGO_REDIS_URL, and REDIS_URL its alias). A node
+    serving TLS also publishes its rediss:// URL; with TLS forced, that is the only URL left."""
+    variables = {}
+    if tls_port:
+        tls_url = redis_url(password=password, address=address, port=tls_port, tls=True)
+        variables["SCALINGO_REDIS_TLS_URL"] = variables["REDIS_TLS_URL"] = tls_url
+    if force_tls and tls_port:
+        url = variables["SCALINGO_REDIS_TLS_URL"]
+    else:
+        url = redis_url(password=password, address=address, port=port)
+    variables["SCALINGO_REDIS_URL"] = variables["REDIS_URL"] = url
+    return variables
 
 
 def container_memory_bytes(memory_mib: int) -> int:

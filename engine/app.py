@@ -17,12 +17,13 @@ from domain.catalog import PlanCatalog, VersionCatalog
 from domain.errors import AddonRemoved, UnknownAddon, UnknownApp, UnknownOperation
 from domain.operation import Operation
 from domain.placement import place
-from domain.redis_config import redis_url
+from domain.redis_config import app_environment
 from engine.backups import BackupService
 from engine.database_settings import DatabaseSettings
 from engine.follower import Follower
 from engine.inventory import Inventory
-from engine.ports import BackupStore, ReadModels, RedisAdmin, Runtime, SecretStore
+from engine.nodes import endpoint
+from engine.ports import BackupStore, Certificates, ReadModels, RedisAdmin, Runtime, SecretStore
 from engine.saga import Coordinator
 from engine.scheduler import Scheduler
 from engine.settings import Settings
@@ -46,6 +47,7 @@ class Engine:
         plans: PlanCatalog,
         versions: VersionCatalog,
         backup_store: BackupStore,
+        certificates: Certificates,
         views_factory=None,
     ):
         self.settings = settings
@@ -57,6 +59,7 @@ class Engine:
         self.coordinator = coordinator
         self.plans = plans
         self.versions = versions
+        self.certificates = certificates
         self.inventory = Inventory()
         self.follower = Follower(events, views)
         self._views_factory = views_factory
@@ -116,7 +119,8 @@ class Engine:
         # what this engine reserves itself is in the inventory, under the lock).
         in_use = await self.runtime.ports_in_use()
         async with self._placing:  # placement reads and reserves the inventory: one at a time
-            where = place(plan.memory_mib, [h.as_domain() for h in self.settings.hosts], self.inventory.tenants(), in_use)
+            where = place(plan.memory_mib, [h.as_domain() for h in self.settings.hosts], self.inventory.tenants(), in_use,
+                          tls=engine_version.tls)
             name = self._new_addon_name(app)
             operation = Operation(kind="provision", addon=name, app=app)
             node = f"redis-addons-{name}-{operation.id.hex[:8]}"
@@ -133,6 +137,7 @@ class Engine:
                 volume=f"{node}-data",
                 operation_id=operation.id,
                 settings=DEFAULT_SETTINGS,
+                tls_port=where.tls_port,
             )
             recordings = await self.events.save(addon, operation)
         log.info("addon requested", addon=name, app=app, plan=plan.id, host=where.host, operation_id=str(operation.id))
@@ -161,11 +166,11 @@ class Engine:
         plan = self.plans.provisionable(plan_id)
         current = await self._addon_of(app, addon)
         current.check_can_change_to(plan)
-        used = await self.redis.used_memory(current.address, current.port, self.secrets.password_for(current.name))
+        used = await self.redis.used_memory(endpoint(current.previous_node, self.secrets.password_for(current.name)))
         in_use = await self.runtime.ports_in_use()
         async with self._placing:
             where = place(plan.memory_mib, [h.as_domain() for h in self.settings.hosts], self.inventory.tenants(),
-                          in_use, exclude_host=current.host)
+                          in_use, exclude_host=current.host, tls=self.versions.get(current.redis_version).tls)
             operation = Operation(kind="change_plan", addon=current.name, app=app)
             node = f"redis-addons-{current.name}-{operation.id.hex[:8]}"
             current.request_plan_change(plan, where, node, f"{node}-data", operation.id, used)
@@ -285,9 +290,8 @@ class Engine:
             password = self.secrets.peek(row["addon"])
             if password is None:
                 continue
-            url = redis_url(password=password, address=row["address"], port=row["port"], tls=row["tls"])
-            variables["SCALINGO_REDIS_URL"] = url
-            variables["REDIS_URL"] = url
+            variables.update(app_environment(password=password, address=row["address"], port=row["port"],
+                                             tls_port=row["tls_port"], force_tls=row["tls"]))
         return variables
 
     async def operations(self, addon: str | None = None) -> list[dict]:

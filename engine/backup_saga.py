@@ -17,6 +17,7 @@ from domain.addon import Addon
 from domain.backup import Backup
 from domain.operation import Operation
 from domain.redis_config import save_rules
+from engine.nodes import endpoint
 from engine.ports import BackupStore, EffectError, RedisAdmin, Runtime, SecretStore, TransientError
 from engine.saga import StepResult
 from engine.store import EventLog
@@ -37,7 +38,7 @@ class BackupSaga:
         return await getattr(self, step)(addon, backup, operation)
 
     async def save(self, addon: Addon, backup: Backup, operation: Operation) -> StepResult:
-        counts = await self.redis.snapshot(addon.address, addon.port, self.secrets.password_for(addon.name))
+        counts = await self.redis.snapshot(endpoint(addon.previous_node, self.secrets.password_for(addon.name)))
         return StepResult(f"{sum(counts['keys'].values())} keys saved in the background", outcome=counts)
 
     async def archive(self, addon: Addon, backup: Backup, operation: Operation) -> StepResult:
@@ -69,7 +70,7 @@ class BackupSaga:
 
     async def _resume_saves(self, addon: Addon) -> str:
         try:
-            await self.redis.resume_saves(addon.address, addon.port, self.secrets.password_for(addon.name),
+            await self.redis.resume_saves(endpoint(addon.previous_node, self.secrets.password_for(addon.name)),
                                           save_rules(addon.settings))
             return ""
         except (TransientError, EffectError) as e:  # the node is down: its redis.conf has the rules for its restart

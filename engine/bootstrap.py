@@ -10,6 +10,7 @@ from adapters.docker.runtime import DockerRuntime
 from adapters.redis_admin import RedisAdmin
 from adapters.secrets_store import FileSecretStore
 from adapters.storage.backup_files import FileBackupStore
+from adapters.tls import CA_CERT_FILE, CertificateAuthority
 from domain.catalog import PlanCatalog, VersionCatalog
 from engine.app import Engine
 from engine.backup_saga import BackupSaga
@@ -18,6 +19,7 @@ from engine.plan_change import PlanChange
 from engine.provisioning import Provisioning, Removal
 from engine.restore import Restore
 from engine.settings_change import SettingsChange
+from engine.tls_change import TlsChange
 from engine.saga import Coordinator
 from engine.settings import Settings
 from engine.store import EventLog
@@ -33,15 +35,18 @@ def build(settings: Settings | None = None) -> Engine:
     events = EventLog(settings.store_env)
     runtime = DockerRuntime(settings.hosts)
     secrets = FileSecretStore(settings.secrets_dir)
-    redis = RedisAdmin()
+    authority = CertificateAuthority.load_or_create(settings.tls_dir)
+    redis = RedisAdmin(ca_file=settings.tls_dir / CA_CERT_FILE)
     store = FileBackupStore(settings.backups_dir)
+    restarter = AppRestarter(DockerAppRestarter(runtime))
     sagas = {
-        "provision": Provisioning(events, runtime, redis, secrets, versions),
+        "provision": Provisioning(events, runtime, redis, secrets, versions, authority),
         "remove": Removal(events, runtime, secrets),
-        "change_plan": PlanChange(events, runtime, redis, secrets, versions, AppRestarter(DockerAppRestarter(runtime))),
+        "change_plan": PlanChange(events, runtime, redis, secrets, versions, restarter, authority),
         "backup": BackupSaga(events, runtime, redis, secrets, store),
-        "restore": Restore(events, runtime, redis, secrets, versions, store),
+        "restore": Restore(events, runtime, redis, secrets, versions, store, authority),
         "change_settings": SettingsChange(events, runtime, redis, secrets, versions),
+        "force_tls": TlsChange(events, runtime, redis, secrets, versions, restarter=restarter),
     }
     coordinator = Coordinator(events, sagas, settings.step_deadline_s, settings.crash_at)
     return Engine(
@@ -55,5 +60,6 @@ def build(settings: Settings | None = None) -> Engine:
         plans=plans,
         versions=versions,
         backup_store=store,
+        certificates=authority,
         views_factory=ReadModels,
     )

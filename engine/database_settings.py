@@ -7,7 +7,7 @@ from __future__ import annotations
 import structlog
 
 from domain.addon import Addon, setting_key, settings_warnings
-from domain.errors import AddonBusy, NotBuiltYet, TlsNotAvailable
+from domain.errors import AddonBusy, TlsNotAvailable
 from domain.operation import Operation
 from domain.redis_config import AOF_FSYNC, live_settings
 from engine.store import IntegrityError
@@ -31,7 +31,8 @@ class DatabaseSettings:
             "cache_mode": bool(settings.get("cache_mode")), "force_tls": bool(settings.get("force_tls")),
             "version": current.redis_version, "timeout": 150, "databases": 5,
             "aof_fsync": AOF_FSYNC, "maxmemory_policy": live_settings(settings)["maxmemory-policy"],
-            "tls_available": self.engine.versions.get(current.redis_version).tls,
+            "tls_available": self.engine.versions.get(current.redis_version).tls and current.tls_port is not None,
+            "tls_port": current.tls_port,
             "warnings": settings_warnings(settings),
         }
 
@@ -40,7 +41,8 @@ class DatabaseSettings:
         current = await self._addon(app, addon)
         if key == "force_tls":
             self._check_tls(current)
-        operation = Operation(kind="change_settings", addon=current.name, app=app, subject=key)
+        kind = "force_tls" if key == "force_tls" else "change_settings"  # its saga also restarts the app
+        operation = Operation(kind=kind, addon=current.name, app=app, subject=key)
         current.request_setting_change(key, enabled, operation.id)
         try:
             recordings = await self.engine.events.save(current, operation)
@@ -53,10 +55,13 @@ class DatabaseSettings:
         return {"addon": current.name, "operation_id": str(operation.id),
                 "warnings": settings_warnings(current.target_settings)}
 
+    async def tls_ca(self, app: str, addon: str) -> str:
+        """The CA certificate that signs the addon's server certificate: what a client verifies it with."""
+        self._check_tls(await self._addon(app, addon))
+        return self.engine.certificates.certificate_pem
+
     def _check_tls(self, addon: Addon) -> None:
         if not self.engine.versions.get(addon.redis_version).tls:
             with_tls = ", ".join(v.version for v in self.engine.versions if v.tls)
             raise TlsNotAvailable(f"addon {addon.name} runs {addon.redis_version}, built without TLS; "
                                   f"the versions with TLS are: {with_tls}")
-        raise NotBuiltYet("force TLS is not available yet on this installation (certificates are not built): "
-                          "RDB, AOF and cache mode are")

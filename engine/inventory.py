@@ -40,11 +40,11 @@ class Inventory:
         if isinstance(event, Addon.Requested):
             self._names[event.originator_id] = event.name
             self._apps[event.name] = event.app
-            self._held[(event.name, "current")] = Tenant(event.host, event.port, event.memory_mib)
+            self._held[(event.name, "current")] = tenant(event)
             return
         name = self._names.get(event.originator_id)
         if isinstance(event, Addon.PlanChangeRequested):
-            self._held[(name, "target")] = Tenant(event.host, event.port, event.memory_mib)
+            self._held[(name, "target")] = tenant(event)
         elif isinstance(event, Addon.PlanChanged):
             # The old node is released once its cleanup is done; until then it still holds its port.
             self._held[(name, "replaced")] = self._held[(name, "current")]
@@ -65,3 +65,8 @@ class Inventory:
 
     def app_known(self, app: str) -> bool:
         return app in self.registered_apps or app in self._apps.values()
+
+
+def tenant(event) -> Tenant:
+    """What a node placed by this event holds (events recorded before TLS ports existed hold none)."""
+    return Tenant(event.host, event.port, event.memory_mib, getattr(event, "tls_port", None))

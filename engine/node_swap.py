@@ -10,6 +10,7 @@ from __future__ import annotations
 from domain.addon import Addon
 from domain.operation import Operation
 from domain.redis_config import save_rules
+from engine.nodes import endpoint
 from engine.ports import RedisAdmin, Runtime, SecretStore
 from engine.saga import StepResult
 from engine.store import EventLog
@@ -29,14 +30,14 @@ class NodeSwap:
         if await self.runtime.is_running(old["host"], old["container"]) is False:
             # Stopped by an earlier attempt whose counts were lost in a crash: start it to take them again.
             await self.runtime.start_node(old["host"], old["container"])
-            await self.redis.ping(old["address"], old["port"], password)
-        counts = await self.redis.freeze(old["address"], old["port"], password, PAUSE_MS)
+            await self.redis.ping(endpoint(old, password))
+        counts = await self.redis.freeze(endpoint(old, password), PAUSE_MS)
         await self.runtime.stop_node(old["host"], old["container"], self.stop_timeout_s)
         total = sum(counts["keys"].values())
         return StepResult(f"saved {total} keys and stopped {old['container']} on {old['host']}", outcome=counts)
 
     async def wait_ready(self, addon: Addon, operation: Operation, password: str) -> StepResult:
-        await self.redis.ping(addon.target["address"], addon.target["port"], password)
+        await self.redis.ping(endpoint(addon.target, password))
         return StepResult("PING answered")
 
     async def cleanup(self, addon: Addon, operation: Operation, password: str) -> StepResult:
@@ -49,5 +50,5 @@ class NodeSwap:
         password = self.secrets.password_for(addon.name)
         await self.runtime.remove_node(new["host"], new["container"], new["volume"])
         await self.runtime.start_node(old["host"], old["container"])
-        await self.redis.ping(old["address"], old["port"], password)
-        await self.redis.unpause(old["address"], old["port"], password, save_rules(addon.settings))
+        await self.redis.ping(endpoint(old, password))
+        await self.redis.unpause(endpoint(old, password), save_rules(addon.settings))

@@ -16,16 +16,15 @@ Before `publish`, a failure brings the database back on the old host with the ol
 from __future__ import annotations
 
 from domain.addon import Addon
-from domain.app import App
 from domain.catalog import VersionCatalog
 from domain.keyspace import differences
 from domain.operation import Operation
-from domain.redis_config import redis_url
+from engine.app_restart import restart_app
 from engine.node_swap import NodeSwap
-from engine.ports import AppRestarter, EffectError, RedisAdmin, Runtime, SecretStore
-from engine.provisioning import node_spec
+from engine.nodes import endpoint, node_spec
+from engine.ports import AppRestarter, Certificates, EffectError, RedisAdmin, Runtime, SecretStore
 from engine.saga import StepResult
-from engine.store import AggregateNotFoundError, EventLog
+from engine.store import EventLog
 
 
 class PlanChange(NodeSwap):
@@ -33,9 +32,9 @@ class PlanChange(NodeSwap):
     deadlines = {"stop": 900.0, "start_new": 900.0, "verify": 600.0}  # saving and copying a large dataset
 
     def __init__(self, events: EventLog, runtime: Runtime, redis: RedisAdmin, secrets: SecretStore,
-                 versions: VersionCatalog, restarter: AppRestarter, stop_timeout_s: int = 60):
+                 versions: VersionCatalog, restarter: AppRestarter, certificates: Certificates, stop_timeout_s: int = 60):
         self.events, self.runtime, self.redis, self.secrets = events, runtime, redis, secrets
-        self.versions, self.restarter, self.stop_timeout_s = versions, restarter, stop_timeout_s
+        self.versions, self.restarter, self.certificates, self.stop_timeout_s = versions, restarter, certificates, stop_timeout_s
 
     async def run_step(self, step: str, operation: Operation) -> StepResult:
         addon: Addon = await self.events.get(Addon.id_for(operation.addon))
@@ -46,7 +45,7 @@ class PlanChange(NodeSwap):
         new, old = addon.target, addon.previous_node
         if await self.runtime.is_running(new["host"], new["container"]):
             return StepResult(f"{new['container']} already running on {new['host']}")
-        await self.runtime.create_node(node_spec(addon, new, operation, password, self.versions))
+        await self.runtime.create_node(node_spec(addon, new, operation, password, self.versions, self.certificates))
         # An RDB file carries a CRC64 that Redis checks as it loads (wait_ready fails on a bad copy);
         # AOF files carry none, so then the copy is read back and compared file by file.
         copied = await self.runtime.copy_data(old["host"], old["container"], new["host"], new["container"], "/data",
@@ -61,7 +60,7 @@ class PlanChange(NodeSwap):
 
     async def verify(self, addon: Addon, operation: Operation, password: str) -> StepResult:
         expected = operation.outcome("stop")
-        found = await self.redis.keyspace(addon.target["address"], addon.target["port"], password)
+        found = await self.redis.keyspace(endpoint(addon.target, password))
         if problems := differences(expected, found):
             raise EffectError("the new node's data differs: " + "; ".join(problems))
         return StepResult(f"{sum(found['keys'].values())} keys, as saved")
@@ -71,17 +70,7 @@ class PlanChange(NodeSwap):
         return StepResult(f"now {addon.plan} on {addon.host}; REDIS_URL and SCALINGO_REDIS_URL changed", changes=(addon,))
 
     async def restart_app(self, addon: Addon, operation: Operation, password: str) -> StepResult:
-        method = await self._restart_method(addon.app)
-        url = redis_url(password=password, address=addon.address, port=addon.port)
-        environment = {"REDIS_URL": url, "SCALINGO_REDIS_URL": url}
-        detail = await self.restarter.restart(addon.app, method, environment)
-        return StepResult(detail)
-
-    async def _restart_method(self, app: str) -> dict:
-        try:
-            return (await self.events.get(App.id_for(app))).restart
-        except AggregateNotFoundError:
-            return {"kind": None}
+        return StepResult(await restart_app(self.events, self.restarter, addon, password))
 
     async def compensate(self, operation: Operation, error: str) -> StepResult:
         addon: Addon = await self.events.get(Addon.id_for(operation.addon))

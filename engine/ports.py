@@ -24,10 +24,24 @@ class NodeSpec:
     image: str
     command: list[str]
     config_dir: str
-    config_file: str  # file name inside config_dir
-    config_text: str  # holds only the password's hash
+    # Paths inside config_dir -> contents: redis.conf (it holds only the password's hash) and, on a
+    # node serving TLS, its certificate and private key (hence kept out of repr).
+    files: dict[str, str] = field(repr=False)
     memory_bytes: int
     labels: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Endpoint:
+    """Where and how the engine reaches a node's server."""
+
+    address: str
+    port: int
+    password: str = field(repr=False)
+    tls: bool = False
+
+    def __str__(self) -> str:
+        return f"{self.address}:{self.port}{' (TLS)' if self.tls else ''}"
 
 
 @dataclass(frozen=True)
@@ -83,39 +97,51 @@ class Runtime(Protocol):
 
 
 class RedisAdmin(Protocol):
-    async def ping(self, address: str, port: int, password: str) -> None:
+    async def ping(self, node: Endpoint) -> None:
         """Return when the server answers PING with this password; raise TransientError otherwise."""
 
-
-    async def used_memory(self, address: str, port: int, password: str) -> int:
+    async def used_memory(self, node: Endpoint) -> int:
         """Bytes the server uses (INFO memory used_memory)."""
 
-    async def freeze(self, address: str, port: int, password: str, pause_ms: int) -> dict:
+    async def freeze(self, node: Endpoint, pause_ms: int) -> dict:
         """Pause writes, save to disk, and return the keys and expiring keys per database of the file
         ({"keys": {db: n}, "expires": {db: n}}); the node's stop then need not save again."""
 
-    async def unpause(self, address: str, port: int, password: str, save_rules: str) -> None:
+    async def unpause(self, node: Endpoint, save_rules: str) -> None:
         """Undo a freeze on a node that keeps running: its save rules back (as in redis.conf), writes flowing."""
 
-
-    async def snapshot(self, address: str, port: int, password: str) -> dict:
+    async def snapshot(self, node: Endpoint) -> dict:
         """Save the data in the background (BGSAVE) without stopping writes for longer than the fork, and
         return when the file is written: {"keys": {db: count}, "expires": {db: count}, "used_memory": bytes}
         at that moment.
         The save rules stay off until resume_saves, so that the file is not replaced while it is read."""
 
-    async def resume_saves(self, address: str, port: int, password: str, save_rules: str) -> None:
+    async def resume_saves(self, node: Endpoint, save_rules: str) -> None:
         """The save rules back after a snapshot, as in redis.conf."""
 
-    async def configure(self, address: str, port: int, password: str, parameters: dict[str, str]) -> None:
+    async def configure(self, node: Endpoint, parameters: dict[str, str]) -> None:
         """CONFIG SET each parameter on the running server; return once it is in effect (an AOF
         turned on has been written whole)."""
 
-    async def configuration(self, address: str, port: int, password: str, names: list[str]) -> dict[str, str]:
+    async def configuration(self, node: Endpoint, names: list[str]) -> dict[str, str]:
         """CONFIG GET of these parameters."""
 
-    async def keyspace(self, address: str, port: int, password: str) -> dict:
+    async def keyspace(self, node: Endpoint) -> dict:
         """{"keys": {db: count}, "expires": {db: count}} now (INFO keyspace)."""
+
+    async def disconnect_plaintext_clients(self, node: Endpoint, port: int) -> int:
+        """Close every connection made to plaintext `port` (once TLS is forced none may stay); return how many."""
+
+
+class Certificates(Protocol):
+    """The installation's certificate authority (DESIGN §5: TLS)."""
+
+    @property
+    def certificate_pem(self) -> str:
+        """The CA certificate, for clients to verify the nodes."""
+
+    def issue_server_certificate(self, address: str, names: tuple[str, ...]) -> tuple[str, str]:
+        """(certificate PEM, private key PEM) of a node bound to `address`, also known by DNS `names`."""
 
 
 class BackupStore(Protocol):

@@ -9,69 +9,38 @@ from __future__ import annotations
 from domain.addon import Addon
 from domain.catalog import VersionCatalog
 from domain.operation import Operation
-from domain.redis_config import container_memory_bytes, redis_conf
-from engine.ports import NodeSpec, RedisAdmin, Runtime, SecretStore
+from engine.nodes import endpoint, node_spec
+from engine.ports import Certificates, RedisAdmin, Runtime, SecretStore
 from engine.saga import StepResult
 from engine.store import EventLog
-
-LABEL = "redis-addons"
-
-
-def node_labels(addon: Addon, node: dict, operation: Operation) -> dict[str, str]:
-    """Labels tie a container to its addon and to the operation that made it."""
-    return {
-        f"{LABEL}.addon": addon.name,
-        f"{LABEL}.app": addon.app,
-        f"{LABEL}.operation": str(operation.id),
-        f"{LABEL}.role": "data",
-        f"{LABEL}.host": node["host"],
-        f"{LABEL}.port": str(node["port"]),  # lets any installation sharing the host see the port is taken
-    }
-
-
-def node_spec(addon: Addon, node: dict, operation: Operation, password: str, versions: VersionCatalog,
-              settings: dict | None = None) -> NodeSpec:
-    """The container of `node` (host, address, port, container, volume, memory_mib) for this addon,
-    with its settings (or `settings`, those a change is applying)."""
-    return NodeSpec(
-        host=node["host"],
-        container=node["container"],
-        volume=node["volume"],
-        image=versions.get(addon.redis_version).image,
-        command=["/usr/local/bin/redis-server", "/etc/redis/redis.conf"],
-        config_dir="/etc/redis",
-        config_file="redis.conf",
-        config_text=redis_conf(
-            address=node["address"], port=node["port"], memory_mib=node["memory_mib"], password=password,
-            settings=addon.settings if settings is None else settings,
-        ),
-        memory_bytes=container_memory_bytes(node["memory_mib"]),
-        labels=node_labels(addon, node, operation),
-    )
 
 
 class Provisioning:
     kind = "provision"
 
-    def __init__(self, events: EventLog, runtime: Runtime, redis: RedisAdmin, secrets: SecretStore, versions: VersionCatalog):
+    def __init__(self, events: EventLog, runtime: Runtime, redis: RedisAdmin, secrets: SecretStore, versions: VersionCatalog,
+                 certificates: Certificates):
         self.events, self.runtime, self.redis, self.secrets, self.versions = events, runtime, redis, secrets, versions
+        self.certificates = certificates
 
     async def run_step(self, step: str, operation: Operation) -> StepResult:
         addon: Addon = await self.events.get(Addon.id_for(operation.addon))
         if step == "create":
             password = self.secrets.password_for(addon.name)
             node = {**addon.previous_node, "memory_mib": addon.memory_mib}
-            await self.runtime.create_node(node_spec(addon, node, operation, password, self.versions))
+            await self.runtime.create_node(node_spec(addon, node, operation, password, self.versions, self.certificates))
             return StepResult(f"container {addon.container} on {addon.host}")
         if step == "start":
             await self.runtime.start_node(addon.host, addon.container)
-            return StepResult(f"started on {addon.address}:{addon.port}")
+            tls = f", TLS on {addon.tls_port}" if addon.tls_port else ""
+            return StepResult(f"started on {addon.address}:{addon.port}{tls}")
         if step == "wait_ready":
-            await self.redis.ping(addon.address, addon.port, self.secrets.password_for(addon.name))
+            await self.redis.ping(endpoint(addon.previous_node, self.secrets.password_for(addon.name)))
             return StepResult("PING answered")
         if step == "publish":
             addon.mark_provisioned(operation_id=operation.id)
-            return StepResult("REDIS_URL and SCALINGO_REDIS_URL published", changes=(addon,))
+            tls = " and their rediss:// twins" if addon.tls_port else ""
+            return StepResult(f"REDIS_URL and SCALINGO_REDIS_URL{tls} published", changes=(addon,))
         raise ValueError(f"provisioning has no step {step!r}")
 
     async def compensate(self, operation: Operation, error: str) -> StepResult:

@@ -26,8 +26,8 @@ from domain.keyspace import differences
 from domain.operation import Operation
 from domain.redis_config import live_settings
 from engine.node_swap import NodeSwap
-from engine.ports import BackupStore, EffectError, RedisAdmin, Runtime, SecretStore
-from engine.provisioning import node_spec
+from engine.ports import BackupStore, Certificates, EffectError, RedisAdmin, Runtime, SecretStore
+from engine.nodes import endpoint, node_spec
 from engine.saga import StepResult
 from engine.store import EventLog
 
@@ -37,9 +37,9 @@ class Restore(NodeSwap):
     deadlines = {"check": 900.0, "stop": 900.0, "load": 1800.0, "wait_ready": 900.0, "verify": 600.0}
 
     def __init__(self, events: EventLog, runtime: Runtime, redis: RedisAdmin, secrets: SecretStore,
-                 versions: VersionCatalog, store: BackupStore, stop_timeout_s: int = 60):
+                 versions: VersionCatalog, store: BackupStore, certificates: Certificates, stop_timeout_s: int = 60):
         self.events, self.runtime, self.redis, self.secrets = events, runtime, redis, secrets
-        self.versions, self.store, self.stop_timeout_s = versions, store, stop_timeout_s
+        self.versions, self.store, self.certificates, self.stop_timeout_s = versions, store, certificates, stop_timeout_s
 
     async def run_step(self, step: str, operation: Operation) -> StepResult:
         addon: Addon = await self.events.get(Addon.id_for(operation.addon))
@@ -62,7 +62,7 @@ class Restore(NodeSwap):
         new, backup = addon.target, await self._backup(operation)
         if await self.runtime.is_running(new["host"], new["container"]):
             return StepResult(f"{new['container']} already running on {new['host']}")
-        await self.runtime.create_node(node_spec(addon, new, operation, password, self.versions,
+        await self.runtime.create_node(node_spec(addon, new, operation, password, self.versions, self.certificates,
                                                  settings={**addon.settings, "aof": False}))
         await self.runtime.put_files(new["host"], new["container"], "/data", self.store.read_tar(backup.archive_key))
         await self.runtime.start_node(new["host"], new["container"])
@@ -70,7 +70,7 @@ class Restore(NodeSwap):
 
     async def verify(self, addon: Addon, operation: Operation, password: str) -> StepResult:
         saved = (await self._backup(operation)).snapshot
-        found = await self.redis.keyspace(addon.target["address"], addon.target["port"], password)
+        found = await self.redis.keyspace(endpoint(addon.target, password))
         if problems := differences(saved, found):
             raise EffectError("the restored data is not the backup's: " + "; ".join(problems))
         return StepResult(f"{sum(found['keys'].values())} keys, as in the backup")
@@ -78,8 +78,8 @@ class Restore(NodeSwap):
     async def settings(self, addon: Addon, operation: Operation, password: str) -> StepResult:
         new = addon.target
         # Live first, then the file: a restart must not find `appendonly yes` before the AOF is written.
-        await self.redis.configure(new["address"], new["port"], password, live_settings(addon.settings))
-        await self.runtime.create_node(node_spec(addon, new, operation, password, self.versions))  # its redis.conf
+        await self.redis.configure(endpoint(new, password), live_settings(addon.settings))
+        await self.runtime.create_node(node_spec(addon, new, operation, password, self.versions, None))  # its redis.conf
         return StepResult("AOF written from the restored data" if addon.settings.get("aof") else "settings as before")
 
     async def publish(self, addon: Addon, operation: Operation, password: str) -> StepResult:

@@ -53,6 +53,11 @@ class Settings:
         return self.home / "backups"
 
     @property
+    def tls_dir(self) -> Path:
+        """The installation's certificate authority (ca.pem, ca.key)."""
+        return self.home / "tls"
+
+    @property
     def read_models_file(self) -> Path:
         return self.home / "read-models.sqlite"
 

@@ -17,7 +17,7 @@ from domain.catalog import VersionCatalog
 from domain.operation import Operation
 from domain.redis_config import live_settings
 from engine.ports import EffectError, RedisAdmin, Runtime, SecretStore
-from engine.provisioning import node_spec
+from engine.nodes import endpoint, node_spec
 from engine.saga import StepResult
 from engine.store import EventLog
 
@@ -33,12 +33,16 @@ class SettingsChange:
         addon: Addon = await self.events.get(Addon.id_for(operation.addon))
         return await getattr(self, step)(addon, operation, self.secrets.password_for(addon.name))
 
+    def wanted(self, addon: Addon, settings: dict) -> dict[str, str]:
+        """What CONFIG SET changes (and CONFIG GET then shows) for these settings."""
+        return live_settings(settings)
+
     async def _configure(self, addon: Addon, operation: Operation, password: str, settings: dict) -> dict:
-        wanted = live_settings(settings)
-        await self.redis.configure(addon.address, addon.port, password, wanted)
-        # Writing the file into an existing container only replaces the file.
+        wanted = self.wanted(addon, settings)
+        await self.redis.configure(endpoint(addon.previous_node, password), wanted)
+        # Writing the file into an existing container only replaces the file (the certificate stays).
         await self.runtime.create_node(node_spec(addon, addon.previous_node | {"memory_mib": addon.memory_mib},
-                                                 operation, password, self.versions, settings=settings))
+                                                 operation, password, self.versions, None, settings=settings))
         return wanted
 
     async def apply(self, addon: Addon, operation: Operation, password: str) -> StepResult:
@@ -47,8 +51,8 @@ class SettingsChange:
         return StepResult(f"redis.conf rewritten; {shown}", outcome=wanted)
 
     async def verify(self, addon: Addon, operation: Operation, password: str) -> StepResult:
-        wanted = live_settings(addon.target_settings)
-        found = await self.redis.configuration(addon.address, addon.port, password, list(wanted))
+        wanted = self.wanted(addon, addon.target_settings)
+        found = await self.redis.configuration(endpoint(addon.previous_node, password), list(wanted))
         wrong = {k: found.get(k) for k, v in wanted.items() if found.get(k) != v}
         if wrong:
             raise EffectError(f"the server did not take the settings: {wrong}")

@@ -8,12 +8,12 @@ SCHEMA = """
 CREATE TABLE IF NOT EXISTS addons (
     name TEXT PRIMARY KEY, id TEXT NOT NULL, app TEXT NOT NULL, provider TEXT NOT NULL,
     plan TEXT NOT NULL, version TEXT NOT NULL, status TEXT NOT NULL,
-    host TEXT NOT NULL, address TEXT NOT NULL, port INTEGER NOT NULL,
+    host TEXT NOT NULL, address TEXT NOT NULL, port INTEGER NOT NULL, tls_port INTEGER,
     failure TEXT, operation_id TEXT, target_plan TEXT, target_host TEXT, created_at TEXT NOT NULL, updated_at TEXT NOT NULL);
 CREATE INDEX IF NOT EXISTS addons_by_app ON addons (app);
 CREATE TABLE IF NOT EXISTS environment (
     addon TEXT PRIMARY KEY, app TEXT NOT NULL, address TEXT NOT NULL, port INTEGER NOT NULL,
-    tls INTEGER NOT NULL, published_at TEXT NOT NULL);
+    tls_port INTEGER, tls INTEGER NOT NULL, published_at TEXT NOT NULL);
 """
 
 STATUS = {
@@ -34,19 +34,25 @@ def apply(db, event) -> None:
     at, addon_id = event.timestamp.isoformat(), str(event.originator_id)
     if isinstance(event, Addon.Requested):
         db.execute(
-            "INSERT INTO addons (name, id, app, provider, plan, version, status, host, address, port, "
-            "operation_id, created_at, updated_at) VALUES (?, ?, ?, 'redis', ?, ?, 'provisioning', ?, ?, ?, ?, ?, ?)",
+            "INSERT INTO addons (name, id, app, provider, plan, version, status, host, address, port, tls_port, "
+            "operation_id, created_at, updated_at) VALUES (?, ?, ?, 'redis', ?, ?, 'provisioning', ?, ?, ?, ?, ?, ?, ?)",
             (event.name, addon_id, event.app, event.plan, event.redis_version, event.host,
-             event.address, event.port, str(event.operation_id), at, at),
+             event.address, event.port, tls_port(event), str(event.operation_id), at, at),
         )
     elif isinstance(event, Addon.PlanChanged):
         db.execute(
-            "UPDATE addons SET plan = ?, host = ?, address = ?, port = ?, target_plan = NULL, target_host = NULL, "
-            "status = 'running', failure = NULL, operation_id = NULL, updated_at = ? WHERE id = ?",
-            (event.plan, event.host, event.address, event.port, at, addon_id),
+            "UPDATE addons SET plan = ?, host = ?, address = ?, port = ?, tls_port = ?, target_plan = NULL, "
+            "target_host = NULL, status = 'running', failure = NULL, operation_id = NULL, updated_at = ? WHERE id = ?",
+            (event.plan, event.host, event.address, event.port, tls_port(event), at, addon_id),
         )
-        db.execute("UPDATE environment SET address = ?, port = ?, published_at = ? "
-                   "WHERE addon = (SELECT name FROM addons WHERE id = ?)", (event.address, event.port, at, addon_id))
+        db.execute("UPDATE environment SET address = ?, port = ?, tls_port = ?, published_at = ? "
+                   "WHERE addon = (SELECT name FROM addons WHERE id = ?)",
+                   (event.address, event.port, tls_port(event), at, addon_id))
+    elif isinstance(event, Addon.SettingsChanged) and getattr(event, "settings", None) is not None:
+        # Reference, "Force TLS Connections": forced, the app's URL is the TLS one.
+        db.execute("UPDATE environment SET tls = ?, published_at = ? WHERE addon = (SELECT name FROM addons WHERE id = ?) "
+                   "AND tls != ?", (int(bool(event.settings.get("force_tls"))), at, addon_id,
+                                    int(bool(event.settings.get("force_tls")))))
     elif type(event) in STATUS:
         operation = str(event.operation_id) if isinstance(event, (Addon.RemovalRequested, Addon.PlanChangeRequested, Addon.RestoreRequested)) else None
         db.execute(
@@ -62,10 +68,16 @@ def _follow_up(db, event, at: str, addon_id: str) -> None:
     elif isinstance(event, Addon.PlanChangeFailed):
         db.execute("UPDATE addons SET target_plan = NULL, target_host = NULL WHERE id = ?", (addon_id,))
     elif isinstance(event, Addon.Provisioned):
-        row = db.execute("SELECT name, app, address, port FROM addons WHERE id = ?", (addon_id,)).fetchone()
+        row = db.execute("SELECT name, app, address, port, tls_port FROM addons WHERE id = ?", (addon_id,)).fetchone()
         db.execute(
-            "INSERT OR REPLACE INTO environment (addon, app, address, port, tls, published_at) VALUES (?, ?, ?, ?, 0, ?)",
-            (row["name"], row["app"], row["address"], row["port"], at),
+            "INSERT OR REPLACE INTO environment (addon, app, address, port, tls_port, tls, published_at) "
+            "VALUES (?, ?, ?, ?, ?, 0, ?)",
+            (row["name"], row["app"], row["address"], row["port"], row["tls_port"], at),
         )
     elif isinstance(event, (Addon.Removed, Addon.ProvisioningFailed)):
         db.execute("DELETE FROM environment WHERE addon = (SELECT name FROM addons WHERE id = ?)", (addon_id,))
+
+
+def tls_port(event) -> int | None:
+    """Events recorded before nodes served TLS carry no TLS port."""
+    return getattr(event, "tls_port", None)

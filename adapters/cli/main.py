@@ -78,6 +78,8 @@ def parser() -> argparse.ArgumentParser:
             "setting", choices=list(settings.SHOWN),
             help="rdb (snapshot persistence), aof (append-only file persistence), cache-mode (evict the least "
                  "recently used keys when memory is full) or force-tls")
+    verb("tls-ca", settings.tls_ca,
+         "print the CA certificate (PEM) that clients verify the addon's TLS certificate with: tls-ca > ca.pem")
     verb("replay", verbs.replay, "rebuild the read models from the event log and check they match")
     p = verb("scenario", None, "replay a scenario file's events through the domain and the read models, "
              "and check the read models it expects (runs locally, no server needed)")

@@ -1,9 +1,11 @@
 """The database settings verbs (reference, "Persistence Mode", "Cache Mode", "Force TLS
-Connections"): `--addon redis settings`, `settings-enable SETTING`, `settings-disable SETTING`.
-`--addon` is `redis` (the app's only Redis addon) or an addon ID."""
+Connections"): `--addon redis settings`, `settings-enable SETTING`, `settings-disable SETTING`,
+and `tls-ca` (the CA certificate, PEM, on stdout). `--addon` is `redis` (the app's only Redis
+addon) or an addon ID."""
 
 from __future__ import annotations
 
+import sys
 
 from adapters.cli.backups import addon_path
 from adapters.cli.client import Api
@@ -27,7 +29,11 @@ def on_off(value: bool) -> str:
 def settings(api: Api, args) -> int:
     shown = api.get(addon_path(args) + "/settings")["settings"]
     aof = on_off(shown["aof"]) + (f" (appendfsync {shown['aof_fsync']})" if shown["aof"] else "")
-    tls = on_off(shown["force_tls"]) + ("" if shown["tls_available"] else f" (not available: {shown['version']} has no TLS)")
+    if shown["tls_available"]:
+        tls = on_off(shown["force_tls"]) + (" (TLS only)" if shown["force_tls"] else
+                                            f" (TLS served on port {shown['tls_port']}, beside plaintext)")
+    else:
+        tls = f"off (not available: {shown['version']} has no TLS)"
     rows = [
         [capitalized(SHOWN["rdb"]), on_off(shown["rdb"])],
         [capitalized(SHOWN["aof"]), aof],
@@ -64,3 +70,11 @@ def change(api: Api, args, enabled: bool) -> int:
 def print_warnings(warnings: list[str]) -> None:
     for warning in warnings:
         print(f"{WARNING}{warning}")
+
+
+def tls_ca(api: Api, args) -> int:
+    """Reference, "Force TLS Connections": the app must connect with TLS; this verifies the server."""
+    with api.stream(addon_path(args) + "/tls_ca") as response:
+        sys.stdout.write(response.read().decode("ascii"))
+    sys.stdout.flush()
+    return 0

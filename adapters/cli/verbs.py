@@ -16,6 +16,9 @@ POLL_S = 0.5
 PLAN_CHANGE_WAIT_S = 900.0  # the data files are copied to the new host
 STEP_POLL_S = 0.2  # steps are shown as they end
 
+# As the reference lists them, then the rediss:// URLs of an addon serving TLS.
+VARIABLE_ORDER = ["REDIS_URL", "SCALINGO_REDIS_URL", "REDIS_TLS_URL", "SCALINGO_REDIS_TLS_URL"]
+
 
 def quote(segment: str) -> str:
     return urllib.parse.quote(segment, safe="")
@@ -91,7 +94,9 @@ def addons_add(api: Api, args) -> int:
     check_succeeded(operation, "provisioning")
     print(f"-----> Addon {args.provider} has been provisioned")
     print(f"       ID: {operation['addon']}")
-    print("       Modified variables: [REDIS_URL SCALINGO_REDIS_URL]")
+    names = [v["name"] for v in api.get(f"/v1/apps/{quote(app)}/variables")["variables"]]
+    names = [n for n in VARIABLE_ORDER if n in names] + sorted(set(names) - set(VARIABLE_ORDER))
+    print(f"       Modified variables: [{' '.join(names)}]")
     print("       Message from addon provider: Database successfully created")
     return 0
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import io
 import tarfile
+from pathlib import PurePosixPath
 
 import aiodocker
 import aiohttp
@@ -19,15 +20,22 @@ from engine.ports import EffectError, NodeSpec, NodeState, TransientError
 from engine.settings import DockerHost
 
 
-def config_archive(name: str, text: str) -> bytes:
-    """A tar holding one file, as the Docker archive API wants it."""
+def config_archive(files: dict[str, str]) -> bytes:
+    """A tar of these files (relative paths), as the Docker archive API wants it. Readable by root
+    only: the server runs as root in its container, and a TLS key is among them."""
     buffer = io.BytesIO()
-    data = text.encode()
     with tarfile.open(fileobj=buffer, mode="w") as tar:
-        info = tarfile.TarInfo(name)
-        info.size = len(data)
-        info.mode = 0o600
-        tar.addfile(info, io.BytesIO(data))
+        directories = sorted({str(parent) for name in files for parent in PurePosixPath(name).parents} - {"."})
+        for directory in directories:
+            info = tarfile.TarInfo(directory)
+            info.type, info.mode = tarfile.DIRTYPE, 0o700
+            tar.addfile(info)
+        for name, text in files.items():
+            data = text.encode()
+            info = tarfile.TarInfo(name)
+            info.size = len(data)
+            info.mode = 0o600
+            tar.addfile(info, io.BytesIO(data))
     return buffer.getvalue()
 
 
@@ -96,7 +104,7 @@ class DockerRuntime:
                     raise
                 await self._ensure_volume(docker, spec)
                 container = await docker.containers.create(self._container_config(spec), name=spec.container)
-            await container.put_archive(spec.config_dir, config_archive(spec.config_file, spec.config_text))
+            await container.put_archive(spec.config_dir, config_archive(spec.files))
         except (DockerError, aiohttp.ClientError, OSError) as e:
             raise translate(e, f"creating {spec.container} on {spec.host}") from None
 
@@ -262,9 +270,10 @@ class DockerRuntime:
     async def ports_in_use(self) -> frozenset[tuple[str, int]]:
         taken = set()
         for node in await self.nodes():
-            port = node.labels.get("redis-addons.port", "")
-            if port.isdigit():
-                taken.add((node.labels.get("redis-addons.host", node.host), int(port)))
+            for label in ("redis-addons.port", "redis-addons.tls-port"):
+                port = node.labels.get(label, "")
+                if port.isdigit():
+                    taken.add((node.labels.get("redis-addons.host", node.host), int(port)))
         return frozenset(taken)
 
     async def close(self) -> None:

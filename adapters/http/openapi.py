@@ -188,13 +188,14 @@ PATHS = {
         [APP, BACKUP_ADDON], tag="settings")},
     "/v1/apps/{app}/addons/{addon}/settings/{setting}": {"put": op(
         "Turn one setting on or off (`settings-enable`, `settings-disable`): an operation of kind `change_settings` "
-        "rewrites the node's redis.conf and applies it to the running server (apply, verify, publish)",
+        "rewrites the node's redis.conf and applies it to the running server (apply, verify, publish); for force-tls, "
+        "an operation of kind `force_tls` also restarts the app with its new REDIS_URL (apply, verify, publish, restart_app)",
         {"200": json_body(SETTINGS_OPERATION, "With wait=true: applied (`settings` shows the new values)"),
          "202": json_body(SETTINGS_OPERATION, "Requested: the operation runs in the background (also: wait=true timed out); "
                                               "`settings` shows the values still in force"),
          "409": json_body(ref("Error"), "The setting is already so (rule setting-changes-something), the addon is busy or "
-                                        "not running, or force TLS on an engine version built without TLS"),
-         "422": json_body(ref("Error"), "Force TLS is not built yet (rule not-built-yet)"),
+                                        "not running, or force TLS on an engine version built without TLS "
+                                        "(rule force-tls-on-tls-capable-builds: the message names the versions with TLS)"),
          "500": json_body({"allOf": [ref("Error"), SETTINGS_OPERATION]},
                           "With wait=true: the operation failed, the former settings are back; `error.message` holds its error")},
         [APP, BACKUP_ADDON, SETTING, *WAIT],
@@ -202,8 +203,17 @@ PATHS = {
             "type": "object", "required": ["enabled"],
             "properties": {"enabled": {"type": "boolean", "description": "true: turn it on; false: turn it off"}}}}}},
         tag="settings")},
+    "/v1/apps/{app}/addons/{addon}/tls_ca": {"get": op(
+        "The CA certificate (PEM) that signs the addon's server certificate (`tls-ca`): clients verify the "
+        "rediss:// URL's server with it",
+        {"200": {"description": "The CA certificate",
+                 "content": {"application/x-pem-file": {"schema": {"type": "string"}}}},
+         "409": json_body(ref("Error"), "The addon's engine version is built without TLS "
+                                        "(rule force-tls-on-tls-capable-builds)")},
+        [APP, BACKUP_ADDON], tag="settings")},
     "/v1/apps/{app}/variables": {"get": op(
-        "The app's environment variables (REDIS_URL, SCALINGO_REDIS_URL): the only payload holding a secret",
+        "The app's environment variables (REDIS_URL, SCALINGO_REDIS_URL, and REDIS_TLS_URL, SCALINGO_REDIS_TLS_URL "
+        "on an addon serving TLS): the only payload holding a secret",
         {"200": json_body(obj(variables={"type": "array", "items": obj(name={"type": "string"}, value={"type": "string"})}), "Variables")},
         [APP])},
     "/v1/operations": {"get": op(
@@ -289,13 +299,15 @@ SCHEMAS = {
         rdb={"type": "boolean", "description": "Snapshot persistence: save 900 1 / 300 10 / 60 10000 (on by default)"},
         aof={"type": "boolean", "description": "Append-only file persistence"},
         cache_mode={"type": "boolean", "description": "maxmemory-policy allkeys-lru: keys are evicted, writes never fail"},
-        force_tls={"type": "boolean"},
+        force_tls={"type": "boolean", "description": "Plaintext refused: REDIS_URL is the rediss:// URL"},
         version={"type": "string", "examples": ["7.0.15"], "description": "The engine version"},
         timeout={"type": "integer", "const": 150, "description": "Seconds before an idle connection is closed"},
         databases={"type": "integer", "const": 5},
         aof_fsync={"type": "string", "examples": ["everysec"]},
         maxmemory_policy={"enum": ["noeviction", "allkeys-lru"]},
-        tls_available={"type": "boolean", "description": "Whether this engine version is built with TLS"},
+        tls_available={"type": "boolean", "description": "Whether the addon serves TLS (its engine version is built "
+                                                         "with TLS): its rediss:// URL is published"},
+        tls_port={"type": ["integer", "null"], "description": "The port TLS is served on"},
         warnings={"type": "array", "items": {"type": "string"}, "description": "Where these settings can lose data"}),
     "App": obj(name={"type": "string"}, restart=ref("RestartMethod")),
     "Event": obj(id={"type": "integer", "description": "Position in the log"}, type={"type": "string"},

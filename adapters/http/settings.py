@@ -1,6 +1,7 @@
 """Database settings resources (reference, "Persistence Mode", "Cache Mode", "Force TLS
 Connections"): an addon's settings shown, and one setting turned on or off by an operation of kind
-`change_settings`, followed like a plan change.
+`change_settings` (`force_tls` for force-tls, which also restarts the app), followed like a plan
+change; and the CA certificate that clients verify the addon's TLS certificate with.
 
 `{addon}` is an addon ID or the provider name `redis` (the app's only Redis addon); `{setting}` is
 rdb, aof, cache-mode or force-tls. The engine's database settings service resolves and checks both."""
@@ -18,6 +19,7 @@ from adapters.http.keys import ENGINE
 routes = web.RouteTableDef()
 
 SETTINGS = "/v1/apps/{app}/addons/{addon}/settings"
+TLS_CA = "/v1/apps/{app}/addons/{addon}/tls_ca"
 
 
 def service(request: web.Request):
@@ -51,3 +53,10 @@ async def change_setting(request: web.Request) -> web.Response:
         return {"settings": await service(request).show(app, requested["addon"]), "warnings": requested["warnings"]}
 
     return await outcome(request, app, requested, wait, timeout, done_status=200, more=settings)
+
+
+@routes.get(TLS_CA)
+async def tls_ca(request: web.Request) -> web.Response:
+    """`tls-ca`: the CA certificate (PEM) to verify the addon's server certificate with."""
+    pem = await service(request).tls_ca(*where(request))
+    return web.Response(text=pem, content_type="application/x-pem-file")

@@ -1,5 +1,5 @@
 """TLS for the nodes: the installation's own small certificate authority."""
 
-from adapters.tls.certificates import CertificateAuthority, CertificateAuthorityError
+from adapters.tls.certificates import CA_CERT_FILE, CertificateAuthority, CertificateAuthorityError
 
-__all__ = ["CertificateAuthority", "CertificateAuthorityError"]
+__all__ = ["CA_CERT_FILE", "CertificateAuthority", "CertificateAuthorityError"]

@@ -67,7 +67,7 @@ def test_a_user_adds_uses_and_removes_a_redis_addon_with_the_cli(server):
     assert added.startswith("-----> Addon redis has been provisioned\n")
     addon = re.search(r"ID: (\S+)", added).group(1)
     assert re.fullmatch(rf"{app}-\d{{4}}", addon)
-    assert "Modified variables: [REDIS_URL SCALINGO_REDIS_URL]" in added
+    assert "Modified variables: [REDIS_URL SCALINGO_REDIS_URL REDIS_TLS_URL SCALINGO_REDIS_TLS_URL]" in added
     assert "Message from addon provider: Database successfully created" in added
 
     listing = run(env, cwd, CLI, "--app", app, "addons").stdout

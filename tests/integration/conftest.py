@@ -34,7 +34,7 @@ def home(tmp_path):
 @pytest.fixture
 async def engine(request, home, app_name):
     """An engine on the real hosts; `indirect` parametrization with "new-host-cannot-start" gives
-    one where host-b's only port is held by a listener outside Docker, so a node moved there
+    one where host-b's first port is held by a listener outside Docker (its second one is for TLS), so a node moved there
     cannot start (a real failure, found within a 3 s step deadline)."""
     blocker = None
     settings = settings_for(home)
@@ -45,7 +45,7 @@ async def engine(request, home, app_name):
         port = blocker.getsockname()[1]
         a, b = settings.hosts
         settings = settings_for(home, step_deadline_s=3,
-                                hosts=(a, DockerHost(b.name, b.docker_url, b.address, port, port, b.memory_mib)))
+                                hosts=(a, DockerHost(b.name, b.docker_url, b.address, port, port + 1, b.memory_mib)))
     try:
         async with build(settings) as running:
             yield running

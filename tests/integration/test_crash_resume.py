@@ -52,7 +52,7 @@ async def test_a_crashed_provisioning_ends_with_one_running_node_and_one_set_of_
             [row] = await engine.addons(app_name)
 
         assert row["status"] == "running"
-        assert sorted(env) == ["REDIS_URL", "SCALINGO_REDIS_URL"]
+        assert sorted(env) == ["REDIS_TLS_URL", "REDIS_URL", "SCALINGO_REDIS_TLS_URL", "SCALINGO_REDIS_URL"]
         nodes = await containers_of(addon)
         assert len(nodes) == 1 and nodes[0]["State"]["Running"]
         client = redis.from_url(env["REDIS_URL"])

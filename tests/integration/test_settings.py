@@ -11,7 +11,7 @@ import redis.asyncio as redis
 from redis.exceptions import ResponseError
 
 from domain.addon import Addon
-from domain.errors import AddonBusy, NotBuiltYet, SettingUnchanged, TlsNotAvailable, UnknownSetting
+from domain.errors import AddonBusy, SettingUnchanged, TlsNotAvailable, UnknownSetting
 from tests.integration.conftest import running_addon
 
 VALUE = b"v" * 100_000  # 100 kB
@@ -140,8 +140,6 @@ async def test_bad_input_is_refused_clearly_and_changes_nothing(engine, app_name
         await engine.database.change(app_name, addon, "turbo", True)
     with pytest.raises(SettingUnchanged, match="RDB persistence is already on"):
         await engine.database.change(app_name, addon, "rdb", True)
-    with pytest.raises(NotBuiltYet, match="force TLS"):
-        await engine.database.change(app_name, addon, "force-tls", True)
     first = await engine.database.change(app_name, addon, "aof", True)
     with pytest.raises(AddonBusy):  # two changes at once: the second waits its turn
         await engine.database.change(app_name, addon, "cache-mode", True)

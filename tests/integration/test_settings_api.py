@@ -114,7 +114,8 @@ async def test_settings_shows_the_defaults(engine, server, cli_env, addon, capsy
     assert await shown(engine, server) == {
         "addon": addon, "rdb": True, "aof": False, "cache_mode": False, "force_tls": False,
         "version": version, "timeout": 150, "databases": 5, "aof_fsync": "everysec",
-        "maxmemory_policy": "noeviction", "tls_available": True, "warnings": []}
+        "maxmemory_policy": "noeviction", "tls_available": True, "tls_port": (await engine.addon(APP, addon))["tls_port"],
+        "warnings": []}
 
     assert await cli("--app", APP, "--addon", "redis", "settings") == 0
     out = capsys.readouterr().out
@@ -122,7 +123,7 @@ async def test_settings_shows_the_defaults(engine, server, cli_env, addon, capsy
         ["RDB persistence", "on"],
         ["AOF persistence", "off"],
         ["Cache mode", "off (maxmemory-policy noeviction)"],
-        ["Force TLS", "off"],
+        ["Force TLS", f"off (TLS served on port {(await engine.addon(APP, addon))['tls_port']}, beside plaintext)"],
         ["Engine version", version],
         ["Idle timeout", "150 s"],
         ["Databases", "5 (0 to 4)"],
@@ -235,17 +236,39 @@ async def test_a_body_without_a_boolean_enabled_is_a_400_naming_the_field(engine
     assert (await shown(engine, server))["aof"] is False
 
 
-async def test_force_tls_is_refused_with_a_clear_message(engine, server, cli_env, addon, capsys):
-    before = await operation_ids(engine, server, addon)
-    assert await cli("--app", APP, "--addon", "redis", "settings-enable", "force-tls") == 1
-    captured = capsys.readouterr()
-    assert captured.out == ""
-    assert captured.err.startswith("error: force TLS is not available yet") and len(captured.err.splitlines()) == 1
+async def test_force_tls_through_the_cli_and_the_api_with_the_ca_from_tls_ca(engine, server, cli_env, addon, capsys,
+                                                                                tmp_path):
+    assert await cli("--app", APP, "--addon", "redis", "tls-ca") == 0
+    pem = capsys.readouterr().out
+    assert pem.startswith("-----BEGIN CERTIFICATE-----") and pem == engine.certificates.certificate_pem
+    (tmp_path / "ca.pem").write_text(pem)
+    status, body, headers = await api_text(engine, server, f"/v1/apps/{APP}/addons/redis/tls_ca")
+    assert (status, body) == (200, pem) and headers["Content-Type"].startswith("application/x-pem-file")
+
+    assert await cli("--app", APP, "--addon", "redis", "settings-enable", "force-tls") == 0
+    out = capsys.readouterr().out
+    assert f"-----> Force TLS enabled on {addon}" in out and "restart_app" in out, out
+    environment = await engine.environment(APP)
+    assert environment["REDIS_URL"].startswith("rediss://") and environment["REDIS_URL"] == environment["REDIS_TLS_URL"]
+    tls = aioredis.from_url(environment["REDIS_URL"], ssl_ca_certs=str(tmp_path / "ca.pem"), decode_responses=True)
+    try:
+        assert await tls.get("greeting") == "hello"  # TLS, verified with the CA tls-ca printed
+    finally:
+        await tls.aclose()
+    assert await cli("--app", APP, "--addon", "redis", "settings") == 0
+    assert ["Force TLS", "on (TLS only)"] in cells(capsys.readouterr().out)
+
     status, body, _ = await api(engine, server, "PUT", f"/v1/apps/{APP}/addons/redis/settings/force-tls",
-                                json={"enabled": True})
-    assert status == 422 and body["error"]["rule"] == "not-built-yet", body
-    assert await operation_ids(engine, server, addon) == before
-    assert (await shown(engine, server))["force_tls"] is False
+                                json={"enabled": False}, params={"wait": "true"})
+    assert status == 200 and body["settings"]["force_tls"] is False, body
+    assert [s["name"] for s in body["operation"]["steps"]] == ["apply", "verify", "publish", "restart_app"]
+    assert await server_config(engine) == DEFAULT_CONFIG  # plaintext REDIS_URL again, data intact
+
+
+async def api_text(engine, server, path: str) -> tuple[int, str, dict]:
+    async with session(engine) as http:
+        async with http.get(url(server, path)) as response:
+            return response.status, await response.text(), dict(response.headers)
 
 
 async def test_force_tls_on_a_version_without_tls_names_the_versions_that_have_it(engine, server, cli_env, capsys):
@@ -257,6 +280,9 @@ async def test_force_tls_on_a_version_without_tls_names_the_versions_that_have_i
     err = capsys.readouterr().err
     assert err.startswith(f"error: addon {requested['addon']} runs 6.2.14, built without TLS; ") and len(err.splitlines()) == 1
     assert err.endswith("the versions with TLS are: 7.0.15\n")
+    assert await cli("--app", NO_TLS_APP, "--addon", "redis", "tls-ca") == 1
+    captured = capsys.readouterr()
+    assert captured.out == "" and "built without TLS; the versions with TLS are: 7.0.15" in captured.err
 
 
 async def test_settings_of_an_unknown_addon_and_verbs_without_an_app_or_addon(engine, server, cli_env, addon, capsys):

@@ -94,3 +94,24 @@ def test_when_the_only_host_is_the_one_to_leave_there_is_no_room():
 def test_placement_accepts_tenants_given_once_as_an_iterator():
     tenants = iter([Tenant("host-a", 30000, 4000)])
     assert place(1024, [A, B], tenants) == on_b(31000)
+
+
+# -- TLS: a node of a TLS-capable build serves TLS beside plaintext, on a second port ----------
+
+def test_a_tls_node_takes_the_two_lowest_free_ports():
+    where = place(128, [A], [Tenant("host-a", 30000, 128)], NONE, tls=True)
+    assert (where.port, where.tls_port) == (30001, 30002)
+
+
+def test_a_tenants_tls_port_is_held_like_its_plaintext_port():
+    where = place(128, [A], [Tenant("host-a", 30000, 128, tls_port=30001)], NONE)
+    assert (where.port, where.tls_port) == (30002, None)
+
+
+def test_a_host_with_one_free_port_left_has_no_room_for_a_tls_node():
+    tenants = [Tenant("host-a", 30000, 128, tls_port=30001)]
+    assert place(128, [A, B], tenants, NONE, tls=True) == Placement("host-b", "127.0.2.1", 31000, 31001)
+    with pytest.raises(NoHostWithRoom) as refused:
+        place(128, [A], tenants, NONE, tls=True)
+    assert str(refused.value) == ("no host has room for 128 MiB and two free ports (plaintext and TLS) "
+                                  "(host-a 3968 MiB free)")

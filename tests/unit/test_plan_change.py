@@ -27,8 +27,8 @@ PLANS = PlanCatalog.load()
 MiB = 1024 * 1024
 ELSEWHERE = Placement("host-b", "127.0.2.1", 31000)
 OLD_NODE = dict(host="host-a", address="127.0.1.1", port=30000, container="redis-addons-my-app-3030-0",
-                volume="redis-addons-my-app-3030-0-data")
-NEW_NODE = dict(host="host-b", address="127.0.2.1", port=31000, container="node-1", volume="node-1-data")
+                volume="redis-addons-my-app-3030-0-data", tls_port=None)
+NEW_NODE = dict(host="host-b", address="127.0.2.1", port=31000, container="node-1", volume="node-1-data", tls_port=None)
 
 
 def change(addon: Addon, plan_id: str = "redis-starter-2048", used_mib: float = 10, operation_id=None) -> None:

@@ -1,0 +1,24 @@
+"""An app restarted with its addon's environment, once the addon's URLs have changed (reference,
+"Changing Plans": the app is restarted; "Force TLS Connections": the app must then use TLS)."""
+
+from __future__ import annotations
+
+from domain.addon import Addon
+from domain.app import App
+from domain.redis_config import app_environment
+from engine.ports import AppRestarter
+from engine.store import AggregateNotFoundError, EventLog
+
+
+def addon_environment(addon: Addon, password: str) -> dict[str, str]:
+    return app_environment(password=password, address=addon.address, port=addon.port, tls_port=addon.tls_port,
+                           force_tls=bool(addon.settings.get("force_tls")))
+
+
+async def restart_app(events: EventLog, restarter: AppRestarter, addon: Addon, password: str) -> str:
+    """What was done, as the restarter tells it (an app registered without a method is left alone)."""
+    try:
+        method = (await events.get(App.id_for(addon.app))).restart
+    except AggregateNotFoundError:
+        method = {"kind": None}
+    return await restarter.restart(addon.app, method, addon_environment(addon, password))

@@ -1,0 +1,59 @@
+"""Force TLS (reference, "Force TLS Connections"): the rules, the server's configuration and the
+app's environment, in the language of the domain (no I/O)."""
+
+from __future__ import annotations
+
+from urllib.parse import urlsplit
+from uuid import uuid4
+
+import pytest
+
+from domain.addon import Addon
+from domain.errors import TlsNotAvailable
+from domain.redis_config import app_environment, redis_conf
+from tests.unit.given import a_running_addon, then, types
+
+NODE = dict(address="127.0.1.1", port=30000, memory_mib=256, password="pw")
+
+
+def test_forcing_tls_is_a_settings_change_whose_event_carries_the_new_settings():
+    addon, operation = a_running_addon(tls_port=30001), uuid4()
+    addon.request_setting_change("force-tls", True, operation)
+    addon.mark_settings_changed(operation_id=operation)
+    requested, changed = then(addon)
+    assert types([requested, changed]) == [Addon.SettingsChangeRequested, Addon.SettingsChanged]
+    assert changed.settings["force_tls"] is True and addon.settings["force_tls"] is True
+
+
+def test_an_addon_serving_no_tls_port_cannot_force_tls_and_says_how_to_get_one():
+    addon = a_running_addon(tls_port=None)
+    with pytest.raises(TlsNotAvailable, match="serves no TLS port .* a plan change gives it one"):
+        addon.request_setting_change("force-tls", True, uuid4())
+    assert not addon.is_busy and then(addon) == []
+
+
+def test_tls_is_served_beside_plaintext_until_forced():
+    conf = redis_conf(**NODE, tls_port=30001, settings={"force_tls": False})
+    assert "port 30000" in conf.splitlines() and "tls-port 30001" in conf.splitlines()
+    assert "tls-auth-clients no" in conf  # clients authenticate with the password
+    forced = redis_conf(**NODE, tls_port=30001, settings={"force_tls": True})
+    assert "port 0" in forced.splitlines() and "tls-port 30001" in forced.splitlines()
+
+
+def test_a_build_without_tls_gets_no_tls_lines():
+    conf = redis_conf(**NODE, settings={"force_tls": False})
+    assert "tls-" not in conf and "port 30000" in conf.splitlines()
+
+
+def test_the_app_gets_a_tls_url_beside_its_url_and_only_the_tls_url_once_forced():
+    beside = app_environment(password="p@ss", address="127.0.1.1", port=30000, tls_port=30001, force_tls=False)
+    assert beside["REDIS_URL"] == beside["SCALINGO_REDIS_URL"] == "redis://default:p%40ss@127.0.1.1:30000"
+    assert beside["REDIS_TLS_URL"] == beside["SCALINGO_REDIS_TLS_URL"] == "rediss://default:p%40ss@127.0.1.1:30001"
+    forced = app_environment(password="p@ss", address="127.0.1.1", port=30000, tls_port=30001, force_tls=True)
+    assert {urlsplit(url).scheme for url in forced.values()} == {"rediss"}
+    assert {urlsplit(url).port for url in forced.values()} == {30001}
+
+
+def test_a_node_without_tls_publishes_only_the_plaintext_url():
+    env = app_environment(password="pw", address="127.0.1.1", port=30000, tls_port=None, force_tls=False)
+    assert set(env) == {"REDIS_URL", "SCALINGO_REDIS_URL"}
