@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+import ssl
 from contextlib import asynccontextmanager
+from datetime import datetime
 from pathlib import Path
 
 import redis.asyncio as redis
+from cryptography import x509
 from redis.backoff import NoBackoff
 from redis.exceptions import AuthenticationError, RedisError
 from redis.retry import Retry
@@ -114,6 +117,22 @@ class RedisAdmin:
     async def disconnect_plaintext_clients(self, node: Endpoint, port: int) -> int:
         async with self._client(node) as client:
             return int(await client.execute_command("CLIENT", "KILL", "LADDR", f"{node.address}:{port}", "SKIPME", "yes"))
+
+    async def certificate_expiry(self, node: Endpoint) -> datetime:
+        # Only the certificate is read (nothing is sent), so it is read unverified: an expired one
+        # must be readable too, to be renewed.
+        context = ssl.create_default_context()
+        context.check_hostname, context.verify_mode = False, ssl.CERT_NONE
+        try:
+            async with asyncio.timeout(5):
+                _, writer = await asyncio.open_connection(node.address, node.port, ssl=context)
+        except (OSError, TimeoutError) as e:
+            raise TransientError(f"{node}: reading its TLS certificate: {type(e).__name__}: {e}") from None
+        try:
+            der = writer.get_extra_info("ssl_object").getpeercert(binary_form=True)
+        finally:
+            writer.close()
+        return x509.load_der_x509_certificate(der).not_valid_after_utc
 
     async def configuration(self, node: Endpoint, names: list[str]) -> dict[str, str]:
         async with self._client(node) as client:

@@ -22,6 +22,8 @@ DEFAULT_SETTINGS = {"rdb": True, "aof": False, "cache_mode": False, "force_tls":
 
 # What users type (the reference's words) -> the key in an addon's settings.
 SETTINGS = {"rdb": "rdb", "aof": "aof", "cache-mode": "cache_mode", "force-tls": "force_tls"}
+# An addon made before nodes served TLS here: its engine build has TLS, its node no TLS port.
+NO_TLS_PORT = "serves no TLS port (it was made before TLS was served here): a plan change gives it one"
 SHOWN = {"rdb": "RDB persistence", "aof": "AOF persistence", "cache_mode": "cache mode", "force_tls": "force TLS"}
 
 
@@ -223,10 +225,13 @@ class Addon(Aggregate):
         self._check_running("change its settings")
         if bool(self.settings.get(key)) == bool(enabled):
             raise SettingUnchanged(f"{SHOWN[key]} is already {'on' if enabled else 'off'} for addon {self.name}")
-        if key == "force_tls" and enabled and self.tls_port is None:
-            raise TlsNotAvailable(f"addon {self.name} serves no TLS port (it was made before TLS was served here): "
-                                  "a plan change gives it one")
+        if key == "force_tls" and enabled:
+            self.check_serves_tls()
         self._settings_change_requested(operation_id=operation_id, settings={**self.settings, key: bool(enabled)})
+
+    def check_serves_tls(self) -> None:
+        if self.tls_port is None:
+            raise TlsNotAvailable(f"addon {self.name} {NO_TLS_PORT}")
 
     @event("SettingsChangeRequested")
     def _settings_change_requested(self, operation_id: UUID, settings: dict) -> None:
@@ -312,6 +317,29 @@ class Addon(Aggregate):
         """The node that was there before serves on, with its data."""
         self.target = None
         self.status = "running"
+        self.failure = reason
+        self.operation_id = None
+
+    # -- TLS certificate ----------------------------------------------------------------
+
+    def start_certificate_renewal(self, operation_id: UUID) -> None:
+        """The node gets a new server certificate before the one it serves expires (it holds the addon
+        like any operation: a plan change meanwhile would renew a node being replaced)."""
+        self._check_running("renew its TLS certificate")
+        self.check_serves_tls()
+        self._certificate_renewal_started(operation_id=operation_id)
+
+    @event("CertificateRenewalStarted")
+    def _certificate_renewal_started(self, operation_id: UUID) -> None:
+        self.operation_id = operation_id
+
+    @event("CertificateRenewed")
+    def mark_certificate_renewed(self, operation_id: UUID, not_after: str) -> None:
+        self.operation_id = None
+
+    @event("CertificateRenewalFailed")
+    def mark_certificate_renewal_failed(self, operation_id: UUID, reason: str) -> None:
+        """The node serves the certificate it had; the next check tries again."""
         self.failure = reason
         self.operation_id = None
 

@@ -15,16 +15,21 @@ STEPS = {
     "change_plan": ["stop", "start_new", "wait_ready", "verify", "publish", "cleanup", "restart_app"],
     # Reference, "Persistence Mode" / "Cache Mode": the server's configuration file and live settings.
     "change_settings": ["apply", "verify", "publish"],
-    # Reference, "Force TLS Connections": the app's URL changes with it, so the app is restarted.
-    "force_tls": ["apply", "verify", "publish", "restart_app"],
+    # Reference, "Force TLS Connections": the app's URL changes with it, so the app is restarted: onto
+    # the rediss:// URL before plaintext closes (TLS is served beside it already), and onto the
+    # redis:// URL once plaintext is open again.
+    "enable_force_tls": ["restart_app", "apply", "verify", "publish"],
+    "disable_force_tls": ["apply", "verify", "publish", "restart_app"],
     # Reference, "Backups": the node saves its data, the file is archived and stored.
     "backup": ["save", "archive", "record"],
+    # Beyond the reference: a node's TLS certificate replaced (files, then a live reload) before it expires.
+    "renew_certificate": ["renew", "record"],
     # Beyond the reference: the backup's data goes into a new node in place of the current one.
     "restore": ["check", "stop", "load", "wait_ready", "verify", "settings", "publish", "cleanup"],
 }
 
 # Steps after which the new node is the addon's: a failure from there on is not undone.
-POINT_OF_NO_RETURN = {"change_plan": "publish", "restore": "publish", "force_tls": "publish"}
+POINT_OF_NO_RETURN = {"change_plan": "publish", "restore": "publish", "disable_force_tls": "publish"}
 
 
 class Operation(Aggregate):
@@ -88,6 +93,9 @@ class Operation(Aggregate):
     def outcome(self, step: str) -> dict:
         """What a succeeded step measured, for the steps after it (e.g. the data's fingerprint)."""
         return self.outcomes.get(step, {})
+
+    def step_succeeded(self, step: str) -> bool:
+        return self._step(step)["status"] == "succeeded"
 
     @property
     def past_point_of_no_return(self) -> bool:

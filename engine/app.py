@@ -19,6 +19,7 @@ from domain.operation import Operation
 from domain.placement import place
 from domain.redis_config import app_environment
 from engine.backups import BackupService
+from engine.certificate_renewal import CertificateRenewals
 from engine.database_settings import DatabaseSettings
 from engine.follower import Follower
 from engine.inventory import Inventory
@@ -67,7 +68,8 @@ class Engine:
         events.on_saved(self.inventory.apply)
         self.backups = BackupService(self, backup_store)
         self.database = DatabaseSettings(self)
-        self.scheduler = Scheduler(self.backups, settings.scheduler_tick_s)
+        self.certificate_renewals = CertificateRenewals(self)
+        self.scheduler = Scheduler(self.backups, self.certificate_renewals, settings.scheduler_tick_s)
 
     # -- life cycle -------------------------------------------------------
 

@@ -10,15 +10,18 @@ from engine.ports import AppRestarter
 from engine.store import AggregateNotFoundError, EventLog
 
 
-def addon_environment(addon: Addon, password: str) -> dict[str, str]:
+def addon_environment(addon: Addon, password: str, settings: dict | None = None) -> dict[str, str]:
+    """The app's variables for this addon with its settings (or `settings`, those being applied)."""
+    settings = addon.settings if settings is None else settings
     return app_environment(password=password, address=addon.address, port=addon.port, tls_port=addon.tls_port,
-                           force_tls=bool(addon.settings.get("force_tls")))
+                           force_tls=bool(settings.get("force_tls")))
 
 
-async def restart_app(events: EventLog, restarter: AppRestarter, addon: Addon, password: str) -> str:
+async def restart_app(events: EventLog, restarter: AppRestarter, addon: Addon, password: str,
+                      settings: dict | None = None) -> str:
     """What was done, as the restarter tells it (an app registered without a method is left alone)."""
     try:
         method = (await events.get(App.id_for(addon.app))).restart
     except AggregateNotFoundError:
         method = {"kind": None}
-    return await restarter.restart(addon.app, method, addon_environment(addon, password))
+    return await restarter.restart(addon.app, method, addon_environment(addon, password, settings))

@@ -14,6 +14,7 @@ from adapters.tls import CA_CERT_FILE, CertificateAuthority
 from domain.catalog import PlanCatalog, VersionCatalog
 from engine.app import Engine
 from engine.backup_saga import BackupSaga
+from engine.certificate_renewal import CertificateRenewal
 from engine.logs import configure_logging
 from engine.plan_change import PlanChange
 from engine.provisioning import Provisioning, Removal
@@ -46,8 +47,10 @@ def build(settings: Settings | None = None) -> Engine:
         "backup": BackupSaga(events, runtime, redis, secrets, store),
         "restore": Restore(events, runtime, redis, secrets, versions, store, authority),
         "change_settings": SettingsChange(events, runtime, redis, secrets, versions),
-        "force_tls": TlsChange(events, runtime, redis, secrets, versions, restarter=restarter),
     }
+    sagas["renew_certificate"] = CertificateRenewal(events, runtime, redis, secrets, versions, authority)
+    sagas["enable_force_tls"] = sagas["disable_force_tls"] = TlsChange(events, runtime, redis, secrets, versions,
+                                                                        restarter=restarter)
     coordinator = Coordinator(events, sagas, settings.step_deadline_s, settings.crash_at)
     return Engine(
         settings=settings,

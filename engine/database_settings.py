@@ -6,10 +6,12 @@ from __future__ import annotations
 
 import structlog
 
-from domain.addon import Addon, setting_key, settings_warnings
+from domain.addon import NO_TLS_PORT, Addon, setting_key, settings_warnings
 from domain.errors import AddonBusy, TlsNotAvailable
 from domain.operation import Operation
 from domain.redis_config import AOF_FSYNC, live_settings
+from engine.nodes import endpoint
+from engine.ports import EffectError, TransientError
 from engine.store import IntegrityError
 
 log = structlog.get_logger("settings")
@@ -31,8 +33,9 @@ class DatabaseSettings:
             "cache_mode": bool(settings.get("cache_mode")), "force_tls": bool(settings.get("force_tls")),
             "version": current.redis_version, "timeout": 150, "databases": 5,
             "aof_fsync": AOF_FSYNC, "maxmemory_policy": live_settings(settings)["maxmemory-policy"],
-            "tls_available": self.engine.versions.get(current.redis_version).tls and current.tls_port is not None,
-            "tls_port": current.tls_port,
+            "tls_available": current.tls_port is not None, "tls_port": current.tls_port,
+            "tls_unavailable": self._why_no_tls(current),
+            "tls_certificate_expires": await self._certificate_expiry(current),
             "warnings": settings_warnings(settings),
         }
 
@@ -41,7 +44,9 @@ class DatabaseSettings:
         current = await self._addon(app, addon)
         if key == "force_tls":
             self._check_tls(current)
-        kind = "force_tls" if key == "force_tls" else "change_settings"  # its saga also restarts the app
+        kind = "change_settings"
+        if key == "force_tls":  # its saga also restarts the app, in an order that depends on the direction
+            kind = "enable_force_tls" if enabled else "disable_force_tls"
         operation = Operation(kind=kind, addon=current.name, app=app, subject=key)
         current.request_setting_change(key, enabled, operation.id)
         try:
@@ -65,3 +70,20 @@ class DatabaseSettings:
             with_tls = ", ".join(v.version for v in self.engine.versions if v.tls)
             raise TlsNotAvailable(f"addon {addon.name} runs {addon.redis_version}, built without TLS; "
                                   f"the versions with TLS are: {with_tls}")
+        addon.check_serves_tls()
+
+    async def _certificate_expiry(self, addon: Addon) -> str | None:
+        """When the certificate the node presents expires (it is renewed 30 days before); None when
+        the node serves no TLS or does not answer now."""
+        if addon.tls_port is None:
+            return None
+        try:
+            node = endpoint(addon.previous_node, self.engine.secrets.password_for(addon.name))
+            return (await self.engine.redis.certificate_expiry(node)).isoformat()
+        except (TransientError, EffectError):
+            return None
+
+    def _why_no_tls(self, addon: Addon) -> str | None:
+        if not self.engine.versions.get(addon.redis_version).tls:
+            return f"{addon.redis_version} has no TLS"
+        return None if addon.tls_port is not None else f"the addon {NO_TLS_PORT}"

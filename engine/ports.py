@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import AsyncIterator, Protocol
 
 
@@ -131,6 +132,9 @@ class RedisAdmin(Protocol):
 
     async def disconnect_plaintext_clients(self, node: Endpoint, port: int) -> int:
         """Close every connection made to plaintext `port` (once TLS is forced none may stay); return how many."""
+
+    async def certificate_expiry(self, node: Endpoint) -> datetime:
+        """When the TLS certificate the server presents now expires (UTC)."""
 
 
 class Certificates(Protocol):

@@ -1,5 +1,6 @@
 """The scheduler (DESIGN §4): every tick, the scheduled backups whose day has come, then a
-retention sweep. Not strictly on time, as the reference says; a tick after downtime catches up."""
+retention sweep, then (every few hours) the TLS certificates due for renewal. Not strictly on
+time, as the reference says; a tick after downtime catches up."""
 
 from __future__ import annotations
 
@@ -12,8 +13,8 @@ log = structlog.get_logger("scheduler")
 
 
 class Scheduler:
-    def __init__(self, backups, tick_s: float):
-        self.backups, self.tick_s = backups, tick_s
+    def __init__(self, backups, renewals, tick_s: float):
+        self.backups, self.renewals, self.tick_s = backups, renewals, tick_s
         self._task: asyncio.Task | None = None
 
     def start(self) -> None:
@@ -28,7 +29,7 @@ class Scheduler:
     async def tick(self, now=None) -> dict:
         """One round at `now` (the clock's by default); a failure is logged and tried again next tick."""
         now = now or self.backups.clock()
-        result = {"started": [], "swept": None}
+        result = {"started": [], "swept": None, "renewing": []}
         try:
             result["started"] = await self.backups.run_due_backups(now)
         except Exception as error:
@@ -37,6 +38,10 @@ class Scheduler:
             result["swept"] = await self.backups.sweep(now)
         except Exception as error:
             log.error("retention sweep failed this tick", error=str(error) or type(error).__name__)
+        try:
+            result["renewing"] = await self.renewals.renew_due(now)
+        except Exception as error:
+            log.error("certificate check failed this tick", error=str(error) or type(error).__name__)
         return result
 
     async def stop(self) -> None:

@@ -1,15 +1,19 @@
 """Forcing TLS on or off, as a saga (reference, "Force TLS Connections": once on, the database
-denies any non-TLS connection, and the app must connect with TLS):
+denies any non-TLS connection, and the app must connect with TLS).
 
-apply        the plaintext port closes (`CONFIG SET port 0`) and the connections still open on it
-             are dropped; or, turned off, it opens again. Then redis.conf is rewritten the same way.
+Turned on (`enable_force_tls`), TLS being served beside plaintext already:
+restart_app  the app is restarted with the rediss:// URL, while plaintext still works
+apply        the plaintext port closes (`CONFIG SET port 0`), the plaintext connections still open
+             are dropped, and redis.conf is rewritten with `port 0`
 verify       CONFIG GET shows it
-publish      the addon's settings are the new ones: the app's REDIS_URL becomes the rediss:// URL
-             (or the redis:// one again)
-restart_app  the app is restarted with that environment
+publish      the addon's settings are the new ones: REDIS_URL is the rediss:// URL
 
-The engine itself always speaks TLS to such a node, so it is never locked out halfway. Before
-`publish` a failure puts plaintext back as it was; after it, the setting stands.
+Turned off (`disable_force_tls`): apply (the plaintext port opens again) -> verify -> publish ->
+restart_app with the redis:// URL.
+
+The engine itself always speaks TLS to such a node, so it is never locked out halfway. A failure
+before `publish` puts the port back as it was (and the app's former URL, best effort); after it,
+the setting stands.
 """
 
 from __future__ import annotations
@@ -19,13 +23,13 @@ from domain.operation import Operation
 from domain.redis_config import plaintext_port
 from engine.app_restart import restart_app
 from engine.nodes import endpoint
-from engine.ports import AppRestarter
+from engine.ports import AppRestarter, EffectError, TransientError
 from engine.saga import StepResult
 from engine.settings_change import SettingsChange
 
 
 class TlsChange(SettingsChange):
-    kind = "force_tls"
+    kind = "enable_force_tls"  # and "disable_force_tls": the same saga, its steps in another order
 
     def __init__(self, *args, restarter: AppRestarter, **kwargs):
         super().__init__(*args, **kwargs)
@@ -38,9 +42,12 @@ class TlsChange(SettingsChange):
         await self._configure(addon, operation, password, addon.target_settings)
         if not addon.target_settings.get("force_tls"):
             return StepResult(f"plaintext served again on {addon.address}:{addon.port}; redis.conf rewritten")
-        dropped = await self.redis.disconnect_plaintext_clients(endpoint(addon.previous_node, password), addon.port)
+        dropped = await self._drop_plaintext_clients(addon, password)
         return StepResult(f"plaintext port {addon.port} closed, {dropped} plaintext connection"
                           f"{'' if dropped == 1 else 's'} dropped; TLS only, on {addon.tls_port}; redis.conf rewritten")
+
+    async def _drop_plaintext_clients(self, addon: Addon, password: str) -> int:
+        return await self.redis.disconnect_plaintext_clients(endpoint(addon.previous_node, password), addon.port)
 
     async def publish(self, addon: Addon, operation: Operation, password: str) -> StepResult:
         addon.mark_settings_changed(operation_id=operation.id)
@@ -48,9 +55,24 @@ class TlsChange(SettingsChange):
         return StepResult(f"REDIS_URL and SCALINGO_REDIS_URL are now the {scheme} URL", changes=(addon,))
 
     async def restart_app(self, addon: Addon, operation: Operation, password: str) -> StepResult:
-        return StepResult(await restart_app(self.events, self.restarter, addon, password))
+        # Before publish (turning it on) the app gets the URL of the settings being applied.
+        settings = addon.target_settings if addon.target_settings is not None else addon.settings
+        return StepResult(await restart_app(self.events, self.restarter, addon, password, settings))
 
     async def compensate(self, operation: Operation, error: str) -> StepResult:
         if operation.past_point_of_no_return:
             return StepResult(f"nothing undone: the setting is applied; only the app's restart failed ({error})")
-        return await super().compensate(operation, error)
+        result = await super().compensate(operation, error)
+        addon: Addon = await self.events.get(Addon.id_for(operation.addon))
+        password = self.secrets.password_for(addon.name)
+        if addon.settings.get("force_tls"):
+            # Turning it off failed: the port is closed again, and whoever came in meanwhile goes.
+            await self._drop_plaintext_clients(addon, password)
+            return result
+        if operation.step_succeeded("restart_app"):
+            try:
+                detail = await restart_app(self.events, self.restarter, addon, password)
+            except (TransientError, EffectError) as e:
+                detail = f"the app keeps the rediss:// URL, which works (TLS is served beside plaintext): {e}"
+            return StepResult(f"{result.detail}; {detail}", changes=result.changes)
+        return result

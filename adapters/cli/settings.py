@@ -33,12 +33,14 @@ def settings(api: Api, args) -> int:
         tls = on_off(shown["force_tls"]) + (" (TLS only)" if shown["force_tls"] else
                                             f" (TLS served on port {shown['tls_port']}, beside plaintext)")
     else:
-        tls = f"off (not available: {shown['version']} has no TLS)"
+        tls = f"off (not available: {shown['tls_unavailable']})"
     rows = [
         [capitalized(SHOWN["rdb"]), on_off(shown["rdb"])],
         [capitalized(SHOWN["aof"]), aof],
         [capitalized(SHOWN["cache-mode"]), f"{on_off(shown['cache_mode'])} (maxmemory-policy {shown['maxmemory_policy']})"],
         [capitalized(SHOWN["force-tls"]), tls],
+        *([["TLS certificate", f"valid until {shown['tls_certificate_expires'][:10]} (renewed 30 days before)"]]
+          if shown.get("tls_certificate_expires") else []),
         ["Engine version", shown["version"]],
         ["Idle timeout", f"{shown['timeout']} s"],
         ["Databases", f"{shown['databases']} (0 to {shown['databases'] - 1})"],

@@ -16,7 +16,8 @@ POLL_S = 0.5
 PLAN_CHANGE_WAIT_S = 900.0  # the data files are copied to the new host
 STEP_POLL_S = 0.2  # steps are shown as they end
 
-# As the reference lists them, then the rediss:// URLs of an addon serving TLS.
+# As the reference lists them, then the rediss:// URLs of an addon serving TLS (names only: the
+# values hold the password).
 VARIABLE_ORDER = ["REDIS_URL", "SCALINGO_REDIS_URL", "REDIS_TLS_URL", "SCALINGO_REDIS_TLS_URL"]
 
 
@@ -94,9 +95,8 @@ def addons_add(api: Api, args) -> int:
     check_succeeded(operation, "provisioning")
     print(f"-----> Addon {args.provider} has been provisioned")
     print(f"       ID: {operation['addon']}")
-    names = [v["name"] for v in api.get(f"/v1/apps/{quote(app)}/variables")["variables"]]
-    names = [n for n in VARIABLE_ORDER if n in names] + sorted(set(names) - set(VARIABLE_ORDER))
-    print(f"       Modified variables: [{' '.join(names)}]")
+    serves_tls = api.get(f"/v1/apps/{quote(app)}/addons/{quote(operation['addon'])}")["addon"].get("tls_port")
+    print(f"       Modified variables: [{' '.join(VARIABLE_ORDER if serves_tls else VARIABLE_ORDER[:2])}]")
     print("       Message from addon provider: Database successfully created")
     return 0
 

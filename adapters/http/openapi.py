@@ -189,7 +189,9 @@ PATHS = {
     "/v1/apps/{app}/addons/{addon}/settings/{setting}": {"put": op(
         "Turn one setting on or off (`settings-enable`, `settings-disable`): an operation of kind `change_settings` "
         "rewrites the node's redis.conf and applies it to the running server (apply, verify, publish); for force-tls, "
-        "an operation of kind `force_tls` also restarts the app with its new REDIS_URL (apply, verify, publish, restart_app)",
+        "an operation of kind `enable_force_tls` restarts the app with the rediss:// URL and then closes plaintext "
+        "(restart_app, apply, verify, publish), and one of kind `disable_force_tls` opens plaintext and then restarts "
+        "the app with the redis:// URL (apply, verify, publish, restart_app)",
         {"200": json_body(SETTINGS_OPERATION, "With wait=true: applied (`settings` shows the new values)"),
          "202": json_body(SETTINGS_OPERATION, "Requested: the operation runs in the background (also: wait=true timed out); "
                                               "`settings` shows the values still in force"),
@@ -308,6 +310,10 @@ SCHEMAS = {
         tls_available={"type": "boolean", "description": "Whether the addon serves TLS (its engine version is built "
                                                          "with TLS): its rediss:// URL is published"},
         tls_port={"type": ["integer", "null"], "description": "The port TLS is served on"},
+        tls_unavailable={"type": ["string", "null"], "description": "Why the addon serves no TLS, when it does not"},
+        tls_certificate_expires={"type": ["string", "null"], "format": "date-time",
+                                 "description": "When the certificate the node presents expires; it is renewed "
+                                                "30 days before"},
         warnings={"type": "array", "items": {"type": "string"}, "description": "Where these settings can lose data"}),
     "App": obj(name={"type": "string"}, restart=ref("RestartMethod")),
     "Event": obj(id={"type": "integer", "description": "Position in the log"}, type={"type": "string"},

@@ -1,6 +1,6 @@
 """Database settings resources (reference, "Persistence Mode", "Cache Mode", "Force TLS
 Connections"): an addon's settings shown, and one setting turned on or off by an operation of kind
-`change_settings` (`force_tls` for force-tls, which also restarts the app), followed like a plan
+`change_settings` (`enable_force_tls` or `disable_force_tls` for force-tls: they also restart the app), followed like a plan
 change; and the CA certificate that clients verify the addon's TLS certificate with.
 
 `{addon}` is an addon ID or the provider name `redis` (the app's only Redis addon); `{setting}` is

@@ -2,12 +2,18 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
+from pathlib import Path
+
 import pytest
 
 from domain.errors import AddonBusy, InvalidName, NoHostWithRoom, PlanNotAvailable, UnknownAddon, UnknownApp, UnknownPlan
 from engine import build
 from engine.ports import EffectError
 from engine.settings import DockerHost
+from tests.conftest import HOSTS_FILE
 from tests.integration.conftest import containers_of, settings_for
 
 
@@ -66,3 +72,15 @@ async def test_an_unreachable_docker_engine_is_one_readable_line(home):
             pass
     message = str(refused.value)
     assert "host-x" in message and "unix:///nonexistent/docker.sock" in message and "\n" not in message
+
+
+def test_a_garbled_certificate_authority_stops_serve_with_one_line_naming_the_file(home):
+    tls = home / "tls"
+    tls.mkdir(parents=True)
+    (tls / "ca.pem").write_text("-----BEGIN CERTIFICATE-----\ngarbled\n-----END CERTIFICATE-----\n")
+    (tls / "ca.key").write_text("not a key either\n")
+    cli = str(Path(sys.executable).with_name("redis-addons"))
+    env = dict(os.environ, REDIS_ADDONS_HOME=str(home), REDIS_ADDONS_HOSTS=str(HOSTS_FILE))
+    served = subprocess.run([cli, "serve", "--port", "0"], env=env, capture_output=True, text=True, timeout=60)
+    assert served.returncode == 1
+    assert served.stderr.strip().splitlines()[-1] == f"error: {tls / 'ca.pem'} is not a PEM certificate (garbled or truncated)"

@@ -89,7 +89,8 @@ async def test_forced_tls_refuses_plaintext_drops_open_plaintext_connections_and
 
     operation = await change(engine, app_name, addon, "force-tls")
 
-    assert [s["name"] for s in operation["steps"]] == ["apply", "verify", "publish", "restart_app"]
+    # The app moved to the rediss:// URL first, while plaintext still worked; then plaintext closed.
+    assert [s["name"] for s in operation["steps"]] == ["restart_app", "apply", "verify", "publish"]
     assert not await answers(plaintext)  # refused
     with pytest.raises(redis.ConnectionError):  # dropped: no plaintext connection stays open
         await already_open.get("written")

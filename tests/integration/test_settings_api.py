@@ -8,6 +8,7 @@ back as they found it (the defaults: RDB on, AOF off, cache mode off, force TLS 
 from __future__ import annotations
 
 import secrets
+from datetime import datetime, timezone
 
 import pytest
 import redis.asyncio as aioredis
@@ -111,10 +112,13 @@ def cells(out: str) -> list[list[str]]:
 
 async def test_settings_shows_the_defaults(engine, server, cli_env, addon, capsys):
     version = (await engine.addon(APP, addon))["version"]
+    expires = (await engine.database.show(APP, addon))["tls_certificate_expires"]
+    assert 824 <= (datetime.fromisoformat(expires) - datetime.now(timezone.utc)).days <= 825
     assert await shown(engine, server) == {
         "addon": addon, "rdb": True, "aof": False, "cache_mode": False, "force_tls": False,
         "version": version, "timeout": 150, "databases": 5, "aof_fsync": "everysec",
         "maxmemory_policy": "noeviction", "tls_available": True, "tls_port": (await engine.addon(APP, addon))["tls_port"],
+        "tls_unavailable": None, "tls_certificate_expires": expires,
         "warnings": []}
 
     assert await cli("--app", APP, "--addon", "redis", "settings") == 0
@@ -124,6 +128,7 @@ async def test_settings_shows_the_defaults(engine, server, cli_env, addon, capsy
         ["AOF persistence", "off"],
         ["Cache mode", "off (maxmemory-policy noeviction)"],
         ["Force TLS", f"off (TLS served on port {(await engine.addon(APP, addon))['tls_port']}, beside plaintext)"],
+        ["TLS certificate", f"valid until {expires[:10]} (renewed 30 days before)"],
         ["Engine version", version],
         ["Idle timeout", "150 s"],
         ["Databases", "5 (0 to 4)"],

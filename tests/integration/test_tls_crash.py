@@ -40,7 +40,7 @@ async def main():
 asyncio.run(main())
 """
 
-BOUNDARIES = ["force_tls.apply:before"] + [f"force_tls.{step}:after" for step in STEPS["force_tls"][:-1]]
+BOUNDARIES = [f"enable_force_tls.{step}:after" for step in STEPS["enable_force_tls"][:-1]]
 
 
 @pytest.mark.parametrize("crash_at", BOUNDARIES)

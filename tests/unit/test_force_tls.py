@@ -3,13 +3,15 @@ app's environment, in the language of the domain (no I/O)."""
 
 from __future__ import annotations
 
+from datetime import datetime, timedelta, timezone
 from urllib.parse import urlsplit
 from uuid import uuid4
 
 import pytest
 
 from domain.addon import Addon
-from domain.errors import TlsNotAvailable
+from domain.certificates import certificate_due
+from domain.errors import AddonBusy, TlsNotAvailable
 from domain.redis_config import app_environment, redis_conf
 from tests.unit.given import a_running_addon, then, types
 
@@ -57,3 +59,31 @@ def test_the_app_gets_a_tls_url_beside_its_url_and_only_the_tls_url_once_forced(
 def test_a_node_without_tls_publishes_only_the_plaintext_url():
     env = app_environment(password="pw", address="127.0.1.1", port=30000, tls_port=None, force_tls=False)
     assert set(env) == {"REDIS_URL", "SCALINGO_REDIS_URL"}
+
+
+# -- the node's certificate, renewed before it expires -----------------------------------------
+
+def test_a_certificate_is_due_within_thirty_days_of_its_expiry():
+    expires = datetime(2029, 3, 3, tzinfo=timezone.utc)
+    assert not certificate_due(expires, expires - timedelta(days=31))
+    assert certificate_due(expires, expires - timedelta(days=30))
+    assert certificate_due(expires, expires + timedelta(days=1))  # expired: all the more
+
+
+def test_a_renewal_holds_the_addon_and_frees_it_whatever_the_outcome():
+    addon, operation = a_running_addon(tls_port=30001), uuid4()
+    addon.start_certificate_renewal(operation)
+    with pytest.raises(AddonBusy):
+        addon.request_setting_change("aof", True, uuid4())
+    addon.mark_certificate_renewed(operation_id=operation, not_after="2031-06-01T00:00:00+00:00")
+    failed = uuid4()
+    addon.start_certificate_renewal(failed)
+    addon.mark_certificate_renewal_failed(operation_id=failed, reason="node down")
+    assert types(then(addon)) == [Addon.CertificateRenewalStarted, Addon.CertificateRenewed,
+                                  Addon.CertificateRenewalStarted, Addon.CertificateRenewalFailed]
+    assert not addon.is_busy
+
+
+def test_a_node_without_tls_has_no_certificate_to_renew():
+    with pytest.raises(TlsNotAvailable):
+        a_running_addon(tls_port=None).start_certificate_renewal(uuid4())

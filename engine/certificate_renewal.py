@@ -1,0 +1,121 @@
+"""A node's TLS server certificate renewed before it expires, as a saga:
+
+renew   a new certificate and key are written into the node's container, and the running server
+        loads them (`CONFIG SET tls-cert-file …`: connections stay open, nothing restarts). A
+        certificate already expired cannot be trusted for that command, so then the node is
+        restarted instead; the engine was away for the whole renewal window to come to that.
+        Either way, the certificate the server presents afterwards is read back and checked.
+record  the addon is free again; the new expiry is on the event
+
+A failure leaves the certificate the server had; the next check tries again.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timezone
+
+import structlog
+
+from domain.addon import Addon
+from domain.catalog import VersionCatalog
+from domain.certificates import certificate_due
+from domain.operation import Operation
+from domain.redis_config import TLS_DIR, TLS_FILES
+from engine.nodes import endpoint, node_spec
+from engine.ports import Certificates, EffectError, RedisAdmin, Runtime, SecretStore
+from engine.saga import StepResult
+from engine.store import EventLog, IntegrityError
+
+log = structlog.get_logger("certificates")
+
+CHECK_EVERY_S = 6 * 3600  # a handshake per node: often enough for a 30-day window, rare enough to cost nothing
+
+
+def utc_now() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+class CertificateRenewal:
+    kind = "renew_certificate"
+
+    def __init__(self, events: EventLog, runtime: Runtime, redis: RedisAdmin, secrets: SecretStore,
+                 versions: VersionCatalog, certificates: Certificates, stop_timeout_s: int = 60, clock=utc_now):
+        self.events, self.runtime, self.redis, self.secrets = events, runtime, redis, secrets
+        self.versions, self.certificates, self.stop_timeout_s, self.clock = versions, certificates, stop_timeout_s, clock
+
+    async def run_step(self, step: str, operation: Operation) -> StepResult:
+        addon: Addon = await self.events.get(Addon.id_for(operation.addon))
+        return await getattr(self, step)(addon, operation, self.secrets.password_for(addon.name))
+
+    async def renew(self, addon: Addon, operation: Operation, password: str) -> StepResult:
+        node = endpoint(addon.previous_node, password)
+        served = await self.redis.certificate_expiry(node)
+        await self.runtime.create_node(node_spec(addon, addon.previous_node | {"memory_mib": addon.memory_mib},
+                                                 operation, password, self.versions, self.certificates))
+        if served > self.clock():
+            await self.redis.configure(node, {"tls-cert-file": f"{TLS_DIR}/{TLS_FILES['cert']}",
+                                              "tls-key-file": f"{TLS_DIR}/{TLS_FILES['key']}"})
+            how = "loaded live"
+        else:
+            await self.runtime.stop_node(addon.host, addon.container, self.stop_timeout_s)
+            await self.runtime.start_node(addon.host, addon.container)
+            await self.redis.ping(node)
+            how = f"the one served had expired on {served:%Y-%m-%d}: node restarted"
+        renewed = await self.redis.certificate_expiry(node)
+        if renewed <= served:
+            raise EffectError(f"the server still presents the certificate expiring {served.isoformat()}")
+        return StepResult(f"new certificate valid until {renewed:%Y-%m-%d} ({how})",
+                          outcome={"not_after": renewed.isoformat()})
+
+    async def record(self, addon: Addon, operation: Operation, password: str) -> StepResult:
+        addon.mark_certificate_renewed(operation_id=operation.id, not_after=operation.outcome("renew")["not_after"])
+        return StepResult("renewed", changes=(addon,))
+
+    async def compensate(self, operation: Operation, error: str) -> StepResult:
+        addon: Addon = await self.events.get(Addon.id_for(operation.addon))
+        addon.mark_certificate_renewal_failed(operation_id=operation.id, reason=error)
+        return StepResult("the node keeps the certificate it had; the next check tries again", changes=(addon,))
+
+
+class CertificateRenewals:
+    """Which nodes' certificates are due, looked at from the scheduler (`engine.certificates_renewals`)."""
+
+    def __init__(self, engine, clock=utc_now):
+        self.engine, self.clock = engine, clock
+        self._checked_at: datetime | None = None
+
+    async def renew_due(self, now: datetime | None = None, force_check: bool = False) -> list[str]:
+        """Start a renewal for each running node whose certificate is due; return their addons."""
+        now = now or self.clock()
+        if not force_check and self._checked_at and (now - self._checked_at).total_seconds() < CHECK_EVERY_S:
+            return []
+        self._checked_at = now
+        started = []
+        for row in self.engine.views.addons():
+            if row["status"] != "running" or not row["tls_port"]:
+                continue
+            try:
+                if await self._renew_if_due(row["name"], now):
+                    started.append(row["name"])
+            except Exception as error:  # one node's trouble never stops the others' renewal
+                log.warning("certificate check failed", addon=row["name"], error=str(error) or type(error).__name__)
+        return started
+
+    async def _renew_if_due(self, name: str, now: datetime) -> bool:
+        addon: Addon = await self.engine.events.get(Addon.id_for(name))
+        if addon.is_busy:
+            return False  # checked again later
+        node = endpoint(addon.previous_node, self.engine.secrets.password_for(name))
+        not_after = await self.engine.redis.certificate_expiry(node)
+        if not certificate_due(not_after, now):
+            return False
+        operation = Operation(kind="renew_certificate", addon=name, app=addon.app)
+        addon.start_certificate_renewal(operation.id)
+        try:
+            recordings = await self.engine.events.save(addon, operation)
+        except IntegrityError:  # the addon changed meanwhile: checked again later
+            return False
+        log.info("certificate renewal started", addon=name, expires=not_after.isoformat(), operation_id=str(operation.id))
+        self.engine.coordinator.submit(operation.id)
+        await self.engine.follower.wait_until(recordings[-1].notification.id)  # listed once this returns
+        return True
