@@ -23,7 +23,7 @@ STEPS = {
     # Reference, "Backups": the node saves its data, the file is archived and stored.
     "backup": ["save", "archive", "record"],
     # Beyond the reference: a node's TLS certificate replaced (files, then a live reload) before it expires.
-    "renew_certificate": ["renew", "record"],
+    "renew_certificate": ["check", "renew", "verify", "record"],
     # Beyond the reference: the backup's data goes into a new node in place of the current one.
     "restore": ["check", "stop", "load", "wait_ready", "verify", "settings", "publish", "cleanup"],
 }

@@ -1,13 +1,15 @@
 """A node's TLS server certificate renewed before it expires, as a saga:
 
+check   the certificate the server presents now is read (its fingerprint and expiry)
 renew   a new certificate and key are written into the node's container, and the running server
         loads them (`CONFIG SET tls-cert-file …`: connections stay open, nothing restarts). A
         certificate already expired cannot be trusted for that command, so then the node is
         restarted instead; the engine was away for the whole renewal window to come to that.
-        Either way, the certificate the server presents afterwards is read back and checked.
+verify  the server answers over TLS, verified with the CA, and presents another certificate
 record  the addon is free again; the new expiry is on the event
 
-A failure leaves the certificate the server had; the next check tries again.
+A failure leaves the certificate the server had (or, restarted, the new one); the next check
+tries again.
 """
 
 from __future__ import annotations
@@ -47,28 +49,35 @@ class CertificateRenewal:
         addon: Addon = await self.events.get(Addon.id_for(operation.addon))
         return await getattr(self, step)(addon, operation, self.secrets.password_for(addon.name))
 
+    async def check(self, addon: Addon, operation: Operation, password: str) -> StepResult:
+        served = await self.redis.presented_certificate(endpoint(addon.previous_node, password))
+        return StepResult(f"the node presents a certificate valid until {served.not_after:%Y-%m-%d}",
+                          outcome={"sha256": served.sha256, "not_after": served.not_after.isoformat()})
+
     async def renew(self, addon: Addon, operation: Operation, password: str) -> StepResult:
         node = endpoint(addon.previous_node, password)
-        served = await self.redis.certificate_expiry(node)
         await self.runtime.create_node(node_spec(addon, addon.previous_node | {"memory_mib": addon.memory_mib},
                                                  operation, password, self.versions, self.certificates))
-        if served > self.clock():
+        expired = datetime.fromisoformat(operation.outcome("check")["not_after"])
+        if expired > self.clock():
             await self.redis.configure(node, {"tls-cert-file": f"{TLS_DIR}/{TLS_FILES['cert']}",
                                               "tls-key-file": f"{TLS_DIR}/{TLS_FILES['key']}"})
-            how = "loaded live"
-        else:
-            await self.runtime.stop_node(addon.host, addon.container, self.stop_timeout_s)
-            await self.runtime.start_node(addon.host, addon.container)
-            await self.redis.ping(node)
-            how = f"the one served had expired on {served:%Y-%m-%d}: node restarted"
-        renewed = await self.redis.certificate_expiry(node)
-        if renewed <= served:
-            raise EffectError(f"the server still presents the certificate expiring {served.isoformat()}")
-        return StepResult(f"new certificate valid until {renewed:%Y-%m-%d} ({how})",
-                          outcome={"not_after": renewed.isoformat()})
+            return StepResult("new certificate written and loaded live")
+        await self.runtime.stop_node(addon.host, addon.container, self.stop_timeout_s)
+        await self.runtime.start_node(addon.host, addon.container)
+        return StepResult(f"new certificate written; the one served had expired on {expired:%Y-%m-%d}: node restarted")
+
+    async def verify(self, addon: Addon, operation: Operation, password: str) -> StepResult:
+        node = endpoint(addon.previous_node, password)
+        await self.redis.ping(node)  # verified with the CA: the new certificate is trusted (and the node up)
+        renewed = await self.redis.presented_certificate(node)
+        if renewed.sha256 == operation.outcome("check")["sha256"]:
+            raise EffectError("the server still presents the certificate it had")
+        return StepResult(f"the node presents the new certificate, valid until {renewed.not_after:%Y-%m-%d}",
+                          outcome={"not_after": renewed.not_after.isoformat()})
 
     async def record(self, addon: Addon, operation: Operation, password: str) -> StepResult:
-        addon.mark_certificate_renewed(operation_id=operation.id, not_after=operation.outcome("renew")["not_after"])
+        addon.mark_certificate_renewed(operation_id=operation.id, not_after=operation.outcome("verify")["not_after"])
         return StepResult("renewed", changes=(addon,))
 
     async def compensate(self, operation: Operation, error: str) -> StepResult:
@@ -106,7 +115,7 @@ class CertificateRenewals:
         if addon.is_busy:
             return False  # checked again later
         node = endpoint(addon.previous_node, self.engine.secrets.password_for(name))
-        not_after = await self.engine.redis.certificate_expiry(node)
+        not_after = (await self.engine.redis.presented_certificate(node)).not_after
         if not certificate_due(not_after, now):
             return False
         operation = Operation(kind="renew_certificate", addon=name, app=addon.app)

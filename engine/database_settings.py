@@ -79,7 +79,7 @@ class DatabaseSettings:
             return None
         try:
             node = endpoint(addon.previous_node, self.engine.secrets.password_for(addon.name))
-            return (await self.engine.redis.certificate_expiry(node)).isoformat()
+            return (await self.engine.redis.presented_certificate(node)).not_after.isoformat()
         except (TransientError, EffectError):
             return None
 

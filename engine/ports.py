@@ -53,6 +53,12 @@ class NodeState:
     labels: dict[str, str]
 
 
+@dataclass(frozen=True)
+class PresentedCertificate:
+    sha256: str  # of the certificate (DER): tells one certificate from the next
+    not_after: datetime  # UTC
+
+
 class Runtime(Protocol):
     """Docker engines, by host name."""
 
@@ -133,8 +139,8 @@ class RedisAdmin(Protocol):
     async def disconnect_plaintext_clients(self, node: Endpoint, port: int) -> int:
         """Close every connection made to plaintext `port` (once TLS is forced none may stay); return how many."""
 
-    async def certificate_expiry(self, node: Endpoint) -> datetime:
-        """When the TLS certificate the server presents now expires (UTC)."""
+    async def presented_certificate(self, node: Endpoint) -> PresentedCertificate:
+        """The TLS certificate the server presents now (read, not verified: an expired one too)."""
 
 
 class Certificates(Protocol):
