@@ -9,8 +9,11 @@ Cases (operation time):
           through the archive API and read both sides back; wait_ready; verify; publish; cleanup;
           restart_app)
   raw     by hand with aiodocker: `docker stop` of a container configured like the engine's (SIGTERM:
-          Redis saves), create the container on the other host, stream /data GET -> PUT (no checks),
-          start, poll PING; timed from the stop to the first PING answered
+          Redis saves), create the container on the other host (the engine's redis.conf with a TLS
+          port and TLS lines, and tls/server.crt, tls/server.key issued by a CertificateAuthority of
+          the bench's temp dir and tls/ca.crt, put into /etc/redis in one archive, as the engine does),
+          stream /data GET -> PUT (no checks), start, poll PING over plaintext; timed from the stop to
+          the first PING answered. The writer uses the plaintext redis:// URL in both cases.
 
 In both cases a writer runs in a separate process (its own interpreter, so it shares neither the
 engine's event loop nor its GIL): INCR counter, SET w:<n> n, one command at a time, each
@@ -60,9 +63,10 @@ from redis.retry import Retry  # noqa: E402
 
 import adapters.docker.runtime as docker_runtime  # noqa: E402
 from adapters.docker.runtime import config_archive  # noqa: E402
+from adapters.tls import CertificateAuthority  # noqa: E402
 from domain.addon import DEFAULT_SETTINGS  # noqa: E402
 from domain.placement import place  # noqa: E402
-from domain.redis_config import container_memory_bytes, redis_conf, redis_url  # noqa: E402
+from domain.redis_config import TLS_DIR, TLS_FILES, container_memory_bytes, redis_conf, redis_url  # noqa: E402
 from engine import Settings, build  # noqa: E402
 from engine.logs import configure_logging  # noqa: E402
 
@@ -365,8 +369,8 @@ async def wait_for_ping(address: str, port: int, password: str, deadline: float)
 
 
 class Ports:
-    """Ports for the raw containers, from the top of each host's range down (the engine takes the
-    lowest free ones), skipping any that something on the host already listens on."""
+    """Ports for the raw containers (plaintext and TLS alike), from the top of each host's range down
+    (the engine takes the lowest free ones), skipping any that something on the host already listens on."""
 
     def __init__(self, hosts):
         self._next = {h.name: h.last_port for h in hosts}
@@ -389,9 +393,10 @@ class Ports:
 class Raw:
     """The same move without the engine: straight Docker API calls, no checks."""
 
-    def __init__(self, settings, plans, image: str, run_id: str):
+    def __init__(self, settings, plans, image: str, run_id: str, authority: CertificateAuthority):
         self.hosts = {h.name: h for h in settings.hosts}
         self.plans = plans
+        self.authority = authority  # the raw side's own CA, in the bench's temp dir
         self.image = image
         self.run_id = run_id
         self.app = f"bench-raw-{run_id}"
@@ -402,14 +407,16 @@ class Raw:
 
     async def create(self, host: str, plan_id: str, password: str) -> dict:
         """A container configured as the engine configures a node of `plan_id` (the engine's labels for
-        the port, so an engine sharing the hosts treats it as taken), with its redis.conf put in."""
+        both ports, so an engine sharing the hosts treats them as taken), with its redis.conf (TLS port
+        included) and TLS files put into /etc/redis as the engine puts them (engine/nodes.py)."""
         h, memory_mib = self.hosts[host], self.plans.provisionable(plan_id).memory_mib
-        port = self.ports.take(host)
+        port, tls_port = self.ports.take(host), self.ports.take(host)
         self.count += 1
         name = f"redis-addons-bench-raw-{self.run_id}-{self.count:03d}"
         volume = f"{name}-data"
         labels = {"redis-addons.addon": name, "redis-addons.app": self.app, "redis-addons.host": host,
-                  "redis-addons.port": str(port), "redis-addons.bench": self.run_id}
+                  "redis-addons.port": str(port), "redis-addons.tls-port": str(tls_port),
+                  "redis-addons.bench": self.run_id}
         memory = container_memory_bytes(memory_mib)
         docker = self.docker[host]
         self.created.append((host, name, volume))
@@ -430,9 +437,14 @@ class Raw:
             },
             name=name,
         )
-        conf = redis_conf(address=h.address, port=port, memory_mib=memory_mib, password=password, settings=DEFAULT_SETTINGS)
-        await container.put_archive("/etc/redis", config_archive("redis.conf", conf))
-        return dict(host=host, address=h.address, port=port, container=name, volume=volume, obj=container,
+        conf = redis_conf(address=h.address, port=port, tls_port=tls_port, memory_mib=memory_mib, password=password,
+                          settings=DEFAULT_SETTINGS)
+        certificate, key = self.authority.issue_server_certificate(h.address, (name,))
+        tls = TLS_DIR.removeprefix("/etc/redis/")
+        files = {"redis.conf": conf, f"{tls}/{TLS_FILES['cert']}": certificate, f"{tls}/{TLS_FILES['key']}": key,
+                 f"{tls}/{TLS_FILES['ca']}": self.authority.certificate_pem}
+        await container.put_archive("/etc/redis", config_archive(files))
+        return dict(host=host, address=h.address, port=port, tls_port=tls_port, container=name, volume=volume, obj=container,
                     url=redis_url(password=password, address=h.address, port=port))
 
     async def copy(self, source: dict, target: dict) -> int:
@@ -720,7 +732,7 @@ async def bench(args) -> dict:
         async with build(settings) as engine:
             image = engine.versions.default.image
             probe = Probe(engine)
-            raw = Raw(settings, engine.plans, image, run_id)
+            raw = Raw(settings, engine.plans, image, run_id, CertificateAuthority.load_or_create(home / "raw-ca"))
             plan = engine.plans.provisionable(PLAN_FROM)
             try:
                 for i in range(args.rounds):

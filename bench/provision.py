@@ -5,9 +5,14 @@ Docker operations measured in the same run, with the same image, on the same hos
 
 Cases (latency = from the first call until PING answers / the operation has succeeded):
   engine  add_addon -> wait_for_operation returning "succeeded"
-  raw     aiodocker directly: volume create, container create (host network, same memory limit,
-          mount and restart policy), put_archive of the same redis.conf, start, poll PING
-  cli     `docker -H <host> run -d --network host ...` with the config as arguments, poll PING
+  raw     aiodocker directly, building the node the engine builds: volume create, container create
+          (host network, same memory limit, mount and restart policy), one put_archive into /etc/redis
+          of the engine's redis.conf (plaintext port + TLS port and TLS lines) with tls/server.crt,
+          tls/server.key (issued by a CertificateAuthority of the bench's temp dir) and tls/ca.crt,
+          start, poll PING over plaintext (the raw floor an operator would use); the password, the
+          redis.conf and the certificate are made before the clock starts
+  cli     `docker -H <host> run -d --network host ...` with the config as arguments (plaintext only:
+          `docker run` puts no files in, so this node serves no TLS), poll PING
 
 After one uncounted warm-up of each, each case runs N one after another (interleaved with the other cases, rotating which goes first,
 each pair on the host the engine's placement picks), then one alone followed by N at once.
@@ -45,8 +50,10 @@ import redis.asyncio as aioredis  # noqa: E402
 from aiodocker.exceptions import DockerError  # noqa: E402
 
 from adapters.docker.runtime import config_archive  # noqa: E402
+from adapters.tls import CertificateAuthority  # noqa: E402
+from domain.addon import DEFAULT_SETTINGS  # noqa: E402
 from domain.placement import place  # noqa: E402
-from domain.redis_config import container_memory_bytes, redis_conf  # noqa: E402
+from domain.redis_config import TLS_DIR, TLS_FILES, container_memory_bytes, redis_conf  # noqa: E402
 from engine import Settings, build  # noqa: E402
 from engine.logs import configure_logging  # noqa: E402
 
@@ -116,8 +123,8 @@ async def wait_for_ping(address: str, port: int, password: str, deadline: float)
 
 
 class Ports:
-    """Ports for the raw containers, from the top of each host's range down (the engine takes the
-    lowest free ones), skipping any that something on the host already listens on."""
+    """Ports for the raw containers (plaintext and TLS alike), from the top of each host's range down
+    (the engine takes the lowest free ones), skipping any that something on the host already listens on."""
 
     def __init__(self, hosts):
         self._next = {h.name: h.last_port for h in hosts}
@@ -140,12 +147,13 @@ class Ports:
 class Raw:
     """The same work as a provisioning, without the engine: straight Docker API and CLI calls."""
 
-    def __init__(self, settings, image: str, run_id: str):
+    def __init__(self, settings, image: str, run_id: str, authority: CertificateAuthority):
         self.hosts = {h.name: h for h in settings.hosts}
         self.image = image
         self.run_id = run_id
         self.app = f"bench-raw-{run_id}"
         self.ports = Ports(settings.hosts)
+        self.authority = authority  # the raw side's own CA, in the bench's temp dir
         self.docker = {h.name: aiodocker.Docker(url=h.docker_url) for h in settings.hosts}
         self.created: list[tuple[str, str, str]] = []  # (host, container, volume)
         self.count = 0
@@ -155,25 +163,38 @@ class Raw:
         name = f"redis-addons-bench-{kind}-{self.run_id}-{self.count:03d}"
         return name, f"{name}-data"
 
-    def _labels(self, host: str, name: str, port: int) -> dict:
-        # redis-addons.addon/host/port make any engine sharing the hosts treat the port as taken.
-        return {
+    def _labels(self, host: str, name: str, port: int, tls_port: int | None = None) -> dict:
+        # redis-addons.addon/host/port/tls-port make any engine sharing the hosts treat the ports as taken.
+        labels = {
             "redis-addons.addon": name,
             "redis-addons.app": self.app,
             "redis-addons.host": host,
             "redis-addons.port": str(port),
             "redis-addons.bench": self.run_id,
         }
+        if tls_port:
+            labels["redis-addons.tls-port"] = str(tls_port)
+        return labels
+
+    def _files(self, address: str, port: int, tls_port: int, password: str, name: str) -> dict[str, str]:
+        """What the engine puts into /etc/redis (engine/nodes.py): redis.conf with the TLS port and
+        lines, the server certificate and key for the address (and the node's name), and the CA."""
+        conf = redis_conf(address=address, port=port, tls_port=tls_port, memory_mib=256, password=password,
+                          settings=DEFAULT_SETTINGS)
+        certificate, key = self.authority.issue_server_certificate(address, (name,))
+        tls = TLS_DIR.removeprefix("/etc/redis/")
+        return {"redis.conf": conf, f"{tls}/{TLS_FILES['cert']}": certificate, f"{tls}/{TLS_FILES['key']}": key,
+                f"{tls}/{TLS_FILES['ca']}": self.authority.certificate_pem}
 
     async def api(self, host: str) -> dict:
-        """aiodocker: volume, container, config file, start, then PING."""
+        """aiodocker: volume, container, redis.conf + TLS files, start, then PING (plaintext)."""
         h = self.hosts[host]
-        port = self.ports.take(host)
+        port, tls_port = self.ports.take(host), self.ports.take(host)
         name, volume = self._names("api")
         password = secrets.token_urlsafe(48)
-        labels = self._labels(host, name, port)
+        labels = self._labels(host, name, port, tls_port)
         memory = container_memory_bytes(256)
-        conf = redis_conf(address=h.address, port=port, memory_mib=256, password=password, settings={})
+        archive = config_archive(self._files(h.address, port, tls_port, password, name))  # before the clock
         docker = self.docker[host]
         t0 = time.perf_counter()
         self.created.append((host, name, volume))
@@ -194,13 +215,13 @@ class Raw:
             },
             name=name,
         )
-        await container.put_archive("/etc/redis", config_archive("redis.conf", conf))
+        await container.put_archive("/etc/redis", archive)
         t_created = time.perf_counter()
         await container.start()
         t_started = time.perf_counter()
         attempts = await wait_for_ping(h.address, port, password, time.monotonic() + OP_TIMEOUT_S)
         t1 = time.perf_counter()
-        return dict(host=host, port=port, container=name, latency_s=t1 - t0, t0=t0, t1=t1,
+        return dict(host=host, port=port, tls_port=tls_port, container=name, latency_s=t1 - t0, t0=t0, t1=t1,
                     phases_s=dict(create=t_created - t0, start=t_started - t_created, ready=t1 - t_started),
                     ping_attempts=attempts)
 
@@ -467,7 +488,7 @@ async def bench(args) -> dict:
             image = engine.versions.default.image
             case = EngineCase(engine, run_id)
             probe = Probe(engine)
-            raw = Raw(settings, image, run_id)
+            raw = Raw(settings, image, run_id, CertificateAuthority.load_or_create(home / "raw-ca"))
             run = {"engine": lambda host: case.provision(), "raw": raw.api, "cli": raw.cli}
             try:
                 # Warm-up, not counted: first connections, first image read, first SQLite pages.
