@@ -79,6 +79,15 @@ def test_a_user_adds_uses_and_removes_a_redis_addon_with_the_cli(server):
     try:
         assert run(env, cwd, "redis-cli", "--no-auth-warning", "-u", url, "set", "k", "v").stdout.strip() == "OK"
         assert run(env, cwd, "redis-cli", "--no-auth-warning", "-u", url, "get", "k").stdout.strip() == "v"
+        # The README's force-TLS walk: the CA from tls-ca, force-tls, then redis-cli on the rediss:// URL.
+        (cwd / "ca.pem").write_text(run(env, cwd, CLI, "--app", app, "--addon", "redis", "tls-ca").stdout)
+        forced = run(env, cwd, CLI, "--app", app, "--addon", "redis", "settings-enable", "force-tls").stdout
+        assert f"-----> Force TLS enabled on {addon}" in forced
+        tls_url = dict(line.split("=", 1) for line in run(env, cwd, CLI, "--app", app, "env").stdout.splitlines())["REDIS_URL"]
+        assert tls_url.startswith("rediss://")
+        assert run(env, cwd, "redis-cli", "--no-auth-warning", "-u", tls_url, "--cacert", "ca.pem",
+                   "get", "k").stdout.strip() == "v"
+        assert "v" not in run(env, cwd, "redis-cli", "--no-auth-warning", "-u", url, "get", "k", check=False).stdout
     finally:
         removed = run(env, cwd, CLI, "--app", app, "addons-remove", addon).stdout
     assert f"Addon {addon} has been removed" in removed
