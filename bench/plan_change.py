@@ -582,7 +582,7 @@ class Probe:
             "stop: docker stop (Redis saves again)": total("docker.stop_node"),
             "start_new: create": total("docker.create_node"),
             "start_new: copy stream GET -> PUT": total("docker.copy_data") - readback_wall,
-            "start_new: read-back of both sides (2 GETs + SHA-256, parallel)": readback_wall,
+            "start_new: read-back of the target (AOF only; an RDB is checked by its CRC64 at load)": readback_wall,
             "start_new: start": total("docker.start_node"),
             "wait_ready: PING calls": total("redis.ping"),
             "verify: key counts": total("redis.keyspace"),

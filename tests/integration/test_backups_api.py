@@ -7,7 +7,6 @@ tests that change an addon's data or schedule say so and leave it as they found 
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import hashlib
 import io
@@ -17,17 +16,16 @@ from datetime import datetime
 from zoneinfo import ZoneInfo
 
 import aiodocker
-import aiohttp
 import pytest
 import redis.asyncio as aioredis
 from aiohttp.test_utils import TestServer
 
 from adapters.cli.backups import human_size
-from adapters.cli.main import main
 from adapters.http.app import make_app
 from engine import build
 from engine.settings import load_hosts
 from tests.conftest import HOSTS_FILE
+from tests.integration.api_client import cli, session, token, url
 from tests.integration.conftest import remove_everything_of, running_addon, settings_for
 
 RUN = secrets.token_hex(3)
@@ -97,23 +95,6 @@ def cli_env(engine, server, monkeypatch, tmp_path):
     monkeypatch.chdir(work)
     SEEN.clear()
     return work
-
-
-async def cli(*argv: str) -> int:
-    """Run the CLI in a thread: it blocks on HTTP while this loop serves it."""
-    return await asyncio.to_thread(main, list(argv))
-
-
-def token(engine) -> str:
-    return engine.settings.token_file.read_text().strip()
-
-
-def session(engine) -> aiohttp.ClientSession:
-    return aiohttp.ClientSession(headers={"Authorization": f"Bearer {token(engine)}"})
-
-
-def url(server, path: str) -> str:
-    return str(server.make_url(path))
 
 
 async def write(engine, app: str, values: dict, db: int = 0) -> None:

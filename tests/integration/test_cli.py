@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-import asyncio
-
 import pytest
 from aiohttp.test_utils import TestServer
 
-from adapters.cli.main import main
 from adapters.http.app import make_app
 from domain.operation import Operation
+from tests.integration.api_client import cli
 from tests.integration.conftest import running_addon
 
 
@@ -22,11 +20,6 @@ async def api(engine, monkeypatch, tmp_path):
     monkeypatch.setenv("REDIS_ADDONS_TOKEN", engine.settings.token_file.read_text().strip())
     yield server
     await server.close()
-
-
-async def cli(*argv: str) -> int:
-    """Run the CLI in a thread: it blocks on HTTP while this loop serves it."""
-    return await asyncio.to_thread(main, list(argv))
 
 
 async def test_addons_plans_prints_a_boxed_table(api, capsys):

@@ -17,7 +17,7 @@ from aiohttp.test_utils import TestServer
 from adapters.http.app import make_app
 from engine import build
 from tests.integration.conftest import remove_everything_of, running_addon, settings_for
-from tests.integration.test_backups_api import cli, session, token, url
+from tests.integration.api_client import cli, session, token, url
 
 RUN = secrets.token_hex(3)
 APP = f"it-st-{RUN}"  # one starter addon on the default version (7.0.15, built with TLS)
