@@ -60,23 +60,21 @@ def place(
             raise NoHostWithRoom(f"no host other than {exclude_host} is configured: a plan change needs another host")
         hosts = others
     tenants = list(tenants)
-    candidates = []
+    needed = 2 if tls else 1
+    candidates, room = [], []
     for host in hosts:
-        used = sum(t.memory_mib for t in tenants if t.host == host.name)
-        free = host.memory_mib - used
+        free = host.memory_mib - sum(t.memory_mib for t in tenants if t.host == host.name)
         taken = set().union(*(t.ports for t in tenants if t.host == host.name))
         taken |= {p for h, p in unusable_ports if h == host.name}
-        free_ports = [p for p in range(host.first_port, host.last_port + 1) if p not in taken][: 2 if tls else 1]
-        if free >= memory_mib and len(free_ports) == (2 if tls else 1):
+        free_ports = [p for p in range(host.first_port, host.last_port + 1) if p not in taken][:needed]
+        if free >= memory_mib and len(free_ports) == needed:
             candidates.append((free, host, free_ports))
+        short = "" if len(free_ports) == needed else f", {len(free_ports) or 'no'} free port{'s' * (len(free_ports) != 1)}"
+        room.append(f"{host.name} {free} MiB free{short}")
     if not candidates:
-        room = ", ".join(
-            f"{h.name} {h.memory_mib - sum(t.memory_mib for t in tenants if t.host == h.name)} MiB free"
-            for h in hosts
-        )
         raise NoHostWithRoom(
             f"no host has room for {memory_mib} MiB{' and two free ports (plaintext and TLS)' if tls else ''} "
-            f"({room or 'no host configured'})"
+            f"({', '.join(room) or 'no host configured'})"
         )
     # Most free memory first; ties go to the first host listed, for a stable choice.
     free, host, ports = max(candidates, key=lambda c: c[0])

@@ -73,9 +73,9 @@ def test_placement(memory, hosts, tenants, unusable, exclude, expected):
         (4097, [A], [], NONE, None, "no host has room for 4097 MiB (host-a 4096 MiB free)"),
         # memory enough, but every port of the range is taken
         (128, [A], [Tenant("host-a", p, 1) for p in (30000, 30001, 30002)], NONE, None,
-         "no host has room for 128 MiB (host-a 4093 MiB free)"),
+         "no host has room for 128 MiB (host-a 4093 MiB free, no free ports)"),
         (128, [A], [], frozenset({("host-a", p) for p in (30000, 30001, 30002)}), None,
-         "no host has room for 128 MiB (host-a 4096 MiB free)"),
+         "no host has room for 128 MiB (host-a 4096 MiB free, no free ports)"),
         (512, [], [], NONE, None, "no host has room for 512 MiB (no host configured)"),
     ],
 )
@@ -114,4 +114,4 @@ def test_a_host_with_one_free_port_left_has_no_room_for_a_tls_node():
     with pytest.raises(NoHostWithRoom) as refused:
         place(128, [A], tenants, NONE, tls=True)
     assert str(refused.value) == ("no host has room for 128 MiB and two free ports (plaintext and TLS) "
-                                  "(host-a 3968 MiB free)")
+                                  "(host-a 3968 MiB free, 1 free port)")
