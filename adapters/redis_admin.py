@@ -32,10 +32,16 @@ class TrustingOnlyTheInstallation(SSLConnection):
         self.ssl_context.context = tls_context  # what RedisSSLContext.get() returns once made
 
 
+# OpenSSL's X509_V_FLAG_NO_CHECK_TIME (Python names no constant for it): the chain and the host
+# name are still verified, the dates are not.
+NO_CHECK_TIME = 0x200000
+
+
 class RedisAdmin:
     def __init__(self, ca_file: Path | None = None):
         self.ca_file = ca_file  # the installation's CA: a node's TLS certificate is verified, name included
         self._tls_context: ssl.SSLContext | None = None
+        self._any_date_context: ssl.SSLContext | None = None
         # Reading a certificate's dates sends nothing: it is read unverified, so an expired one can be renewed.
         self._reading_context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)  # no CA loaded at all
         self._reading_context.check_hostname, self._reading_context.verify_mode = False, ssl.CERT_NONE
@@ -48,13 +54,22 @@ class RedisAdmin:
             self._tls_context = ssl.create_default_context(cafile=str(self.ca_file))
         return self._tls_context
 
+    def _verified_at_any_date(self, node: Endpoint) -> ssl.SSLContext:
+        """To replace an expired certificate: still our CA's, for this address, but out of date."""
+        if self._any_date_context is None:
+            self._verified(node)
+            self._any_date_context = ssl.create_default_context(cafile=str(self.ca_file))
+            self._any_date_context.verify_flags |= NO_CHECK_TIME
+        return self._any_date_context
+
     @asynccontextmanager
-    async def _client(self, node: Endpoint, db: int = 0, timeout: float = 5):
+    async def _client(self, node: Endpoint, db: int = 0, timeout: float = 5, any_date: bool = False):
         # No retries inside redis-py: the saga retries with its own backoff and deadline.
         options = dict(host=node.address, port=node.port, db=db, username="default", password=node.password,
                        socket_connect_timeout=2, socket_timeout=timeout, retry=Retry(NoBackoff(), 0))
         if node.tls:
-            options.update(connection_class=TrustingOnlyTheInstallation, tls_context=self._verified(node))
+            context = self._verified_at_any_date(node) if any_date else self._verified(node)
+            options.update(connection_class=TrustingOnlyTheInstallation, tls_context=context)
         client = redis.Redis(connection_pool=redis.ConnectionPool(**options))
         try:
             yield client
@@ -139,6 +154,11 @@ class RedisAdmin:
     async def disconnect_plaintext_clients(self, node: Endpoint, port: int) -> int:
         async with self._client(node) as client:
             return int(await client.execute_command("CLIENT", "KILL", "LADDR", f"{node.address}:{port}", "SKIPME", "yes"))
+
+    async def reload_certificate(self, node: Endpoint, cert_file: str, key_file: str) -> None:
+        # Setting the files, even to the same paths, makes Redis load them again; open connections stay.
+        async with self._client(node, any_date=True) as client:
+            await client.config_set("tls-cert-file", cert_file, "tls-key-file", key_file)
 
     async def presented_certificate(self, node: Endpoint) -> PresentedCertificate:
         try:

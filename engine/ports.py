@@ -139,6 +139,10 @@ class RedisAdmin(Protocol):
     async def disconnect_plaintext_clients(self, node: Endpoint, port: int) -> int:
         """Close every connection made to plaintext `port` (once TLS is forced none may stay); return how many."""
 
+    async def reload_certificate(self, node: Endpoint, cert_file: str, key_file: str) -> None:
+        """The server loads its certificate and key again from these files, without a restart. The
+        node is verified as ours and at its address, but not its dates: an expired certificate too."""
+
     async def presented_certificate(self, node: Endpoint) -> PresentedCertificate:
         """The TLS certificate the server presents now (read, not verified: an expired one too)."""
 

@@ -30,6 +30,7 @@ from engine.settings_change import SettingsChange
 
 class TlsChange(SettingsChange):
     kind = "enable_force_tls"  # and "disable_force_tls": the same saga, its steps in another order
+    deadlines: dict[str, float] = {}  # a port opens or closes at once: no AOF rewrite to wait for here
 
     def __init__(self, *args, restarter: AppRestarter, **kwargs):
         super().__init__(*args, **kwargs)

@@ -199,7 +199,9 @@ PATHS = {
                                         "not running, or force TLS on an engine version built without TLS "
                                         "(rule force-tls-on-tls-capable-builds: the message names the versions with TLS)"),
          "500": json_body({"allOf": [ref("Error"), SETTINGS_OPERATION]},
-                          "With wait=true: the operation failed, the former settings are back; `error.message` holds its error")},
+                          "With wait=true: the operation failed; before its publish step the former settings are back "
+                          "(`disable_force_tls` failing at restart_app, after publish, keeps the new setting); "
+                          "`error.message` holds its error")},
         [APP, BACKUP_ADDON, SETTING, *WAIT],
         {"required": True, "content": {"application/json": {"schema": {
             "type": "object", "required": ["enabled"],

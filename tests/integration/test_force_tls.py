@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import os
 import shutil
+import socket
 import subprocess
 from urllib.parse import urlsplit
 
@@ -18,7 +19,8 @@ import redis.asyncio as redis
 
 from adapters.tls import CertificateAuthority
 from domain.errors import TlsNotAvailable
-from tests.integration.conftest import running_addon
+from engine import build
+from tests.integration.conftest import remove_everything_of, running_addon, settings_for
 from tests.integration.test_settings import change, kill_and_start
 
 REDIS_CLI = shutil.which("redis-cli")
@@ -28,6 +30,12 @@ REDIS_CLI = shutil.which("redis-cli")
 def ca_file(engine, tmp_path):
     """The CA as a client gets it (`tls-ca > ca.pem`)."""
     return write(tmp_path / "ca.pem", engine.certificates.certificate_pem)
+
+
+@pytest.fixture
+def ca_file_of_home(tmp_path):
+    """The same, for a test that builds its own engine."""
+    return lambda engine: write(tmp_path / "ca.pem", engine.certificates.certificate_pem)
 
 
 def write(path, text: str):
@@ -172,3 +180,30 @@ async def test_an_engine_build_without_tls_has_no_tls_url_and_no_ca_to_give(engi
     with pytest.raises(TlsNotAvailable, match="runs 6.2.14, built without TLS; the versions with TLS are: 7.0.15"):
         await engine.database.tls_ca(app_name, requested["addon"])
     assert [op["kind"] for op in await engine.operations(requested["addon"])] == ["provision"]
+
+
+async def test_a_failed_turning_off_leaves_tls_forced_and_plaintext_refused(home, app_name, ca_file_of_home):
+    """A real failure: while TLS is forced, something else took the plaintext port, so the server
+    cannot open it again. The change is undone: still forced, plaintext still refused."""
+    try:
+        async with build(settings_for(home, step_deadline_s=3)) as engine:
+            addon = await running_addon(engine, app_name)
+            await change(engine, app_name, addon, "force-tls")
+            row, forced_env = await engine.addon(app_name, addon), await environment(engine, app_name)
+            squatter = socket.socket()
+            squatter.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            squatter.bind((row["address"], row["port"]))
+            squatter.listen()
+            try:
+                requested = await engine.database.change(app_name, addon, "force-tls", False)
+                operation = await engine.wait_for_operation(requested["operation_id"], timeout=60)
+            finally:
+                squatter.close()
+
+            assert operation["status"] == "failed" and "apply" in operation["error"], operation
+            assert (await engine.database.show(app_name, addon))["force_tls"] is True
+            assert await environment(engine, app_name) == forced_env
+            assert not await answers(plaintext_url(forced_env, row))  # the port was not opened after all
+            assert await answers(forced_env["REDIS_URL"], ssl_ca_certs=ca_file_of_home(engine))
+    finally:
+        await remove_everything_of(app_name)
