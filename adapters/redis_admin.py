@@ -151,6 +151,10 @@ class RedisAdmin:
                 if (await client.info("persistence")).get("rdb_last_bgsave_status") != "ok":
                     raise EffectError(f"{node}: the background save failed (see the node's log)")
 
+    async def configure_together(self, node: Endpoint, parameters: dict[str, str]) -> None:
+        async with self._client(node) as client:
+            await client.config_set(*(item for pair in parameters.items() for item in pair))
+
     async def disconnect_plaintext_clients(self, node: Endpoint, port: int) -> int:
         async with self._client(node) as client:
             return int(await client.execute_command("CLIENT", "KILL", "LADDR", f"{node.address}:{port}", "SKIPME", "yes"))

@@ -22,8 +22,9 @@ DEFAULT_SETTINGS = {"rdb": True, "aof": False, "cache_mode": False, "force_tls":
 
 # What users type (the reference's words) -> the key in an addon's settings.
 SETTINGS = {"rdb": "rdb", "aof": "aof", "cache-mode": "cache_mode", "force-tls": "force_tls"}
-# An addon made before nodes served TLS here: its engine build has TLS, its node no TLS port.
-NO_TLS_PORT = "serves no TLS port (it was made before TLS was served here): a plan change gives it one"
+# An addon made before nodes served TLS here: its engine build has TLS, its node no TLS port yet.
+NO_TLS_PORT = ("serves no TLS port yet (it was made before TLS was served here): the engine gives it one within "
+               "a few minutes, without a restart")
 SHOWN = {"rdb": "RDB persistence", "aof": "AOF persistence", "cache_mode": "cache mode", "force_tls": "force TLS"}
 
 
@@ -320,7 +321,34 @@ class Addon(Aggregate):
         self.failure = reason
         self.operation_id = None
 
-    # -- TLS certificate ----------------------------------------------------------------
+    # -- TLS ----------------------------------------------------------------------------
+
+    def request_tls_port(self, tls_port: int, operation_id: UUID) -> None:
+        """A node made before TLS was served here starts serving it, beside plaintext, live."""
+        self._check_running("start serving TLS")
+        if self.tls_port is not None:
+            raise SettingUnchanged(f"addon {self.name} serves TLS already, on port {self.tls_port}")
+        self._tls_port_requested(operation_id=operation_id, tls_port=tls_port)
+
+    @event("TlsPortRequested")
+    def _tls_port_requested(self, operation_id: UUID, tls_port: int) -> None:
+        self.operation_id = operation_id
+        self.target = dict(self.previous_node, memory_mib=self.memory_mib, tls_port=tls_port)
+
+    def mark_tls_served(self, operation_id: UUID) -> None:
+        self._tls_served(operation_id=operation_id, tls_port=self.target["tls_port"])
+
+    @event("TlsServed")
+    def _tls_served(self, operation_id: UUID, tls_port: int) -> None:
+        self.tls_port = tls_port
+        self.target = None
+        self.operation_id = None
+
+    @event("TlsServingFailed")
+    def mark_tls_serving_failed(self, operation_id: UUID, reason: str) -> None:
+        self.target = None
+        self.failure = reason
+        self.operation_id = None
 
     def start_certificate_renewal(self, operation_id: UUID) -> None:
         """The node gets a new server certificate before the one it serves expires (it holds the addon

@@ -22,6 +22,8 @@ STEPS = {
     "disable_force_tls": ["apply", "verify", "publish", "restart_app"],
     # Reference, "Backups": the node saves its data, the file is archived and stored.
     "backup": ["save", "archive", "record"],
+    # A node made before TLS was served here starts serving it, live, on a port of its host.
+    "serve_tls": ["apply", "verify", "publish"],
     # Beyond the reference: a node's TLS certificate replaced (files, then a live reload) before it expires.
     "renew_certificate": ["check", "renew", "verify", "record"],
     # Beyond the reference: the backup's data goes into a new node in place of the current one.

@@ -40,6 +40,16 @@ class Tenant:
         return {self.port} if self.tls_port is None else {self.port, self.tls_port}
 
 
+def free_port(host: Host, tenants: Iterable[Tenant], unusable_ports: frozenset[tuple[str, int]] = frozenset()) -> int:
+    """The lowest port of `host` that nothing holds: for a node that starts serving TLS where it is."""
+    taken = set().union(*(t.ports for t in tenants if t.host == host.name))
+    taken |= {p for h, p in unusable_ports if h == host.name}
+    port = next((p for p in range(host.first_port, host.last_port + 1) if p not in taken), None)
+    if port is None:
+        raise NoHostWithRoom(f"{host.name} has no free port left in {host.first_port}-{host.last_port} for TLS")
+    return port
+
+
 def place(
     memory_mib: int,
     hosts: Iterable[Host],

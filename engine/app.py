@@ -29,6 +29,7 @@ from engine.saga import Coordinator
 from engine.scheduler import Scheduler
 from engine.settings import Settings
 from engine.store import AggregateNotFoundError, EventLog
+from engine.tls_serving import serve_tls_where_missing
 
 log = structlog.get_logger("engine")
 
@@ -69,7 +70,8 @@ class Engine:
         self.backups = BackupService(self, backup_store)
         self.database = DatabaseSettings(self)
         self.certificate_renewals = CertificateRenewals(self)
-        self.scheduler = Scheduler(self.backups, self.certificate_renewals, settings.scheduler_tick_s)
+        self.scheduler = Scheduler(self.backups, self.certificate_renewals, lambda: serve_tls_where_missing(self),
+                                   settings.scheduler_tick_s)
 
     # -- life cycle -------------------------------------------------------
 

@@ -21,6 +21,7 @@ from engine.provisioning import Provisioning, Removal
 from engine.restore import Restore
 from engine.settings_change import SettingsChange
 from engine.tls_change import TlsChange
+from engine.tls_serving import TlsServing
 from engine.saga import Coordinator
 from engine.settings import Settings
 from engine.store import EventLog
@@ -49,6 +50,7 @@ def build(settings: Settings | None = None) -> Engine:
         "change_settings": SettingsChange(events, runtime, redis, secrets, versions),
     }
     sagas["renew_certificate"] = CertificateRenewal(events, runtime, redis, secrets, versions, authority)
+    sagas["serve_tls"] = TlsServing(events, runtime, redis, secrets, versions, authority)
     sagas["enable_force_tls"] = sagas["disable_force_tls"] = TlsChange(events, runtime, redis, secrets, versions,
                                                                         restarter=restarter)
     coordinator = Coordinator(events, sagas, settings.step_deadline_s, settings.crash_at)

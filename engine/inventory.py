@@ -4,6 +4,7 @@ from every event this process saves."""
 
 from __future__ import annotations
 
+from dataclasses import replace
 from uuid import UUID
 
 from domain.addon import Addon
@@ -51,6 +52,10 @@ class Inventory:
             self._held[(name, "current")] = self._held.pop((name, "target"))
         elif isinstance(event, Addon.PlanChangeFailed):
             self._held.pop((name, "target"), None)
+        elif isinstance(event, Addon.TlsPortRequested):  # held from the request on; given back if it fails
+            self._held[(name, "current")] = replace(self._held[(name, "current")], tls_port=event.tls_port)
+        elif isinstance(event, Addon.TlsServingFailed):
+            self._held[(name, "current")] = replace(self._held[(name, "current")], tls_port=None)
         elif isinstance(event, (Addon.ProvisioningFailed, Addon.Removed)):
             self._held.pop((name, "current"), None)
 

@@ -130,6 +130,9 @@ class RedisAdmin(Protocol):
         """CONFIG SET each parameter on the running server; return once it is in effect (an AOF
         turned on has been written whole)."""
 
+    async def configure_together(self, node: Endpoint, parameters: dict[str, str]) -> None:
+        """One CONFIG SET of all these parameters, which the server checks together (Redis 7 and later)."""
+
     async def configuration(self, node: Endpoint, names: list[str]) -> dict[str, str]:
         """CONFIG GET of these parameters."""
 

@@ -1,6 +1,7 @@
 """The scheduler (DESIGN §4): every tick, the scheduled backups whose day has come, then a
-retention sweep, then (every few hours) the TLS certificates due for renewal. Not strictly on
-time, as the reference says; a tick after downtime catches up."""
+retention sweep, then (every few hours) the TLS certificates due for renewal, and nodes made
+before TLS was served here start serving it. Not strictly on time, as the reference says; a tick
+after downtime catches up."""
 
 from __future__ import annotations
 
@@ -13,8 +14,8 @@ log = structlog.get_logger("scheduler")
 
 
 class Scheduler:
-    def __init__(self, backups, renewals, tick_s: float):
-        self.backups, self.renewals, self.tick_s = backups, renewals, tick_s
+    def __init__(self, backups, renewals, serve_tls, tick_s: float):
+        self.backups, self.renewals, self.serve_tls, self.tick_s = backups, renewals, serve_tls, tick_s
         self._task: asyncio.Task | None = None
 
     def start(self) -> None:
@@ -29,7 +30,7 @@ class Scheduler:
     async def tick(self, now=None) -> dict:
         """One round at `now` (the clock's by default); a failure is logged and tried again next tick."""
         now = now or self.backups.clock()
-        result = {"started": [], "swept": None, "renewing": []}
+        result = {"started": [], "swept": None, "renewing": [], "serving_tls": []}
         try:
             result["started"] = await self.backups.run_due_backups(now)
         except Exception as error:
@@ -42,6 +43,10 @@ class Scheduler:
             result["renewing"] = await self.renewals.renew_due(now)
         except Exception as error:
             log.error("certificate check failed this tick", error=str(error) or type(error).__name__)
+        try:
+            result["serving_tls"] = await self.serve_tls()
+        except Exception as error:
+            log.error("looking for nodes without TLS failed this tick", error=str(error) or type(error).__name__)
         return result
 
     async def stop(self) -> None:

@@ -48,6 +48,10 @@ def apply(db, event) -> None:
         db.execute("UPDATE environment SET address = ?, port = ?, tls_port = ?, published_at = ? "
                    "WHERE addon = (SELECT name FROM addons WHERE id = ?)",
                    (event.address, event.port, tls_port(event), at, addon_id))
+    elif isinstance(event, Addon.TlsServed):
+        db.execute("UPDATE addons SET tls_port = ?, updated_at = ? WHERE id = ?", (event.tls_port, at, addon_id))
+        db.execute("UPDATE environment SET tls_port = ?, published_at = ? WHERE addon = (SELECT name FROM addons WHERE id = ?)",
+                   (event.tls_port, at, addon_id))
     elif isinstance(event, Addon.SettingsChanged) and getattr(event, "settings", None) is not None:
         # Reference, "Force TLS Connections": forced, the app's URL is the TLS one.
         db.execute("UPDATE environment SET tls = ?, published_at = ? WHERE addon = (SELECT name FROM addons WHERE id = ?) "

@@ -1,5 +1,6 @@
-"""The engine killed after each step of forcing TLS on, of turning it off, and of renewing a
-node's certificate: started again, it finishes the operation. Then the URL the app was last
+"""The engine killed after each step of forcing TLS on, of turning it off, of renewing a
+node's certificate, and of a node made before TLS starting to serve it: started again, it
+finishes the operation. Then the URL the app was last
 restarted with is the one published, it works (plaintext refused while TLS is forced), and the
 data is there. The engine reaches the node over TLS throughout, so a crash right after the
 plaintext port closed never locks it out."""
@@ -30,19 +31,28 @@ from domain.addon import Addon
 from engine import build, Settings
 from engine.nodes import endpoint
 from tests.integration import data
+from tests.integration.test_tls_serving import an_addon_made_before_tls
 
 async def main():
     app, hook, action = sys.argv[1:4]
     async with build(Settings.from_env()) as engine:
-        requested = await engine.add_addon(app, "redis-starter-256")
-        await engine.wait_for_operation(requested["operation_id"])
+        if action == "serve":
+            name = await an_addon_made_before_tls(engine, app)
+        else:
+            requested = await engine.add_addon(app, "redis-starter-256")
+            await engine.wait_for_operation(requested["operation_id"])
+            name = requested["addon"]
         await engine.register_app(app, restart="hook", url=hook)
         url = (await engine.environment(app))["REDIS_URL"]
         await data.write(url, data.expected(500))
-        addon = await engine.events.get(Addon.id_for(requested["addon"]))
-        served = await engine.redis.presented_certificate(endpoint(addon.previous_node, ""))
-        print("ADDON", addon.name, "PLAINTEXT", url, "CERTIFICATE", served.sha256, flush=True)
-        if action == "renew":
+        addon = await engine.events.get(Addon.id_for(name))
+        served = await engine.redis.presented_certificate(endpoint(addon.previous_node, "")) if addon.tls_port else None
+        print("ADDON", addon.name, "PLAINTEXT", url, "CERTIFICATE", served and served.sha256, flush=True)
+        if action == "serve":
+            [name] = (await engine.scheduler.tick())["serving_tls"]
+            [operation] = [o for o in await engine.operations(name) if o["kind"] == "serve_tls"]
+            await engine.wait_for_operation(operation["id"])
+        elif action == "renew":
             far = datetime.now(timezone.utc) + timedelta(days=820)
             [name] = await engine.certificate_renewals.renew_due(far, force_check=True)
             [operation] = [o for o in await engine.operations(name) if o["kind"] == "renew_certificate"]
@@ -56,7 +66,7 @@ async def main():
 asyncio.run(main())
 """
 
-ACTION = {"enable_force_tls": "enable", "disable_force_tls": "disable", "renew_certificate": "renew"}
+ACTION = {"enable_force_tls": "enable", "disable_force_tls": "disable", "renew_certificate": "renew", "serve_tls": "serve"}
 BOUNDARIES = [f"{kind}.{step}:after" for kind in ACTION for step in STEPS[kind][:-1]]
 
 
@@ -91,9 +101,11 @@ async def test_killed_at_a_step_boundary_the_operation_ends_after_a_restart(tmp_
             assert url.startswith("rediss://") and not await answers(plaintext)
         elif kind == "disable_force_tls":
             assert url == plaintext and await answers(plaintext)
-        else:
+        elif kind == "renew_certificate":
             assert served.sha256 != first_certificate and url == plaintext
-        if kind != "renew_certificate":
+        else:  # serve_tls: REDIS_URL as it was, the rediss:// URL beside it (checked below)
+            assert url == plaintext and await answers(plaintext)
+        if kind in ("enable_force_tls", "disable_force_tls"):
             assert received[-1] == {"app": app_name, "environment": variables}  # the app has the published URL
         tls = variables["REDIS_TLS_URL"] + f"?ssl_ca_certs={ca}"
         known = data.expected(500)

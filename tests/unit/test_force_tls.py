@@ -11,7 +11,8 @@ import pytest
 
 from domain.addon import Addon
 from domain.certificates import certificate_due
-from domain.errors import AddonBusy, TlsNotAvailable
+from domain.errors import AddonBusy, NoHostWithRoom, SettingUnchanged, TlsNotAvailable
+from domain.placement import Host, Tenant, free_port
 from domain.redis_config import app_environment, redis_conf
 from tests.unit.given import a_running_addon, then, types
 
@@ -29,7 +30,7 @@ def test_forcing_tls_is_a_settings_change_whose_event_carries_the_new_settings()
 
 def test_an_addon_serving_no_tls_port_cannot_force_tls_and_says_how_to_get_one():
     addon = a_running_addon(tls_port=None)
-    with pytest.raises(TlsNotAvailable, match="serves no TLS port .* a plan change gives it one"):
+    with pytest.raises(TlsNotAvailable, match="serves no TLS port yet .* the engine gives it one within a few minutes"):
         addon.request_setting_change("force-tls", True, uuid4())
     assert not addon.is_busy and then(addon) == []
 
@@ -87,3 +88,34 @@ def test_a_renewal_holds_the_addon_and_frees_it_whatever_the_outcome():
 def test_a_node_without_tls_has_no_certificate_to_renew():
     with pytest.raises(TlsNotAvailable):
         a_running_addon(tls_port=None).start_certificate_renewal(uuid4())
+
+
+# -- a node made before TLS was served here starts serving it -----------------------------------
+
+def test_a_node_without_tls_gets_a_port_then_serves_tls_beside_plaintext():
+    addon, operation = a_running_addon(tls_port=None), uuid4()
+    addon.request_tls_port(30001, operation)
+    assert addon.is_busy and addon.target["tls_port"] == 30001 and addon.tls_port is None
+    addon.mark_tls_served(operation_id=operation)
+    assert types(then(addon)) == [Addon.TlsPortRequested, Addon.TlsServed]
+    assert addon.tls_port == 30001 and addon.target is None and not addon.is_busy
+
+
+def test_a_failed_start_of_tls_leaves_the_node_as_it_was():
+    addon, operation = a_running_addon(tls_port=None), uuid4()
+    addon.request_tls_port(30001, operation)
+    addon.mark_tls_serving_failed(operation_id=operation, reason="port taken")
+    assert addon.tls_port is None and addon.target is None and not addon.is_busy
+
+
+def test_a_node_serving_tls_gets_no_second_port():
+    with pytest.raises(SettingUnchanged, match="serves TLS already, on port 30001"):
+        a_running_addon(tls_port=30001).request_tls_port(30002, uuid4())
+
+
+def test_the_lowest_port_nothing_holds_is_the_tls_port():
+    host = Host("host-a", "127.0.1.1", 30000, 30003, 4096)
+    tenants = [Tenant("host-a", 30000, 128), Tenant("host-a", 30002, 128, tls_port=30001)]
+    assert free_port(host, tenants) == 30003
+    with pytest.raises(NoHostWithRoom, match="host-a has no free port left in 30000-30003"):
+        free_port(host, tenants, frozenset({("host-a", 30003)}))

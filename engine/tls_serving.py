@@ -1,0 +1,107 @@
+"""A node made before TLS was served here starts serving it, live, beside plaintext (reference,
+"Force TLS Connections": TLS available on every addon whose engine build has it). Found by the
+scheduler, as a saga:
+
+apply    a port of the node's host is held for TLS; the certificate, its key, the CA and a
+         redis.conf with the TLS lines go into the container; the running server opens its TLS
+         port (`CONFIG SET tls-… / tls-port`): nothing restarts, plaintext goes on
+verify   the node answers over TLS, verified with the CA
+publish  the addon serves TLS: its rediss:// URL is published beside REDIS_URL (which is
+         unchanged, so the app needs no restart)
+
+A failure closes the TLS port again, puts the former redis.conf back and gives the port back.
+"""
+
+from __future__ import annotations
+
+import asyncio
+
+import structlog
+
+from domain.addon import Addon
+from domain.catalog import VersionCatalog
+from domain.operation import Operation
+from domain.placement import free_port
+from domain.redis_config import tls_lines
+from engine.nodes import endpoint, node_spec
+from engine.ports import Certificates, RedisAdmin, Runtime, SecretStore
+from engine.saga import StepResult
+from engine.store import EventLog, IntegrityError
+
+log = structlog.get_logger("tls")
+
+
+def tls_parameters(tls_port: int) -> dict[str, str]:
+    """The TLS lines of redis.conf as CONFIG SET takes them (all in one: Redis checks them together)."""
+    parameters = dict(line.split(" ", 1) for line in tls_lines(tls_port))
+    parameters["tls-protocols"] = parameters["tls-protocols"].strip('"')
+    return parameters
+
+
+class TlsServing:
+    kind = "serve_tls"
+
+    def __init__(self, events: EventLog, runtime: Runtime, redis: RedisAdmin, secrets: SecretStore,
+                 versions: VersionCatalog, certificates: Certificates):
+        self.events, self.runtime, self.redis, self.secrets = events, runtime, redis, secrets
+        self.versions, self.certificates = versions, certificates
+
+    async def run_step(self, step: str, operation: Operation) -> StepResult:
+        addon: Addon = await self.events.get(Addon.id_for(operation.addon))
+        return await getattr(self, step)(addon, operation, self.secrets.password_for(addon.name))
+
+    async def apply(self, addon: Addon, operation: Operation, password: str) -> StepResult:
+        node = addon.target
+        await self.runtime.create_node(node_spec(addon, node, operation, password, self.versions, self.certificates))
+        await self.redis.configure_together(endpoint(addon.previous_node, password), tls_parameters(node["tls_port"]))
+        return StepResult(f"TLS served on {node['address']}:{node['tls_port']}, beside plaintext; redis.conf rewritten")
+
+    async def verify(self, addon: Addon, operation: Operation, password: str) -> StepResult:
+        await self.redis.ping(endpoint(addon.target, password))
+        return StepResult("PING answered over TLS, verified with the CA")
+
+    async def publish(self, addon: Addon, operation: Operation, password: str) -> StepResult:
+        addon.mark_tls_served(operation_id=operation.id)
+        return StepResult("REDIS_TLS_URL and SCALINGO_REDIS_TLS_URL published; REDIS_URL unchanged", changes=(addon,))
+
+    async def compensate(self, operation: Operation, error: str) -> StepResult:
+        addon: Addon = await self.events.get(Addon.id_for(operation.addon))
+        password = self.secrets.password_for(addon.name)
+        await self.redis.configure(endpoint(addon.previous_node, password), {"tls-port": "0"})
+        await self.runtime.create_node(node_spec(addon, addon.previous_node | {"memory_mib": addon.memory_mib},
+                                                 operation, password, self.versions, None))
+        addon.mark_tls_serving_failed(operation_id=operation.id, reason=error)
+        return StepResult("TLS port closed and given back; redis.conf as before", changes=(addon,))
+
+
+async def serve_tls_where_missing(engine) -> list[str]:
+    """Start serving TLS on each running node of a TLS-capable build that does not yet; return their addons."""
+    started = []
+    for row in await asyncio.to_thread(engine.views.addons):
+        if row["status"] != "running" or row["tls_port"] or not engine.versions.get(row["version"]).tls:
+            continue
+        try:
+            if await _start(engine, row["name"]):
+                started.append(row["name"])
+        except Exception as error:  # one node's trouble never stops the others'
+            log.warning("could not start serving TLS", addon=row["name"], error=str(error) or type(error).__name__)
+    return started
+
+
+async def _start(engine, name: str) -> bool:
+    addon: Addon = await engine.events.get(Addon.id_for(name))
+    if addon.is_busy:
+        return False  # looked at again later
+    in_use = await engine.runtime.ports_in_use()
+    async with engine._placing:  # placement reads and reserves the inventory: one at a time
+        host = next(h.as_domain() for h in engine.settings.hosts if h.name == addon.host)
+        operation = Operation(kind="serve_tls", addon=name, app=addon.app)
+        addon.request_tls_port(free_port(host, engine.inventory.tenants(), in_use), operation.id)
+        try:
+            recordings = await engine.events.save(addon, operation)
+        except IntegrityError:
+            return False
+    log.info("serving TLS", addon=name, tls_port=addon.target["tls_port"], operation_id=str(operation.id))
+    engine.coordinator.submit(operation.id)
+    await engine.follower.wait_until(recordings[-1].notification.id)
+    return True
