@@ -21,11 +21,11 @@ run: setup
 test: setup
 	$(VENV)/bin/pytest -q
 
-## bench: every bench/*.py
+## bench: every bench/*.py but bench/common.py (what they share)
 bench: setup
 	@shopt -s nullglob; files=(bench/*.py); \
 	if [ $${#files[@]} -eq 0 ]; then echo "no bench/*.py"; exit 0; fi; \
-	for f in "$${files[@]}"; do echo "== $$f"; $(PY) "$$f"; done
+	for f in "$${files[@]}"; do [ "$$f" = bench/common.py ] && continue; echo "== $$f"; $(PY) "$$f"; done
 
 ## demo: examples/embedded.py
 demo: setup

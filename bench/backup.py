@@ -57,11 +57,9 @@ import hashlib
 import importlib
 import json
 import os
-import platform
 import random
 import secrets
 import shutil
-import statistics
 import string
 import sys
 import tarfile
@@ -72,25 +70,19 @@ from datetime import datetime, timezone
 from pathlib import Path
 from urllib.parse import unquote, urlsplit
 
-REPO = Path(__file__).resolve().parents[1]
-if str(REPO) not in sys.path:
-    sys.path.insert(0, str(REPO))
+import aiodocker
+from aiohttp import web
 
-import aiodocker  # noqa: E402
-import redis.asyncio as aioredis  # noqa: E402
-from aiohttp import web  # noqa: E402
-from redis.backoff import NoBackoff  # noqa: E402
-from redis.retry import Retry  # noqa: E402
+# common first: importing it puts the repository on sys.path for the packages below.
+from common import (REPO, RESULTS_DIR, client_for, machine, p50, ratio, remaining, remaining_text, remove_leftovers,
+                    run_bench, s2, step_timings, temp_settings, wait_succeeded)
 
-import adapters.storage.backup_files as backup_files  # noqa: E402
-from adapters.http.app import make_app  # noqa: E402
-from engine import Settings, build  # noqa: E402
-from engine.logs import configure_logging  # noqa: E402
-from engine.settings import load_hosts  # noqa: E402
+import adapters.storage.backup_files as backup_files
+from adapters.http.app import make_app
+from engine import build
 
 PLAN = "redis-starter-1024"
-HOSTS_FILE = REPO / "var" / "hosts.json"
-RESULTS = REPO / "bench" / "results" / "backup.json"
+RESULTS = RESULTS_DIR / "backup.json"
 CLI = REPO / ".venv" / "bin" / "redis-addons"
 TARGET = 0.8  # engine throughput >= 0.8x raw
 MB = 1_000_000  # throughputs and sizes in MB (10^6 bytes)
@@ -100,28 +92,9 @@ RDB_FILE = "/data/dump.rdb"
 PIPELINE_BYTES = 4 * MB  # the loader sends pipelines of about this many bytes
 LOADERS = 3  # pipelines in flight while loading
 
-# -- statistics ---------------------------------------------------------------------------------
-
-
-def p50(xs) -> float | None:
-    xs = [x for x in xs if x is not None]
-    return statistics.median(xs) if xs else None
-
-
-def s2(x: float | None) -> str:
-    return "-" if x is None else f"{x:.2f}"
-
 
 def mbs(nbytes: float | None, seconds: float | None) -> float | None:
     return None if not nbytes or not seconds else nbytes / MB / seconds
-
-
-def ratio(a: float | None, b: float | None) -> float | None:
-    return None if a is None or not b else a / b
-
-
-def parse_ts(text: str | None) -> float | None:
-    return datetime.fromisoformat(text).timestamp() if text else None
 
 
 # -- data ---------------------------------------------------------------------------------------
@@ -189,10 +162,6 @@ def payload_size(kind: str, key: str, value) -> int:
     if kind == "rank":
         return len(key) + sum(len(m) + 8 for m in value)
     return len(key) + len(value)
-
-
-def client_for(url: str, db: int = 0, timeout: float = 60) -> aioredis.Redis:
-    return aioredis.Redis.from_url(url, db=db, socket_connect_timeout=2, socket_timeout=timeout, retry=Retry(NoBackoff(), 0))
 
 
 async def load(url: str, total: int) -> dict:
@@ -436,23 +405,6 @@ def tar_member_size(header: bytes) -> int | None:
     except tarfile.TarError:
         return None
     return info.size if info.isfile() else None
-
-
-async def step_timings(engine, addon: str, operation_id: str) -> dict:
-    for op in await engine.operations(addon):
-        if op["id"] != operation_id:
-            continue
-        started, finished = parse_ts(op["started_at"]), parse_ts(op.get("finished_at"))
-        steps, previous_end = {}, started
-        for s in op["steps"]:
-            a, b = parse_ts(s["started_at"]), parse_ts(s["ended_at"])
-            steps[s["name"]] = dict(s=None if a is None or b is None else b - a,
-                                    gap_before_s=None if a is None or previous_end is None else a - previous_end,
-                                    detail=s["detail"])
-            previous_end = b
-        return dict(status=op["status"], started_ts=started, finished_ts=finished, steps=steps,
-                    after_last_step_s=None if finished is None or previous_end is None else finished - previous_end)
-    return {}
 
 
 async def engine_create(engine, probe: Probe, app: str, addon: str) -> dict:
@@ -785,50 +737,11 @@ async def serve(engine, token: str) -> tuple[web.AppRunner, str]:
     return runner, f"http://{host}:{port}"
 
 
-async def remaining(run_app: str) -> dict:
-    """What is left on each host with this run's app label, and the hosts' totals."""
-    out = {}
-    for h in load_hosts(HOSTS_FILE):
-        docker = aiodocker.Docker(url=h.docker_url)
-        try:
-            containers = await docker.containers.list(all=True, filters={"label": [f"redis-addons.app={run_app}"]})
-            volumes = (await docker.volumes.list(filters={"label": [f"redis-addons.app={run_app}"]})).get("Volumes") or []
-            out[h.name] = {"containers": [c._container["Names"][0].lstrip("/") for c in containers],
-                           "volumes": [v["Name"] for v in volumes],
-                           "containers_total": len(await docker.containers.list(all=True)),
-                           "volumes_total": len((await docker.volumes.list()).get("Volumes") or [])}
-        finally:
-            await docker.close()
-    return out
-
-
-async def remove_leftovers(run_app: str) -> int:
-    """Containers and volumes labelled with this run's app that the engine's removal left (none expected)."""
-    removed = 0
-    for h in load_hosts(HOSTS_FILE):
-        docker = aiodocker.Docker(url=h.docker_url)
-        try:
-            for c in await docker.containers.list(all=True, filters={"label": [f"redis-addons.app={run_app}"]}):
-                await c.delete(force=True, v=True)
-                removed += 1
-            for v in (await docker.volumes.list(filters={"label": [f"redis-addons.app={run_app}"]})).get("Volumes") or []:
-                await (await docker.volumes.get(v["Name"])).delete()
-                removed += 1
-        finally:
-            await docker.close()
-    return removed
-
-
 async def bench(args) -> dict:
     run_id = secrets.token_hex(4)
     app = f"bench-bk-{run_id}"
-    home = Path(tempfile.mkdtemp(prefix="redis-addons-bench-backup-"))
+    home, settings = temp_settings("redis-addons-bench-backup-", {"REDIS_ADDONS_SCHEDULER_TICK": "0"})
     workdir = Path(tempfile.mkdtemp(prefix="redis-addons-bench-backup-files-"))
-    settings = Settings.from_env({"REDIS_ADDONS_HOME": str(home), "REDIS_ADDONS_HOSTS": str(HOSTS_FILE),
-                                  "REDIS_ADDONS_SCHEDULER_TICK": "0"})
-    for h in settings.hosts:
-        if not h.address.startswith("127."):
-            raise SystemExit(f"host {h.name} binds {h.address}: this benchmark stays on loopback 127.x")
     use_cli = CLI.exists() and not args.no_cli
     started_at = datetime.now(timezone.utc).isoformat()
     began = time.monotonic()
@@ -836,8 +749,7 @@ async def bench(args) -> dict:
     rounds: list[dict] = []
     orders: list[list[str]] = []
     result: dict = dict(run_id=run_id, app=app, started_at=started_at, plan=PLAN, target=TARGET, rounds=rounds,
-                        orders=orders, cli=str(CLI) if use_cli else None,
-                        machine=dict(python=platform.python_version(), cpus=os.cpu_count()))
+                        orders=orders, cli=str(CLI) if use_cli else None, machine=machine())
     cleanup: dict = {}
     addon = None
     probe = None
@@ -850,9 +762,7 @@ async def bench(args) -> dict:
                 result["image"] = engine.versions.default.image
                 requested = await engine.add_addon(app, PLAN)
                 addon = requested["addon"]
-                op = await engine.wait_for_operation(requested["operation_id"], timeout=OP_TIMEOUT_S)
-                if op["status"] != "succeeded":
-                    raise RuntimeError(f"provisioning {addon} ended {op['status']}: {op.get('error')}")
+                await wait_succeeded(engine, requested["operation_id"], f"provisioning {addon}", OP_TIMEOUT_S)
                 row = await engine.addon(app, addon)
                 url = (await engine.environment(app))["REDIS_URL"]
                 parts = urlsplit(url)
@@ -916,8 +826,8 @@ async def bench(args) -> dict:
                     except Exception as e:  # noqa: BLE001 - reported; the label sweep below still runs
                         cleanup["engine_removal"] = f"{type(e).__name__}: {e}"
     finally:
-        cleanup["leftovers_removed"] = await remove_leftovers(app)
-        cleanup["remaining"] = await remaining(app)
+        cleanup["leftovers_removed"] = await remove_leftovers(settings, app)
+        cleanup["remaining"] = await remaining(settings, run_id)
         shutil.rmtree(home, ignore_errors=True)
         shutil.rmtree(workdir, ignore_errors=True)
         cleanup["temp_dirs_removed"] = not home.exists() and not workdir.exists()
@@ -965,7 +875,7 @@ def summarise(result: dict) -> dict:
     parts["engine_create_over_it"] = ratio(table[0]["engine_s"], parts["bgsave_docker_read_s"])
     steps = {}
     for name in ("save", "archive", "record"):
-        steps[name] = dict(s=p50([e["create"]["steps"]["steps"].get(name, {}).get("s") for e in eng]),
+        steps[name] = dict(s=p50([e["create"]["steps"]["steps"].get(name, {}).get("duration_s") for e in eng]),
                            gap_before_s=p50([e["create"]["steps"]["steps"].get(name, {}).get("gap_before_s") for e in eng]))
     around = dict(create_call_s=p50([e["create"]["create_call_s"] for e in eng]),
                   after_last_step_s=p50([e["create"]["steps"]["after_last_step_s"] for e in eng]))
@@ -1061,11 +971,8 @@ def print_report(result: dict, summary: dict) -> None:
     for name, t in summary["targets"].items():
         print(f"  {'PASS' if t['passed'] else 'MISS'}  {name}: {s2(t['value'])}")
     c = result["cleanup"]
-    rem = c["remaining"]
-    left = sum(len(v["containers"]) + len(v["volumes"]) for v in rem.values())
-    totals = ", ".join(f"{h} {v['containers_total']} containers / {v['volumes_total']} volumes" for h, v in rem.items())
     print(f"\ncleanup: addon removal {c.get('engine_removal')}, {c['leftovers_removed']} leftovers swept, temp dirs removed "
-          f"{c['temp_dirs_removed']}; {'nothing of this run left' if left == 0 else f'LEFT OVER: {rem}'} (hosts now hold {totals})")
+          f"{c['temp_dirs_removed']}; {remaining_text(c['remaining'])}")
 
 
 def main() -> None:
@@ -1074,17 +981,13 @@ def main() -> None:
     parser.add_argument("--mb", type=int, default=200, help="MB of data written into the addon")
     parser.add_argument("--no-cli", action="store_true", help="leave out the CLI download")
     parser.add_argument("--no-experiments", action="store_true", help="leave out the compression experiments")
-    parser.add_argument("--log-level", default="WARNING", help="engine log level (its logs go to stderr)")
-    args = parser.parse_args()
-    configure_logging(level=args.log_level)
-    result = asyncio.run(bench(args))
-    summary = summarise(result)
-    RESULTS.parent.mkdir(parents=True, exist_ok=True)
-    clean = dict(result, rounds=[{**s, "engine": {**s["engine"], "create": {k: v for k, v in s["engine"]["create"].items()
-                                                                            if k != "row"}}} for s in result["rounds"]])
-    RESULTS.write_text(json.dumps(dict(clean, summary=summary), indent=1, default=str))
-    print_report(result, summary)
-    print(f"\nsamples and summary: {RESULTS.relative_to(REPO)}")
+    run_bench(parser, bench, summarise, print_report, RESULTS, stored=without_rows)
+
+
+def without_rows(result: dict) -> dict:
+    """The result as stored: without the backup rows the engine returned (kept in memory for the download)."""
+    return dict(result, rounds=[{**s, "engine": {**s["engine"], "create": {k: v for k, v in s["engine"]["create"].items()
+                                                                           if k != "row"}}} for s in result["rounds"]])
 
 
 if __name__ == "__main__":

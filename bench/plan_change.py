@@ -40,44 +40,34 @@ import asyncio
 import json
 import multiprocessing
 import os
-import platform
 import secrets
 import shutil
-import socket
-import statistics
 import sys
-import tempfile
 import time
 from datetime import datetime, timezone
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[1]
-if str(REPO) not in sys.path:
-    sys.path.insert(0, str(REPO))
+import aiodocker
+from redis.backoff import NoBackoff
+from redis.retry import Retry
 
-import aiodocker  # noqa: E402
-import redis.asyncio as aioredis  # noqa: E402
-from aiodocker.exceptions import DockerError  # noqa: E402
-from redis.backoff import NoBackoff  # noqa: E402
-from redis.retry import Retry  # noqa: E402
+# common first: importing it puts the repository on sys.path for the packages below.
+from common import (DATABASES, RESULTS_DIR, VALUE_BYTES, Ports, client_for, key_ranges, load_keys, machine, ms,
+                    node_container, node_files, node_labels, p50, ratio, remaining, remaining_text, remove_addon,
+                    remove_labelled, remove_leftovers, remove_node, run_bench, s2, step_timings, temp_settings,
+                    wait_for_ping, wait_succeeded)
 
-import adapters.docker.runtime as docker_runtime  # noqa: E402
-from adapters.docker.runtime import config_archive  # noqa: E402
-from adapters.tls import CertificateAuthority  # noqa: E402
-from domain.addon import DEFAULT_SETTINGS  # noqa: E402
-from domain.placement import place  # noqa: E402
-from domain.redis_config import TLS_DIR, TLS_FILES, container_memory_bytes, redis_conf, redis_url  # noqa: E402
-from engine import Settings, build  # noqa: E402
-from engine.logs import configure_logging  # noqa: E402
+import adapters.docker.runtime as docker_runtime
+from adapters.docker.runtime import config_archive
+from adapters.tls import CertificateAuthority
+from domain.addon import DEFAULT_SETTINGS
+from domain.placement import place
+from domain.redis_config import container_memory_bytes, redis_conf, redis_url
+from engine import build
 
 PLAN_FROM, PLAN_TO = "redis-starter-1024", "redis-starter-2048"
-HOSTS_FILE = REPO / "var" / "hosts.json"
-RESULTS = REPO / "bench" / "results" / "plan_change.json"
-DATABASES = 5  # the engine's nodes have 5; the data is spread over all of them
-VALUE_BYTES = 1024
-LOAD_BATCH = 1000
+RESULTS = RESULTS_DIR / "plan_change.json"
 COUNTER_KEY = "bench:counter"
-PING_EVERY_S = 0.01  # the raw case polls PING this often
 URL_POLL_S = 0.02  # the engine case polls engine.environment(app) this often for the writer
 WRITER_RETRY_S = 0.005  # the writer's pause after a failed write before it retries
 WRITER_SOCKET_TIMEOUT_S = 150.0  # longer than any pause: a paused write is latency, not a failure
@@ -86,34 +76,6 @@ WRITE_AFTER_S = 1.0  # ... and this long after it ends
 OP_TIMEOUT_S = 240.0
 RUN_BUDGET_S = 200.0  # no new round starts after this; cleanup gets the rest of the ~4 minutes
 RATIO_TARGET = 1.5
-
-
-# -- statistics -----------------------------------------------------------------------------
-
-
-def p50(xs: list[float]) -> float | None:
-    xs = [x for x in xs if x is not None]
-    return statistics.median(xs) if xs else None
-
-
-def s3(x: float | None) -> str:
-    return "-" if x is None else f"{x:.3f}"
-
-
-def s2(x: float | None) -> str:
-    return "-" if x is None else f"{x:.2f}"
-
-
-def ms(x: float | None) -> str:
-    return "-" if x is None else f"{x * 1000:.0f}"
-
-
-def ratio(a: float | None, b: float | None) -> float | None:
-    return None if a is None or not b else a / b
-
-
-def parse_ts(text: str | None) -> float | None:
-    return datetime.fromisoformat(text).timestamp() if text else None
 
 
 # -- the writer: a separate process ------------------------------------------------------------------
@@ -274,41 +236,7 @@ async def follow_environment(engine, app: str, writer: Writer, done: asyncio.Eve
             pass
 
 
-# -- data ------------------------------------------------------------------------------------------
-
-
-def client_for(url: str, db: int = 0, timeout: float = 30) -> aioredis.Redis:
-    return aioredis.Redis.from_url(url, db=db, socket_connect_timeout=2, socket_timeout=timeout, retry=Retry(NoBackoff(), 0))
-
-
-def key_ranges(keys: int) -> dict[int, range]:
-    per_db = -(-keys // DATABASES)
-    return {db: range(db * per_db, min(keys, (db + 1) * per_db)) for db in range(DATABASES)}
-
-
-async def load(url: str, keys: int) -> dict:
-    """`keys` keys of VALUE_BYTES random bytes (incompressible: the RDB is as large as the data)."""
-    t0 = time.perf_counter()
-
-    async def one(db: int, numbers: range) -> None:
-        client = client_for(url, db)
-        try:
-            for start in range(numbers.start, numbers.stop, LOAD_BATCH):
-                async with client.pipeline(transaction=False) as pipe:
-                    for i in range(start, min(numbers.stop, start + LOAD_BATCH)):
-                        pipe.set(f"d:{i}", os.urandom(VALUE_BYTES))
-                    await pipe.execute()
-        finally:
-            await client.aclose()
-
-    await asyncio.gather(*(one(db, r) for db, r in key_ranges(keys).items()))
-    client = client_for(url)
-    try:
-        used = int((await client.info("memory"))["used_memory"])
-    finally:
-        await client.aclose()
-    return dict(keys=keys, value_bytes=VALUE_BYTES, data_bytes=keys * VALUE_BYTES, used_memory=used,
-                load_s=time.perf_counter() - t0)
+# -- the read-back --------------------------------------------------------------------------------
 
 
 async def check(url: str, writer: dict, keys: int) -> dict:
@@ -347,47 +275,7 @@ def writer_summary(w: dict) -> dict:
                 max_noack_s=w["max_noack_s"], max_noack_span=w["max_noack_span"], urls=w["urls"])
 
 
-async def wait_for_ping(address: str, port: int, password: str, deadline: float) -> int:
-    """Poll PING with a fresh connection each time, as the engine does; return the attempts made."""
-    attempts = 0
-    while True:
-        attempts += 1
-        client = aioredis.Redis(host=address, port=port, username="default", password=password,
-                                socket_connect_timeout=1, socket_timeout=2, retry=Retry(NoBackoff(), 0))
-        try:
-            if await client.ping():
-                return attempts
-        except Exception:
-            if time.monotonic() > deadline:
-                raise
-        finally:
-            await client.aclose()
-        await asyncio.sleep(PING_EVERY_S)
-
-
 # -- the raw case ----------------------------------------------------------------------------------
-
-
-class Ports:
-    """Ports for the raw containers (plaintext and TLS alike), from the top of each host's range down
-    (the engine takes the lowest free ones), skipping any that something on the host already listens on."""
-
-    def __init__(self, hosts):
-        self._next = {h.name: h.last_port for h in hosts}
-        self._hosts = {h.name: h for h in hosts}
-
-    def take(self, host: str) -> int:
-        h = self._hosts[host]
-        while self._next[host] >= h.first_port:
-            port = self._next[host]
-            self._next[host] -= 1
-            with socket.socket() as s:
-                try:
-                    s.bind((h.address, port))
-                except OSError:
-                    continue
-            return port
-        raise RuntimeError(f"no free port left on {host} for the raw case")
 
 
 class Raw:
@@ -414,35 +302,16 @@ class Raw:
         self.count += 1
         name = f"redis-addons-bench-raw-{self.run_id}-{self.count:03d}"
         volume = f"{name}-data"
-        labels = {"redis-addons.addon": name, "redis-addons.app": self.app, "redis-addons.host": host,
-                  "redis-addons.port": str(port), "redis-addons.tls-port": str(tls_port),
-                  "redis-addons.bench": self.run_id}
+        labels = node_labels(name, self.app, host, port, tls_port, self.run_id)
         memory = container_memory_bytes(memory_mib)
         docker = self.docker[host]
         self.created.append((host, name, volume))
         await docker.volumes.create({"Name": volume, "Labels": labels})
-        container = await docker.containers.create(
-            {
-                "Image": self.image,
-                "Cmd": ["/usr/local/bin/redis-server", "/etc/redis/redis.conf"],
-                "Labels": labels,
-                "StopTimeout": 30,
-                "HostConfig": {
-                    "NetworkMode": "host",
-                    "Memory": memory,
-                    "MemorySwap": memory,
-                    "Mounts": [{"Type": "volume", "Source": volume, "Target": "/data"}],
-                    "RestartPolicy": {"Name": "unless-stopped"},
-                },
-            },
-            name=name,
-        )
+        container = await docker.containers.create(node_container(self.image, labels, memory, volume), name=name)
         conf = redis_conf(address=h.address, port=port, tls_port=tls_port, memory_mib=memory_mib, password=password,
                           settings=DEFAULT_SETTINGS)
         certificate, key = self.authority.issue_server_certificate(h.address, (name,))
-        tls = TLS_DIR.removeprefix("/etc/redis/")
-        files = {"redis.conf": conf, f"{tls}/{TLS_FILES['cert']}": certificate, f"{tls}/{TLS_FILES['key']}": key,
-                 f"{tls}/{TLS_FILES['ca']}": self.authority.certificate_pem}
+        files = node_files(conf, certificate, key, self.authority.certificate_pem)
         await container.put_archive("/etc/redis", config_archive(files))
         return dict(host=host, address=h.address, port=port, tls_port=tls_port, container=name, volume=volume, obj=container,
                     url=redis_url(password=password, address=h.address, port=port))
@@ -467,27 +336,13 @@ class Raw:
         return sent
 
     async def remove(self, host: str, name: str, volume: str) -> None:
-        docker = self.docker[host]
-        try:
-            await (await docker.containers.get(name)).delete(force=True, v=True)
-        except DockerError as e:
-            if e.status != 404:
-                raise
-        try:
-            await (await docker.volumes.get(volume)).delete()
-        except DockerError as e:
-            if e.status != 404:
-                raise
+        await remove_node(self.docker[host], name, volume)
 
     async def cleanup(self) -> dict:
         results = await asyncio.gather(*(self.remove(*c) for c in self.created), return_exceptions=True)
         errors = [repr(r) for r in results if isinstance(r, Exception)]
         for docker in self.docker.values():  # anything labelled with this run that the list above missed
-            for c in await docker.containers.list(all=True, filters={"label": [f"redis-addons.bench={self.run_id}"]}):
-                await c.delete(force=True, v=True)
-            vols = await docker.volumes.list(filters={"label": [f"redis-addons.bench={self.run_id}"]})
-            for v in vols.get("Volumes") or []:
-                await (await docker.volumes.get(v["Name"])).delete()
+            await remove_labelled(docker, f"redis-addons.bench={self.run_id}")
         return {"removed": len(self.created), "errors": errors}
 
     async def close(self) -> None:
@@ -499,7 +354,7 @@ async def raw_round(raw: Raw, source_host: str, target_host: str, keys: int, wor
     old = await raw.create(source_host, PLAN_FROM, password)
     await old["obj"].start()
     await wait_for_ping(old["address"], old["port"], password, time.monotonic() + 60)
-    data = await load(old["url"], keys)
+    data = await load_keys(old["url"], keys)
     writer = Writer(workdir, label, old["url"])
     try:
         await writer.start()
@@ -597,32 +452,13 @@ class Probe:
 _ORIGINAL_FILE_DIGESTS = docker_runtime.file_digests
 
 
-async def step_timings(engine, addon: str, operation_id: str) -> dict:
-    for op in await engine.operations(addon):
-        if op["id"] != operation_id:
-            continue
-        started, finished = parse_ts(op["started_at"]), parse_ts(op.get("finished_at"))
-        steps, previous_end = {}, started
-        for s in op["steps"]:
-            a, b = parse_ts(s["started_at"]), parse_ts(s["ended_at"])
-            steps[s["name"]] = dict(duration_s=None if a is None or b is None else b - a,
-                                    gap_before_s=None if a is None or previous_end is None else a - previous_end,
-                                    started_ts=a, ended_ts=b, attempts=s["attempts"], detail=s["detail"])
-            previous_end = b
-        return dict(status=op["status"], started_ts=started, finished_ts=finished, steps=steps,
-                    after_last_step_s=None if finished is None or previous_end is None else finished - previous_end)
-    return {}
-
-
 async def engine_round(engine, probe: Probe, app: str, keys: int, workdir: Path, label: str, removed: list) -> dict:
     requested = await engine.add_addon(app, PLAN_FROM)
     addon = requested["addon"]
-    op = await engine.wait_for_operation(requested["operation_id"], timeout=OP_TIMEOUT_S)
-    if op["status"] != "succeeded":
-        raise RuntimeError(f"provisioning {addon} ended {op['status']}: {op['error']}")
+    await wait_succeeded(engine, requested["operation_id"], f"provisioning {addon}", OP_TIMEOUT_S)
     before = await engine.addon(app, addon)
     url = (await engine.environment(app))["REDIS_URL"]
-    data = await load(url, keys)
+    data = await load_keys(url, keys)
     writer = Writer(workdir, label, url)
     done = asyncio.Event()
     follower = None
@@ -669,54 +505,14 @@ async def engine_round(engine, probe: Probe, app: str, keys: int, workdir: Path,
                 copy_detail=copied, steps=steps, effects=effects, breakdown=breakdown, writer=writer_summary(written), checked=checked)
 
 
-# -- host checks --------------------------------------------------------------------------------------
-
-
-async def remove_leftovers(settings, app: str) -> int:
-    """Whatever the engine did not remove (a failure, a timeout): by label, straight through Docker."""
-    removed = 0
-    for h in settings.hosts:
-        docker = aiodocker.Docker(url=h.docker_url)
-        try:
-            for c in await docker.containers.list(all=True, filters={"label": [f"redis-addons.app={app}"]}):
-                await c.delete(force=True, v=True)
-                removed += 1
-            vols = await docker.volumes.list(filters={"label": [f"redis-addons.app={app}"]})
-            for v in vols.get("Volumes") or []:
-                await (await docker.volumes.get(v["Name"])).delete()
-                removed += 1
-        finally:
-            await docker.close()
-    return removed
-
-
-async def remaining(settings, run_id: str) -> dict[str, dict]:
-    """What the hosts still hold of this run (must be nothing), and what they hold at all."""
-    out = {}
-    for h in settings.hosts:
-        docker = aiodocker.Docker(url=h.docker_url)
-        try:
-            names = [c._container["Names"][0].lstrip("/") for c in await docker.containers.list(all=True)]
-            volumes = [v["Name"] for v in (await docker.volumes.list()).get("Volumes") or []]
-            out[h.name] = {"containers": [n for n in names if run_id in n], "volumes": [v for v in volumes if run_id in v],
-                           "containers_total": len(names), "volumes_total": len(volumes)}
-        finally:
-            await docker.close()
-    return out
-
-
 # -- the run --------------------------------------------------------------------------------------
 
 
 async def bench(args) -> dict:
     run_id = secrets.token_hex(4)
-    home = Path(tempfile.mkdtemp(prefix="redis-addons-bench-"))
+    home, settings = temp_settings()
     workdir = home / "writer"
     workdir.mkdir()
-    settings = Settings.from_env({"REDIS_ADDONS_HOME": str(home), "REDIS_ADDONS_HOSTS": str(HOSTS_FILE)})
-    for h in settings.hosts:
-        if not h.address.startswith("127."):
-            raise SystemExit(f"host {h.name} binds {h.address}: this benchmark stays on loopback 127.x")
     started_at = datetime.now(timezone.utc).isoformat()
     began = time.monotonic()
     app = f"bench-{run_id}"
@@ -768,13 +564,8 @@ async def bench(args) -> dict:
                     pass
                 errors = []
                 for name in leftover:
-                    try:
-                        r = await engine.remove_addon(app, name)
-                        op = await engine.wait_for_operation(r["operation_id"], timeout=90)
-                        if op["status"] != "succeeded":
-                            errors.append(f"{name}: removal {op['status']}: {op['error']}")
-                    except Exception as e:  # noqa: BLE001
-                        errors.append(f"{name}: {type(e).__name__}: {e}")
+                    if problem := await remove_addon(engine, app, name, 90):
+                        errors.append(problem)
                 cleanup["engine"] = {"removed_in_rounds": len([r for r in removed if r]), "removed_at_end": len(leftover) - len(errors),
                                      "errors": errors}
     finally:
@@ -793,7 +584,7 @@ async def bench(args) -> dict:
 
     return dict(run_id=run_id, started_at=started_at, duration_s=time.monotonic() - began, plans=[PLAN_FROM, PLAN_TO],
                 image=image, keys=args.keys, value_bytes=VALUE_BYTES, databases=DATABASES, orders=orders, rounds=rounds,
-                stopped=error, cleanup=cleanup, machine=dict(python=platform.python_version(), cpus=os.cpu_count()))
+                stopped=error, cleanup=cleanup, machine=machine())
 
 
 ENGINE_STEPS = ["stop", "start_new", "wait_ready", "verify", "publish", "cleanup", "restart_app"]
@@ -910,26 +701,15 @@ def print_report(result: dict, summary: dict) -> None:
     c = summary["checks"]
     print(f"checks: loaded data intact on every new node {c['loaded_data_intact_everywhere']}; writes resumed after every move "
           f"{c['writes_resumed_everywhere']}; raw acked writes lost {c['raw_acked_writes_lost']}")
-    rem = result["cleanup"]["remaining"]
-    left = sum(len(x["containers"]) + len(x["volumes"]) for x in rem.values())
-    totals = ", ".join(f"{h} {x['containers_total']} containers / {x['volumes_total']} volumes" for h, x in rem.items())
     print(f"\ncleanup: engine {result['cleanup'].get('engine')}, raw {result['cleanup'].get('raw', {}).get('removed')} containers removed; "
-          f"{'nothing of this run left' if left == 0 else f'LEFT OVER: {rem}'} (hosts now hold {totals})")
+          f"{remaining_text(result['cleanup']['remaining'])}")
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--rounds", type=int, default=2, help="rounds; each runs the engine case and the raw case once")
     parser.add_argument("--keys", type=int, default=100_000, help=f"keys of {VALUE_BYTES} B loaded before each move")
-    parser.add_argument("--log-level", default="WARNING", help="engine log level (its logs go to stderr)")
-    args = parser.parse_args()
-    configure_logging(level=args.log_level)
-    result = asyncio.run(bench(args))
-    summary = summarise(result)
-    RESULTS.parent.mkdir(parents=True, exist_ok=True)
-    RESULTS.write_text(json.dumps(dict(result, summary=summary), indent=1, default=str))
-    print_report(result, summary)
-    print(f"\nsamples and summary: {RESULTS.relative_to(REPO)}")
+    run_bench(parser, bench, summarise, print_report, RESULTS)
 
 
 if __name__ == "__main__":

@@ -27,40 +27,29 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import math
-import os
-import platform
 import random
 import secrets
 import shutil
-import socket
-import statistics
 import sys
-import tempfile
 import time
 from datetime import datetime, timezone
-from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[1]
-if str(REPO) not in sys.path:
-    sys.path.insert(0, str(REPO))
+import aiodocker
 
-import aiodocker  # noqa: E402
-import redis.asyncio as aioredis  # noqa: E402
-from aiodocker.exceptions import DockerError  # noqa: E402
+# common first: importing it puts the repository on sys.path for the packages below.
+from common import (RESULTS_DIR, Ports, machine, ms, node_container, node_files, node_labels, operation_timings, p50,
+                    p95, ratio, remaining, remove_addon, remove_labelled, remove_leftovers, remove_node, run_bench,
+                    s2, temp_settings, wait_for_ping)
 
-from adapters.docker.runtime import config_archive  # noqa: E402
-from adapters.tls import CertificateAuthority  # noqa: E402
-from domain.addon import DEFAULT_SETTINGS  # noqa: E402
-from domain.placement import place  # noqa: E402
-from domain.redis_config import TLS_DIR, TLS_FILES, container_memory_bytes, redis_conf  # noqa: E402
-from engine import Settings, build  # noqa: E402
-from engine.logs import configure_logging  # noqa: E402
+from adapters.docker.runtime import config_archive
+from adapters.tls import CertificateAuthority
+from domain.addon import DEFAULT_SETTINGS
+from domain.placement import place
+from domain.redis_config import container_memory_bytes, redis_conf
+from engine import build
 
 PLAN = "redis-starter-256"
-HOSTS_FILE = REPO / "var" / "hosts.json"
-RESULTS = REPO / "bench" / "results" / "provision.json"
-PING_EVERY_S = 0.01  # the raw cases poll PING this often: they measure when Redis is really ready
+RESULTS = RESULTS_DIR / "provision.json"
 OP_TIMEOUT_S = 60.0
 SETTLE_S = 1.0  # pause before each "one alone" and each batch
 RUN_BUDGET_S = 150.0  # measurements stop here; cleanup gets the rest of the ~3 minutes
@@ -68,80 +57,7 @@ SEQ_RATIO_TARGET = 1.5
 CONCURRENCY_TARGET = 3.0
 
 
-# -- statistics -----------------------------------------------------------------------------
-
-
-def p50(xs: list[float]) -> float | None:
-    return statistics.median(xs) if xs else None
-
-
-def p95(xs: list[float]) -> float | None:
-    """Nearest rank: with 10 samples this is the slowest one."""
-    if not xs:
-        return None
-    s = sorted(xs)
-    return s[max(0, math.ceil(0.95 * len(s)) - 1)]
-
-
-def ms(x: float | None) -> str:
-    return "-" if x is None else f"{x * 1000:.0f}"
-
-
-def ratio(a: float | None, b: float | None) -> float | None:
-    return None if a is None or not b else a / b
-
-
-def fmt_ratio(r: float | None) -> str:
-    return "-" if r is None else f"{r:.2f}"
-
-
-def parse_ts(text: str | None) -> float | None:
-    if not text:
-        return None
-    return datetime.fromisoformat(text).timestamp()
-
-
 # -- the raw cases ------------------------------------------------------------------------------
-
-
-async def wait_for_ping(address: str, port: int, password: str, deadline: float) -> int:
-    """Poll PING with a fresh connection each time, as the engine does; return the attempts made."""
-    attempts = 0
-    while True:
-        attempts += 1
-        client = aioredis.Redis(host=address, port=port, username="default", password=password,
-                                socket_connect_timeout=1, socket_timeout=2)
-        try:
-            if await client.ping():
-                return attempts
-        except Exception:
-            if time.monotonic() > deadline:
-                raise
-        finally:
-            await client.aclose()
-        await asyncio.sleep(PING_EVERY_S)
-
-
-class Ports:
-    """Ports for the raw containers (plaintext and TLS alike), from the top of each host's range down
-    (the engine takes the lowest free ones), skipping any that something on the host already listens on."""
-
-    def __init__(self, hosts):
-        self._next = {h.name: h.last_port for h in hosts}
-        self._hosts = {h.name: h for h in hosts}
-
-    def take(self, host: str) -> int:
-        h = self._hosts[host]
-        while self._next[host] >= h.first_port:
-            port = self._next[host]
-            self._next[host] -= 1
-            with socket.socket() as s:
-                try:
-                    s.bind((h.address, port))
-                except OSError:
-                    continue
-            return port
-        raise RuntimeError(f"no free port left on {host} for the raw cases")
 
 
 class Raw:
@@ -163,28 +79,13 @@ class Raw:
         name = f"redis-addons-bench-{kind}-{self.run_id}-{self.count:03d}"
         return name, f"{name}-data"
 
-    def _labels(self, host: str, name: str, port: int, tls_port: int | None = None) -> dict:
-        # redis-addons.addon/host/port/tls-port make any engine sharing the hosts treat the ports as taken.
-        labels = {
-            "redis-addons.addon": name,
-            "redis-addons.app": self.app,
-            "redis-addons.host": host,
-            "redis-addons.port": str(port),
-            "redis-addons.bench": self.run_id,
-        }
-        if tls_port:
-            labels["redis-addons.tls-port"] = str(tls_port)
-        return labels
-
     def _files(self, address: str, port: int, tls_port: int, password: str, name: str) -> dict[str, str]:
         """What the engine puts into /etc/redis (engine/nodes.py): redis.conf with the TLS port and
         lines, the server certificate and key for the address (and the node's name), and the CA."""
         conf = redis_conf(address=address, port=port, tls_port=tls_port, memory_mib=256, password=password,
                           settings=DEFAULT_SETTINGS)
         certificate, key = self.authority.issue_server_certificate(address, (name,))
-        tls = TLS_DIR.removeprefix("/etc/redis/")
-        return {"redis.conf": conf, f"{tls}/{TLS_FILES['cert']}": certificate, f"{tls}/{TLS_FILES['key']}": key,
-                f"{tls}/{TLS_FILES['ca']}": self.authority.certificate_pem}
+        return node_files(conf, certificate, key, self.authority.certificate_pem)
 
     async def api(self, host: str) -> dict:
         """aiodocker: volume, container, redis.conf + TLS files, start, then PING (plaintext)."""
@@ -192,34 +93,19 @@ class Raw:
         port, tls_port = self.ports.take(host), self.ports.take(host)
         name, volume = self._names("api")
         password = secrets.token_urlsafe(48)
-        labels = self._labels(host, name, port, tls_port)
+        labels = node_labels(name, self.app, host, port, tls_port, self.run_id)
         memory = container_memory_bytes(256)
         archive = config_archive(self._files(h.address, port, tls_port, password, name))  # before the clock
         docker = self.docker[host]
         t0 = time.perf_counter()
         self.created.append((host, name, volume))
         await docker.volumes.create({"Name": volume, "Labels": labels})
-        container = await docker.containers.create(
-            {
-                "Image": self.image,
-                "Cmd": ["/usr/local/bin/redis-server", "/etc/redis/redis.conf"],
-                "Labels": labels,
-                "StopTimeout": 30,
-                "HostConfig": {
-                    "NetworkMode": "host",
-                    "Memory": memory,
-                    "MemorySwap": memory,
-                    "Mounts": [{"Type": "volume", "Source": volume, "Target": "/data"}],
-                    "RestartPolicy": {"Name": "unless-stopped"},
-                },
-            },
-            name=name,
-        )
+        container = await docker.containers.create(node_container(self.image, labels, memory, volume), name=name)
         await container.put_archive("/etc/redis", archive)
         t_created = time.perf_counter()
         await container.start()
         t_started = time.perf_counter()
-        attempts = await wait_for_ping(h.address, port, password, time.monotonic() + OP_TIMEOUT_S)
+        attempts = await wait_for_ping(h.address, port, password, time.monotonic() + OP_TIMEOUT_S, client_retries=True)
         t1 = time.perf_counter()
         return dict(host=host, port=port, tls_port=tls_port, container=name, latency_s=t1 - t0, t0=t0, t1=t1,
                     phases_s=dict(create=t_created - t0, start=t_started - t_created, ready=t1 - t_started),
@@ -232,7 +118,8 @@ class Raw:
         name, volume = self._names("cli")
         password = secrets.token_urlsafe(48)
         memory = container_memory_bytes(256)
-        labels = [x for k, v in self._labels(host, name, port).items() for x in ("--label", f"{k}={v}")]
+        labels = [x for k, v in node_labels(name, self.app, host, port, None, self.run_id).items()
+                  for x in ("--label", f"{k}={v}")]
         argv = [
             "docker", "-H", h.docker_url, "run", "-d", "--name", name, "--network", "host",
             "--memory", str(memory), "--memory-swap", str(memory), "--restart", "unless-stopped",
@@ -247,34 +134,18 @@ class Raw:
         if proc.returncode != 0:
             raise RuntimeError(f"docker run failed ({proc.returncode}): {err.decode().strip()}")
         t_run = time.perf_counter()
-        attempts = await wait_for_ping(h.address, port, password, time.monotonic() + OP_TIMEOUT_S)
+        attempts = await wait_for_ping(h.address, port, password, time.monotonic() + OP_TIMEOUT_S, client_retries=True)
         t1 = time.perf_counter()
         return dict(host=host, port=port, container=name, latency_s=t1 - t0, t0=t0, t1=t1,
                     phases_s=dict(docker_run=t_run - t0, ready=t1 - t_run), ping_attempts=attempts)
 
     async def cleanup(self) -> dict:
-        async def one(host, name, volume):
-            docker = self.docker[host]
-            try:
-                await (await docker.containers.get(name)).delete(force=True, v=True)
-            except DockerError as e:
-                if e.status != 404:
-                    raise
-            try:
-                await (await docker.volumes.get(volume)).delete()
-            except DockerError as e:
-                if e.status != 404:
-                    raise
-
-        results = await asyncio.gather(*(one(*c) for c in self.created), return_exceptions=True)
+        results = await asyncio.gather(*(remove_node(self.docker[host], name, volume) for host, name, volume in self.created),
+                                       return_exceptions=True)
         errors = [repr(r) for r in results if isinstance(r, Exception)]
         # Anything labelled with this run that the list above missed.
         for docker in self.docker.values():
-            for c in await docker.containers.list(all=True, filters={"label": [f"redis-addons.bench={self.run_id}"]}):
-                await c.delete(force=True, v=True)
-            vols = await docker.volumes.list(filters={"label": [f"redis-addons.bench={self.run_id}"]})
-            for v in vols.get("Volumes") or []:
-                await (await docker.volumes.get(v["Name"])).delete()
+            await remove_labelled(docker, f"redis-addons.bench={self.run_id}")
             for v in (await docker.volumes.list()).get("Volumes") or []:
                 if v["Name"].startswith(f"redis-addons-bench-cli-{self.run_id}-"):
                     await (await docker.volumes.get(v["Name"])).delete()
@@ -314,16 +185,9 @@ class EngineCase:
                     add_addon_s=t_requested - t0, wait_s=t1 - t_requested)
 
     async def remove_all(self) -> dict:
-        async def one(name):
-            try:
-                requested = await self.engine.remove_addon(self.app, name)
-            except Exception as e:  # noqa: BLE001 - e.g. already removed
-                return f"{name}: {type(e).__name__}: {e}"
-            op = await self.engine.wait_for_operation(requested["operation_id"], timeout=OP_TIMEOUT_S)
-            return None if op["status"] == "succeeded" else f"{name}: removal {op['status']}: {op['error']}"
-
         t0 = time.perf_counter()
-        results = await asyncio.gather(*(one(n) for n in self.addons), return_exceptions=True)
+        results = await asyncio.gather(*(remove_addon(self.engine, self.app, n, OP_TIMEOUT_S) for n in self.addons),
+                                       return_exceptions=True)
         errors = [str(r) for r in results if r is not None]
         return {"removed": len(self.addons) - len(errors), "errors": errors, "wall_s": time.perf_counter() - t0}
 
@@ -333,19 +197,9 @@ class EngineCase:
         for op in await self.engine.operations():
             if op["kind"] != "provision" or op["app"] != self.app:
                 continue
-            started, finished = parse_ts(op["started_at"]), parse_ts(op.get("finished_at"))
-            steps, previous_end = {}, started
-            for s in op["steps"]:
-                a, b = parse_ts(s["started_at"]), parse_ts(s["ended_at"])
-                steps[s["name"]] = dict(
-                    duration_s=None if a is None or b is None else b - a,
-                    gap_before_s=None if a is None or previous_end is None else a - previous_end,
-                    attempts=s["attempts"],
-                )
-                previous_end = b
-            out[op["id"]] = dict(addon=op["addon"], status=op["status"], steps=steps, started_ts=started, finished_ts=finished,
-                                 total_s=None if finished is None or started is None else finished - started,
-                                 after_last_step_s=None if finished is None or previous_end is None else finished - previous_end)
+            t = operation_timings(op)
+            out[op["id"]] = dict(addon=op["addon"], **t, total_s=None if t["finished_ts"] is None or t["started_ts"] is None
+                                 else t["finished_ts"] - t["started_ts"])
         return out
 
 
@@ -426,50 +280,12 @@ class TimedLock:
         self._lock.release()
 
 
-async def remove_leftovers(settings, app: str) -> int:
-    """Whatever the engine did not remove (a crash, a timeout): by label, straight through Docker."""
-    removed = 0
-    for h in settings.hosts:
-        docker = aiodocker.Docker(url=h.docker_url)
-        try:
-            for c in await docker.containers.list(all=True, filters={"label": [f"redis-addons.app={app}"]}):
-                await c.delete(force=True, v=True)
-                removed += 1
-            vols = await docker.volumes.list(filters={"label": [f"redis-addons.app={app}"]})
-            for v in vols.get("Volumes") or []:
-                await (await docker.volumes.get(v["Name"])).delete()
-                removed += 1
-        finally:
-            await docker.close()
-    return removed
-
-
-async def remaining(settings, run_id: str) -> dict[str, dict]:
-    """What the hosts still hold of this run (must be nothing)."""
-    out = {}
-    for h in settings.hosts:
-        docker = aiodocker.Docker(url=h.docker_url)
-        try:
-            containers = [c["Names"][0].lstrip("/") for c in
-                          (c._container for c in await docker.containers.list(all=True))
-                          if run_id in c["Names"][0]]
-            volumes = [v["Name"] for v in (await docker.volumes.list()).get("Volumes") or [] if run_id in v["Name"]]
-            out[h.name] = {"containers": containers, "volumes": volumes}
-        finally:
-            await docker.close()
-    return out
-
-
 # -- the run --------------------------------------------------------------------------------------
 
 
 async def bench(args) -> dict:
     run_id = secrets.token_hex(4)
-    home = Path(tempfile.mkdtemp(prefix="redis-addons-bench-"))
-    settings = Settings.from_env({"REDIS_ADDONS_HOME": str(home), "REDIS_ADDONS_HOSTS": str(HOSTS_FILE)})
-    for h in settings.hosts:
-        if not h.address.startswith("127."):
-            raise SystemExit(f"host {h.name} binds {h.address}: this benchmark stays on loopback 127.x")
+    home, settings = temp_settings()
     started_at = datetime.now(timezone.utc).isoformat()
     began = time.monotonic()
     variants = ["engine", "raw"] + ([] if args.no_cli else ["cli"])
@@ -560,7 +376,7 @@ async def bench(args) -> dict:
     return dict(run_id=run_id, started_at=started_at, duration_s=time.monotonic() - began, plan=PLAN,
                 image=image, n=args.n, variants=variants, orders=orders, samples=samples,
                 batch_wall_s=batch_wall, engine_steps=steps, engine_probe=probe.summary() if probe else {}, cleanup=cleanup,
-                machine=dict(python=platform.python_version(), cpus=os.cpu_count()))
+                machine=machine())
 
 
 def summarise(result: dict) -> dict:
@@ -631,14 +447,14 @@ def print_report(result: dict, summary: dict) -> None:
     print(header)
     print("-" * len(header))
     for r in summary["table"]:
-        line = f"{r['case']:<20} | {r['n']:>2} | {ms(r['p50_s']):>7} | {ms(r['p95_s']):>7} | {fmt_ratio(r['engine_raw_p50_ratio']):>14}"
+        line = f"{r['case']:<20} | {r['n']:>2} | {ms(r['p50_s']):>7} | {ms(r['p95_s']):>7} | {s2(r['engine_raw_p50_ratio']):>14}"
         if has_cli:
-            line += f" | {fmt_ratio(r['engine_cli_p50_ratio']):>14}"
+            line += f" | {s2(r['engine_cli_p50_ratio']):>14}"
         print(line)
     at_once = f"{result['n']} at once wall ms"
     print(f"\n{'concurrency':<12} | {'one alone ms':>12} | {at_once:>18} | {'wall/alone':>10} | {'wall/seq p50':>12}")
     for v, c in summary["concurrency"].items():
-        print(f"{v:<12} | {ms(c['alone_s']):>12} | {ms(c['batch_wall_s']):>18} | {fmt_ratio(c['ratio']):>10} | {fmt_ratio(c['ratio_vs_sequential_p50']):>12}")
+        print(f"{v:<12} | {ms(c['alone_s']):>12} | {ms(c['batch_wall_s']):>18} | {s2(c['ratio']):>10} | {s2(c['ratio_vs_sequential_p50']):>12}")
     print("\nengine steps, p50 ms (duration; gap = time between the previous step's end and this step's start)")
     for mode, table in summary["engine_steps_p50"].items():
         parts = []
@@ -661,7 +477,7 @@ def print_report(result: dict, summary: dict) -> None:
                 for k in keep if k in rows))
     print("\ntargets")
     for name, t in summary["targets"].items():
-        print(f"  {'PASS' if t['passed'] else 'MISS'}  {name}: {fmt_ratio(t['value'])}")
+        print(f"  {'PASS' if t['passed'] else 'MISS'}  {name}: {s2(t['value'])}")
     rem = result["cleanup"]["remaining"]
     left = sum(len(x["containers"]) + len(x["volumes"]) for x in rem.values())
     print(f"\ncleanup: engine {result['cleanup'].get('engine')}, raw {result['cleanup'].get('raw', {}).get('removed')} removed; "
@@ -672,15 +488,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--n", type=int, default=10, help="addons per sequential run and per concurrent batch")
     parser.add_argument("--no-cli", action="store_true", help="skip the docker CLI variant")
-    parser.add_argument("--log-level", default="WARNING", help="engine log level (its logs go to stderr)")
-    args = parser.parse_args()
-    configure_logging(level=args.log_level)
-    result = asyncio.run(bench(args))
-    summary = summarise(result)
-    RESULTS.parent.mkdir(parents=True, exist_ok=True)
-    RESULTS.write_text(json.dumps(dict(result, summary=summary), indent=1, default=str))
-    print_report(result, summary)
-    print(f"\nsamples and summary: {RESULTS.relative_to(REPO)}")
+    run_bench(parser, bench, summarise, print_report, RESULTS)
 
 
 if __name__ == "__main__":

@@ -44,49 +44,35 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import importlib.util
 import json
-import math
-import os
-import platform
 import secrets
 import shutil
 import socket
 import ssl
-import statistics
 import sys
-import tempfile
 import time
 from datetime import datetime, timezone
-from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[1]
-if str(REPO) not in sys.path:
-    sys.path.insert(0, str(REPO))
+import aiodocker
+import redis
+import redis.asyncio as aioredis
+from redis.backoff import NoBackoff
+from redis.retry import Retry
 
-import aiodocker  # noqa: E402
-import redis  # noqa: E402
-import redis.asyncio as aioredis  # noqa: E402
-from aiodocker.exceptions import DockerError  # noqa: E402
-from redis.backoff import NoBackoff  # noqa: E402
-from redis.retry import Retry  # noqa: E402
+# common first: importing it puts the repository on sys.path for the packages below.
+from common import (RESULTS_DIR, VALUE_BYTES, Ports, client_for, load_keys, machine, ms, node_container, node_files,
+                    node_labels, p50, p95, poll_ping, ratio, remaining, remaining_text, remove_addon,
+                    remove_leftovers, remove_node, run_bench, s2, step_timings, temp_settings, wait_succeeded)
 
-import adapters.redis_admin as redis_admin  # noqa: E402
-from adapters.docker.runtime import config_archive  # noqa: E402
-from adapters.redis_admin import TrustingOnlyTheInstallation  # noqa: E402
-from domain.addon import DEFAULT_SETTINGS  # noqa: E402
-from domain.redis_config import TLS_DIR, TLS_FILES, container_memory_bytes, redis_conf, redis_url  # noqa: E402
-from engine import Settings, build  # noqa: E402
-from engine.logs import configure_logging  # noqa: E402
-
-# The data and the host helpers of the plan change benchmark (same keys, same values, same checks).
-_spec = importlib.util.spec_from_file_location("bench_plan_change", REPO / "bench" / "plan_change.py")
-plan_bench = importlib.util.module_from_spec(_spec)
-_spec.loader.exec_module(plan_bench)
+import adapters.redis_admin as redis_admin
+from adapters.docker.runtime import config_archive
+from adapters.redis_admin import TrustingOnlyTheInstallation
+from domain.addon import DEFAULT_SETTINGS
+from domain.redis_config import container_memory_bytes, redis_conf, redis_url
+from engine import build
 
 PLAN = "redis-starter-1024"
-HOSTS_FILE = REPO / "var" / "hosts.json"
-RESULTS = REPO / "bench" / "results" / "settings.json"
+RESULTS = RESULTS_DIR / "settings.json"
 OP_TIMEOUT_S = 120.0
 POLL_S = 0.01  # the raw side polls INFO persistence this often
 RUN_BUDGET_S = 150.0  # no new round starts after this; cleanup gets the rest of the ~3 minutes
@@ -94,38 +80,8 @@ CHANGES = [("aof", True), ("aof", False), ("force-tls", True), ("force-tls", Fal
 SETTING_KEY = {"aof": "aof", "force-tls": "force_tls"}
 
 
-# -- statistics -----------------------------------------------------------------------------
-
-
-def p50(xs: list[float]) -> float | None:
-    xs = [x for x in xs if x is not None]
-    return statistics.median(xs) if xs else None
-
-
-def p95(xs: list[float]) -> float | None:
-    """Nearest rank: with 5 samples this is the slowest one."""
-    xs = sorted(x for x in xs if x is not None)
-    return xs[max(0, math.ceil(0.95 * len(xs)) - 1)] if xs else None
-
-
-def ms(x: float | None) -> str:
-    return "-" if x is None else f"{x * 1000:.0f}"
-
-
 def ms1(x: float | None) -> str:
     return "-" if x is None else f"{x * 1000:.2f}"
-
-
-def ratio(a: float | None, b: float | None) -> float | None:
-    return None if a is None or not b else a / b
-
-
-def fmt_ratio(r: float | None) -> str:
-    return "-" if r is None else f"{r:.2f}"
-
-
-def parse_ts(text: str | None) -> float | None:
-    return datetime.fromisoformat(text).timestamp() if text else None
 
 
 def label(setting: str, enabled: bool) -> str:
@@ -154,20 +110,6 @@ def admin_client(address: str, port: int, password: str, ca_file: str | None, ti
     return aioredis.Redis(connection_pool=aioredis.ConnectionPool(**options))
 
 
-async def wait_for_ping(address: str, port: int, password: str, ca_file: str, deadline: float) -> None:
-    while True:
-        client = admin_client(address, port, password, ca_file, timeout=2)
-        try:
-            if await client.ping():
-                return
-        except Exception:
-            if time.monotonic() > deadline:
-                raise
-        finally:
-            await client.aclose()
-        await asyncio.sleep(POLL_S)
-
-
 async def plaintext_answers(address: str, port: int, password: str) -> bool:
     client = admin_client(address, port, password, None, timeout=2)
     try:
@@ -180,7 +122,7 @@ async def plaintext_answers(address: str, port: int, password: str) -> bool:
 
 async def settle(url: str) -> None:
     """SAVE once: the save rules (60 s / 10,000 changes) would otherwise fire a BGSAVE mid-measurement."""
-    client = plan_bench.client_for(url, timeout=120)
+    client = client_for(url, timeout=120)
     try:
         await client.save()
     finally:
@@ -210,37 +152,20 @@ class RawNode:
                           password=self.password, settings=settings)
 
     async def create(self) -> None:
-        ports = plan_bench.Ports(self.engine.settings.hosts)
+        ports = Ports(self.engine.settings.hosts)
         self.port, self.tls_port = ports.take(self.h.name), ports.take(self.h.name)
-        labels = {"redis-addons.addon": self.name, "redis-addons.app": f"bench-raw-{self.run_id}",
-                  "redis-addons.host": self.h.name, "redis-addons.port": str(self.port),
-                  "redis-addons.tls-port": str(self.tls_port), "redis-addons.bench": self.run_id}
+        labels = node_labels(self.name, f"bench-raw-{self.run_id}", self.h.name, self.port, self.tls_port, self.run_id)
         memory = container_memory_bytes(self.memory_mib)
         self.created = True
         await self.docker.volumes.create({"Name": self.volume, "Labels": labels})
-        self.container = await self.docker.containers.create(
-            {
-                "Image": self.image,
-                "Cmd": ["/usr/local/bin/redis-server", "/etc/redis/redis.conf"],
-                "Labels": labels,
-                "StopTimeout": 30,
-                "HostConfig": {
-                    "NetworkMode": "host",
-                    "Memory": memory,
-                    "MemorySwap": memory,
-                    "Mounts": [{"Type": "volume", "Source": self.volume, "Target": "/data"}],
-                    "RestartPolicy": {"Name": "unless-stopped"},
-                },
-            },
-            name=self.name,
-        )
+        self.container = await self.docker.containers.create(node_container(self.image, labels, memory, self.volume),
+                                                             name=self.name)
         certificate, key = self.engine.certificates.issue_server_certificate(self.h.address, (self.name,))
-        tls = TLS_DIR.removeprefix("/etc/redis/")
-        files = {"redis.conf": self.conf(self.settings), f"{tls}/{TLS_FILES['cert']}": certificate,
-                 f"{tls}/{TLS_FILES['key']}": key, f"{tls}/{TLS_FILES['ca']}": self.engine.certificates.certificate_pem}
+        files = node_files(self.conf(self.settings), certificate, key, self.engine.certificates.certificate_pem)
         await self.container.put_archive("/etc/redis", config_archive(files))
         await self.container.start()
-        await wait_for_ping(self.h.address, self.tls_port, self.password, self.ca_file, time.monotonic() + 60)
+        await poll_ping(lambda: admin_client(self.h.address, self.tls_port, self.password, self.ca_file, timeout=2),
+                        time.monotonic() + 60)
 
     @property
     def url(self) -> str:
@@ -286,18 +211,8 @@ class RawNode:
                               "close": t_closed - t_redis, "put_archive redis.conf": t1 - t_closed})
 
     async def remove(self) -> None:
-        if not self.created:
-            return
-        try:
-            await (await self.docker.containers.get(self.name)).delete(force=True, v=True)
-        except DockerError as e:
-            if e.status != 404:
-                raise
-        try:
-            await (await self.docker.volumes.get(self.volume)).delete()
-        except DockerError as e:
-            if e.status != 404:
-                raise
+        if self.created:
+            await remove_node(self.docker, self.name, self.volume)
 
     async def close(self) -> None:
         await self.docker.close()
@@ -366,23 +281,6 @@ class Probe:
                     delattr(obj, attr)  # the instance attribute goes; the class's method shows again
                 except AttributeError:
                     setattr(obj, attr, original)
-
-
-async def step_timings(engine, addon: str, operation_id: str) -> dict:
-    for op in await engine.operations(addon):
-        if op["id"] != operation_id:
-            continue
-        started, finished = parse_ts(op["started_at"]), parse_ts(op.get("finished_at"))
-        steps, previous_end = {}, started
-        for s in op["steps"]:
-            a, b = parse_ts(s["started_at"]), parse_ts(s["ended_at"])
-            steps[s["name"]] = dict(duration_s=None if a is None or b is None else b - a,
-                                    gap_before_s=None if a is None or previous_end is None else a - previous_end,
-                                    attempts=s["attempts"], detail=s["detail"])
-            previous_end = b
-        return dict(status=op["status"], started_ts=started, finished_ts=finished, steps=steps,
-                    after_last_step_s=None if finished is None or previous_end is None else finished - previous_end)
-    return {}
 
 
 async def engine_change(engine, probe: Probe, app: str, addon: str, setting: str, enabled: bool) -> dict:
@@ -481,33 +379,12 @@ def connection_cost(address: str, port: int, tls_port: int, password: str, ca_fi
     return samples
 
 
-# -- host checks --------------------------------------------------------------------------------------
-
-
-async def remaining(settings, run_id: str) -> dict[str, dict]:
-    out = {}
-    for h in settings.hosts:
-        docker = aiodocker.Docker(url=h.docker_url)
-        try:
-            names = [c._container["Names"][0].lstrip("/") for c in await docker.containers.list(all=True)]
-            volumes = [v["Name"] for v in (await docker.volumes.list()).get("Volumes") or []]
-            out[h.name] = {"containers": [n for n in names if run_id in n], "volumes": [v for v in volumes if run_id in v],
-                           "containers_total": len(names), "volumes_total": len(volumes)}
-        finally:
-            await docker.close()
-    return out
-
-
 # -- the run --------------------------------------------------------------------------------------
 
 
 async def bench(args) -> dict:
     run_id = secrets.token_hex(4)
-    home = Path(tempfile.mkdtemp(prefix="redis-addons-bench-"))
-    settings = Settings.from_env({"REDIS_ADDONS_HOME": str(home), "REDIS_ADDONS_HOSTS": str(HOSTS_FILE)})
-    for h in settings.hosts:
-        if not h.address.startswith("127."):
-            raise SystemExit(f"host {h.name} binds {h.address}: this benchmark stays on loopback 127.x")
+    home, settings = temp_settings()
     ca_file = str(settings.tls_dir / "ca.pem")
     started_at = datetime.now(timezone.utc).isoformat()
     began = time.monotonic()
@@ -532,9 +409,7 @@ async def bench(args) -> dict:
                 # The engine's addon, then a raw node of the same kind on the same host.
                 requested = await engine.add_addon(app, PLAN)
                 addon = requested["addon"]
-                op = await engine.wait_for_operation(requested["operation_id"], timeout=OP_TIMEOUT_S)
-                if op["status"] != "succeeded":
-                    raise RuntimeError(f"provisioning {addon} ended {op['status']}: {op['error']}")
+                await wait_succeeded(engine, requested["operation_id"], f"provisioning {addon}", OP_TIMEOUT_S)
                 row = await engine.addon(app, addon)
                 password = engine.secrets.password_for(addon)
                 nodes["engine"] = dict(host=row["host"], address=row["address"], port=row["port"], tls_port=row["tls_port"],
@@ -546,8 +421,8 @@ async def bench(args) -> dict:
                 nodes["raw"] = dict(host=raw.h.name, address=raw.h.address, port=raw.port, tls_port=raw.tls_port,
                                     container=raw.name)
                 engine_url = (await engine.environment(app))["REDIS_URL"]
-                data["engine"], data["raw"] = await asyncio.gather(plan_bench.load(engine_url, args.keys),
-                                                                   plan_bench.load(raw.url, args.keys))
+                data["engine"], data["raw"] = await asyncio.gather(load_keys(engine_url, args.keys),
+                                                                   load_keys(raw.url, args.keys))
                 await asyncio.gather(settle(engine_url), settle(raw.url))
                 probe = Probe(engine)
                 print(f"  loaded {args.keys} keys on both nodes ({data['engine']['used_memory'] / 2**20:.0f} MiB used); "
@@ -590,15 +465,8 @@ async def bench(args) -> dict:
             finally:
                 if probe is not None:
                     probe.restore()
-                errors = []
-                if addon is not None:
-                    try:
-                        r = await engine.remove_addon(app, addon)
-                        op = await engine.wait_for_operation(r["operation_id"], timeout=90)
-                        if op["status"] != "succeeded":
-                            errors.append(f"{addon}: removal {op['status']}: {op['error']}")
-                    except Exception as e:  # noqa: BLE001
-                        errors.append(f"{addon}: {type(e).__name__}: {e}")
+                problem = await remove_addon(engine, app, addon, 90) if addon is not None else None
+                errors = [problem] if problem else []
                 cleanup["engine"] = {"removed": addon if not errors else None, "errors": errors}
     finally:
         if raw is not None:
@@ -609,17 +477,17 @@ async def bench(args) -> dict:
                 cleanup["raw"] = {"errors": [f"{type(e).__name__}: {e}"]}
             finally:
                 await raw.close()
-        cleanup["leftovers_removed"] = (await plan_bench.remove_leftovers(settings, app)
-                                        + await plan_bench.remove_leftovers(settings, f"bench-raw-{run_id}"))
+        cleanup["leftovers_removed"] = (await remove_leftovers(settings, app)
+                                        + await remove_leftovers(settings, f"bench-raw-{run_id}"))
         cleanup["remaining"] = await remaining(settings, run_id)
         shutil.rmtree(home, ignore_errors=True)
         if error:
             print(f"run stopped: {error}; cleanup: {json.dumps(cleanup)}", file=sys.stderr)
 
     return dict(run_id=run_id, started_at=started_at, duration_s=time.monotonic() - began, plan=PLAN, image=image,
-                keys=args.keys, value_bytes=plan_bench.VALUE_BYTES, n=args.n, nodes=nodes, data=data, orders=orders,
+                keys=args.keys, value_bytes=VALUE_BYTES, n=args.n, nodes=nodes, data=data, orders=orders,
                 samples=samples, warmup=warmup, checks=checks, tls_cost_samples=tls_cost, stopped=error, cleanup=cleanup,
-                machine=dict(python=platform.python_version(), cpus=os.cpu_count(), redis_py=redis.__version__))
+                machine=machine(redis_py=redis.__version__))
 
 
 ENGINE_STEPS = {"aof": ["apply", "verify", "publish"], "force-tls": ["apply", "verify", "publish", "restart_app"]}
@@ -677,7 +545,7 @@ def print_report(result: dict, summary: dict) -> None:
     print(header)
     print("-" * len(header))
     for r in summary["table"]:
-        print(f"{r['case']:<20} | {r['n']:>2} | {ms(r['p50_s']):>7} | {ms(r['p95_s']):>7} | {fmt_ratio(r['engine_raw_p50_ratio']):>14}")
+        print(f"{r['case']:<20} | {r['n']:>2} | {ms(r['p50_s']):>7} | {ms(r['p95_s']):>7} | {s2(r['engine_raw_p50_ratio']):>14}")
 
     print()
     header = f"{'fresh connection + AUTH + PING':<40} | {'n':>3} | {'p50 ms':>7} | {'p95 ms':>7}"
@@ -685,8 +553,8 @@ def print_report(result: dict, summary: dict) -> None:
     print("-" * len(header))
     for r in summary["tls_cost"]:
         print(f"{r['case']:<40} | {r['n']:>3} | {ms1(r['p50_s']):>7} | {ms1(r['p95_s']):>7}")
-    print(f"TLS / plaintext p50: redis-py {fmt_ratio(summary['tls_over_plaintext_p50'])}; "
-          f"bare socket with a shared SSLContext {fmt_ratio(summary['bare_tls_over_plaintext_p50'])} "
+    print(f"TLS / plaintext p50: redis-py {s2(summary['tls_over_plaintext_p50'])}; "
+          f"bare socket with a shared SSLContext {s2(summary['bare_tls_over_plaintext_p50'])} "
           "(the last row is not a connection: it is what redis-py spends before each TLS one)")
 
     print("\nengine, p50 ms: steps (gap = from the previous step's end) and around them")
@@ -704,27 +572,16 @@ def print_report(result: dict, summary: dict) -> None:
     bad = summary["failed_checks"]
     print(f"\nchecks after every change (CONFIG GET; forced TLS refuses plaintext, off serves it): "
           f"{'all passed' if not bad else f'FAILED: {bad}'} ({len(result['checks'])})")
-    rem = result["cleanup"]["remaining"]
-    left = sum(len(x["containers"]) + len(x["volumes"]) for x in rem.values())
-    totals = ", ".join(f"{h} {x['containers_total']} containers / {x['volumes_total']} volumes" for h, x in rem.items())
     print(f"cleanup: engine {result['cleanup'].get('engine')}, raw {result['cleanup'].get('raw')}; "
-          f"{'nothing of this run left' if left == 0 else f'LEFT OVER: {rem}'} (hosts now hold {totals})")
+          f"{remaining_text(result['cleanup']['remaining'])}")
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--n", type=int, default=5, help="counted rounds (after one warm-up round)")
-    parser.add_argument("--keys", type=int, default=100_000, help=f"keys of {plan_bench.VALUE_BYTES} B loaded on each node")
+    parser.add_argument("--keys", type=int, default=100_000, help=f"keys of {VALUE_BYTES} B loaded on each node")
     parser.add_argument("--connections", type=int, default=200, help="fresh connections per kind for the TLS cost")
-    parser.add_argument("--log-level", default="WARNING", help="engine log level (its logs go to stderr)")
-    args = parser.parse_args()
-    configure_logging(level=args.log_level)
-    result = asyncio.run(bench(args))
-    summary = summarise(result)
-    RESULTS.parent.mkdir(parents=True, exist_ok=True)
-    RESULTS.write_text(json.dumps(dict(result, summary=summary), indent=1, default=str))
-    print_report(result, summary)
-    print(f"\nsamples and summary: {RESULTS.relative_to(REPO)}")
+    run_bench(parser, bench, summarise, print_report, RESULTS)
 
 
 if __name__ == "__main__":
