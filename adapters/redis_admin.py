@@ -12,7 +12,7 @@ import redis.asyncio as redis
 from cryptography import x509
 from redis.backoff import NoBackoff
 from redis.asyncio.connection import SSLConnection
-from redis.exceptions import AuthenticationError, RedisError
+from redis.exceptions import AuthenticationError, RedisError, ResponseError
 from redis.retry import Retry
 
 from engine.ports import EffectError, Endpoint, PresentedCertificate, TransientError
@@ -153,7 +153,10 @@ class RedisAdmin:
 
     async def configure_together(self, node: Endpoint, parameters: dict[str, str]) -> None:
         async with self._client(node) as client:
-            await client.config_set(*(item for pair in parameters.items() for item in pair))
+            try:
+                await client.config_set(*(item for pair in parameters.items() for item in pair))
+            except ResponseError as e:  # refused (a port taken, a file unreadable): asking again will not help
+                raise EffectError(f"{node} refused the configuration: {e}") from None
 
     async def disconnect_plaintext_clients(self, node: Endpoint, port: int) -> int:
         async with self._client(node) as client:

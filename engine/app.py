@@ -14,7 +14,7 @@ import structlog
 from domain.addon import DEFAULT_SETTINGS, Addon, addon_name, check_app_name
 from domain.app import App, restart_method
 from domain.catalog import PlanCatalog, VersionCatalog
-from domain.errors import AddonRemoved, UnknownAddon, UnknownApp, UnknownOperation
+from domain.errors import AddonBusy, AddonRemoved, UnknownAddon, UnknownApp, UnknownOperation
 from domain.operation import Operation
 from domain.placement import place
 from domain.redis_config import app_environment
@@ -28,8 +28,8 @@ from engine.ports import BackupStore, Certificates, ReadModels, RedisAdmin, Runt
 from engine.saga import Coordinator
 from engine.scheduler import Scheduler
 from engine.settings import Settings
-from engine.store import AggregateNotFoundError, EventLog
-from engine.tls_serving import serve_tls_where_missing
+from engine.store import AggregateNotFoundError, EventLog, IntegrityError
+from engine.tls_serving import MissingTls
 
 log = structlog.get_logger("engine")
 
@@ -70,7 +70,8 @@ class Engine:
         self.backups = BackupService(self, backup_store)
         self.database = DatabaseSettings(self)
         self.certificate_renewals = CertificateRenewals(self)
-        self.scheduler = Scheduler(self.backups, self.certificate_renewals, lambda: serve_tls_where_missing(self),
+        self.missing_tls = MissingTls(self)
+        self.scheduler = Scheduler(self.backups, self.certificate_renewals, self.missing_tls.serve_where_missing,
                                    settings.scheduler_tick_s)
 
     # -- life cycle -------------------------------------------------------
@@ -159,7 +160,7 @@ class Engine:
         current = await self._addon_of(app, addon)
         operation = Operation(kind="remove", addon=current.name, app=app)
         current.request_removal(operation.id)
-        recordings = await self.events.save(current, operation)
+        recordings = await self._save_command(current, operation)
         log.info("addon removal requested", addon=current.name, app=app, operation_id=str(operation.id))
         self.coordinator.submit(operation.id)
         await self.follower.wait_until(recordings[-1].notification.id)
@@ -178,7 +179,7 @@ class Engine:
             operation = Operation(kind="change_plan", addon=current.name, app=app)
             node = f"redis-addons-{current.name}-{operation.id.hex[:8]}"
             current.request_plan_change(plan, where, node, f"{node}-data", operation.id, used)
-            recordings = await self.events.save(current, operation)
+            recordings = await self._save_command(current, operation)
         log.info("plan change requested", addon=current.name, app=app, plan=plan.id, host=where.host,
                  operation_id=str(operation.id))
         self.coordinator.submit(operation.id)
@@ -207,6 +208,15 @@ class Engine:
         except AggregateNotFoundError:
             restart = {"kind": "none"}
         return {"app": app, "restart": restart}
+
+    async def _save_command(self, addon: Addon, *others):
+        """Save what a command decided; an addon changed meanwhile (the scheduler started an
+        operation on it) is busy, not an internal error."""
+        try:
+            return await self.events.save(addon, *others)
+        except IntegrityError:
+            raise AddonBusy(f"addon {addon.name} changed while this was asked (an operation started on it): "
+                            "try again when it has finished") from None
 
     async def _addon_of(self, app: str, name: str) -> Addon:
         check_app_name(app)

@@ -15,6 +15,7 @@ A failure closes the TLS port again, puts the former redis.conf back and gives t
 from __future__ import annotations
 
 import asyncio
+import time
 
 import structlog
 
@@ -67,41 +68,58 @@ class TlsServing:
     async def compensate(self, operation: Operation, error: str) -> StepResult:
         addon: Addon = await self.events.get(Addon.id_for(operation.addon))
         password = self.secrets.password_for(addon.name)
-        await self.redis.configure(endpoint(addon.previous_node, password), {"tls-port": "0"})
+        # The file first: Docker writes it into a stopped container too, so a node that is down
+        # does not come back serving TLS that no event records.
         await self.runtime.create_node(node_spec(addon, addon.previous_node | {"memory_mib": addon.memory_mib},
                                                  operation, password, self.versions, None))
+        if await self.runtime.is_running(addon.host, addon.container):
+            await self.redis.configure(endpoint(addon.previous_node, password), {"tls-port": "0"})
         addon.mark_tls_serving_failed(operation_id=operation.id, reason=error)
-        return StepResult("TLS port closed and given back; redis.conf as before", changes=(addon,))
+        return StepResult("redis.conf as before, TLS port closed and given back", changes=(addon,))
 
 
-async def serve_tls_where_missing(engine) -> list[str]:
-    """Start serving TLS on each running node of a TLS-capable build that does not yet; return their addons."""
-    started = []
-    for row in await asyncio.to_thread(engine.views.addons):
-        if row["status"] != "running" or row["tls_port"] or not engine.versions.get(row["version"]).tls:
-            continue
-        try:
-            if await _start(engine, row["name"]):
-                started.append(row["name"])
-        except Exception as error:  # one node's trouble never stops the others'
-            log.warning("could not start serving TLS", addon=row["name"], error=str(error) or type(error).__name__)
-    return started
+class MissingTls:
+    """Finds the running nodes of TLS-capable builds that do not serve TLS yet (`engine.missing_tls`,
+    looked at from the scheduler) and starts `serve_tls` on each; one that failed is tried again
+    only hours later, not at every tick."""
 
+    RETRY_AFTER_S = 6 * 3600
 
-async def _start(engine, name: str) -> bool:
-    addon: Addon = await engine.events.get(Addon.id_for(name))
-    if addon.is_busy:
-        return False  # looked at again later
-    in_use = await engine.runtime.ports_in_use()
-    async with engine._placing:  # placement reads and reserves the inventory: one at a time
-        host = next(h.as_domain() for h in engine.settings.hosts if h.name == addon.host)
-        operation = Operation(kind="serve_tls", addon=name, app=addon.app)
-        addon.request_tls_port(free_port(host, engine.inventory.tenants(), in_use), operation.id)
-        try:
-            recordings = await engine.events.save(addon, operation)
-        except IntegrityError:
-            return False
-    log.info("serving TLS", addon=name, tls_port=addon.target["tls_port"], operation_id=str(operation.id))
-    engine.coordinator.submit(operation.id)
-    await engine.follower.wait_until(recordings[-1].notification.id)
-    return True
+    def __init__(self, engine):
+        self.engine = engine
+        self._tried: dict[str, float] = {}  # addon -> time.monotonic() of its last start
+
+    async def serve_where_missing(self) -> list[str]:
+        """Start serving TLS where it is missing; return the addons it started on."""
+        started = []
+        for row in await asyncio.to_thread(self.engine.views.addons):
+            if row["status"] != "running" or row["tls_port"] or not self.engine.versions.get(row["version"]).tls:
+                continue
+            if time.monotonic() - self._tried.get(row["name"], -self.RETRY_AFTER_S) < self.RETRY_AFTER_S:
+                continue
+            try:
+                if await self._start(row["name"]):
+                    started.append(row["name"])
+                    self._tried[row["name"]] = time.monotonic()
+            except Exception as error:  # one node's trouble never stops the others'
+                log.warning("could not start serving TLS", addon=row["name"], error=str(error) or type(error).__name__)
+        return started
+
+    async def _start(self, name: str) -> bool:
+        engine = self.engine
+        addon: Addon = await engine.events.get(Addon.id_for(name))
+        if addon.is_busy:
+            return False  # looked at again at the next tick
+        in_use = await engine.runtime.ports_in_use()
+        async with engine._placing:  # placement reads and reserves the inventory: one at a time
+            host = next(h.as_domain() for h in engine.settings.hosts if h.name == addon.host)
+            operation = Operation(kind="serve_tls", addon=name, app=addon.app)
+            addon.request_tls_port(free_port(host, engine.inventory.tenants(), in_use), operation.id)
+            try:
+                recordings = await engine.events.save(addon, operation)
+            except IntegrityError:
+                return False
+        log.info("serving TLS", addon=name, tls_port=addon.target["tls_port"], operation_id=str(operation.id))
+        engine.coordinator.submit(operation.id)
+        await engine.follower.wait_until(recordings[-1].notification.id)
+        return True

@@ -48,6 +48,9 @@ def apply(db, event) -> None:
         db.execute("UPDATE environment SET address = ?, port = ?, tls_port = ?, published_at = ? "
                    "WHERE addon = (SELECT name FROM addons WHERE id = ?)",
                    (event.address, event.port, tls_port(event), at, addon_id))
+    elif isinstance(event, (Addon.TlsServingFailed, Addon.CertificateRenewalFailed)):
+        # The addon runs on as it was; what went wrong shows with it.
+        db.execute("UPDATE addons SET failure = ?, updated_at = ? WHERE id = ?", (event.reason, at, addon_id))
     elif isinstance(event, Addon.TlsServed):
         db.execute("UPDATE addons SET tls_port = ?, updated_at = ? WHERE id = ?", (event.tls_port, at, addon_id))
         db.execute("UPDATE environment SET tls_port = ?, published_at = ? WHERE addon = (SELECT name FROM addons WHERE id = ?)",
