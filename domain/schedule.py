@@ -11,7 +11,9 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from domain.errors import InvalidSchedule
 
 PLATFORM_ZONE = "Europe/Paris"
-SCHEDULE_AT = re.compile(r"^\s*(\d{1,2})(?::(\d{2}))?(?:\s+(\S+))?\s*$")
+# re.ASCII: without it \d also takes other scripts' digits ("٤:٠٠", full-width "４:00"), which
+# int() reads as 4 without a word; a schedule is written in ASCII digits or refused.
+SCHEDULE_AT = re.compile(r"^\s*(\d{1,2})(?::(\d{2}))?(?:\s+(\S+))?\s*$", re.ASCII)
 
 
 @dataclass(frozen=True)
@@ -28,6 +30,9 @@ class Schedule:
     def parse(cls, text: str, local_zone: str) -> Schedule:
         """`3` (in `local_zone`, the CLI machine's) or `"4:00 UTC"` / `"4:30 America/New_York"`."""
         match = SCHEDULE_AT.fullmatch(text or "")
+        if not match and any(c.isdigit() and not c.isascii() for c in text or ""):
+            raise InvalidSchedule(f"invalid schedule {text!r}: write the hour and minutes in ASCII digits 0-9, "
+                                  "like 3 or \"4:00 UTC\"")
         if not match:
             raise InvalidSchedule(f"invalid schedule {text!r}: use an hour like 3, or \"H:MM ZONE\" like \"4:00 UTC\"")
         hour, minute, zone = int(match[1]), int(match[2] or 0), match[3] or local_zone

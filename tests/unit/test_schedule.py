@@ -34,6 +34,28 @@ def test_a_malformed_schedule_is_refused_naming_the_problem(text, names):
         Schedule.parse(text, "UTC")
 
 
+@pytest.mark.parametrize("text", [
+    "٤:٠٠ UTC",  # Arabic-Indic digits
+    "４:00 UTC",  # full-width digit
+    "4:٠٠ UTC",
+    "۳",  # Extended Arabic-Indic, an hour alone
+    "४:30 Asia/Kolkata",  # Devanagari
+    "𝟒:00 UTC",  # mathematical bold digit
+    "1٢:00 UTC",
+])
+def test_only_ascii_digits_are_read_and_the_error_names_the_input(text):
+    with pytest.raises(InvalidSchedule) as refused:
+        Schedule.parse(text, "UTC")
+    assert repr(text) in str(refused.value)
+    assert "ASCII digits" in str(refused.value)
+
+
+@pytest.mark.parametrize("text", ["4:00\u00a0UTC", "\u20034"])  # no-break space, em space
+def test_only_ascii_spaces_separate_the_parts(text):
+    with pytest.raises(InvalidSchedule, match="an hour like 3"):
+        Schedule.parse(text, "UTC")
+
+
 def test_the_default_is_about_one_in_the_morning_paris_time_winter_and_summer():
     assert DEFAULT.on(date(2026, 1, 15)) == utc(2026, 1, 15, 0, 0)  # CET, UTC+1
     assert DEFAULT.on(date(2026, 7, 15)) == utc(2026, 7, 14, 23, 0)  # CEST, UTC+2: 23:00 the day before
