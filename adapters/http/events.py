@@ -8,8 +8,7 @@ import json
 import structlog
 from aiohttp import web
 
-from adapters.http.errors import BadRequest
-from adapters.http.inputs import int_query
+from adapters.http.inputs import MAX_POSITION, bounded_int, int_query
 from adapters.http.keys import ENGINE, STREAMS
 
 log = structlog.get_logger("http")
@@ -23,7 +22,7 @@ KEEPALIVE_S = 15.0
 
 @routes.get("/v1/events")
 async def event_page(request: web.Request) -> web.Response:
-    after = int_query(request, "after", default=0, low=0)
+    after = int_query(request, "after", default=0, low=0, high=MAX_POSITION)
     limit = int_query(request, "limit", default=PAGE, low=1, high=MAX_PAGE)
     events = await request.app[ENGINE].event_page(after=after, limit=limit)
     return web.json_response({"events": events, "next": events[-1]["id"] if events else after})
@@ -33,14 +32,8 @@ def resume_position(request: web.Request) -> int:
     """Last-Event-ID (sent by a reconnecting EventSource) wins over ?after=."""
     header = request.headers.get("Last-Event-ID", "").strip()
     if header:
-        try:
-            value = int(header)
-        except ValueError:
-            raise BadRequest(f"Last-Event-ID must be an event id (an integer), got {header!r}", rule="invalid-header") from None
-        if value < 0:
-            raise BadRequest(f"Last-Event-ID must not be negative, got {value}", rule="invalid-header")
-        return value
-    return int_query(request, "after", default=0, low=0)
+        return bounded_int(header, "header Last-Event-ID (an event id)", low=0, high=MAX_POSITION, rule="invalid-header")
+    return int_query(request, "after", default=0, low=0, high=MAX_POSITION)
 
 
 def sse_frame(event: dict) -> bytes:

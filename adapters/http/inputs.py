@@ -3,12 +3,18 @@
 from __future__ import annotations
 
 import json
+import re
 
 from aiohttp import web
 
 from adapters.http.errors import BadRequest
 
 MAX_BODY = 64 * 1024  # the app's client_max_size
+# Event log positions are signed 64-bit integers (SQLite, PostgreSQL) and a page starts at after + 1,
+# so a larger `after` cannot name a position: refused here instead of overflowing in the store.
+MAX_POSITION = 2**63 - 2
+# int() also takes " 12", "1_000" and other scripts' digits ("١٢"): a client sending those has a bug.
+INTEGER = re.compile(r"-?[0-9]+", re.ASCII)
 
 
 async def json_object(request: web.Request) -> dict:
@@ -44,13 +50,19 @@ def int_query(request: web.Request, name: str, default: int, low: int, high: int
     text = request.query.get(name)
     if text is None or text == "":
         return default
-    try:
-        value = int(text)
-    except ValueError:
-        raise BadRequest(f"query parameter {name!r} must be an integer, got {text!r}", rule="invalid-query", field=name) from None
+    return bounded_int(text, f"query parameter {name!r}", low, high, rule="invalid-query", field=name)
+
+
+def bounded_int(text: str, what: str, low: int, high: int | None = None, rule: str = "invalid-query",
+                field: str | None = None) -> int:
+    """`text` as a decimal integer in [low, high]; `what` names it in the error."""
+    if not INTEGER.fullmatch(text) or len(text) > 40:  # past 40 digits it is out of any bound we use
+        shown = text if len(text) <= 60 else text[:60] + "…"
+        raise BadRequest(f"{what} must be an integer (ASCII digits), got {shown!r}", rule=rule, field=field)
+    value = int(text)
     if value < low or (high is not None and value > high):
         bounds = f"between {low} and {high}" if high is not None else f"at least {low}"
-        raise BadRequest(f"query parameter {name!r} must be {bounds}, got {value}", rule="invalid-query", field=name)
+        raise BadRequest(f"{what} must be {bounds}, got {value}", rule=rule, field=field)
     return value
 
 

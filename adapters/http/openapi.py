@@ -60,6 +60,8 @@ SETTING = {"name": "setting", "in": "path", "required": True, "schema": {"enum":
 SETTINGS_OPERATION = obj(addon=ref("Addon"), operation=ref("Operation"), settings=ref("DatabaseSettings"),
                          warnings={"type": "array", "items": {"type": "string"},
                                    "description": "Where the requested settings can lose data"})
+# An event position a client sends, in ASCII digits; a larger one is a 400 (the log's ids are 64-bit).
+POSITION = {"type": "integer", "minimum": 0, "maximum": 2**63 - 2, "default": 0}
 RESTART_BODY = {"required": True, "content": {"application/json": {"schema": ref("RestartMethod")}}}
 
 
@@ -231,14 +233,14 @@ PATHS = {
         "A page of the event log",
         {"200": json_body(obj(events={"type": "array", "items": ref("Event")},
                               next={"type": "integer", "description": "Pass as `after` for the next page"}), "Events")},
-        [{"name": "after", "in": "query", "schema": {"type": "integer", "minimum": 0, "default": 0}},
+        [{"name": "after", "in": "query", "schema": POSITION},
          {"name": "limit", "in": "query", "schema": {"type": "integer", "minimum": 1, "maximum": 1000, "default": 100}}], tag="events")},
     "/v1/events/stream": {"get": op(
         "The event log as Server-Sent Events (`id`, `event` = type, `data` = the Event as JSON); "
         "a `: keep-alive` comment every 15 s when idle",
         {"200": {"description": "An endless text/event-stream", "content": {"text/event-stream": {"schema": {"type": "string"}}}}},
-        [{"name": "Last-Event-ID", "in": "header", "schema": {"type": "integer"}, "description": "Resume after this event (wins over `after`)"},
-         {"name": "after", "in": "query", "schema": {"type": "integer", "minimum": 0, "default": 0}}], tag="events")},
+        [{"name": "Last-Event-ID", "in": "header", "schema": POSITION, "description": "Resume after this event (wins over `after`)"},
+         {"name": "after", "in": "query", "schema": POSITION}], tag="events")},
     "/v1/admin/replay": {"post": op(
         "Rebuild every read model from the log and compare with the live ones",
         {"200": json_body(ref("Replay"), "Comparison")}, tag="admin")},
