@@ -128,3 +128,21 @@ class TlsNotAvailable(DomainError):
     rule = "force-tls-on-tls-capable-builds"
     status = 409
 
+
+class ReservedLabel(InvalidRestartMethod):
+    """An app's containers are found by a label of its own: the engine's namespace marks its databases."""
+
+    rule = "app-label-outside-engine-namespace"
+
+
+class LabelMatchesDatabase(InvalidRestartMethod):
+    """A docker restart recreates only the app's own containers, never a database node the engine runs."""
+
+    rule = "restart-only-the-apps-own-containers"
+    status = 409
+
+
+class HookAtEngineApi(InvalidRestartMethod):
+    """A hook receives the app's environment, passwords included: never the engine's own API."""
+
+    rule = "hook-not-the-engine-api"

@@ -189,7 +189,13 @@ class Engine:
     async def register_app(self, app: str, restart: str = "none", label: str | None = None, url: str | None = None) -> dict:
         """Tell the engine how to restart an app when its environment changes."""
         check_app_name(app)
-        method = restart_method(restart, label=label, url=url)
+        method = restart_method(restart, label=label, url=url,
+                                engine_api=(self.settings.api_host, self.settings.api_port))
+        if method["kind"] == "docker":  # checked again at each restart: a node may be labelled later
+            from domain.app import refuse_database_matches  # here: the rest of this module is being reshaped
+
+            refuse_database_matches(label, [(c.host, c.container, c.labels)
+                                            for c in await self.runtime.containers_labelled(label)])
         try:
             registered: App = await self.events.get(App.id_for(app))
             if registered.restart != method:

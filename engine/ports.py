@@ -100,6 +100,9 @@ class Runtime(Protocol):
     async def ports_in_use(self) -> frozenset[tuple[str, int]]:
         """(host, port) of every node container found on the hosts, whoever made it."""
 
+    async def containers_labelled(self, label: str) -> list[NodeState]:
+        """Every container carrying this label (KEY=VALUE) on every host, whoever made it."""
+
     async def close(self) -> None: ...
 
 

@@ -13,7 +13,9 @@ import json
 import aiohttp
 from aiodocker.exceptions import DockerError
 
-from engine.ports import TransientError
+from domain.app import refuse_database_matches
+from domain.errors import LabelMatchesDatabase
+from engine.ports import EffectError, TransientError
 
 ENV_LABEL = "redis-addons.env-digest"
 NEXT = "-next"
@@ -36,25 +38,36 @@ class DockerAppRestarter:
         digest, done = env_digest(environment), []
         try:
             engines = {h.docker_url: name for name, h in self.runtime.hosts.items()}  # hosts may share an engine
+            found = {}
             for host in engines.values():
                 docker = self.runtime.client(host)
                 listed = await docker.containers.list(all=True, filters={"label": [label]})
-                by_name = {c._container["Names"][0].lstrip("/"): c for c in listed}
+                found[host] = {c._container["Names"][0].lstrip("/"): c for c in listed}
+            # Every host is looked at before any container is touched: a label that also finds a database
+            # node (registered before the rule, or put on the node since) restarts nothing at all.
+            refuse_database_matches(label, [(host, name, c._container.get("Labels"))
+                                            for host, by_name in found.items() for name, c in by_name.items()])
+            for host, by_name in found.items():
+                docker = self.runtime.client(host)
                 for name in sorted(n for n in by_name if not n.endswith(NEXT)) + sorted(
                     n[: -len(NEXT)] for n in by_name if n.endswith(NEXT) and n[: -len(NEXT)] not in by_name
                 ):
-                    await self._recreate(docker, name, by_name, environment, digest)
+                    await self._recreate(docker, host, label, name, by_name, environment, digest)
                     done.append(f"{name} on {host}")
+        except LabelMatchesDatabase as e:
+            raise EffectError(f"app restart refused: {e}") from None
         except (DockerError, aiohttp.ClientError, OSError) as e:
             raise TransientError(f"restarting containers labelled {label}: {e}") from None
         if not done:
             return f"no container labelled {label} found: nothing restarted"
         return "recreated with the new environment: " + ", ".join(done)
 
-    async def _recreate(self, docker, name: str, by_name: dict, environment: dict, digest: str) -> None:
+    async def _recreate(self, docker, host: str, label: str, name: str, by_name: dict, environment: dict,
+                        digest: str) -> None:
         current, replacement = by_name.get(name), by_name.get(name + NEXT)
         if current is not None:
             info = await current.show()
+            refuse_database_matches(label, [(host, name, info["Config"]["Labels"])])  # labelled since it was listed
             if info["Config"]["Labels"].get(ENV_LABEL) == digest:
                 if not info["State"]["Running"]:
                     await current.start()

@@ -246,8 +246,15 @@ class DockerRuntime:
             return ""
 
     async def nodes(self, **labels: str) -> list[NodeState]:
-        wanted = [f"{k}={v}" for k, v in labels.items()] or ["redis-addons.addon"]
+        return await self._listed([f"{k}={v}" for k, v in labels.items()] or ["redis-addons.addon"])
 
+    async def containers_labelled(self, label: str) -> list[NodeState]:
+        try:
+            return await self._listed([label])
+        except (DockerError, aiohttp.ClientError, OSError) as e:
+            raise translate(e, f"listing the containers labelled {label}") from None
+
+    async def _listed(self, wanted: list[str]) -> list[NodeState]:
         async def on(name: str) -> list[tuple[str, dict]]:
             listed = await self._docker(name).containers.list(all=True, filters={"label": wanted})
             return [(name, c._container) for c in listed]
