@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from domain.app import App, loopback_url, restart_method
-from domain.errors import InvalidName, InvalidRestartMethod
+from domain.app import ENGINE_NAMESPACE, MANAGED_MARKS, App, loopback_url, refuse_database_matches, restart_method
+from domain.errors import HookAtEngineApi, InvalidName, InvalidRestartMethod, LabelMatchesDatabase, ReservedLabel
+from engine import nodes
 from tests.unit.given import replayed, then, types
 
 
@@ -77,3 +78,81 @@ def test_invalid_restart_methods_are_refused(kind, label, url):
 def test_a_hook_url_off_loopback_is_refused_naming_the_rule():
     with pytest.raises(InvalidRestartMethod, match="not on loopback"):
         loopback_url("http://192.168.1.10/restart")
+
+
+@pytest.mark.parametrize("label", ["redis-addons.app=other-app", "redis-addons.addon=other-app-1234",
+                                   "redis-addons.role=data", "Redis-Addons.App=x", "redis-addons=x",
+                                   "redis-addons.env-digest=0123"])
+def test_a_label_in_the_engines_namespace_is_refused_naming_the_rule(label):
+    with pytest.raises(ReservedLabel, match="engine's namespace") as refused:
+        restart_method("docker", label=label)
+    assert (refused.value.rule, refused.value.status) == ("app-label-outside-engine-namespace", 400)
+
+
+@pytest.mark.parametrize("label", ["redis-addonsx=1", "com.example.redis-addons.app=x", "app=redis-addons.app"])
+def test_labels_that_only_mention_the_engine_are_the_apps_own(label):
+    assert restart_method("docker", label=label) == {"kind": "docker", "label": label}
+
+
+def test_the_engines_namespace_is_the_one_its_nodes_are_labelled_with():
+    assert ENGINE_NAMESPACE == nodes.LABEL
+    assert set(MANAGED_MARKS) <= set(node_labels_of_a_node())
+
+
+def node_labels_of_a_node() -> dict:
+    from types import SimpleNamespace
+    addon = SimpleNamespace(name="my-app-1234", app="my-app")
+    return nodes.node_labels(addon, {"host": "host-a", "port": 30000}, SimpleNamespace(id="op"))
+
+
+def test_a_label_matching_a_database_container_is_refused_naming_the_nodes():
+    matches = [("host-a", "web-1", {"com.example.app": "my-app"}),
+               ("host-b", "redis-addons-other-1234-abcd", {"com.example.app": "my-app", "redis-addons.addon": "other-1234"}),
+               ("host-a", "sentinel-1", {"com.example.app": "my-app", "redis-addons.role": "sentinel"})]
+    with pytest.raises(LabelMatchesDatabase) as refused:
+        refuse_database_matches("com.example.app=my-app", matches)
+    message = str(refused.value)
+    assert "redis-addons-other-1234-abcd on host-b" in message and "sentinel-1 on host-a" in message
+    assert "web-1" not in message
+    assert (refused.value.rule, refused.value.status) == ("restart-only-the-apps-own-containers", 409)
+    refuse_database_matches("com.example.app=my-app", matches[:1])  # the app's own containers only: accepted
+    refuse_database_matches("com.example.app=my-app", [])
+
+
+@pytest.mark.parametrize(
+    "url, api",
+    [
+        ("http://127.0.0.1:8470/restart", ("127.0.0.1", 8470)),
+        ("http://localhost:8470/", ("127.0.0.1", 8470)),
+        ("http://[::1]:8470/", ("localhost", 8470)),
+        ("http://127.0.0.1:8470/", ("localhost", 8470)),
+        ("http://127.0.2.1:8470/", ("0.0.0.0", 8470)),  # a wildcard bind answers on every loopback address
+        ("http://localhost:8470/", ("::", 8470)),
+        ("http://[::1]:8470/", ("[::1]", 8470)),
+        ("http://127.0.0.1/", ("127.0.0.1", 80)),  # the scheme's default port
+        ("https://127.0.0.1/", ("127.0.0.1", 443)),
+    ],
+)
+def test_a_hook_at_the_engines_own_api_is_refused_naming_the_rule(url, api):
+    with pytest.raises(HookAtEngineApi, match="engine's own API") as refused:
+        restart_method("hook", url=url, engine_api=api)
+    assert (refused.value.rule, refused.value.status) == ("hook-not-the-engine-api", 400)
+
+
+@pytest.mark.parametrize(
+    "url, api",
+    [
+        ("http://127.0.0.1:8471/restart", ("127.0.0.1", 8470)),  # another port
+        ("http://127.0.0.2:8470/restart", ("127.0.0.1", 8470)),  # another address: the engine is not bound there
+        ("http://[::1]:8470/", ("127.0.0.1", 8470)),
+        ("http://127.0.0.1/", ("127.0.0.1", 8470)),
+        ("https://127.0.0.1/", ("127.0.0.1", 80)),
+    ],
+)
+def test_a_hook_elsewhere_on_loopback_is_accepted(url, api):
+    assert restart_method("hook", url=url, engine_api=api) == {"kind": "hook", "url": url}
+
+
+def test_a_hook_url_with_an_invalid_port_is_refused():
+    with pytest.raises(InvalidRestartMethod, match="invalid port"):
+        restart_method("hook", url="http://127.0.0.1:99999/", engine_api=("127.0.0.1", 8470))
