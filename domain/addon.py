@@ -8,7 +8,7 @@ from uuid import NAMESPACE_URL, UUID, uuid5
 from eventsourcing.domain import Aggregate, event
 
 from domain.catalog import Plan
-from domain.errors import (AddonBusy, AddonNotRunning, AddonRemoved, DatasetTooLarge, InvalidName, NoBackupsOnSandbox,
+from domain.errors import (AddonBusy, AddonNeedsAttention, AddonNotRunning, AddonRemoved, DatasetTooLarge, InvalidName, NoBackupsOnSandbox,
                            SamePlan, SettingUnchanged, TlsNotAvailable, UnknownSetting)
 from domain.placement import Placement
 from domain.schedule import DEFAULT as DEFAULT_SCHEDULE, Schedule
@@ -104,6 +104,7 @@ class Addon(Aggregate):
         self.replaced: dict | None = None  # the node a plan change or a restore left behind
         self.schedule: dict | None = None  # daily backups' hour, minute and time zone; None: the default
         self.target_settings: dict | None = None  # what a settings change is applying
+        self.attention: str | None = None  # why the operation holding it could not be undone
 
     @property
     def is_busy(self) -> bool:
@@ -130,18 +131,45 @@ class Addon(Aggregate):
     def _check_free(self) -> None:
         if self.status == "removed":
             raise AddonRemoved(f"addon {self.name} is removed")
+        if self.needs_attention:
+            raise AddonNeedsAttention(
+                f"addon {self.name} needs attention: operation {self.operation_id} could not be undone "
+                f"({self.attention}); it is retried by itself, or retry it now with `operations-retry "
+                f"{self.operation_id}`; the addon can also be removed"
+            )
         if self.is_busy:
             raise AddonBusy(
                 f"addon {self.name} is busy with operation {self.operation_id}; "
                 "one operation at a time, try again when it has finished"
             )
 
+    @property
+    def needs_attention(self) -> bool:
+        return getattr(self, "attention", None) is not None
+
+    @event("NeedsAttention")
+    def mark_needs_attention(self, operation_id: UUID, reason: str) -> None:
+        """The operation holding the addon failed and its compensation could not finish."""
+        self.attention = reason
+
+    @event("AttentionCleared")
+    def _attention_cleared(self, operation_id: UUID, status: str) -> None:
+        self.attention = None
+
+    def clear_attention(self, operation_id: UUID) -> None:
+        # The status it is back in rides on the event, for read models to show it again.
+        self._attention_cleared(operation_id=operation_id, status=self.status)
+
     def request_removal(self, operation_id: UUID) -> None:
-        self._check_free()
+        """Removal is refused while another operation holds the addon, except one that needs attention:
+        that one is given up (the caller abandons it) and removal takes what it left behind."""
+        if not self.needs_attention:
+            self._check_free()
         self._removal_requested(operation_id=operation_id)
 
     @event("RemovalRequested")
     def _removal_requested(self, operation_id: UUID) -> None:
+        self.attention = None
         self.status = "removing"
         self.operation_id = operation_id
 

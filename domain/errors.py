@@ -49,6 +49,12 @@ class AddonBusy(DomainError):
     status = 409
 
 
+class AddonNeedsAttention(AddonBusy):
+    """The operation holding the addon could not be undone: only its retry and removal are accepted."""
+
+    rule = "addon-needs-attention"
+
+
 class AddonRemoved(DomainError):
     rule = "addon-removed"
     status = 409
@@ -146,3 +152,10 @@ class HookAtEngineApi(InvalidRestartMethod):
     """A hook receives the app's environment, passwords included: never the engine's own API."""
 
     rule = "hook-not-the-engine-api"
+
+
+class OperationNotStuck(DomainError):
+    """Only an operation whose compensation could not finish is retried by hand."""
+
+    rule = "retry-needs-attention"
+    status = 409

@@ -1,13 +1,17 @@
-"""The Operation aggregate: the durable log of one saga and its steps."""
+"""The Operation aggregate: the durable log of one saga and its steps.
+
+An operation records its step plan when it starts (the steps may depend on the topology: one
+step per replica, say), so a recorded history replays the same forever, whatever the code's
+step lists become.
+"""
 
 from __future__ import annotations
-
 
 from eventsourcing.domain import Aggregate, event
 
 from domain.errors import StepOutOfOrder
 
-# What each kind of operation does, in order (DESIGN §4).
+# What each kind of operation does, in order (DESIGN §4): the plans new operations start with.
 STEPS = {
     "provision": ["create", "start", "wait_ready", "publish"],
     "remove": ["stop", "remove"],
@@ -30,27 +34,63 @@ STEPS = {
     "restore": ["check", "stop", "load", "wait_ready", "verify", "settings", "publish", "cleanup"],
 }
 
-# Steps after which the new node is the addon's: a failure from there on is not undone.
-POINT_OF_NO_RETURN = {"change_plan": "publish", "restore": "publish", "disable_force_tls": "publish"}
+# Steps after which the change is the addon's: a failure from there on does not undo what came before.
+POINTS_OF_NO_RETURN = {"change_plan": ["publish"], "restore": ["publish"], "disable_force_tls": ["publish"]}
+
+# Operations recorded before they carried their plan (release 0.1, commit a79d645) ran these steps;
+# frozen here so that their histories replay as they were written.
+RELEASE_0_1_STEPS = {kind: list(steps) for kind, steps in STEPS.items()}
+RELEASE_0_1_NO_RETURN = {"change_plan": ["publish"], "restore": ["publish"], "disable_force_tls": ["publish"]}
+
+DONE = ("succeeded", "failed")  # a step whose effect may exist, so compensation may have to undo it
 
 
 class Operation(Aggregate):
     """Each step is recorded before it runs and after it ends, so a crash can resume."""
 
-    @event("Started")
-    def __init__(self, kind: str, addon: str, app: str, subject: str | None = None):
+    class Started(Aggregate.Created):
+        kind: str
+        addon: str
+        app: str
+        subject: str | None = None
+        steps: list | None = None
+        no_return: list | None = None
+        class_version = 2
+
+        def __post_init__(self):
+            # An operation started without a plan gets its kind's current one, written into the event.
+            if self.steps is None:
+                object.__setattr__(self, "steps", list(STEPS[self.kind]))
+            if self.no_return is None:
+                object.__setattr__(self, "no_return", list(POINTS_OF_NO_RETURN.get(self.kind, [])))
+
+        @staticmethod
+        def upcast_v1_v2(state: dict) -> None:
+            state["steps"] = list(RELEASE_0_1_STEPS[state["kind"]])
+            state["no_return"] = list(RELEASE_0_1_NO_RETURN.get(state["kind"], []))
+
+    @event(Started)
+    def __init__(self, kind: str, addon: str, app: str, subject: str | None = None, steps: list | None = None,
+                 no_return: list | None = None):
         self.kind = kind
         self.addon = addon
         self.app = app
         self.subject = subject  # what the operation is about besides the addon: the backup's ID
-        self.steps = [{"name": s, "status": "pending", "attempts": 0, "detail": None} for s in STEPS[kind]]
+        self.steps = [{"name": s, "status": "pending", "attempts": 0, "detail": None} for s in steps]
+        self.no_return = list(no_return)
         self.status = "running"
         self.error: str | None = None
         self.outcomes: dict[str, dict] = {}
+        self.attention: str | None = None  # why compensation could not finish, while it is retried
+        self.failed_at: str | None = None
+
+    @property
+    def step_names(self) -> list[str]:
+        return [s["name"] for s in self.steps]
 
     @property
     def is_finished(self) -> bool:
-        return self.status != "running"
+        return self.status not in ("running", "needs-attention")
 
     @property
     def next_step(self) -> str | None:
@@ -101,8 +141,7 @@ class Operation(Aggregate):
 
     @property
     def past_point_of_no_return(self) -> bool:
-        last = POINT_OF_NO_RETURN.get(self.kind)
-        return last is not None and self._step(last)["status"] == "succeeded"
+        return any(self._step(name)["status"] == "succeeded" for name in self.no_return)
 
     def fail_step(self, name: str, error: str) -> None:
         self._check_is_next(name)
@@ -114,6 +153,38 @@ class Operation(Aggregate):
         record["status"] = "failed"
         record["detail"] = error
         self.error = f"{step}: {error}"
+        self.failed_at = step
+
+    # -- compensation -------------------------------------------------------------------
+
+    @property
+    def steps_to_undo(self) -> list[str]:
+        """The steps whose effects compensation undoes, latest first: those that ran (the failed
+        one too: it may have done part of its work), back to the last point of no return passed."""
+        undo = []
+        for record in reversed(self.steps):
+            if record["status"] == "succeeded" and record["name"] in self.no_return:
+                break
+            if record["status"] in DONE:
+                undo.append(record["name"])
+        return undo
+
+    def mark_step_undone(self, name: str, detail: str) -> None:
+        if not self.failed_step or name not in self.steps_to_undo:
+            raise StepOutOfOrder(f"step {name!r} of operation {self.id} has nothing to undo")
+        self._step_undone(step=name, detail=detail)
+
+    @event("StepUndone")
+    def _step_undone(self, step: str, detail: str) -> None:
+        record = self._step(step)
+        record["status"] = "undone"
+        record["detail"] = detail
+
+    @event("CompensationFailed")
+    def mark_compensation_failed(self, error: str) -> None:
+        """Compensation could not finish by its deadline: the addon needs attention while it is retried."""
+        self.status = "needs-attention"
+        self.attention = error
 
     @event("Compensated")
     def mark_compensated(self, detail: str) -> None:
@@ -121,7 +192,18 @@ class Operation(Aggregate):
             if record["status"] == "pending":
                 record["status"] = "skipped"
         self.status = "failed"
+        self.attention = None
         self.compensation = detail
+
+    @event("Abandoned")
+    def abandon(self, reason: str) -> None:
+        """Given up on, for the addon's removal: what it left behind goes with the addon."""
+        for record in self.steps:
+            if record["status"] == "pending":
+                record["status"] = "skipped"
+        self.status = "abandoned"
+        self.attention = None
+        self.compensation = reason
 
     @event("Succeeded")
     def mark_succeeded(self) -> None:
@@ -129,4 +211,5 @@ class Operation(Aggregate):
 
     @property
     def failed_step(self) -> str | None:
-        return next((s["name"] for s in self.steps if s["status"] == "failed"), None)
+        """The step whose failure ended the run (it stays so once undone)."""
+        return self.failed_at

@@ -14,26 +14,26 @@ import structlog
 from domain.addon import DEFAULT_SETTINGS, Addon, addon_name, check_app_name
 from domain.app import App, restart_method
 from domain.catalog import PlanCatalog, VersionCatalog
-from domain.errors import AddonBusy, AddonRemoved, UnknownAddon, UnknownApp, UnknownOperation
+from domain.errors import OperationNotStuck, UnknownAddon, UnknownOperation
 from domain.operation import Operation
-from domain.placement import place
 from domain.redis_config import app_environment
 from engine.backups import BackupService
 from engine.certificate_renewal import CertificateRenewals
 from engine.database_settings import DatabaseSettings
 from engine.follower import Follower
+from engine.addon_lookup import PROVIDER, AddonLookup
 from engine.inventory import Inventory
+from engine.operations import OperationStarter
+from engine.placing import Placing
 from engine.nodes import endpoint
 from engine.ports import BackupStore, Certificates, ReadModels, RedisAdmin, Runtime, SecretStore
 from engine.saga import Coordinator
 from engine.scheduler import Scheduler
 from engine.settings import Settings
-from engine.store import AggregateNotFoundError, EventLog, IntegrityError
+from engine.store import AggregateNotFoundError, EventLog
 from engine.tls_serving import MissingTls
 
 log = structlog.get_logger("engine")
-
-PROVIDER = "redis"
 
 
 class Engine:
@@ -65,12 +65,15 @@ class Engine:
         self.inventory = Inventory()
         self.follower = Follower(events, views)
         self._views_factory = views_factory
-        self._placing = asyncio.Lock()
         events.on_saved(self.inventory.apply)
-        self.backups = BackupService(self, backup_store)
-        self.database = DatabaseSettings(self)
-        self.certificate_renewals = CertificateRenewals(self)
-        self.missing_tls = MissingTls(self)
+        self.lookup = AddonLookup(events, views, self.inventory)
+        self.placing = Placing(settings.hosts, self.inventory, runtime)
+        self.operations_starter = starter = OperationStarter(events, coordinator, self.follower)
+        self.backups = BackupService(events, views, plans, versions, self.lookup, starter, self.follower,
+                                     self.inventory, backup_store)
+        self.database = DatabaseSettings(self.lookup, starter, versions, certificates, redis, secrets)
+        self.certificate_renewals = CertificateRenewals(events, views, redis, secrets, starter)
+        self.missing_tls = MissingTls(events, views, versions, self.placing, starter)
         self.scheduler = Scheduler(self.backups, self.certificate_renewals, self.missing_tls.serve_where_missing,
                                    settings.scheduler_tick_s)
 
@@ -120,12 +123,8 @@ class Engine:
             raise UnknownAddon(f"unknown addon provider {provider!r}; this installation provides {PROVIDER!r}")
         plan = self.plans.provisionable(plan_id)
         engine_version = self.versions.get(version) if version else self.versions.default
-        # Look before acting: another installation may share these hosts (read outside the lock:
-        # what this engine reserves itself is in the inventory, under the lock).
-        in_use = await self.runtime.ports_in_use()
-        async with self._placing:  # placement reads and reserves the inventory: one at a time
-            where = place(plan.memory_mib, [h.as_domain() for h in self.settings.hosts], self.inventory.tenants(), in_use,
-                          tls=engine_version.tls)
+        async with self.placing.held() as placer:
+            where = placer.node(plan.memory_mib, tls=engine_version.tls)
             name = self._new_addon_name(app)
             operation = Operation(kind="provision", addon=name, app=app)
             node = f"redis-addons-{name}-{operation.id.hex[:8]}"
@@ -144,10 +143,8 @@ class Engine:
                 settings=DEFAULT_SETTINGS,
                 tls_port=where.tls_port,
             )
-            recordings = await self.events.save(addon, operation)
+            await self.operations_starter.start(operation, addon)
         log.info("addon requested", addon=name, app=app, plan=plan.id, host=where.host, operation_id=str(operation.id))
-        self.coordinator.submit(operation.id)
-        await self.follower.wait_until(recordings[-1].notification.id)
         return {"addon": name, "operation_id": str(operation.id)}
 
     def _new_addon_name(self, app: str) -> str:
@@ -157,34 +154,49 @@ class Engine:
                 return name
 
     async def remove_addon(self, app: str, addon: str) -> dict:
-        current = await self._addon_of(app, addon)
+        current = await self.lookup.of(app, addon)
         operation = Operation(kind="remove", addon=current.name, app=app)
+        stuck = None
+        if current.needs_attention:  # given up: removal takes what it left behind
+            stuck = await self.events.get(current.operation_id)
+            stuck.abandon(f"abandoned for the addon's removal (operation {operation.id})")
         current.request_removal(operation.id)
-        recordings = await self._save_command(current, operation)
+        await self.operations_starter.start(operation, current, *([stuck] if stuck else []))
+        if stuck:
+            self.coordinator.forget(stuck.id)
         log.info("addon removal requested", addon=current.name, app=app, operation_id=str(operation.id))
-        self.coordinator.submit(operation.id)
-        await self.follower.wait_until(recordings[-1].notification.id)
         return {"addon": current.name, "operation_id": str(operation.id)}
 
     async def change_plan(self, app: str, addon: str, plan_id: str) -> dict:
         """Reference, "Changing Plans": the same command upgrades and downgrades."""
         plan = self.plans.provisionable(plan_id)
-        current = await self._addon_of(app, addon)
+        current = await self.lookup.of(app, addon)
         current.check_can_change_to(plan)
         used = await self.redis.used_memory(endpoint(current.previous_node, self.secrets.password_for(current.name)))
-        in_use = await self.runtime.ports_in_use()
-        async with self._placing:
-            where = place(plan.memory_mib, [h.as_domain() for h in self.settings.hosts], self.inventory.tenants(),
-                          in_use, exclude_host=current.host, tls=self.versions.get(current.redis_version).tls)
+        async with self.placing.held() as placer:
+            where = placer.node(plan.memory_mib, tls=self.versions.get(current.redis_version).tls,
+                                exclude_host=current.host)
             operation = Operation(kind="change_plan", addon=current.name, app=app)
             node = f"redis-addons-{current.name}-{operation.id.hex[:8]}"
             current.request_plan_change(plan, where, node, f"{node}-data", operation.id, used)
-            recordings = await self._save_command(current, operation)
+            await self.operations_starter.start(operation, current)
         log.info("plan change requested", addon=current.name, app=app, plan=plan.id, host=where.host,
                  operation_id=str(operation.id))
-        self.coordinator.submit(operation.id)
-        await self.follower.wait_until(recordings[-1].notification.id)
         return {"addon": current.name, "operation_id": str(operation.id)}
+
+    async def retry_operation(self, operation_id: str) -> dict:
+        """An operator's retry of an operation whose compensation could not finish ("needs attention")."""
+        op_id = self._operation_id(operation_id)
+        try:
+            operation: Operation = await self.events.get(op_id)
+        except AggregateNotFoundError:
+            raise UnknownOperation(f"unknown operation {operation_id}") from None
+        if operation.status != "needs-attention":
+            raise OperationNotStuck(f"operation {operation_id} is {operation.status}: only an operation that needs "
+                                    "attention can be retried")
+        log.info("operation retried by an operator", operation_id=str(op_id), addon=operation.addon)
+        self.coordinator.retry(op_id)
+        return describe_operation(operation)
 
     async def register_app(self, app: str, restart: str = "none", label: str | None = None, url: str | None = None) -> dict:
         """Tell the engine how to restart an app when its environment changes."""
@@ -215,43 +227,12 @@ class Engine:
             restart = {"kind": "none"}
         return {"app": app, "restart": restart}
 
-    async def _save_command(self, addon: Addon, *others):
-        """Save what a command decided; an addon changed meanwhile (the scheduler started an
-        operation on it) is busy, not an internal error."""
-        try:
-            return await self.events.save(addon, *others)
-        except IntegrityError:
-            raise AddonBusy(f"addon {addon.name} changed while this was asked (an operation started on it): "
-                            "try again when it has finished") from None
-
     async def _addon_of(self, app: str, name: str) -> Addon:
-        check_app_name(app)
-        try:
-            addon: Addon = await self.events.get(Addon.id_for(name))
-        except AggregateNotFoundError:
-            addon = None
-        if addon is None or addon.app != app:
-            raise UnknownAddon(f"app {app!r} has no addon {name!r}")
-        if addon.status == "removed":
-            raise AddonRemoved(f"addon {name} of app {app} was removed")
-        return addon
+        return await self.lookup.of(app, name)
 
     async def addon_named(self, app: str, ref: str, allow_removed: bool = False) -> str:
         """`--addon`: an addon ID, or the provider's name when the app has one live Redis addon."""
-        await self._known_app(app)
-        rows = await asyncio.to_thread(self.views.addons, app)
-        if ref == PROVIDER:
-            live = [r["name"] for r in rows if r["status"] != "removed"]
-            if len(live) != 1:
-                which = f"{len(live)} Redis addons ({', '.join(live)})" if live else "no Redis addon"
-                raise UnknownAddon(f"app {app!r} has {which}: pass --addon with an addon ID")
-            return live[0]
-        row = next((r for r in rows if r["name"] == ref), None)
-        if row is None:
-            raise UnknownAddon(f"app {app!r} has no addon {ref!r}")
-        if row["status"] == "removed" and not allow_removed:
-            raise AddonRemoved(f"addon {ref} of app {app} was removed (its backups are kept)")
-        return ref
+        return await self.lookup.named(app, ref, allow_removed)
 
     async def wait_for_operation(self, operation_id: str, timeout: float = 120.0) -> dict:
         op_id = self._operation_id(operation_id)
@@ -318,9 +299,7 @@ class Engine:
         return await asyncio.to_thread(self.views.operations, addon)
 
     async def _known_app(self, app: str) -> None:
-        check_app_name(app)
-        if not self.inventory.app_known(app):
-            raise UnknownApp(f"unknown app {app!r}: it has never had an addon here")
+        await self.lookup.known_app(app)
 
     async def event_page(self, after: int = 0, limit: int = 100) -> list[dict]:
         """Events after position `after`, as JSON-ready dicts (they hold no secret)."""

@@ -20,8 +20,13 @@ from domain.errors import AddonBusy, AddonNotRunning, UnknownBackup
 from domain.operation import Operation
 from domain.retention import BackupFacts, decide
 from domain.schedule import PLATFORM_ZONE, Schedule
-from engine.ports import BackupStore
-from engine.store import AggregateNotFoundError, IntegrityError
+from domain.catalog import PlanCatalog, VersionCatalog
+from engine.addon_lookup import AddonLookup
+from engine.follower import Follower
+from engine.inventory import Inventory
+from engine.operations import OperationStarter
+from engine.ports import BackupStore, ReadModels
+from engine.store import AggregateNotFoundError, EventLog, IntegrityError
 
 log = structlog.get_logger("backups")
 
@@ -34,9 +39,12 @@ def utc_now() -> datetime:
 
 
 class BackupService:
-    def __init__(self, engine, store: BackupStore, clock=utc_now):
-        self.engine, self.store, self.clock = engine, store, clock
-        self.events, self.views = engine.events, engine.views
+    def __init__(self, events: EventLog, views: ReadModels, plans: PlanCatalog, versions: VersionCatalog,
+                 lookup: AddonLookup, starter: OperationStarter, follower: Follower, inventory: Inventory,
+                 store: BackupStore, clock=utc_now):
+        self.events, self.views, self.plans, self.versions = events, views, plans, versions
+        self.lookup, self.starter, self.follower, self.inventory = lookup, starter, follower, inventory
+        self.store, self.clock = store, clock
 
     # -- commands ---------------------------------------------------------------
 
@@ -45,7 +53,7 @@ class BackupService:
         return await self._start(await self._live_addon(app, addon), "manual", self.clock())
 
     async def _start(self, addon: Addon, kind: str, at: datetime, day: date | None = None) -> dict:
-        tier = self.engine.plans.get(addon.plan).tier
+        tier = self.plans.get(addon.plan).tier
         backup = Backup.request(addon=addon.name, app=addon.app, tier=tier, kind=kind, requested_at=at, day=day,
                                 redis_version=addon.redis_version)
         operation = Operation(kind="backup", addon=addon.name, app=addon.app, subject=str(backup.id))
@@ -53,29 +61,27 @@ class BackupService:
         backup.mark_started()
         if kind == "scheduled" and await self.events.exists(backup.id):
             raise DayBackedUp(f"the backup of {day} for addon {addon.name} exists already")
-        await self._save(addon, backup, operation)
+        await self.starter.start(operation, addon, backup)
         log.info("backup started", addon=addon.name, kind=kind, backup_id=str(backup.id), operation_id=str(operation.id))
-        self.engine.coordinator.submit(operation.id)
         return {"addon": addon.name, "backup_id": str(backup.id), "operation_id": str(operation.id)}
 
     async def restore(self, app: str, addon: str, backup_id: str) -> dict:
         current = await self._live_addon(app, addon)
         backup = await self._backup_of(current.name, backup_id)
         backup.check_downloadable()
-        self.engine.versions.check_can_load(backup.redis_version or current.redis_version, current.redis_version)
+        self.versions.check_can_load(backup.redis_version or current.redis_version, current.redis_version)
         operation = Operation(kind="restore", addon=current.name, app=app, subject=str(backup.id))
         node = f"redis-addons-{current.name}-{operation.id.hex[:8]}"
         current.request_restore(backup.id, node, f"{node}-data", operation.id,
                                 dataset_bytes=backup.snapshot.get("used_memory", 0))
-        await self._save(current, operation)
+        await self.starter.start(operation, current)
         log.info("restore requested", addon=current.name, backup_id=str(backup.id), operation_id=str(operation.id))
-        self.engine.coordinator.submit(operation.id)
         return {"addon": current.name, "backup_id": str(backup.id), "operation_id": str(operation.id)}
 
     async def set_schedule(self, app: str, addon: str, schedule_at: str, local_zone: str) -> dict:
         current = await self._addon(app, await self._addon_name(app, addon))
         schedule = Schedule.parse(schedule_at, local_zone)
-        current.schedule_backups(schedule, self.engine.plans.get(current.plan).tier)
+        current.schedule_backups(schedule, self.plans.get(current.plan).tier)
         await self._save(current)
         return self._describe(schedule)
 
@@ -85,7 +91,7 @@ class BackupService:
         except IntegrityError:  # another command changed the addon meanwhile (optimistic concurrency)
             raise AddonBusy(f"addon {aggregates[0].name} changed while this was asked: try again") from None
         if recordings:
-            await self.engine.follower.wait_until(recordings[-1].notification.id)
+            await self.follower.wait_until(recordings[-1].notification.id)
 
     # -- queries ----------------------------------------------------------------
 
@@ -128,7 +134,7 @@ class BackupService:
         at the next tick; a day already backed up is refused by the event store (its ID is the day)."""
         started = []
         for row in await asyncio.to_thread(self.views.addons):
-            if row["status"] != "running" or self.engine.plans.get(row["plan"]).tier == "sandbox":
+            if row["status"] != "running" or self.plans.get(row["plan"]).tier == "sandbox":
                 continue
             last = await asyncio.to_thread(self.views.last_scheduled_day, row["name"])
             addon: Addon = await self.events.get(Addon.id_for(row["name"]))
@@ -153,7 +159,7 @@ class BackupService:
                                  status=r["status"], day=date.fromisoformat(r["day"]) if r["day"] else None)
                      for r in rows]
             decisions = decide(facts, rows[0]["tier"], now)  # the tier of its latest backup: a removed addon's too
-            in_use = self.engine.inventory.subjects_of_unfinished_operations()
+            in_use = self.inventory.subjects_of_unfinished_operations()
             for row in rows:
                 reasons = decisions.get(row["id"])
                 if row["id"] in in_use and not reasons:
@@ -164,7 +170,7 @@ class BackupService:
                 counts["decided"] += 1
                 counts["deleted"] += not reasons
         if counts["decided"]:  # read your writes: the listing shows the decisions on return
-            await self.engine.follower.wait_until(await self.events.max_position())
+            await self.follower.wait_until(await self.events.max_position())
         return counts
 
     async def _apply_decision(self, backup_id: UUID, reasons: tuple[str, ...]) -> None:
@@ -178,10 +184,10 @@ class BackupService:
     # -- finding things -----------------------------------------------------------
 
     async def _addon_name(self, app: str, ref: str, allow_removed: bool = False) -> str:
-        return await self.engine.addon_named(app, ref, allow_removed)
+        return await self.lookup.named(app, ref, allow_removed)
 
     async def _addon(self, app: str, name: str) -> Addon:
-        return await self.engine._addon_of(check_app_name(app), name)
+        return await self.lookup.of(check_app_name(app), name)
 
     async def _live_addon(self, app: str, ref: str) -> Addon:
         return await self._addon(app, await self._addon_name(app, ref))

@@ -21,14 +21,16 @@ from datetime import datetime, timezone
 import structlog
 
 from domain.addon import Addon
+from domain.errors import AddonBusy
 from domain.catalog import VersionCatalog
 from domain.certificates import certificate_due
 from domain.operation import Operation
 from domain.redis_config import TLS_DIR, TLS_FILES
 from engine.nodes import endpoint, node_spec
-from engine.ports import Certificates, EffectError, RedisAdmin, Runtime, SecretStore
+from engine.operations import OperationStarter
+from engine.ports import Certificates, EffectError, ReadModels, RedisAdmin, Runtime, SecretStore
 from engine.saga import StepResult
-from engine.store import EventLog, IntegrityError
+from engine.store import EventLog
 
 log = structlog.get_logger("certificates")
 
@@ -87,8 +89,10 @@ class CertificateRenewal:
 class CertificateRenewals:
     """Which nodes' certificates are due, looked at from the scheduler (`engine.certificates_renewals`)."""
 
-    def __init__(self, engine, clock=utc_now):
-        self.engine, self.clock = engine, clock
+    def __init__(self, events: EventLog, views: ReadModels, redis: RedisAdmin, secrets: SecretStore,
+                 starter: OperationStarter, clock=utc_now):
+        self.events, self.views, self.redis, self.secrets, self.starter = events, views, redis, secrets, starter
+        self.clock = clock
         self._checked_at: float | None = None  # time.monotonic(): the wall clock may step back
 
     async def renew_due(self, now: datetime | None = None, force_check: bool = False) -> list[str]:
@@ -99,7 +103,7 @@ class CertificateRenewals:
             return []
         now = now or self.clock()
         started = []
-        for row in await asyncio.to_thread(self.engine.views.addons):
+        for row in await asyncio.to_thread(self.views.addons):
             if row["status"] != "running" or not row["tls_port"]:
                 continue
             try:
@@ -112,20 +116,18 @@ class CertificateRenewals:
         return started
 
     async def _renew_if_due(self, name: str, now: datetime) -> bool:
-        addon: Addon = await self.engine.events.get(Addon.id_for(name))
+        addon: Addon = await self.events.get(Addon.id_for(name))
         if addon.is_busy:
             return False  # checked again later
-        node = endpoint(addon.previous_node, self.engine.secrets.password_for(name))
-        not_after = (await self.engine.redis.presented_certificate(node)).not_after
+        node = endpoint(addon.previous_node, self.secrets.password_for(name))
+        not_after = (await self.redis.presented_certificate(node)).not_after
         if not certificate_due(not_after, now):
             return False
         operation = Operation(kind="renew_certificate", addon=name, app=addon.app)
         addon.start_certificate_renewal(operation.id)
         try:
-            recordings = await self.engine.events.save(addon, operation)
-        except IntegrityError:  # the addon changed meanwhile: checked again later
+            await self.starter.start(operation, addon)
+        except AddonBusy:  # the addon changed meanwhile: checked again later
             return False
         log.info("certificate renewal started", addon=name, expires=not_after.isoformat(), operation_id=str(operation.id))
-        self.engine.coordinator.submit(operation.id)
-        await self.engine.follower.wait_until(recordings[-1].notification.id)  # listed once this returns
         return True

@@ -7,22 +7,26 @@ from __future__ import annotations
 import structlog
 
 from domain.addon import NO_TLS_PORT, Addon, setting_key, settings_warnings
-from domain.errors import AddonBusy, TlsNotAvailable
+from domain.catalog import VersionCatalog
+from domain.errors import TlsNotAvailable
 from domain.operation import Operation
 from domain.redis_config import AOF_FSYNC, live_settings
 from engine.nodes import endpoint
-from engine.ports import EffectError, TransientError
-from engine.store import IntegrityError
+from engine.addon_lookup import AddonLookup
+from engine.operations import OperationStarter
+from engine.ports import Certificates, EffectError, RedisAdmin, SecretStore, TransientError
 
 log = structlog.get_logger("settings")
 
 
 class DatabaseSettings:
-    def __init__(self, engine):
-        self.engine = engine
+    def __init__(self, lookup: AddonLookup, starter: OperationStarter, versions: VersionCatalog,
+                 certificates: Certificates, redis: RedisAdmin, secrets: SecretStore):
+        self.lookup, self.starter, self.versions = lookup, starter, versions
+        self.certificates, self.redis, self.secrets = certificates, redis, secrets
 
     async def _addon(self, app: str, ref: str) -> Addon:
-        return await self.engine._addon_of(app, await self.engine.addon_named(app, ref))
+        return await self.lookup.live(app, ref)
 
     async def show(self, app: str, addon: str) -> dict:
         current = await self._addon(app, addon)
@@ -49,25 +53,20 @@ class DatabaseSettings:
             kind = "enable_force_tls" if enabled else "disable_force_tls"
         operation = Operation(kind=kind, addon=current.name, app=app, subject=key)
         current.request_setting_change(key, enabled, operation.id)
-        try:
-            recordings = await self.engine.events.save(current, operation)
-        except IntegrityError:
-            raise AddonBusy(f"addon {current.name} changed while this was asked: try again") from None
+        await self.starter.start(operation, current)
         log.info("settings change requested", addon=current.name, setting=key, enabled=enabled,
                  operation_id=str(operation.id))
-        self.engine.coordinator.submit(operation.id)
-        await self.engine.follower.wait_until(recordings[-1].notification.id)
         return {"addon": current.name, "operation_id": str(operation.id),
                 "warnings": settings_warnings(current.target_settings)}
 
     async def tls_ca(self, app: str, addon: str) -> str:
         """The CA certificate that signs the addon's server certificate: what a client verifies it with."""
         self._check_tls(await self._addon(app, addon))
-        return self.engine.certificates.certificate_pem
+        return self.certificates.certificate_pem
 
     def _check_tls(self, addon: Addon) -> None:
-        if not self.engine.versions.get(addon.redis_version).tls:
-            with_tls = ", ".join(v.version for v in self.engine.versions if v.tls)
+        if not self.versions.get(addon.redis_version).tls:
+            with_tls = ", ".join(v.version for v in self.versions if v.tls)
             raise TlsNotAvailable(f"addon {addon.name} runs {addon.redis_version}, built without TLS; "
                                   f"the versions with TLS are: {with_tls}")
         addon.check_serves_tls()
@@ -78,12 +77,12 @@ class DatabaseSettings:
         if addon.tls_port is None:
             return None
         try:
-            node = endpoint(addon.previous_node, self.engine.secrets.password_for(addon.name))
-            return (await self.engine.redis.presented_certificate(node)).not_after.isoformat()
+            node = endpoint(addon.previous_node, self.secrets.password_for(addon.name))
+            return (await self.redis.presented_certificate(node)).not_after.isoformat()
         except (TransientError, EffectError):
             return None
 
     def _why_no_tls(self, addon: Addon) -> str | None:
-        if not self.engine.versions.get(addon.redis_version).tls:
+        if not self.versions.get(addon.redis_version).tls:
             return f"{addon.redis_version} has no TLS"
         return None if addon.tls_port is not None else f"the addon {NO_TLS_PORT}"

@@ -2,7 +2,10 @@
 
 Every step is recorded on the Operation before it runs and after it ends. Steps are
 idempotent, so after a crash the coordinator simply runs the unfinished step again.
-A step that fails for good triggers the saga's compensation.
+A step that fails for good triggers compensation: the steps that ran are undone, latest first,
+by the saga's `undo_step` (where it has one), then the saga's `compensate` records the outcome.
+A compensation that cannot finish by its deadline puts the addon in "needs attention" and is
+tried again with growing backoff, or at once when an operator asks (`retry`).
 """
 
 from __future__ import annotations
@@ -18,9 +21,10 @@ from uuid import UUID
 import structlog
 from tenacity import AsyncRetrying, retry_if_exception_type, wait_exponential
 
+from domain.addon import Addon
 from domain.operation import Operation
 from engine.ports import TransientError
-from engine.store import EventLog
+from engine.store import AggregateNotFoundError, EventLog
 
 log = structlog.get_logger("saga")
 
@@ -38,16 +42,30 @@ class Saga(Protocol):
     async def run_step(self, step: str, operation: Operation) -> StepResult: ...
 
     async def compensate(self, operation: Operation, error: str) -> StepResult:
-        """Undo what the steps did, as far as makes sense, and say what was done."""
+        """After the undos: undo what is left, as far as makes sense, record the failure, and say what was done."""
+
+    # Optional: `async def undo_step(self, step, operation) -> StepResult | None`, the undo of one
+    # step's effect (idempotent), or None when that step has nothing to undo.
+
+
+class CompensationStuck(Exception):
+    """Compensation did not finish by its deadline; the operation needs attention."""
+
+
+ATTENTION_FIRST_RETRY_S = 5.0
+ATTENTION_MAX_RETRY_S = 600.0
 
 
 class Coordinator:
-    def __init__(self, events: EventLog, sagas: dict[str, Saga], step_deadline_s: float, crash_at: str | None):
+    def __init__(self, events: EventLog, sagas: dict[str, Saga], step_deadline_s: float, crash_at: str | None,
+                 attention_retry_s: float = ATTENTION_FIRST_RETRY_S):
         self._events = events
         self._sagas = sagas
         self._deadline = step_deadline_s
         self._crash_at = crash_at
+        self._attention_retry_s = attention_retry_s
         self._tasks: dict[UUID, asyncio.Task] = {}
+        self._retry_now: dict[UUID, asyncio.Event] = {}
 
     def submit(self, operation_id: UUID) -> asyncio.Task:
         task = self._tasks.get(operation_id)
@@ -56,6 +74,18 @@ class Coordinator:
             task = asyncio.create_task(self._drive(operation_id), name=f"operation-{operation_id}", context=contextvars.Context())
             self._tasks[operation_id] = task
         return task
+
+    def retry(self, operation_id: UUID) -> None:
+        """An operator's retry: a compensation waiting for its next attempt tries again now."""
+        if (wake := self._retry_now.get(operation_id)) is not None:
+            wake.set()
+        else:
+            self.submit(operation_id)
+
+    def forget(self, operation_id: UUID) -> None:
+        """Stop driving an operation that was abandoned (its addon is being removed)."""
+        if (task := self._tasks.get(operation_id)) is not None and task is not asyncio.current_task():
+            task.cancel()
 
     async def wait(self, operation_id: UUID, timeout: float) -> bool:
         """Wait for the saga if this process drives it; False when it does not."""
@@ -74,12 +104,31 @@ class Coordinator:
     async def _drive(self, operation_id: UUID) -> None:
         operation = await self._events.get(operation_id)
         bound = log.bind(operation_id=str(operation_id), addon=operation.addon, kind=operation.kind)
+        delay = self._attention_retry_s
+        while True:
+            try:
+                await self._run_steps(operation, self._sagas[operation.kind], bound)
+                return
+            except asyncio.CancelledError:
+                raise
+            except CompensationStuck as stuck:
+                bound.error("compensation failed; the addon needs attention", error=str(stuck), retry_in_s=delay)
+                await self._pause_before_retry(operation_id, delay)
+                delay = min(delay * 2, ATTENTION_MAX_RETRY_S)
+                operation = await self._events.get(operation_id)
+            except Exception as error:  # the operation stays unfinished and resumes at the next start
+                bound.error("operation interrupted; it resumes at the next start", error=describe(error))
+                return
+
+    async def _pause_before_retry(self, operation_id: UUID, delay: float) -> None:
+        wake = self._retry_now[operation_id] = asyncio.Event()
         try:
-            await self._run_steps(operation, self._sagas[operation.kind], bound)
-        except asyncio.CancelledError:
-            raise
-        except Exception as error:  # the operation stays unfinished and resumes at the next start
-            bound.error("operation interrupted; it resumes at the next start", error=describe(error))
+            async with asyncio.timeout(delay):
+                await wake.wait()
+        except TimeoutError:
+            pass
+        finally:
+            self._retry_now.pop(operation_id, None)
 
     async def _run_steps(self, operation: Operation, saga: Saga, bound) -> None:
         while not operation.is_finished:
@@ -109,11 +158,58 @@ class Coordinator:
         bound.info("operation finished", status=operation.status)
 
     async def _compensate(self, operation: Operation, saga: Saga, bound) -> None:
-        compensation = await self._with_retries(saga.compensate, operation, operation.error or "")
+        try:
+            operation = await self._undo_steps(operation, saga, bound)
+            compensation = await self._with_retries(saga.compensate, operation, operation.error or "")
+        except asyncio.CancelledError:
+            raise
+        except Exception as error:
+            await self._needs_attention(operation.id, describe(error))
+            raise CompensationStuck(describe(error)) from None
         operation = await self._events.get(operation.id)
+        had_attention = operation.status == "needs-attention"
         operation.mark_compensated(compensation.detail or "")
-        await self._events.save(operation, *compensation.changes)
+        changes = list(compensation.changes)
+        if had_attention:
+            addon = next((c for c in changes if isinstance(c, Addon) and c.name == operation.addon), None)
+            if addon is None:
+                addon = await self._events.get(Addon.id_for(operation.addon))
+                changes.append(addon)
+            addon.clear_attention(operation.id)
+        await self._events.save(operation, *changes)
         bound.warning("operation compensated", detail=compensation.detail)
+
+    async def _undo_steps(self, operation: Operation, saga: Saga, bound) -> Operation:
+        """Each step that ran is undone, latest first, and the undo recorded: a crash resumes after it."""
+        undo = getattr(saga, "undo_step", None)
+        if undo is None:
+            return operation
+        for step in operation.steps_to_undo:
+            result = await self._with_retries(undo, step, operation)
+            if result is None:
+                continue
+            operation = await self._events.get(operation.id)
+            operation.mark_step_undone(step, result.detail or "undone")
+            await self._events.save(operation, *result.changes)
+            bound.info("step undone", step=step, detail=result.detail)
+            self._crash_point(f"{operation.kind}.{step}:undone")
+        return operation
+
+    async def _needs_attention(self, operation_id: UUID, error: str) -> None:
+        """Recorded once, when compensation first misses its deadline; later attempts only log."""
+        operation = await self._events.get(operation_id)
+        if operation.status == "needs-attention":
+            return
+        operation.mark_compensation_failed(error)
+        changes = [operation]
+        try:
+            addon = await self._events.get(Addon.id_for(operation.addon))
+        except AggregateNotFoundError:
+            addon = None
+        if addon is not None and addon.operation_id == operation.id:
+            addon.mark_needs_attention(operation.id, error)
+            changes.append(addon)
+        await self._events.save(*changes)
 
     async def _with_retries(self, fn, *args, deadline_s: float | None = None):
         """Transient errors are retried with backoff; the whole step must end by its deadline."""

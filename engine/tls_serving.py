@@ -20,14 +20,16 @@ import time
 import structlog
 
 from domain.addon import Addon
+from domain.errors import AddonBusy
 from domain.catalog import VersionCatalog
 from domain.operation import Operation
-from domain.placement import free_port
 from domain.redis_config import tls_lines
 from engine.nodes import endpoint, node_spec
-from engine.ports import Certificates, RedisAdmin, Runtime, SecretStore
+from engine.operations import OperationStarter
+from engine.placing import Placing
+from engine.ports import Certificates, ReadModels, RedisAdmin, Runtime, SecretStore
 from engine.saga import StepResult
-from engine.store import EventLog, IntegrityError
+from engine.store import EventLog
 
 log = structlog.get_logger("tls")
 
@@ -85,15 +87,16 @@ class MissingTls:
 
     RETRY_AFTER_S = 6 * 3600
 
-    def __init__(self, engine):
-        self.engine = engine
+    def __init__(self, events: EventLog, views: ReadModels, versions: VersionCatalog, placing: Placing,
+                 starter: OperationStarter):
+        self.events, self.views, self.versions, self.placing, self.starter = events, views, versions, placing, starter
         self._tried: dict[str, float] = {}  # addon -> time.monotonic() of its last start
 
     async def serve_where_missing(self) -> list[str]:
         """Start serving TLS where it is missing; return the addons it started on."""
         started = []
-        for row in await asyncio.to_thread(self.engine.views.addons):
-            if row["status"] != "running" or row["tls_port"] or not self.engine.versions.get(row["version"]).tls:
+        for row in await asyncio.to_thread(self.views.addons):
+            if row["status"] != "running" or row["tls_port"] or not self.versions.get(row["version"]).tls:
                 continue
             if time.monotonic() - self._tried.get(row["name"], -self.RETRY_AFTER_S) < self.RETRY_AFTER_S:
                 continue
@@ -106,20 +109,15 @@ class MissingTls:
         return started
 
     async def _start(self, name: str) -> bool:
-        engine = self.engine
-        addon: Addon = await engine.events.get(Addon.id_for(name))
+        addon: Addon = await self.events.get(Addon.id_for(name))
         if addon.is_busy:
             return False  # looked at again at the next tick
-        in_use = await engine.runtime.ports_in_use()
-        async with engine._placing:  # placement reads and reserves the inventory: one at a time
-            host = next(h.as_domain() for h in engine.settings.hosts if h.name == addon.host)
+        async with self.placing.held() as placer:
             operation = Operation(kind="serve_tls", addon=name, app=addon.app)
-            addon.request_tls_port(free_port(host, engine.inventory.tenants(), in_use), operation.id)
+            addon.request_tls_port(placer.free_port(addon.host), operation.id)
             try:
-                recordings = await engine.events.save(addon, operation)
-            except IntegrityError:
+                await self.starter.start(operation, addon)
+            except AddonBusy:
                 return False
         log.info("serving TLS", addon=name, tls_port=addon.target["tls_port"], operation_id=str(operation.id))
-        engine.coordinator.submit(operation.id)
-        await engine.follower.wait_until(recordings[-1].notification.id)
         return True

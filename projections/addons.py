@@ -51,6 +51,11 @@ def apply(db, event) -> None:
     elif isinstance(event, (Addon.TlsServingFailed, Addon.CertificateRenewalFailed)):
         # The addon runs on as it was; what went wrong shows with it.
         db.execute("UPDATE addons SET failure = ?, updated_at = ? WHERE id = ?", (event.reason, at, addon_id))
+    elif isinstance(event, Addon.NeedsAttention):
+        db.execute("UPDATE addons SET status = 'needs-attention', failure = ?, updated_at = ? WHERE id = ?",
+                   (event.reason, at, addon_id))
+    elif isinstance(event, Addon.AttentionCleared):
+        db.execute("UPDATE addons SET status = ?, updated_at = ? WHERE id = ?", (event.status, at, addon_id))
     elif isinstance(event, Addon.TlsServed):
         db.execute("UPDATE addons SET tls_port = ?, updated_at = ? WHERE id = ?", (event.tls_port, at, addon_id))
         db.execute("UPDATE environment SET tls_port = ?, published_at = ? WHERE addon = (SELECT name FROM addons WHERE id = ?)",

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from domain.operation import STEPS, Operation
+from domain.operation import Operation
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS operations (
@@ -24,7 +24,7 @@ def apply(db, event) -> None:
         db.execute("INSERT INTO operations (id, kind, addon, app, status, started_at) VALUES (?, ?, ?, ?, 'running', ?)",
                    (op, event.kind, event.addon, event.app, at))
         db.executemany("INSERT INTO operation_steps (operation_id, position, name, status) VALUES (?, ?, ?, 'pending')",
-                       [(op, i, name) for i, name in enumerate(STEPS[event.kind])])
+                       [(op, i, name) for i, name in enumerate(event.steps)])
     elif isinstance(event, Operation.StepStarted):
         db.execute("UPDATE operation_steps SET status = 'running', attempts = attempts + 1, started_at = ?, ended_at = NULL "
                    "WHERE operation_id = ? AND name = ?", (at, op, event.step))
@@ -35,8 +35,15 @@ def apply(db, event) -> None:
         db.execute("UPDATE operation_steps SET status = 'failed', detail = ?, ended_at = ? WHERE operation_id = ? AND name = ?",
                    (event.error, at, op, event.step))
         db.execute("UPDATE operations SET error = ? WHERE id = ?", (f"{event.step}: {event.error}", op))
-    elif isinstance(event, Operation.Compensated):
+    elif isinstance(event, Operation.StepUndone):
+        db.execute("UPDATE operation_steps SET status = 'undone', detail = ?, ended_at = ? WHERE operation_id = ? AND name = ?",
+                   (event.detail, at, op, event.step))
+    elif isinstance(event, Operation.CompensationFailed):
+        db.execute("UPDATE operations SET status = 'needs-attention', compensation = ? WHERE id = ?", (event.error, op))
+    elif isinstance(event, (Operation.Compensated, Operation.Abandoned)):
+        status = "failed" if isinstance(event, Operation.Compensated) else "abandoned"
+        detail = event.detail if isinstance(event, Operation.Compensated) else event.reason
         db.execute("UPDATE operation_steps SET status = 'skipped' WHERE operation_id = ? AND status = 'pending'", (op,))
-        db.execute("UPDATE operations SET status = 'failed', compensation = ?, finished_at = ? WHERE id = ?", (event.detail, at, op))
+        db.execute("UPDATE operations SET status = ?, compensation = ?, finished_at = ? WHERE id = ?", (status, detail, at, op))
     elif isinstance(event, Operation.Succeeded):
         db.execute("UPDATE operations SET status = 'succeeded', finished_at = ? WHERE id = ?", (at, op))

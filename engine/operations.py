@@ -1,0 +1,36 @@
+"""The one way an operation starts.
+
+The aggregate's command has checked its rule and recorded the change (the addon is now held by
+the operation); here the Operation and those changes are saved atomically, the saga is
+submitted, and the read models are caught up so that the caller reads its own write.
+"""
+
+from __future__ import annotations
+
+import structlog
+
+from domain.errors import AddonBusy
+from domain.operation import Operation
+from engine.follower import Follower
+from engine.saga import Coordinator
+from engine.store import EventLog, IntegrityError
+
+log = structlog.get_logger("operations")
+
+
+class OperationStarter:
+    def __init__(self, events: EventLog, coordinator: Coordinator, follower: Follower):
+        self.events, self.coordinator, self.follower = events, coordinator, follower
+
+    async def start(self, operation: Operation, *changed) -> Operation:
+        """Record and run `operation`; an aggregate changed meanwhile (optimistic concurrency: another
+        command or the scheduler started an operation on the addon) is AddonBusy, and nothing is saved."""
+        try:
+            recordings = await self.events.save(operation, *changed)
+        except IntegrityError:
+            raise AddonBusy(f"addon {operation.addon} changed while this was asked (an operation started on it): "
+                            "try again when it has finished") from None
+        log.info("operation started", kind=operation.kind, addon=operation.addon, operation_id=str(operation.id))
+        self.coordinator.submit(operation.id)
+        await self.follower.wait_until(recordings[-1].notification.id)
+        return operation
