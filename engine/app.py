@@ -22,6 +22,8 @@ from engine.certificate_renewal import CertificateRenewals
 from engine.database_settings import DatabaseSettings
 from engine.follower import Follower
 from engine.addon_lookup import PROVIDER, AddonLookup
+from engine.adoption import adopt_clusters
+from engine.clusters import cluster_of, data_node, new_cluster
 from engine.inventory import Inventory
 from engine.operations import OperationStarter
 from engine.placing import Placing
@@ -87,6 +89,7 @@ class Engine:
             raise
         await self.events.open()
         await self._load_inventory()
+        await adopt_clusters(self.events, self.inventory)
         await self.follower.catch_up()
         self.follower.start()
         for operation_id, addon in list(self.inventory.unfinished.items()):
@@ -143,7 +146,7 @@ class Engine:
                 settings=DEFAULT_SETTINGS,
                 tls_port=where.tls_port,
             )
-            await self.operations_starter.start(operation, addon)
+            await self.operations_starter.start(operation, addon, new_cluster(addon))
         log.info("addon requested", addon=name, app=app, plan=plan.id, host=where.host, operation_id=str(operation.id))
         return {"addon": name, "operation_id": str(operation.id)}
 
@@ -179,7 +182,9 @@ class Engine:
             operation = Operation(kind="change_plan", addon=current.name, app=app)
             node = f"redis-addons-{current.name}-{operation.id.hex[:8]}"
             current.request_plan_change(plan, where, node, f"{node}-data", operation.id, used)
-            await self.operations_starter.start(operation, current)
+            cluster = await cluster_of(self.events, current.name)
+            cluster.place_node(data_node(current, current.target))
+            await self.operations_starter.start(operation, current, cluster)
         log.info("plan change requested", addon=current.name, app=app, plan=plan.id, host=where.host,
                  operation_id=str(operation.id))
         return {"addon": current.name, "operation_id": str(operation.id)}
@@ -271,6 +276,10 @@ class Engine:
             dict(id=p.id, memory_mib=p.memory_mib, data_nodes=p.data_nodes, backups=p.backups, available=not p.is_cluster)
             for p in self.plans
         ]
+
+    async def version_list(self) -> list[dict]:
+        from engine.versions import version_list  # each catalog version and what its image holds on each host
+        return await version_list(self.runtime, self.versions, [h.name for h in self.settings.hosts])
 
     async def addons(self, app: str) -> list[dict]:
         await self._known_app(app)

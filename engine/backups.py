@@ -22,6 +22,7 @@ from domain.retention import BackupFacts, decide
 from domain.schedule import PLATFORM_ZONE, Schedule
 from domain.catalog import PlanCatalog, VersionCatalog
 from engine.addon_lookup import AddonLookup
+from engine.clusters import cluster_of, data_node
 from engine.follower import Follower
 from engine.inventory import Inventory
 from engine.operations import OperationStarter
@@ -74,7 +75,9 @@ class BackupService:
         node = f"redis-addons-{current.name}-{operation.id.hex[:8]}"
         current.request_restore(backup.id, node, f"{node}-data", operation.id,
                                 dataset_bytes=backup.snapshot.get("used_memory", 0))
-        await self.starter.start(operation, current)
+        cluster = await cluster_of(self.events, current.name)
+        cluster.place_node(data_node(current, current.target))
+        await self.starter.start(operation, current, cluster)
         log.info("restore requested", addon=current.name, backup_id=str(backup.id), operation_id=str(operation.id))
         return {"addon": current.name, "backup_id": str(backup.id), "operation_id": str(operation.id)}
 

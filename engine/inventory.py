@@ -1,6 +1,9 @@
 """What the engine must know at once, kept in memory: who holds which host, port and name,
 and which operations are unfinished. Built from the whole log at start, then kept current
-from every event this process saves."""
+from every event this process saves.
+
+What a node holds comes from its Cluster's node records. An addon recorded before clusters
+existed holds what its Addon events say until its cluster is adopted (at the engine's start)."""
 
 from __future__ import annotations
 
@@ -9,6 +12,7 @@ from uuid import UUID
 
 from domain.addon import Addon
 from domain.app import App
+from domain.cluster import LIVE, Cluster
 from domain.operation import Operation
 from domain.placement import Tenant
 
@@ -21,9 +25,13 @@ class Inventory:
         self.registered_apps: set[str] = set()
         self.unfinished: dict[UUID, str] = {}  # operation id -> addon name
         self._subjects: dict[UUID, str] = {}  # unfinished operation id -> what it is about (a backup's ID)
+        self._clustered: set[str] = set()  # addons whose cluster holds their nodes
+        self._nodes: dict[tuple[UUID, str], Tenant] = {}  # (cluster id, node id) -> what a live node holds
 
     def apply(self, event) -> None:
-        if isinstance(event, Addon.Event):
+        if isinstance(event, Cluster.Event):
+            self._apply_cluster(event)
+        elif isinstance(event, Addon.Event):
             self._apply_addon(event)
         elif isinstance(event, App.Registered):
             self.registered_apps.add(event.name)
@@ -33,7 +41,7 @@ class Inventory:
                 self._subjects[event.originator_id] = event.subject
         elif isinstance(event, Operation.StepSucceeded) and event.step == "cleanup":
             self._held.pop((self.unfinished.get(event.originator_id), "replaced"), None)
-        elif isinstance(event, (Operation.Succeeded, Operation.Compensated)):
+        elif isinstance(event, (Operation.Succeeded, Operation.Compensated, Operation.Abandoned)):
             self.unfinished.pop(event.originator_id, None)
             self._subjects.pop(event.originator_id, None)
 
@@ -41,9 +49,14 @@ class Inventory:
         if isinstance(event, Addon.Requested):
             self._names[event.originator_id] = event.name
             self._apps[event.name] = event.app
-            self._held[(event.name, "current")] = tenant(event)
+            if event.name not in self._clustered:
+                self._held[(event.name, "current")] = tenant(event)
             return
         name = self._names.get(event.originator_id)
+        if name in self._clustered:
+            if isinstance(event, Addon.Removed):
+                self._held.pop((name, "current"), None)
+            return
         if isinstance(event, Addon.PlanChangeRequested):
             self._held[(name, "target")] = tenant(event)
         elif isinstance(event, Addon.PlanChanged):
@@ -59,11 +72,37 @@ class Inventory:
         elif isinstance(event, (Addon.ProvisioningFailed, Addon.Removed)):
             self._held.pop((name, "current"), None)
 
+    def _apply_cluster(self, event) -> None:
+        key = (event.originator_id, getattr(event, "node_id", None))
+        if isinstance(event, Cluster.Formed):
+            self._clustered.add(event.addon)
+            for role in ("current", "target", "replaced"):
+                self._held.pop((event.addon, role), None)
+        elif isinstance(event, Cluster.NodePlaced) or (isinstance(event, Cluster.NodeAdopted) and event.state in LIVE):
+            node = event.node
+            self._nodes[(event.originator_id, node["id"])] = Tenant(node["host"], node["port"], node["memory_mib"],
+                                                                    node.get("tls_port"))
+        elif isinstance(event, Cluster.NodePortsChanged) and key in self._nodes:
+            self._nodes[key] = replace(self._nodes[key], tls_port=event.tls_port)
+        elif isinstance(event, Cluster.NodeRetired):
+            self._nodes.pop(key, None)
+
+    def has_cluster(self, addon: str) -> bool:
+        return addon in self._clustered
+
+    @property
+    def addons_without_cluster(self) -> list[str]:
+        return [name for name in self._apps if name not in self._clustered]
+
+    def legacy_holdings(self, addon: str) -> dict[str, Tenant]:
+        """What an addon without a cluster holds, by role: current, target, replaced (not yet cleaned up)."""
+        return {role: t for (name, role), t in self._held.items() if name == addon}
+
     def subjects_of_unfinished_operations(self) -> set[str]:
         return set(self._subjects.values())
 
     def tenants(self) -> list[Tenant]:
-        return list(self._held.values())
+        return list(self._held.values()) + list(self._nodes.values())
 
     def name_taken(self, name: str) -> bool:
         return name in self._apps

@@ -8,8 +8,10 @@ the new node is published, a failure brings the old one back with its data untou
 from __future__ import annotations
 
 from domain.addon import Addon
+from domain.cluster import Cluster
 from domain.operation import Operation
 from domain.redis_config import save_rules
+from engine.clusters import cluster_of
 from engine.nodes import endpoint
 from engine.ports import RedisAdmin, Runtime, SecretStore
 from engine.saga import StepResult
@@ -43,12 +45,18 @@ class NodeSwap:
     async def cleanup(self, addon: Addon, operation: Operation, password: str) -> StepResult:
         old = addon.replaced
         await self.runtime.remove_node(old["host"], old["container"], old["volume"])
-        return StepResult(f"old node {old['container']} removed from {old['host']}")
+        cluster = await cluster_of(self.events, addon.name)
+        cluster.retire_node(old["container"])
+        return StepResult(f"old node {old['container']} removed from {old['host']}", changes=(cluster,))
 
-    async def bring_back_old_node(self, addon: Addon) -> None:
+    async def bring_back_old_node(self, addon: Addon) -> Cluster:
+        """The new node removed, the old one running again: returns the cluster with the new node retired."""
         new, old = addon.target, addon.previous_node
         password = self.secrets.password_for(addon.name)
         await self.runtime.remove_node(new["host"], new["container"], new["volume"])
         await self.runtime.start_node(old["host"], old["container"])
         await self.redis.ping(endpoint(old, password))
         await self.redis.unpause(endpoint(old, password), save_rules(addon.settings))
+        cluster = await cluster_of(self.events, addon.name)
+        cluster.retire_node(new["container"])
+        return cluster

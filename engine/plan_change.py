@@ -20,6 +20,7 @@ from domain.catalog import VersionCatalog
 from domain.keyspace import differences
 from domain.operation import Operation
 from engine.app_restart import restart_app
+from engine.clusters import cluster_of, promote
 from engine.node_swap import NodeSwap
 from engine.nodes import endpoint, node_spec
 from engine.ports import AppRestarter, Certificates, EffectError, RedisAdmin, Runtime, SecretStore
@@ -66,8 +67,12 @@ class PlanChange(NodeSwap):
         return StepResult(f"{sum(found['keys'].values())} keys, as saved")
 
     async def publish(self, addon: Addon, operation: Operation, password: str) -> StepResult:
+        new = addon.target["container"]
         addon.mark_plan_changed(operation_id=operation.id)
-        return StepResult(f"now {addon.plan} on {addon.host}; REDIS_URL and SCALINGO_REDIS_URL changed", changes=(addon,))
+        cluster = await cluster_of(self.events, addon.name)
+        promote(cluster, new, f"plan change to {addon.plan}")
+        return StepResult(f"now {addon.plan} on {addon.host}; REDIS_URL and SCALINGO_REDIS_URL changed",
+                          changes=(addon, cluster))
 
     async def restart_app(self, addon: Addon, operation: Operation, password: str) -> StepResult:
         return StepResult(await restart_app(self.events, self.restarter, addon, password))
@@ -78,8 +83,8 @@ class PlanChange(NodeSwap):
             # The new node serves the app already: undoing would lose its writes.
             return StepResult(f"nothing undone: the addon runs on its new plan ({error})")
         old = addon.previous_node
-        await self.bring_back_old_node(addon)
+        cluster = await self.bring_back_old_node(addon)
         addon.mark_plan_change_failed(operation_id=operation.id, reason=error)
         return StepResult(
-            f"back on {old['host']} with plan {addon.plan}: new node removed, old node running", changes=(addon,)
+            f"back on {old['host']} with plan {addon.plan}: new node removed, old node running", changes=(addon, cluster)
         )

@@ -9,10 +9,14 @@ from __future__ import annotations
 from domain.addon import Addon
 from domain.catalog import VersionCatalog
 from domain.operation import Operation
-from engine.nodes import endpoint, node_spec
+from engine.clusters import cluster_of, promote
+from engine.nodes import LABEL, endpoint, node_spec
 from engine.ports import Certificates, RedisAdmin, Runtime, SecretStore
 from engine.saga import StepResult
 from engine.store import EventLog
+
+
+ADDON_LABEL = f"{LABEL}.addon"
 
 
 class Provisioning:
@@ -39,8 +43,10 @@ class Provisioning:
             return StepResult("PING answered")
         if step == "publish":
             addon.mark_provisioned(operation_id=operation.id)
+            cluster = await cluster_of(self.events, addon.name)
+            promote(cluster, addon.container, "provisioned")
             tls = " and their rediss:// twins" if addon.tls_port else ""
-            return StepResult(f"REDIS_URL and SCALINGO_REDIS_URL{tls} published", changes=(addon,))
+            return StepResult(f"REDIS_URL and SCALINGO_REDIS_URL{tls} published", changes=(addon, cluster))
         raise ValueError(f"provisioning has no step {step!r}")
 
     async def compensate(self, operation: Operation, error: str) -> StepResult:
@@ -49,10 +55,12 @@ class Provisioning:
         await self.runtime.remove_node(addon.host, addon.container, addon.volume)
         self.secrets.forget(addon.name)
         addon.mark_provisioning_failed(operation_id=operation.id, reason=error)
+        cluster = await cluster_of(self.events, addon.name)
+        cluster.retire_node(addon.container)
         detail = f"container {addon.container} and its volume removed"
         if logs:
             detail += f"; last server log lines: {logs.strip()[-500:]}"
-        return StepResult(detail, changes=(addon,))
+        return StepResult(detail, changes=(addon, cluster))
 
 
 class Removal:
@@ -67,10 +75,20 @@ class Removal:
             await self.runtime.stop_node(addon.host, addon.container, self.stop_timeout_s)
             return StepResult(f"container {addon.container} stopped")
         if step == "remove":
-            await self.runtime.remove_node(addon.host, addon.container, addon.volume)
+            cluster = await cluster_of(self.events, addon.name)
+            # Every node of the cluster, and any container an abandoned operation left (a new node it made).
+            left = {(n["host"], n["container"]): n["volume"] for n in cluster.live_nodes}
+            for found in await self.runtime.nodes(**{ADDON_LABEL: addon.name}):
+                left.setdefault((found.host, found.container), f"{found.container}-data")
+            left.setdefault((addon.host, addon.container), addon.volume)
+            for (host, container), volume in sorted(left.items()):
+                await self.runtime.remove_node(host, container, volume)
+            for node in cluster.live_nodes:
+                cluster.retire_node(node["id"])
             self.secrets.forget(addon.name)
             addon.mark_removed(operation_id=operation.id)
-            return StepResult(f"container {addon.container} and its volume removed; backups kept", changes=(addon,))
+            return StepResult(f"container {addon.container} and its volume removed; backups kept",
+                              changes=(addon, cluster))
         raise ValueError(f"removal has no step {step!r}")
 
     async def compensate(self, operation: Operation, error: str) -> StepResult:

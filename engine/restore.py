@@ -27,6 +27,7 @@ from domain.operation import Operation
 from domain.redis_config import live_settings
 from engine.node_swap import NodeSwap
 from engine.ports import BackupStore, Certificates, EffectError, RedisAdmin, Runtime, SecretStore
+from engine.clusters import cluster_of, promote
 from engine.nodes import endpoint, node_spec
 from engine.saga import StepResult
 from engine.store import EventLog
@@ -83,13 +84,16 @@ class Restore(NodeSwap):
         return StepResult("AOF written from the restored data" if addon.settings.get("aof") else "settings as before")
 
     async def publish(self, addon: Addon, operation: Operation, password: str) -> StepResult:
+        new = addon.target["container"]
         addon.mark_restored(operation_id=operation.id)
-        return StepResult(f"backup {operation.subject} restored; same REDIS_URL", changes=(addon,))
+        cluster = await cluster_of(self.events, addon.name)
+        promote(cluster, new, f"restore of backup {operation.subject}")
+        return StepResult(f"backup {operation.subject} restored; same REDIS_URL", changes=(addon, cluster))
 
     async def compensate(self, operation: Operation, error: str) -> StepResult:
         addon: Addon = await self.events.get(Addon.id_for(operation.addon))
         if operation.past_point_of_no_return:
             return StepResult(f"nothing undone: the restored data serves the app already ({error})")
-        await self.bring_back_old_node(addon)
+        cluster = await self.bring_back_old_node(addon)
         addon.mark_restore_failed(operation_id=operation.id, reason=error)
-        return StepResult("the node from before the restore serves again, with its data", changes=(addon,))
+        return StepResult("the node from before the restore serves again, with its data", changes=(addon, cluster))

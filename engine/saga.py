@@ -24,7 +24,7 @@ from tenacity import AsyncRetrying, retry_if_exception_type, wait_exponential
 from domain.addon import Addon
 from domain.operation import Operation
 from engine.ports import TransientError
-from engine.store import AggregateNotFoundError, EventLog
+from engine.store import AggregateNotFoundError, EventLog, IntegrityError
 
 log = structlog.get_logger("saga")
 
@@ -152,7 +152,14 @@ class Coordinator:
             operation.succeed_step(step, result.detail, result.outcome)
             if operation.next_step is None:
                 operation.mark_succeeded()
-            await self._events.save(operation, *result.changes)
+            try:
+                await self._events.save(operation, *result.changes)
+            except IntegrityError:
+                # A watcher recorded a fact on an aggregate the step changed: run the step again
+                # (steps are idempotent) on what is recorded now.
+                bound.info("recorded facts changed during the step; it runs again", step=step)
+                operation = await self._events.get(operation.id)
+                continue
             bound.info("step succeeded", step=step, detail=result.detail)
             self._crash_point(f"{operation.kind}.{step}:after")
         bound.info("operation finished", status=operation.status)

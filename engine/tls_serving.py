@@ -25,6 +25,7 @@ from domain.catalog import VersionCatalog
 from domain.operation import Operation
 from domain.redis_config import tls_lines
 from engine.nodes import endpoint, node_spec
+from engine.clusters import cluster_of
 from engine.operations import OperationStarter
 from engine.placing import Placing
 from engine.ports import Certificates, ReadModels, RedisAdmin, Runtime, SecretStore
@@ -77,7 +78,10 @@ class TlsServing:
         if await self.runtime.is_running(addon.host, addon.container):
             await self.redis.configure(endpoint(addon.previous_node, password), {"tls-port": "0"})
         addon.mark_tls_serving_failed(operation_id=operation.id, reason=error)
-        return StepResult("redis.conf as before, TLS port closed and given back", changes=(addon,))
+        cluster = await cluster_of(self.events, addon.name)
+        if cluster.node(addon.container)["tls_port"] is not None:
+            cluster.change_node_ports(addon.container, None)
+        return StepResult("redis.conf as before, TLS port closed and given back", changes=(addon, cluster))
 
 
 class MissingTls:
@@ -115,8 +119,10 @@ class MissingTls:
         async with self.placing.held() as placer:
             operation = Operation(kind="serve_tls", addon=name, app=addon.app)
             addon.request_tls_port(placer.free_port(addon.host), operation.id)
+            cluster = await cluster_of(self.events, addon.name)
+            cluster.change_node_ports(addon.container, addon.target["tls_port"])  # held from now on
             try:
-                await self.starter.start(operation, addon)
+                await self.starter.start(operation, addon, cluster)
             except AddonBusy:
                 return False
         log.info("serving TLS", addon=name, tls_port=addon.target["tls_port"], operation_id=str(operation.id))

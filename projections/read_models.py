@@ -12,14 +12,14 @@ import sqlite3
 import threading
 from pathlib import Path
 
-from projections import addons, backups, operations
+from projections import addons, backups, clusters, operations
 
-SCHEMA = addons.SCHEMA + operations.SCHEMA + backups.SCHEMA + """
+SCHEMA = addons.SCHEMA + operations.SCHEMA + backups.SCHEMA + clusters.SCHEMA + """
 CREATE TABLE IF NOT EXISTS tracking (name TEXT PRIMARY KEY, position INTEGER NOT NULL);
 """
 
 TRACKER = "redis-addons-read-models"
-HANDLERS = (addons.apply, operations.apply, backups.apply)
+HANDLERS = (addons.apply, operations.apply, backups.apply, clusters.apply)
 
 
 class ReadModels:
@@ -79,6 +79,12 @@ class ReadModels:
     def addon(self, name: str) -> dict | None:
         rows = self._rows("SELECT * FROM addons WHERE name = ?", name)
         return rows[0] if rows else None
+
+    def nodes(self, addon: str) -> list[dict]:
+        """The addon's cluster: each node with its role, place, state, and whether it is the primary."""
+        return self._rows(
+            "SELECT n.*, (n.id = c.primary_node) AS is_primary FROM cluster_nodes n JOIN clusters c ON c.addon = n.addon "
+            "WHERE n.addon = ? ORDER BY n.since, n.id", addon)
 
     def apps(self) -> list[str]:
         return [r["app"] for r in self._rows("SELECT DISTINCT app FROM addons ORDER BY app")]

@@ -1,0 +1,116 @@
+"""The Cluster aggregate: the nodes that serve one addon, and what was observed of them.
+
+Every addon has one. A sandbox or starter addon is a cluster of one data node; a Business addon
+will have two data nodes, three Sentinels and two HAProxy. The Addon keeps what the app sees
+(plan, settings, URLs, schedule); the Cluster keeps where each node runs and what became of it:
+placed, started, down, recovered, retired, and which data node is the primary.
+"""
+
+from __future__ import annotations
+
+from uuid import NAMESPACE_URL, UUID, uuid5
+
+from eventsourcing.domain import Aggregate, event
+
+ROLES = ("data", "sentinel", "proxy")
+LIVE = ("placed", "running", "down")  # a node in these states holds its host's memory and ports
+
+
+def node_record(role: str, host: str, address: str, port: int, container: str, volume: str, memory_mib: int,
+                version: str, tls_port: int | None = None) -> dict:
+    """A node as the Cluster records it; its ID is its container's name (unique, made by the operation)."""
+    if role not in ROLES:
+        raise ValueError(f"unknown node role {role!r}: one of {', '.join(ROLES)}")
+    return dict(id=container, role=role, host=host, address=address, port=port, tls_port=tls_port,
+                container=container, volume=volume, memory_mib=memory_mib, version=version)
+
+
+class Cluster(Aggregate):
+    @staticmethod
+    def create_id(addon: str, **_) -> UUID:
+        return Cluster.id_for(addon)
+
+    @staticmethod
+    def id_for(addon: str) -> UUID:
+        return uuid5(NAMESPACE_URL, f"redis-addons:/addons/{addon}/cluster")
+
+    @event("Formed")
+    def __init__(self, addon: str, app: str, adopted: bool = False):
+        """`adopted`: formed for an addon recorded before clusters existed, from what its events said."""
+        self.addon = addon
+        self.app = app
+        self.nodes: dict[str, dict] = {}
+        self.primary: str | None = None
+        self.primaries: list[dict] = []  # the history: each change with its times and reason
+
+    # -- queries --------------------------------------------------------------------------
+
+    def node(self, node_id: str) -> dict:
+        return self.nodes[node_id]
+
+    @property
+    def live_nodes(self) -> list[dict]:
+        return [n for n in self.nodes.values() if n["state"] in LIVE]
+
+    @property
+    def primary_node(self) -> dict | None:
+        return self.nodes.get(self.primary) if self.primary else None
+
+    def node_in(self, container: str) -> dict | None:
+        return self.nodes.get(container)
+
+    # -- facts ----------------------------------------------------------------------------
+
+    @event("NodePlaced")
+    def place_node(self, node: dict) -> None:
+        """A node has its host, ports and names; its container may not exist yet."""
+        self.nodes[node["id"]] = {**node, "state": "placed"}
+
+    @event("NodeAdopted")
+    def adopt_node(self, node: dict, state: str, primary: bool) -> None:
+        self.nodes[node["id"]] = {**node, "state": state}
+        if primary:
+            self.primary = node["id"]
+
+    @event("NodeStarted")
+    def mark_node_started(self, node_id: str) -> None:
+        self.nodes[node_id]["state"] = "running"
+
+    @event("PrimaryChanged")
+    def change_primary(self, new: str, reason: str, observed_at: str | None = None) -> None:
+        self.primaries.append(dict(old=self.primary, new=new, reason=reason, observed_at=observed_at))
+        self.primary = new
+
+    @event("NodePortsChanged")
+    def change_node_ports(self, node_id: str, tls_port: int | None) -> None:
+        self.nodes[node_id]["tls_port"] = tls_port
+
+    @event("NodeVersionChanged")
+    def change_node_version(self, node_id: str, version: str) -> None:
+        self.nodes[node_id]["version"] = version
+
+    def mark_node_down(self, node_id: str, reason: str, observed_at: str) -> None:
+        """Observed by a watcher: the node does not run (its container gone, killed, crash-looping)."""
+        if self.nodes[node_id]["state"] != "down":
+            self._node_down(node_id=node_id, reason=reason, observed_at=observed_at)
+
+    @event("NodeDown")
+    def _node_down(self, node_id: str, reason: str, observed_at: str) -> None:
+        self.nodes[node_id]["state"] = "down"
+        self.nodes[node_id]["down_reason"] = reason
+
+    @event("NodeRecovered")
+    def mark_node_recovered(self, node_id: str, how: str, observed_at: str) -> None:
+        self.nodes[node_id]["state"] = "running"
+        self.nodes[node_id].pop("down_reason", None)
+
+    def retire_node(self, node_id: str) -> None:
+        """Its container and volume are gone: it holds nothing any more. Retiring twice records once."""
+        if node_id in self.nodes and self.nodes[node_id]["state"] != "retired":
+            self._node_retired(node_id=node_id)
+
+    @event("NodeRetired")
+    def _node_retired(self, node_id: str) -> None:
+        self.nodes[node_id]["state"] = "retired"
+        if self.primary == node_id:
+            self.primary = None

@@ -1,0 +1,62 @@
+"""The node records of an addon's Cluster, as the engine's commands and sagas keep them in step
+with the Addon (saved in the same transaction as the Addon's change)."""
+
+from __future__ import annotations
+
+from domain.addon import Addon
+from domain.cluster import Cluster, node_record
+from engine.store import AggregateNotFoundError, EventLog
+
+
+def data_node(addon: Addon, node: dict) -> dict:
+    """The record of a data node of `addon` at `node` (a host, address, ports, container, volume)."""
+    return node_record("data", node["host"], node["address"], node["port"], node["container"], node["volume"],
+                       node.get("memory_mib", addon.memory_mib), addon.redis_version, node.get("tls_port"))
+
+
+def new_cluster(addon: Addon) -> Cluster:
+    """A starter or sandbox addon's cluster: one data node, placed where the addon was."""
+    cluster = Cluster(addon=addon.name, app=addon.app)
+    cluster.place_node(data_node(addon, addon.previous_node))
+    return cluster
+
+
+async def cluster_of(events: EventLog, addon: str) -> Cluster:
+    """The addon's cluster; one recorded before clusters existed is adopted here, to be saved with
+    the change the caller makes (the engine's start adopts the others)."""
+    try:
+        return await events.get(Cluster.id_for(addon))
+    except AggregateNotFoundError:
+        return adopted_cluster(await events.get(Addon.id_for(addon)))
+
+
+SERVING = ("running", "changing-plan", "restoring", "removing")  # the addon's own node runs (or ran) in these
+
+
+def adopted_cluster(addon: Addon, holdings: dict | None = None) -> Cluster:
+    """A cluster formed from what an addon's events said: its node, the one an operation in flight
+    placed, and (with `holdings`, what the inventory says it holds by role, with the memory each was
+    placed with) the one a plan change or restore has not cleaned up yet."""
+    cluster = Cluster(addon=addon.name, app=addon.app, adopted=True)
+    nodes = {"current": addon.previous_node, "target": addon.target, "replaced": addon.replaced}
+    if holdings is None:
+        holdings = {role: None for role in ("current", "target") if nodes[role]}
+        if addon.status == "failed" and addon.failure_kind == "provisioning":
+            holdings = {}
+    for role, held in holdings.items():
+        node = nodes.get(role)
+        if not node:
+            continue
+        if held is not None:
+            node = {**node, "memory_mib": held.memory_mib, "tls_port": held.tls_port}
+        serving = role == "current" and addon.status in SERVING
+        cluster.adopt_node(node=data_node(addon, node), state="running" if serving else "placed",
+                           primary=role == "current")
+    return cluster
+
+
+def promote(cluster: Cluster, node_id: str, reason: str) -> None:
+    """A node the engine made ready serves the app now."""
+    cluster.mark_node_started(node_id)
+    if cluster.primary != node_id:
+        cluster.change_primary(new=node_id, reason=reason)
