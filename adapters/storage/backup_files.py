@@ -3,14 +3,20 @@
 Archives are written as `<key>.partial` and renamed once complete, so a reader never sees
 half an archive and a failed backup leaves nothing behind. Compression runs in a worker
 thread, overlapped with the next chunk's arrival: the event loop never waits on zlib or disk.
+
+An archive holds all of a customer's data: files are 0600 and directories 0700 whatever the
+umask, and a store laid out by an earlier release (0644 files in 0755 directories) is tightened
+when it opens.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import errno
 import hashlib
 import os
+import stat
 import zlib
 from pathlib import Path
 from typing import AsyncIterator
@@ -22,11 +28,14 @@ from engine.ports import EffectError
 CHUNK = 1 << 20
 GZIP = 31  # zlib's window bits for a gzip container (RFC 1952), the `.tar.gz` the reference names
 LEVEL = 1  # RDB strings are LZF-compressed already: a higher level costs time and saves little
+DIR_MODE, FILE_MODE = 0o700, 0o600
 
 
 class FileBackupStore:
     def __init__(self, root: Path):
         self.root = Path(root)
+        if self.root.is_dir():  # made at the first backup otherwise
+            _tighten(self.root.resolve())
 
     def _path(self, key: str) -> Path:
         path = (self.root / key).resolve()
@@ -37,7 +46,7 @@ class FileBackupStore:
     async def write_archive(self, key: str, tar: AsyncIterator[bytes]) -> dict:
         final = self._path(key)
         partial = final.with_name(final.name + ".partial")
-        await asyncio.to_thread(final.parent.mkdir, parents=True, exist_ok=True)
+        await asyncio.to_thread(_make_private_dirs, self.root.resolve(), final.parent)
         sink = await asyncio.to_thread(_GzipSink, partial)
         pending: asyncio.Future | None = None
         try:
@@ -125,7 +134,9 @@ class _GzipSink:
 
     def __init__(self, path: Path):
         self.path = path
-        self.file = open(path, "wb")
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, FILE_MODE)
+        os.fchmod(fd, FILE_MODE)  # the umask may take bits off; a .partial left by a crash may be wider
+        self.file = os.fdopen(fd, "wb")
         # ISA-L's deflate: the same gzip format at ~8x zlib's speed (bench/backup.py measures both).
         self.zip = isal_zlib.compressobj(LEVEL, isal_zlib.DEFLATED, GZIP)
         self.digest, self.size = hashlib.sha256(), 0
@@ -149,6 +160,34 @@ class _GzipSink:
     def discard(self) -> None:
         self.file.close()
         self.path.unlink(missing_ok=True)
+
+
+def _make_private_dirs(base: Path, directory: Path) -> None:
+    """`directory` and its parents up to `base` included, made where missing, each 0700 (mkdir's mode
+    is cut by the umask, and a directory made by hand meanwhile may be wider)."""
+    chain = [directory, *(p for p in directory.parents if base == p or base in p.parents)]
+    for path in reversed(chain):
+        try:
+            path.mkdir(mode=DIR_MODE)
+        except FileExistsError:  # made already (or by a concurrent backup), or a file is in the way
+            if not path.is_dir():
+                raise NotADirectoryError(errno.ENOTDIR, "not a directory", str(path)) from None
+        _chmod(str(path), DIR_MODE)
+
+
+def _tighten(root: Path) -> None:
+    """Every directory 0700 and file 0600 under `root` (an earlier release wrote 0755 and 0644)."""
+    for directory, _, files in os.walk(root):
+        _chmod(directory, DIR_MODE)
+        for name in files:
+            _chmod(os.path.join(directory, name), FILE_MODE)
+
+
+def _chmod(path: str, mode: int) -> None:
+    with contextlib.suppress(FileNotFoundError):  # deleted by a sweep meanwhile
+        found = os.lstat(path)
+        if not stat.S_ISLNK(found.st_mode) and stat.S_IMODE(found.st_mode) != mode:
+            os.chmod(path, mode)
 
 
 def _file_digest(path: Path) -> tuple[int, str]:
