@@ -34,6 +34,7 @@ from engine.scheduler import Scheduler
 from engine.settings import Settings
 from engine.store import AggregateNotFoundError, EventLog
 from engine.tls_serving import MissingTls
+from engine.watcher import NodeWatcher
 
 log = structlog.get_logger("engine")
 
@@ -76,6 +77,8 @@ class Engine:
         self.database = DatabaseSettings(self.lookup, starter, versions, certificates, redis, secrets)
         self.certificate_renewals = CertificateRenewals(events, views, redis, secrets, starter)
         self.missing_tls = MissingTls(events, views, versions, self.placing, starter)
+        self.watcher = NodeWatcher(events, views, runtime, redis, secrets, versions, certificates,
+                                   settings.watch_interval_s)
         self.scheduler = Scheduler(self.backups, self.certificate_renewals, self.missing_tls.serve_where_missing,
                                    settings.scheduler_tick_s)
 
@@ -96,6 +99,7 @@ class Engine:
             log.info("resuming operation", operation_id=str(operation_id), addon=addon)
             self.coordinator.submit(operation_id)
         self.scheduler.start()
+        self.watcher.start()
 
     async def _load_inventory(self) -> None:
         position = 0
@@ -104,6 +108,7 @@ class Engine:
                 self.inventory.apply(event)
 
     async def stop(self) -> None:
+        await self.watcher.stop()
         await self.scheduler.stop()
         await self.coordinator.stop()
         await self.follower.stop()

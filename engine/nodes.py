@@ -13,12 +13,12 @@ LABEL = "redis-addons"
 CONFIG_DIR = "/etc/redis"
 
 
-def node_labels(addon: Addon, node: dict, operation: Operation) -> dict[str, str]:
+def node_labels(addon: Addon, node: dict, operation: Operation | str) -> dict[str, str]:
     """Labels tie a container to its addon and to the operation that made it."""
     labels = {
         f"{LABEL}.addon": addon.name,
         f"{LABEL}.app": addon.app,
-        f"{LABEL}.operation": str(operation.id),
+        f"{LABEL}.operation": str(getattr(operation, "id", operation)),  # or who else made it: "watcher"
         f"{LABEL}.role": "data",
         f"{LABEL}.host": node["host"],
         f"{LABEL}.port": str(node["port"]),  # lets any installation sharing the host see the port is taken
@@ -28,7 +28,7 @@ def node_labels(addon: Addon, node: dict, operation: Operation) -> dict[str, str
     return labels
 
 
-def node_spec(addon: Addon, node: dict, operation: Operation, password: str, versions: VersionCatalog,
+def node_spec(addon: Addon, node: dict, operation: Operation | str, password: str, versions: VersionCatalog,
               certificates: Certificates | None, settings: dict | None = None) -> NodeSpec:
     """The container of `node` (host, address, port, tls_port, container, volume, memory_mib) for this
     addon, with its settings (or `settings`, those a change is applying).

@@ -51,6 +51,8 @@ class NodeState:
     container: str
     running: bool
     labels: dict[str, str]
+    state: str = ""  # Docker's word: running, restarting (a crash loop under its restart policy), exited, ...
+    status: str = ""  # as `docker ps` says it: "Exited (137) 5 seconds ago"
 
 
 @dataclass(frozen=True)
@@ -104,6 +106,9 @@ class Runtime(Protocol):
         """Every container carrying this label (KEY=VALUE) on every host, whoever made it."""
 
     async def close(self) -> None: ...
+
+    async def image_labels(self, host: str, image: str) -> dict[str, str] | None:
+        """The labels of an image on this host (what the setup recorded building it); None when absent."""
 
 
 class RedisAdmin(Protocol):

@@ -39,6 +39,7 @@ class Settings:
     crash_at: str | None = None  # fault injection: "provision.create:after" kills the process there
     step_deadline_s: float = 60.0
     scheduler_tick_s: float = 60.0  # how often due backups and retention are looked at; 0: never (tests drive it)
+    watch_interval_s: float = 2.0  # how often the node watcher looks at the nodes; 0: never (tests drive it)
 
     @property
     def token_file(self) -> Path:
@@ -75,6 +76,7 @@ class Settings:
             crash_at=env.get("REDIS_ADDONS_CRASH_AT") or None,
             step_deadline_s=float(env.get("REDIS_ADDONS_STEP_DEADLINE", "60")),
             scheduler_tick_s=float(env.get("REDIS_ADDONS_SCHEDULER_TICK", "60")),
+            watch_interval_s=float(env.get("REDIS_ADDONS_WATCH_INTERVAL", "2")),
         )
         values.update(overrides)
         return cls(**values)

@@ -39,6 +39,20 @@ def config_archive(files: dict[str, str]) -> bytes:
     return buffer.getvalue()
 
 
+def config_volume(volume: str) -> str:
+    """A node's redis.conf and certificates live on a volume of their own beside its data volume, so its
+    container can be recreated at any time (they were once in the container's root filesystem, lost
+    with it); a plan change still copies only the data."""
+    return f"{volume}-config"
+
+
+def config_volume_labels(volume: str, labels: dict[str, str]) -> dict[str, str]:
+    """The node's labels (so whatever removes an app's volumes by label finds it too), but not its addon
+    label: counted by addon, a node has one volume, its data."""
+    kept = {key: value for key, value in labels.items() if key != "redis-addons.addon"}
+    return {**kept, "redis-addons.config-of": volume}
+
+
 # aiohttp asks for gzip by default, and dockerd then compresses archives on one core at ~40 MB/s:
 # the tar is ten times faster as it is (a backup compresses it once, its own way).
 UNCOMPRESSED = {"Accept-Encoding": "identity"}
@@ -102,19 +116,22 @@ class DockerRuntime:
             except DockerError as e:
                 if e.status != 404:
                     raise
-                await self._ensure_volume(docker, spec)
+                await self._ensure_volume(docker, spec.volume, spec.labels)
+                await self._ensure_volume(docker, config_volume(spec.volume),
+                                          config_volume_labels(spec.volume, spec.labels))
                 container = await docker.containers.create(self._container_config(spec), name=spec.container)
-            await container.put_archive(spec.config_dir, config_archive(spec.files))
+            if spec.files:  # none: a container recreated on volumes that hold its configuration already
+                await container.put_archive(spec.config_dir, config_archive(spec.files))
         except (DockerError, aiohttp.ClientError, OSError) as e:
             raise translate(e, f"creating {spec.container} on {spec.host}") from None
 
-    async def _ensure_volume(self, docker: aiodocker.Docker, spec: NodeSpec) -> None:
+    async def _ensure_volume(self, docker: aiodocker.Docker, name: str, labels: dict[str, str]) -> None:
         try:
-            await docker.volumes.get(spec.volume)
+            await docker.volumes.get(name)
         except DockerError as e:
             if e.status != 404:
                 raise
-            await docker.volumes.create({"Name": spec.volume, "Labels": spec.labels})
+            await docker.volumes.create({"Name": name, "Labels": labels})
 
     @staticmethod
     def _container_config(spec: NodeSpec) -> dict:
@@ -127,7 +144,8 @@ class DockerRuntime:
                 "NetworkMode": "host",  # bound to the host's 127.x address, never a bridge
                 "Memory": spec.memory_bytes,
                 "MemorySwap": spec.memory_bytes,
-                "Mounts": [{"Type": "volume", "Source": spec.volume, "Target": "/data"}],
+                "Mounts": [{"Type": "volume", "Source": spec.volume, "Target": "/data"},
+                           {"Type": "volume", "Source": config_volume(spec.volume), "Target": spec.config_dir}],
                 "RestartPolicy": {"Name": "unless-stopped"},
             },
         }
@@ -229,9 +247,9 @@ class DockerRuntime:
             except DockerError as e:
                 if e.status != 404:
                     raise
-            if volume:
-                try:
-                    await (await docker.volumes.get(volume)).delete()
+            for name in (volume, config_volume(volume)) if volume else ():
+                try:  # a node made before configuration volumes has none: missing counts as removed
+                    await (await docker.volumes.get(name)).delete()
                 except DockerError as e:
                     if e.status != 404:
                         raise
@@ -270,6 +288,8 @@ class DockerRuntime:
                     container=info["Names"][0].lstrip("/"),
                     running=info["State"] == "running",
                     labels=info.get("Labels", {}),
+                    state=info["State"],
+                    status=info.get("Status", ""),
                 )
             )
         return found
@@ -286,3 +306,14 @@ class DockerRuntime:
     async def close(self) -> None:
         await asyncio.gather(*(c.close() for c in self._clients.values()), return_exceptions=True)
         self._clients.clear()
+
+    async def image_labels(self, host: str, image: str) -> dict[str, str] | None:
+        try:
+            info = await self._docker(host).images.inspect(image)
+        except DockerError as e:
+            if e.status == 404:
+                return None
+            raise translate(e, f"inspecting image {image} on {host}") from None
+        except (aiohttp.ClientError, OSError) as e:
+            raise translate(e, f"inspecting image {image} on {host}") from None
+        return dict((info.get("Config") or {}).get("Labels") or {})

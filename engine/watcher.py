@@ -1,0 +1,139 @@
+"""The node watcher: a data node whose container was removed, killed (Docker does not restart a
+killed container) or crash-loops is seen within seconds, recorded as down on its Cluster (the
+addon shows `down`), and brought back on its data — restarted, or its container made again on
+the same volumes with its configuration written afresh — which is recorded too.
+
+An addon held by an operation is left to that operation: its saga stops and replaces nodes on
+purpose. Facts recorded here go on the Cluster, never the Addon, so they never conflict with the
+command that holds the addon.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextvars
+from datetime import datetime, timezone
+
+import structlog
+from tenacity import AsyncRetrying, retry_if_exception_type, stop_after_delay, wait_exponential
+
+from domain.addon import Addon
+from domain.catalog import VersionCatalog
+from domain.cluster import Cluster
+from engine.clusters import cluster_of
+from engine.nodes import endpoint, node_spec
+from engine.ports import Certificates, EffectError, NodeState, ReadModels, RedisAdmin, Runtime, SecretStore, TransientError
+from engine.store import EventLog, IntegrityError
+
+log = structlog.get_logger("watcher")
+
+WATCHED = ("running", "down")  # addon rows (read model) whose nodes are looked at
+READY_WITHIN_S = 15.0
+
+
+def utc_now() -> str:
+    return datetime.now(timezone.utc).isoformat()
+
+
+def why_down(found: NodeState | None) -> str | None:
+    """None when the container runs steadily; otherwise what a user should read."""
+    if found is None:
+        return "its container is gone"
+    if found.state == "restarting":
+        return f"its container crash-loops ({found.status or 'restarting'})"
+    if not found.running:
+        return f"its container does not run ({found.status or found.state or 'stopped'})"
+    return None
+
+
+class NodeWatcher:
+    def __init__(self, events: EventLog, views: ReadModels, runtime: Runtime, redis: RedisAdmin, secrets: SecretStore,
+                 versions: VersionCatalog, certificates: Certificates, interval_s: float, clock=utc_now):
+        self.events, self.views, self.runtime, self.redis = events, views, runtime, redis
+        self.secrets, self.versions, self.certificates = secrets, versions, certificates
+        self.interval_s, self.clock = interval_s, clock
+        self._task: asyncio.Task | None = None
+
+    def start(self) -> None:
+        if self.interval_s > 0:
+            self._task = asyncio.create_task(self._run(), name="node-watcher", context=contextvars.Context())
+
+    async def stop(self) -> None:
+        if self._task:
+            self._task.cancel()
+            await asyncio.gather(self._task, return_exceptions=True)
+
+    async def _run(self) -> None:
+        while True:
+            try:
+                await self.look()
+            except Exception as error:  # Docker unreachable for a moment: look again next round
+                log.warning("watching nodes failed this round", error=str(error) or type(error).__name__)
+            await asyncio.sleep(self.interval_s)
+
+    async def look(self) -> list[dict]:
+        """One round over every idle addon's live data nodes; returns what was seen and done."""
+        found = {(n.host, n.container): n for n in await self.runtime.nodes()}
+        seen = []
+        for row in await asyncio.to_thread(self.views.addons):
+            if row["status"] not in WATCHED:
+                continue
+            addon: Addon = await self.events.get(Addon.id_for(row["name"]))
+            if addon.is_busy:
+                continue
+            cluster = await cluster_of(self.events, addon.name)
+            for node in [n for n in cluster.live_nodes if n["role"] == "data" and n["state"] in ("running", "down")]:
+                reason = why_down(found.get((node["host"], node["container"])))
+                if reason is None and node["state"] == "running":
+                    continue
+                try:
+                    seen.append(await self._heal(addon, cluster, node, reason))
+                except IntegrityError:  # an operation started on it meanwhile: it is that operation's now
+                    continue
+        return seen
+
+    async def _heal(self, addon: Addon, cluster: Cluster, node: dict, reason: str | None) -> dict:
+        bound = log.bind(addon=addon.name, node=node["id"], host=node["host"])
+        if reason is not None:
+            cluster.mark_node_down(node["id"], reason, self.clock())
+            await self.events.save(cluster)  # seen before anything is tried: the addon shows down
+            bound.warning("node down", reason=reason)
+        try:
+            how = await self._bring_back(addon, node, reason)
+        except (TransientError, EffectError) as error:
+            bound.warning("node could not be brought back yet; tried again next round", error=str(error))
+            return {"addon": addon.name, "node": node["id"], "down": reason, "recovered": None}
+        cluster = await cluster_of(self.events, addon.name)
+        cluster.mark_node_recovered(node["id"], how, self.clock())
+        await self.events.save(cluster)
+        bound.info("node recovered", how=how)
+        return {"addon": addon.name, "node": node["id"], "down": reason, "recovered": how}
+
+    async def _bring_back(self, addon: Addon, node: dict, reason: str | None) -> str:
+        """Started again on its data; a container that is gone or crash-loops is made again on the same
+        volumes, its configuration and certificate written afresh from what the engine recorded."""
+        host, container = node["host"], node["container"]
+        password = self.secrets.password_for(addon.name)
+        running = await self.runtime.is_running(host, container)
+        how = "it answered again by itself"
+        if reason and ("gone" in reason or "crash-loops" in reason):
+            await self.runtime.remove_node(host, container, None)  # the container only: its volumes stay
+            await self.runtime.create_node(self._spec(addon, node, password))
+            await self.runtime.start_node(host, container)
+            how = "its container made again on its volumes and started"
+        elif running is False:
+            await self.runtime.start_node(host, container)
+            how = "restarted on its data"
+        await self._answers(endpoint(node, password))
+        return how
+
+    async def _answers(self, node) -> None:
+        """A server that was just started loads its data first: give it READY_WITHIN_S to answer."""
+        async for attempt in AsyncRetrying(retry=retry_if_exception_type(TransientError), stop=stop_after_delay(READY_WITHIN_S),
+                                           wait=wait_exponential(multiplier=0.02, max=0.5), reraise=True):
+            with attempt:
+                await self.redis.ping(node)
+
+    def _spec(self, addon: Addon, node: dict, password: str):
+        # Labels name the operation that made a container; one the watcher makes again says so.
+        return node_spec(addon, node, "watcher", password, self.versions, self.certificates)
