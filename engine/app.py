@@ -28,7 +28,7 @@ from engine.inventory import Inventory
 from engine.operations import OperationStarter
 from engine.placing import Placing
 from engine.nodes import endpoint
-from engine.ports import BackupStore, Certificates, ReadModels, RedisAdmin, Runtime, SecretStore
+from engine.ports import BackupStore, Certificates, DataLock, ReadModels, RedisAdmin, Runtime, SecretStore
 from engine.saga import Coordinator
 from engine.scheduler import Scheduler
 from engine.settings import Settings
@@ -54,6 +54,7 @@ class Engine:
         backup_store: BackupStore,
         certificates: Certificates,
         views_factory=None,
+        data_lock: DataLock | None = None,
     ):
         self.settings = settings
         self.events = events
@@ -65,6 +66,7 @@ class Engine:
         self.plans = plans
         self.versions = versions
         self.certificates = certificates
+        self.data_lock = data_lock  # None: nothing keeps a second engine off this data (in-memory tests)
         self.inventory = Inventory()
         self.follower = Follower(events, views)
         self._views_factory = views_factory
@@ -85,10 +87,14 @@ class Engine:
     # -- life cycle -------------------------------------------------------
 
     async def start(self) -> None:
+        if self.data_lock is not None:
+            self.data_lock.acquire()  # first: a refused engine touches nothing
         try:
             await self.runtime.check()
         except Exception:
             await self.runtime.close()
+            if self.data_lock is not None:
+                self.data_lock.release()
             raise
         await self.events.open()
         await self._load_inventory()
@@ -114,6 +120,8 @@ class Engine:
         await self.follower.stop()
         await self.events.close()
         await self.runtime.close()
+        if self.data_lock is not None:
+            self.data_lock.release()  # last: until here operations may still be recorded
 
     async def __aenter__(self) -> Engine:
         await self.start()

@@ -229,3 +229,17 @@ class ReadModels(Protocol):
     def last_scheduled_day(self, addon: str) -> str | None: ...
 
     def snapshot(self) -> dict: ...
+
+
+class DataLock(Protocol):
+    """One engine per data directory, held from start to stop: two would resume the same operations
+    and both schedulers would take backups."""
+
+    def acquire(self) -> None:
+        """Hold it, or raise an error naming the engine that does (its pid, its API address)."""
+
+    def announce(self, api: str) -> None:
+        """The API address this engine serves, for an engine refused to name."""
+
+    def release(self) -> None:
+        """Idempotent."""
