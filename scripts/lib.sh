@@ -9,6 +9,8 @@
 #                                         Debian's docker.io service we installed ourselves
 #   REDIS_ADDONS_STORAGE_DRIVER  dockerd storage driver (default: vfs)
 #   REDIS_ADDONS_ENGINE_TIMEOUT  seconds to wait for a dockerd to answer (default: 90)
+#   REDIS_ADDONS_APT_MAX_AGE     seconds after which the package lists are refreshed before
+#                                installing, upgrading or building images (default: 10800 = 3 h)
 
 REPO_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 
@@ -28,10 +30,19 @@ EXTERNAL_SOCK=/var/run/docker.sock
 # Written when *we* installed Debian's docker.io: its own docker.service then
 # does not count as "a developer's engine".
 DOCKER_IO_MARKER="$DATA_BASE/.docker-io-installed-by-redis-addons"
+# Touched (with the time it started) after each `apt-get update` that fetched every source;
+# scripts/build-images.py (image_record.py) refuses to build from lists older than APT_MAX_AGE.
+APT_STAMP="$DATA_BASE/apt-lists-refreshed"
+APT_MAX_AGE="${REDIS_ADDONS_APT_MAX_AGE:-10800}"
+export REDIS_ADDONS_APT_STAMP="$APT_STAMP" REDIS_ADDONS_APT_MAX_AGE="$APT_MAX_AGE"
+# Touched after the packages the images are made of were upgraded to their candidates.
+UPGRADE_STAMP="$DATA_BASE/image-packages-upgraded"
 
 log()  { printf '[setup] %s\n' "$*" >&2; }
 warn() { printf '[setup] WARNING: %s\n' "$*" >&2; }
 die()  { printf '[setup] ERROR: %s\n' "$*" >&2; exit 1; }
+
+[[ "$APT_MAX_AGE" =~ ^[0-9]+$ ]] || die "REDIS_ADDONS_APT_MAX_AGE must be a number of seconds, not '$APT_MAX_AGE'"
 
 engine_sock()    { echo "$RUN_BASE/$1/docker.sock"; }
 engine_url()     { echo "unix://$RUN_BASE/$1/docker.sock"; }

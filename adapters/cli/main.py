@@ -31,6 +31,8 @@ def parser() -> argparse.ArgumentParser:
 
     verb("addons-plans", verbs.addons_plans, "list the plans of an addon provider").add_argument(
         "provider", nargs="?", default="redis", help="addon provider (redis)")
+    verb("versions", verbs.versions, "list the engine versions, whether they have TLS, and the exact package each "
+         "host's image was built from").add_argument("provider", nargs="?", default="redis", help="addon provider (redis)")
     p = verb("addons-add", verbs.addons_add, "provision an addon for the app and wait until it is ready")
     p.add_argument("provider", help="addon provider (redis)")
     p.add_argument("plan", help="plan, e.g. redis-starter-1024 (see addons-plans)")

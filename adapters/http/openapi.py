@@ -83,6 +83,12 @@ PATHS = {
         "Plans of an addon provider (only `redis` here)",
         {"200": json_body(obj(plans={"type": "array", "items": ref("Plan")}), "The plan catalog")},
         [{"name": "provider", "in": "path", "required": True, "schema": {"const": "redis"}}])},
+    "/v1/addon_providers/{provider}/versions": {"get": op(
+        "Engine versions (`versions`): each of the catalog, whether it has TLS, and the exact package its image on "
+        "each host was built from, read from the image (one the setup has not rebuilt yet shows what it holds); "
+        "nodes already running keep the image they were made from",
+        {"200": json_body(obj(versions={"type": "array", "items": ref("EngineVersion")}), "The version catalog")},
+        [{"name": "provider", "in": "path", "required": True, "schema": {"const": "redis"}}])},
     "/v1/apps/{app}/addons": {
         "get": op("An app's addons", {"200": json_body(obj(addons={"type": "array", "items": ref("Addon")}), "Addons")}, [APP]),
         "post": op(
@@ -320,6 +326,25 @@ SCHEMAS = {
                                                 "30 days before"},
         warnings={"type": "array", "items": {"type": "string"}, "description": "Where these settings can lose data"}),
     "App": obj(name={"type": "string"}, restart=ref("RestartMethod")),
+    "EngineVersion": obj(
+        version={"type": "string", "examples": ["7.0.15"]}, engine={"enum": ["redis", "valkey"]},
+        tls={"type": "boolean", "description": "Built with TLS: its addons serve rediss://"},
+        default={"type": "boolean", "description": "The version an addon gets when none is asked for"},
+        image={"type": "string", "examples": ["redis-addons/redis:7.0.15"]},
+        source={"type": "string", "examples": ["Debian redis-server"]},
+        hosts={"type": "array", "items": obj(
+            host={"type": "string"},
+            present={"type": ["boolean", "null"], "description": "Whether the host has the image (null: not known)"},
+            package={"oneOf": [{"type": "null"}, obj(
+                registry={"enum": ["Debian", "PyPI"]}, name={"type": "string", "examples": ["redis-server"]},
+                version={"type": "string", "examples": ["5:7.0.15-1~deb12u10"]})],
+                "description": "The package the server comes from, as recorded on the image"},
+            debian_packages={"type": "object", "additionalProperties": {"type": "string"},
+                             "description": "Version of each Debian package a file of the image comes from "
+                                            "(libc6, libssl3...)"},
+            built_at={"type": ["string", "null"], "format": "date-time"},
+            problem={"type": ["string", "null"], "description": "Why no package is shown: no image, one built "
+                                                              "before versions were recorded, a host not answering"})}),
     "Event": obj(id={"type": "integer", "description": "Position in the log"}, type={"type": "string"},
                  aggregate_id={"type": "string"}, version={"type": "integer"},
                  timestamp={"type": "string", "format": "date-time"}, data={"type": "object"}),

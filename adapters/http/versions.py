@@ -1,0 +1,18 @@
+"""The engine versions an addon can run, with the exact package each host's image was built from."""
+
+from __future__ import annotations
+
+from aiohttp import web
+
+from adapters.http.keys import ENGINE
+from domain.errors import UnknownAddon
+
+routes = web.RouteTableDef()
+
+
+@routes.get("/v1/addon_providers/{provider}/versions")
+async def versions(request: web.Request) -> web.Response:
+    provider = request.match_info["provider"]
+    if provider != "redis":
+        raise UnknownAddon(f"unknown addon provider {provider!r}; this installation provides 'redis'")
+    return web.json_response({"versions": await request.app[ENGINE].version_list()})

@@ -1,0 +1,81 @@
+"""The smoke test of a freshly imported engine image (scripts/build-images.py): the server
+answers PING on loopback, reports the catalog's version, and --memory shows in its cgroup."""
+from __future__ import annotations
+
+import json
+import re
+import subprocess
+import time
+from pathlib import Path
+
+
+def docker(url: str, *args: str, **kw) -> subprocess.CompletedProcess:
+    return subprocess.run(["docker", "-H", url, *args], text=True, capture_output=True, **kw)
+
+
+def smoke_bind(host: str) -> str:
+    return {"host-a": "127.0.1.1", "host-b": "127.0.2.1"}.get(host, "127.0.0.1")
+
+
+def smoke_test(host: str, url: str, image: str, engine: str, version: str, port: int = 39999) -> str:
+    """Run the image with --memory 256m on loopback, PING it, check version and cgroup limit."""
+    bind = smoke_bind(host)
+    name = f"redis-addons-smoke-{host}-{re.sub(r'[^a-z0-9]', '-', image.split('/')[-1])}"
+    docker(url, "rm", "-f", name)
+    limit = 256 * 1024 * 1024
+    r = docker(url, "run", "-d", "--name", name, "--label", "redis-addons.smoke=1",
+               "--network", "host", "--memory", "256m", image,
+               "/usr/local/bin/redis-server", "--bind", bind, "--port", str(port),
+               "--save", "", "--appendonly", "no", "--protected-mode", "no")
+    if r.returncode != 0:
+        raise RuntimeError(f"{host} {image}: docker run failed: {r.stderr.strip()}")
+    cid = r.stdout.strip()
+    try:
+        deadline = time.time() + 15
+        pong = ""
+        while time.time() < deadline:
+            p = subprocess.run(["redis-cli", "-h", bind, "-p", str(port), "ping"],
+                               text=True, capture_output=True, timeout=5)
+            pong = p.stdout.strip()
+            if pong == "PONG":
+                break
+            time.sleep(0.2)
+        if pong != "PONG":
+            logs = docker(url, "logs", "--tail", "20", cid)
+            raise RuntimeError(f"{host} {image}: no PONG on {bind}:{port}; logs:\n{logs.stdout}{logs.stderr}")
+        info = subprocess.run(["redis-cli", "-h", bind, "-p", str(port), "info", "server"],
+                              text=True, capture_output=True, timeout=5).stdout
+        key = "valkey_version" if engine == "valkey" else "redis_version"
+        m = re.search(rf"^{key}:(\S+)", info, re.M)
+        if not m or m.group(1) != version:
+            raise RuntimeError(f"{host} {image}: INFO {key} = {m.group(1) if m else None}, want {version}")
+        insp = json.loads(docker(url, "inspect", cid).stdout)[0]
+        if insp["HostConfig"]["Memory"] != limit:
+            raise RuntimeError(f"{host} {image}: HostConfig.Memory = {insp['HostConfig']['Memory']}")
+        cg = cgroup_memory_limit(insp["State"]["Pid"])
+        if cg is not None and cg != limit:
+            raise RuntimeError(f"{host} {image}: cgroup memory limit {cg}, want {limit}")
+        return f"PONG, {key}={m.group(1)}, cgroup memory limit={cg}"
+    finally:
+        docker(url, "rm", "-f", cid)
+
+
+def cgroup_memory_limit(pid: int) -> int | None:
+    """The memory limit of a process' cgroup (v1 memory.limit_in_bytes or v2 memory.max)."""
+    try:
+        lines = Path(f"/proc/{pid}/cgroup").read_text().splitlines()
+    except OSError:
+        return None  # engine on another machine / namespace
+    for line in lines:
+        _, ctrls, path = line.split(":", 2)
+        if "memory" in ctrls.split(","):
+            f = Path("/sys/fs/cgroup/memory") / path.lstrip("/") / "memory.limit_in_bytes"
+            if f.exists():
+                return int(f.read_text())
+    for line in lines:
+        if line.startswith("0::"):
+            f = Path("/sys/fs/cgroup") / line[3:].lstrip("/") / "memory.max"
+            if f.exists():
+                v = f.read_text().strip()
+                return None if v == "max" else int(v)
+    return None

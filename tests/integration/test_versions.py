@@ -1,0 +1,166 @@
+"""The `versions` listing (API and CLI) against the real images on the real Docker hosts: it shows
+what `make setup` built each image from, and that is what is installed on this machine now (the
+setup upgrades the packages the images are made of, then rebuilds the images they changed).
+
+Nothing here starts a container: the last test only creates (and removes) one per image, to read
+its files."""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import importlib.util
+import io
+import json
+import os
+import secrets
+import subprocess
+import tarfile
+from pathlib import Path
+
+import aiodocker
+import pytest
+from aiohttp.test_utils import TestClient, TestServer
+
+from adapters.http.app import make_app
+from domain.catalog import VersionCatalog
+from tests.conftest import REPO
+from tests.integration.api_client import cli
+
+CATALOG = VersionCatalog.load()
+
+
+def scripts_module(name: str):
+    spec = importlib.util.spec_from_file_location(name, REPO / "scripts" / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+SOURCES = scripts_module("image_sources").SOURCES
+ROOTFS = scripts_module("image_record").ROOTFS
+
+
+@functools.cache
+def dpkg_version(package: str) -> str:
+    return subprocess.run(["dpkg-query", "-W", "-f=${Version}", package], text=True, capture_output=True,
+                          check=True).stdout
+
+
+@pytest.fixture
+async def client(engine):
+    async with TestClient(TestServer(make_app(engine))) as test_client:
+        test_client.headers = {"Authorization": f"Bearer {engine.settings.token_file.read_text().strip()}"}
+        yield test_client
+
+
+async def listing(client) -> dict[str, dict]:
+    response = await client.get("/v1/addon_providers/redis/versions", headers=client.headers)
+    assert response.status == 200, await response.text()
+    return {row["version"]: row for row in (await response.json())["versions"]}
+
+
+async def test_every_catalog_version_is_listed_with_its_tls_on_every_host(client, engine):
+    rows = await listing(client)
+    assert list(rows) == [v.version for v in CATALOG]
+    for v in CATALOG:
+        row = rows[v.version]
+        assert (row["engine"], row["tls"], row["image"], row["default"]) == \
+            (v.engine, v.tls, v.image, v is CATALOG.default)
+        assert [h["host"] for h in row["hosts"]] == [h.name for h in engine.settings.hosts]
+        assert all(h["present"] and h["problem"] is None for h in row["hosts"]), row
+
+
+async def test_the_debian_build_shows_the_redis_server_installed_here_and_its_libraries(client):
+    installed = dpkg_version("redis-server")
+    for image in (await listing(client))["7.0.15"]["hosts"]:
+        assert image["package"] == {"registry": "Debian", "name": "redis-server", "version": installed}
+        # OpenSSL and glibc among the packages its files come from, each as upgraded here
+        assert {"libssl3:amd64", "libc6:amd64", "redis-tools"} <= set(image["debian_packages"])
+        assert image["debian_packages"] == {name: dpkg_version(name) for name in image["debian_packages"]}
+
+
+async def test_the_wheel_builds_show_their_pinned_wheel_and_the_debian_files_they_copy(client):
+    rows = await listing(client)
+    for version, source in SOURCES.items():
+        if source["kind"] != "pip":
+            continue
+        name, _, pinned = source["spec"].partition("==")
+        for image in rows[version]["hosts"]:
+            assert image["package"] == {"registry": "PyPI", "name": name, "version": pinned}
+            assert image["debian_packages"] == {p: dpkg_version(p) for p in image["debian_packages"]}
+            if source["cli"] is None:  # Debian's redis-cli is copied in, and with it its package
+                assert "redis-tools" in image["debian_packages"]
+
+
+async def test_another_provider_is_refused_by_name(client):
+    response = await client.get("/v1/addon_providers/memcached/versions", headers=client.headers)
+    assert response.status == 404
+    assert (await response.json())["error"]["message"] == \
+        "unknown addon provider 'memcached'; this installation provides 'redis'"
+
+
+async def test_the_cli_prints_one_row_per_version_and_host(engine, monkeypatch, tmp_path, capsys):
+    server = TestServer(make_app(engine))
+    await server.start_server()
+    try:
+        monkeypatch.setenv("REDIS_ADDONS_HOME", str(tmp_path / "client-home"))
+        monkeypatch.setenv("REDIS_ADDONS_API", str(server.make_url("")).rstrip("/"))
+        monkeypatch.setenv("REDIS_ADDONS_TOKEN", engine.settings.token_file.read_text().strip())
+        assert await cli("versions") == 0
+    finally:
+        await server.close()
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0].startswith("+--") and lines[0] == lines[2] == lines[-1]
+    cells = [[c.strip() for c in line.strip("|").split("|")] for line in lines[3:-1]]
+    assert [c.strip() for c in lines[1].strip("|").split("|")] == ["VERSION", "ENGINE", "TLS", "HOST", "PACKAGE", "BUILT (UTC)"]
+    hosts = [h.name for h in engine.settings.hosts]
+    assert [(c[0], c[3]) for c in cells] == [
+        (v.version + (" (default)" if v is CATALOG.default else ""), host) for v in CATALOG for host in hosts]
+    debian = [c for c in cells if c[0] == "7.0.15 (default)"]
+    assert [c[1:5] for c in debian] == [["redis", "yes", host, f"Debian redis-server {dpkg_version('redis-server')}"]
+                                        for host in hosts]
+    assert all(c[2] == "no" and c[4].startswith("PyPI ") for c in cells if not c[0].startswith("7.0.15"))
+
+
+async def image_files(docker, container) -> dict[str, bytes]:
+    """Every regular file of the container's root filesystem, by absolute path (one archive request;
+    uncompressed: dockerd gzips archives on one core, ten times slower)."""
+    async with docker._query(f"containers/{container.id}/archive", params={"path": "/"},
+                             headers={"Accept-Encoding": "identity"}) as response:
+        tar = tarfile.open(fileobj=io.BytesIO(await response.read()))
+    return {"/" + m.name.split("/", 1)[1]: tar.extractfile(m).read() for m in tar.getmembers() if m.isfile()}
+
+
+def sha256(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+async def test_each_image_holds_the_very_files_of_the_package_versions_it_records(engine):
+    """The labels are not just words: each library in the image is, byte for byte, the file the
+    recorded (and installed) package version ships here, and the Debian server is redis-tools' binary."""
+    for host in engine.settings.hosts:
+        docker = aiodocker.Docker(url=host.docker_url)
+        try:
+            for version in CATALOG:
+                labels = await engine.runtime.image_labels(host.name, version.image)
+                recorded = dict(item.split("=", 1) for item in labels["redis-addons.debian-packages"].split())
+                container = await docker.containers.create(
+                    {"Image": version.image, "Cmd": ["/usr/local/bin/redis-server", "--version"],
+                     "Labels": {"redis-addons.smoke": "1"}, "HostConfig": {"NetworkMode": "none"}},
+                    name=f"redis-addons-versions-test-{secrets.token_hex(4)}")
+                try:
+                    files = await image_files(docker, container)
+                finally:
+                    await container.delete(force=True)
+                info = json.loads(files["/etc/redis-addons/image.json"])
+                assert info["labels"] == {k: v for k, v in labels.items() if k != ROOTFS}
+                assert info["libraries"], version.image
+                for library, package in info["libraries"].items():
+                    assert sha256(files[library]) == sha256(Path(library).read_bytes()), library
+                    assert recorded[package] == dpkg_version(package), package
+                if SOURCES[version.version]["kind"] == "deb":
+                    server = os.path.realpath("/usr/bin/redis-server")
+                    assert sha256(files["/usr/local/bin/redis-server"]) == sha256(Path(server).read_bytes())
+        finally:
+            await docker.close()
