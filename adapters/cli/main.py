@@ -58,6 +58,9 @@ def parser() -> argparse.ArgumentParser:
     verb("operations", verbs.operations,
          "list operations with their steps and outcome (--addon ID to filter); --id OPERATION for one's timeline").add_argument(
         "--id", dest="operation_id", metavar="OPERATION", help="show this operation's timeline (its ID or the start of it)")
+    verb("operations-retry", verbs.operations_retry,
+         "try again now an operation whose addon needs attention (its undo could not finish)").add_argument(
+        "operation_id", metavar="OPERATION", help="its ID or the start of it (see operations)")
     verb("backups", backups.backups, "list the addon's backups (--addon redis or ID)")
     verb("backups-create", backups.backups_create, "make a manual backup of the addon and wait until it is done")
     p = verb("backups-download", backups.backups_download,

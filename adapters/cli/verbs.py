@@ -197,6 +197,13 @@ def operations(api: Api, args) -> int:
     return 0
 
 
+def operations_retry(api: Api, args) -> int:
+    operation = api.post(f"/v1/operations/{quote(find_operation(api, args))}/retry")["operation"]
+    print(f"-----> Operation {operation['id']} ({operation['kind']} of {operation['addon']}) is tried again: "
+          f"follow it with `redis-addons operations --id {operation['id'][:8]}`")
+    return 0
+
+
 def find_operation(api: Api, args) -> str:
     """A full operation ID, or the start of one (the `operations` table shows 8 characters)."""
     given = args.operation_id.strip().lower()

@@ -235,6 +235,11 @@ PATHS = {
     "/v1/operations/{operation_id}": {"get": op(
         "One operation", {"200": json_body(obj(operation=ref("Operation")), "The operation")},
         [{"name": "operation_id", "in": "path", "required": True, "schema": {"type": "string", "format": "uuid"}}], tag="operations")},
+    "/v1/operations/{operation_id}/retry": {"post": op(
+        "Try again now an operation whose compensation could not finish (its addon needs attention)",
+        {"202": json_body(obj(operation=ref("Operation")), "The operation, as recorded when the retry was asked"),
+         "409": json_body(ref("Error"), "The operation does not need attention (rule retry-needs-attention)")},
+        [{"name": "operation_id", "in": "path", "required": True, "schema": {"type": "string", "format": "uuid"}}], tag="operations")},
     "/v1/events": {"get": op(
         "A page of the event log",
         {"200": json_body(obj(events={"type": "array", "items": ref("Event")},

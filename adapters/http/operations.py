@@ -27,6 +27,13 @@ async def get_operation(request: web.Request) -> web.Response:
     return web.json_response({"operation": operation})
 
 
+@routes.post("/v1/operations/{operation_id}/retry")
+async def retry_operation(request: web.Request) -> web.Response:
+    """An operator's retry of an operation whose compensation could not finish (its addon needs attention)."""
+    operation = await request.app[ENGINE].retry_operation(request.match_info["operation_id"])
+    return web.json_response({"operation": operation}, status=202)
+
+
 @routes.post("/v1/admin/replay")
 async def replay(request: web.Request) -> web.Response:
     return web.json_response(await request.app[ENGINE].replay())
