@@ -6,6 +6,7 @@ import asyncio
 import os
 
 from adapters.cli.client import CliError
+from adapters.data_lock import DataDirectoryInUse
 from adapters.http.serve import serve
 from adapters.tls import CertificateAuthorityError
 from engine.bootstrap import build
@@ -20,7 +21,7 @@ def run_server(args) -> int:
         settings = Settings.from_env()
         engine = build(settings)
         asyncio.run(serve(engine, args.host or settings.api_host, args.port if args.port is not None else settings.api_port))
-    except (SettingsError, EffectError, CertificateAuthorityError) as e:
+    except (SettingsError, EffectError, CertificateAuthorityError, DataDirectoryInUse) as e:
         raise CliError(str(e)) from None
     except OSError as e:  # typically: the port is taken
         raise CliError(f"cannot serve the API: {e.strerror or e}") from None

@@ -30,6 +30,8 @@ async def serve(engine: Engine, host: str | None = None, port: int | None = None
             site = web.TCPSite(runner, host, port)
             await site.start()
             url = listening_url(runner, host, port)
+            if engine.data_lock is not None:  # a second engine refused on this data names this API
+                engine.data_lock.announce(url)
             write_atomically(url_file, url + "\n")
             log.info("API listening", api=url, token_file=str(engine.settings.token_file))
             await stop.wait()
