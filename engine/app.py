@@ -25,10 +25,11 @@ from engine.addon_lookup import PROVIDER, AddonLookup
 from engine.adoption import adopt_clusters
 from engine.clusters import cluster_of, data_node, new_cluster
 from engine.inventory import Inventory
+from engine.inventory_keeper import InventoryKeeper
 from engine.operations import OperationStarter
 from engine.placing import Placing
 from engine.nodes import endpoint
-from engine.ports import BackupStore, Certificates, DataLock, ReadModels, RedisAdmin, Runtime, SecretStore
+from engine.ports import BackupStore, Certificates, Checkpoints, DataLock, ReadModels, RedisAdmin, Runtime, SecretStore
 from engine.saga import Coordinator
 from engine.scheduler import Scheduler
 from engine.settings import Settings
@@ -55,6 +56,7 @@ class Engine:
         certificates: Certificates,
         views_factory=None,
         data_lock: DataLock | None = None,
+        checkpoints: Checkpoints | None = None,
     ):
         self.settings = settings
         self.events = events
@@ -70,7 +72,7 @@ class Engine:
         self.inventory = Inventory()
         self.follower = Follower(events, views)
         self._views_factory = views_factory
-        events.on_saved(self.inventory.apply)
+        self.inventory_keeper = InventoryKeeper(events, self.inventory, checkpoints)
         self.lookup = AddonLookup(events, views, self.inventory)
         self.placing = Placing(settings.hosts, self.inventory, runtime)
         self.operations_starter = starter = OperationStarter(events, coordinator, self.follower)
@@ -97,7 +99,7 @@ class Engine:
                 self.data_lock.release()
             raise
         await self.events.open()
-        await self._load_inventory()
+        await self.inventory_keeper.load()
         await adopt_clusters(self.events, self.inventory)
         await self.follower.catch_up()
         self.follower.start()
@@ -106,18 +108,14 @@ class Engine:
             self.coordinator.submit(operation_id)
         self.scheduler.start()
         self.watcher.start()
-
-    async def _load_inventory(self) -> None:
-        position = 0
-        while batch := await self.events.select(position, 1000):
-            for position, event in batch:
-                self.inventory.apply(event)
+        self.inventory_keeper.start()
 
     async def stop(self) -> None:
         await self.watcher.stop()
         await self.scheduler.stop()
         await self.coordinator.stop()
         await self.follower.stop()
+        await self.inventory_keeper.stop()
         await self.events.close()
         await self.runtime.close()
         if self.data_lock is not None:

@@ -8,6 +8,7 @@ from adapters.apps.docker_app import DockerAppRestarter
 from adapters.apps.restarter import AppRestarter
 from adapters.docker.runtime import DockerRuntime
 from adapters.redis_admin import RedisAdmin
+from adapters.checkpoints import FileCheckpoints
 from adapters.data_lock import FileDataLock
 from adapters.secrets_store import FileSecretStore
 from adapters.storage.backup_files import FileBackupStore
@@ -69,4 +70,5 @@ def build(settings: Settings | None = None) -> Engine:
         certificates=authority,
         views_factory=ReadModels,
         data_lock=FileDataLock(settings.home),
+        checkpoints=FileCheckpoints(settings.checkpoints_dir),
     )

@@ -1,13 +1,14 @@
 """What the engine must know at once, kept in memory: who holds which host, port and name,
-and which operations are unfinished. Built from the whole log at start, then kept current
-from every event this process saves.
+and which operations are unfinished. A read model of the log with its tracking position: kept
+current from every event this process saves, written as a checkpoint now and then, and at
+start read back and caught up from its position, so start-up does not grow with history.
 
 What a node holds comes from its Cluster's node records. An addon recorded before clusters
 existed holds what its Addon events say until its cluster is adopted (at the engine's start)."""
 
 from __future__ import annotations
 
-from dataclasses import replace
+from dataclasses import astuple, replace
 from uuid import UUID
 
 from domain.addon import Addon
@@ -17,8 +18,12 @@ from domain.operation import Operation
 from domain.placement import Tenant
 
 
+SHAPE = 2  # of the checkpoint: a checkpoint of another shape is dropped and the log read from its start
+
+
 class Inventory:
     def __init__(self):
+        self.position = 0  # the last event applied (its notification ID); 0 when only `apply` was used
         self._apps: dict[str, str] = {}  # addon name -> app
         self._names: dict[UUID, str] = {}  # addon id -> addon name
         self._held: dict[tuple[str, str], Tenant] = {}  # (addon, "current" | "target") -> what it holds
@@ -27,6 +32,12 @@ class Inventory:
         self._subjects: dict[UUID, str] = {}  # unfinished operation id -> what it is about (a backup's ID)
         self._clustered: set[str] = set()  # addons whose cluster holds their nodes
         self._nodes: dict[tuple[UUID, str], Tenant] = {}  # (cluster id, node id) -> what a live node holds
+
+    def apply_at(self, position: int, event) -> None:
+        """Apply the event at `position` of the log, once: what was applied already is passed over."""
+        if position > self.position:
+            self.apply(event)
+            self.position = position
 
     def apply(self, event) -> None:
         if isinstance(event, Cluster.Event):
@@ -109,6 +120,42 @@ class Inventory:
 
     def app_known(self, app: str) -> bool:
         return app in self.registered_apps or app in self._apps.values()
+
+
+    # -- the checkpoint ------------------------------------------------------------------
+
+    def state(self) -> dict:
+        return {
+            "shape": SHAPE, "position": self.position, "apps": self._apps,
+            "names": {str(k): v for k, v in self._names.items()},
+            "held": [[addon, role, *astuple(t)] for (addon, role), t in self._held.items()],
+            "registered_apps": sorted(self.registered_apps),
+            "unfinished": {str(k): v for k, v in self.unfinished.items()},
+            "subjects": {str(k): v for k, v in self._subjects.items()},
+            "clustered": sorted(self._clustered),
+            "nodes": [[str(cluster), node, *astuple(t)] for (cluster, node), t in self._nodes.items()],
+        }
+
+    @classmethod
+    def from_state(cls, state: dict | None) -> Inventory:
+        """The inventory a checkpoint kept; an empty one for none, or for a checkpoint of another shape."""
+        inventory = cls()
+        if not state or state.get("shape") != SHAPE:
+            return inventory
+        inventory.position = state["position"]
+        inventory._apps = dict(state["apps"])
+        inventory._names = {UUID(k): v for k, v in state["names"].items()}
+        inventory._held = {(addon, role): Tenant(*rest) for addon, role, *rest in state["held"]}
+        inventory.registered_apps = set(state["registered_apps"])
+        inventory.unfinished = {UUID(k): v for k, v in state["unfinished"].items()}
+        inventory._subjects = {UUID(k): v for k, v in state["subjects"].items()}
+        inventory._clustered = set(state["clustered"])
+        inventory._nodes = {(UUID(cluster), node): Tenant(*rest) for cluster, node, *rest in state["nodes"]}
+        return inventory
+
+    def take_state_of(self, other: Inventory) -> None:
+        """Become `other` (read from a checkpoint), keeping this object: the engine's services hold it."""
+        self.__dict__.update(other.__dict__)
 
 
 def tenant(event) -> Tenant:

@@ -158,6 +158,16 @@ class RedisAdmin(Protocol):
         """The TLS certificate the server presents now (read, not verified: an expired one too)."""
 
 
+class Checkpoints(Protocol):
+    """Where a read model kept in memory writes what it knows and the log position it reflects."""
+
+    def load(self, name: str) -> dict | None:
+        """The state last saved under `name`; None when there is none (or it cannot be read)."""
+
+    def save(self, name: str, state: dict) -> None:
+        """Replace the state under `name`, all or nothing."""
+
+
 class Certificates(Protocol):
     """The installation's certificate authority (DESIGN §5: TLS)."""
 

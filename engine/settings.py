@@ -59,6 +59,11 @@ class Settings:
         return self.home / "tls"
 
     @property
+    def checkpoints_dir(self) -> Path:
+        """Read models kept in memory (the inventory) write their checkpoints here."""
+        return self.home / "checkpoints"
+
+    @property
     def read_models_file(self) -> Path:
         return self.home / "read-models.sqlite"
 

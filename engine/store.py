@@ -46,7 +46,7 @@ class EventLog:
         return await asyncio.get_running_loop().run_in_executor(self._pool, fn, *args)
 
     def on_saved(self, listener: Callable) -> None:
-        """Call `listener(domain_event)` for every event this process saves."""
+        """Call `listener(position, domain_event)` for every event this process saves."""
         self._listeners.append(listener)
 
     async def get(self, aggregate_id: UUID):
@@ -60,7 +60,7 @@ class EventLog:
         recordings = await self._run(self._app.save, *aggregates)
         for recording in recordings:
             for listener in self._listeners:
-                listener(recording.domain_event)
+                listener(recording.notification.id, recording.domain_event)
         for waiter in self._waiters:
             waiter.set()
         return recordings
