@@ -40,6 +40,31 @@ def error_response(status: int, rule: str, message: str, headers=None, body: dic
 
 
 HTTP_RULES = {404: "not-found", 405: "method-not-allowed", 413: "body-too-large"}
+# What a refusal answers, by the class of the error (a DomainError names its own status and rule).
+# The OpenAPI test reads the statuses here, so what is documented is what the middleware does.
+ANSWERS = ((BadRequest, 400, None), (EffectError, 502, "effect-failed"),
+           (TransientError, 503, "temporarily-unavailable"), (SettingsError, 500, "misconfigured"))
+
+
+def status_for(error: type[BaseException]) -> int | None:
+    """The status an error of this class is answered with; None: an unexpected error (a 500)."""
+    if issubclass(error, DomainError):
+        return error.status
+    for kind, status, _ in ANSWERS:
+        if issubclass(error, kind):
+            return status
+    if issubclass(error, web.HTTPException) and error.status_code >= 400:
+        return error.status_code
+    return None
+
+
+def refusal(e: Exception) -> web.Response:
+    if isinstance(e, BadRequest):
+        return error_response(400, e.rule, str(e), **({"field": e.field} if e.field else {}))
+    if isinstance(e, DomainError):
+        return error_response(e.status, e.rule, str(e))
+    status, rule = next((status, rule) for kind, status, rule in ANSWERS if isinstance(e, kind))
+    return error_response(status, rule, str(e))
 
 
 @web.middleware
@@ -50,17 +75,8 @@ async def error_middleware(request: web.Request, handler):
     with structlog.contextvars.bound_contextvars(method=request.method, path=request.path, request_id=request_id):
         try:
             response = await handler(request)
-        except BadRequest as e:
-            extra = {"field": e.field} if e.field else {}
-            response = error_response(400, e.rule, str(e), **extra)
-        except DomainError as e:
-            response = error_response(e.status, e.rule, str(e))
-        except EffectError as e:
-            response = error_response(502, "effect-failed", str(e))
-        except TransientError as e:
-            response = error_response(503, "temporarily-unavailable", str(e))
-        except SettingsError as e:
-            response = error_response(500, "misconfigured", str(e))
+        except (DomainError, *(kind for kind, _, _ in ANSWERS)) as e:
+            response = refusal(e)
         except web.HTTPException as e:
             if e.status < 400:
                 raise

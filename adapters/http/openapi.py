@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from aiohttp import web
 
+from adapters.http.inputs import MAX_BODY
+
 routes = web.RouteTableDef()
 
 
@@ -25,6 +27,12 @@ ERRORS = {
     "401": json_body(ref("Error"), "Missing or invalid bearer token"),
     "404": json_body(ref("Error"), "Unknown app, addon, operation or route"),
 }
+# Every route may also answer these (tests/unit/test_openapi_statuses.py reads each handler for the rest).
+INTERNAL = "an unexpected error (rule internal-error): the message names the request to find in the server log"
+TOO_LARGE = json_body(ref("Error"), f"The body is over {MAX_BODY // 1024} KiB (rule body-too-large)")
+REMOVED = json_body(ref("Error"), "The addon was removed (rule addon-removed)")
+APP_LABEL_409 = json_body(ref("Error"), "The docker restart's label finds database containers the engine runs "
+                                        "(rule restart-only-the-apps-own-containers: the message names them)")
 APP = {"name": "app", "in": "path", "required": True, "schema": {"type": "string"}, "description": "App name"}
 ADDON = {"name": "addon", "in": "path", "required": True, "schema": {"type": "string"}, "description": "Addon ID, e.g. my-app-3030"}
 WAIT = [
@@ -66,7 +74,13 @@ RESTART_BODY = {"required": True, "content": {"application/json": {"schema": ref
 
 
 def op(summary: str, responses: dict, parameters=(), body=None, public=False, tag="addons") -> dict:
-    spec = {"summary": summary, "tags": [tag], "responses": {**responses, **({} if public else ERRORS)}}
+    responses = {**({} if public else ERRORS), **responses}  # a route's own description wins
+    if body:
+        responses.setdefault("413", TOO_LARGE)
+    own = responses.get("500")
+    responses["500"] = {**own, "description": f"{own['description']}; or {INTERNAL}"} if own else \
+        json_body(ref("Error"), INTERNAL[0].upper() + INTERNAL[1:])
+    spec = {"summary": summary, "tags": [tag], "responses": dict(sorted(responses.items()))}
     if parameters:
         spec["parameters"] = list(parameters)
     if body:
@@ -94,7 +108,8 @@ PATHS = {
         "post": op(
             "Provision an addon",
             {"201": json_body(obj(addon=ref("Addon"), operation=ref("Operation")), "With wait=true: provisioned"),
-             "202": ACCEPTED, "409": ERROR, "500": FAILED, "507": json_body(ref("Error"), "No host has room for the plan")},
+             "202": ACCEPTED, "409": ERROR, "500": FAILED, "507": json_body(ref("Error"), "No host has room for the plan"),
+             "422": json_body(ref("Error"), "The plan cannot be used yet (a cluster plan: rule plan-not-available)")},
             [APP, *WAIT],
             {"required": True, "content": {"application/json": {"schema": {
                 "type": "object", "required": ["plan_id"],
@@ -107,7 +122,8 @@ PATHS = {
     "/v1/apps": {"post": op(
         "Register an app with the way to restart it when its environment changes (again: replaces the method)",
         {"201": json_body(obj(app=ref("App")), "Registered"),
-         "200": json_body(obj(app=ref("App")), "Known already: its restart method is replaced")},
+         "200": json_body(obj(app=ref("App")), "Known already: its restart method is replaced"),
+         "409": APP_LABEL_409},
         body={"required": True, "content": {"application/json": {"schema": {
             "type": "object", "required": ["name"],
             "properties": {"name": {"type": "string", "examples": ["my-app"], "description": "`app` is accepted too"},
@@ -118,7 +134,8 @@ PATHS = {
         {"200": json_body(obj(app=ref("App")), "The app")}, [APP], tag="apps")},
     "/v1/apps/{app}/restart": {"put": op(
         "Change how a known app is restarted",
-        {"200": json_body(obj(app=ref("App")), "The app with its new restart method")}, [APP], RESTART_BODY, tag="apps")},
+        {"200": json_body(obj(app=ref("App")), "The app with its new restart method"), "409": APP_LABEL_409},
+        [APP], RESTART_BODY, tag="apps")},
     "/v1/apps/{app}/addons/{addon}": {
         "get": op("One addon", {"200": json_body(obj(addon=ref("Addon")), "The addon")}, [APP, ADDON]),
         "patch": op(
@@ -127,7 +144,10 @@ PATHS = {
             {"200": json_body(obj(addon=ref("Addon"), operation=ref("Operation")), "With wait=true: on the new plan"),
              "202": ACCEPTED, "409": json_body(ref("Error"), "Already on that plan, busy with another operation, not running, or removed"),
              "422": json_body(ref("Error"), "The plan cannot be used, or the data would not fit in it (the message says how much is used)"),
-             "500": FAILED, "507": json_body(ref("Error"), "No other host has room for the plan")},
+             "500": FAILED, "507": json_body(ref("Error"), "No other host has room for the plan"),
+             "502": json_body(ref("Error"), "The addon's server could not be asked how much memory it uses (rule effect-failed)"),
+             "503": json_body(ref("Error"), "The addon's server did not answer when asked how much memory it uses: "
+                                            "try again (rule temporarily-unavailable)")},
             [APP, ADDON, *WAIT],
             {"required": True, "content": {"application/json": {"schema": {
                 "type": "object", "required": ["plan_id"],
@@ -159,7 +179,8 @@ PATHS = {
         "The backup's archive (`backups-download`), streamed; one byte range may be asked for to resume a download",
         {"200": ARCHIVE, "206": {**ARCHIVE, "description": "The range asked for (`Content-Range: bytes START-END/SIZE`)"},
          "409": json_body(ref("Error"), "The backup is not done: running, failed or deleted (rule backup-not-done)"),
-         "416": json_body(ref("Error"), "The range starts past the end of the archive (`Content-Range: bytes */SIZE`)")},
+         "416": json_body(ref("Error"), "The range starts past the end of the archive (`Content-Range: bytes */SIZE`)"),
+         "502": json_body(ref("Error"), "The archive is missing from the backup store (rule effect-failed)")},
         [APP, BACKUP_ADDON, BACKUP,
          {"name": "Range", "in": "header", "schema": {"type": "string", "examples": ["bytes=1048576-"]},
           "description": "One range of bytes; several ranges or a malformed one get the whole archive"},
@@ -172,14 +193,18 @@ PATHS = {
          "202": json_body(BACKUP_OPERATION, "Requested: the operation runs in the background (also: wait=true timed out)"),
          "409": json_body(ref("Error"), "The backup is not done, the addon is busy or not running, or the backup comes from "
                                         "a newer engine version than the addon's"),
+         "422": json_body(ref("Error"), "The backup's data would not fit in the addon's plan (rule dataset-fits-the-plan)"),
          "500": BACKUP_FAILED},
         [APP, BACKUP_ADDON, BACKUP, *WAIT], tag="backups")},
     "/v1/apps/{app}/addons/{addon}/backup_schedule": {
-        "get": op("When the daily backup runs", {"200": json_body(obj(schedule=ref("BackupSchedule")), "The schedule")},
+        "get": op("When the daily backup runs", {"200": json_body(obj(schedule=ref("BackupSchedule")), "The schedule"),
+                                                 "409": REMOVED},
                   [APP, BACKUP_ADDON], tag="backups"),
         "put": op(
             "Change when the daily backup runs (`backups-config --schedule-at`)",
-            {"200": json_body(obj(schedule=ref("BackupSchedule")), "The new schedule")},
+            {"200": json_body(obj(schedule=ref("BackupSchedule")), "The new schedule"),
+             "409": json_body(ref("Error"), "The addon was removed, or changed while this was asked (try again)"),
+             "422": json_body(ref("Error"), "A sandbox addon has no backups (rule no-backups-on-sandbox)")},
             [APP, BACKUP_ADDON],
             {"required": True, "content": {"application/json": {"schema": {
                 "type": "object", "required": ["schedule_at"],
@@ -192,7 +217,7 @@ PATHS = {
     },
     "/v1/apps/{app}/addons/{addon}/settings": {"get": op(
         "The addon's database settings (`settings`): persistence, cache mode, force TLS, and what is fixed",
-        {"200": json_body(obj(settings=ref("DatabaseSettings")), "The settings")},
+        {"200": json_body(obj(settings=ref("DatabaseSettings")), "The settings"), "409": REMOVED},
         [APP, BACKUP_ADDON], tag="settings")},
     "/v1/apps/{app}/addons/{addon}/settings/{setting}": {"put": op(
         "Turn one setting on or off (`settings-enable`, `settings-disable`): an operation of kind `change_settings` "
