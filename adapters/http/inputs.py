@@ -56,13 +56,13 @@ def int_query(request: web.Request, name: str, default: int, low: int, high: int
 def bounded_int(text: str, what: str, low: int, high: int | None = None, rule: str = "invalid-query",
                 field: str | None = None) -> int:
     """`text` as a decimal integer in [low, high]; `what` names it in the error."""
-    if not INTEGER.fullmatch(text) or len(text) > 40:  # past 40 digits it is out of any bound we use
-        shown = text if len(text) <= 60 else text[:60] + "…"
+    shown = text if len(text) <= 60 else text[:60] + "…"
+    if not INTEGER.fullmatch(text):
         raise BadRequest(f"{what} must be an integer (ASCII digits), got {shown!r}", rule=rule, field=field)
-    value = int(text)
-    if value < low or (high is not None and value > high):
+    value = int(text) if len(text) <= 40 else None  # longer is past any bound here (and int() refuses 4,300 digits)
+    if value is None or value < low or (high is not None and value > high):
         bounds = f"between {low} and {high}" if high is not None else f"at least {low}"
-        raise BadRequest(f"{what} must be {bounds}, got {value}", rule=rule, field=field)
+        raise BadRequest(f"{what} must be {bounds}, got {shown}", rule=rule, field=field)
     return value
 
 
