@@ -36,7 +36,11 @@ def domain_event(record: dict):
     except (KeyError, AttributeError):
         raise ScenarioError(f"event {record.get('id')}: unknown event type {record['type']!r}") from None
     hints = typing.get_type_hints(cls)
-    fields = {k: PARSE[hints[k]](v) if hints.get(k) in PARSE and v is not None else v for k, v in record["data"].items()}
+    data = dict(record["data"])
+    # As the event store's mapper does: an event recorded in an older shape is upcast to the current one.
+    for version in range(record.get("class_version", 1), getattr(cls, "class_version", 1)):
+        getattr(cls, f"upcast_v{version}_v{version + 1}")(data)
+    fields = {k: PARSE[hints[k]](v) if hints.get(k) in PARSE and v is not None else v for k, v in data.items()}
     # As the event store's mapper does: no constructor call, so an event recorded before a field with
     # a default was added replays with that default.
     event = object.__new__(cls)

@@ -66,8 +66,8 @@ class Operation(Aggregate):
 
         @staticmethod
         def upcast_v1_v2(state: dict) -> None:
-            state["steps"] = list(RELEASE_0_1_STEPS[state["kind"]])
-            state["no_return"] = list(RELEASE_0_1_NO_RETURN.get(state["kind"], []))
+            state.setdefault("steps", list(RELEASE_0_1_STEPS[state["kind"]]))
+            state.setdefault("no_return", list(RELEASE_0_1_NO_RETURN.get(state["kind"], [])))
 
     @event(Started)
     def __init__(self, kind: str, addon: str, app: str, subject: str | None = None, steps: list | None = None,

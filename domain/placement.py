@@ -89,3 +89,45 @@ def place(
     # Most free memory first; ties go to the first host listed, for a stable choice.
     free, host, ports = max(candidates, key=lambda c: c[0])
     return Placement(host=host.name, address=host.address, port=ports[0], tls_port=ports[1] if tls else None)
+
+
+@dataclass(frozen=True)
+class NodeRequest:
+    """One node of a cluster to place. Nodes of one `spread` group go to different hosts (two data
+    nodes, three Sentinels, two HAProxy: losing a host must not take two of them)."""
+
+    role: str
+    memory_mib: int
+    tls: bool = False
+    spread: str | None = None
+
+
+def place_nodes(
+    requests: Iterable[NodeRequest],
+    hosts: Iterable[Host],
+    tenants: Iterable[Tenant],
+    unusable_ports: frozenset[tuple[str, int]] = frozenset(),
+    exclude_host: str | None = None,
+) -> list[Placement]:
+    """One placement per node, in the order asked; each node counts as a tenant for the next ones.
+    Refused whole (nothing placed) when one node finds no host with room, or no host its spread
+    group has not used yet."""
+    hosts, held, used = list(hosts), list(tenants), {}
+    placements = []
+    for request in requests:
+        taken = used.setdefault(request.spread, set()) if request.spread else set()
+        allowed = [h for h in hosts if h.name not in taken and h.name != exclude_host]
+        if not allowed:
+            raise NoHostWithRoom(
+                f"the {request.spread} nodes go to different hosts and {len(taken)} of "
+                f"{len([h for h in hosts if h.name != exclude_host])} usable hosts are used already: "
+                f"add a host, or choose a plan with fewer nodes")
+        try:
+            where = place(request.memory_mib, allowed, held, unusable_ports, tls=request.tls)
+        except NoHostWithRoom as error:
+            spread = f" on a host other than {', '.join(sorted(taken))} (they hold its {request.spread} group)" if taken else ""
+            raise NoHostWithRoom(f"{request.role} node{spread}: {error}") from None
+        placements.append(where)
+        held.append(Tenant(where.host, where.port, request.memory_mib, where.tls_port))
+        taken.add(where.host)
+    return placements

@@ -21,6 +21,7 @@ from engine.backups import BackupService
 from engine.certificate_renewal import CertificateRenewals
 from engine.database_settings import DatabaseSettings
 from engine.follower import Follower
+from domain.placement import NodeRequest
 from engine.addon_lookup import PROVIDER, AddonLookup
 from engine.adoption import adopt_clusters
 from engine.clusters import cluster_of, data_node, new_cluster
@@ -138,7 +139,7 @@ class Engine:
         plan = self.plans.provisionable(plan_id)
         engine_version = self.versions.get(version) if version else self.versions.default
         async with self.placing.held() as placer:
-            where = placer.node(plan.memory_mib, tls=engine_version.tls)
+            [where] = placer.nodes([NodeRequest("data", plan.memory_mib, tls=engine_version.tls)])
             name = self._new_addon_name(app)
             operation = Operation(kind="provision", addon=name, app=app)
             node = f"redis-addons-{name}-{operation.id.hex[:8]}"
@@ -353,7 +354,7 @@ class Engine:
 
 def event_as_dict(position: int, event) -> dict:
     data = {k: v for k, v in vars(event).items() if k not in ("originator_id", "originator_version", "timestamp")}
-    return {
+    shaped = {
         "id": position,
         "type": type(event).__qualname__,
         "aggregate_id": str(event.originator_id),
@@ -361,6 +362,9 @@ def event_as_dict(position: int, event) -> dict:
         "timestamp": event.timestamp.isoformat(),
         "data": json_ready(data),
     }
+    if getattr(type(event), "class_version", 1) > 1:  # its shape, for a replay to upcast older recordings
+        shaped["class_version"] = type(event).class_version
+    return shaped
 
 
 def json_ready(value):

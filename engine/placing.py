@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 from contextlib import asynccontextmanager
 
-from domain.placement import Placement, free_port, place
+from domain.placement import NodeRequest, Placement, free_port, place, place_nodes
 from engine.inventory import Inventory
 from engine.ports import Runtime
 
@@ -30,7 +30,13 @@ class Placer:
     def __init__(self, placing: Placing, in_use: frozenset):
         self._placing, self._in_use = placing, in_use
 
+    def nodes(self, requests: list[NodeRequest], exclude_host: str | None = None) -> list[Placement]:
+        """One placement per node asked for, nodes of a spread group on different hosts."""
+        hosts = [h.as_domain() for h in self._placing.hosts]
+        return place_nodes(requests, hosts, self._placing.inventory.tenants(), self._in_use, exclude_host=exclude_host)
+
     def node(self, memory_mib: int, tls: bool, exclude_host: str | None = None) -> Placement:
+        """A cluster of one data node: placed as a single node always was (the host with the most room)."""
         hosts = [h.as_domain() for h in self._placing.hosts]
         return place(memory_mib, hosts, self._placing.inventory.tenants(), self._in_use, exclude_host=exclude_host, tls=tls)
 

@@ -377,7 +377,9 @@ SCHEMAS = {
                                                               "before versions were recorded, a host not answering"})}),
     "Event": obj(id={"type": "integer", "description": "Position in the log"}, type={"type": "string"},
                  aggregate_id={"type": "string"}, version={"type": "integer"},
-                 timestamp={"type": "string", "format": "date-time"}, data={"type": "object"}),
+                 timestamp={"type": "string", "format": "date-time"}, data={"type": "object"},
+                 class_version={"type": "integer", "description": "The event's shape, when past its first: a "
+                                                                   "replay upcasts recordings of older shapes"}),
     "Replay": obj(position={"type": "integer"}, matches={"type": "boolean"},
                   differences={"type": "array", "items": {"type": "string"}},
                   rows={"type": "object", "additionalProperties": {"type": "integer"}}),

@@ -219,6 +219,7 @@ async def test_operations_show_a_plan_change_and_one_operation_as_a_timeline(eng
 async def test_operations_id_refuses_unknown_and_ambiguous_prefixes(engine, api, capsys, app_name):
     for i in range(17):  # 17 ids: two of them share their first hex digit
         await engine.events.save(Operation(kind="provision", addon=f"{app_name}-{9000 + i}", app=app_name))
+    await engine.follower.wait_until(await engine.events.max_position())  # all 17 are listed
     ids = [o["id"] for o in await engine.operations()]
     shared = next(c for c in "0123456789abcdef" if sum(i.startswith(c) for i in ids) > 1)
     assert await cli("operations", "--id", shared) == 1
