@@ -93,12 +93,13 @@ class Engine:
         if self.data_lock is not None:
             self.data_lock.acquire()  # first: a refused engine touches nothing
         try:
-            await self.runtime.check()
-        except Exception:
-            await self.runtime.close()
-            if self.data_lock is not None:
-                self.data_lock.release()
+            await self._start()
+        except BaseException:
+            await self.stop()  # what started is stopped, and the data directory is free again
             raise
+
+    async def _start(self) -> None:
+        await self.runtime.check()
         await self.events.open()
         await self.inventory_keeper.load()
         await adopt_clusters(self.events, self.inventory)

@@ -133,3 +133,14 @@ async def test_a_second_embedded_engine_on_one_home_cannot_start(home):
         await third.stop()
     async with build(settings_for(home)) as later:  # once the first has stopped
         assert later.data_lock is not None
+
+
+async def test_an_engine_whose_start_fails_leaves_the_data_directory_free(home):
+    home.mkdir(parents=True)
+    (home / "events.sqlite").mkdir()  # the event store cannot open: start fails after the lock is taken
+    broken = build(settings_for(home))
+    with pytest.raises(Exception):
+        await broken.start()
+    (home / "events.sqlite").rmdir()
+    async with build(settings_for(home)) as engine:  # not refused as "in use"
+        assert await engine.operations() == []
