@@ -30,6 +30,7 @@ class InMemoryEventLog(EventLog):
         super().__init__({})  # an empty env: eventsourcing's default persistence, in memory
         self.saves: list[list[str]] = []  # the labels of each save's events, in order
         self._crash: tuple[Callable[[int, list[str]], bool], bool] | None = None
+        self._watches: list[tuple[str, Callable[[], None]]] = []
 
     async def open(self) -> None:
         if self._app is None:  # a restarted engine opens the same store again
@@ -54,6 +55,10 @@ class InMemoryEventLog(EventLog):
         """Die at the first save holding an event labelled so (see `label`), before or after it is written."""
         self._crash = (lambda _, labels: event_label in labels, before)
 
+    def when_saved(self, event_label: str, then: Callable[[], None]) -> None:
+        """Call `then()` as soon as a save holding an event labelled so is written (before the saver goes on)."""
+        self._watches.append((event_label, then))
+
     @property
     def crash_armed(self) -> bool:
         return self._crash is not None
@@ -68,6 +73,10 @@ class InMemoryEventLog(EventLog):
                 raise crashed_saving(labels, before=True)
         recordings = await super().save(*aggregates)
         self.saves.append(labels)
+        for watched, then in list(self._watches):
+            if watched in labels:
+                self._watches.remove((watched, then))
+                then()
         if hit:
             raise crashed_saving(labels, before=False)
         return recordings
