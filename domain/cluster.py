@@ -91,7 +91,7 @@ class Cluster(Aggregate):
 
     def mark_node_down(self, node_id: str, reason: str, observed_at: str) -> None:
         """Observed by a watcher: the node does not run (its container gone, killed, crash-looping)."""
-        if self.nodes[node_id]["state"] != "down":
+        if self.nodes[node_id]["state"] in ("placed", "running"):
             self._node_down(node_id=node_id, reason=reason, observed_at=observed_at)
 
     @event("NodeDown")
@@ -99,8 +99,13 @@ class Cluster(Aggregate):
         self.nodes[node_id]["state"] = "down"
         self.nodes[node_id]["down_reason"] = reason
 
-    @event("NodeRecovered")
     def mark_node_recovered(self, node_id: str, how: str, observed_at: str) -> None:
+        """Observed by a watcher: the node serves again. A node retired meanwhile stays retired."""
+        if self.nodes[node_id]["state"] == "down":
+            self._node_recovered(node_id=node_id, how=how, observed_at=observed_at)
+
+    @event("NodeRecovered")
+    def _node_recovered(self, node_id: str, how: str, observed_at: str) -> None:
         self.nodes[node_id]["state"] = "running"
         self.nodes[node_id].pop("down_reason", None)
 

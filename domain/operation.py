@@ -180,14 +180,24 @@ class Operation(Aggregate):
         record["status"] = "undone"
         record["detail"] = detail
 
-    @event("CompensationFailed")
     def mark_compensation_failed(self, error: str) -> None:
         """Compensation could not finish by its deadline: the addon needs attention while it is retried."""
+        if self.status != "running":
+            raise StepOutOfOrder(f"operation {self.id} is {self.status}: its compensation is not running")
+        self._compensation_failed(error=error)
+
+    @event("CompensationFailed")
+    def _compensation_failed(self, error: str) -> None:
         self.status = "needs-attention"
         self.attention = error
 
-    @event("Compensated")
     def mark_compensated(self, detail: str) -> None:
+        if self.is_finished:
+            raise StepOutOfOrder(f"operation {self.id} is {self.status} already")
+        self._compensated(detail=detail)
+
+    @event("Compensated")
+    def _compensated(self, detail: str) -> None:
         for record in self.steps:
             if record["status"] == "pending":
                 record["status"] = "skipped"

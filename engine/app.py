@@ -82,7 +82,7 @@ class Engine:
         self.database = DatabaseSettings(self.lookup, starter, versions, certificates, redis, secrets)
         self.certificate_renewals = CertificateRenewals(events, views, redis, secrets, starter)
         self.missing_tls = MissingTls(events, views, versions, self.placing, starter)
-        self.watcher = NodeWatcher(events, views, runtime, redis, secrets, versions, certificates,
+        self.watcher = NodeWatcher(events, views, self.inventory, runtime, redis, secrets, versions, certificates,
                                    settings.watch_interval_s)
         self.scheduler = Scheduler(self.backups, self.certificate_renewals, self.missing_tls.serve_where_missing,
                                    settings.scheduler_tick_s)
@@ -176,10 +176,14 @@ class Engine:
         if current.needs_attention:  # given up: removal takes what it left behind
             stuck = await self.events.get(current.operation_id)
             stuck.abandon(f"abandoned for the addon's removal (operation {operation.id})")
+            self.coordinator.forget(stuck.id)  # first: an attempt ending meanwhile must not record over it
         current.request_removal(operation.id)
-        await self.operations_starter.start(operation, current, *([stuck] if stuck else []))
-        if stuck:
-            self.coordinator.forget(stuck.id)
+        try:
+            await self.operations_starter.start(operation, current, *([stuck] if stuck else []))
+        except Exception:
+            if stuck:
+                self.coordinator.submit(stuck.id)  # not given up after all: drive it again
+            raise
         log.info("addon removal requested", addon=current.name, app=app, operation_id=str(operation.id))
         return {"addon": current.name, "operation_id": str(operation.id)}
 

@@ -174,6 +174,8 @@ class Coordinator:
             await self._needs_attention(operation.id, describe(error))
             raise CompensationStuck(describe(error)) from None
         operation = await self._events.get(operation.id)
+        if operation.is_finished:  # given up meanwhile (the addon is being removed): nothing to record
+            return
         had_attention = operation.status == "needs-attention"
         operation.mark_compensated(compensation.detail or "")
         changes = list(compensation.changes)
@@ -205,7 +207,7 @@ class Coordinator:
     async def _needs_attention(self, operation_id: UUID, error: str) -> None:
         """Recorded once, when compensation first misses its deadline; later attempts only log."""
         operation = await self._events.get(operation_id)
-        if operation.status == "needs-attention":
+        if operation.status != "running":  # recorded already, or given up for the addon's removal
             return
         operation.mark_compensation_failed(error)
         changes = [operation]

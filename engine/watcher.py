@@ -3,8 +3,8 @@ killed container) or crash-loops is seen within seconds, recorded as down on its
 addon shows `down`), and brought back on its data — restarted, or its container made again on
 the same volumes with its configuration written afresh — which is recorded too.
 
-An addon held by an operation is left to that operation: its saga stops and replaces nodes on
-purpose. Facts recorded here go on the Cluster, never the Addon, so they never conflict with the
+An addon with an unfinished operation is left to that operation (its saga stops and replaces
+nodes on purpose; a plan change still cleans up its old node after the addon is free again). Facts recorded here go on the Cluster, never the Addon, so they never conflict with the
 command that holds the addon.
 """
 
@@ -21,6 +21,7 @@ from domain.addon import Addon
 from domain.catalog import VersionCatalog
 from domain.cluster import Cluster
 from engine.clusters import cluster_of
+from engine.inventory import Inventory
 from engine.nodes import endpoint, node_spec
 from engine.ports import Certificates, EffectError, NodeState, ReadModels, RedisAdmin, Runtime, SecretStore, TransientError
 from engine.store import EventLog, IntegrityError
@@ -47,9 +48,10 @@ def why_down(found: NodeState | None) -> str | None:
 
 
 class NodeWatcher:
-    def __init__(self, events: EventLog, views: ReadModels, runtime: Runtime, redis: RedisAdmin, secrets: SecretStore,
-                 versions: VersionCatalog, certificates: Certificates, interval_s: float, clock=utc_now):
-        self.events, self.views, self.runtime, self.redis = events, views, runtime, redis
+    def __init__(self, events: EventLog, views: ReadModels, inventory: Inventory, runtime: Runtime, redis: RedisAdmin,
+                 secrets: SecretStore, versions: VersionCatalog, certificates: Certificates, interval_s: float,
+                 clock=utc_now):
+        self.events, self.views, self.inventory, self.runtime, self.redis = events, views, inventory, runtime, redis
         self.secrets, self.versions, self.certificates = secrets, versions, certificates
         self.interval_s, self.clock = interval_s, clock
         self._task: asyncio.Task | None = None
@@ -78,6 +80,8 @@ class NodeWatcher:
         for row in await asyncio.to_thread(self.views.addons):
             if row["status"] not in WATCHED:
                 continue
+            if row["name"] in self.inventory.unfinished.values():
+                continue
             addon: Addon = await self.events.get(Addon.id_for(row["name"]))
             if addon.is_busy:
                 continue
@@ -104,6 +108,8 @@ class NodeWatcher:
             bound.warning("node could not be brought back yet; tried again next round", error=str(error))
             return {"addon": addon.name, "node": node["id"], "down": reason, "recovered": None}
         cluster = await cluster_of(self.events, addon.name)
+        if self.inventory.unfinished and addon.name in self.inventory.unfinished.values():
+            return {"addon": addon.name, "node": node["id"], "down": reason, "recovered": None}  # its operation's now
         cluster.mark_node_recovered(node["id"], how, self.clock())
         await self.events.save(cluster)
         bound.info("node recovered", how=how)

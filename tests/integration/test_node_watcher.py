@@ -5,12 +5,11 @@ the addon's Cluster. Real Docker engines, real Redis servers, redis-py."""
 from __future__ import annotations
 
 import asyncio
-import io
 import socket
-import tarfile
 
 import redis.asyncio as redis
 
+from adapters.docker.runtime import config_archive
 from domain.addon import Addon
 from engine import build
 from tests.integration.conftest import remove_everything_of, running_addon, settings_for
@@ -131,12 +130,4 @@ def home_ca(engine) -> str:
 
 
 async def tar_of(files: dict[str, str]):
-    buffer = io.BytesIO()
-    with tarfile.open(fileobj=buffer, mode="w") as tar:
-        for name, text in files.items():
-            data = text.encode()
-            info = tarfile.TarInfo(name)
-            info.size = len(data)
-            info.mode = 0o644
-            tar.addfile(info, io.BytesIO(data))
-    yield buffer.getvalue()
+    yield config_archive(files)

@@ -5,29 +5,13 @@ hosts' memory and ports their events held."""
 
 from __future__ import annotations
 
-import shutil
-
-import pytest
-
 from adapters.checkpoints import FileCheckpoints
 from domain.cluster import Cluster
 from engine.adoption import adopt_clusters
 from engine.inventory import Inventory
 from engine.inventory_keeper import InventoryKeeper
-from engine.settings import store_env
 from engine.store import EventLog
-from tests.unit.test_release_store import FIXTURE
-
-
-@pytest.fixture
-async def release_store(tmp_path):
-    home = tmp_path / "home"
-    home.mkdir()
-    shutil.copyfile(FIXTURE / "events.sqlite", home / "events.sqlite")
-    events = EventLog(store_env({}, home))
-    await events.open()
-    yield events
-    await events.close()
+from tests.unit.test_release_store import release_store  # noqa: F401 (a fixture: a copy of the release's store)
 
 
 def held(inventory: Inventory) -> list[tuple]:

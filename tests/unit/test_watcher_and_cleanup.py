@@ -1,0 +1,44 @@
+"""The node watcher leaves alone an addon whose operation is unfinished: after a crash during a
+plan change's cleanup, the old node it finds stopped is the cleanup's to remove, not the
+watcher's to bring back."""
+
+from __future__ import annotations
+
+from uuid import UUID
+
+from domain.cluster import Cluster
+from tests.unit.engine_fakes import APP, a_running_addon, restarted, settled
+
+
+async def test_the_node_watcher_leaves_alone_the_old_node_a_plan_change_is_cleaning_up(world, engine):
+    addon = await a_running_addon(world, engine)
+    old = dict(host=addon.host, container=addon.container)
+    # The engine dies once the cleanup removed the old node, before that is recorded.
+    world.events.crash_on("Operation.StepSucceeded(cleanup)", before=True)
+    started = await engine.change_plan(APP, addon.name, "redis-starter-512")
+    await engine.coordinator.wait(UUID(started["operation_id"]), timeout=5)
+    cleanup_again = world.runtime.gate("remove_node", volume=addon.volume, **old)
+    made_before = len(world.runtime.calls_to("create_node", **old))  # by the provisioning
+
+    engine = await restarted(world, engine)  # the plan change resumes: its cleanup runs again, held here
+    assert await engine.watcher.look() == []  # the watcher's first look at start, the cleanup unfinished
+    assert len(world.runtime.calls_to("create_node", **old)) == made_before  # not made again
+    cleanup_again.set()
+    await settled(engine)
+    assert await engine.watcher.look() == []
+
+    moved = await world.addon(addon.name)
+    cluster = await world.events.get(Cluster.id_for(addon.name))
+    assert cluster.nodes[addon.container]["state"] == "retired"
+    assert world.runtime.containers() == [("host-b", moved.container)]
+
+
+def test_a_retired_node_is_neither_down_nor_recovered():
+    cluster = Cluster(addon="my-app-3030", app="my-app")
+    cluster.place_node({"id": "c1", "role": "data", "host": "host-a", "address": "127.0.1.1", "port": 1,
+                        "tls_port": None, "container": "c1", "volume": "v", "memory_mib": 1, "version": "7.0.15"})
+    cluster.retire_node("c1")
+    cluster.collect_events()
+    cluster.mark_node_down("c1", "gone", "2026-12-01T00:00:00+00:00")
+    cluster.mark_node_recovered("c1", "restarted", "2026-12-01T00:00:01+00:00")
+    assert cluster.collect_events() == [] and cluster.node("c1")["state"] == "retired"
