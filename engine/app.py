@@ -309,6 +309,13 @@ class Engine:
             raise UnknownAddon(f"app {app!r} has no addon {name!r}")
         return row
 
+    async def nodes(self, app: str, addon: str) -> list[dict]:
+        """The addon's cluster: each node's role, place, version and state, and which is the primary
+        (`addon` takes an ID or `redis`, as for backups); a removed addon's nodes show retired."""
+        name = await self.lookup.named(app, addon, allow_removed=True)
+        rows = await asyncio.to_thread(self.views.nodes, name)
+        return [dict(row, is_primary=bool(row["is_primary"])) for row in rows]
+
     async def environment(self, app: str) -> dict[str, str]:
         """The app's variables, with the passwords filled in: the only place a secret is shown."""
         await self._known_app(app)

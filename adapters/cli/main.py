@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from adapters.cli import backups, settings, verbs
+from adapters.cli import backups, nodes, settings, verbs
 from adapters.cli.client import Api, CliError
 
 
@@ -58,6 +58,8 @@ def parser() -> argparse.ArgumentParser:
     verb("operations", verbs.operations,
          "list operations with their steps and outcome (--addon ID to filter); --id OPERATION for one's timeline").add_argument(
         "--id", dest="operation_id", metavar="OPERATION", help="show this operation's timeline (its ID or the start of it)")
+    verb("nodes", nodes.nodes, "the addon's nodes (--addon redis or ID): role, host, address, ports, version, "
+         "state; --all shows retired ones").add_argument("--all", action="store_true", help="retired nodes too")
     verb("operations-retry", verbs.operations_retry,
          "try again now an operation whose addon needs attention (its undo could not finish)").add_argument(
         "operation_id", metavar="OPERATION", help="its ID or the start of it (see operations)")

@@ -46,6 +46,13 @@ async def get_addon(request: web.Request) -> web.Response:
     return web.json_response({"addon": row})
 
 
+@routes.get("/v1/apps/{app}/addons/{addon}/nodes")
+async def nodes(request: web.Request) -> web.Response:
+    """The addon's cluster topology (`nodes`): its nodes, with their role, place, state, and the primary."""
+    rows = await request.app[ENGINE].nodes(request.match_info["app"], request.match_info["addon"])
+    return web.json_response({"nodes": rows})
+
+
 @routes.patch("/v1/apps/{app}/addons/{addon}")
 async def change_plan(request: web.Request) -> web.Response:
     """Reference, "Changing Plans" (`addons-upgrade`): the same request upgrades and downgrades."""

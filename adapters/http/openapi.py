@@ -215,6 +215,11 @@ PATHS = {
                                    "description": "The client machine's IANA time zone: needed when schedule_at names none"},
                 }}}}}, tag="backups"),
     },
+    "/v1/apps/{app}/addons/{addon}/nodes": {"get": op(
+        "The addon's cluster (`nodes`): each node's role, host, address, ports, version and state (placed, running, "
+        "down, retired), and which data node is the primary",
+        {"200": json_body(obj(nodes={"type": "array", "items": ref("Node")}), "The nodes")},
+        [APP, BACKUP_ADDON], tag="addons")},
     "/v1/apps/{app}/addons/{addon}/settings": {"get": op(
         "The addon's database settings (`settings`): persistence, cache mode, force TLS, and what is fixed",
         {"200": json_body(obj(settings=ref("DatabaseSettings")), "The settings"), "409": REMOVED},
@@ -380,6 +385,12 @@ SCHEMAS = {
                  timestamp={"type": "string", "format": "date-time"}, data={"type": "object"},
                  class_version={"type": "integer", "description": "The event's shape, when past its first: a "
                                                                    "replay upcasts recordings of older shapes"}),
+    "Node": obj(id={"type": "string"}, role={"type": "string", "enum": ["data", "sentinel", "proxy"]},
+                host={"type": "string"}, address={"type": "string"}, port={"type": "integer"},
+                tls_port={"type": ["integer", "null"]}, container={"type": "string"}, version={"type": "string"},
+                state={"type": "string", "enum": ["placed", "running", "down", "retired"]},
+                reason={"type": ["string", "null"], "description": "Why it is down"},
+                since={"type": "string", "format": "date-time"}, is_primary={"type": "boolean"}),
     "Replay": obj(position={"type": "integer"}, matches={"type": "boolean"},
                   differences={"type": "array", "items": {"type": "string"}},
                   rows={"type": "object", "additionalProperties": {"type": "integer"}}),

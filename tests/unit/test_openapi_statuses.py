@@ -30,6 +30,8 @@ CANNOT_HAPPEN = {
                                      BackupNotDone: "only a download or a restore needs a finished backup "
                                                     "(backup_row is called with downloadable=False)"},
     ("GET", BACKUPS + "/{backup}/archive"): {AddonRemoved: KEPT},
+    ("GET", "/v1/apps/{app}/addons/{addon}/nodes"): {AddonRemoved: "a removed addon's nodes are listed, retired "
+                                                                   "(Engine.nodes looks it up with allow_removed=True)"},
 }
 
 
