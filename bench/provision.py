@@ -217,7 +217,7 @@ class Probe:
         self._wrap(engine.runtime, "ports_in_use", "ports_in_use")
         self._wrap(engine.follower, "wait_until", "follower.wait_until")
         self._wrap_store(engine.events)
-        engine._placing = TimedLock(engine._placing, self)
+        engine.placing.lock = TimedLock(engine.placing.lock, self)
 
     def add(self, name: str, value: float) -> None:
         self.records.setdefault(self.phase, {}).setdefault(name, []).append(value)

@@ -49,18 +49,29 @@ class Provisioning:
             return StepResult(f"REDIS_URL and SCALINGO_REDIS_URL{tls} published", changes=(addon, cluster))
         raise ValueError(f"provisioning has no step {step!r}")
 
-    async def compensate(self, operation: Operation, error: str) -> StepResult:
+    async def undo_step(self, step: str, operation: Operation) -> StepResult | None:
+        """Only `create` left something behind: the container and its volumes (the server's last
+        log lines are kept in the record: they usually say why it would not start)."""
+        if step != "create":
+            return None
         addon: Addon = await self.events.get(Addon.id_for(operation.addon))
         logs = await self.runtime.node_logs(addon.host, addon.container)
         await self.runtime.remove_node(addon.host, addon.container, addon.volume)
-        self.secrets.forget(addon.name)
-        addon.mark_provisioning_failed(operation_id=operation.id, reason=error)
         cluster = await cluster_of(self.events, addon.name)
         cluster.retire_node(addon.container)
         detail = f"container {addon.container} and its volume removed"
         if logs:
             detail += f"; last server log lines: {logs.strip()[-500:]}"
-        return StepResult(detail, changes=(addon, cluster))
+        return StepResult(detail, changes=(cluster,))
+
+    async def compensate(self, operation: Operation, error: str) -> StepResult:
+        addon: Addon = await self.events.get(Addon.id_for(operation.addon))
+        self.secrets.forget(addon.name)
+        addon.mark_provisioning_failed(operation_id=operation.id, reason=error)
+        cluster = await cluster_of(self.events, addon.name)
+        cluster.retire_node(addon.container)  # recorded already when `create` was undone; a no-op then
+        undone = next((s["detail"] for s in operation.steps if s["name"] == "create" and s["status"] == "undone"), None)
+        return StepResult(undone or "nothing of the addon was made", changes=(addon, cluster))
 
 
 class Removal:
