@@ -24,7 +24,7 @@ from engine.follower import Follower
 from domain.placement import NodeRequest
 from engine.addon_lookup import PROVIDER, AddonLookup
 from engine.adoption import adopt_clusters
-from engine.clusters import cluster_of, data_node, new_cluster
+from engine.clusters import cluster_of, data_node, new_cluster, serving_node
 from engine.inventory import Inventory
 from engine.inventory_keeper import InventoryKeeper
 from engine.operations import OperationStarter
@@ -159,7 +159,7 @@ class Engine:
                 settings=DEFAULT_SETTINGS,
                 tls_port=where.tls_port,
             )
-            await self.operations_starter.start(operation, addon, new_cluster(addon))
+            await self.operations_starter.start(operation, addon, new_cluster(addon, operation.id))
         log.info("addon requested", addon=name, app=app, plan=plan.id, host=where.host, operation_id=str(operation.id))
         return {"addon": name, "operation_id": str(operation.id)}
 
@@ -192,15 +192,16 @@ class Engine:
         plan = self.plans.provisionable(plan_id)
         current = await self.lookup.of(app, addon)
         current.check_can_change_to(plan)
-        used = await self.redis.used_memory(endpoint(current.previous_node, self.secrets.password_for(current.name)))
+        cluster = await cluster_of(self.events, current.name)
+        serving = serving_node(cluster)
+        used = await self.redis.used_memory(endpoint(serving, self.secrets.password_for(current.name)))
         async with self.placing.held() as placer:
             where = placer.node(plan.memory_mib, tls=self.versions.get(current.redis_version).tls,
-                                exclude_host=current.host)
+                                exclude_host=serving["host"])  # "restarted on a new host"
             operation = Operation(kind="change_plan", addon=current.name, app=app)
             node = f"redis-addons-{current.name}-{operation.id.hex[:8]}"
             current.request_plan_change(plan, where, node, f"{node}-data", operation.id, used)
-            cluster = await cluster_of(self.events, current.name)
-            cluster.place_node(data_node(current, current.target))
+            cluster.place_node(data_node(current, current.target, operation.id))
             await self.operations_starter.start(operation, current, cluster)
         log.info("plan change requested", addon=current.name, app=app, plan=plan.id, host=where.host,
                  operation_id=str(operation.id))

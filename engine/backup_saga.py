@@ -17,6 +17,7 @@ from domain.addon import Addon
 from domain.backup import Backup
 from domain.operation import Operation
 from domain.redis_config import save_rules
+from engine.clusters import serving_node_of
 from engine.nodes import endpoint
 from engine.ports import BackupStore, EffectError, RedisAdmin, Runtime, SecretStore, TransientError
 from engine.saga import StepResult
@@ -38,11 +39,13 @@ class BackupSaga:
         return await getattr(self, step)(addon, backup, operation)
 
     async def save(self, addon: Addon, backup: Backup, operation: Operation) -> StepResult:
-        counts = await self.redis.snapshot(endpoint(addon.previous_node, self.secrets.password_for(addon.name)))
+        node = await serving_node_of(self.events, addon.name)
+        counts = await self.redis.snapshot(endpoint(node, self.secrets.password_for(addon.name)))
         return StepResult(f"{sum(counts['keys'].values())} keys saved in the background", outcome=counts)
 
     async def archive(self, addon: Addon, backup: Backup, operation: Operation) -> StepResult:
-        rdb = self.runtime.read_file(addon.host, addon.container, RDB_FILE)
+        node = await serving_node_of(self.events, addon.name)
+        rdb = self.runtime.read_file(node["host"], node["container"], RDB_FILE)
         stored = await self.store.write_archive(backup.archive_key, rdb)
         return StepResult(f"{backup.name} stored: {stored['size']} bytes, SHA-256 {stored['sha256'][:12]}", outcome=stored)
 
@@ -70,7 +73,8 @@ class BackupSaga:
 
     async def _resume_saves(self, addon: Addon) -> str:
         try:
-            await self.redis.resume_saves(endpoint(addon.previous_node, self.secrets.password_for(addon.name)),
+            node = await serving_node_of(self.events, addon.name)
+            await self.redis.resume_saves(endpoint(node, self.secrets.password_for(addon.name)),
                                           save_rules(addon.settings))
             return ""
         except (TransientError, EffectError) as e:  # the node is down: its redis.conf has the rules for its restart

@@ -76,7 +76,7 @@ class BackupService:
         current.request_restore(backup.id, node, f"{node}-data", operation.id,
                                 dataset_bytes=backup.snapshot.get("used_memory", 0))
         cluster = await cluster_of(self.events, current.name)
-        cluster.place_node(data_node(current, current.target))
+        cluster.place_node(data_node(current, current.target, operation.id))
         await self.starter.start(operation, current, cluster)
         log.info("restore requested", addon=current.name, backup_id=str(backup.id), operation_id=str(operation.id))
         return {"addon": current.name, "backup_id": str(backup.id), "operation_id": str(operation.id)}

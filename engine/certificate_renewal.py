@@ -26,6 +26,7 @@ from domain.catalog import VersionCatalog
 from domain.certificates import certificate_due
 from domain.operation import Operation
 from domain.redis_config import TLS_DIR, TLS_FILES
+from engine.clusters import serving_node_of
 from engine.nodes import endpoint, node_spec
 from engine.operations import OperationStarter
 from engine.ports import Certificates, EffectError, ReadModels, RedisAdmin, Runtime, SecretStore
@@ -54,21 +55,21 @@ class CertificateRenewal:
         return await getattr(self, step)(addon, operation, self.secrets.password_for(addon.name))
 
     async def check(self, addon: Addon, operation: Operation, password: str) -> StepResult:
-        served = await self.redis.presented_certificate(endpoint(addon.previous_node, password))
+        served = await self.redis.presented_certificate(endpoint(await serving_node_of(self.events, addon.name), password))
         return StepResult(f"the node presents a certificate valid until {served.not_after:%Y-%m-%d}",
                           outcome={"sha256": served.sha256, "not_after": served.not_after.isoformat()})
 
     async def renew(self, addon: Addon, operation: Operation, password: str) -> StepResult:
-        await self.runtime.create_node(node_spec(addon, addon.previous_node | {"memory_mib": addon.memory_mib},
-                                                 operation, password, self.versions, self.certificates))
-        await self.redis.reload_certificate(endpoint(addon.previous_node, password),
+        node = await serving_node_of(self.events, addon.name)
+        await self.runtime.create_node(node_spec(addon, node, operation, password, self.versions, self.certificates))
+        await self.redis.reload_certificate(endpoint(node, password),
                                             f"{TLS_DIR}/{TLS_FILES['cert']}", f"{TLS_DIR}/{TLS_FILES['key']}")
         was = datetime.fromisoformat(operation.outcome("check")["not_after"])
         expired = f" (the one it replaces had expired on {was:%Y-%m-%d})" if was <= self.clock() else ""
         return StepResult(f"new certificate written and loaded live{expired}")
 
     async def verify(self, addon: Addon, operation: Operation, password: str) -> StepResult:
-        node = endpoint(addon.previous_node, password)
+        node = endpoint(await serving_node_of(self.events, addon.name), password)
         await self.redis.ping(node)  # verified with the CA: the new certificate is trusted (and the node up)
         renewed = await self.redis.presented_certificate(node)
         if renewed.sha256 == operation.outcome("check")["sha256"]:
@@ -119,7 +120,7 @@ class CertificateRenewals:
         addon: Addon = await self.events.get(Addon.id_for(name))
         if addon.is_busy:
             return False  # checked again later
-        node = endpoint(addon.previous_node, self.secrets.password_for(name))
+        node = endpoint(await serving_node_of(self.events, name), self.secrets.password_for(name))
         not_after = (await self.redis.presented_certificate(node)).not_after
         if not certificate_due(not_after, now):
             return False

@@ -1,24 +1,62 @@
-"""The node records of an addon's Cluster, as the engine's commands and sagas keep them in step
-with the Addon (saved in the same transaction as the Addon's change)."""
+"""The node records of an addon's Cluster: where the engine's commands and sagas find the nodes
+they act on (the Addon keeps what the app sees), and keep them in step with the Addon's changes
+(saved in the same transaction)."""
 
 from __future__ import annotations
 
+from uuid import UUID
+
 from domain.addon import Addon
 from domain.cluster import Cluster, node_record
+from domain.operation import Operation
+from engine.ports import EffectError
 from engine.store import AggregateNotFoundError, EventLog
 
 
-def data_node(addon: Addon, node: dict) -> dict:
-    """The record of a data node of `addon` at `node` (a host, address, ports, container, volume)."""
-    return node_record("data", node["host"], node["address"], node["port"], node["container"], node["volume"],
-                       node.get("memory_mib", addon.memory_mib), addon.redis_version, node.get("tls_port"))
+def data_node(addon: Addon, node: dict, placed_by: UUID | None = None) -> dict:
+    """The record of a data node of `addon` at `node` (a host, address, ports, container, volume),
+    placed by operation `placed_by`."""
+    record = node_record("data", node["host"], node["address"], node["port"], node["container"], node["volume"],
+                         node.get("memory_mib", addon.memory_mib), addon.redis_version, node.get("tls_port"))
+    return {**record, "placed_by": str(placed_by)} if placed_by else record
 
 
-def new_cluster(addon: Addon) -> Cluster:
+def new_cluster(addon: Addon, operation_id: UUID) -> Cluster:
     """A starter or sandbox addon's cluster: one data node, placed where the addon was."""
     cluster = Cluster(addon=addon.name, app=addon.app)
-    cluster.place_node(data_node(addon, addon.previous_node))
+    cluster.place_node(data_node(addon, addon.previous_node, operation_id))
     return cluster
+
+
+def serving_node(cluster: Cluster) -> dict:
+    """The data node the app's data is on: the primary."""
+    if cluster.primary_node is None:
+        raise EffectError(f"addon {cluster.addon} has no primary data node recorded")
+    return cluster.primary_node
+
+
+async def serving_node_of(events: EventLog, addon: str) -> dict:
+    return serving_node(await cluster_of(events, addon))
+
+
+def node_placed_by(cluster: Cluster, operation: Operation) -> dict:
+    """The data node `operation` placed (a provisioning's node, a plan change's or restore's new one)."""
+    mine = [n for n in cluster.live_nodes if n.get("placed_by") == str(operation.id)]
+    if mine:
+        return mine[0]
+    # A cluster adopted from an older release's events does not record who placed a node: then it is
+    # the placed node beside the primary, or, for a provisioning, the addon's one node.
+    others = [n for n in cluster.live_nodes if n["role"] == "data" and n["id"] != cluster.primary]
+    if len(others) == 1:
+        return others[0]
+    if operation.kind == "provision" and cluster.primary_node is not None:
+        return cluster.primary_node
+    raise EffectError(f"operation {operation.id} placed no node in the cluster of addon {cluster.addon}")
+
+
+def left_behind(cluster: Cluster) -> list[dict]:
+    """The live data nodes beside the primary: a plan change's or restore's old node, once replaced."""
+    return [n for n in cluster.live_nodes if n["role"] == "data" and n["id"] != cluster.primary]
 
 
 async def cluster_of(events: EventLog, addon: str) -> Cluster:

@@ -13,6 +13,7 @@ from domain.operation import Operation
 from domain.redis_config import AOF_FSYNC, live_settings
 from engine.nodes import endpoint
 from engine.addon_lookup import AddonLookup
+from engine.clusters import serving_node_of
 from engine.operations import OperationStarter
 from engine.ports import Certificates, EffectError, RedisAdmin, SecretStore, TransientError
 
@@ -77,7 +78,7 @@ class DatabaseSettings:
         if addon.tls_port is None:
             return None
         try:
-            node = endpoint(addon.previous_node, self.secrets.password_for(addon.name))
+            node = endpoint(await serving_node_of(self.lookup.events, addon.name), self.secrets.password_for(addon.name))
             return (await self.redis.presented_certificate(node)).not_after.isoformat()
         except (TransientError, EffectError):
             return None

@@ -19,7 +19,7 @@ def node_labels(addon: Addon, node: dict, operation: Operation | str) -> dict[st
         f"{LABEL}.addon": addon.name,
         f"{LABEL}.app": addon.app,
         f"{LABEL}.operation": str(getattr(operation, "id", operation)),  # or who else made it: "watcher"
-        f"{LABEL}.role": "data",
+        f"{LABEL}.role": node.get("role", "data"),
         f"{LABEL}.host": node["host"],
         f"{LABEL}.port": str(node["port"]),  # lets any installation sharing the host see the port is taken
     }

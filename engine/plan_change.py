@@ -20,7 +20,7 @@ from domain.catalog import VersionCatalog
 from domain.keyspace import differences
 from domain.operation import Operation
 from engine.app_restart import restart_app
-from engine.clusters import cluster_of, promote
+from engine.clusters import cluster_of, node_placed_by, promote, serving_node
 from engine.node_swap import NodeSwap
 from engine.nodes import endpoint, node_spec
 from engine.ports import AppRestarter, Certificates, EffectError, RedisAdmin, Runtime, SecretStore
@@ -43,7 +43,8 @@ class PlanChange(NodeSwap):
         return await getattr(self, step)(addon, operation, password)
 
     async def start_new(self, addon: Addon, operation: Operation, password: str) -> StepResult:
-        new, old = addon.target, addon.previous_node
+        cluster = await cluster_of(self.events, addon.name)
+        new, old = node_placed_by(cluster, operation), serving_node(cluster)
         if await self.runtime.is_running(new["host"], new["container"]):
             return StepResult(f"{new['container']} already running on {new['host']}")
         await self.runtime.create_node(node_spec(addon, new, operation, password, self.versions, self.certificates))
@@ -61,17 +62,17 @@ class PlanChange(NodeSwap):
 
     async def verify(self, addon: Addon, operation: Operation, password: str) -> StepResult:
         expected = operation.outcome("stop")
-        found = await self.redis.keyspace(endpoint(addon.target, password))
+        found = await self.redis.keyspace(endpoint(await self.new_node(addon, operation), password))
         if problems := differences(expected, found):
             raise EffectError("the new node's data differs: " + "; ".join(problems))
         return StepResult(f"{sum(found['keys'].values())} keys, as saved")
 
     async def publish(self, addon: Addon, operation: Operation, password: str) -> StepResult:
-        new = addon.target["container"]
-        addon.mark_plan_changed(operation_id=operation.id)
         cluster = await cluster_of(self.events, addon.name)
-        promote(cluster, new, f"plan change to {addon.plan}")
-        return StepResult(f"now {addon.plan} on {addon.host}; REDIS_URL and SCALINGO_REDIS_URL changed",
+        new = node_placed_by(cluster, operation)
+        addon.mark_plan_changed(operation_id=operation.id)
+        promote(cluster, new["id"], f"plan change to {addon.plan}")
+        return StepResult(f"now {addon.plan} on {new['host']}; REDIS_URL and SCALINGO_REDIS_URL changed",
                           changes=(addon, cluster))
 
     async def restart_app(self, addon: Addon, operation: Operation, password: str) -> StepResult:
@@ -82,9 +83,9 @@ class PlanChange(NodeSwap):
         if operation.past_point_of_no_return:
             # The new node serves the app already: undoing would lose its writes.
             return StepResult(f"nothing undone: the addon runs on its new plan ({error})")
-        old = addon.previous_node
         cluster = await self.bring_back_old_node(addon)
         addon.mark_plan_change_failed(operation_id=operation.id, reason=error)
         return StepResult(
-            f"back on {old['host']} with plan {addon.plan}: new node removed, old node running", changes=(addon, cluster)
+            f"back on {serving_node(cluster)['host']} with plan {addon.plan}: new node removed, old node running",
+            changes=(addon, cluster)
         )

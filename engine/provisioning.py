@@ -9,7 +9,7 @@ from __future__ import annotations
 from domain.addon import Addon
 from domain.catalog import VersionCatalog
 from domain.operation import Operation
-from engine.clusters import cluster_of, promote
+from engine.clusters import cluster_of, node_placed_by, promote
 from engine.nodes import LABEL, endpoint, node_spec
 from engine.ports import Certificates, RedisAdmin, Runtime, SecretStore
 from engine.saga import StepResult
@@ -29,22 +29,22 @@ class Provisioning:
 
     async def run_step(self, step: str, operation: Operation) -> StepResult:
         addon: Addon = await self.events.get(Addon.id_for(operation.addon))
+        cluster = await cluster_of(self.events, addon.name)
+        node = node_placed_by(cluster, operation)
         if step == "create":
             password = self.secrets.password_for(addon.name)
-            node = {**addon.previous_node, "memory_mib": addon.memory_mib}
             await self.runtime.create_node(node_spec(addon, node, operation, password, self.versions, self.certificates))
-            return StepResult(f"container {addon.container} on {addon.host}")
+            return StepResult(f"container {node['container']} on {node['host']}")
         if step == "start":
-            await self.runtime.start_node(addon.host, addon.container)
-            tls = f", TLS on {addon.tls_port}" if addon.tls_port else ""
-            return StepResult(f"started on {addon.address}:{addon.port}{tls}")
+            await self.runtime.start_node(node["host"], node["container"])
+            tls = f", TLS on {node['tls_port']}" if node["tls_port"] else ""
+            return StepResult(f"started on {node['address']}:{node['port']}{tls}")
         if step == "wait_ready":
-            await self.redis.ping(endpoint(addon.previous_node, self.secrets.password_for(addon.name)))
+            await self.redis.ping(endpoint(node, self.secrets.password_for(addon.name)))
             return StepResult("PING answered")
         if step == "publish":
             addon.mark_provisioned(operation_id=operation.id)
-            cluster = await cluster_of(self.events, addon.name)
-            promote(cluster, addon.container, "provisioned")
+            promote(cluster, node["id"], "provisioned")
             tls = " and their rediss:// twins" if addon.tls_port else ""
             return StepResult(f"REDIS_URL and SCALINGO_REDIS_URL{tls} published", changes=(addon, cluster))
         raise ValueError(f"provisioning has no step {step!r}")
@@ -54,12 +54,12 @@ class Provisioning:
         log lines are kept in the record: they usually say why it would not start)."""
         if step != "create":
             return None
-        addon: Addon = await self.events.get(Addon.id_for(operation.addon))
-        logs = await self.runtime.node_logs(addon.host, addon.container)
-        await self.runtime.remove_node(addon.host, addon.container, addon.volume)
-        cluster = await cluster_of(self.events, addon.name)
-        cluster.retire_node(addon.container)
-        detail = f"container {addon.container} and its volume removed"
+        cluster = await cluster_of(self.events, operation.addon)
+        node = node_placed_by(cluster, operation)
+        logs = await self.runtime.node_logs(node["host"], node["container"])
+        await self.runtime.remove_node(node["host"], node["container"], node["volume"])
+        cluster.retire_node(node["id"])
+        detail = f"container {node['container']} and its volume removed"
         if logs:
             detail += f"; last server log lines: {logs.strip()[-500:]}"
         return StepResult(detail, changes=(cluster,))
@@ -69,7 +69,8 @@ class Provisioning:
         self.secrets.forget(addon.name)
         addon.mark_provisioning_failed(operation_id=operation.id, reason=error)
         cluster = await cluster_of(self.events, addon.name)
-        cluster.retire_node(addon.container)  # recorded already when `create` was undone; a no-op then
+        for node in cluster.live_nodes:  # retired already when `create` was undone: a no-op then
+            cluster.retire_node(node["id"])
         undone = next((s["detail"] for s in operation.steps if s["name"] == "create" and s["status"] == "undone"), None)
         return StepResult(undone or "nothing of the addon was made", changes=(addon, cluster))
 
@@ -82,24 +83,27 @@ class Removal:
 
     async def run_step(self, step: str, operation: Operation) -> StepResult:
         addon: Addon = await self.events.get(Addon.id_for(operation.addon))
+        cluster = await cluster_of(self.events, addon.name)
         if step == "stop":
-            await self.runtime.stop_node(addon.host, addon.container, self.stop_timeout_s)
-            return StepResult(f"container {addon.container} stopped")
+            for node in cluster.live_nodes:
+                await self.runtime.stop_node(node["host"], node["container"], self.stop_timeout_s)
+            return StepResult(", ".join(f"container {n['container']}" for n in cluster.live_nodes) + " stopped"
+                              if cluster.live_nodes else "no node left to stop")
         if step == "remove":
-            cluster = await cluster_of(self.events, addon.name)
             # Every node of the cluster, and any container an abandoned operation left (a new node it made).
             left = {(n["host"], n["container"]): n["volume"] for n in cluster.live_nodes}
             for found in await self.runtime.nodes(**{ADDON_LABEL: addon.name}):
                 left.setdefault((found.host, found.container), f"{found.container}-data")
-            left.setdefault((addon.host, addon.container), addon.volume)
             for (host, container), volume in sorted(left.items()):
                 await self.runtime.remove_node(host, container, volume)
             for node in cluster.live_nodes:
                 cluster.retire_node(node["id"])
             self.secrets.forget(addon.name)
             addon.mark_removed(operation_id=operation.id)
-            return StepResult(f"container {addon.container} and its volume removed; backups kept",
-                              changes=(addon, cluster))
+            names = [container for _, container in sorted(left)]
+            removed = (f"container {names[0]} and its volumes" if len(names) == 1 else
+                       f"containers {', '.join(names)} and their volumes" if names else "nothing left to")
+            return StepResult(f"{removed} removed; backups kept", changes=(addon, cluster))
         raise ValueError(f"removal has no step {step!r}")
 
     async def compensate(self, operation: Operation, error: str) -> StepResult:

@@ -27,7 +27,7 @@ from domain.operation import Operation
 from domain.redis_config import live_settings
 from engine.node_swap import NodeSwap
 from engine.ports import BackupStore, Certificates, EffectError, RedisAdmin, Runtime, SecretStore
-from engine.clusters import cluster_of, promote
+from engine.clusters import cluster_of, node_placed_by, promote
 from engine.nodes import endpoint, node_spec
 from engine.saga import StepResult
 from engine.store import EventLog
@@ -60,7 +60,7 @@ class Restore(NodeSwap):
         return StepResult(f"{backup.name}: {backup.size} bytes, SHA-256 as recorded")
 
     async def load(self, addon: Addon, operation: Operation, password: str) -> StepResult:
-        new, backup = addon.target, await self._backup(operation)
+        new, backup = await self.new_node(addon, operation), await self._backup(operation)
         if await self.runtime.is_running(new["host"], new["container"]):
             return StepResult(f"{new['container']} already running on {new['host']}")
         await self.runtime.create_node(node_spec(addon, new, operation, password, self.versions, self.certificates,
@@ -71,23 +71,23 @@ class Restore(NodeSwap):
 
     async def verify(self, addon: Addon, operation: Operation, password: str) -> StepResult:
         saved = (await self._backup(operation)).snapshot
-        found = await self.redis.keyspace(endpoint(addon.target, password))
+        found = await self.redis.keyspace(endpoint(await self.new_node(addon, operation), password))
         if problems := differences(saved, found):
             raise EffectError("the restored data is not the backup's: " + "; ".join(problems))
         return StepResult(f"{sum(found['keys'].values())} keys, as in the backup")
 
     async def settings(self, addon: Addon, operation: Operation, password: str) -> StepResult:
-        new = addon.target
+        new = await self.new_node(addon, operation)
         # Live first, then the file: a restart must not find `appendonly yes` before the AOF is written.
         await self.redis.configure(endpoint(new, password), live_settings(addon.settings))
         await self.runtime.create_node(node_spec(addon, new, operation, password, self.versions, None))  # its redis.conf
         return StepResult("AOF written from the restored data" if addon.settings.get("aof") else "settings as before")
 
     async def publish(self, addon: Addon, operation: Operation, password: str) -> StepResult:
-        new = addon.target["container"]
-        addon.mark_restored(operation_id=operation.id)
         cluster = await cluster_of(self.events, addon.name)
-        promote(cluster, new, f"restore of backup {operation.subject}")
+        new = node_placed_by(cluster, operation)
+        addon.mark_restored(operation_id=operation.id)
+        promote(cluster, new["id"], f"restore of backup {operation.subject}")
         return StepResult(f"backup {operation.subject} restored; same REDIS_URL", changes=(addon, cluster))
 
     async def compensate(self, operation: Operation, error: str) -> StepResult:

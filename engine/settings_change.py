@@ -17,6 +17,7 @@ from domain.catalog import VersionCatalog
 from domain.operation import Operation
 from domain.redis_config import live_settings
 from engine.ports import EffectError, RedisAdmin, Runtime, SecretStore
+from engine.clusters import serving_node_of
 from engine.nodes import endpoint, node_spec
 from engine.saga import StepResult
 from engine.store import EventLog
@@ -39,10 +40,10 @@ class SettingsChange:
 
     async def _configure(self, addon: Addon, operation: Operation, password: str, settings: dict) -> dict:
         wanted = self.wanted(addon, settings)
-        await self.redis.configure(endpoint(addon.previous_node, password), wanted)
+        node = await serving_node_of(self.events, addon.name)
+        await self.redis.configure(endpoint(node, password), wanted)
         # Writing the file into an existing container only replaces the file (the certificate stays).
-        await self.runtime.create_node(node_spec(addon, addon.previous_node | {"memory_mib": addon.memory_mib},
-                                                 operation, password, self.versions, None, settings=settings))
+        await self.runtime.create_node(node_spec(addon, node, operation, password, self.versions, None, settings=settings))
         return wanted
 
     async def apply(self, addon: Addon, operation: Operation, password: str) -> StepResult:
@@ -52,7 +53,8 @@ class SettingsChange:
 
     async def verify(self, addon: Addon, operation: Operation, password: str) -> StepResult:
         wanted = self.wanted(addon, addon.target_settings)
-        found = await self.redis.configuration(endpoint(addon.previous_node, password), list(wanted))
+        found = await self.redis.configuration(endpoint(await serving_node_of(self.events, addon.name), password),
+                                               list(wanted))
         wrong = {k: found.get(k) for k, v in wanted.items() if found.get(k) != v}
         if wrong:
             raise EffectError(f"the server did not take the settings: {wrong}")

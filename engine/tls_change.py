@@ -22,6 +22,7 @@ from domain.addon import Addon
 from domain.operation import Operation
 from domain.redis_config import plaintext_port
 from engine.app_restart import restart_app
+from engine.clusters import serving_node_of
 from engine.nodes import endpoint
 from engine.ports import AppRestarter, EffectError, TransientError
 from engine.saga import StepResult
@@ -48,7 +49,8 @@ class TlsChange(SettingsChange):
                           f"{'' if dropped == 1 else 's'} dropped; TLS only, on {addon.tls_port}; redis.conf rewritten")
 
     async def _drop_plaintext_clients(self, addon: Addon, password: str) -> int:
-        return await self.redis.disconnect_plaintext_clients(endpoint(addon.previous_node, password), addon.port)
+        node = await serving_node_of(self.events, addon.name)
+        return await self.redis.disconnect_plaintext_clients(endpoint(node, password), node["port"])
 
     async def publish(self, addon: Addon, operation: Operation, password: str) -> StepResult:
         addon.mark_settings_changed(operation_id=operation.id)

@@ -25,7 +25,7 @@ from domain.catalog import VersionCatalog
 from domain.operation import Operation
 from domain.redis_config import tls_lines
 from engine.nodes import endpoint, node_spec
-from engine.clusters import cluster_of
+from engine.clusters import cluster_of, serving_node, serving_node_of
 from engine.operations import OperationStarter
 from engine.placing import Placing
 from engine.ports import Certificates, ReadModels, RedisAdmin, Runtime, SecretStore
@@ -33,6 +33,11 @@ from engine.saga import StepResult
 from engine.store import EventLog
 
 log = structlog.get_logger("tls")
+
+
+def plaintext(node: dict) -> dict:
+    """The node as it is reached before it serves TLS (and after a refusal): its plaintext port only."""
+    return {**node, "tls_port": None}
 
 
 def tls_parameters(tls_port: int) -> dict[str, str]:
@@ -55,13 +60,13 @@ class TlsServing:
         return await getattr(self, step)(addon, operation, self.secrets.password_for(addon.name))
 
     async def apply(self, addon: Addon, operation: Operation, password: str) -> StepResult:
-        node = addon.target
+        node = await serving_node_of(self.events, addon.name)  # its TLS port is held since the request
         await self.runtime.create_node(node_spec(addon, node, operation, password, self.versions, self.certificates))
-        await self.redis.configure_together(endpoint(addon.previous_node, password), tls_parameters(node["tls_port"]))
+        await self.redis.configure_together(endpoint(plaintext(node), password), tls_parameters(node["tls_port"]))
         return StepResult(f"TLS served on {node['address']}:{node['tls_port']}, beside plaintext; redis.conf rewritten")
 
     async def verify(self, addon: Addon, operation: Operation, password: str) -> StepResult:
-        await self.redis.ping(endpoint(addon.target, password))
+        await self.redis.ping(endpoint(await serving_node_of(self.events, addon.name), password))
         return StepResult("PING answered over TLS, verified with the CA")
 
     async def publish(self, addon: Addon, operation: Operation, password: str) -> StepResult:
@@ -71,16 +76,16 @@ class TlsServing:
     async def compensate(self, operation: Operation, error: str) -> StepResult:
         addon: Addon = await self.events.get(Addon.id_for(operation.addon))
         password = self.secrets.password_for(addon.name)
+        cluster = await cluster_of(self.events, addon.name)
+        node = plaintext(serving_node(cluster))
         # The file first: Docker writes it into a stopped container too, so a node that is down
         # does not come back serving TLS that no event records.
-        await self.runtime.create_node(node_spec(addon, addon.previous_node | {"memory_mib": addon.memory_mib},
-                                                 operation, password, self.versions, None))
-        if await self.runtime.is_running(addon.host, addon.container):
-            await self.redis.configure(endpoint(addon.previous_node, password), {"tls-port": "0"})
+        await self.runtime.create_node(node_spec(addon, node, operation, password, self.versions, None))
+        if await self.runtime.is_running(node["host"], node["container"]):
+            await self.redis.configure(endpoint(node, password), {"tls-port": "0"})
         addon.mark_tls_serving_failed(operation_id=operation.id, reason=error)
-        cluster = await cluster_of(self.events, addon.name)
-        if cluster.node(addon.container)["tls_port"] is not None:
-            cluster.change_node_ports(addon.container, None)
+        if cluster.node(node["id"])["tls_port"] is not None:
+            cluster.change_node_ports(node["id"], None)
         return StepResult("redis.conf as before, TLS port closed and given back", changes=(addon, cluster))
 
 
@@ -118,12 +123,14 @@ class MissingTls:
             return False  # looked at again at the next tick
         async with self.placing.held() as placer:
             operation = Operation(kind="serve_tls", addon=name, app=addon.app)
-            addon.request_tls_port(placer.free_port(addon.host), operation.id)
             cluster = await cluster_of(self.events, addon.name)
-            cluster.change_node_ports(addon.container, addon.target["tls_port"])  # held from now on
+            node = serving_node(cluster)
+            tls_port = placer.free_port(node["host"])
+            addon.request_tls_port(tls_port, operation.id)
+            cluster.change_node_ports(node["id"], tls_port)  # held from now on
             try:
                 await self.starter.start(operation, addon, cluster)
             except AddonBusy:
                 return False
-        log.info("serving TLS", addon=name, tls_port=addon.target["tls_port"], operation_id=str(operation.id))
+        log.info("serving TLS", addon=name, tls_port=tls_port, operation_id=str(operation.id))
         return True

@@ -16,12 +16,13 @@ def a_data_node(name="c1", host="host-a", port=30000) -> dict:
 
 def test_a_starter_addon_is_a_cluster_of_one_data_node_placed_where_the_addon_is():
     addon = a_requested_addon()
-    cluster = new_cluster(addon)
+    cluster = new_cluster(addon, addon.operation_id)
     assert types(then(cluster)) == [Cluster.Formed, Cluster.NodePlaced]
     [node] = cluster.live_nodes
     assert (node["role"], node["host"], node["port"], node["container"], node["state"]) == (
         "data", "host-a", 30000, addon.container, "placed")
     assert cluster.id == Cluster.id_for(addon.name) and cluster.primary is None
+    assert node["placed_by"] == str(addon.operation_id)  # the provisioning finds it by that
 
 
 def test_a_node_made_ready_becomes_the_primary_and_a_replacement_takes_over():
