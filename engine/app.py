@@ -159,7 +159,10 @@ class Engine:
                 settings=DEFAULT_SETTINGS,
                 tls_port=where.tls_port,
             )
-            await self.operations_starter.start(operation, addon, new_cluster(addon, operation.id))
+            # Recorded under the placement lock (the inventory holds the node from then on); the read
+            # models are caught up after it, so concurrent placements do not wait for them.
+            position = await self.operations_starter.record(operation, addon, new_cluster(addon, operation.id))
+        await self.operations_starter.caught_up(position)
         log.info("addon requested", addon=name, app=app, plan=plan.id, host=where.host, operation_id=str(operation.id))
         return {"addon": name, "operation_id": str(operation.id)}
 
@@ -202,7 +205,8 @@ class Engine:
             node = f"redis-addons-{current.name}-{operation.id.hex[:8]}"
             current.request_plan_change(plan, where, node, f"{node}-data", operation.id, used)
             cluster.place_node(data_node(current, current.target, operation.id))
-            await self.operations_starter.start(operation, current, cluster)
+            position = await self.operations_starter.record(operation, current, cluster)
+        await self.operations_starter.caught_up(position)
         log.info("plan change requested", addon=current.name, app=app, plan=plan.id, host=where.host,
                  operation_id=str(operation.id))
         return {"addon": current.name, "operation_id": str(operation.id)}

@@ -18,7 +18,7 @@ from domain.operation import Operation
 from domain.placement import Tenant
 
 
-SHAPE = 2  # of the checkpoint: a checkpoint of another shape is dropped and the log read from its start
+SHAPE = 3  # of the checkpoint: a checkpoint of another shape is dropped and the log read from its start
 
 
 class Inventory:
@@ -32,6 +32,7 @@ class Inventory:
         self._subjects: dict[UUID, str] = {}  # unfinished operation id -> what it is about (a backup's ID)
         self._clustered: set[str] = set()  # addons whose cluster holds their nodes
         self._nodes: dict[tuple[UUID, str], Tenant] = {}  # (cluster id, node id) -> what a live node holds
+        self._removed: set[str] = set()  # addons removed: they need no cluster adopted
 
     def apply_at(self, position: int, event) -> None:
         """Apply the event at `position` of the log, once: what was applied already is passed over."""
@@ -64,6 +65,8 @@ class Inventory:
                 self._held[(event.name, "current")] = tenant(event)
             return
         name = self._names.get(event.originator_id)
+        if isinstance(event, Addon.Removed):
+            self._removed.add(name)
         if name in self._clustered:
             if isinstance(event, Addon.Removed):
                 self._held.pop((name, "current"), None)
@@ -103,7 +106,7 @@ class Inventory:
 
     @property
     def addons_without_cluster(self) -> list[str]:
-        return [name for name in self._apps if name not in self._clustered]
+        return [name for name in self._apps if name not in self._clustered and name not in self._removed]
 
     def legacy_holdings(self, addon: str) -> dict[str, Tenant]:
         """What an addon without a cluster holds, by role: current, target, replaced (not yet cleaned up)."""
@@ -134,6 +137,7 @@ class Inventory:
             "subjects": {str(k): v for k, v in self._subjects.items()},
             "clustered": sorted(self._clustered),
             "nodes": [[str(cluster), node, *astuple(t)] for (cluster, node), t in self._nodes.items()],
+            "removed": sorted(self._removed),
         }
 
     @classmethod
@@ -151,6 +155,7 @@ class Inventory:
         inventory._subjects = {UUID(k): v for k, v in state["subjects"].items()}
         inventory._clustered = set(state["clustered"])
         inventory._nodes = {(UUID(cluster), node): Tenant(*rest) for cluster, node, *rest in state["nodes"]}
+        inventory._removed = set(state["removed"])
         return inventory
 
     def take_state_of(self, other: Inventory) -> None:

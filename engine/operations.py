@@ -23,8 +23,14 @@ class OperationStarter:
         self.events, self.coordinator, self.follower = events, coordinator, follower
 
     async def start(self, operation: Operation, *changed) -> Operation:
-        """Record and run `operation`; an aggregate changed meanwhile (optimistic concurrency: another
-        command or the scheduler started an operation on the addon) is AddonBusy, and nothing is saved."""
+        """Record and run `operation`, and return once the read models show it."""
+        await self.caught_up(await self.record(operation, *changed))
+        return operation
+
+    async def record(self, operation: Operation, *changed) -> int:
+        """Record and run `operation`; returns the log position the read models must reach to show it.
+        An aggregate changed meanwhile (optimistic concurrency: another command or the scheduler started
+        an operation on the addon) is AddonBusy, and nothing is saved."""
         try:
             recordings = await self.events.save(operation, *changed)
         except IntegrityError:
@@ -32,5 +38,8 @@ class OperationStarter:
                             "try again when it has finished") from None
         log.info("operation started", kind=operation.kind, addon=operation.addon, operation_id=str(operation.id))
         self.coordinator.submit(operation.id)
-        await self.follower.wait_until(recordings[-1].notification.id)
-        return operation
+        return recordings[-1].notification.id
+
+    async def caught_up(self, position: int) -> None:
+        """Read your writes: what was recorded up to `position` shows in the read models."""
+        await self.follower.wait_until(position)

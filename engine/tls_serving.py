@@ -129,8 +129,9 @@ class MissingTls:
             addon.request_tls_port(tls_port, operation.id)
             cluster.change_node_ports(node["id"], tls_port)  # held from now on
             try:
-                await self.starter.start(operation, addon, cluster)
+                position = await self.starter.record(operation, addon, cluster)
             except AddonBusy:
                 return False
+        await self.starter.caught_up(position)
         log.info("serving TLS", addon=name, tls_port=tls_port, operation_id=str(operation.id))
         return True
