@@ -2,19 +2,17 @@
 
 from __future__ import annotations
 
-import re
 from uuid import NAMESPACE_URL, UUID, uuid5
 
 from eventsourcing.domain import Aggregate, event
 
 from domain.catalog import Plan
-from domain.errors import (AddonBusy, AddonNeedsAttention, AddonNotRunning, AddonRemoved, DatasetTooLarge, InvalidName, NoBackupsOnSandbox,
+from domain.errors import (AddonBusy, AddonNeedsAttention, AddonNotRunning, AddonRemoved, DatasetTooLarge, NoBackupsOnSandbox,
                            SamePlan, SettingUnchanged, TlsNotAvailable, UnknownSetting)
 from domain.placement import Placement
 from domain.schedule import DEFAULT as DEFAULT_SCHEDULE, Schedule
 
 MiB = 1024 * 1024
-APP_NAME = re.compile(r"^[a-z][a-z0-9-]{1,46}[a-z0-9]$")
 
 # Settings every new addon starts with (reference: "Scalingo for Redis® Configuration").
 DEFAULT_SETTINGS = {"rdb": True, "aof": False, "cache_mode": False, "force_tls": False}
@@ -40,20 +38,6 @@ def settings_warnings(settings: dict) -> list[str]:
     if not settings.get("rdb") and not settings.get("aof"):
         return ["neither RDB nor AOF persistence: every key is lost when the node restarts"]
     return []
-
-
-def check_app_name(app: str) -> str:
-    if not isinstance(app, str) or not APP_NAME.fullmatch(app):
-        raise InvalidName(
-            f"invalid app name {app!r}: use 3 to 48 lowercase letters, digits and dashes, "
-            "starting with a letter"
-        )
-    return app
-
-
-def addon_name(app: str, number: int) -> str:
-    """Addon names read like the reference's `my-app-3030`."""
-    return f"{check_app_name(app)}-{number:04d}"
 
 
 class Addon(Aggregate):

@@ -9,7 +9,7 @@ from uuid import NAMESPACE_URL, UUID, uuid5
 
 from eventsourcing.domain import Aggregate, event
 
-from domain.addon import check_app_name
+from domain.names import check_app_name
 from domain.errors import HookAtEngineApi, InvalidRestartMethod, LabelMatchesDatabase, ReservedLabel
 
 LABEL = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._/-]*=[^\s]+$")

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import asyncio
 
-from domain.addon import Addon, check_app_name
+from domain.addon import Addon
+from domain.names import check_app_name
 from domain.errors import AddonRemoved, UnknownAddon, UnknownApp
 from engine.inventory import Inventory
 from engine.ports import ReadModels

@@ -11,7 +11,8 @@ from uuid import UUID
 
 import structlog
 
-from domain.addon import DEFAULT_SETTINGS, Addon, addon_name, check_app_name
+from domain.addon import DEFAULT_SETTINGS, Addon
+from domain.names import addon_name, check_app_name
 from domain.app import App, restart_method
 from domain.catalog import PlanCatalog, VersionCatalog
 from domain.errors import OperationNotStuck, UnknownAddon, UnknownOperation
@@ -23,6 +24,7 @@ from engine.database_settings import DatabaseSettings
 from engine.follower import Follower
 from domain.placement import NodeRequest
 from engine.addon_lookup import PROVIDER, AddonLookup
+from engine.described import describe_operation, event_as_dict
 from engine.adoption import adopt_clusters
 from engine.clusters import cluster_of, data_node, new_cluster, serving_node
 from engine.inventory import Inventory
@@ -367,40 +369,3 @@ class Engine:
             "differences": differences,
             "rows": {t: len(rows) for t, rows in rebuilt["tables"].items()},
         }
-
-
-def event_as_dict(position: int, event) -> dict:
-    data = {k: v for k, v in vars(event).items() if k not in ("originator_id", "originator_version", "timestamp")}
-    shaped = {
-        "id": position,
-        "type": type(event).__qualname__,
-        "aggregate_id": str(event.originator_id),
-        "version": event.originator_version,
-        "timestamp": event.timestamp.isoformat(),
-        "data": json_ready(data),
-    }
-    if getattr(type(event), "class_version", 1) > 1:  # its shape, for a replay to upcast older recordings
-        shaped["class_version"] = type(event).class_version
-    return shaped
-
-
-def json_ready(value):
-    if isinstance(value, dict):
-        return {str(k): json_ready(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [json_ready(v) for v in value]
-    if value is None or isinstance(value, (str, int, float, bool)):
-        return value
-    return str(value)
-
-
-def describe_operation(operation: Operation) -> dict:
-    return {
-        "id": str(operation.id),
-        "kind": operation.kind,
-        "addon": operation.addon,
-        "app": operation.app,
-        "status": operation.status,
-        "error": operation.error,
-        "steps": [dict(s) for s in operation.steps],
-    }

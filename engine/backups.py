@@ -14,7 +14,8 @@ from uuid import UUID
 
 import structlog
 
-from domain.addon import Addon, check_app_name
+from domain.addon import Addon
+from domain.names import check_app_name
 from domain.backup import Backup
 from domain.errors import AddonBusy, AddonNotRunning, UnknownBackup
 from domain.operation import Operation

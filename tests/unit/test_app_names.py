@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from domain.addon import addon_name, check_app_name
+from domain.names import addon_name, check_app_name
 from domain.errors import InvalidName
 
 

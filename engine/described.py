@@ -1,0 +1,42 @@
+"""Operations and events as the API and the CLI show them: JSON-ready dicts (they hold no secret)."""
+
+from __future__ import annotations
+
+from domain.operation import Operation
+
+
+def event_as_dict(position: int, event) -> dict:
+    data = {k: v for k, v in vars(event).items() if k not in ("originator_id", "originator_version", "timestamp")}
+    shaped = {
+        "id": position,
+        "type": type(event).__qualname__,
+        "aggregate_id": str(event.originator_id),
+        "version": event.originator_version,
+        "timestamp": event.timestamp.isoformat(),
+        "data": json_ready(data),
+    }
+    if getattr(type(event), "class_version", 1) > 1:  # its shape, for a replay to upcast older recordings
+        shaped["class_version"] = type(event).class_version
+    return shaped
+
+
+def json_ready(value):
+    if isinstance(value, dict):
+        return {str(k): json_ready(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [json_ready(v) for v in value]
+    if value is None or isinstance(value, (str, int, float, bool)):
+        return value
+    return str(value)
+
+
+def describe_operation(operation: Operation) -> dict:
+    return {
+        "id": str(operation.id),
+        "kind": operation.kind,
+        "addon": operation.addon,
+        "app": operation.app,
+        "status": operation.status,
+        "error": operation.error,
+        "steps": [dict(s) for s in operation.steps],
+    }
