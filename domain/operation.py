@@ -39,7 +39,18 @@ POINTS_OF_NO_RETURN = {"change_plan": ["publish"], "restore": ["publish"], "disa
 
 # Operations recorded before they carried their plan (release 0.1, commit a79d645) ran these steps;
 # frozen here so that their histories replay as they were written.
-RELEASE_0_1_STEPS = {kind: list(steps) for kind, steps in STEPS.items()}
+RELEASE_0_1_STEPS = {
+    "provision": ["create", "start", "wait_ready", "publish"],
+    "remove": ["stop", "remove"],
+    "change_plan": ["stop", "start_new", "wait_ready", "verify", "publish", "cleanup", "restart_app"],
+    "change_settings": ["apply", "verify", "publish"],
+    "enable_force_tls": ["restart_app", "apply", "verify", "publish"],
+    "disable_force_tls": ["apply", "verify", "publish", "restart_app"],
+    "backup": ["save", "archive", "record"],
+    "serve_tls": ["apply", "verify", "publish"],
+    "renew_certificate": ["check", "renew", "verify", "record"],
+    "restore": ["check", "stop", "load", "wait_ready", "verify", "settings", "publish", "cleanup"],
+}
 RELEASE_0_1_NO_RETURN = {"change_plan": ["publish"], "restore": ["publish"], "disable_force_tls": ["publish"]}
 
 DONE = ("succeeded", "failed")  # a step whose effect may exist, so compensation may have to undo it

@@ -23,7 +23,9 @@ async def adopt_clusters(events: EventLog, inventory: Inventory) -> list[str]:
         if addon.status == "removed":
             continue
         try:
-            await events.save(adopted_cluster(addon, inventory.legacy_holdings(name)))
+            cluster = adopted_cluster(addon, inventory.legacy_holdings(name),
+                                      cleanup_pending=name in inventory.unfinished.values())
+            await events.save(cluster)
         except IntegrityError:  # adopted meanwhile by another start
             continue
         adopted.append(name)

@@ -26,6 +26,7 @@ from domain.placement import NodeRequest
 from engine.addon_lookup import PROVIDER, AddonLookup
 from engine.described import describe_operation, event_as_dict
 from engine.adoption import adopt_clusters
+from engine.claims import AddonClaims
 from engine.clusters import cluster_of, data_node, new_cluster, serving_node
 from engine.inventory import Inventory
 from engine.inventory_keeper import InventoryKeeper
@@ -78,14 +79,15 @@ class Engine:
         self.inventory_keeper = InventoryKeeper(events, self.inventory, checkpoints)
         self.lookup = AddonLookup(events, views, self.inventory)
         self.placing = Placing(settings.hosts, self.inventory, runtime)
-        self.operations_starter = starter = OperationStarter(events, coordinator, self.follower)
+        claims = AddonClaims()
+        self.operations_starter = starter = OperationStarter(events, coordinator, self.follower, claims)
         self.backups = BackupService(events, views, plans, versions, self.lookup, starter, self.follower,
                                      self.inventory, backup_store)
         self.database = DatabaseSettings(self.lookup, starter, versions, certificates, redis, secrets)
         self.certificate_renewals = CertificateRenewals(events, views, redis, secrets, starter)
         self.missing_tls = MissingTls(events, views, versions, self.placing, starter)
-        self.watcher = NodeWatcher(events, views, self.inventory, runtime, redis, secrets, versions, certificates,
-                                   settings.watch_interval_s)
+        self.watcher = NodeWatcher(events, views, self.inventory, claims, runtime, redis, secrets, versions,
+                                   certificates, settings.watch_interval_s)
         self.scheduler = Scheduler(self.backups, self.certificate_renewals, self.missing_tls.serve_where_missing,
                                    settings.scheduler_tick_s)
 

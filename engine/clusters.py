@@ -69,27 +69,30 @@ async def cluster_of(events: EventLog, addon: str) -> Cluster:
 
 
 SERVING = ("running", "changing-plan", "restoring", "removing")  # the addon's own node runs (or ran) in these
+MOVING = ("changing-plan", "restoring")  # a plan change or a restore has placed a second node
 
 
-def adopted_cluster(addon: Addon, holdings: dict | None = None) -> Cluster:
-    """A cluster formed from what an addon's events said: its node, the one an operation in flight
-    placed, and (with `holdings`, what the inventory says it holds by role, with the memory each was
-    placed with) the one a plan change or restore has not cleaned up yet."""
+def adopted_cluster(addon: Addon, holdings: dict | None = None, cleanup_pending: bool = False) -> Cluster:
+    """A cluster formed from what an addon's events said: its node; the one a plan change or a
+    restore in flight placed; and, while that operation's cleanup is pending, the node it replaced.
+    `holdings` (what the inventory says each role holds) gives the memory and ports each was placed
+    with, where it knows them."""
     cluster = Cluster(addon=addon.name, app=addon.app, adopted=True)
-    nodes = {"current": addon.previous_node, "target": addon.target, "replaced": addon.replaced}
-    if holdings is None:
-        holdings = {role: None for role in ("current", "target") if nodes[role]}
-        if addon.status == "failed" and addon.failure_kind == "provisioning":
-            holdings = {}
-    for role, held in holdings.items():
-        node = nodes.get(role)
-        if not node:
-            continue
-        if held is not None:
+    if addon.status == "failed" and addon.failure_kind == "provisioning":
+        return cluster  # its node was removed when provisioning failed
+    holdings = holdings or {}
+    current = {**addon.previous_node, "memory_mib": addon.memory_mib}
+    if addon.target and addon.status == "running" and addon.target.get("tls_port") and not addon.tls_port:
+        current["tls_port"] = addon.target["tls_port"]  # serving TLS in flight: its port is held since the request
+    nodes = [("current", current, "running" if addon.status in SERVING else "placed", True)]
+    if addon.target and addon.status in MOVING:
+        nodes.append(("target", addon.target, "placed", False))
+    if addon.replaced and cleanup_pending:
+        nodes.append(("replaced", {**addon.replaced, "memory_mib": addon.memory_mib}, "placed", False))
+    for role, node, state, primary in nodes:
+        if (held := holdings.get(role)) is not None:
             node = {**node, "memory_mib": held.memory_mib, "tls_port": held.tls_port}
-        serving = role == "current" and addon.status in SERVING
-        cluster.adopt_node(node=data_node(addon, node), state="running" if serving else "placed",
-                           primary=role == "current")
+        cluster.adopt_node(node=data_node(addon, node), state=state, primary=primary)
     return cluster
 
 

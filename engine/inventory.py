@@ -129,7 +129,7 @@ class Inventory:
 
     def state(self) -> dict:
         return {
-            "shape": SHAPE, "position": self.position, "apps": self._apps,
+            "shape": SHAPE, "position": self.position, "apps": dict(self._apps),  # a copy: written on another thread
             "names": {str(k): v for k, v in self._names.items()},
             "held": [[addon, role, *astuple(t)] for (addon, role), t in self._held.items()],
             "registered_apps": sorted(self.registered_apps),

@@ -30,6 +30,11 @@ class InventoryKeeper:
         """Read back the checkpoint and catch up from the log; returns how many events were read."""
         if self.checkpoints is not None:
             kept = Inventory.from_state(await asyncio.to_thread(self.checkpoints.load, NAME))
+            if kept.position > await self.events.max_position():
+                # Ahead of the log (the event store was restored from an older copy, or another one
+                # configured): it describes another history, so the log is read from its start.
+                log.warning("inventory checkpoint ahead of the log: dropped", checkpoint=kept.position)
+                kept = Inventory()
             self.inventory.take_state_of(kept)
             self._written_at_position = kept.position
         read = 0
@@ -49,7 +54,7 @@ class InventoryKeeper:
             await asyncio.sleep(CHECKPOINT_EVERY_S)
             try:
                 await self.checkpoint()
-            except OSError as error:  # a full disk: the log still has everything; tried again later
+            except Exception as error:  # a full disk, say: the log still has everything; tried again later
                 log.warning("inventory checkpoint not written", error=str(error))
 
     async def checkpoint(self) -> None:

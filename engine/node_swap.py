@@ -11,7 +11,7 @@ from domain.addon import Addon
 from domain.cluster import Cluster
 from domain.operation import Operation
 from domain.redis_config import save_rules
-from engine.clusters import cluster_of, left_behind, node_placed_by, serving_node
+from engine.clusters import cluster_of, left_behind, node_placed_by, promote, serving_node
 from engine.nodes import endpoint
 from engine.ports import RedisAdmin, Runtime, SecretStore
 from engine.saga import StepResult
@@ -45,27 +45,41 @@ class NodeSwap:
         await self.redis.ping(endpoint(await self.new_node(addon, operation), password))
         return StepResult("PING answered")
 
-    async def cleanup(self, addon: Addon, operation: Operation, password: str) -> StepResult:
-        """The node replaced (the primary before `publish`) is removed, with its volumes."""
+    async def promote_new_node(self, addon: Addon, operation: Operation, reason: str) -> tuple[Cluster, dict]:
+        """`publish`: the new node is the primary; the one it replaces is named in the step's outcome,
+        so that this operation's cleanup removes that node and no other (the addon is free again
+        from here on, and another operation may place a node beside the primary)."""
         cluster = await cluster_of(self.events, addon.name)
-        removed = await self._remove_left_behind(cluster)
+        new, old = node_placed_by(cluster, operation), serving_node(cluster)
+        promote(cluster, new["id"], reason)
+        return cluster, {"replaced": old["id"] if old["id"] != new["id"] else None}
+
+    async def cleanup(self, addon: Addon, operation: Operation, password: str) -> StepResult:
+        """The node this operation replaced is removed, with its volumes."""
+        cluster = await cluster_of(self.events, addon.name)
+        if "replaced" in operation.outcome("publish"):
+            replaced = operation.outcome("publish")["replaced"]
+            nodes = [cluster.node(replaced)] if replaced and cluster.node(replaced)["state"] != "retired" else []
+        else:  # published by a release that did not name it: the node left beside the primary
+            nodes = left_behind(cluster)
+        removed = await self._remove(cluster, nodes)
         return StepResult(f"old node {', '.join(removed) or '(removed already)'} removed", changes=(cluster,))
 
-    async def bring_back_old_node(self, addon: Addon) -> Cluster:
+    async def bring_back_old_node(self, addon: Addon, operation: Operation) -> Cluster:
         """The new node removed, the old one (still the primary) running again and taking writes:
         returns the cluster with the new node retired."""
         cluster = await cluster_of(self.events, addon.name)
         old, password = serving_node(cluster), self.secrets.password_for(addon.name)
-        await self._remove_left_behind(cluster)
+        mine = [n for n in cluster.nodes.values() if n.get("placed_by") == str(operation.id)]
+        await self._remove(cluster, [n for n in mine if n["state"] != "retired"] if mine else left_behind(cluster))
         await self.runtime.start_node(old["host"], old["container"])
         await self.redis.ping(endpoint(old, password))
         await self.redis.unpause(endpoint(old, password), save_rules(addon.settings))
         return cluster
 
-    async def _remove_left_behind(self, cluster: Cluster) -> list[str]:
-        """Every data node beside the primary: before `publish` the new one, after it the old one."""
+    async def _remove(self, cluster: Cluster, nodes: list[dict]) -> list[str]:
         removed = []
-        for node in left_behind(cluster):
+        for node in nodes:
             await self.runtime.remove_node(node["host"], node["container"], node["volume"])
             cluster.retire_node(node["id"])
             removed.append(f"{node['container']} on {node['host']}")

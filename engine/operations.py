@@ -11,6 +11,7 @@ import structlog
 
 from domain.errors import AddonBusy
 from domain.operation import Operation
+from engine.claims import AddonClaims
 from engine.follower import Follower
 from engine.saga import Coordinator
 from engine.store import EventLog, IntegrityError
@@ -19,8 +20,8 @@ log = structlog.get_logger("operations")
 
 
 class OperationStarter:
-    def __init__(self, events: EventLog, coordinator: Coordinator, follower: Follower):
-        self.events, self.coordinator, self.follower = events, coordinator, follower
+    def __init__(self, events: EventLog, coordinator: Coordinator, follower: Follower, claims: AddonClaims):
+        self.events, self.coordinator, self.follower, self.claims = events, coordinator, follower, claims
 
     async def start(self, operation: Operation, *changed) -> Operation:
         """Record and run `operation`, and return once the read models show it."""
@@ -32,10 +33,11 @@ class OperationStarter:
         An aggregate changed meanwhile (optimistic concurrency: another command or the scheduler started
         an operation on the addon) is AddonBusy, and nothing is saved."""
         try:
-            recordings = await self.events.save(operation, *changed)
+            async with self.claims.claim(operation.addon):  # not while the watcher acts on its nodes
+                recordings = await self.events.save(operation, *changed)
         except IntegrityError:
-            raise AddonBusy(f"addon {operation.addon} changed while this was asked (an operation started on it): "
-                            "try again when it has finished") from None
+            raise AddonBusy(f"addon {operation.addon} changed while this was asked (an operation started on it, or "
+                            "something was observed of its nodes): try again") from None
         log.info("operation started", kind=operation.kind, addon=operation.addon, operation_id=str(operation.id))
         self.coordinator.submit(operation.id)
         return recordings[-1].notification.id

@@ -20,7 +20,7 @@ from domain.catalog import VersionCatalog
 from domain.keyspace import differences
 from domain.operation import Operation
 from engine.app_restart import restart_app
-from engine.clusters import cluster_of, node_placed_by, promote, serving_node
+from engine.clusters import cluster_of, node_placed_by, serving_node
 from engine.node_swap import NodeSwap
 from engine.nodes import endpoint, node_spec
 from engine.ports import AppRestarter, Certificates, EffectError, RedisAdmin, Runtime, SecretStore
@@ -68,12 +68,10 @@ class PlanChange(NodeSwap):
         return StepResult(f"{sum(found['keys'].values())} keys, as saved")
 
     async def publish(self, addon: Addon, operation: Operation, password: str) -> StepResult:
-        cluster = await cluster_of(self.events, addon.name)
-        new = node_placed_by(cluster, operation)
+        cluster, replaced = await self.promote_new_node(addon, operation, f"plan change to {addon.target['plan']}")
         addon.mark_plan_changed(operation_id=operation.id)
-        promote(cluster, new["id"], f"plan change to {addon.plan}")
-        return StepResult(f"now {addon.plan} on {new['host']}; REDIS_URL and SCALINGO_REDIS_URL changed",
-                          changes=(addon, cluster))
+        return StepResult(f"now {addon.plan} on {serving_node(cluster)['host']}; REDIS_URL and SCALINGO_REDIS_URL "
+                          "changed", outcome=replaced, changes=(addon, cluster))
 
     async def restart_app(self, addon: Addon, operation: Operation, password: str) -> StepResult:
         return StepResult(await restart_app(self.events, self.restarter, addon, password))
@@ -83,7 +81,7 @@ class PlanChange(NodeSwap):
         if operation.past_point_of_no_return:
             # The new node serves the app already: undoing would lose its writes.
             return StepResult(f"nothing undone: the addon runs on its new plan ({error})")
-        cluster = await self.bring_back_old_node(addon)
+        cluster = await self.bring_back_old_node(addon, operation)
         addon.mark_plan_change_failed(operation_id=operation.id, reason=error)
         return StepResult(
             f"back on {serving_node(cluster)['host']} with plan {addon.plan}: new node removed, old node running",

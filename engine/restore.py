@@ -27,7 +27,6 @@ from domain.operation import Operation
 from domain.redis_config import live_settings
 from engine.node_swap import NodeSwap
 from engine.ports import BackupStore, Certificates, EffectError, RedisAdmin, Runtime, SecretStore
-from engine.clusters import cluster_of, node_placed_by, promote
 from engine.nodes import endpoint, node_spec
 from engine.saga import StepResult
 from engine.store import EventLog
@@ -84,16 +83,15 @@ class Restore(NodeSwap):
         return StepResult("AOF written from the restored data" if addon.settings.get("aof") else "settings as before")
 
     async def publish(self, addon: Addon, operation: Operation, password: str) -> StepResult:
-        cluster = await cluster_of(self.events, addon.name)
-        new = node_placed_by(cluster, operation)
+        cluster, replaced = await self.promote_new_node(addon, operation, f"restore of backup {operation.subject}")
         addon.mark_restored(operation_id=operation.id)
-        promote(cluster, new["id"], f"restore of backup {operation.subject}")
-        return StepResult(f"backup {operation.subject} restored; same REDIS_URL", changes=(addon, cluster))
+        return StepResult(f"backup {operation.subject} restored; same REDIS_URL", outcome=replaced,
+                          changes=(addon, cluster))
 
     async def compensate(self, operation: Operation, error: str) -> StepResult:
         addon: Addon = await self.events.get(Addon.id_for(operation.addon))
         if operation.past_point_of_no_return:
             return StepResult(f"nothing undone: the restored data serves the app already ({error})")
-        cluster = await self.bring_back_old_node(addon)
+        cluster = await self.bring_back_old_node(addon, operation)
         addon.mark_restore_failed(operation_id=operation.id, reason=error)
         return StepResult("the node from before the restore serves again, with its data", changes=(addon, cluster))

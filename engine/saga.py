@@ -133,8 +133,10 @@ class Coordinator:
     async def _run_steps(self, operation: Operation, saga: Saga, bound) -> None:
         while not operation.is_finished:
             if operation.failed_step:
-                await self._compensate(operation, saga, bound)
-                return
+                if await self._compensate(operation, saga, bound):
+                    return
+                operation = await self._events.get(operation.id)  # a save met a change: compensate again
+                continue
             step = operation.next_step
             operation.start_step(step)
             await self._events.save(operation)
@@ -164,18 +166,23 @@ class Coordinator:
             self._crash_point(f"{operation.kind}.{step}:after")
         bound.info("operation finished", status=operation.status)
 
-    async def _compensate(self, operation: Operation, saga: Saga, bound) -> None:
+    async def _compensate(self, operation: Operation, saga: Saga, bound) -> bool:
+        """True once compensated (or given up meanwhile); False when a save met a change made
+        meanwhile (a command or a watcher saved the same aggregate): compensation, idempotent, runs again."""
         try:
             operation = await self._undo_steps(operation, saga, bound)
             compensation = await self._with_retries(saga.compensate, operation, operation.error or "")
         except asyncio.CancelledError:
             raise
+        except IntegrityError:
+            bound.info("recorded facts changed during compensation; it runs again")
+            return False
         except Exception as error:
             await self._needs_attention(operation.id, describe(error))
             raise CompensationStuck(describe(error)) from None
         operation = await self._events.get(operation.id)
         if operation.is_finished:  # given up meanwhile (the addon is being removed): nothing to record
-            return
+            return True
         had_attention = operation.status == "needs-attention"
         operation.mark_compensated(compensation.detail or "")
         changes = list(compensation.changes)
@@ -185,8 +192,13 @@ class Coordinator:
                 addon = await self._events.get(Addon.id_for(operation.addon))
                 changes.append(addon)
             addon.clear_attention(operation.id)
-        await self._events.save(operation, *changes)
+        try:
+            await self._events.save(operation, *changes)
+        except IntegrityError:
+            bound.info("recorded facts changed during compensation; it runs again")
+            return False
         bound.warning("operation compensated", detail=compensation.detail)
+        return True
 
     async def _undo_steps(self, operation: Operation, saga: Saga, bound) -> Operation:
         """Each step that ran is undone, latest first, and the undo recorded: a crash resumes after it."""
@@ -206,6 +218,13 @@ class Coordinator:
 
     async def _needs_attention(self, operation_id: UUID, error: str) -> None:
         """Recorded once, when compensation first misses its deadline; later attempts only log."""
+        for _ in range(5):  # the addon may be saved meanwhile (a schedule change): decide again
+            try:
+                return await self._record_needs_attention(operation_id, error)
+            except IntegrityError:
+                continue
+
+    async def _record_needs_attention(self, operation_id: UUID, error: str) -> None:
         operation = await self._events.get(operation_id)
         if operation.status != "running":  # recorded already, or given up for the addon's removal
             return

@@ -20,6 +20,7 @@ from tenacity import AsyncRetrying, retry_if_exception_type, stop_after_delay, w
 from domain.addon import Addon
 from domain.catalog import VersionCatalog
 from domain.cluster import Cluster
+from engine.claims import AddonClaims
 from engine.clusters import cluster_of
 from engine.inventory import Inventory
 from engine.nodes import endpoint, node_spec
@@ -48,10 +49,11 @@ def why_down(found: NodeState | None) -> str | None:
 
 
 class NodeWatcher:
-    def __init__(self, events: EventLog, views: ReadModels, inventory: Inventory, runtime: Runtime, redis: RedisAdmin,
-                 secrets: SecretStore, versions: VersionCatalog, certificates: Certificates, interval_s: float,
-                 clock=utc_now):
+    def __init__(self, events: EventLog, views: ReadModels, inventory: Inventory, claims: AddonClaims, runtime: Runtime,
+                 redis: RedisAdmin, secrets: SecretStore, versions: VersionCatalog, certificates: Certificates,
+                 interval_s: float, clock=utc_now):
         self.events, self.views, self.inventory, self.runtime, self.redis = events, views, inventory, runtime, redis
+        self.claims = claims
         self.secrets, self.versions, self.certificates = secrets, versions, certificates
         self.interval_s, self.clock = interval_s, clock
         self._task: asyncio.Task | None = None
@@ -78,23 +80,29 @@ class NodeWatcher:
         found = {(n.host, n.container): n for n in await self.runtime.nodes()}
         seen = []
         for row in await asyncio.to_thread(self.views.addons):
-            if row["status"] not in WATCHED:
+            if row["status"] not in WATCHED or self._held_by_an_operation(row["name"]):
                 continue
-            if row["name"] in self.inventory.unfinished.values():
+            cluster = await cluster_of(self.events, row["name"])
+            # The primary only: a node beside it is an operation's (one being placed, or one replaced
+            # and left for a cleanup), never one to bring back.
+            node = cluster.primary_node
+            if node is None or node["role"] != "data" or node["state"] not in ("running", "down"):
                 continue
-            addon: Addon = await self.events.get(Addon.id_for(row["name"]))
-            if addon.is_busy:
+            reason = why_down(found.get((node["host"], node["container"])))
+            if reason is None and node["state"] == "running":
                 continue
-            cluster = await cluster_of(self.events, addon.name)
-            for node in [n for n in cluster.live_nodes if n["role"] == "data" and n["state"] in ("running", "down")]:
-                reason = why_down(found.get((node["host"], node["container"])))
-                if reason is None and node["state"] == "running":
+            async with self.claims.claim(row["name"]):  # no operation starts on it while the watcher acts
+                if self._held_by_an_operation(row["name"]):
                     continue
+                addon: Addon = await self.events.get(Addon.id_for(row["name"]))
                 try:
-                    seen.append(await self._heal(addon, cluster, node, reason))
-                except IntegrityError:  # an operation started on it meanwhile: it is that operation's now
+                    seen.append(await self._heal(addon, await cluster_of(self.events, addon.name), node, reason))
+                except IntegrityError:  # recorded meanwhile by another writer: looked at again next round
                     continue
         return seen
+
+    def _held_by_an_operation(self, addon: str) -> bool:
+        return addon in self.inventory.unfinished.values()
 
     async def _heal(self, addon: Addon, cluster: Cluster, node: dict, reason: str | None) -> dict:
         bound = log.bind(addon=addon.name, node=node["id"], host=node["host"])
@@ -108,8 +116,6 @@ class NodeWatcher:
             bound.warning("node could not be brought back yet; tried again next round", error=str(error))
             return {"addon": addon.name, "node": node["id"], "down": reason, "recovered": None}
         cluster = await cluster_of(self.events, addon.name)
-        if self.inventory.unfinished and addon.name in self.inventory.unfinished.values():
-            return {"addon": addon.name, "node": node["id"], "down": reason, "recovered": None}  # its operation's now
         cluster.mark_node_recovered(node["id"], how, self.clock())
         await self.events.save(cluster)
         bound.info("node recovered", how=how)

@@ -282,9 +282,12 @@ class DockerRuntime:
             if info["Id"] in seen:  # two host names may share one engine (a laptop)
                 continue
             seen.add(info["Id"])
+            labels = info.get("Labels") or {}
+            # Hosts sharing one engine list the same containers: the label says whose it is.
+            owner = labels.get("redis-addons.host") if labels.get("redis-addons.host") in self.hosts else name
             found.append(
                 NodeState(
-                    host=name,
+                    host=owner,
                     container=info["Names"][0].lstrip("/"),
                     running=info["State"] == "running",
                     labels=info.get("Labels", {}),

@@ -3,6 +3,8 @@ adopted for an addon recorded before clusters existed."""
 
 from __future__ import annotations
 
+from uuid import uuid4
+
 import pytest
 
 from domain.cluster import Cluster, node_record
@@ -87,3 +89,29 @@ def test_an_addon_adopted_during_a_plan_change_holds_both_nodes():
 def test_an_addon_that_failed_to_provision_is_adopted_with_no_node():
     cluster = adopted_cluster(an_addon_failed_to_provision())
     assert cluster.live_nodes == [] and cluster.primary is None
+
+
+def test_an_addon_adopted_during_a_restore_holds_the_restored_node_too():
+    addon = a_running_addon()
+    addon.request_restore(uuid4(), "restored", "restored-data", uuid4())
+    cluster = adopted_cluster(addon)
+    assert {n["id"]: n["state"] for n in cluster.live_nodes} == {addon.container: "running", "restored": "placed"}
+    assert cluster.node("restored")["port"] == addon.port and cluster.primary == addon.container
+
+
+def test_the_node_a_published_move_replaced_is_adopted_only_while_its_cleanup_is_pending():
+    addon = a_running_addon()
+    addon.request_restore(uuid4(), "restored", "restored-data", uuid4())
+    addon.mark_restored(operation_id=addon.operation_id)
+    pending = adopted_cluster(addon, cleanup_pending=True)
+    assert {n["id"]: n["state"] for n in pending.live_nodes} == {"restored": "running", addon.replaced["container"]: "placed"}
+    assert pending.primary == "restored"
+    done = adopted_cluster(addon, cleanup_pending=False)
+    assert [n["id"] for n in done.live_nodes] == ["restored"]
+
+
+def test_an_addon_adopted_while_it_starts_serving_tls_holds_the_requested_port():
+    addon = a_running_addon()
+    addon.request_tls_port(30007, uuid4())
+    cluster = adopted_cluster(addon)
+    assert cluster.primary_node["tls_port"] == 30007

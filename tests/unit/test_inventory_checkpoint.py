@@ -82,3 +82,14 @@ async def test_the_checkpoint_is_readable_by_the_engine_s_user_only(release_stor
     await keeper.checkpoint()
     assert ((tmp_path / "checkpoints" / "inventory.json").stat().st_mode & 0o777) == 0o600
     assert ((tmp_path / "checkpoints").stat().st_mode & 0o777) == 0o700
+
+
+async def test_a_checkpoint_ahead_of_the_log_is_dropped(release_store, tmp_path):
+    """The event store was restored from an older copy: the checkpoint describes another history."""
+    directory = tmp_path / "checkpoints"
+    first = await a_keeper(release_store, directory)
+    state = first.inventory.state()
+    FileCheckpoints(directory).save("inventory", {**state, "position": state["position"] + 1000})
+    keeper = await a_keeper(release_store, directory)
+    assert keeper.inventory.position == first.inventory.position
+    assert held(keeper.inventory) == held(first.inventory)
