@@ -1,0 +1,137 @@
+"""The configuration of a Business cluster's nodes (reference, "Scalingo for Redis® Cluster Setup"):
+two data nodes in replication, three Sentinels that elect a new primary when the current one
+fails, and two HAProxy that send clients only to the primary the Sentinels name.
+
+Timings (DESIGN §11): Sentinel's defaults (down-after 30 s, failover-timeout 180 s) leave an app
+without writes for half a minute; a failover takes about down-after + 1–2 s, so a primary is
+declared down after 1 s of silence (as the spotahome operator does), within the 3 s write-gap
+target, and a failover that stalls is tried again after 3 s. HAProxy checks every node and every
+Sentinel each half second.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+MASTER_NAME = "primary"  # what the Sentinels call the cluster's primary
+QUORUM = 2  # of 3 Sentinels: losing any one host leaves a majority
+DOWN_AFTER_MS = 1000
+FAILOVER_TIMEOUT_MS = 3000
+CHECK_INTER_MS = 500
+# A primary cut off from its replica for longer than this stops acknowledging writes (they could be
+# lost in a failover); the engine lowers the requirement when it knows the replica is gone.
+MIN_REPLICAS_MAX_LAG_S = 2
+SENTINEL_DIR = "/etc/sentinel"
+HAPROXY_DIR = "/etc/haproxy"
+
+
+@dataclass(frozen=True)
+class Address:
+    address: str
+    port: int
+
+    def __str__(self) -> str:
+        return f"{self.address}:{self.port}"
+
+
+def replication_lines(*, node: Address, primary: Address | None, password: str, min_replicas: int) -> list[str]:
+    """What a data node adds to its redis.conf in a cluster. A replica of `primary`, or the primary
+    itself when None. `masterauth` holds the password itself (Redis offers no hashed form for it):
+    the file is the server's only, on its configuration volume."""
+    lines = [
+        f"replica-announce-ip {node.address}",  # host networking: say the address clients reach
+        f"replica-announce-port {node.port}",
+        "masteruser default",
+        f"masterauth {quoted(password)}",
+        "replica-read-only yes",
+        f"min-replicas-to-write {min_replicas}",
+        f"min-replicas-max-lag {MIN_REPLICAS_MAX_LAG_S}",
+    ]
+    if primary is not None:
+        lines.append(f"replicaof {primary.address} {primary.port}")
+    return lines
+
+
+def quoted(value: str) -> str:
+    """A value as Redis's configuration files read it whatever it holds (spaces, quotes)."""
+    return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
+def sentinel_conf(*, sentinel: Address, primary: Address, password: str, sentinel_password: str) -> str:
+    """A Sentinel watching the cluster's primary. Sentinel rewrites this file as it learns (the
+    replicas, the other Sentinels, a new primary), so it lives on a volume it can write."""
+    lines = [
+        f"bind {sentinel.address}",
+        f"port {sentinel.port}",
+        "daemonize no",
+        'logfile ""',
+        f"dir {SENTINEL_DIR}",
+        f"sentinel announce-ip {sentinel.address}",
+        f"sentinel announce-port {sentinel.port}",
+        "sentinel resolve-hostnames no",
+        f"requirepass {quoted(sentinel_password)}",  # clients (HAProxy, the engine) and the other Sentinels
+        f"sentinel sentinel-pass {quoted(sentinel_password)}",
+        f"sentinel monitor {MASTER_NAME} {primary.address} {primary.port} {QUORUM}",
+        f"sentinel auth-user {MASTER_NAME} default",
+        f"sentinel auth-pass {MASTER_NAME} {quoted(password)}",
+        f"sentinel down-after-milliseconds {MASTER_NAME} {DOWN_AFTER_MS}",
+        f"sentinel failover-timeout {MASTER_NAME} {FAILOVER_TIMEOUT_MS}",
+        f"sentinel parallel-syncs {MASTER_NAME} 1",
+    ]
+    return "\n".join(lines) + "\n"
+
+
+def resp(*words: str) -> str:
+    """A command as HAProxy's tcp-check sends it (RESP array, escaped for haproxy.cfg)."""
+    parts = [f"*{len(words)}"] + [item for word in words for item in (f"${len(word)}", word)]
+    return "\\r\\n".join(p.replace(" ", "\\ ") for p in parts) + "\\r\\n"
+
+
+def named_primary(node: Address) -> str:
+    """What a Sentinel answers to `SENTINEL get-master-addr-by-name` when it names `node`, port included
+    (so 127.0.1.1:30000 is never taken for 127.0.1.10 or another port)."""
+    return f"${len(node.address)}\\r\\n{node.address}\\r\\n${len(str(node.port))}\\r\\n{node.port}"
+
+
+def haproxy_cfg(*, entry: Address, data_nodes: dict[str, Address], sentinels: list[Address], password: str,
+                sentinel_password: str) -> str:
+    """An entrypoint that sends each new connection to the data node that at least QUORUM Sentinels
+    name as primary and that says so itself (`role:master`), and to no node when there is none. A
+    node's own check alone would route writes to a restarted old primary that still says
+    `role:master` until Sentinel demotes it (DESIGN §11); and a node marked down has its open
+    sessions cut (`on-marked-down shutdown-sessions`), so no client keeps writing to it."""
+    lines = [
+        "global",
+        "    maxconn 4096",
+        "defaults",
+        "    mode tcp",
+        "    timeout connect 2s",
+        "    timeout client 330s",  # beyond Redis's `timeout 150`: the server closes idle clients first
+        "    timeout server 330s",
+        "    timeout check 1s",
+        "frontend redis",
+        f"    bind {entry.address}:{entry.port}",
+    ]
+    lines += [f"    use_backend data_{name} if {{ nbsrv(named_{name}) ge {QUORUM} }}" for name in data_nodes]
+    lines.append("    default_backend no_primary")
+    for name, node in data_nodes.items():
+        lines += [
+            f"backend data_{name}",
+            "    option tcp-check",
+            f"    tcp-check send {resp('AUTH', 'default', password)}",
+            "    tcp-check expect string +OK",
+            f"    tcp-check send {resp('PING')}",
+            "    tcp-check expect string +PONG",
+            f"    tcp-check send {resp('INFO', 'replication')}",
+            "    tcp-check expect string role:master",
+            f"    server {name} {node} check inter {CHECK_INTER_MS} fall 2 rise 1 on-marked-down shutdown-sessions",
+            f"backend named_{name}",  # one server per Sentinel: up when that Sentinel names this node
+            "    option tcp-check",
+            f"    tcp-check send {resp('AUTH', sentinel_password)}",
+            "    tcp-check expect string +OK",
+            f"    tcp-check send {resp('SENTINEL', 'get-master-addr-by-name', MASTER_NAME)}",
+            f"    tcp-check expect string {named_primary(node)}",
+        ]
+        lines += [f"    server sentinel{i} {s} check inter {CHECK_INTER_MS} fall 1 rise 1" for i, s in enumerate(sentinels)]
+    lines += ["backend no_primary", "    # no server: a client is refused until the Sentinels agree on a primary"]
+    return "\n".join(lines) + "\n"
