@@ -96,3 +96,67 @@ class VersionCatalog:
                 f"this backup was taken with {source.engine} {source.version} (RDB format {source.rdb_format}), "
                 f"which {target.engine} {target.version} cannot read: restore it into the same or a newer version"
             )
+
+
+# --- Cluster components (Sentinel, HAProxy): images built like the engine images, not versions a user picks ---
+
+
+@dataclass(frozen=True)
+class Component:
+    """A cluster component's image (scripts/build-images.py builds it from `package`). Its process runs as
+    `user` (numeric "uid:gid", in the image's /etc/passwd) with a read-only root filesystem: its
+    configuration is `config_dir`/`config_file` on a volume mounted at `config_dir`, which the image gives
+    to `user` when the component rewrites its own file (Sentinel) and leaves to root otherwise (HAProxy)."""
+
+    role: str  # sentinel or haproxy
+    image: str
+    version: str  # upstream version the image's binary reports
+    package: str  # the Debian package it is built from
+    user: str
+    config_dir: str
+    config_file: str
+    config_writable: bool
+
+    @property
+    def uid(self) -> int:
+        return int(self.user.split(":")[0])
+
+    @property
+    def gid(self) -> int:
+        return int(self.user.split(":")[1])
+
+    @property
+    def config_path(self) -> str:
+        return f"{self.config_dir}/{self.config_file}"
+
+
+class UnknownComponent(LookupError):
+    pass
+
+
+class ComponentCatalog:
+    def __init__(self, components: list[Component]):
+        self._components = {c.role: c for c in components}
+        if len(self._components) != len(components):
+            raise ValueError("components.json: a role is listed twice")
+        for c in components:
+            uid, _, gid = c.user.partition(":")
+            if not (uid.isdigit() and gid.isdigit()) or uid == "0":
+                raise ValueError(f"components.json: {c.role} must run as a numeric non-root uid:gid, not {c.user!r}")
+            if not c.config_dir.startswith("/") or "/" in c.config_file:
+                raise ValueError(f"components.json: {c.role}'s config_dir must be absolute and config_file a name")
+
+    @classmethod
+    def load(cls, path: Path = CATALOGS / "components.json") -> ComponentCatalog:
+        data = json.loads(path.read_text())
+        return cls([Component(**c) for c in data["components"]])
+
+    def __iter__(self):
+        return iter(self._components.values())
+
+    def get(self, role: str) -> Component:
+        try:
+            return self._components[role]
+        except KeyError:
+            raise UnknownComponent(f"unknown cluster component '{role}'; components are: "
+                                   f"{', '.join(self._components)}") from None

@@ -1,5 +1,6 @@
 #!/usr/bin/env python3
-"""Build one minimal engine image per catalog version and load it into every engine.
+"""Build one minimal engine image per catalog version, and the cluster components' images (Sentinel,
+HAProxy: scripts/component_images.py, domain/catalogs/components.json), and load them into every engine.
 
 No container registry exists: each image is a root filesystem made of the
 server binary (plus redis-cli) and exactly the shared libraries `ldd` lists,
@@ -30,11 +31,12 @@ Image content (the Python code relies on it):
   /etc/redis-addons/image.json  what the image was built from (the labels, libraries)
 No shell, no coreutils: `docker exec` can only run the binaries above.
 
-usage: build-images.py [--engines "name=url ..."] [--only VERSION ...] [--no-smoke] [--force]
+usage: build-images.py [--engines "name=url ..."] [--only VERSION|ROLE ...] [--no-smoke] [--force]
 """
 from __future__ import annotations
 
 import argparse
+import functools
 import hashlib
 import json
 import os
@@ -44,10 +46,14 @@ import subprocess
 import sys
 import tarfile
 import time
+from collections.abc import Callable
 from pathlib import Path
+from typing import NamedTuple
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # also when loaded by build-demo-app.py
+import component_images as components  # noqa: E402
 import image_record as record  # noqa: E402
+from component_smoke import smoke_component  # noqa: E402
 from image_smoke import smoke_test  # noqa: E402
 from image_sources import SOURCES, obtain  # noqa: E402
 
@@ -120,13 +126,18 @@ def make_rootfs(root: Path, engine: str, server: Path, cli: Path | None, origin:
     return sorted(libs)
 
 
-def make_tarball(root: Path, out: Path) -> str:
+def make_tarball(root: Path, out: Path, owned: dict[str, tuple[int, int]] | None = None) -> str:
+    """Pack `root` (everything root's but the entries `owned` names: {archive name: (uid, gid)}, by default
+    an engine image's /data, the redis user's)."""
+    owned = {"data": (999, 999)} if owned is None else owned
+
     def owner(ti: tarfile.TarInfo) -> tarfile.TarInfo:
         ti.uid = ti.gid = 0
         ti.uname = ti.gname = "root"
-        if ti.name in ("data", "./data"):
-            ti.uid = ti.gid = 999
-            ti.uname = ti.gname = "redis"
+        name = ti.name.removeprefix("./")
+        if name in owned:
+            ti.uid, ti.gid = owned[name]
+            ti.uname = ti.gname = ""  # numeric: the image's /etc/passwd names them
         ti.mtime = 0
         return ti
 
@@ -187,6 +198,8 @@ def images_on(url: str, images: list[str]) -> dict[str, tuple[str, dict[str, str
     r = docker(url, "image", "inspect", "--format", "{{json .RepoTags}}\t{{.Id}}\t{{json .Config.Labels}}", *images)
     found = {}
     for line in r.stdout.splitlines():
+        if not line.strip():
+            continue  # docker prints an empty line when none of the images is there (a new engine)
         tags, image_id, labels = line.split("\t")
         for tag in json.loads(tags) or []:
             if tag in images:
@@ -197,16 +210,14 @@ def images_on(url: str, images: list[str]) -> dict[str, tuple[str, dict[str, str
     return found
 
 
-def import_image(url: str, tarball: Path, image: str, labels: dict[str, str]) -> None:
+ENGINE_CHANGES = ['CMD ["/usr/local/bin/redis-server", "/etc/redis/redis.conf"]', "WORKDIR /data",
+                  "ENV PATH=/usr/local/bin:/usr/bin:/bin"]
+
+
+def import_image(url: str, tarball: Path, image: str, labels: dict[str, str], changes: list[str] = ENGINE_CHANGES) -> None:
     label = " ".join(f'{k}="{v}"' for k, v in sorted(labels.items()))  # values hold no quote nor backslash
-    changes = [
-        'CMD ["/usr/local/bin/redis-server", "/etc/redis/redis.conf"]',
-        "WORKDIR /data",
-        "ENV PATH=/usr/local/bin:/usr/bin:/bin",
-        f"LABEL {label}",
-    ]
     cmd = ["docker", "-H", url, "import"]
-    for c in changes:
+    for c in [*changes, f"LABEL {label}"]:
         cmd += ["--change", c]
     cmd += [str(tarball), image]
     subprocess.run(cmd, check=True, text=True, capture_output=True)
@@ -242,37 +253,66 @@ def read_meta(tarball: Path) -> dict[str, str] | None:
         return None
 
 
+class Target(NamedTuple):
+    """One image to keep up to date on every engine: an engine version's or a cluster component's."""
+    image: str
+    tarball: Path
+    build_format: int
+    main_package: Callable[[dict], tuple]  # installed versions -> (registry, package, version) now
+    build: Callable[[tuple], dict]  # main package now -> labels of the tarball it built
+    changes: list[str]
+    smoke: Callable[[str, str], str]  # host name, url -> what the smoke test saw
+
+
+def targets(only: list[str] | None, cache: Path, skipped: list[str]) -> list[Target]:
+    """The engine versions of versions.json, then the components of components.json (`only`: versions
+    and roles to build)."""
+    out = []
+    for entry in json.loads(CATALOG.read_text())["versions"]:
+        version, engine, image = entry["version"], entry["engine"], entry["image"]
+        if only and version not in only:
+            continue
+        if version not in SOURCES:
+            skipped.append(f"{image}: no known registry source for {engine} {version}")
+            continue
+        tarball = cache / "images" / f"{engine}-{version}.tar"
+        out.append(Target(image, tarball, BUILD_FORMAT, functools.partial(main_package, version),
+                          functools.partial(build_tarball, entry, cache, tarball=tarball), ENGINE_CHANGES,
+                          functools.partial(smoke_test, image=image, engine=engine, version=version)))
+    for c in components.components():
+        if only and c["role"] not in only:
+            continue
+        tarball = cache / "images" / f"{components.key(c)}.tar"
+        out.append(Target(c["image"], tarball, components.FORMAT, functools.partial(components.main_package, c),
+                          functools.partial(components.build_tarball, c, cache, tarball=tarball,
+                                            ldd_paths=ldd_paths, make_tarball=make_tarball),
+                          components.import_changes(c), functools.partial(smoke_component, component=c)))
+    return out
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--engines", help='"host-a=unix:///... host-b=unix:///..." (default: from hosts.json)')
-    ap.add_argument("--only", nargs="*", help="versions to build (default: all in the catalog)")
+    ap.add_argument("--only", nargs="*", help="versions and component roles to build (default: both catalogs)")
     ap.add_argument("--no-smoke", action="store_true", help="skip the smoke test of new images")
     ap.add_argument("--smoke-all", action="store_true", help="smoke-test every image on every engine, new or not")
     ap.add_argument("--force", action="store_true", help="rebuild tarballs and re-import images")
     args = ap.parse_args()
 
     engines = engines_from_args(args.engines)
-    # Engines sharing one URL (an external engine for both hosts) are handled once.
+    # Engines sharing one URL (an external engine for every host) are handled once.
     seen: dict[str, str] = {}
     for n, u in engines:
         seen.setdefault(u, n)
     unique_engines = [(n, u) for u, n in seen.items()]
 
-    catalog = json.loads(CATALOG.read_text())
     cache = home() / "build"
     cache.mkdir(parents=True, exist_ok=True)
 
     errors: list[str] = []
     skipped: list[str] = []
-    entries = []
-    for entry in catalog["versions"]:
-        if args.only and entry["version"] not in args.only:
-            continue
-        if entry["version"] not in SOURCES:
-            skipped.append(f"{entry['image']}: no known registry source for {entry['engine']} {entry['version']}")
-            continue
-        entries.append(entry)
-    wanted = [e["image"] for e in entries]
+    todo_targets = targets(args.only, cache, skipped)
+    wanted = [t.image for t in todo_targets]
     present: dict[str, dict] = {}
     for n, u in unique_engines:
         try:
@@ -280,62 +320,69 @@ def main() -> int:
         except RuntimeError as e:
             errors.append(f"{n}: {e}")
             present[u] = {}
-    # The Debian packages every image and cached tarball was built from, with the server's, as installed now.
+    # The Debian packages every image and cached tarball was built from, with the servers', as installed now.
     recorded = [labels for found in present.values() for _, labels in found.values()]
-    recorded += [read_meta(cache / "images" / f"{e['engine']}-{e['version']}.tar") or {} for e in entries]
+    recorded += [read_meta(t.tarball) or {} for t in todo_targets]
     names = {n for labels in recorded for n in record.parse_packages(labels.get(record.DEBIAN_PACKAGES, ""))}
     names |= {s["package"] for s in SOURCES.values() if s["kind"] == "deb"}
+    names |= {c["package"] for c in components.components()}
     installed = record.installed_versions(sorted(names))
 
-    for entry in entries:
-        version, engine, image = entry["version"], entry["engine"], entry["image"]
-        main_now = main_package(version, installed)
-        todo = []
-        for n, u in unique_engines:
-            have = present[u].get(image)
-            reason = "--force" if args.force else record.rebuild_reason(have and have[1], main_now, installed, BUILD_FORMAT)
-            if reason:
-                todo.append((n, u))
-                if have:
-                    log(f"{n}: {image} is rebuilt: {reason}")
-        if not todo and not args.smoke_all:
-            continue
-        tarball = cache / "images" / f"{engine}-{version}.tar"
-        if todo:
-            try:
-                labels = read_meta(tarball)
-                if args.force or record.rebuild_reason(labels, main_now, installed, BUILD_FORMAT):
-                    labels = build_tarball(entry, cache, main_now, tarball)
-            except (RuntimeError, subprocess.CalledProcessError, OSError) as e:
-                errors.append(f"{image}: {e}")
-                continue
-        for n, u in unique_engines:
-            new = (n, u) in todo
-            old_id = present[u].get(image, (None,))[0]
-            try:
-                if new:
-                    import_image(u, tarball, image, labels)
-                if (new and not args.no_smoke) or args.smoke_all:
-                    res = smoke_test(n, u, image, engine, version)
-                    log(f"{n}: {image} {'imported, ' if new else ''}smoke test ok: {res}")
-                elif new:
-                    log(f"{n}: {image} imported")
-                if new and old_id:
-                    log(f"{n}: {image}: {retire(u, old_id)}")
-            except subprocess.CalledProcessError as e:
-                errors.append(f"{n} {image}: {' '.join(e.cmd[:4])}...: {e.stderr.strip() if e.stderr else e}")
-            except RuntimeError as e:
-                if new:  # don't leave a broken image behind: the previous one (if any) keeps the tag, the next run retries
-                    docker(u, "rmi", "-f", image)
-                    if old_id:
-                        docker(u, "tag", old_id, image)
-                errors.append(str(e))
+    for target in todo_targets:
+        errors += update(target, installed, unique_engines, present, args)
 
     for s in skipped:
         log(f"SKIPPED {s}")
     for e in errors:
         log(f"ERROR {e}")
     return 1 if errors else 0
+
+
+def update(target: Target, installed: dict, unique_engines: list, present: dict, args) -> list[str]:
+    """Build, import and smoke-test one image where it is missing or out of date; return the errors."""
+    image, errors = target.image, []
+    main_now = target.main_package(installed)
+    todo = []
+    for n, u in unique_engines:
+        have = present[u].get(image)
+        reason = "--force" if args.force else record.rebuild_reason(have and have[1], main_now, installed,
+                                                                      target.build_format)
+        if reason:
+            todo.append((n, u))
+            if have:
+                log(f"{n}: {image} is rebuilt: {reason}")
+    if not todo and not args.smoke_all:
+        return errors
+    labels = None
+    if todo:
+        try:
+            labels = read_meta(target.tarball)
+            if args.force or record.rebuild_reason(labels, main_now, installed, target.build_format):
+                labels = target.build(main_now)
+        except (RuntimeError, subprocess.CalledProcessError, OSError) as e:
+            return [f"{image}: {e}"]
+    for n, u in unique_engines:
+        new = (n, u) in todo
+        old_id = present[u].get(image, (None,))[0]
+        try:
+            if new:
+                import_image(u, target.tarball, image, labels, target.changes)
+            if (new and not args.no_smoke) or args.smoke_all:
+                res = target.smoke(n, u)
+                log(f"{n}: {image} {'imported, ' if new else ''}smoke test ok: {res}")
+            elif new:
+                log(f"{n}: {image} imported")
+            if new and old_id:
+                log(f"{n}: {image}: {retire(u, old_id)}")
+        except subprocess.CalledProcessError as e:
+            errors.append(f"{n} {image}: {' '.join(e.cmd[:4])}...: {e.stderr.strip() if e.stderr else e}")
+        except RuntimeError as e:
+            if new:  # don't leave a broken image behind: the previous one (if any) keeps the tag, the next run retries
+                docker(u, "rmi", "-f", image)
+                if old_id:
+                    docker(u, "tag", old_id, image)
+            errors.append(str(e))
+    return errors
 
 
 if __name__ == "__main__":

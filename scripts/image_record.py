@@ -17,6 +17,8 @@ ENGINE, VERSION, FORMAT = PREFIX + "engine", PREFIX + "version", PREFIX + "build
 REGISTRY, PACKAGE, PACKAGE_VERSION = PREFIX + "package-registry", PREFIX + "package", PREFIX + "package-version"
 DEBIAN_PACKAGES = PREFIX + "debian-packages"  # "name=version ..." of every Debian file in the image
 BUILT_AT, ROOTFS = PREFIX + "built-at", PREFIX + "rootfs-sha256"
+# Cluster component images (scripts/component_images.py) record their role and user instead of an engine.
+COMPONENT, USER = PREFIX + "component", PREFIX + "user"
 
 # Written by scripts/install-packages.sh when `apt-get update` succeeds (stamped with the time it
 # started); both scripts read the same defaults from scripts/lib.sh through the environment.
@@ -40,6 +42,15 @@ def labels_for(engine: str, version: str, build_format: int, main: tuple[str, st
     return {ENGINE: engine, VERSION: version, FORMAT: str(build_format), REGISTRY: registry,
             PACKAGE: package, PACKAGE_VERSION: package_version, DEBIAN_PACKAGES: format_packages(debian),
             BUILT_AT: built_at}
+
+
+def component_labels(role: str, version: str, build_format: int, main: tuple[str, str, str],
+                     debian: dict[str, str], built_at: str, user: str) -> dict[str, str]:
+    """The record of a Sentinel or HAProxy image build: as an engine image's, with its role and the
+    uid:gid it runs as in place of an engine (rebuild_reason reads both the same way)."""
+    labels = labels_for(role, version, build_format, main, debian, built_at)
+    del labels[ENGINE]
+    return {**labels, COMPONENT: role, USER: user}
 
 
 def rebuild_reason(recorded: dict[str, str] | None, main: tuple[str, str, str | None],

