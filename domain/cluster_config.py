@@ -44,6 +44,7 @@ def replication_lines(*, node: Address, primary: Address | None, password: str, 
         "masteruser default",
         f"masterauth {quoted(password)}",
         "replica-read-only yes",
+        "repl-diskless-sync-delay 0",  # one replica: no reason to wait 5 s for others before a full sync
         f"min-replicas-to-write {min_replicas}",
         f"min-replicas-max-lag {MIN_REPLICAS_MAX_LAG_S}",
     ]

@@ -12,7 +12,7 @@ SENTINELS = [Address("127.0.1.1", 30002), Address("127.0.2.1", 31002), Address("
 def test_a_replica_follows_the_primary_and_announces_the_address_clients_reach():
     lines = replication_lines(node=REPLICA, primary=PRIMARY, password="pw", min_replicas=1)
     assert "replicaof 127.0.1.1 30000" in lines
-    assert {"replica-announce-ip 127.0.2.1", "replica-announce-port 31000", "masterauth pw",
+    assert {"replica-announce-ip 127.0.2.1", "replica-announce-port 31000", "masterauth \"pw\"",
             "min-replicas-to-write 1"} <= set(lines)
 
 
@@ -25,8 +25,8 @@ def test_a_sentinel_watches_the_primary_with_a_quorum_of_two_and_fast_timings():
     conf = sentinel_conf(sentinel=SENTINELS[2], primary=PRIMARY, password="pw", sentinel_password="spw").splitlines()
     assert f"sentinel monitor {MASTER_NAME} 127.0.1.1 30000 {QUORUM}" in conf and QUORUM == 2
     assert f"sentinel down-after-milliseconds {MASTER_NAME} {DOWN_AFTER_MS}" in conf and DOWN_AFTER_MS < 30000
-    assert {"sentinel announce-ip 127.0.3.1", "sentinel announce-port 32002", f"sentinel auth-pass {MASTER_NAME} pw",
-            "requirepass spw", "sentinel sentinel-pass spw"} <= set(conf)
+    assert {"sentinel announce-ip 127.0.3.1", "sentinel announce-port 32002", f"sentinel auth-pass {MASTER_NAME} \"pw\"",
+            "requirepass \"spw\"", "sentinel sentinel-pass \"spw\""} <= set(conf)
 
 
 def test_commands_are_sent_as_resp_with_spaces_escaped_for_haproxy():
