@@ -131,3 +131,16 @@ def place_nodes(
         held.append(Tenant(where.host, where.port, request.memory_mib, where.tls_port))
         taken.add(where.host)
     return placements
+
+
+# What a Sentinel and an HAProxy hold on their host: a few MiB of memory, one port.
+SENTINEL_MEMORY_MIB = 32
+HAPROXY_MEMORY_MIB = 32
+
+
+def cluster_requests(data_nodes: int, sentinels: int, proxies: int, memory_mib: int, tls: bool) -> list[NodeRequest]:
+    """The nodes of a plan's cluster, each group spread over different hosts (reference, "Cluster
+    Setup": data nodes, a couple of HAProxy, three Sentinels): losing a host loses one of each."""
+    return ([NodeRequest("data", memory_mib, tls=tls, spread="data") for _ in range(data_nodes)]
+            + [NodeRequest("sentinel", SENTINEL_MEMORY_MIB, spread="sentinel") for _ in range(sentinels)]
+            + [NodeRequest("proxy", HAPROXY_MEMORY_MIB, spread="proxy") for _ in range(proxies)])

@@ -42,3 +42,22 @@ def test_a_cluster_the_hosts_cannot_spread_is_refused_saying_why(hosts, tenants,
 def test_an_excluded_host_is_never_used():
     placed = place_nodes([NodeRequest("data", 256, spread="data")] * 2, HOSTS, [], exclude_host="host-a")
     assert {p.host for p in placed} == {"host-b", "host-c"}
+
+
+def test_a_business_plans_cluster_is_two_data_nodes_three_sentinels_and_two_proxies():
+    from domain.catalog import PlanCatalog
+    from domain.placement import cluster_requests
+
+    plan = PlanCatalog.load().get("redis-business-1024")
+    requests = cluster_requests(plan.data_nodes, plan.sentinels, plan.haproxy, plan.memory_mib, tls=True)
+    assert [(r.role, r.spread) for r in requests] == [("data", "data")] * 2 + [("sentinel", "sentinel")] * 3 + [
+        ("proxy", "proxy")] * 2
+    assert all(r.memory_mib == 1024 and r.tls for r in requests[:2])
+    placed = place_nodes(requests, HOSTS, [])
+    assert {p.host for p in placed[2:5]} == {"host-a", "host-b", "host-c"}  # any one host lost: a quorum of 2 left
+
+
+def test_a_starter_plans_cluster_is_one_data_node():
+    from domain.placement import cluster_requests
+
+    assert [r.role for r in cluster_requests(1, 0, 0, 256, tls=True)] == ["data"]
