@@ -9,7 +9,7 @@ PY   := $(VENV)/bin/python
 
 .PHONY: setup run test bench demo smoke engines-status stop-engines clean
 
-## setup: Debian packages, .venv, engines host-a/host-b, var/hosts.json, engine images (idempotent)
+## setup: Debian packages, .venv, engines host-a/host-b/host-c, var/hosts.json, engine images (idempotent)
 setup:
 	@scripts/setup.sh
 
@@ -35,13 +35,14 @@ demo: setup
 smoke: setup
 	@python3 scripts/build-images.py --smoke-all
 
+## engines-status: host-a, host-b and host-c: up (with the dockerd pid) or down
 engines-status:
 	@scripts/engines.sh status
 
-## stop-engines: stop the two dockerd we started (by their pid files)
+## stop-engines: stop the three dockerd we started (by their pid files)
 stop-engines:
 	@scripts/engines.sh stop
 
-## clean: remove containers labelled redis-addons.addon (and smoke-test leftovers) on both engines
+## clean: remove containers labelled redis-addons.addon (and smoke-test leftovers) on every engine
 clean:
 	@scripts/clean-containers.sh

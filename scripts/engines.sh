@@ -1,10 +1,10 @@
 #!/usr/bin/env bash
-# Local Docker engines host-a and host-b: start | stop | status
+# Local Docker engines host-a, host-b and host-c (ENGINE_NAMES in lib.sh): start | stop | status
 #
 # Each engine is a dockerd from Debian's docker.io with its own socket, data
 # root, exec root and pid file. dockerd starts its own containerd, whose state
-# lives under the exec root (<exec-root>/containerd/containerd.sock), so the two
-# never share a containerd. No bridge, no iptables: containers use host
+# lives under the exec root (<exec-root>/containerd/containerd.sock), so no two
+# share a containerd. No bridge, no iptables: containers use host
 # networking on loopback only.
 #
 # When REDIS_ADDONS_ENGINES=external (or auto-detected: an engine we did not

@@ -3,8 +3,8 @@
 #
 # Environment knobs (all optional):
 #   REDIS_ADDONS_HOME        data directory (default: <repo>/var; relative = relative to the repo)
-#   REDIS_ADDONS_ENGINES     "local"    = start our own two dockerd (host-a, host-b)
-#                            "external" = use the engine at /var/run/docker.sock for both hosts
+#   REDIS_ADDONS_ENGINES     "local"    = start our own three dockerd (host-a, host-b, host-c)
+#                            "external" = use the engine at /var/run/docker.sock for all three hosts
 #                            unset      = external if /var/run/docker.sock answers and is not
 #                                         Debian's docker.io service we installed ourselves
 #   REDIS_ADDONS_STORAGE_DRIVER  dockerd storage driver (default: vfs)
@@ -22,7 +22,9 @@ esac
 unset _home
 export REDIS_ADDONS_HOME="$ADDONS_HOME"
 
-ENGINE_NAMES=(host-a host-b)
+# Three failure domains: a Business cluster puts its two data nodes, three Sentinels and two
+# HAProxy on different hosts. Bind addresses and port ranges are in scripts/write-hosts.sh.
+ENGINE_NAMES=(host-a host-b host-c)
 RUN_BASE=/run/redis-addons
 DATA_BASE=/var/lib/redis-addons
 LOG_BASE=/var/log/redis-addons

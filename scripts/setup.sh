@@ -4,7 +4,7 @@
 #   1. Debian packages           scripts/install-packages.sh (lists refreshed when older than 3 h,
 #                                what the images are made of upgraded to its newest update)
 #   2. .venv with the project    scripts/setup-venv.sh
-#   3. engines host-a, host-b    scripts/engines.sh start
+#   3. engines host-a/b/c        scripts/engines.sh start
 #   4. $REDIS_ADDONS_HOME/hosts.json   scripts/write-hosts.sh
 #   5. engine images             scripts/build-images.py (rebuilt when a recorded package version changed)
 #   6. demo app image            scripts/build-demo-app.py (examples/demo_app)

@@ -1,12 +1,17 @@
 #!/usr/bin/env bash
 # Write $REDIS_ADDONS_HOME/hosts.json (derived: rewritten on every setup).
+# Each host has its own loopback address and port range. host-c's range stops at 32767, below the
+# kernel's ephemeral ports (net.ipv4.ip_local_port_range starts at 32768 on Debian): a connection
+# made from 127.0.3.1 (a replica's link to its primary, say) may hold one, and a node given that
+# port could then not bind it.
 set -euo pipefail
 . "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
 mkdir -p "$ADDONS_HOME"
 engine_urls | python3 -c '
 import json, os, sys
-spec = {"host-a": ("127.0.1.1", [30000, 30999]), "host-b": ("127.0.2.1", [31000, 31999])}
+spec = {"host-a": ("127.0.1.1", [30000, 30999]), "host-b": ("127.0.2.1", [31000, 31999]),
+        "host-c": ("127.0.3.1", [32000, 32767])}
 hosts = []
 for line in sys.stdin:
     name, url = line.split()

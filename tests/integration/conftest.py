@@ -36,7 +36,8 @@ def home(tmp_path):
 async def engine(request, home, app_name):
     """An engine on the real hosts; `indirect` parametrization with "new-host-cannot-start" gives
     one where host-b's first port is held by a listener outside Docker (its second one is for TLS), so a node moved there
-    cannot start (a real failure, found within a 3 s step deadline)."""
+    cannot start (a real failure, found within a 3 s step deadline). A node moved off host-a goes to host-b: host-b
+    and host-c have as much memory free, and a tie goes to the host listed first."""
     blocker = None
     settings = settings_for(home)
     if getattr(request, "param", None) == "new-host-cannot-start":
@@ -44,9 +45,9 @@ async def engine(request, home, app_name):
         blocker.bind(("127.0.2.1", 0))
         blocker.listen()
         port = blocker.getsockname()[1]
-        a, b = settings.hosts
+        a, b, *others = settings.hosts
         settings = settings_for(home, step_deadline_s=3,
-                                hosts=(a, DockerHost(b.name, b.docker_url, b.address, port, port + 1, b.memory_mib)))
+                                hosts=(a, DockerHost(b.name, b.docker_url, b.address, port, port + 1, b.memory_mib), *others))
     try:
         async with build(settings) as running:
             yield running

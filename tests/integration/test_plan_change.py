@@ -112,9 +112,10 @@ async def test_one_operation_at_a_time_and_not_to_the_same_plan(engine, app_name
 
 
 def hosts_where_the_new_host_cannot_start(home, port: int) -> tuple[DockerHost, ...]:
-    """host-b's first port is held by a listener outside Docker (its second one is for TLS): a node placed there cannot bind."""
-    a, b = settings_for(home).hosts
-    return (a, DockerHost(b.name, b.docker_url, b.address, port, port + 1, b.memory_mib))
+    """host-b's first port is held by a listener outside Docker (its second one is for TLS): a node placed there cannot bind.
+    A node moved off host-a goes to host-b: host-b and host-c have as much memory free, and a tie goes to the first listed."""
+    a, b, *others = settings_for(home).hosts
+    return (a, DockerHost(b.name, b.docker_url, b.address, port, port + 1, b.memory_mib), *others)
 
 
 async def test_when_the_new_host_cannot_start_the_node_the_addon_comes_back_as_it_was(home, app_name):
