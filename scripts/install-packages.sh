@@ -164,10 +164,14 @@ else
       for _ in $(seq 1 50); do pid_alive "$pid" || break; sleep 0.1; done
     fi
   fi
-  if command -v update-rc.d >/dev/null && [ -e /etc/init.d/redis-server ] \
-     && ls /etc/rc2.d/S*redis-server >/dev/null 2>&1; then
-    update-rc.d redis-server disable >/dev/null 2>&1 || true
-  fi
+  # Their boot-time links too: after a reboot with a traditional init they would start (Debian's
+  # Sentinel on 26379, its HAProxy on its default config) beside nothing of ours.
+  for service in redis-server redis-sentinel haproxy; do
+    if command -v update-rc.d >/dev/null && [ -e "/etc/init.d/$service" ] \
+       && ls /etc/rc2.d/S*"$service" >/dev/null 2>&1; then
+      update-rc.d "$service" disable >/dev/null 2>&1 || true
+    fi
+  done
   if [ -e "$DOCKER_IO_MARKER" ]; then
     pf=/var/run/docker.pid
     if [ -f "$pf" ]; then
