@@ -30,6 +30,10 @@ class NodeSpec:
     files: dict[str, str] = field(repr=False)
     memory_bytes: int
     labels: dict[str, str] = field(default_factory=dict)
+    # Cluster components (Sentinel, HAProxy) run as a non-root user from a read-only root filesystem:
+    # their files belong to that user (0600), and an empty command keeps the image's own.
+    files_owner: tuple[int, int] = (0, 0)
+    read_only: bool = False
 
 
 @dataclass(frozen=True)

@@ -20,21 +20,24 @@ from engine.ports import EffectError, NodeSpec, NodeState, TransientError
 from engine.settings import DockerHost
 
 
-def config_archive(files: dict[str, str]) -> bytes:
-    """A tar of these files (relative paths), as the Docker archive API wants it. Readable by root
-    only: the server runs as root in its container, and a TLS key is among them."""
+def config_archive(files: dict[str, str], owner: tuple[int, int] = (0, 0)) -> bytes:
+    """A tar of these files (relative paths), as the Docker archive API wants it. Readable by their
+    `owner` only: a data node's server runs as root in its container and a TLS key is among them; a
+    Sentinel or HAProxy runs as its own user."""
     buffer = io.BytesIO()
     with tarfile.open(fileobj=buffer, mode="w") as tar:
         directories = sorted({str(parent) for name in files for parent in PurePosixPath(name).parents} - {"."})
         for directory in directories:
             info = tarfile.TarInfo(directory)
             info.type, info.mode = tarfile.DIRTYPE, 0o700
+            info.uid, info.gid = owner
             tar.addfile(info)
         for name, text in files.items():
             data = text.encode()
             info = tarfile.TarInfo(name)
             info.size = len(data)
             info.mode = 0o600
+            info.uid, info.gid = owner
             tar.addfile(info, io.BytesIO(data))
     return buffer.getvalue()
 
@@ -121,7 +124,7 @@ class DockerRuntime:
                                           config_volume_labels(spec.volume, spec.labels))
                 container = await docker.containers.create(self._container_config(spec), name=spec.container)
             if spec.files:  # none: a container recreated on volumes that hold its configuration already
-                await container.put_archive(spec.config_dir, config_archive(spec.files))
+                await container.put_archive(spec.config_dir, config_archive(spec.files, spec.files_owner))
         except (DockerError, aiohttp.ClientError, OSError) as e:
             raise translate(e, f"creating {spec.container} on {spec.host}") from None
 
@@ -135,9 +138,8 @@ class DockerRuntime:
 
     @staticmethod
     def _container_config(spec: NodeSpec) -> dict:
-        return {
+        config = {
             "Image": spec.image,
-            "Cmd": spec.command,
             "Labels": spec.labels,
             "StopTimeout": 30,
             "HostConfig": {
@@ -147,8 +149,12 @@ class DockerRuntime:
                 "Mounts": [{"Type": "volume", "Source": spec.volume, "Target": "/data"},
                            {"Type": "volume", "Source": config_volume(spec.volume), "Target": spec.config_dir}],
                 "RestartPolicy": {"Name": "unless-stopped"},
+                "ReadonlyRootfs": spec.read_only,
             },
         }
+        if spec.command:  # none: the image's own (a component's, with its configuration file)
+            config["Cmd"] = spec.command
+        return config
 
     async def start_node(self, host: str, container: str) -> None:
         try:
