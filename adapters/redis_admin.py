@@ -86,6 +86,19 @@ class RedisAdmin:
         async with self._client(node, timeout=2) as client:
             await client.ping()
 
+    async def replication(self, node: Endpoint) -> dict:
+        async with self._client(node, timeout=2) as client:
+            return await client.info("replication")
+
+    async def sentinel_view(self, node: Endpoint, master: str) -> dict:
+        async with self._client(node, timeout=2) as client:
+            primary = await client.execute_command("SENTINEL", "GET-MASTER-ADDR-BY-NAME", master)
+            sentinels = await client.execute_command("SENTINEL", "SENTINELS", master)
+            replicas = await client.execute_command("SENTINEL", "REPLICAS", master)
+        address = tuple(v.decode() if isinstance(v, bytes) else str(v) for v in primary or ())
+        return {"primary": f"{address[0]}:{address[1]}" if address else None, "sentinels": len(sentinels),
+                "replicas": len(replicas)}
+
     async def used_memory(self, node: Endpoint) -> int:
         async with self._client(node) as client:
             return int((await client.info("memory"))["used_memory"])

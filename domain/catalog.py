@@ -6,7 +6,7 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
-from domain.errors import BackupTooNew, PlanNotAvailable, UnknownPlan, UnknownVersion
+from domain.errors import BackupTooNew, NotOnBusinessYet, UnknownPlan, UnknownVersion
 
 CATALOGS = Path(__file__).parent / "catalogs"
 
@@ -24,6 +24,12 @@ class Plan:
     @property
     def is_cluster(self) -> bool:
         return self.data_nodes > 1
+
+    def check_single_node(self, addon: str, doing: str) -> None:
+        """Business clusters are provisioned and removed; the rest comes with the next issues."""
+        if self.is_cluster:
+            raise NotOnBusinessYet(f"addon {addon} is on Business plan {self.id}: {doing} is not available on "
+                                   "Business clusters yet (provisioning and removal are)")
 
 
 @dataclass(frozen=True)
@@ -57,15 +63,8 @@ class PlanCatalog:
             raise UnknownPlan(f"unknown plan '{plan_id}'; valid plans are: {valid}") from None
 
     def provisionable(self, plan_id: str) -> Plan:
-        """A plan an addon can be created on today: clusters are not built yet."""
-        plan = self.get(plan_id)
-        if plan.is_cluster:
-            single = ", ".join(p.id for p in self if not p.is_cluster)
-            raise PlanNotAvailable(
-                f"plan '{plan_id}' needs a Sentinel cluster, which this installation "
-                f"does not provide yet; single-node plans are: {single}"
-            )
-        return plan
+        """A plan an addon can be created on: every plan listed (Business plans as clusters)."""
+        return self.get(plan_id)
 
 
 class VersionCatalog:

@@ -15,6 +15,9 @@ from domain.errors import StepOutOfOrder
 STEPS = {
     "provision": ["create", "start", "wait_ready", "publish"],
     "remove": ["stop", "remove"],
+    # Reference, "Cluster Setup": a Business addon's seven nodes, each stage waited for before the next.
+    "provision_cluster": ["create", "start_data", "wait_replica", "start_sentinels", "wait_sentinels",
+                          "start_proxies", "wait_entry", "publish"],
     # Reference, "Changing Plans": stop, restart on a new host with the new plan's parameters, restart the app.
     "change_plan": ["stop", "start_new", "wait_ready", "verify", "publish", "cleanup", "restart_app"],
     # Reference, "Persistence Mode" / "Cache Mode": the server's configuration file and live settings.

@@ -15,7 +15,7 @@ from domain.addon import DEFAULT_SETTINGS, Addon
 from domain.names import addon_name, check_app_name
 from domain.app import App, restart_method
 from domain.catalog import PlanCatalog, VersionCatalog
-from domain.errors import OperationNotStuck, UnknownAddon, UnknownOperation
+from domain.errors import OperationNotStuck, PlanNotAvailable, UnknownAddon, UnknownOperation
 from domain.operation import Operation
 from domain.redis_config import app_environment
 from engine.backups import BackupService
@@ -27,6 +27,7 @@ from engine.addon_lookup import PROVIDER, AddonLookup
 from engine.described import describe_operation, event_as_dict
 from engine.adoption import adopt_clusters
 from engine.claims import AddonClaims
+from engine.cluster_forming import business_addon, business_requests
 from engine.clusters import cluster_of, data_node, new_cluster, serving_node
 from engine.inventory import Inventory
 from engine.inventory_keeper import InventoryKeeper
@@ -83,11 +84,11 @@ class Engine:
         self.operations_starter = starter = OperationStarter(events, coordinator, self.follower, claims)
         self.backups = BackupService(events, views, plans, versions, self.lookup, starter, self.follower,
                                      self.inventory, backup_store)
-        self.database = DatabaseSettings(self.lookup, starter, versions, certificates, redis, secrets)
+        self.database = DatabaseSettings(self.lookup, starter, versions, certificates, redis, secrets, plans)
         self.certificate_renewals = CertificateRenewals(events, views, redis, secrets, starter)
-        self.missing_tls = MissingTls(events, views, versions, self.placing, starter)
+        self.missing_tls = MissingTls(events, views, versions, self.placing, starter, plans)
         self.watcher = NodeWatcher(events, views, self.inventory, claims, runtime, redis, secrets, versions,
-                                   certificates, settings.watch_interval_s)
+                                   certificates, settings.watch_interval_s, plans)
         self.scheduler = Scheduler(self.backups, self.certificate_renewals, self.missing_tls.serve_where_missing,
                                    settings.scheduler_tick_s)
 
@@ -143,6 +144,8 @@ class Engine:
             raise UnknownAddon(f"unknown addon provider {provider!r}; this installation provides {PROVIDER!r}")
         plan = self.plans.provisionable(plan_id)
         engine_version = self.versions.get(version) if version else self.versions.default
+        if plan.is_cluster:
+            return await self._add_cluster(app, plan, engine_version.version)
         async with self.placing.held() as placer:
             [where] = placer.nodes([NodeRequest("data", plan.memory_mib, tls=engine_version.tls)])
             name = self._new_addon_name(app)
@@ -168,6 +171,18 @@ class Engine:
             position = await self.operations_starter.record(operation, addon, new_cluster(addon, operation.id))
         await self.operations_starter.caught_up(position)
         log.info("addon requested", addon=name, app=app, plan=plan.id, host=where.host, operation_id=str(operation.id))
+        return {"addon": name, "operation_id": str(operation.id)}
+
+    async def _add_cluster(self, app: str, plan, version: str) -> dict:
+        """Reference, "Cluster Setup": a Business addon is seven nodes over three hosts."""
+        async with self.placing.held() as placer:
+            placed = placer.nodes(business_requests(plan))
+            name = self._new_addon_name(app)
+            operation = Operation(kind="provision_cluster", addon=name, app=app)
+            addon, cluster = business_addon(name, app, plan, version, placed, operation)
+            position = await self.operations_starter.record(operation, addon, cluster)
+        await self.operations_starter.caught_up(position)
+        log.info("cluster addon requested", addon=name, app=app, plan=plan.id, operation_id=str(operation.id))
         return {"addon": name, "operation_id": str(operation.id)}
 
     def _new_addon_name(self, app: str) -> str:
@@ -198,6 +213,11 @@ class Engine:
         """Reference, "Changing Plans": the same command upgrades and downgrades."""
         plan = self.plans.provisionable(plan_id)
         current = await self.lookup.of(app, addon)
+        self.plans.get(current.plan).check_single_node(current.name, "changing plans")
+        if plan.is_cluster:
+            raise PlanNotAvailable(f"moving addon {current.name} onto Business plan {plan.id} (a cluster) is not "
+                                   "available yet: add a Business addon beside it, or "
+                                   "choose a single-node plan")
         current.check_can_change_to(plan)
         cluster = await cluster_of(self.events, current.name)
         serving = serving_node(cluster)
@@ -299,7 +319,7 @@ class Engine:
 
     def plan_list(self) -> list[dict]:
         return [
-            dict(id=p.id, memory_mib=p.memory_mib, data_nodes=p.data_nodes, backups=p.backups, available=not p.is_cluster)
+            dict(id=p.id, memory_mib=p.memory_mib, data_nodes=p.data_nodes, backups=p.backups, available=True)
             for p in self.plans
         ]
 

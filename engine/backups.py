@@ -55,6 +55,7 @@ class BackupService:
         return await self._start(await self._live_addon(app, addon), "manual", self.clock())
 
     async def _start(self, addon: Addon, kind: str, at: datetime, day: date | None = None) -> dict:
+        self.plans.get(addon.plan).check_single_node(addon.name, "a backup")
         tier = self.plans.get(addon.plan).tier
         backup = Backup.request(addon=addon.name, app=addon.app, tier=tier, kind=kind, requested_at=at, day=day,
                                 redis_version=addon.redis_version)
@@ -69,6 +70,7 @@ class BackupService:
 
     async def restore(self, app: str, addon: str, backup_id: str) -> dict:
         current = await self._live_addon(app, addon)
+        self.plans.get(current.plan).check_single_node(current.name, "a restore")
         backup = await self._backup_of(current.name, backup_id)
         backup.check_downloadable()
         self.versions.check_can_load(backup.redis_version or current.redis_version, current.redis_version)
@@ -84,6 +86,7 @@ class BackupService:
 
     async def set_schedule(self, app: str, addon: str, schedule_at: str, local_zone: str) -> dict:
         current = await self._addon(app, await self._addon_name(app, addon))
+        self.plans.get(current.plan).check_single_node(current.name, "a backup schedule")
         schedule = Schedule.parse(schedule_at, local_zone)
         current.schedule_backups(schedule, self.plans.get(current.plan).tier)
         await self._save(current)
@@ -138,8 +141,9 @@ class BackupService:
         at the next tick; a day already backed up is refused by the event store (its ID is the day)."""
         started = []
         for row in await asyncio.to_thread(self.views.addons):
-            if row["status"] != "running" or self.plans.get(row["plan"]).tier == "sandbox":
-                continue
+            plan = self.plans.get(row["plan"])
+            if row["status"] != "running" or plan.tier == "sandbox" or plan.is_cluster:
+                continue  # no backups on sandbox; a Business cluster's come with the next issue
             last = await asyncio.to_thread(self.views.last_scheduled_day, row["name"])
             addon: Addon = await self.events.get(Addon.id_for(row["name"]))
             day = addon.backup_schedule.due_day(now, date.fromisoformat(last) if last else None,

@@ -13,12 +13,13 @@ from adapters.data_lock import FileDataLock
 from adapters.secrets_store import FileSecretStore
 from adapters.storage.backup_files import FileBackupStore
 from adapters.tls import CA_CERT_FILE, CertificateAuthority
-from domain.catalog import PlanCatalog, VersionCatalog
+from domain.catalog import ComponentCatalog, PlanCatalog, VersionCatalog
 from engine.app import Engine
 from engine.backup_saga import BackupSaga
 from engine.certificate_renewal import CertificateRenewal
 from engine.logs import configure_logging
 from engine.plan_change import PlanChange
+from engine.cluster_provisioning import ClusterProvisioning
 from engine.provisioning import Provisioning, Removal
 from engine.restore import Restore
 from engine.settings_change import SettingsChange
@@ -46,6 +47,7 @@ def build(settings: Settings | None = None) -> Engine:
     sagas = {
         "provision": Provisioning(events, runtime, redis, secrets, versions, authority),
         "remove": Removal(events, runtime, secrets),
+        "provision_cluster": ClusterProvisioning(events, runtime, redis, secrets, versions, ComponentCatalog.load()),
         "change_plan": PlanChange(events, runtime, redis, secrets, versions, restarter, authority),
         "backup": BackupSaga(events, runtime, redis, secrets, store),
         "restore": Restore(events, runtime, redis, secrets, versions, store, authority),

@@ -7,7 +7,7 @@ from __future__ import annotations
 import structlog
 
 from domain.addon import NO_TLS_PORT, Addon, setting_key, settings_warnings
-from domain.catalog import VersionCatalog
+from domain.catalog import PlanCatalog, VersionCatalog
 from domain.errors import TlsNotAvailable
 from domain.operation import Operation
 from domain.redis_config import AOF_FSYNC, live_settings
@@ -22,8 +22,8 @@ log = structlog.get_logger("settings")
 
 class DatabaseSettings:
     def __init__(self, lookup: AddonLookup, starter: OperationStarter, versions: VersionCatalog,
-                 certificates: Certificates, redis: RedisAdmin, secrets: SecretStore):
-        self.lookup, self.starter, self.versions = lookup, starter, versions
+                 certificates: Certificates, redis: RedisAdmin, secrets: SecretStore, plans: PlanCatalog):
+        self.lookup, self.starter, self.versions, self.plans = lookup, starter, versions, plans
         self.certificates, self.redis, self.secrets = certificates, redis, secrets
 
     async def _addon(self, app: str, ref: str) -> Addon:
@@ -47,6 +47,7 @@ class DatabaseSettings:
     async def change(self, app: str, addon: str, setting: str, enabled: bool) -> dict:
         key = setting_key(setting)
         current = await self._addon(app, addon)
+        self.plans.get(current.plan).check_single_node(current.name, "changing settings")
         if key == "force_tls":
             self._check_tls(current)
         kind = "change_settings"
@@ -66,6 +67,7 @@ class DatabaseSettings:
         return self.certificates.certificate_pem
 
     def _check_tls(self, addon: Addon) -> None:
+        self.plans.get(addon.plan).check_single_node(addon.name, "TLS")
         if not self.versions.get(addon.redis_version).tls:
             with_tls = ", ".join(v.version for v in self.versions if v.tls)
             raise TlsNotAvailable(f"addon {addon.name} runs {addon.redis_version}, built without TLS; "

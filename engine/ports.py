@@ -119,6 +119,13 @@ class RedisAdmin(Protocol):
     async def ping(self, node: Endpoint) -> None:
         """Return when the server answers PING with this password; raise TransientError otherwise."""
 
+    async def replication(self, node: Endpoint) -> dict:
+        """INFO replication: role, connected replicas and their state."""
+
+    async def sentinel_view(self, node: Endpoint, master: str) -> dict:
+        """What a Sentinel knows of `master`: {"primary": "address:port" or None, "sentinels": how many
+        others, "replicas": how many}."""
+
     async def used_memory(self, node: Endpoint) -> int:
         """Bytes the server uses (INFO memory used_memory)."""
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 from domain.addon import Addon
 from domain.catalog import VersionCatalog
 from domain.operation import Operation
+from engine.cluster_provisioning import sentinel_secret
 from engine.clusters import cluster_of, node_placed_by, promote
 from engine.nodes import LABEL, endpoint, node_spec
 from engine.ports import Certificates, RedisAdmin, Runtime, SecretStore
@@ -98,7 +99,8 @@ class Removal:
                 await self.runtime.remove_node(host, container, volume)
             for node in cluster.live_nodes:
                 cluster.retire_node(node["id"])
-            self.secrets.forget(addon.name)
+            for secret in (addon.name, sentinel_secret(addon.name)):  # a Business cluster's Sentinels have their own
+                self.secrets.forget(secret)
             addon.mark_removed(operation_id=operation.id)
             names = [container for _, container in sorted(left)]
             removed = (f"container {names[0]} and its volumes" if len(names) == 1 else

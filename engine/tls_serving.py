@@ -21,7 +21,7 @@ import structlog
 
 from domain.addon import Addon
 from domain.errors import AddonBusy
-from domain.catalog import VersionCatalog
+from domain.catalog import PlanCatalog, VersionCatalog
 from domain.operation import Operation
 from domain.redis_config import tls_lines
 from engine.nodes import endpoint, node_spec
@@ -97,8 +97,9 @@ class MissingTls:
     RETRY_AFTER_S = 6 * 3600
 
     def __init__(self, events: EventLog, views: ReadModels, versions: VersionCatalog, placing: Placing,
-                 starter: OperationStarter):
+                 starter: OperationStarter, plans: PlanCatalog):
         self.events, self.views, self.versions, self.placing, self.starter = events, views, versions, placing, starter
+        self.plans = plans
         self._tried: dict[str, float] = {}  # addon -> time.monotonic() of its last start
 
     async def serve_where_missing(self) -> list[str]:
@@ -107,6 +108,8 @@ class MissingTls:
         for row in await asyncio.to_thread(self.views.addons):
             if row["status"] != "running" or row["tls_port"] or not self.versions.get(row["version"]).tls:
                 continue
+            if self.plans.get(row["plan"]).is_cluster:
+                continue  # a Business cluster serves no TLS yet: its entry would need it too
             if time.monotonic() - self._tried.get(row["name"], -self.RETRY_AFTER_S) < self.RETRY_AFTER_S:
                 continue
             try:

@@ -18,7 +18,7 @@ import structlog
 from tenacity import AsyncRetrying, retry_if_exception_type, stop_after_delay, wait_exponential
 
 from domain.addon import Addon
-from domain.catalog import VersionCatalog
+from domain.catalog import PlanCatalog, VersionCatalog
 from domain.cluster import Cluster
 from engine.claims import AddonClaims
 from engine.clusters import cluster_of
@@ -51,8 +51,9 @@ def why_down(found: NodeState | None) -> str | None:
 class NodeWatcher:
     def __init__(self, events: EventLog, views: ReadModels, inventory: Inventory, claims: AddonClaims, runtime: Runtime,
                  redis: RedisAdmin, secrets: SecretStore, versions: VersionCatalog, certificates: Certificates,
-                 interval_s: float, clock=utc_now):
+                 interval_s: float, plans: PlanCatalog, clock=utc_now):
         self.events, self.views, self.inventory, self.runtime, self.redis = events, views, inventory, runtime, redis
+        self.plans = plans
         self.claims = claims
         self.secrets, self.versions, self.certificates = secrets, versions, certificates
         self.interval_s, self.clock = interval_s, clock
@@ -82,6 +83,8 @@ class NodeWatcher:
         for row in await asyncio.to_thread(self.views.addons):
             if row["status"] not in WATCHED or self._held_by_an_operation(row["name"]):
                 continue
+            if self.plans.get(row["plan"]).is_cluster:
+                continue  # Sentinel fails a cluster over; restarting its old primary is never this watcher's call
             cluster = await cluster_of(self.events, row["name"])
             # The primary only: a node beside it is an operation's (one being placed, or one replaced
             # and left for a cleanup), never one to bring back.

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from domain.errors import AddonBusy, InvalidName, NoHostWithRoom, PlanNotAvailable, UnknownAddon, UnknownApp, UnknownPlan
+from domain.errors import AddonBusy, InvalidName, NoHostWithRoom, UnknownAddon, UnknownApp, UnknownPlan
 from engine import build
 from engine.ports import EffectError
 from engine.settings import DockerHost
@@ -26,13 +26,6 @@ async def test_an_unknown_plan_is_refused_with_the_valid_plans_and_nothing_recor
     with pytest.raises(UnknownPlan) as refused:
         await engine.add_addon(app_name, "redis-starter-3000")
     assert "redis-starter-3000" in str(refused.value) and "redis-starter-1024" in str(refused.value)
-    assert await nothing_recorded_since(engine, before)
-
-
-async def test_a_cluster_plan_is_refused_until_clusters_exist(engine, app_name):
-    before = await engine.events.max_position()
-    with pytest.raises(PlanNotAvailable, match="redis-starter-256"):
-        await engine.add_addon(app_name, "redis-business-256")
     assert await nothing_recorded_since(engine, before)
 
 

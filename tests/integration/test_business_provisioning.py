@@ -1,0 +1,128 @@
+"""A Business addon, provisioned by the engine (reference, "Cluster Setup"): seven containers over
+the three hosts; REDIS_URL points at the entry, never at a data node; writes through it reach both
+data nodes, configured as a starter node is (5 databases, timeout 150, the plan's memory, one
+`default` user) and in replication; removal leaves nothing."""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import replace
+from datetime import datetime, timezone
+from urllib.parse import urlsplit
+
+import pytest
+import redis.asyncio as redis
+
+from domain.cluster import Cluster
+from domain.errors import NoHostWithRoom, NotOnBusinessYet
+from engine import build
+from tests.integration.conftest import containers_of, settings_for, volumes_of
+
+
+async def eventually(check, timeout: float = 20.0):
+    deadline = asyncio.get_running_loop().time() + timeout
+    while True:
+        if result := await check():
+            return result
+        assert asyncio.get_running_loop().time() < deadline, "not within the time allowed"
+        await asyncio.sleep(0.1)
+
+
+async def test_a_business_addon_is_seven_nodes_behind_one_url_and_removal_takes_them_all(engine, app_name):
+    requested = await engine.add_addon(app_name, "redis-business-256")
+    operation = await engine.wait_for_operation(requested["operation_id"], timeout=240)
+    assert operation["status"] == "succeeded", operation
+    addon = requested["addon"]
+    assert [s["name"] for s in operation["steps"]][-2:] == ["wait_entry", "publish"]
+    row = await engine.addon(app_name, addon)
+    assert (row["plan"], row["status"]) == ("redis-business-256", "running")
+
+    nodes = await engine.nodes(app_name, addon)
+    roles = sorted(n["role"] for n in nodes)
+    assert roles == ["data", "data", "proxy", "proxy", "sentinel", "sentinel", "sentinel"]
+    assert all(n["state"] == "running" for n in nodes)
+    for role, count in (("data", 2), ("sentinel", 3), ("proxy", 2)):
+        assert len({n["host"] for n in nodes if n["role"] == role}) == count  # each group on different hosts
+    data = [n for n in nodes if n["role"] == "data"]
+    primary = next(n for n in data if n["is_primary"])
+    replica = next(n for n in data if not n["is_primary"])
+
+    url = (await engine.environment(app_name))["REDIS_URL"]
+    entry = urlsplit(url)
+    assert (entry.hostname, entry.port) not in {(n["address"], n["port"]) for n in data}  # never a data node
+    client = redis.from_url(url, decode_responses=True)
+    assert await client.set("order:1", "paid")
+    password = entry.password
+    for node in (primary, replica):
+        direct = redis.Redis(host=node["address"], port=node["port"], username="default", password=password,
+                             decode_responses=True)
+        assert await eventually(lambda: direct.get("order:1")) == "paid"
+        config = await direct.config_get("*")
+        assert (config["databases"], config["timeout"], config["maxmemory"]) == ("5", "150", str(256 * 1024 * 1024))
+        assert [line.split()[:3] for line in await direct.acl_list()] == [["user", "default", "on"]]
+        role = (await direct.info("replication"))["role"]
+        assert role == ("master" if node is primary else "slave")
+        await direct.aclose()
+    await client.aclose()
+
+    removal = await engine.remove_addon(app_name, addon)
+    assert (await engine.wait_for_operation(removal["operation_id"], timeout=120))["status"] == "succeeded"
+    assert await containers_of(addon) == [] and await volumes_of(addon) == []
+    cluster: Cluster = await engine.events.get(Cluster.id_for(addon))
+    assert cluster.live_nodes == []
+
+
+async def test_what_a_business_cluster_cannot_do_yet_is_refused_saying_so(engine, app_name):
+    requested = await engine.add_addon(app_name, "redis-business-256")
+    assert (await engine.wait_for_operation(requested["operation_id"], timeout=240))["status"] == "succeeded"
+    addon = requested["addon"]
+    refusals = [
+        engine.change_plan(app_name, addon, "redis-business-512"),
+        engine.backups.create(app_name, addon),
+        engine.backups.set_schedule(app_name, addon, "4:00 UTC", "UTC"),
+        engine.database.change(app_name, addon, "aof", True),
+        engine.database.tls_ca(app_name, addon),
+    ]
+    for refused in refusals:
+        with pytest.raises(NotOnBusinessYet, match=f"addon {addon} is on Business plan redis-business-256"):
+            await refused
+    assert [o["kind"] for o in await engine.operations(addon)] == ["provision_cluster"]  # nothing was started
+    assert (await engine.backups.run_due_backups(datetime(2030, 1, 1, 3, tzinfo=timezone.utc))) == []
+    assert await engine.missing_tls.serve_where_missing() == []
+    assert await engine.watcher.look() == []
+
+
+async def test_a_business_cluster_the_hosts_cannot_spread_is_refused_and_nothing_is_left(home, app_name):
+    two_hosts = settings_for(home)
+    async with build(replace(two_hosts, hosts=two_hosts.hosts[:2])) as engine:
+        with pytest.raises(NoHostWithRoom, match="the sentinel nodes go to different hosts"):
+            await engine.add_addon(app_name, "redis-business-256")
+        assert await engine.operations() == [] and engine.inventory.tenants() == []
+        assert await engine.runtime.nodes(**{"redis-addons.app": app_name}) == []
+
+
+async def test_writes_resume_through_the_same_url_when_the_primary_is_killed(engine, app_name):
+    requested = await engine.add_addon(app_name, "redis-business-256")
+    assert (await engine.wait_for_operation(requested["operation_id"], timeout=240))["status"] == "succeeded"
+    addon = requested["addon"]
+    url = (await engine.environment(app_name))["REDIS_URL"]
+    nodes = await engine.nodes(app_name, addon)
+    primary = next(n for n in nodes if n["role"] == "data" and n["is_primary"])
+    replica = next(n for n in nodes if n["role"] == "data" and not n["is_primary"])
+    client = redis.from_url(url, decode_responses=True, socket_timeout=1, socket_connect_timeout=1)
+    await client.set("before", "1")
+    direct = redis.Redis(host=replica["address"], port=replica["port"], username="default",
+                         password=urlsplit(url).password, decode_responses=True)
+    assert await eventually(lambda: direct.get("before")) == "1"
+    await (await engine.runtime.client(primary["host"]).containers.get(primary["container"])).kill()
+
+    async def written() -> bool:
+        try:
+            return await client.incr("after") >= 1
+        except (redis.ConnectionError, redis.TimeoutError, redis.ResponseError):
+            return False
+
+    assert await eventually(written, timeout=30)  # the same URL: the entry now sends it to the promoted replica
+    assert (await direct.info("replication"))["role"] == "master" and await client.get("before") == "1"
+    await client.aclose()
+    await direct.aclose()
