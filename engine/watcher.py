@@ -21,6 +21,7 @@ from domain.addon import Addon
 from domain.catalog import PlanCatalog, VersionCatalog
 from domain.cluster import Cluster
 from engine.claims import AddonClaims
+from engine.failover_follower import FailoverFollower
 from engine.clusters import cluster_of
 from engine.inventory import Inventory
 from engine.nodes import endpoint, node_spec
@@ -54,6 +55,7 @@ class NodeWatcher:
                  interval_s: float, plans: PlanCatalog, clock=utc_now):
         self.events, self.views, self.inventory, self.runtime, self.redis = events, views, inventory, runtime, redis
         self.plans = plans
+        self.failovers = FailoverFollower(events, views, redis, secrets, plans)
         self.claims = claims
         self.secrets, self.versions, self.certificates = secrets, versions, certificates
         self.interval_s, self.clock = interval_s, clock
@@ -70,10 +72,11 @@ class NodeWatcher:
 
     async def _run(self) -> None:
         while True:
-            try:
-                await self.look()
-            except Exception as error:  # Docker unreachable for a moment: look again next round
-                log.warning("watching nodes failed this round", error=str(error) or type(error).__name__)
+            for round_ in (self.look, self.failovers.look):
+                try:
+                    await round_()
+                except Exception as error:  # Docker or a Sentinel unreachable for a moment: next round
+                    log.warning("watching nodes failed this round", error=str(error) or type(error).__name__)
             await asyncio.sleep(self.interval_s)
 
     async def look(self) -> list[dict]:

@@ -124,5 +124,12 @@ async def test_writes_resume_through_the_same_url_when_the_primary_is_killed(eng
 
     assert await eventually(written, timeout=30)  # the same URL: the entry now sends it to the promoted replica
     assert (await direct.info("replication"))["role"] == "master" and await client.get("before") == "1"
+    [change] = await engine.watcher.failovers.look()  # the failover, recorded as a fact on the Cluster
+    assert (change["old"], change["new"]) == (primary["id"], replica["id"])
+    await engine.follower.wait_until(await engine.events.max_position())  # the read models show it
+    assert [n["id"] for n in await engine.nodes(app_name, addon) if n["is_primary"]] == [replica["id"]]
+    events = [e for e in await engine.event_page(after=0, limit=1000) if e["type"] == "Cluster.PrimaryChanged"]
+    assert events[-1]["data"]["new"] == replica["id"] and events[-1]["data"]["reason"] == "failover by the Sentinels"
+    assert await engine.watcher.failovers.look() == []  # recorded once
     await client.aclose()
     await direct.aclose()
