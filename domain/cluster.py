@@ -109,6 +109,27 @@ class Cluster(Aggregate):
         self.nodes[node_id]["state"] = "running"
         self.nodes[node_id].pop("down_reason", None)
 
+    @property
+    def degraded(self) -> bool:
+        return getattr(self, "degraded_since", None) is not None
+
+    def mark_degraded(self, reason: str, observed_at: str) -> None:
+        """The primary has no replica in sync: it takes writes without one until redundancy is back."""
+        if not self.degraded:
+            self._degraded(reason=reason, observed_at=observed_at)
+
+    @event("Degraded")
+    def _degraded(self, reason: str, observed_at: str) -> None:
+        self.degraded_since = observed_at
+
+    def mark_redundant(self, observed_at: str) -> None:
+        if self.degraded:
+            self._redundant(observed_at=observed_at)
+
+    @event("RedundancyRestored")
+    def _redundant(self, observed_at: str) -> None:
+        self.degraded_since = None
+
     def retire_node(self, node_id: str) -> None:
         """Its container and volume are gone: it holds nothing any more. Retiring twice records once."""
         if node_id in self.nodes and self.nodes[node_id]["state"] != "retired":

@@ -59,11 +59,10 @@ class ClusterProvisioning:
         password, sentinel_password = self._passwords(addon)
         primary, replica = nodes["data"]
         entry = address({"address": addon.address, "port": addon.port})
-        # No replica required for writes yet: a promoted replica would refuse every write until the engine
-        # lowers the requirement, which it does not do yet (issue 11, part 6); until then a failover can
-        # lose acknowledged writes, as with plain Sentinel.
-        specs = [data_node_spec(addon, primary, None, operation, password, self.versions, min_replicas=0),
-                 data_node_spec(addon, replica, primary, operation, password, self.versions, min_replicas=0)]
+        # A write is acknowledged once a replica is in sync; the engine lowers this while none is
+        # (engine/failover_follower.py), so a promoted replica takes writes again within a round.
+        specs = [data_node_spec(addon, primary, None, operation, password, self.versions),
+                 data_node_spec(addon, replica, primary, operation, password, self.versions)]
         specs += [sentinel_spec(addon, s, primary, self.components.get("sentinel"), operation, password,
                                 sentinel_password) for s in nodes["sentinel"]]
         specs += [proxy_spec(addon, p, entry, nodes["data"], nodes["sentinel"], self.components.get("haproxy"),

@@ -30,7 +30,7 @@ class FailoverFollower:
         """One round over every running Business cluster; returns the primary changes recorded."""
         changes = []
         for row in await asyncio.to_thread(self.views.addons):
-            if row["status"] != "running" or not self.plans.get(row["plan"]).is_cluster:
+            if row["status"] not in ("running", "degraded") or not self.plans.get(row["plan"]).is_cluster:
                 continue
             try:
                 if change := await self._follow(row["name"]):
@@ -43,14 +43,37 @@ class FailoverFollower:
         cluster = await cluster_of(self.events, addon)
         named = await self._named_by_a_majority(addon, [n for n in cluster.live_nodes if n["role"] == "sentinel"])
         new = next((n for n in cluster.live_nodes if n["role"] == "data" and f"{n['address']}:{n['port']}" == named), None)
-        if new is None or new["id"] == cluster.primary:
-            return None
-        old = cluster.primary
-        cluster.change_primary(new=new["id"], reason="failover by the Sentinels",
-                               observed_at=datetime.now(timezone.utc).isoformat())
-        await self.events.save(cluster)
-        log.warning("primary changed", addon=addon, old=old, new=new["id"])
-        return {"addon": addon, "old": old, "new": new["id"]}
+        change, now = None, datetime.now(timezone.utc).isoformat()
+        if new is not None and new["id"] != cluster.primary:
+            change = {"addon": addon, "old": cluster.primary, "new": new["id"]}
+            cluster.change_primary(new=new["id"], reason="failover by the Sentinels", observed_at=now)
+            log.warning("primary changed", addon=addon, old=change["old"], new=new["id"])
+        await self._keep_writes_bounded(addon, cluster, now)
+        if cluster.pending_events:
+            await self.events.save(cluster)
+        return change
+
+    async def _keep_writes_bounded(self, addon: str, cluster, now: str) -> None:
+        """A primary acknowledges a write only once a replica is in sync (min-replicas-to-write 1), so a
+        failover loses none; with no replica in sync (it died, or is being replaced) the primary would
+        refuse every write, so the requirement is lowered and the cluster recorded degraded, until a
+        replica is in sync again (Patroni's non-strict synchronous mode)."""
+        primary = cluster.primary_node
+        if primary is None:
+            return
+        node = Endpoint(primary["address"], primary["port"], self.secrets.password_for(addon))
+        try:
+            info = await self.redis.replication(node)
+            wanted = "1" if any(isinstance(v, dict) and v.get("state") == "online"
+                                for k, v in info.items() if k.startswith("slave")) else "0"
+            if (await self.redis.configuration(node, ["min-replicas-to-write"]))["min-replicas-to-write"] != wanted:
+                await self.redis.configure(node, {"min-replicas-to-write": wanted})
+        except (TransientError, EffectError):
+            return  # the primary does not answer: the Sentinels fail it over; looked at again next round
+        if wanted == "0":
+            cluster.mark_degraded("no replica in sync: writes are acknowledged without one", now)
+        else:
+            cluster.mark_redundant(now)
 
     async def _named_by_a_majority(self, addon: str, sentinels: list[dict]) -> str | None:
         password = self.secrets.password_for(sentinel_secret(addon))

@@ -39,6 +39,12 @@ def apply(db, event) -> None:
         position = db.execute("SELECT COUNT(*) FROM cluster_primaries WHERE addon = ?", (addon,)).fetchone()[0]
         db.execute("INSERT INTO cluster_primaries (addon, position, old, new, reason, at) VALUES (?, ?, ?, ?, ?, ?)",
                    (addon, position, _old_primary(db, event, addon), event.new, event.reason, event.observed_at or at))
+    elif isinstance(event, Cluster.Degraded):
+        db.execute("UPDATE addons SET status = 'degraded', failure = ?, updated_at = ? WHERE name = ? AND status = 'running'",
+                   (event.reason, at, addon))
+    elif isinstance(event, Cluster.RedundancyRestored):
+        db.execute("UPDATE addons SET status = 'running', failure = NULL, updated_at = ? WHERE name = ? "
+                   "AND status = 'degraded'", (at, addon))
     elif isinstance(event, Cluster.NodePortsChanged):
         db.execute("UPDATE cluster_nodes SET tls_port = ? WHERE addon = ? AND id = ?", (event.tls_port, addon, event.node_id))
     elif isinstance(event, Cluster.NodeVersionChanged):

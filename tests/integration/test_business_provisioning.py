@@ -116,20 +116,38 @@ async def test_writes_resume_through_the_same_url_when_the_primary_is_killed(eng
     assert await eventually(lambda: direct.get("before")) == "1"
     await (await engine.runtime.client(primary["host"]).containers.get(primary["container"])).kill()
 
+    changes = []
+
     async def written() -> bool:
+        changes.extend(await engine.watcher.failovers.look())  # a watcher round (driven here: tests set no interval)
         try:
             return await client.incr("after") >= 1
-        except (redis.ConnectionError, redis.TimeoutError, redis.ResponseError):
+        except (redis.ConnectionError, redis.TimeoutError):
+            return False
+        except redis.ResponseError as refused:  # NOREPLICAS until the engine has lowered the requirement
+            assert "NOREPLICAS" in str(refused)
             return False
 
     assert await eventually(written, timeout=30)  # the same URL: the entry now sends it to the promoted replica
     assert (await direct.info("replication"))["role"] == "master" and await client.get("before") == "1"
-    [change] = await engine.watcher.failovers.look()  # the failover, recorded as a fact on the Cluster
+    assert (await direct.config_get("min-replicas-to-write"))["min-replicas-to-write"] == "0"  # lowered: no replica
+    [change] = changes  # the failover, recorded as a fact on the Cluster
     assert (change["old"], change["new"]) == (primary["id"], replica["id"])
     await engine.follower.wait_until(await engine.events.max_position())  # the read models show it
     assert [n["id"] for n in await engine.nodes(app_name, addon) if n["is_primary"]] == [replica["id"]]
     events = [e for e in await engine.event_page(after=0, limit=1000) if e["type"] == "Cluster.PrimaryChanged"]
     assert events[-1]["data"]["new"] == replica["id"] and events[-1]["data"]["reason"] == "failover by the Sentinels"
     assert await engine.watcher.failovers.look() == []  # recorded once
+    assert (await engine.addon(app_name, addon))["status"] == "degraded"  # running without a replica, and says so
+
+    await engine.runtime.start_node(primary["host"], primary["container"])  # back: Sentinel makes it a replica
+
+    async def redundant_again() -> bool:
+        await engine.watcher.failovers.look()
+        await engine.follower.wait_until(await engine.events.max_position())
+        return (await engine.addon(app_name, addon))["status"] == "running"
+
+    assert await eventually(redundant_again, timeout=60)
+    assert (await direct.config_get("min-replicas-to-write"))["min-replicas-to-write"] == "1"
     await client.aclose()
     await direct.aclose()

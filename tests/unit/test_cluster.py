@@ -115,3 +115,13 @@ def test_an_addon_adopted_while_it_starts_serving_tls_holds_the_requested_port()
     addon.request_tls_port(30007, uuid4())
     cluster = adopted_cluster(addon)
     assert cluster.primary_node["tls_port"] == 30007
+
+
+def test_a_cluster_running_without_a_replica_in_sync_is_recorded_degraded_once_and_redundant_again():
+    cluster = Cluster(addon="my-app-3030", app="my-app")
+    cluster.mark_degraded("no replica in sync", "2026-12-01T10:00:00+00:00")
+    cluster.mark_degraded("no replica in sync", "2026-12-01T10:00:02+00:00")
+    cluster.mark_redundant("2026-12-01T10:01:00+00:00")
+    cluster.mark_redundant("2026-12-01T10:01:02+00:00")
+    assert types(then(cluster))[1:] == [Cluster.Degraded, Cluster.RedundancyRestored]
+    assert not cluster.degraded
