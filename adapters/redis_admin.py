@@ -97,7 +97,11 @@ class RedisAdmin:
             replicas = await client.execute_command("SENTINEL", "REPLICAS", master)
         address = tuple(v.decode() if isinstance(v, bytes) else str(v) for v in primary or ())
         return {"primary": f"{address[0]}:{address[1]}" if address else None, "sentinels": len(sentinels),
-                "replicas": len(replicas)}
+                "replicas": len(replicas), "sentinels_up": seen_up(sentinels), "replicas_up": seen_up(replicas)}
+
+    async def sentinel_reset(self, node: Endpoint, master: str) -> None:
+        async with self._client(node, timeout=2) as client:
+            await client.execute_command("SENTINEL", "RESET", master)
 
     async def used_memory(self, node: Endpoint) -> int:
         async with self._client(node) as client:
@@ -220,3 +224,21 @@ def keyspace_counts(info: dict) -> dict:
         entry = info.get(f"db{db}") or {}
         keys[str(db)], expires[str(db)] = int(entry.get("keys", 0)), int(entry.get("expires", 0))
     return {"keys": keys, "expires": expires}
+
+
+def seen_up(listed) -> list[str]:
+    """The "address:port" of each instance a Sentinel lists without a down or disconnected flag."""
+    def fields(item) -> dict:
+        if isinstance(item, dict):
+            pairs = item.items()
+        else:
+            pairs = zip(item[::2], item[1::2])
+        return {(k.decode() if isinstance(k, bytes) else str(k)): (v.decode() if isinstance(v, bytes) else str(v))
+                for k, v in pairs}
+
+    up = []
+    for item in listed or ():
+        seen = fields(item)
+        if not {"s_down", "o_down", "disconnected"} & set(seen.get("flags", "").split(",")):
+            up.append(f"{seen.get('ip')}:{seen.get('port')}")
+    return sorted(up)

@@ -17,7 +17,6 @@ MiB = 1024 * 1024
 # Settings every new addon starts with (reference: "Scalingo for Redis® Configuration").
 DEFAULT_SETTINGS = {"rdb": True, "aof": False, "cache_mode": False, "force_tls": False}
 
-
 # What users type (the reference's words) -> the key in an addon's settings.
 SETTINGS = {"rdb": "rdb", "aof": "aof", "cache-mode": "cache_mode", "force-tls": "force_tls"}
 # An addon made before nodes served TLS here: its engine build has TLS, its node no TLS port yet.
@@ -174,11 +173,9 @@ class Addon(Aggregate):
                 f"addon {self.name} uses {used_memory_bytes / MiB:.1f} MiB of memory and plan {plan.id} has "
                 f"{plan.memory_mib} MiB: delete data first, or choose a larger plan"
             )
-        self._plan_change_requested(
-            operation_id=operation_id, plan=plan.id, memory_mib=plan.memory_mib,
-            host=where.host, address=where.address, port=where.port, container=container, volume=volume,
-            tls_port=where.tls_port,
-        )
+        self._plan_change_requested(operation_id=operation_id, plan=plan.id, memory_mib=plan.memory_mib, host=where.host,
+                                    address=where.address, port=where.port, container=container, volume=volume,
+                                    tls_port=where.tls_port)
 
     def check_can_change_to(self, plan: Plan) -> None:
         """The rules that need no measurement: checked before the engine measures the data."""
@@ -381,6 +378,19 @@ class Addon(Aggregate):
     def mark_certificate_renewal_failed(self, operation_id: UUID, reason: str) -> None:
         """The node serves the certificate it had; the next check tries again."""
         self.failure = reason
+        self.operation_id = None
+
+    def start_node_replacement(self, operation_id: UUID) -> None:
+        """A node of its cluster is replaced (self-healing): it holds the addon like any operation."""
+        self._check_running("have a node replaced")
+        self._node_replacement_started(operation_id=operation_id)
+
+    @event("NodeReplacementStarted")
+    def _node_replacement_started(self, operation_id: UUID) -> None:
+        self.operation_id = operation_id
+
+    @event("NodeReplacementEnded")
+    def end_node_replacement(self, operation_id: UUID, outcome: str) -> None:
         self.operation_id = None
 
     @event("Removed")

@@ -13,7 +13,8 @@ from uuid import NAMESPACE_URL, UUID, uuid5
 from eventsourcing.domain import Aggregate, event
 
 ROLES = ("data", "sentinel", "proxy")
-LIVE = ("placed", "running", "down")  # a node in these states holds its host's memory and ports
+LIVE = ("placed", "running", "down")  # a node in these states is one of the cluster's and holds its host's
+# memory and ports; a node "left" behind on a host that does not answer holds them too, until retired
 
 
 def node_record(role: str, host: str, address: str, port: int, container: str, volume: str, memory_mib: int,
@@ -129,6 +130,26 @@ class Cluster(Aggregate):
     @event("RedundancyRestored")
     def _redundant(self, observed_at: str) -> None:
         self.degraded_since = None
+
+    def wait_for_replacement(self, node_id: str, reason: str, observed_at: str) -> None:
+        """A node that must be replaced cannot be yet (no host with room for its spread): recorded once per reason."""
+        if self.nodes[node_id].get("waiting") != reason:
+            self._replacement_waiting(node_id=node_id, reason=reason, observed_at=observed_at)
+
+    @event("ReplacementWaiting")
+    def _replacement_waiting(self, node_id: str, reason: str, observed_at: str) -> None:
+        self.nodes[node_id]["waiting"] = reason
+
+    @event("NodeLeftBehind")
+    def leave_node_behind(self, node_id: str, reason: str) -> None:
+        """Replaced, but its host did not answer to have it removed: it still holds its port there,
+        and is removed when the host answers again."""
+        self.nodes[node_id]["state"] = "left"
+        self.nodes[node_id]["down_reason"] = reason
+
+    @property
+    def left_behind(self) -> list[dict]:
+        return [n for n in self.nodes.values() if n["state"] == "left"]
 
     def retire_node(self, node_id: str) -> None:
         """Its container and volume are gone: it holds nothing any more. Retiring twice records once."""

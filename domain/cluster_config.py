@@ -104,6 +104,7 @@ def haproxy_cfg(*, entry: Address, data_nodes: dict[str, Address], sentinels: li
     lines = [
         "global",
         "    maxconn 4096",
+        "    hard-stop-after 10s",  # after a reload, the old process cuts its sessions: no client stays on a stale route
         "defaults",
         "    mode tcp",
         "    timeout connect 2s",

@@ -18,6 +18,8 @@ STEPS = {
     # Reference, "Cluster Setup": a Business addon's seven nodes, each stage waited for before the next.
     "provision_cluster": ["create", "start_data", "wait_replica", "start_sentinels", "wait_sentinels",
                           "start_proxies", "wait_entry", "publish"],
+    # Self-healing: a Business cluster's lost node replaced by a new one, the others told of it.
+    "replace_node": ["create", "start", "wait_ready", "rewire_proxies", "reset_sentinels", "record", "retire"],
     # Reference, "Changing Plans": stop, restart on a new host with the new plan's parameters, restart the app.
     "change_plan": ["stop", "start_new", "wait_ready", "verify", "publish", "cleanup", "restart_app"],
     # Reference, "Persistence Mode" / "Cache Mode": the server's configuration file and live settings.
@@ -38,7 +40,8 @@ STEPS = {
 }
 
 # Steps after which the change is the addon's: a failure from there on does not undo what came before.
-POINTS_OF_NO_RETURN = {"change_plan": ["publish"], "restore": ["publish"], "disable_force_tls": ["publish"]}
+POINTS_OF_NO_RETURN = {"replace_node": ["rewire_proxies"], "change_plan": ["publish"], "restore": ["publish"],
+                       "disable_force_tls": ["publish"]}
 
 # Operations recorded before they carried their plan (release 0.1, commit a79d645) ran these steps;
 # frozen here so that their histories replay as they were written.

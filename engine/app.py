@@ -27,6 +27,7 @@ from engine.addon_lookup import PROVIDER, AddonLookup
 from engine.described import describe_operation, event_as_dict
 from engine.adoption import adopt_clusters
 from engine.claims import AddonClaims
+from engine.cluster_healing import ClusterHealer
 from engine.cluster_forming import business_addon, business_requests
 from engine.clusters import cluster_of, data_node, new_cluster, serving_node
 from engine.inventory import Inventory
@@ -87,8 +88,10 @@ class Engine:
         self.database = DatabaseSettings(self.lookup, starter, versions, certificates, redis, secrets, plans)
         self.certificate_renewals = CertificateRenewals(events, views, redis, secrets, starter)
         self.missing_tls = MissingTls(events, views, versions, self.placing, starter, plans)
+        healer = ClusterHealer(events, views, self.inventory, claims, runtime, self.placing, starter, plans,
+                               settings.host_grace_s)
         self.watcher = NodeWatcher(events, views, self.inventory, claims, runtime, redis, secrets, versions,
-                                   certificates, settings.watch_interval_s, plans)
+                                   certificates, settings.watch_interval_s, plans, healer)
         self.scheduler = Scheduler(self.backups, self.certificate_renewals, self.missing_tls.serve_where_missing,
                                    settings.scheduler_tick_s)
 

@@ -20,6 +20,7 @@ from engine.certificate_renewal import CertificateRenewal
 from engine.logs import configure_logging
 from engine.plan_change import PlanChange
 from engine.cluster_provisioning import ClusterProvisioning
+from engine.node_replacement import NodeReplacement
 from engine.provisioning import Provisioning, Removal
 from engine.restore import Restore
 from engine.settings_change import SettingsChange
@@ -48,6 +49,7 @@ def build(settings: Settings | None = None) -> Engine:
         "provision": Provisioning(events, runtime, redis, secrets, versions, authority),
         "remove": Removal(events, runtime, secrets),
         "provision_cluster": ClusterProvisioning(events, runtime, redis, secrets, versions, ComponentCatalog.load()),
+        "replace_node": NodeReplacement(events, runtime, redis, secrets, versions, ComponentCatalog.load()),
         "change_plan": PlanChange(events, runtime, redis, secrets, versions, restarter, authority),
         "backup": BackupSaga(events, runtime, redis, secrets, store),
         "restore": Restore(events, runtime, redis, secrets, versions, store, authority),

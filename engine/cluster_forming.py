@@ -34,3 +34,11 @@ def business_addon(name: str, app: str, plan: Plan, version: str, placed: list[P
                   host=primary["host"], address=entry["address"], port=entry["port"], container=primary["container"],
                   volume=primary["volume"], operation_id=operation.id, settings=DEFAULT_SETTINGS)
     return addon, cluster
+
+
+def replacement_node(addon: Addon, cluster: Cluster, lost: dict, where: Placement, operation: Operation) -> dict:
+    """The record of the node that takes `lost`'s place, placed by `operation` (a node replacement)."""
+    container = f"redis-addons-{addon.name}-{operation.id.hex[:8]}-{lost['role']}{len(cluster.nodes)}"
+    record = node_record(lost["role"], where.host, where.address, where.port, container, f"{container}-data",
+                         lost["memory_mib"], lost["version"])
+    return {**record, "placed_by": str(operation.id), "replaces": lost["id"]}

@@ -28,6 +28,16 @@ from engine.saga import StepResult
 from engine.store import EventLog
 
 
+async def knows_whole_cluster(redis: RedisAdmin, sentinel: dict, password: str, primary: dict, sentinels: int,
+                              replicas: int) -> None:
+    """Return once `sentinel` names `primary` and sees that many other Sentinels and replicas up."""
+    view = await redis.sentinel_view(Endpoint(sentinel["address"], sentinel["port"], password), MASTER_NAME)
+    seen = (view["primary"], len(view["sentinels_up"]), len(view["replicas_up"]))
+    if seen != (f"{primary['address']}:{primary['port']}", sentinels, replicas):
+        raise TransientError(f"Sentinel {sentinel['address']}:{sentinel['port']} does not know the whole cluster yet: "
+                             f"it names {seen[0]}, sees {seen[1]} other Sentinels and {seen[2]} replicas up")
+
+
 def sentinel_secret(addon: str) -> str:
     """Where the Sentinels' own password is kept, beside the addon's."""
     return f"{addon}-sentinels"  # never an addon's name: those end in four digits
@@ -99,9 +109,7 @@ class ClusterProvisioning:
         _, sentinel_password = self._passwords(addon)
         primary = nodes["data"][0]
         for node in nodes["sentinel"]:
-            view = await self.redis.sentinel_view(Endpoint(node["address"], node["port"], sentinel_password), MASTER_NAME)
-            if view != {"primary": f"{primary['address']}:{primary['port']}", "sentinels": 2, "replicas": 1}:
-                raise TransientError(f"Sentinel {node['address']}:{node['port']} does not know the whole cluster yet: {view}")
+            await knows_whole_cluster(self.redis, node, sentinel_password, primary, sentinels=2, replicas=1)
         return StepResult("each Sentinel names the primary and knows the two others and the replica")
 
     async def wait_entry(self, addon, cluster, nodes, operation) -> StepResult:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 from contextlib import asynccontextmanager
 
+from domain.errors import NoHostWithRoom
 from domain.placement import NodeRequest, Placement, free_port, place, place_nodes
 from engine.inventory import Inventory
 from engine.ports import Runtime
@@ -34,6 +35,18 @@ class Placer:
         """One placement per node asked for, nodes of a spread group on different hosts."""
         hosts = [h.as_domain() for h in self._placing.hosts]
         return place_nodes(requests, hosts, self._placing.inventory.tenants(), self._in_use, exclude_host=exclude_host)
+
+    def replacement(self, role: str, memory_mib: int, avoid: dict[str, str]) -> Placement:
+        """A node in place of a lost one, on none of the hosts in `avoid` (host -> why: it holds
+        another node of the same group, or does not answer)."""
+        hosts = [h.as_domain() for h in self._placing.hosts if h.name not in avoid]
+        if not hosts:
+            why = "; ".join(f"{host} {reason}" for host, reason in sorted(avoid.items()))
+            raise NoHostWithRoom(f"no host can take a {role} node: the {role} nodes go to different hosts ({why})")
+        try:
+            return place(memory_mib, hosts, self._placing.inventory.tenants(), self._in_use)
+        except NoHostWithRoom as error:
+            raise NoHostWithRoom(f"no host can take a {role} node: {error}") from None
 
     def node(self, memory_mib: int, tls: bool, exclude_host: str | None = None) -> Placement:
         """A cluster of one data node: placed as a single node always was (the host with the most room)."""

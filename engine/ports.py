@@ -60,6 +60,14 @@ class NodeState:
 
 
 @dataclass(frozen=True)
+class Survey:
+    """What the hosts hold, from those that answered; `silent` names each host that did not, with why."""
+
+    nodes: list[NodeState]
+    silent: dict[str, str]
+
+
+@dataclass(frozen=True)
 class PresentedCertificate:
     sha256: str  # of the certificate (DER): tells one certificate from the next
     not_after: datetime  # UTC
@@ -103,8 +111,14 @@ class Runtime(Protocol):
     async def nodes(self, **labels: str) -> list[NodeState]:
         """Every container on every host carrying these labels."""
 
+    async def survey(self, **labels: str) -> Survey:
+        """Like `nodes`, from the hosts that answer within seconds; a host down is named, not raised."""
+
+    async def signal_node(self, host: str, container: str, signal: str) -> None:
+        """Send a signal to a running container's first process (HAProxy reloads on SIGUSR2)."""
+
     async def ports_in_use(self) -> frozenset[tuple[str, int]]:
-        """(host, port) of every node container found on the hosts, whoever made it."""
+        """(host, port) of every node container found on the hosts that answer, whoever made it."""
 
     async def containers_labelled(self, label: str) -> list[NodeState]:
         """Every container carrying this label (KEY=VALUE) on every host, whoever made it."""
@@ -124,7 +138,11 @@ class RedisAdmin(Protocol):
 
     async def sentinel_view(self, node: Endpoint, master: str) -> dict:
         """What a Sentinel knows of `master`: {"primary": "address:port" or None, "sentinels": how many
-        others, "replicas": how many}."""
+        others, "replicas": how many, "sentinels_up" / "replicas_up": the addresses of those it does
+        not see down}."""
+
+    async def sentinel_reset(self, node: Endpoint, master: str) -> None:
+        """SENTINEL RESET: forget the replicas and other Sentinels of `master`, and find the live ones again."""
 
     async def used_memory(self, node: Endpoint) -> int:
         """Bytes the server uses (INFO memory used_memory)."""

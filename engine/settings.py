@@ -40,6 +40,7 @@ class Settings:
     step_deadline_s: float = 60.0
     scheduler_tick_s: float = 60.0  # how often due backups and retention are looked at; 0: never (tests drive it)
     watch_interval_s: float = 2.0  # how often the node watcher looks at the nodes; 0: never (tests drive it)
+    host_grace_s: float = 30.0  # a cluster's node on a host that does not answer is replaced after this long
 
     @property
     def token_file(self) -> Path:
@@ -82,6 +83,7 @@ class Settings:
             step_deadline_s=float(env.get("REDIS_ADDONS_STEP_DEADLINE", "60")),
             scheduler_tick_s=float(env.get("REDIS_ADDONS_SCHEDULER_TICK", "60")),
             watch_interval_s=float(env.get("REDIS_ADDONS_WATCH_INTERVAL", "2")),
+            host_grace_s=float(env.get("REDIS_ADDONS_HOST_GRACE", "30")),
         )
         values.update(overrides)
         return cls(**values)

@@ -52,10 +52,11 @@ def why_down(found: NodeState | None) -> str | None:
 class NodeWatcher:
     def __init__(self, events: EventLog, views: ReadModels, inventory: Inventory, claims: AddonClaims, runtime: Runtime,
                  redis: RedisAdmin, secrets: SecretStore, versions: VersionCatalog, certificates: Certificates,
-                 interval_s: float, plans: PlanCatalog, clock=utc_now):
+                 interval_s: float, plans: PlanCatalog, healer=None, clock=utc_now):
         self.events, self.views, self.inventory, self.runtime, self.redis = events, views, inventory, runtime, redis
         self.plans = plans
         self.failovers = FailoverFollower(events, views, redis, secrets, plans)
+        self.healer = healer  # Business clusters' self-healing (engine/cluster_healing.py)
         self.claims = claims
         self.secrets, self.versions, self.certificates = secrets, versions, certificates
         self.interval_s, self.clock = interval_s, clock
@@ -72,7 +73,8 @@ class NodeWatcher:
 
     async def _run(self) -> None:
         while True:
-            for round_ in (self.look, self.failovers.look):
+            # Failovers first: a primary the Sentinels replaced is then a node the healer may replace.
+            for round_ in [self.look, self.failovers.look] + ([self.healer.look] if self.healer else []):
                 try:
                     await round_()
                 except Exception as error:  # Docker or a Sentinel unreachable for a moment: next round

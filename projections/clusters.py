@@ -1,16 +1,18 @@
 """Cluster topology: each addon's nodes (role, host, address, ports, state) and its primaries'
-history; a data primary that is down shows on the addon's row as `down`."""
+history; and the addon's health on its row: `down` while its primary is, `degraded` while another
+node is down or waits for a replacement, or the primary takes writes without a replica in sync."""
 
 from __future__ import annotations
 
 from domain.cluster import Cluster
 
 SCHEMA = """
-CREATE TABLE IF NOT EXISTS clusters (id TEXT PRIMARY KEY, addon TEXT NOT NULL, app TEXT NOT NULL, primary_node TEXT);
+CREATE TABLE IF NOT EXISTS clusters (id TEXT PRIMARY KEY, addon TEXT NOT NULL, app TEXT NOT NULL, primary_node TEXT,
+    degraded TEXT);
 CREATE TABLE IF NOT EXISTS cluster_nodes (
     addon TEXT NOT NULL, id TEXT NOT NULL, role TEXT NOT NULL, host TEXT NOT NULL, address TEXT NOT NULL,
     port INTEGER NOT NULL, tls_port INTEGER, container TEXT NOT NULL, version TEXT NOT NULL, state TEXT NOT NULL,
-    reason TEXT, since TEXT NOT NULL, PRIMARY KEY (addon, id));
+    reason TEXT, waiting TEXT, since TEXT NOT NULL, PRIMARY KEY (addon, id));
 CREATE TABLE IF NOT EXISTS cluster_primaries (
     addon TEXT NOT NULL, position INTEGER NOT NULL, old TEXT, new TEXT NOT NULL, reason TEXT NOT NULL, at TEXT NOT NULL,
     PRIMARY KEY (addon, position));
@@ -39,39 +41,54 @@ def apply(db, event) -> None:
         position = db.execute("SELECT COUNT(*) FROM cluster_primaries WHERE addon = ?", (addon,)).fetchone()[0]
         db.execute("INSERT INTO cluster_primaries (addon, position, old, new, reason, at) VALUES (?, ?, ?, ?, ?, ?)",
                    (addon, position, _old_primary(db, event, addon), event.new, event.reason, event.observed_at or at))
-    elif isinstance(event, Cluster.Degraded):
-        db.execute("UPDATE addons SET status = 'degraded', failure = ?, updated_at = ? WHERE name = ? AND status = 'running'",
-                   (event.reason, at, addon))
-    elif isinstance(event, Cluster.RedundancyRestored):
-        db.execute("UPDATE addons SET status = 'running', failure = NULL, updated_at = ? WHERE name = ? "
-                   "AND status = 'degraded'", (at, addon))
+    elif isinstance(event, (Cluster.Degraded, Cluster.RedundancyRestored)):
+        db.execute("UPDATE clusters SET degraded = ? WHERE id = ?", (getattr(event, "reason", None), cluster_id))
+    elif isinstance(event, Cluster.ReplacementWaiting):
+        db.execute("UPDATE cluster_nodes SET waiting = ? WHERE addon = ? AND id = ?", (event.reason, addon, event.node_id))
     elif isinstance(event, Cluster.NodePortsChanged):
         db.execute("UPDATE cluster_nodes SET tls_port = ? WHERE addon = ? AND id = ?", (event.tls_port, addon, event.node_id))
     elif isinstance(event, Cluster.NodeVersionChanged):
         db.execute("UPDATE cluster_nodes SET version = ? WHERE addon = ? AND id = ?", (event.version, addon, event.node_id))
     else:
         _state_changed(db, event, addon, at)
+    if isinstance(event, HEALTH) or type(event).__name__ in STATES:
+        health(db, addon, at)
 
 
-STATES = {"NodeStarted": "running", "NodeDown": "down", "NodeRecovered": "running", "NodeRetired": "retired"}
+STATES = {"NodeStarted": "running", "NodeDown": "down", "NodeRecovered": "running", "NodeRetired": "retired",
+          "NodeLeftBehind": "left"}
+HEALTH = (Cluster.PrimaryChanged, Cluster.Degraded, Cluster.RedundancyRestored, Cluster.ReplacementWaiting)
 
 
 def _state_changed(db, event, addon: str, at: str) -> None:
     state = STATES.get(type(event).__name__)
     if state is None:
         return
-    db.execute("UPDATE cluster_nodes SET state = ?, reason = ?, since = ? WHERE addon = ? AND id = ?",
+    db.execute("UPDATE cluster_nodes SET state = ?, reason = ?, waiting = NULL, since = ? WHERE addon = ? AND id = ?",
                (state, getattr(event, "reason", None), at, addon, event.node_id))
-    primary = db.execute("SELECT primary_node FROM clusters WHERE addon = ?", (addon,)).fetchone()[0]
-    if event.node_id != primary:
-        return
-    # What the app sees: its database is down while its primary is, and back when it recovers.
-    if state == "down":
-        db.execute("UPDATE addons SET status = 'down', failure = ?, updated_at = ? WHERE name = ? AND status = 'running'",
-                   (event.reason, at, addon))
-    elif state == "running":
-        db.execute("UPDATE addons SET status = 'running', failure = NULL, updated_at = ? WHERE name = ? AND status = 'down'",
-                   (at, addon))
+
+
+def health(db, addon: str, at: str) -> None:
+    """What the app sees of its cluster: its database is down while its primary is; degraded while
+    it serves with less than full redundancy (each reason said); running once all is back."""
+    row = db.execute("SELECT status, failure FROM addons WHERE name = ?", (addon,)).fetchone()
+    if row is None or row["status"] not in ("running", "down", "degraded"):
+        return  # an operation holds it, or it is gone: its own events say what it is
+    cluster = db.execute("SELECT primary_node, degraded FROM clusters WHERE addon = ?", (addon,)).fetchone()
+    nodes = db.execute("SELECT * FROM cluster_nodes WHERE addon = ? AND state IN ('running', 'down', 'placed')",
+                       (addon,)).fetchall()
+    primary = next((n for n in nodes if n["id"] == cluster["primary_node"]), None)
+    if primary is not None and primary["state"] == "down":
+        status, failure = "down", primary["reason"]
+    else:
+        problems = [f"{n['role']} node {n['id']} is down ({n['reason']})"
+                    + (f"; not replaced yet: {n['waiting']}" if n["waiting"] else "") for n in nodes if n["state"] == "down"]
+        problems += [cluster["degraded"]] if cluster["degraded"] else []
+        status, failure = ("degraded", "; ".join(problems)) if problems else ("running", None)
+    if status == "running" and row["status"] == "running":
+        return  # a running addon keeps what it says of its last operation
+    if (status, failure) != (row["status"], row["failure"]):
+        db.execute("UPDATE addons SET status = ?, failure = ?, updated_at = ? WHERE name = ?", (status, failure, at, addon))
 
 
 def _old_primary(db, event, addon: str) -> str | None:

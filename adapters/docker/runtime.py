@@ -16,7 +16,7 @@ import aiohttp
 from aiodocker.exceptions import DockerError
 
 from adapters.docker.tar_stream import tar_file_digests
-from engine.ports import EffectError, NodeSpec, NodeState, TransientError
+from engine.ports import EffectError, NodeSpec, NodeState, Survey, TransientError
 from engine.settings import DockerHost
 
 
@@ -59,6 +59,7 @@ def config_volume_labels(volume: str, labels: dict[str, str]) -> dict[str, str]:
 # aiohttp asks for gzip by default, and dockerd then compresses archives on one core at ~40 MB/s:
 # the tar is ten times faster as it is (a backup compresses it once, its own way).
 UNCOMPRESSED = {"Accept-Encoding": "identity"}
+SURVEY_TIMEOUT_S = 5.0  # a host whose engine hangs is taken for down after this long
 
 
 def translate(error: Exception, doing: str) -> Exception:
@@ -272,19 +273,38 @@ class DockerRuntime:
     async def nodes(self, **labels: str) -> list[NodeState]:
         return await self._listed([f"{k}={v}" for k, v in labels.items()] or ["redis-addons.addon"])
 
+    async def survey(self, **labels: str) -> Survey:
+        wanted = [f"{k}={v}" for k, v in labels.items()] or ["redis-addons.addon"]
+
+        async def on(name: str) -> tuple[str, list[NodeState] | str]:
+            try:
+                return name, await asyncio.wait_for(self._listed(wanted, [name]), SURVEY_TIMEOUT_S)
+            except (DockerError, aiohttp.ClientError, OSError, asyncio.TimeoutError) as e:
+                return name, f"{type(e).__name__} {e}".strip()
+
+        answers = await asyncio.gather(*(on(n) for n in self.hosts))
+        return Survey(nodes=[n for _, found in answers if isinstance(found, list) for n in found],
+                      silent={name: found for name, found in answers if isinstance(found, str)})
+
+    async def signal_node(self, host: str, container: str, signal: str) -> None:
+        try:
+            await (await self._docker(host).containers.get(container)).kill(signal=signal)
+        except (DockerError, aiohttp.ClientError, OSError) as e:
+            raise translate(e, f"sending {signal} to {container} on {host}") from None
+
     async def containers_labelled(self, label: str) -> list[NodeState]:
         try:
             return await self._listed([label])
         except (DockerError, aiohttp.ClientError, OSError) as e:
             raise translate(e, f"listing the containers labelled {label}") from None
 
-    async def _listed(self, wanted: list[str]) -> list[NodeState]:
+    async def _listed(self, wanted: list[str], hosts: list[str] | None = None) -> list[NodeState]:
         async def on(name: str) -> list[tuple[str, dict]]:
             listed = await self._docker(name).containers.list(all=True, filters={"label": wanted})
             return [(name, c._container) for c in listed]
 
         found, seen = [], set()
-        for name, info in [pair for host in await asyncio.gather(*(on(n) for n in self.hosts)) for pair in host]:
+        for name, info in [pair for host in await asyncio.gather(*(on(n) for n in hosts or self.hosts)) for pair in host]:
             if info["Id"] in seen:  # two host names may share one engine (a laptop)
                 continue
             seen.add(info["Id"])
@@ -305,7 +325,7 @@ class DockerRuntime:
 
     async def ports_in_use(self) -> frozenset[tuple[str, int]]:
         taken = set()
-        for node in await self.nodes():
+        for node in (await self.survey()).nodes:  # a host down takes no new node: its ports do not matter
             for label in ("redis-addons.port", "redis-addons.tls-port"):
                 port = node.labels.get(label, "")
                 if port.isdigit():

@@ -15,7 +15,7 @@ import io
 import tarfile
 from dataclasses import dataclass, field
 
-from engine.ports import EffectError, Endpoint, NodeSpec, NodeState
+from engine.ports import EffectError, Endpoint, NodeSpec, NodeState, Survey
 from tests.unit.fakes.faults import Faulty
 from tests.unit.fakes.redis import DUMP, Server, encode_dump
 
@@ -250,6 +250,17 @@ class FakeRuntime(Faulty):
         wanted = [f"{k}={v}" for k, v in labels.items()] or [ENGINE_LABEL]
         return self._listed(wanted)
 
+    async def survey(self, **labels: str) -> Survey:
+        self._called("survey", **labels)
+        wanted = [f"{k}={v}" for k, v in labels.items()] or [ENGINE_LABEL]
+        return Survey(self._listed(wanted), {h.name: "Docker is unreachable" for h in self.hosts.values() if not h.answers})
+
+    async def signal_node(self, host: str, container: str, signal: str) -> None:
+        self._called("signal_node", host=host, container=container, signal=signal)
+        node = self._existing(host, container, f"signalling {container}")
+        if node.running:
+            self.effects.append(("signalled", host, container, signal))
+
     async def containers_labelled(self, label: str) -> list[NodeState]:
         self._called("containers_labelled", label=label)
         return self._listed([label])
@@ -266,7 +277,7 @@ class FakeRuntime(Faulty):
     async def ports_in_use(self) -> frozenset[tuple[str, int]]:
         self._called("ports_in_use")
         taken = set()
-        for node in await self.nodes():
+        for node in (await self.survey()).nodes:
             for label in ("redis-addons.port", "redis-addons.tls-port"):
                 port = node.labels.get(label, "")
                 if port.isdigit():
