@@ -12,11 +12,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from domain.addon import Addon
-from domain.catalog import PlanCatalog, VersionCatalog
+from domain.catalog import ComponentCatalog, PlanCatalog, VersionCatalog
 from domain.operation import Operation
 from engine.app import Engine
 from engine.backup_saga import BackupSaga
 from engine.certificate_renewal import CertificateRenewal
+from engine.cluster_provisioning import ClusterProvisioning
+from engine.node_replacement import NodeReplacement
 from engine.plan_change import PlanChange
 from engine.provisioning import Provisioning, Removal
 from engine.restore import Restore
@@ -33,6 +35,8 @@ HOSTS = (
     DockerHost("host-a", "fake://host-a", "127.0.1.1", 30000, 30019, 4096),
     DockerHost("host-b", "fake://host-b", "127.0.2.1", 30000, 30019, 4096),
 )
+# A Business plan spreads each group of its cluster over three hosts: `World(hosts=THREE_HOSTS)`.
+THREE_HOSTS = HOSTS + (DockerHost("host-c", "fake://host-c", "127.0.3.1", 30000, 30019, 4096),)
 STEP_DEADLINE_S = 5.0  # never met by a step that works, however loaded the machine (the real default: a minute)
 SHORT_DEADLINE_S = 0.3  # for a test that waits for a step still failing for now to fail
 ATTENTION_RETRY_S = 0.01  # the first retry of a compensation that missed its deadline (the real one: 5 s)
@@ -43,7 +47,8 @@ class World:
     """Everything outside the engine, in memory."""
 
     events: InMemoryEventLog = field(default_factory=InMemoryEventLog)
-    runtime: FakeRuntime = field(default_factory=lambda: FakeRuntime([h.name for h in HOSTS]))
+    hosts: tuple[DockerHost, ...] = HOSTS  # the engine's settings name these; the fake Docker runs them
+    runtime: FakeRuntime = None
     secrets: FakeSecretStore = field(default_factory=FakeSecretStore)
     certificates: FakeCertificates = field(default_factory=FakeCertificates)
     backups: FakeBackupStore = field(default_factory=FakeBackupStore)
@@ -54,6 +59,7 @@ class World:
     data_directory: dict = field(default_factory=dict)  # who holds its lock
 
     def __post_init__(self):
+        self.runtime = self.runtime or FakeRuntime([h.name for h in self.hosts])
         self.redis = self.redis or FakeRedisAdmin(self.runtime)
         for fake in (self.runtime, self.redis, self.secrets, self.certificates, self.backups, self.restarter):
             fake.crash_switch = self.crash_switch
@@ -89,11 +95,11 @@ class World:
 
 
 def build_engine(world: World, step_deadline_s: float = STEP_DEADLINE_S,
-                 attention_retry_s: float = ATTENTION_RETRY_S) -> Engine:
+                 attention_retry_s: float = ATTENTION_RETRY_S, host_grace_s: float = 30.0) -> Engine:
     """engine/bootstrap.py's wiring, with the world's in-memory ports."""
     # The scheduler and the node watcher do not run by themselves: tests drive them.
-    settings = Settings(home=Path("/nonexistent/redis-addons-unit"), hosts=HOSTS, scheduler_tick_s=0,
-                        watch_interval_s=0, step_deadline_s=step_deadline_s)
+    settings = Settings(home=Path("/nonexistent/redis-addons-unit"), hosts=world.hosts, scheduler_tick_s=0,
+                        watch_interval_s=0, step_deadline_s=step_deadline_s, host_grace_s=host_grace_s)
     plans, versions = PlanCatalog.load(), VersionCatalog.load()
     events, runtime, redis, secrets = world.events, world.runtime, world.redis, world.secrets
     authority, store, restarter = world.certificates, world.backups, world.restarter
@@ -104,6 +110,8 @@ def build_engine(world: World, step_deadline_s: float = STEP_DEADLINE_S,
         "backup": BackupSaga(events, runtime, redis, secrets, store),
         "restore": Restore(events, runtime, redis, secrets, versions, store, authority),
         "change_settings": SettingsChange(events, runtime, redis, secrets, versions),
+        "provision_cluster": ClusterProvisioning(events, runtime, redis, secrets, versions, ComponentCatalog.load()),
+        "replace_node": NodeReplacement(events, runtime, redis, secrets, versions, ComponentCatalog.load()),
     }
     sagas["renew_certificate"] = CertificateRenewal(events, runtime, redis, secrets, versions, authority)
     sagas["serve_tls"] = TlsServing(events, runtime, redis, secrets, versions, authority)

@@ -1,7 +1,8 @@
 """Docker engines in memory: hosts holding containers and volumes as dicts.
 
 A container keeps its configuration files; its volume keeps the data files (/data). Starting a
-container boots a Redis server from them (tests.unit.fakes.redis); stopping it shuts the server
+container boots a Redis server from them (tests.unit.fakes.redis), or a Sentinel or an HAProxy
+from theirs (tests.unit.fakes.cluster); stopping it shuts the server
 down, saving its data when its save rules are on; removing it kills the server (no save). The
 semantics are the port's: a missing container counts as stopped and as removed, `is_running`
 says None for it. `effects` lists what actually changed, so a test can count each effect.
@@ -16,6 +17,7 @@ import tarfile
 from dataclasses import dataclass, field
 
 from engine.ports import EffectError, Endpoint, NodeSpec, NodeState, Survey
+from tests.unit.fakes.cluster import Proxy, Sentinel
 from tests.unit.fakes.faults import Faulty
 from tests.unit.fakes.redis import DUMP, Server, encode_dump
 
@@ -34,7 +36,7 @@ class Container:
     memory_bytes: int
     config: dict[str, str] = field(default_factory=dict)  # files under config_dir, by relative path
     running: bool = False
-    server: Server | None = None
+    server: Server | Sentinel | Proxy | None = None
     logs: list[str] = field(default_factory=list)
     crash_loops: bool = False  # its server exits at start, and Docker's restart policy starts it again
     exit_code: int = 0
@@ -56,6 +58,15 @@ class Host:
     volumes: dict[str, dict[str, bytes]] = field(default_factory=dict)  # volume -> data files by name
     images: dict[str, dict[str, str]] = field(default_factory=dict)  # image -> its labels
     answers: bool = True
+
+
+def boot(config: dict[str, str], dump: bytes | None) -> Server | Sentinel | Proxy:
+    """The process a container runs, by its configuration file: a Redis server, a Sentinel or an HAProxy."""
+    if "sentinel.conf" in config:
+        return Sentinel.boot(config["sentinel.conf"])
+    if "haproxy.cfg" in config:
+        return Proxy.boot(config["haproxy.cfg"])
+    return Server.boot(config["redis.conf"], dump)
 
 
 def tar_of(files: dict[str, bytes]) -> bytes:
@@ -129,6 +140,13 @@ class FakeRuntime(Faulty):
         container = self.hosts[host].containers[name]
         container.running, container.server, container.exit_code = False, None, 137
 
+    def lose_host(self, name: str) -> None:
+        """The host's machine is gone: its Docker does not answer and its containers' processes are dead
+        (nothing saved). `hosts[name].answers = True` brings it back, its containers exited."""
+        self.hosts[name].answers = False
+        for container in self.hosts[name].containers.values():
+            container.running, container.server, container.exit_code = False, None, 137
+
     def save(self, container: Container) -> None:
         """The server writes its data file into its volume."""
         self.hosts[container.host].volumes[container.volume][DUMP] = container.server.dump()
@@ -162,8 +180,11 @@ class FakeRuntime(Faulty):
         if node.running:
             return
         self.effects.append(("started", host, container))
-        server = Server.boot(node.config["redis.conf"], self.hosts[host].volumes[node.volume].get(DUMP))
-        taken = [c.name for c in self.hosts[host].containers.values() if c.running and c.server
+        server = boot(node.config, self.hosts[host].volumes[node.volume].get(DUMP))
+        # One machine's addresses (every host's engine binds a loopback address of the same kernel): an
+        # HAProxy on one host binds the entry address of another, and holds it there.
+        taken = [c.name for h in self.hosts.values() for c in h.containers.values() if c.running and c.server
+                 and not (c.server.reuses_port and server.reuses_port)  # HAProxy beside HAProxy: SO_REUSEPORT
                  and c.server.address == server.address and {c.server.port, c.server.tls_port} & {server.port, server.tls_port} - {0, None}]
         if taken:  # the server exits at once, as Redis does when it cannot bind, and Docker starts it again
             node.logs.append(f"Could not create server TCP listening socket {server.address}:{server.port}: "
@@ -260,6 +281,8 @@ class FakeRuntime(Faulty):
         node = self._existing(host, container, f"signalling {container}")
         if node.running:
             self.effects.append(("signalled", host, container, signal))
+            if signal == "SIGUSR2" and node.server.role == "proxy":  # HAProxy reads its file again
+                node.server.reload(node.config["haproxy.cfg"])
 
     async def containers_labelled(self, label: str) -> list[NodeState]:
         self._called("containers_labelled", label=label)

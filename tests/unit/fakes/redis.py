@@ -3,6 +3,12 @@
 A server boots from its container's redis.conf (bind, ports, the password's hash, save rules) and
 its volume's dump.rdb; it keeps key counts per database in memory; it saves them back to the
 volume when told to, or when it stops while its save rules are on, as Redis does.
+
+In a Business cluster (tests.unit.fakes.cluster for Sentinels and HAProxy), a server whose
+redis.conf says `replicaof <address> <port>` is a replica of the server running there, in sync
+while both run and its `masterauth` is that server's password; a client reaching the entry address
+through an HAProxy is sent to the data node that at least QUORUM of its Sentinels name and that is
+a primary itself, or refused when there is none.
 """
 
 from __future__ import annotations
@@ -10,9 +16,12 @@ from __future__ import annotations
 import hashlib
 import json
 from dataclasses import dataclass, field
+from typing import ClassVar
 
+from domain.cluster_config import MASTER_NAME, QUORUM
 from domain.redis_config import TLS_FILES
 from engine.ports import EffectError, Endpoint, PresentedCertificate, TransientError
+from tests.unit.fakes.cluster import Proxy, Sentinel, hashed, host_port, unquoted
 from tests.unit.fakes.services import not_after
 from tests.unit.fakes.faults import Faulty
 
@@ -20,6 +29,7 @@ DUMP = "dump.rdb"
 DATABASES = [str(db) for db in range(5)]
 BASE_MEMORY = 1_000_000  # bytes an empty server uses
 BYTES_PER_KEY = 100
+ADDON_LABEL = "redis-addons.addon"  # which addon a container serves
 
 
 def encode_dump(keys: dict[str, int], expires: dict[str, int]) -> bytes:
@@ -35,6 +45,9 @@ def decode_dump(data: bytes | None) -> tuple[dict[str, int], dict[str, int]]:
 
 @dataclass
 class Server:
+    role: ClassVar[str] = "data"
+    reuses_port: ClassVar[bool] = False
+
     address: str
     port: int  # 0: plaintext closed (TLS forced)
     tls_port: int | None
@@ -44,6 +57,8 @@ class Server:
     expires: dict[str, int] = field(default_factory=dict)
     paused: bool = False
     certificate_reloads: int = 0
+    replicaof: str | None = None  # "address:port" of its primary, when it is a replica
+    masterauth_hash: str | None = None  # of the password it gives its primary
 
     @classmethod
     def boot(cls, redis_conf: str, dump: bytes | None) -> Server:
@@ -62,7 +77,12 @@ class Server:
                   "maxmemory": settings.get("maxmemory", "0"), "maxmemory-policy": settings.get("maxmemory-policy", ""),
                   "port": settings.get("port", "6379"), "tls-port": settings.get("tls-port", "0")}
         tls_port = int(settings["tls-port"]) if "tls-port" in settings else None
-        return cls(settings["bind"], int(settings.get("port", 6379)), tls_port, password_hash, config, keys, expires)
+        server = cls(settings["bind"], int(settings.get("port", 6379)), tls_port, password_hash, config, keys, expires)
+        if "replicaof" in settings:
+            server.replicaof = host_port(settings["replicaof"])
+        if "masterauth" in settings:
+            server.masterauth_hash = hashed(unquoted(settings["masterauth"]))
+        return server
 
     def set(self, parameters: dict[str, str]) -> None:
         """CONFIG SET: the ports open and close at once."""
@@ -94,21 +114,108 @@ class Server:
 
 
 class FakeRedisAdmin(Faulty):
-    """Reaches the servers running in the fake Docker's containers; a stopped or missing one does not answer."""
+    """Reaches the servers running in the fake Docker's containers; a stopped or missing one does not answer.
+    `effects` lists what changed a server beyond its data (a Sentinel reset)."""
 
     def __init__(self, runtime) -> None:
         super().__init__()
         self.runtime = runtime
+        self.effects: list[tuple] = []
 
     def _server(self, call: str, node: Endpoint, **args) -> tuple[Server, object]:
         self._called(call, endpoint=str(node), address=node.address, port=node.port, **args)
         found = self.runtime.server_at(node)
         if found is None:
             raise TransientError(f"{node}: ConnectionError: connection refused")
+        if found[0].role == "proxy":
+            found = self._routed(found[0])
+            if found is None:
+                raise TransientError(f"{node}: ConnectionError: closed by HAProxy (no primary the Sentinels name)")
         server, container = found
         if hashlib.sha256(node.password.encode()).hexdigest() != server.password_hash:
             raise EffectError(f"{node} refused the addon's password")
         return server, container
+
+    # -- a Business cluster ----------------------------------------------------------------
+
+    def _listening(self) -> dict[str, tuple]:
+        """"address:port" -> (process, container) of every running process (an HAProxy: at the entry)."""
+        return {f"{c.server.address}:{c.server.port}": (c.server, c)
+                for host in self.runtime.hosts.values() for c in host.containers.values() if c.running and c.server}
+
+    def _routed(self, proxy: Proxy) -> tuple | None:
+        """Where an HAProxy sends a new connection: the data node QUORUM Sentinels name, if it is a primary."""
+        up = self._listening()
+        for node in proxy.data_nodes:
+            server = up.get(node, (None,))[0]
+            if server is None or server.role != "data" or server.replicaof is not None:
+                continue
+            named = [s for s in proxy.sentinels if up.get(s, (None,))[0] is not None
+                     and up[s][0].role == "sentinel" and up[s][0].primary == node]
+            if len(named) >= QUORUM:
+                return up[node]
+        return None
+
+    def _replicas(self, primary: Server, up: dict) -> list[Server]:
+        """The running servers in sync with `primary`: replicas of it that gave its password."""
+        me = f"{primary.address}:{primary.port}"
+        return sorted((s for s, _ in up.values() if s.role == "data" and s.replicaof == me
+                       and s.masterauth_hash == primary.password_hash), key=lambda s: (s.address, s.port))
+
+    def _gossip(self, addon: str | None) -> dict:
+        """Every running Sentinel of `addon` that reaches its primary (with its password) learns from it
+        the other Sentinels watching it (their hello messages) and its replicas (its INFO)."""
+        up = self._listening()
+        sentinels = [s for s, c in up.values() if s.role == "sentinel" and c.labels.get(ADDON_LABEL) == addon]
+        for sentinel in sentinels:
+            primary = up.get(sentinel.primary, (None,))[0]
+            if primary is None or primary.role != "data" or primary.password_hash != sentinel.primary_auth_hash:
+                continue
+            sentinel.known_sentinels |= {o.me for o in sentinels if o is not sentinel and o.primary == sentinel.primary}
+            sentinel.known_replicas |= {f"{r.address}:{r.port}" for r in self._replicas(primary, up)}
+        return up
+
+    def _sentinel(self, call: str, node: Endpoint, master: str) -> tuple[Sentinel, object]:
+        sentinel, container = self._server(call, node, master=master)
+        if sentinel.role != "sentinel":
+            raise EffectError(f"{node}: ERR unknown command 'SENTINEL'")
+        if master != MASTER_NAME:
+            raise EffectError(f"{node}: ERR No such master with that name")
+        return sentinel, container
+
+    async def replication(self, node: Endpoint) -> dict:
+        server, _ = self._server("replication", node)
+        if server.role != "data":
+            raise EffectError(f"{node}: ERR unknown command 'INFO replication' on a Sentinel")
+        up = self._listening()
+        if server.replicaof is not None:
+            primary = up.get(server.replicaof, (None,))[0]
+            linked = primary is not None and primary.role == "data" and primary.password_hash == server.masterauth_hash
+            master_host, _, master_port = server.replicaof.partition(":")
+            return {"role": "slave", "master_host": master_host, "master_port": int(master_port),
+                    "master_link_status": "up" if linked else "down"}
+        offset = sum(server.keys.values())
+        replicas = self._replicas(server, up)
+        info = {"role": "master", "connected_slaves": len(replicas), "master_repl_offset": offset}
+        for i, replica in enumerate(replicas):
+            info[f"slave{i}"] = {"ip": replica.address, "port": replica.port, "state": "online", "offset": offset,
+                                 "lag": 0}
+        return info
+
+    async def sentinel_view(self, node: Endpoint, master: str) -> dict:
+        sentinel, container = self._sentinel("sentinel_view", node, master)
+        up = self._gossip(container.labels.get(ADDON_LABEL))
+        return {"primary": sentinel.primary, "sentinels": len(sentinel.known_sentinels),
+                "replicas": len(sentinel.known_replicas),
+                "sentinels_up": sorted(a for a in sentinel.known_sentinels if up.get(a, (None,))[0] is not None
+                                       and up[a][0].role == "sentinel"),
+                "replicas_up": sorted(a for a in sentinel.known_replicas if up.get(a, (None,))[0] is not None
+                                      and up[a][0].role == "data")}
+
+    async def sentinel_reset(self, node: Endpoint, master: str) -> None:
+        sentinel, container = self._sentinel("sentinel_reset", node, master)
+        sentinel.reset()
+        self.effects.append(("sentinel reset", container.host, container.name))
 
     async def ping(self, node: Endpoint) -> None:
         self._server("ping", node)
