@@ -62,6 +62,12 @@ class Cluster(Aggregate):
 
     # -- facts ----------------------------------------------------------------------------
 
+    @event("EntryReserved")
+    def reserve_entry(self, host: str, address: str, port: int) -> None:
+        """The address and port in REDIS_URL, which every HAProxy binds: held on `host` (whose address
+        it is) for the addon's life, whichever HAProxy placed there first is replaced."""
+        self.entry = dict(host=host, address=address, port=port)
+
     @event("NodePlaced")
     def place_node(self, node: dict) -> None:
         """A node has its host, ports and names; its container may not exist yet."""

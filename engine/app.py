@@ -30,6 +30,7 @@ from engine.claims import AddonClaims
 from engine.cluster_healing import ClusterHealer
 from engine.cluster_forming import business_addon, business_requests
 from engine.clusters import cluster_of, data_node, new_cluster, serving_node
+from engine.hosts_check import some_hosts_answer
 from engine.inventory import Inventory
 from engine.inventory_keeper import InventoryKeeper
 from engine.operations import OperationStarter
@@ -88,8 +89,8 @@ class Engine:
         self.database = DatabaseSettings(self.lookup, starter, versions, certificates, redis, secrets, plans)
         self.certificate_renewals = CertificateRenewals(events, views, redis, secrets, starter)
         self.missing_tls = MissingTls(events, views, versions, self.placing, starter, plans)
-        healer = ClusterHealer(events, views, self.inventory, claims, runtime, self.placing, starter, plans,
-                               settings.host_grace_s)
+        healer = ClusterHealer(events, views, self.inventory, claims, runtime, redis, secrets, self.placing, starter,
+                               plans, settings.host_grace_s)
         self.watcher = NodeWatcher(events, views, self.inventory, claims, runtime, redis, secrets, versions,
                                    certificates, settings.watch_interval_s, plans, healer)
         self.scheduler = Scheduler(self.backups, self.certificate_renewals, self.missing_tls.serve_where_missing,
@@ -107,7 +108,7 @@ class Engine:
             raise
 
     async def _start(self) -> None:
-        await self.runtime.check()
+        await some_hosts_answer(self.runtime, self.settings.hosts)
         await self.events.open()
         await self.inventory_keeper.load()
         await adopt_clusters(self.events, self.inventory)

@@ -30,6 +30,7 @@ def business_addon(name: str, app: str, plan: Plan, version: str, placed: list[P
         cluster.place_node(records[-1])
     primary = records[0]
     entry = next(r for r in records if r["role"] == "proxy")  # every HAProxy binds the first one's address and port
+    cluster.reserve_entry(host=entry["host"], address=entry["address"], port=entry["port"])
     addon = Addon(name=name, app=app, plan=plan.id, memory_mib=plan.memory_mib, redis_version=version,
                   host=primary["host"], address=entry["address"], port=entry["port"], container=primary["container"],
                   volume=primary["volume"], operation_id=operation.id, settings=DEFAULT_SETTINGS)

@@ -12,7 +12,8 @@ Each node of each idle cluster is looked at:
   recorded down and replaced (engine/node_replacement.py), on a host with room that holds no other
   node of its group; with no such host the cluster runs degraded, says why, and is looked at again
   each round, so it heals when a host comes back;
-- a node left behind on a silent host is removed once the host answers again.
+- a node left behind on a silent host is removed once the host answers again;
+- a Sentinel that still counts a node the cluster no longer has is reset.
 """
 
 from __future__ import annotations
@@ -25,15 +26,17 @@ import structlog
 
 from domain.addon import Addon
 from domain.catalog import PlanCatalog
+from domain.cluster_config import MASTER_NAME
 from domain.errors import DomainError, NoHostWithRoom
 from domain.operation import Operation
 from engine.claims import AddonClaims
 from engine.cluster_forming import replacement_node
+from engine.cluster_provisioning import sentinel_secret
 from engine.clusters import cluster_of
 from engine.inventory import Inventory
 from engine.operations import OperationStarter
 from engine.placing import Placing
-from engine.ports import EffectError, ReadModels, Runtime, Survey, TransientError
+from engine.ports import EffectError, Endpoint, ReadModels, RedisAdmin, Runtime, SecretStore, Survey, TransientError
 from engine.store import EventLog, IntegrityError
 from engine.watcher import why_down
 
@@ -49,8 +52,10 @@ def utc_now() -> str:
 
 class ClusterHealer:
     def __init__(self, events: EventLog, views: ReadModels, inventory: Inventory, claims: AddonClaims, runtime: Runtime,
-                 placing: Placing, starter: OperationStarter, plans: PlanCatalog, grace_s: float, clock=time.monotonic):
+                 redis: RedisAdmin, secrets: SecretStore, placing: Placing, starter: OperationStarter, plans: PlanCatalog,
+                 grace_s: float, clock=time.monotonic):
         self.events, self.views, self.inventory, self.claims, self.runtime = events, views, inventory, claims, runtime
+        self.redis, self.secrets = redis, secrets
         self.placing, self.starter, self.plans, self.grace_s, self.clock = placing, starter, plans, grace_s, clock
         self._silent_since: dict[str, float] = {}  # host -> when it was first seen silent
         self._down_since: dict[str, float] = {}  # primary node -> when it was first seen down
@@ -70,6 +75,8 @@ class ClusterHealer:
                 lost = await self._look_after(row["name"], survey, found, done)
                 if lost is not None:
                     done.append(await self._replace(row["name"], lost, survey))
+                elif not self._held(row["name"]) and (reset := await self._forget_the_gone(row["name"])):
+                    done.append(reset)
             except IntegrityError:  # recorded meanwhile by another writer: looked at again next round
                 continue
         return done
@@ -131,6 +138,28 @@ class ClusterHealer:
                 continue
             cluster.retire_node(node["id"])
             done.append({"addon": cluster.addon, "node": node["id"], "removed": "left behind"})
+
+    async def _forget_the_gone(self, addon: str) -> dict | None:
+        """A Sentinel still counting a node the cluster no longer has (a replacement that failed after
+        rewiring, an engine that died in between) is reset, one per round: a dead Sentinel counted
+        raises the majority a failover needs."""
+        cluster = await cluster_of(self.events, addon)
+        sentinels = [n for n in cluster.live_nodes if n["role"] == "sentinel"]
+        replicas = len([n for n in cluster.live_nodes if n["role"] == "data"]) - 1
+        password = self.secrets.password_for(sentinel_secret(addon))
+        for node in [n for n in sentinels if n["state"] == "running"]:
+            endpoint = Endpoint(node["address"], node["port"], password)
+            try:
+                view = await self.redis.sentinel_view(endpoint, MASTER_NAME)
+                if view["sentinels"] <= len(sentinels) - 1 and view["replicas"] <= replicas:
+                    continue
+                await self.redis.sentinel_reset(endpoint, MASTER_NAME)
+            except (TransientError, EffectError):
+                continue
+            log.warning("Sentinel reset: it counted nodes the cluster no longer has", addon=addon, node=node["id"],
+                        sentinels=view["sentinels"], replicas=view["replicas"])
+            return {"addon": addon, "node": node["id"], "reset": True}
+        return None
 
     async def _replace(self, name: str, lost: dict, survey: Survey) -> dict:
         if self.clock() - self._tried.get(lost["id"], float("-inf")) < RETRY_REPLACEMENT_AFTER_S:

@@ -30,7 +30,7 @@ class FailoverFollower:
         """One round over every running Business cluster; returns the primary changes recorded."""
         changes = []
         for row in await asyncio.to_thread(self.views.addons):
-            if row["status"] not in ("running", "degraded") or not self.plans.get(row["plan"]).is_cluster:
+            if row["status"] not in ("running", "degraded", "down") or not self.plans.get(row["plan"]).is_cluster:
                 continue
             try:
                 if change := await self._follow(row["name"]):

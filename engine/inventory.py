@@ -18,6 +18,7 @@ from domain.operation import Operation
 from domain.placement import Tenant
 
 
+ENTRY = "entry"  # what a Business cluster's entry address holds, beside its nodes (never a container's name)
 SHAPE = 3  # of the checkpoint: a checkpoint of another shape is dropped and the log read from its start
 
 
@@ -68,8 +69,9 @@ class Inventory:
         if isinstance(event, Addon.Removed):
             self._removed.add(name)
         if name in self._clustered:
-            if isinstance(event, Addon.Removed):
+            if isinstance(event, (Addon.Removed, Addon.ProvisioningFailed)):
                 self._held.pop((name, "current"), None)
+                self._nodes.pop((Cluster.id_for(name), ENTRY), None)
             return
         if isinstance(event, Addon.PlanChangeRequested):
             self._held[(name, "target")] = tenant(event)
@@ -96,6 +98,8 @@ class Inventory:
             node = event.node
             self._nodes[(event.originator_id, node["id"])] = Tenant(node["host"], node["port"], node["memory_mib"],
                                                                     node.get("tls_port"))
+        elif isinstance(event, Cluster.EntryReserved):  # no node's: bound by every HAProxy of the cluster
+            self._nodes[(event.originator_id, ENTRY)] = Tenant(event.host, event.port, 0)
         elif isinstance(event, Cluster.NodePortsChanged) and key in self._nodes:
             self._nodes[key] = replace(self._nodes[key], tls_port=event.tls_port)
         elif isinstance(event, Cluster.NodeRetired):

@@ -4,6 +4,13 @@ others are told, and the cluster comes back to full redundancy by itself; nothin
 
 from __future__ import annotations
 
+import asyncio
+
+import pytest
+import redis.asyncio as redis
+
+from domain.cluster_config import MASTER_NAME
+from engine.ports import Endpoint
 from tests.integration.business import (Writer, business_addon, container, direct, eventually, nodes_by_role,
                                         primary_of, watcher_round)
 
@@ -55,3 +62,101 @@ async def test_a_replica_lost_is_replaced_and_writes_go_on_meanwhile(engine, app
     await eventually(writer.wrote_more)
     await writer.stop()
     assert await writer.lost() == []
+
+
+async def test_a_sentinel_lost_is_replaced_without_a_failover_and_forgotten_by_the_others(engine, app_name):
+    addon = await business_addon(engine, app_name)
+    before = await nodes_by_role(engine, app_name, addon)
+    lost = before["sentinel"][1]
+    writer = Writer((await engine.environment(app_name))["REDIS_URL"]).start()
+    await eventually(writer.wrote_more)
+
+    await (await container(engine, lost)).delete(force=True)
+
+    await replaced(engine, app_name, addon, lost)
+    after = await nodes_by_role(engine, app_name, addon)
+    assert primary_of(after)["id"] == primary_of(before)["id"]  # no failover
+    assert len({n["host"] for n in after["sentinel"]}) == 3  # still one per host
+    password = engine.secrets.password_for(f"{addon}-sentinels")
+    for sentinel in after["sentinel"]:  # each knows exactly the two others: the lost one is forgotten
+        view = await engine.redis.sentinel_view(Endpoint(sentinel["address"], sentinel["port"], password), MASTER_NAME)
+        assert (view["sentinels"], len(view["sentinels_up"]), view["replicas"]) == (2, 2, 1), view
+    assert not [e for e in await engine.event_page(after=0, limit=2000) if e["type"] == "Cluster.PrimaryChanged"
+                and e["data"]["reason"] != "provisioned"]
+    await eventually(lambda: redundant(engine, app_name, addon), timeout=30)
+    await eventually(writer.wrote_more)
+    await writer.stop()
+    # No write refused (at most a reconnect: HAProxy's old process ends its sessions 10 s after a reload).
+    assert writer.refused == set() and await writer.lost() == []
+
+
+async def test_the_leader_haproxy_killed_clients_reconnect_to_the_same_address(engine, app_name):
+    addon = await business_addon(engine, app_name)
+    url = (await engine.environment(app_name))["REDIS_URL"]
+    leader = next(n for n in (await nodes_by_role(engine, app_name, addon))["proxy"]
+                  if f"{n['address']}:{n['port']}" in url)  # the one whose address is the entry's
+    writer = Writer(url).start()
+    await eventually(writer.wrote_more)
+
+    await (await container(engine, leader)).kill()
+
+    await eventually(writer.wrote_more, timeout=10)  # through the other HAProxy, bound to the same address
+    assert (await engine.environment(app_name))["REDIS_URL"] == url
+
+    async def back() -> bool:
+        await watcher_round(engine)
+        return next(n for n in await engine.nodes(app_name, addon) if n["id"] == leader["id"])["state"] == "running"
+
+    await eventually(back, timeout=30)  # started again by the engine
+    await writer.stop()
+    assert await writer.lost() == []
+
+
+async def test_the_primary_killed_fails_over_and_comes_back_as_a_replica_that_takes_no_write(engine, app_name):
+    addon = await business_addon(engine, app_name)
+    before = await nodes_by_role(engine, app_name, addon)
+    primary, replica = primary_of(before), next(n for n in before["data"] if not n["is_primary"])
+    writer = Writer((await engine.environment(app_name))["REDIS_URL"]).start()
+    await eventually(writer.wrote_more)
+
+    await (await container(engine, primary)).kill()
+
+    async def writes_go_on() -> bool:
+        await watcher_round(engine)
+        return await writer.wrote_more()
+
+    await eventually(writes_go_on, timeout=30)
+    assert primary_of(await nodes_by_role(engine, app_name, addon))["id"] == replica["id"]
+    await eventually(lambda: redundant(engine, app_name, addon), timeout=60)  # the old one started again: a replica
+    old = direct(primary, writer.password)
+    assert (await old.info("replication"))["role"] == "slave"
+    with pytest.raises(redis.ReadOnlyError):
+        await old.set("to the old primary", "refused")
+    await old.aclose()
+    await writer.stop()
+    assert await writer.lost() == []
+
+
+async def test_a_paused_primary_never_acknowledges_a_write_once_it_wakes(engine, app_name):
+    addon = await business_addon(engine, app_name)
+    primary = primary_of(await nodes_by_role(engine, app_name, addon))
+    writer = Writer((await engine.environment(app_name))["REDIS_URL"]).start()
+    await eventually(writer.wrote_more)
+    paused = await container(engine, primary)
+
+    await paused.pause()  # longer than the Sentinels' detection (down-after 1 s) and failover
+
+    async def failed_over() -> bool:
+        await watcher_round(engine)
+        return primary_of(await nodes_by_role(engine, app_name, addon))["id"] != primary["id"]
+
+    await eventually(failed_over, timeout=30)
+    await asyncio.sleep(2)
+    await paused.unpause()
+    await eventually(lambda: redundant(engine, app_name, addon), timeout=60)
+    await eventually(writer.wrote_more)
+    await writer.stop()
+    assert await writer.lost() == []  # acknowledged writes lost: 0
+    woken = direct(primary, writer.password)
+    assert (await woken.info("replication"))["role"] == "slave"
+    await woken.aclose()

@@ -73,8 +73,6 @@ async def test_a_lost_host_is_healed_round_by_round_and_what_was_left_there_is_r
     await a_whole_cluster(world, cluster, await world.addon(addon.name))
 
 
-@pytest.mark.xfail(strict=True, reason="engine bug: the entry address's port is held by the first HAProxy's node "
-                                       "record only; once that node is replaced and retired, nothing holds it")
 async def test_the_entry_stays_held_after_the_haproxy_whose_port_it_is_was_replaced(world, engine):
     addon = await a_cluster(world, engine)
     cluster = await cluster_of(world.events, addon.name)

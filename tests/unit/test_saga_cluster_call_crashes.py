@@ -15,10 +15,10 @@ import pytest
 
 from tests.unit.engine_fakes import APP, THREE_HOSTS, World, caught_up, restarted, settled, shut_down, started_engine
 from tests.unit.test_saga_cluster_crashes import (ANY_STEP, GIVEN, GRACE_S, SCENARIOS, THEN, Scenario,
-                                                  command_crashing, marks, the_operation)
+                                                  command_crashing, the_operation)
 
 
-@pytest.mark.parametrize("scenario", [pytest.param(s, marks=marks(s), id=s.name) for s in SCENARIOS
+@pytest.mark.parametrize("scenario", [pytest.param(s, id=s.name) for s in SCENARIOS
                                       if s.name != "replica replacement failing past rewiring"])
 async def test_a_crash_at_any_call_to_a_port_and_a_restart_finish_the_cluster_operation(scenario):
     crashed = []

@@ -82,18 +82,7 @@ def crash_points(scenario: Scenario) -> list[tuple[str, bool]]:
     return points
 
 
-# Engine bug: Engine.start (engine/app.py, `await self.runtime.check()`) refuses to start while any host does
-# not answer, so an engine restarted while a host is lost resumes nothing and heals nothing.
-REFUSES_TO_START_WITHOUT_A_HOST = pytest.mark.xfail(
-    strict=True, raises=EffectError,
-    reason="engine bug: Engine.start refuses to start while a host does not answer (runtime.check)")
-
-
-def marks(scenario: Scenario) -> list:
-    return [REFUSES_TO_START_WITHOUT_A_HOST] if scenario.host_lost else []
-
-
-CASES = [pytest.param(scenario, event, before, marks=marks(scenario),
+CASES = [pytest.param(scenario, event, before,
                       id=f"{scenario.name}: crash {'before' if before else 'after'} saving {event.split('.', 1)[1]}")
          for scenario in SCENARIOS for event, before in crash_points(scenario)]
 
