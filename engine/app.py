@@ -37,6 +37,7 @@ from engine.operations import OperationStarter
 from engine.placing import Placing
 from engine.nodes import endpoint
 from engine.ports import BackupStore, Certificates, Checkpoints, DataLock, ReadModels, RedisAdmin, Runtime, SecretStore
+from engine.replication_view import with_replication
 from engine.saga import Coordinator
 from engine.scheduler import Scheduler
 from engine.settings import Settings
@@ -343,11 +344,12 @@ class Engine:
         return row
 
     async def nodes(self, app: str, addon: str) -> list[dict]:
-        """The addon's cluster: each node's role, place, version and state, and which is the primary
-        (`addon` takes an ID or `redis`, as for backups); a removed addon's nodes show retired."""
+        """The addon's cluster: each node's role, place, version and state, which is the primary, and
+        the replication offsets read live (`addon` takes an ID or `redis`, as for backups); a removed
+        addon's nodes show retired."""
         name = await self.lookup.named(app, addon, allow_removed=True)
-        rows = await asyncio.to_thread(self.views.nodes, name)
-        return [dict(row, is_primary=bool(row["is_primary"])) for row in rows]
+        rows = [dict(row, is_primary=bool(row["is_primary"])) for row in await asyncio.to_thread(self.views.nodes, name)]
+        return await with_replication(self.redis, self.secrets.peek(name), rows)
 
     async def environment(self, app: str) -> dict[str, str]:
         """The app's variables, with the passwords filled in: the only place a secret is shown."""

@@ -19,8 +19,9 @@ async def test_nodes_shows_the_primary_and_after_a_plan_change_the_retired_one(e
     before = await engine.addon(app_name, addon)
     assert await cli("--app", app_name, "--addon", "redis", "nodes") == 0
     [node] = rows(capsys.readouterr().out)
-    assert node[1:] == ["data (primary)", before["host"], before["address"], f"{before['port']}, {before['tls_port']}",
-                        before["version"], "running"]
+    assert node[1:7] == ["data (primary)", before["host"], before["address"], f"{before['port']}, {before['tls_port']}",
+                         before["version"], "running"]
+    assert node[7].startswith("offset ")  # read live from the primary
 
     moved = await engine.change_plan(app_name, addon, "redis-starter-512")
     assert (await engine.wait_for_operation(moved["operation_id"], timeout=120))["status"] == "succeeded"
