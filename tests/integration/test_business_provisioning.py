@@ -104,6 +104,15 @@ async def test_a_business_cluster_the_hosts_cannot_spread_is_refused_and_nothing
         assert await engine.runtime.nodes(**{"redis-addons.app": app_name}) == []
 
 
+async def test_a_business_cluster_with_no_room_for_its_data_nodes_is_refused_and_nothing_is_left(home, app_name):
+    small = settings_for(home)
+    async with build(replace(small, hosts=tuple(replace(h, memory_mib=300) for h in small.hosts))) as engine:
+        with pytest.raises(NoHostWithRoom, match="data node: no host has room for 512 MiB"):
+            await engine.add_addon(app_name, "redis-business-512")
+        assert await engine.operations() == [] and engine.inventory.tenants() == []
+        assert await engine.runtime.nodes(**{"redis-addons.app": app_name}) == []
+
+
 async def test_writes_resume_through_the_same_url_when_the_primary_is_killed(engine, app_name):
     requested = await engine.add_addon(app_name, "redis-business-256")
     assert (await engine.wait_for_operation(requested["operation_id"], timeout=240))["status"] == "succeeded"
