@@ -6,8 +6,8 @@ Each node of each idle cluster is looked at:
   as it was, and the Sentinels make it a replica of the new primary; HAProxy sends it nothing meanwhile,
   since no Sentinel names it). The primary itself is left to the Sentinels to fail over first: started
   again before that, it would come back with the data of its last save and the replica would
-  resynchronise from it, losing what was written since. Only when no failover came within
-  PRIMARY_RESTART_AFTER_S (no replica to promote) is it started again on its data;
+  resynchronise from it, losing what was written since. Only when no replica runs (none to
+  promote) is it started again on its data;
 - its container is gone or crash-loops, or its host has not answered for the grace period: it is
   recorded down and replaced (engine/node_replacement.py), on a host with room that holds no other
   node of its group; with no such host the cluster runs degraded, says why, and is looked at again
@@ -42,7 +42,6 @@ from engine.watcher import why_down
 
 log = structlog.get_logger("healing")
 
-PRIMARY_RESTART_AFTER_S = 20.0  # beyond the Sentinels' down-after and failover: no failover is coming
 RETRY_REPLACEMENT_AFTER_S = 30.0  # a replacement that failed is tried again after this long
 
 
@@ -58,7 +57,6 @@ class ClusterHealer:
         self.redis, self.secrets = redis, secrets
         self.placing, self.starter, self.plans, self.grace_s, self.clock = placing, starter, plans, grace_s, clock
         self._silent_since: dict[str, float] = {}  # host -> when it was first seen silent
-        self._down_since: dict[str, float] = {}  # primary node -> when it was first seen down
         self._tried: dict[str, float] = {}  # lost node -> when a replacement was last started for it
 
     async def look(self) -> list[dict]:
@@ -101,25 +99,24 @@ class ClusterHealer:
                     continue
                 reason = why_down(found.get((node["host"], node["container"])))
                 if reason is None:
-                    self._down_since.pop(node["id"], None)
                     cluster.mark_node_recovered(node["id"], "it runs again", utc_now())
                 elif "gone" in reason or "crash-loops" in reason:
                     cluster.mark_node_down(node["id"], reason, utc_now())
                     lost.append(node)
                 else:
                     cluster.mark_node_down(node["id"], reason, utc_now())
-                    await self._start_again(cluster, node, done)
+                    await self._start_again(cluster, node, found, done)
             if cluster.pending_events:
                 await self.events.save(cluster)
         # The primary is the Sentinels' to fail over; a replacement is placed beside it.
         replaceable = [n for n in lost if n["id"] != cluster.primary]
         return replaceable[0] if replaceable else None
 
-    async def _start_again(self, cluster, node: dict, done: list) -> None:
-        if node["id"] == cluster.primary:
-            since = self._down_since.setdefault(node["id"], self.clock())
-            if self.clock() - since < PRIMARY_RESTART_AFTER_S:
-                return  # the Sentinels fail it over first
+    async def _start_again(self, cluster, node: dict, found: dict, done: list) -> None:
+        if node["id"] == cluster.primary and any(
+                n["role"] == "data" and n["id"] != node["id"] and why_down(found.get((n["host"], n["container"]))) is None
+                for n in cluster.live_nodes):
+            return  # a replica runs: the Sentinels fail the primary over first, however long they take
         try:
             await self.runtime.start_node(node["host"], node["container"])
         except (TransientError, EffectError) as error:
