@@ -71,9 +71,13 @@ class ClusterHealer:
                 continue
             try:
                 lost = await self._look_after(row["name"], survey, found, done)
-                if lost is not None:
-                    done.append(await self._replace(row["name"], lost, survey))
-                elif not self._held(row["name"]) and (reset := await self._forget_the_gone(row["name"])):
+                for node in lost:  # one replacement at a time: the first that can be placed starts
+                    done.append(outcome := await self._replace(row["name"], node, survey))
+                    if outcome["replacing"]:
+                        break
+                if lost:
+                    continue
+                if not self._held(row["name"]) and (reset := await self._forget_the_gone(row["name"])):
                     done.append(reset)
             except IntegrityError:  # recorded meanwhile by another writer: looked at again next round
                 continue
@@ -82,12 +86,12 @@ class ClusterHealer:
     def _held(self, addon: str) -> bool:
         return addon in self.inventory.unfinished.values()
 
-    async def _look_after(self, addon: str, survey: Survey, found: dict, done: list) -> dict | None:
+    async def _look_after(self, addon: str, survey: Survey, found: dict, done: list) -> list[dict]:
         """Record what is seen of the cluster's nodes, start again those that only stopped, remove
-        what was left behind; return a lost node to replace, if any."""
+        what was left behind; return the lost nodes to replace."""
         async with self.claims.claim(addon):
             if self._held(addon):
-                return None
+                return []
             cluster = await cluster_of(self.events, addon)
             await self._remove_left_behind(cluster, survey, done)
             lost = []
@@ -109,8 +113,7 @@ class ClusterHealer:
             if cluster.pending_events:
                 await self.events.save(cluster)
         # The primary is the Sentinels' to fail over; a replacement is placed beside it.
-        replaceable = [n for n in lost if n["id"] != cluster.primary]
-        return replaceable[0] if replaceable else None
+        return [n for n in lost if n["id"] != cluster.primary]
 
     async def _start_again(self, cluster, node: dict, found: dict, done: list) -> None:
         if node["id"] == cluster.primary and any(
