@@ -83,8 +83,12 @@ class Cluster(Aggregate):
     def mark_node_started(self, node_id: str) -> None:
         self.nodes[node_id]["state"] = "running"
 
-    @event("PrimaryChanged")
     def change_primary(self, new: str, reason: str, observed_at: str | None = None) -> None:
+        self._primary_changed(old=self.primary, new=new, reason=reason, observed_at=observed_at)
+
+    @event("PrimaryChanged")
+    def _primary_changed(self, new: str, reason: str, observed_at: str | None = None, old: str | None = None) -> None:
+        """`old` is in the event for its readers (the log, its stream); recordings made before it was have none."""
         self.primaries.append(dict(old=self.primary, new=new, reason=reason, observed_at=observed_at))
         self.primary = new
 
@@ -146,6 +150,39 @@ class Cluster(Aggregate):
     def _replacement_waiting(self, node_id: str, reason: str, observed_at: str) -> None:
         self.nodes[node_id]["waiting"] = reason
 
+    # -- what the Sentinels say (their +sdown, +odown and -sdown, -odown notifications) --------------
+
+    @property
+    def seen_down(self) -> dict[str, dict]:
+        """node id -> {"sdown" or "odown": {"seen_by", "at"}}: the episodes open now. A Sentinel that cannot
+        reach a node sees it down subjectively (sdown); once a quorum agrees, objectively (odown)."""
+        return self.__dict__.setdefault("_seen_down", {})
+
+    def sentinels_saw_down(self, node_id: str, kind: str, seen_by: str, at: str) -> None:
+        """Each Sentinel says so on its own: the first one is recorded, once per episode and node."""
+        if kind not in ("sdown", "odown"):
+            raise ValueError(f"unknown kind of down {kind!r}: sdown or odown")
+        if kind not in self.seen_down.get(node_id, {}):
+            self._sentinels_saw_down(node_id=node_id, kind=kind, seen_by=seen_by, at=at)
+
+    @event("SentinelsSawDown")
+    def _sentinels_saw_down(self, node_id: str, kind: str, seen_by: str, at: str) -> None:
+        self.seen_down.setdefault(node_id, {})[kind] = dict(seen_by=seen_by, at=at)
+
+    def sentinels_saw_up(self, node_id: str, kind: str, seen_by: str, at: str) -> None:
+        """The first Sentinel to reach a node again ends its episode: -sdown ends both kinds (a node that
+        answers is down neither way), -odown the odown one only."""
+        if any(k in self.seen_down.get(node_id, {}) for k in ended_by(kind)):
+            self._sentinels_saw_up(node_id=node_id, kind=kind, seen_by=seen_by, at=at)
+
+    @event("SentinelsSawUp")
+    def _sentinels_saw_up(self, node_id: str, kind: str, seen_by: str, at: str) -> None:
+        seen = self.seen_down.get(node_id, {})
+        for k in ended_by(kind):
+            seen.pop(k, None)
+        if not seen:
+            self.seen_down.pop(node_id, None)
+
     @event("NodeLeftBehind")
     def leave_node_behind(self, node_id: str, reason: str) -> None:
         """Replaced, but its host did not answer to have it removed: it still holds its port there,
@@ -167,3 +204,8 @@ class Cluster(Aggregate):
         self.nodes[node_id]["state"] = "retired"
         if self.primary == node_id:
             self.primary = None
+
+
+def ended_by(kind: str) -> tuple[str, ...]:
+    """The episodes a Sentinel's -sdown or -odown ends."""
+    return ("sdown", "odown") if kind == "sdown" else ("odown",)

@@ -1,8 +1,9 @@
-"""Failovers as facts: the Sentinels of each Business cluster are asked which data node is the
-primary, and when a majority names another node than the one recorded, `PrimaryChanged` is recorded
-on the Cluster with the time it was seen. Asked every watcher round (2 s): a failover while the
-engine was down is recorded when it comes back. The routing itself never waits for this: HAProxy
-follows the Sentinels on its own."""
+"""Failovers as facts: each watcher round (2 s) the engine subscribes to the Sentinels of each
+Business cluster (engine/sentinel_events.py records what they publish as they publish it), then
+asks them which data node is the primary: when a majority names another node than the one recorded,
+`PrimaryChanged` is recorded on the Cluster with the time it was seen. The asking is the fallback for
+a failover no message told of: one while the engine was down is recorded when it comes back. The
+routing itself never waits for this: HAProxy follows the Sentinels on its own."""
 
 from __future__ import annotations
 
@@ -17,27 +18,37 @@ from domain.cluster_config import MASTER_NAME, QUORUM
 from engine.cluster_provisioning import sentinel_secret
 from engine.clusters import cluster_of
 from engine.ports import EffectError, Endpoint, ReadModels, RedisAdmin, SecretStore, TransientError
+from engine.sentinel_events import FAILOVER, SAVE_ATTEMPTS, SentinelEvents
 from engine.store import EventLog, IntegrityError
 
 log = structlog.get_logger("failovers")
 
 
 class FailoverFollower:
-    def __init__(self, events: EventLog, views: ReadModels, redis: RedisAdmin, secrets: SecretStore, plans: PlanCatalog):
+    def __init__(self, events: EventLog, views: ReadModels, redis: RedisAdmin, secrets: SecretStore, plans: PlanCatalog,
+                 notices: SentinelEvents | None = None):
         self.events, self.views, self.redis, self.secrets, self.plans = events, views, redis, secrets, plans
+        self.notices = notices or SentinelEvents(events, secrets)  # what the Sentinels publish, as they do
 
     async def look(self) -> list[dict]:
-        """One round over every running Business cluster; returns the primary changes recorded."""
-        changes = []
-        for row in await asyncio.to_thread(self.views.addons):
-            if row["status"] not in ("running", "degraded", "down") or not self.plans.get(row["plan"]).is_cluster:
-                continue
-            try:
-                if change := await self._follow(row["name"]):
-                    changes.append(change)
-            except IntegrityError:  # recorded meanwhile by another writer: looked at again next round
-                continue
-        return changes
+        """One round over every running Business cluster: subscribed to its Sentinels as they are now,
+        then asked; returns the primary changes recorded since the last round, heard or asked."""
+        addons = [row["name"] for row in await asyncio.to_thread(self.views.addons)
+                  if row["status"] in ("running", "degraded", "down") and self.plans.get(row["plan"]).is_cluster]
+        await self.notices.look(addons)
+        for addon in addons:
+            async with self.notices.lock(addon):  # a message about it waits: one decides at a time
+                for _ in range(SAVE_ATTEMPTS):
+                    try:
+                        if change := await self._follow(addon):
+                            await self.notices.note(change)
+                        break
+                    except IntegrityError:  # saved meanwhile by another writer: decided again on what it recorded
+                        continue
+        return self.notices.primary_changes()
+
+    async def stop(self) -> None:
+        await self.notices.stop()
 
     async def _follow(self, addon: str) -> dict | None:
         cluster = await cluster_of(self.events, addon)
@@ -45,8 +56,8 @@ class FailoverFollower:
         new = next((n for n in cluster.live_nodes if n["role"] == "data" and f"{n['address']}:{n['port']}" == named), None)
         change, now = None, datetime.now(timezone.utc).isoformat()
         if new is not None and new["id"] != cluster.primary:
-            change = {"addon": addon, "old": cluster.primary, "new": new["id"]}
-            cluster.change_primary(new=new["id"], reason="failover by the Sentinels", observed_at=now)
+            change = dict(addon=addon, fact="PrimaryChanged", old=cluster.primary, new=new["id"], at=now, seen_by=None)
+            cluster.change_primary(new=new["id"], reason=FAILOVER, observed_at=now)
             log.warning("primary changed", addon=addon, old=change["old"], new=new["id"])
         await self._keep_writes_bounded(addon, cluster, now)
         if cluster.pending_events:

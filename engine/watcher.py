@@ -70,6 +70,7 @@ class NodeWatcher:
         if self._task:
             self._task.cancel()
             await asyncio.gather(self._task, return_exceptions=True)
+        await self.failovers.stop()  # the Sentinels' subscriptions, which rounds (the watcher's or a test's) made
 
     async def _run(self) -> None:
         while True:

@@ -1,10 +1,12 @@
-"""Cluster topology: each addon's nodes (role, host, address, ports, state) and its primaries'
-history; and the addon's health on its row: `down` while its primary is, `degraded` while another
-node is down or waits for a replacement, or the primary takes writes without a replica in sync."""
+"""Cluster topology: each addon's nodes (role, host, address, ports, state, what the Sentinels say of
+them now), its primaries' history and each episode the Sentinels saw a node down (`cluster_sightings`:
+sdown or odown, who said it first, since, until); and the addon's health on its row: `down` while its
+primary is, `degraded` while another node is down or waits for a replacement, or the primary takes
+writes without a replica in sync."""
 
 from __future__ import annotations
 
-from domain.cluster import Cluster
+from domain.cluster import Cluster, ended_by
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS clusters (id TEXT PRIMARY KEY, addon TEXT NOT NULL, app TEXT NOT NULL, primary_node TEXT,
@@ -12,10 +14,13 @@ CREATE TABLE IF NOT EXISTS clusters (id TEXT PRIMARY KEY, addon TEXT NOT NULL, a
 CREATE TABLE IF NOT EXISTS cluster_nodes (
     addon TEXT NOT NULL, id TEXT NOT NULL, role TEXT NOT NULL, host TEXT NOT NULL, address TEXT NOT NULL,
     port INTEGER NOT NULL, tls_port INTEGER, container TEXT NOT NULL, version TEXT NOT NULL, state TEXT NOT NULL,
-    reason TEXT, waiting TEXT, since TEXT NOT NULL, PRIMARY KEY (addon, id));
+    reason TEXT, waiting TEXT, since TEXT NOT NULL, seen_down TEXT, PRIMARY KEY (addon, id));
 CREATE TABLE IF NOT EXISTS cluster_primaries (
     addon TEXT NOT NULL, position INTEGER NOT NULL, old TEXT, new TEXT NOT NULL, reason TEXT NOT NULL, at TEXT NOT NULL,
     PRIMARY KEY (addon, position));
+CREATE TABLE IF NOT EXISTS cluster_sightings (
+    addon TEXT NOT NULL, node TEXT NOT NULL, kind TEXT NOT NULL, seen_by TEXT NOT NULL, since TEXT NOT NULL, until TEXT,
+    ended_by TEXT, PRIMARY KEY (addon, node, kind, since));
 """
 
 
@@ -47,6 +52,8 @@ def apply(db, event) -> None:
         db.execute("UPDATE cluster_nodes SET waiting = ? WHERE addon = ? AND id = ?", (event.reason, addon, event.node_id))
     elif isinstance(event, Cluster.NodePortsChanged):
         db.execute("UPDATE cluster_nodes SET tls_port = ? WHERE addon = ? AND id = ?", (event.tls_port, addon, event.node_id))
+    elif isinstance(event, (Cluster.SentinelsSawDown, Cluster.SentinelsSawUp)):
+        _sighting(db, event, addon)
     elif isinstance(event, Cluster.NodeVersionChanged):
         db.execute("UPDATE cluster_nodes SET version = ? WHERE addon = ? AND id = ?", (event.version, addon, event.node_id))
     else:
@@ -66,6 +73,21 @@ def _state_changed(db, event, addon: str, at: str) -> None:
         return
     db.execute("UPDATE cluster_nodes SET state = ?, reason = ?, waiting = NULL, since = ? WHERE addon = ? AND id = ?",
                (state, getattr(event, "reason", None), at, addon, event.node_id))
+
+
+def _sighting(db, event, addon: str) -> None:
+    """An episode opened or ended; the node's row says what is open now (odown before sdown)."""
+    if isinstance(event, Cluster.SentinelsSawDown):
+        db.execute("INSERT OR IGNORE INTO cluster_sightings (addon, node, kind, seen_by, since) VALUES (?, ?, ?, ?, ?)",
+                   (addon, event.node_id, event.kind, event.seen_by, event.at))
+    else:
+        kinds = ended_by(event.kind)
+        db.execute(f"UPDATE cluster_sightings SET until = ?, ended_by = ? WHERE addon = ? AND node = ? AND until IS NULL "
+                   f"AND kind IN ({', '.join('?' * len(kinds))})", (event.at, event.seen_by, addon, event.node_id, *kinds))
+    open_ = db.execute("SELECT kind, seen_by, since FROM cluster_sightings WHERE addon = ? AND node = ? AND until IS NULL "
+                       "ORDER BY kind = 'odown' DESC, since LIMIT 1", (addon, event.node_id)).fetchone()
+    seen = f"{open_['kind']} since {open_['since']}, seen first by {open_['seen_by']}" if open_ else None
+    db.execute("UPDATE cluster_nodes SET seen_down = ? WHERE addon = ? AND id = ?", (seen, addon, event.node_id))
 
 
 def health(db, addon: str, at: str) -> None:
