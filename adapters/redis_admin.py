@@ -99,6 +99,26 @@ class RedisAdmin:
         return {"primary": f"{address[0]}:{address[1]}" if address else None, "sentinels": len(sentinels),
                 "replicas": len(replicas), "sentinels_up": seen_up(sentinels), "replicas_up": seen_up(replicas)}
 
+    @asynccontextmanager
+    async def sentinel_notices(self, node: Endpoint, channels):
+        """Subscribed to `channels` on the Sentinel at `node` (entered once it confirmed each one), the
+        (channel, message) pairs it publishes; raises when the connection is lost or falls silent."""
+        channels = list(channels)
+        client = redis.Redis(host=node.address, port=node.port, username="default", password=node.password,
+                             decode_responses=True, socket_connect_timeout=2, retry=Retry(NoBackoff(), 0))
+        pubsub = client.pubsub()
+        try:
+            async with asyncio.timeout(SUBSCRIBED_WITHIN_S):
+                await pubsub.subscribe(*channels)
+                confirmed = 0
+                while confirmed < len(channels):
+                    message = await pubsub.get_message(timeout=None)
+                    confirmed += bool(message and message["type"] == "subscribe")
+            yield published(pubsub, node)
+        finally:
+            await pubsub.aclose()
+            await client.aclose()
+
     async def sentinel_reset(self, node: Endpoint, master: str) -> None:
         async with self._client(node, timeout=2) as client:
             await client.execute_command("SENTINEL", "RESET", master)
@@ -242,3 +262,24 @@ def seen_up(listed) -> list[str]:
         if not {"s_down", "o_down", "disconnected"} & set(seen.get("flags", "").split(",")):
             up.append(f"{seen.get('ip')}:{seen.get('port')}")
     return sorted(up)
+
+
+SUBSCRIBED_WITHIN_S = 3.0  # a Sentinel confirms its subscriptions within this, or is taken for unreachable
+PING_EVERY_S = 5.0
+SILENT_AFTER_S = 15.0  # no answer to PING for this long: the Sentinel is gone (or its machine is)
+
+
+async def published(pubsub, node: Endpoint):
+    """The (channel, message) pairs a subscribed Sentinel publishes, pinging it while it is quiet."""
+    loop = asyncio.get_running_loop()
+    heard = loop.time()
+    while True:
+        message = await pubsub.get_message(timeout=PING_EVERY_S)
+        if message is not None:
+            heard = loop.time()
+            if message["type"] == "message":
+                yield message["channel"], message["data"]
+        elif loop.time() - heard > SILENT_AFTER_S:
+            raise TimeoutError(f"the Sentinel at {node.address}:{node.port} stopped answering")
+        else:
+            await pubsub.ping()

@@ -28,7 +28,8 @@ class FailoverFollower:
     def __init__(self, events: EventLog, views: ReadModels, redis: RedisAdmin, secrets: SecretStore, plans: PlanCatalog,
                  notices: SentinelEvents | None = None):
         self.events, self.views, self.redis, self.secrets, self.plans = events, views, redis, secrets, plans
-        self.notices = notices or SentinelEvents(events, secrets)  # what the Sentinels publish, as they do
+        self.notices = notices or SentinelEvents(events, secrets, redis.sentinel_notices)  # what they publish
+        self.notices.on_failover = self.bound_writes_now
 
     async def look(self) -> list[dict]:
         """One round over every running Business cluster: subscribed to its Sentinels as they are now,
@@ -63,6 +64,20 @@ class FailoverFollower:
         if cluster.pending_events:
             await self.events.save(cluster)
         return change
+
+    async def bound_writes_now(self, addon: str) -> None:
+        """On a +switch-master: the promoted node inherited `min-replicas-to-write 1` and has no replica
+        yet, so it would refuse writes until the next round; the requirement follows at once."""
+        async with self.notices.lock(addon):
+            for _ in range(SAVE_ATTEMPTS):
+                cluster = await cluster_of(self.events, addon)
+                await self._keep_writes_bounded(addon, cluster, datetime.now(timezone.utc).isoformat())
+                try:
+                    if cluster.pending_events:
+                        await self.events.save(cluster)
+                    return
+                except IntegrityError:
+                    continue
 
     async def _keep_writes_bounded(self, addon: str, cluster, now: str) -> None:
         """A primary acknowledges a write only once a replica is in sync (min-replicas-to-write 1), so a

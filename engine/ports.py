@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import AsyncIterator, Protocol
@@ -140,6 +141,10 @@ class RedisAdmin(Protocol):
         """What a Sentinel knows of `master`: {"primary": "address:port" or None, "sentinels": how many
         others, "replicas": how many, "sentinels_up" / "replicas_up": the addresses of those it does
         not see down}."""
+
+    def sentinel_notices(self, node: Endpoint, channels) -> AbstractAsyncContextManager[AsyncIterator[tuple[str, str]]]:
+        """Subscribed to a Sentinel's `channels` (+sdown, +switch-master, ...): the (channel, message)
+        pairs it publishes, as they come; raises when the connection is lost or falls silent."""
 
     async def sentinel_reset(self, node: Endpoint, master: str) -> None:
         """SENTINEL RESET: forget the replicas and other Sentinels of `master`, and find the live ones again."""

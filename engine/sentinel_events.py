@@ -19,15 +19,11 @@ from __future__ import annotations
 import asyncio
 import contextvars
 from collections import deque
-from collections.abc import AsyncIterator, Callable, Iterable
-from contextlib import asynccontextmanager
+from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
 from datetime import datetime, timezone
 
-import redis.asyncio as redis
 import structlog
-from redis.backoff import NoBackoff
-from redis.retry import Retry
 
 from domain.cluster import Cluster
 from domain.cluster_config import MASTER_NAME
@@ -122,54 +118,14 @@ def record(cluster: Cluster, said: Said, seen_by: str, at: str) -> dict | None:
     return dict(fact=fact, node=node["id"], kind=said.kind, at=at, seen_by=seen_by)
 
 
-@asynccontextmanager
-async def sentinel_notices(node: Endpoint, channels: Iterable[str]) -> AsyncIterator[AsyncIterator[tuple[str, str]]]:
-    """Subscribed to `channels` on the Sentinel at `node` (entered once it confirmed each one), the
-    (channel, message) pairs it publishes; raises when the connection is lost or falls silent.
-    The RedisAdmin port has no subscriptions: this is passed to SentinelEvents as `listen`, so tests
-    give their own and it can move to adapters/redis_admin.py beside the other Redis calls."""
-    channels = list(channels)
-    client = redis.Redis(host=node.address, port=node.port, username="default", password=node.password,
-                         decode_responses=True, socket_connect_timeout=2, retry=Retry(NoBackoff(), 0))
-    pubsub = client.pubsub()
-    try:
-        async with asyncio.timeout(SUBSCRIBED_WITHIN_S):
-            await pubsub.subscribe(*channels)
-            confirmed = 0
-            while confirmed < len(channels):
-                message = await pubsub.get_message(timeout=None)
-                confirmed += bool(message and message["type"] == "subscribe")
-        yield _published(pubsub, node)
-    finally:
-        await pubsub.aclose()
-        await client.aclose()
-
-
-PING_EVERY_S = 5.0
-SILENT_AFTER_S = 15.0  # no answer to PING for this long: the Sentinel is gone (or its machine is)
-
-
-async def _published(pubsub, node: Endpoint) -> AsyncIterator[tuple[str, str]]:
-    loop = asyncio.get_running_loop()
-    heard = loop.time()
-    while True:
-        message = await pubsub.get_message(timeout=PING_EVERY_S)
-        if message is not None:
-            heard = loop.time()
-            if message["type"] == "message":
-                yield message["channel"], message["data"]
-        elif loop.time() - heard > SILENT_AFTER_S:
-            raise TimeoutError(f"the Sentinel at {node.address}:{node.port} stopped answering")
-        else:
-            await pubsub.ping()
-
-
 class SentinelEvents:
     """One subscription per Sentinel of every running Business cluster, and what they say recorded."""
 
-    def __init__(self, events: EventLog, secrets: SecretStore, listen: Callable = sentinel_notices,
-                 clock: Callable[[], str] = utc_now, retry_s: tuple[float, float] = (0.2, 2.0)):
+    def __init__(self, events: EventLog, secrets: SecretStore, listen: Callable, clock: Callable[[], str] = utc_now,
+                 retry_s: tuple[float, float] = (0.2, 2.0)):
+        """`listen`: RedisAdmin.sentinel_notices (tests give their own)."""
         self.events, self.secrets, self.listen, self.clock = events, secrets, listen, clock
+        self.on_failover: Callable[[str], Awaitable] | None = None  # called with the addon on a +switch-master
         self.retry_s = retry_s  # first and longest wait before subscribing again to a Sentinel
         self._tasks: dict[tuple[str, str, str], asyncio.Task] = {}  # (addon, Sentinel's node ID, address)
         self._locks: dict[str, asyncio.Lock] = {}
@@ -259,6 +215,8 @@ class SentinelEvents:
         if fact is not None:
             log.info("the Sentinels said", addon=addon, **{k: v for k, v in fact.items() if k != "at"})
             await self.note({"addon": addon, **fact})
+            if fact["fact"] == "PrimaryChanged" and self.on_failover is not None:
+                await self.on_failover(addon)  # the new primary takes writes now, not at the next round
         return fact
 
     async def _record(self, addon: str, said: Said, sentinel_id: str, at: str) -> dict | None:

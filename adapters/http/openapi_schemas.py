@@ -121,6 +121,8 @@ SCHEMAS = {
                        "description": "left: replaced while its host did not answer; removed when it answers"},
                 reason={"type": ["string", "null"], "description": "Why it is down"},
                 waiting={"type": ["string", "null"], "description": "Why a lost node is not replaced yet"},
+                seen_down={"type": ["string", "null"], "description": "What the Sentinels say of it: sdown or "
+                                                                      "odown, since when, seen first by which"},
                 since={"type": "string", "format": "date-time"}, is_primary={"type": "boolean"},
                 offset={"type": ["integer", "null"], "description": "Replication offset (data nodes, read live)"},
                 behind_bytes={"type": ["integer", "null"], "description": "How far a replica is behind the primary"},

@@ -100,7 +100,11 @@ class Writer:
         return len(self.acknowledged) > start + 5
 
     async def stop(self) -> None:
-        self._task.cancel()
+        """Cancelled again until it ends: on Python 3.11 a cancellation arriving as an inner
+        asyncio.wait_for completes is lost (redis-py sends commands under one)."""
+        while not self._task.done():
+            self._task.cancel()
+            await asyncio.wait([self._task], timeout=1)
         await asyncio.gather(self._task, return_exceptions=True)
 
     async def lost(self) -> list[int]:

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from typing import ClassVar
 
@@ -216,6 +217,13 @@ class FakeRedisAdmin(Faulty):
         sentinel, container = self._sentinel("sentinel_reset", node, master)
         sentinel.reset()
         self.effects.append(("sentinel reset", container.host, container.name))
+
+    @asynccontextmanager
+    async def sentinel_notices(self, node: Endpoint, channels):
+        """The fake Sentinels publish nothing: the engine's polling records failovers here (the
+        subscriptions are tested with their own listener, tests/unit/test_sentinel_events.py)."""
+        raise TransientError(f"{node}: the fake Sentinels publish no notifications")
+        yield  # an async generator, for asynccontextmanager
 
     async def ping(self, node: Endpoint) -> None:
         self._server("ping", node)
