@@ -18,7 +18,7 @@ import pytest
 from engine import build
 from tests.conftest import REPO
 from tests.integration.business import Writer, business_addon, eventually, nodes_by_role, primary_of, watcher_round
-from tests.integration.conftest import settings_for
+from tests.integration.conftest import remove_everything_of, settings_for
 
 RUN_BASE = Path("/run/redis-addons")
 
@@ -45,10 +45,15 @@ async def grace_engine(home, app_name):
             yield engine
         finally:
             start_engines()  # whatever happened: the hosts are back for the next tests
-            for row in await engine.addons(app_name):
-                if row["status"] != "removed":
-                    await engine.wait_for_operation((await engine.remove_addon(app_name, row["name"]))["operation_id"],
-                                                    timeout=120)
+            try:
+                for operation in await engine.operations():  # a replacement in flight holds the addon
+                    await engine.wait_for_operation(operation["id"], timeout=120)
+                for row in await engine.addons(app_name):
+                    if row["status"] != "removed":
+                        removal = await engine.remove_addon(app_name, row["name"])
+                        await engine.wait_for_operation(removal["operation_id"], timeout=120)
+            finally:
+                await remove_everything_of(app_name)  # whatever the engine could not remove
 
 
 async def test_the_primary_host_lost_fails_over_heals_on_the_others_and_is_whole_when_it_returns(grace_engine, app_name):
