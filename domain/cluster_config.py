@@ -37,10 +37,13 @@ class Address:
         return f"{self.address}:{self.port}"
 
 
-def replication_lines(*, node: Address, primary: Address | None, password: str, min_replicas: int) -> list[str]:
+def replication_lines(*, node: Address, primary: Address | None, password: str, min_replicas: int,
+                      promotable: bool = True) -> list[str]:
     """What a data node adds to its redis.conf in a cluster. A replica of `primary`, or the primary
     itself when None. `masterauth` holds the password itself (Redis offers no hashed form for it):
-    the file is the server's only, on its configuration volume."""
+    the file is the server's only, on its configuration volume. A replica that is not `promotable`
+    (one that joins or comes back, its data not in sync yet) is never chosen by the Sentinels
+    (`replica-priority 0`) until the engine sees it in sync and raises it."""
     lines = [
         f"replica-announce-ip {node.address}",  # host networking: say the address clients reach
         f"replica-announce-port {node.port}",
@@ -53,6 +56,8 @@ def replication_lines(*, node: Address, primary: Address | None, password: str, 
     ]
     if primary is not None:
         lines.append(f"replicaof {primary.address} {primary.port}")
+    if not promotable:
+        lines.append("replica-priority 0")
     return lines
 
 

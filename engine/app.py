@@ -91,7 +91,7 @@ class Engine:
         self.certificate_renewals = CertificateRenewals(events, views, redis, secrets, starter)
         self.missing_tls = MissingTls(events, views, versions, self.placing, starter, plans)
         healer = ClusterHealer(events, views, self.inventory, claims, runtime, redis, secrets, self.placing, starter,
-                               plans, settings.host_grace_s)
+                               plans, settings.host_grace_s, versions)
         self.watcher = NodeWatcher(events, views, self.inventory, claims, runtime, redis, secrets, versions,
                                    certificates, settings.watch_interval_s, plans, healer)
         self.scheduler = Scheduler(self.backups, self.certificate_renewals, self.missing_tls.serve_where_missing,

@@ -25,12 +25,13 @@ from datetime import datetime, timezone
 import structlog
 
 from domain.addon import Addon
-from domain.catalog import PlanCatalog
+from domain.catalog import PlanCatalog, VersionCatalog
 from domain.cluster_config import MASTER_NAME
 from domain.errors import DomainError, NoHostWithRoom
 from domain.operation import Operation
 from engine.claims import AddonClaims
 from engine.cluster_forming import replacement_node
+from engine.cluster_nodes import data_node_spec
 from engine.cluster_provisioning import sentinel_secret
 from engine.clusters import cluster_of
 from engine.inventory import Inventory
@@ -52,9 +53,9 @@ def utc_now() -> str:
 class ClusterHealer:
     def __init__(self, events: EventLog, views: ReadModels, inventory: Inventory, claims: AddonClaims, runtime: Runtime,
                  redis: RedisAdmin, secrets: SecretStore, placing: Placing, starter: OperationStarter, plans: PlanCatalog,
-                 grace_s: float, clock=time.monotonic):
+                 grace_s: float, versions: VersionCatalog, clock=time.monotonic):
         self.events, self.views, self.inventory, self.claims, self.runtime = events, views, inventory, claims, runtime
-        self.redis, self.secrets = redis, secrets
+        self.redis, self.secrets, self.versions = redis, secrets, versions
         self.placing, self.starter, self.plans, self.grace_s, self.clock = placing, starter, plans, grace_s, clock
         self._silent_since: dict[str, float] = {}  # host -> when it was first seen silent
         self._tried: dict[str, float] = {}  # lost node -> when a replacement was last started for it
@@ -121,12 +122,24 @@ class ClusterHealer:
                 for n in cluster.live_nodes):
             return  # a replica runs: the Sentinels fail the primary over first, however long they take
         try:
+            if node["role"] == "data" and node["id"] != cluster.primary and cluster.primary_node is not None:
+                await self._as_a_replica(cluster, node)
             await self.runtime.start_node(node["host"], node["container"])
         except (TransientError, EffectError) as error:
             log.warning("node could not be started again yet", addon=cluster.addon, node=node["id"], error=str(error))
             return
         log.info("node started again on its data", addon=cluster.addon, node=node["id"], role=node["role"])
         done.append({"addon": cluster.addon, "node": node["id"], "started_again": True})
+
+    async def _as_a_replica(self, cluster, node: dict) -> None:
+        """A former primary comes back as a replica of the current one, not as a master holding its
+        last save, and not promotable until it is in sync (the follower raises it then): otherwise a
+        moment's stall of the new primary would make the Sentinels elect it, and the new primary
+        would resynchronise from it, losing every write since that save (bench/failover.py saw it)."""
+        addon: Addon = await self.events.get(Addon.id_for(cluster.addon))
+        await self.runtime.create_node(data_node_spec(addon, node, cluster.primary_node, "watcher",
+                                                      self.secrets.password_for(addon.name), self.versions,
+                                                      promotable=False))
 
     async def _remove_left_behind(self, cluster, survey: Survey, done: list) -> None:
         for node in cluster.left_behind:

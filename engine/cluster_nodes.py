@@ -16,13 +16,13 @@ def address(node: dict) -> Address:
 
 
 def data_node_spec(addon: Addon, node: dict, primary: dict | None, operation, password: str, versions: VersionCatalog,
-                   min_replicas: int = 1) -> NodeSpec:
+                   min_replicas: int = 1, promotable: bool = True) -> NodeSpec:
     """A data node: a starter node's configuration, plus replication (a replica of `primary`, or the
     primary itself when None)."""
     conf = redis_conf(address=node["address"], port=node["port"], memory_mib=node["memory_mib"], password=password,
                       settings=addon.settings)
     conf += "\n".join(replication_lines(node=address(node), primary=address(primary) if primary else None,
-                                        password=password, min_replicas=min_replicas)) + "\n"
+                                        password=password, min_replicas=min_replicas, promotable=promotable)) + "\n"
     return NodeSpec(host=node["host"], container=node["container"], volume=node["volume"],
                     image=versions.get(node["version"]).image,
                     command=["/usr/local/bin/redis-server", f"{CONFIG_DIR}/redis.conf"], config_dir=CONFIG_DIR,

@@ -90,8 +90,9 @@ class FailoverFollower:
         node = Endpoint(primary["address"], primary["port"], self.secrets.password_for(addon))
         try:
             info = await self.redis.replication(node)
-            wanted = "1" if any(isinstance(v, dict) and v.get("state") == "online"
-                                for k, v in info.items() if k.startswith("slave")) else "0"
+            online = [v for k, v in info.items() if k.startswith("slave") and isinstance(v, dict) and v.get("state") == "online"]
+            wanted = "1" if online else "0"
+            await self._promotable_once_in_sync(node.password, online)
             if (await self.redis.configuration(node, ["min-replicas-to-write"]))["min-replicas-to-write"] != wanted:
                 await self.redis.configure(node, {"min-replicas-to-write": wanted})
         except (TransientError, EffectError):
@@ -100,6 +101,15 @@ class FailoverFollower:
             cluster.mark_degraded("no replica in sync: writes are acknowledged without one", now)
         else:
             cluster.mark_redundant(now)
+
+    async def _promotable_once_in_sync(self, password: str, online: list[dict]) -> None:
+        """A replica that joined or came back is not promotable (replica-priority 0) until the primary
+        sees it in sync: from then on the Sentinels may elect it."""
+        for link in online:
+            replica = Endpoint(link["ip"], int(link["port"]), password)
+            if (await self.redis.configuration(replica, ["replica-priority"]))["replica-priority"] == "0":
+                await self.redis.configure(replica, {"replica-priority": "100"})
+                log.info("replica in sync: promotable again", replica=f"{link['ip']}:{link['port']}")
 
     async def _named_by_a_majority(self, addon: str, sentinels: list[dict]) -> str | None:
         password = self.secrets.password_for(sentinel_secret(addon))

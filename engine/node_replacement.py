@@ -91,7 +91,8 @@ class NodeReplacement:
     def _spec(self, r: Replacing, node: dict, operation):
         password, sentinel_password = self._passwords(r.addon)
         if node["role"] == "data":
-            return data_node_spec(r.addon, node, r.primary, operation, password, self.versions)
+            # Not promotable until in sync: the Sentinels must never elect a node without the data.
+            return data_node_spec(r.addon, node, r.primary, operation, password, self.versions, promotable=False)
         if node["role"] == "sentinel":
             return sentinel_spec(r.addon, node, r.primary, self.components.get("sentinel"), operation, password,
                                  sentinel_password)

@@ -122,14 +122,25 @@ async def test_the_primary_killed_fails_over_and_comes_back_as_a_replica_that_ta
     await (await container(engine, primary)).kill()
 
     async def writes_go_on() -> bool:
-        await watcher_round(engine)
+        await engine.watcher.failovers.look()  # the healer not yet: its part is looked at below
+        await engine.follower.wait_until(await engine.events.max_position())
         return await writer.wrote_more()
 
     await eventually(writes_go_on, timeout=30)
     assert primary_of(await nodes_by_role(engine, app_name, addon))["id"] == replica["id"]
-    await eventually(lambda: redundant(engine, app_name, addon), timeout=60)  # the old one started again: a replica
     old = direct(primary, writer.password)
+
+    async def back_unpromotable() -> bool:  # started again by the healer: a replica the Sentinels may not elect
+        await engine.watcher.healer.look()
+        try:
+            return (await old.config_get("replica-priority"))["replica-priority"] == "0"
+        except (redis.ConnectionError, redis.TimeoutError, redis.BusyLoadingError):
+            return False
+
+    await eventually(back_unpromotable, timeout=30)
+    await eventually(lambda: redundant(engine, app_name, addon), timeout=60)
     assert (await old.info("replication"))["role"] == "slave"
+    assert (await old.config_get("replica-priority"))["replica-priority"] == "100"  # in sync: promotable again
     with pytest.raises(redis.ReadOnlyError):
         await old.set("to the old primary", "refused")
     await old.aclose()
