@@ -52,9 +52,12 @@ async def test_a_business_addon_is_seven_nodes_behind_one_url_and_removal_takes_
     assert (entry.hostname, entry.port) not in {(n["address"], n["port"]) for n in data}  # never a data node
     client = redis.from_url(url, decode_responses=True)
     assert await client.set("order:1", "paid")
-    live = {n["id"]: n for n in await engine.nodes(app_name, addon)}  # replication read live from the primary
-    assert live[replica["id"]]["offset"] > 0 and live[replica["id"]]["behind_bytes"] >= 0
-    assert live[primary["id"]]["offset"] >= live[replica["id"]]["offset"]
+    async def replica_acknowledged() -> dict:  # replication read live from the primary (a replica acks every second)
+        live = {n["id"]: n for n in await engine.nodes(app_name, addon)}
+        return live if live[replica["id"]]["offset"] else None
+
+    live = await eventually(replica_acknowledged)
+    assert live[replica["id"]]["behind_bytes"] >= 0 and live[primary["id"]]["offset"] >= live[replica["id"]]["offset"]
     password = entry.password
     for node in (primary, replica):
         direct = redis.Redis(host=node["address"], port=node["port"], username="default", password=password,
