@@ -171,3 +171,48 @@ async def test_a_paused_primary_never_acknowledges_a_write_once_it_wakes(engine,
     woken = direct(primary, writer.password)
     assert (await woken.info("replication"))["role"] == "slave"
     await woken.aclose()
+
+
+async def test_a_returning_node_is_not_elected_before_it_is_in_sync(engine, app_name):
+    """The race the failover benchmark found: the new primary fails while the old one is still
+    coming back. Electing the returning node would throw away every write since its last save."""
+    addon = await business_addon(engine, app_name)
+    before = await nodes_by_role(engine, app_name, addon)
+    first, second = primary_of(before), next(n for n in before["data"] if not n["is_primary"])
+    writer = Writer((await engine.environment(app_name))["REDIS_URL"]).start()
+    await eventually(writer.wrote_more)
+    await (await container(engine, first)).kill()
+
+    async def failed_over() -> bool:
+        await engine.watcher.failovers.look()
+        return primary_of(await nodes_by_role(engine, app_name, addon))["id"] == second["id"]
+
+    await eventually(failed_over, timeout=30)
+    returning = direct(first, writer.password)
+
+    async def back_unpromotable() -> bool:  # the follower is not let look again: it would raise the priority
+        await engine.watcher.healer.look()
+        try:
+            return (await returning.config_get("replica-priority"))["replica-priority"] == "0"
+        except (redis.ConnectionError, redis.TimeoutError, redis.BusyLoadingError):
+            return False
+
+    await eventually(back_unpromotable, timeout=30)
+    paused = await container(engine, second)
+    await paused.pause()
+    # Past down-after (1 s) and past the Sentinels' wait before another failover of the same primary
+    # name (2 × failover-timeout, 6 s): they agree it is down and look for a replica to elect.
+    await asyncio.sleep(12)
+    await paused.unpause()
+
+    password = engine.secrets.password_for(f"{addon}-sentinels")
+    for sentinel in before["sentinel"]:
+        view = await engine.redis.sentinel_view(Endpoint(sentinel["address"], sentinel["port"], password), MASTER_NAME)
+        assert view["primary"] == f"{second['address']}:{second['port']}", view  # no election of the unsynced node
+    assert (await returning.info("replication"))["role"] == "slave"
+    await eventually(lambda: redundant(engine, app_name, addon), timeout=60)
+    assert (await returning.config_get("replica-priority"))["replica-priority"] == "100"
+    await returning.aclose()
+    await eventually(writer.wrote_more)
+    await writer.stop()
+    assert await writer.lost() == []
