@@ -123,6 +123,21 @@ class RedisAdmin:
         async with self._client(node, timeout=2) as client:
             await client.execute_command("SENTINEL", "RESET", master)
 
+    async def sentinel_failover(self, node: Endpoint, master: str) -> None:
+        async with self._client(node, timeout=2) as client:
+            try:
+                await client.execute_command("SENTINEL", "FAILOVER", master)
+            except ResponseError as e:  # NOGOODSLAVE, INPROG: the Sentinel may accept it a little later
+                raise TransientError(f"{node} could not start a failover: {e}") from None
+
+    async def pause_writes(self, node: Endpoint, pause_ms: int) -> None:
+        async with self._client(node, timeout=2) as client:
+            await client.execute_command("CLIENT", "PAUSE", pause_ms, "WRITE")
+
+    async def resume_writes(self, node: Endpoint) -> None:
+        async with self._client(node, timeout=2) as client:
+            await client.execute_command("CLIENT", "UNPAUSE")
+
     async def used_memory(self, node: Endpoint) -> int:
         async with self._client(node) as client:
             return int((await client.info("memory"))["used_memory"])

@@ -149,6 +149,16 @@ class RedisAdmin(Protocol):
     async def sentinel_reset(self, node: Endpoint, master: str) -> None:
         """SENTINEL RESET: forget the replicas and other Sentinels of `master`, and find the live ones again."""
 
+    async def sentinel_failover(self, node: Endpoint, master: str) -> None:
+        """SENTINEL FAILOVER: this Sentinel promotes a replica of `master` now, without asking the
+        others; raises TransientError when it cannot yet (no replica it may elect, one in progress)."""
+
+    async def pause_writes(self, node: Endpoint, pause_ms: int) -> None:
+        """CLIENT PAUSE WRITE: commands that would write wait (at most `pause_ms`); reads go on."""
+
+    async def resume_writes(self, node: Endpoint) -> None:
+        """CLIENT UNPAUSE: the writes waiting go on."""
+
     async def used_memory(self, node: Endpoint) -> int:
         """Bytes the server uses (INFO memory used_memory)."""
 
