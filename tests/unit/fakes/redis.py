@@ -76,7 +76,8 @@ class Server:
         keys, expires = decode_dump(dump)
         config = {"save": " ".join(r for r in save_rules if r), "appendonly": settings.get("appendonly", "no"),
                   "maxmemory": settings.get("maxmemory", "0"), "maxmemory-policy": settings.get("maxmemory-policy", ""),
-                  "port": settings.get("port", "6379"), "tls-port": settings.get("tls-port", "0")}
+                  "port": settings.get("port", "6379"), "tls-port": settings.get("tls-port", "0"),
+                  "replica-priority": settings.get("replica-priority", "100")}
         tls_port = int(settings["tls-port"]) if "tls-port" in settings else None
         server = cls(settings["bind"], int(settings.get("port", 6379)), tls_port, password_hash, config, keys, expires)
         if "replicaof" in settings:
@@ -217,6 +218,31 @@ class FakeRedisAdmin(Faulty):
         sentinel, container = self._sentinel("sentinel_reset", node, master)
         sentinel.reset()
         self.effects.append(("sentinel reset", container.host, container.name))
+
+    async def sentinel_failover(self, node: Endpoint, master: str) -> None:
+        """The Sentinel promotes the first replica in sync it may elect (replica-priority not 0); every
+        Sentinel of the addon names it, the old primary and the other replicas follow it."""
+        sentinel, container = self._sentinel("sentinel_failover", node, master)
+        up = self._gossip(container.labels.get(ADDON_LABEL))
+        old = up.get(sentinel.primary, (None,))[0]
+        electable = [r for r in self._replicas(old, up) if r.config["replica-priority"] != "0"] if old else []
+        if not electable:
+            raise TransientError(f"{node} could not start a failover: NOGOODSLAVE No suitable replica to promote")
+        new, old_at = electable[0], sentinel.primary
+        new_at = f"{new.address}:{new.port}"
+        for server, c in up.values():
+            if server.role == "sentinel" and c.labels.get(ADDON_LABEL) == container.labels.get(ADDON_LABEL):
+                server.primary = new_at
+            elif server.role == "data" and (server.replicaof == old_at or server is old):
+                server.replicaof = new_at
+        new.replicaof = None
+        self.effects.append(("failover", container.host, container.name, new_at))
+
+    async def pause_writes(self, node: Endpoint, pause_ms: int) -> None:
+        self._server("pause_writes", node)[0].paused = True
+
+    async def resume_writes(self, node: Endpoint) -> None:
+        self._server("resume_writes", node)[0].paused = False
 
     @asynccontextmanager
     async def sentinel_notices(self, node: Endpoint, channels):
