@@ -1,6 +1,7 @@
 """An addon's database settings (reference, "Scalingo for Redis® Configuration", "Persistence
 Mode", "Cache Mode", "Force TLS Connections"): shown, and changed by a saga that applies them to
-the running server. `addon` takes an addon ID or `redis`, as for backups."""
+the running server (to each data node of a Business addon). `addon` takes an addon ID or `redis`,
+as for backups."""
 
 from __future__ import annotations
 
@@ -47,7 +48,8 @@ class DatabaseSettings:
     async def change(self, app: str, addon: str, setting: str, enabled: bool) -> dict:
         key = setting_key(setting)
         current = await self._addon(app, addon)
-        self.plans.get(current.plan).check_single_node(current.name, "changing settings")
+        # On a Business addon, RDB, AOF and cache mode go to every data node (engine/data_node_settings.py);
+        # TLS is not served by its clusters yet (_check_tls refuses it).
         if key == "force_tls":
             self._check_tls(current)
         kind = "change_settings"

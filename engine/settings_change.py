@@ -5,9 +5,11 @@ apply    the running server takes the new settings with CONFIG SET (turning AOF 
          from them so that a restart keeps them. In that order: a restart with `appendonly yes` in
          the file but no AOF written yet would start empty.
 verify   CONFIG GET shows the new values
-publish  the addon's settings are the new ones (a plan change or a restore derives the node from them)
+publish  the addon's settings are the new ones (a plan change or a restore derives the node from them;
+         a Business cluster's replacement node, and a data node the healer starts again, too)
 
-A failure puts the former configuration file and values back.
+On a Business addon, apply and verify do so on every data node of its cluster
+(engine/data_node_settings.py). A failure puts the former configuration file and values back.
 """
 
 from __future__ import annotations
@@ -17,7 +19,8 @@ from domain.catalog import VersionCatalog
 from domain.operation import Operation
 from domain.redis_config import live_settings
 from engine.ports import EffectError, RedisAdmin, Runtime, SecretStore
-from engine.clusters import serving_node_of
+from engine.clusters import cluster_of, serving_node_of
+from engine.data_node_settings import DataNodeSettings, replicated
 from engine.nodes import endpoint, node_spec
 from engine.saga import StepResult
 from engine.store import EventLog
@@ -29,6 +32,7 @@ class SettingsChange:
 
     def __init__(self, events: EventLog, runtime: Runtime, redis: RedisAdmin, secrets: SecretStore, versions: VersionCatalog):
         self.events, self.runtime, self.redis, self.secrets, self.versions = events, runtime, redis, secrets, versions
+        self.data_nodes = DataNodeSettings(runtime, redis, versions)
 
     async def run_step(self, step: str, operation: Operation) -> StepResult:
         addon: Addon = await self.events.get(Addon.id_for(operation.addon))
@@ -47,11 +51,21 @@ class SettingsChange:
         return wanted
 
     async def apply(self, addon: Addon, operation: Operation, password: str) -> StepResult:
+        cluster = await cluster_of(self.events, addon.name)
+        if replicated(cluster):
+            wanted = self.wanted(addon, addon.target_settings)
+            done = await self.data_nodes.apply(addon, cluster, operation, password, addon.target_settings)
+            return StepResult(f"{shown(wanted)}; on each data node, live and in its redis.conf: {', '.join(done)}",
+                              outcome=wanted)
         wanted = await self._configure(addon, operation, password, addon.target_settings)
-        shown = ", ".join(f"{name} {value or 'off'}" for name, value in wanted.items())
-        return StepResult(f"redis.conf rewritten; {shown}", outcome=wanted)
+        return StepResult(f"redis.conf rewritten; {shown(wanted)}", outcome=wanted)
 
     async def verify(self, addon: Addon, operation: Operation, password: str) -> StepResult:
+        cluster = await cluster_of(self.events, addon.name)
+        if replicated(cluster):
+            checked = await self.data_nodes.verify(addon, cluster, password, addon.target_settings)
+            return StepResult(f"{len(checked)} data node{'' if len(checked) == 1 else 's'} run with them: "
+                              f"{', '.join(checked)}")
         wanted = self.wanted(addon, addon.target_settings)
         found = await self.redis.configuration(endpoint(await serving_node_of(self.events, addon.name), password),
                                                list(wanted))
@@ -66,6 +80,15 @@ class SettingsChange:
 
     async def compensate(self, operation: Operation, error: str) -> StepResult:
         addon: Addon = await self.events.get(Addon.id_for(operation.addon))
-        await self._configure(addon, operation, self.secrets.password_for(addon.name), addon.settings)
+        password, cluster = self.secrets.password_for(addon.name), await cluster_of(self.events, addon.name)
+        if replicated(cluster):
+            await self.data_nodes.apply(addon, cluster, operation, password, addon.settings, require_one=False)
+        else:
+            await self._configure(addon, operation, password, addon.settings)
         addon.mark_settings_change_failed(operation_id=operation.id, reason=error)
-        return StepResult("the former settings are back on the server and in its redis.conf", changes=(addon,))
+        where = "each data node that runs and in each redis.conf" if replicated(cluster) else "the server and in its redis.conf"
+        return StepResult(f"the former settings are back on {where}", changes=(addon,))
+
+
+def shown(wanted: dict[str, str]) -> str:
+    return ", ".join(f"{name} {value or 'off'}" for name, value in wanted.items())

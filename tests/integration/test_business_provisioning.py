@@ -86,7 +86,7 @@ async def test_what_a_business_cluster_cannot_do_yet_is_refused_saying_so(engine
         engine.change_plan(app_name, addon, "redis-business-512"),
         engine.backups.create(app_name, addon),
         engine.backups.set_schedule(app_name, addon, "4:00 UTC", "UTC"),
-        engine.database.change(app_name, addon, "aof", True),
+        engine.database.change(app_name, addon, "force-tls", True),  # RDB, AOF and cache mode are: test_business_settings.py
         engine.database.tls_ca(app_name, addon),
     ]
     for refused in refusals:
