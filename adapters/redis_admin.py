@@ -238,6 +238,35 @@ class RedisAdmin:
                 found.update(await client.config_get(name))
             return found
 
+    async def snapshot_in_sync(self, replica: Endpoint, primary: Endpoint, within_s: float) -> dict:
+        async with self._client(primary, timeout=2) as client:
+            head = int((await client.info("replication")).get("master_repl_offset", 0))
+        async with self._client(replica, timeout=SLOW_S) as client:
+            loop = asyncio.get_running_loop()
+            deadline = loop.time() + within_s
+            while (seen := applied_offset(await client.info("replication"))) < head:
+                if loop.time() >= deadline:
+                    return {"in_sync": False, "offset": seen, "primary_offset": head}
+                await asyncio.sleep(0.01)
+            await client.config_set("save", "")  # back with resume_saves, as after snapshot
+            await _wait_for_background_save(client)
+            # CLIENT PAUSE WRITE on a replica holds its replication stream too (seen on Redis 7.0.15: a
+            # paused replica applies nothing its primary sends until unpaused, its offset stands still),
+            # so the offset and the counts read now are those of the file the fork writes; the primary's
+            # clients wait for nothing.
+            await client.execute_command("CLIENT", "PAUSE", PAUSE_MS, "WRITE")
+            try:
+                offset = applied_offset(await client.info("replication"))
+                counts = keyspace_counts(await client.info("keyspace"))
+                counts["used_memory"] = int((await client.info("memory"))["used_memory"])
+                await client.bgsave()
+            finally:
+                await client.execute_command("CLIENT", "UNPAUSE")
+            await _wait_for_background_save(client)
+            if (await client.info("persistence")).get("rdb_last_bgsave_status") != "ok":
+                raise EffectError(f"{replica}: the background save failed (see the node's log)")
+        return {**counts, "in_sync": True, "offset": offset, "primary_offset": head}
+
 def _saving(info: dict) -> bool:
     """A child process writes an RDB file or rewrites the AOF (Redis refuses a BGSAVE meanwhile)."""
     return any(int(info.get(flag, 0)) for flag in ("rdb_bgsave_in_progress", "aof_rewrite_in_progress",
@@ -250,6 +279,14 @@ async def _wait_for_background_save(client) -> None:
     while _saving(await client.info("persistence")):
         await asyncio.sleep(delay)
         delay = min(delay * 2, 0.05)
+
+
+def applied_offset(info: dict) -> int:
+    """A replica's offset: how far into its primary's stream it has applied (INFO replication on the
+    replica itself, fresher than what the primary last heard); -1 while its link is down."""
+    if info.get("role") != "slave" or info.get("master_link_status") != "up":
+        return -1
+    return int(info.get("slave_repl_offset", -1))
 
 
 def keyspace_counts(info: dict) -> dict:

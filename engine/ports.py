@@ -201,6 +201,14 @@ class RedisAdmin(Protocol):
     async def presented_certificate(self, node: Endpoint) -> PresentedCertificate:
         """The TLS certificate the server presents now (read, not verified: an expired one too)."""
 
+    async def snapshot_in_sync(self, replica: Endpoint, primary: Endpoint, within_s: float) -> dict:
+        """`snapshot` taken on a replica of `primary` once it is in sync: it has applied every write the
+        primary had made when asked (its own offset reaches the primary's master_repl_offset, read
+        first), which it must do within `within_s`. Returns snapshot's dict with "in_sync": True,
+        "offset" (the replica's at the fork: the file's) and "primary_offset" (the primary's it was
+        checked against); or {"in_sync": False, "offset", "primary_offset"}, nothing saved and its save
+        rules untouched, when it was not in sync in time. The primary neither forks nor pauses."""
+
 
 class Checkpoints(Protocol):
     """Where a read model kept in memory writes what it knows and the log position it reflects."""

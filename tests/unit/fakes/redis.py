@@ -302,3 +302,26 @@ class FakeRedisAdmin(Faulty):
         _, container = self._server("presented_certificate", node)
         certificate = next((text for path, text in container.config.items() if path.endswith(TLS_FILES["cert"])), "")
         return PresentedCertificate(hashlib.sha256(certificate.encode()).hexdigest(), not_after(certificate))
+
+    # -- a backup taken on a replica (engine/backup_source.py) --------------------------------------------
+
+    lagging: frozenset[str] = frozenset()  # "address:port" of replicas a test holds behind their primary
+
+    async def snapshot_in_sync(self, replica: Endpoint, primary: Endpoint, within_s: float) -> dict:
+        """In sync: a running replica of the primary, with its password, not `lagging`. Replication made it
+        hold the primary's data, which the fake copies over as it saves; the offset is the primary's (as
+        `replication` reports it)."""
+        server, container = self._server("snapshot_in_sync", replica, primary=str(primary))
+        found = self.runtime.server_at(primary)
+        if found is None:
+            raise TransientError(f"{primary}: ConnectionError: connection refused")
+        head_server = found[0]
+        head = sum(head_server.keys.values())
+        if (server.replicaof != f"{head_server.address}:{head_server.port}" or f"{replica.address}:{replica.port}"
+                in self.lagging or server.masterauth_hash != head_server.password_hash):
+            return {"in_sync": False, "offset": head - 1, "primary_offset": head}
+        server.keys, server.expires = dict(head_server.keys), dict(head_server.expires)
+        server.config["save"] = ""
+        self.runtime.save(container)
+        return {**server.counts(), "used_memory": server.used_memory, "in_sync": True, "offset": head,
+                "primary_offset": head}
