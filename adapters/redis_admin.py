@@ -97,7 +97,8 @@ class RedisAdmin:
             replicas = await client.execute_command("SENTINEL", "REPLICAS", master)
         address = tuple(v.decode() if isinstance(v, bytes) else str(v) for v in primary or ())
         return {"primary": f"{address[0]}:{address[1]}" if address else None, "sentinels": len(sentinels),
-                "replicas": len(replicas), "sentinels_up": seen_up(sentinels), "replicas_up": seen_up(replicas)}
+                "replicas": len(replicas), "sentinels_up": seen_up(sentinels), "replicas_up": seen_up(replicas),
+                "replicas_electable": electable(replicas)}
 
     @asynccontextmanager
     async def sentinel_notices(self, node: Endpoint, channels):
@@ -298,22 +299,27 @@ def keyspace_counts(info: dict) -> dict:
     return {"keys": keys, "expires": expires}
 
 
-def seen_up(listed) -> list[str]:
-    """The "address:port" of each instance a Sentinel lists without a down or disconnected flag."""
+def listed_fields(listed) -> list[dict]:
+    """What a Sentinel lists (SENTINEL SENTINELS / REPLICAS), each instance as a dict of str."""
     def fields(item) -> dict:
-        if isinstance(item, dict):
-            pairs = item.items()
-        else:
-            pairs = zip(item[::2], item[1::2])
+        pairs = item.items() if isinstance(item, dict) else zip(item[::2], item[1::2])
         return {(k.decode() if isinstance(k, bytes) else str(k)): (v.decode() if isinstance(v, bytes) else str(v))
                 for k, v in pairs}
 
-    up = []
-    for item in listed or ():
-        seen = fields(item)
-        if not {"s_down", "o_down", "disconnected"} & set(seen.get("flags", "").split(",")):
-            up.append(f"{seen.get('ip')}:{seen.get('port')}")
-    return sorted(up)
+    return [fields(item) for item in listed or ()]
+
+
+def seen_up(listed) -> list[str]:
+    """The "address:port" of each instance a Sentinel lists without a down or disconnected flag."""
+    return sorted(f"{seen.get('ip')}:{seen.get('port')}" for seen in listed_fields(listed)
+                  if not {"s_down", "o_down", "disconnected"} & set(seen.get("flags", "").split(",")))
+
+
+def electable(listed) -> list[str]:
+    """The replicas up that the Sentinel may elect: their priority, as it last read it, is not 0."""
+    up = set(seen_up(listed))
+    return sorted(f"{seen.get('ip')}:{seen.get('port')}" for seen in listed_fields(listed)
+                  if f"{seen.get('ip')}:{seen.get('port')}" in up and seen.get("slave-priority", "100") != "0")
 
 
 SUBSCRIBED_WITHIN_S = 3.0  # a Sentinel confirms its subscriptions within this, or is taken for unreachable

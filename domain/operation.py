@@ -22,6 +22,10 @@ STEPS = {
     "replace_node": ["create", "start", "wait_ready", "rewire_proxies", "reset_sentinels", "record", "retire"],
     # Reference, "Changing Plans": stop, restart on a new host with the new plan's parameters, restart the app.
     "change_plan": ["stop", "start_new", "wait_ready", "verify", "publish", "cleanup", "restart_app"],
+    # The same for a Business cluster, with no downtime: its data nodes replaced one at a time, then a
+    # coordinated switch of the primary.
+    "change_cluster_plan": ["add_first", "sync_first", "retire_replica", "add_second", "sync_second", "switch",
+                            "retire_primary", "publish"],
     # Reference, "Persistence Mode" / "Cache Mode": the server's configuration file and live settings.
     "change_settings": ["apply", "verify", "publish"],
     # Reference, "Force TLS Connections": the app's URL changes with it, so the app is restarted: onto
@@ -40,7 +44,8 @@ STEPS = {
 }
 
 # Steps after which the change is the addon's: a failure from there on does not undo what came before.
-POINTS_OF_NO_RETURN = {"replace_node": ["rewire_proxies"], "change_plan": ["publish"], "restore": ["publish"],
+POINTS_OF_NO_RETURN = {"replace_node": ["rewire_proxies"], "change_plan": ["publish"],
+                       "change_cluster_plan": ["retire_replica"], "restore": ["publish"],
                        "disable_force_tls": ["publish"]}
 
 # Operations recorded before they carried their plan (release 0.1, commit a79d645) ran these steps;

@@ -15,7 +15,7 @@ from domain.addon import DEFAULT_SETTINGS, Addon
 from domain.names import addon_name, check_app_name
 from domain.app import App, restart_method
 from domain.catalog import PlanCatalog, VersionCatalog
-from domain.errors import OperationNotStuck, PlanNotAvailable, UnknownAddon, UnknownOperation
+from domain.errors import OperationNotStuck, UnknownAddon, UnknownOperation
 from domain.operation import Operation
 from domain.redis_config import app_environment
 from engine.backups import BackupService
@@ -29,13 +29,13 @@ from engine.adoption import adopt_clusters
 from engine.claims import AddonClaims
 from engine.cluster_healing import ClusterHealer
 from engine.cluster_forming import business_addon, business_requests
-from engine.clusters import cluster_of, data_node, new_cluster, serving_node
+from engine.clusters import new_cluster
 from engine.hosts_check import some_hosts_answer
 from engine.inventory import Inventory
 from engine.inventory_keeper import InventoryKeeper
 from engine.operations import OperationStarter
 from engine.placing import Placing
-from engine.nodes import endpoint
+from engine.plan_requests import PlanRequests
 from engine.ports import BackupStore, Certificates, Checkpoints, DataLock, ReadModels, RedisAdmin, Runtime, SecretStore
 from engine.replication_view import with_replication
 from engine.saga import Coordinator
@@ -87,6 +87,7 @@ class Engine:
         self.operations_starter = starter = OperationStarter(events, coordinator, self.follower, claims)
         self.backups = BackupService(events, views, plans, versions, self.lookup, starter, self.follower,
                                      self.inventory, backup_store)
+        self.plan_requests = PlanRequests(events, self.lookup, plans, versions, redis, secrets, self.placing, starter)
         self.database = DatabaseSettings(self.lookup, starter, versions, certificates, redis, secrets, plans)
         self.certificate_renewals = CertificateRenewals(events, views, redis, secrets, starter)
         self.missing_tls = MissingTls(events, views, versions, self.placing, starter, plans)
@@ -216,29 +217,7 @@ class Engine:
 
     async def change_plan(self, app: str, addon: str, plan_id: str) -> dict:
         """Reference, "Changing Plans": the same command upgrades and downgrades."""
-        plan = self.plans.provisionable(plan_id)
-        current = await self.lookup.of(app, addon)
-        self.plans.get(current.plan).check_single_node(current.name, "changing plans")
-        if plan.is_cluster:
-            raise PlanNotAvailable(f"moving addon {current.name} onto Business plan {plan.id} (a cluster) is not "
-                                   "available yet: add a Business addon beside it, or "
-                                   "choose a single-node plan")
-        current.check_can_change_to(plan)
-        cluster = await cluster_of(self.events, current.name)
-        serving = serving_node(cluster)
-        used = await self.redis.used_memory(endpoint(serving, self.secrets.password_for(current.name)))
-        async with self.placing.held() as placer:
-            where = placer.node(plan.memory_mib, tls=self.versions.get(current.redis_version).tls,
-                                exclude_host=serving["host"])  # "restarted on a new host"
-            operation = Operation(kind="change_plan", addon=current.name, app=app)
-            node = f"redis-addons-{current.name}-{operation.id.hex[:8]}"
-            current.request_plan_change(plan, where, node, f"{node}-data", operation.id, used)
-            cluster.place_node(data_node(current, current.target, operation.id))
-            position = await self.operations_starter.record(operation, current, cluster)
-        await self.operations_starter.caught_up(position)
-        log.info("plan change requested", addon=current.name, app=app, plan=plan.id, host=where.host,
-                 operation_id=str(operation.id))
-        return {"addon": current.name, "operation_id": str(operation.id)}
+        return await self.plan_requests.change(app, addon, plan_id)
 
     async def retry_operation(self, operation_id: str) -> dict:
         """An operator's retry of an operation whose compensation could not finish ("needs attention")."""

@@ -16,6 +16,7 @@ from adapters.tls import CA_CERT_FILE, CertificateAuthority
 from domain.catalog import ComponentCatalog, PlanCatalog, VersionCatalog
 from engine.app import Engine
 from engine.backup_saga import BackupSaga
+from engine.cluster_plan_change import ClusterPlanChange
 from engine.certificate_renewal import CertificateRenewal
 from engine.logs import configure_logging
 from engine.plan_change import PlanChange
@@ -51,6 +52,7 @@ def build(settings: Settings | None = None) -> Engine:
         "provision_cluster": ClusterProvisioning(events, runtime, redis, secrets, versions, ComponentCatalog.load()),
         "replace_node": NodeReplacement(events, runtime, redis, secrets, versions, ComponentCatalog.load()),
         "change_plan": PlanChange(events, runtime, redis, secrets, versions, restarter, authority),
+        "change_cluster_plan": ClusterPlanChange(events, runtime, redis, secrets, versions, ComponentCatalog.load()),
         "backup": BackupSaga(events, runtime, redis, secrets, store),
         "restore": Restore(events, runtime, redis, secrets, versions, store, authority),
         "change_settings": SettingsChange(events, runtime, redis, secrets, versions),

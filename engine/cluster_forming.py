@@ -37,9 +37,11 @@ def business_addon(name: str, app: str, plan: Plan, version: str, placed: list[P
     return addon, cluster
 
 
-def replacement_node(addon: Addon, cluster: Cluster, lost: dict, where: Placement, operation: Operation) -> dict:
-    """The record of the node that takes `lost`'s place, placed by `operation` (a node replacement)."""
+def replacement_node(addon: Addon, cluster: Cluster, lost: dict, where: Placement, operation: Operation,
+                     memory_mib: int | None = None) -> dict:
+    """The record of the node that takes `lost`'s place, placed by `operation` (a node replacement, or a
+    plan change: then with the new plan's `memory_mib`)."""
     container = f"redis-addons-{addon.name}-{operation.id.hex[:8]}-{lost['role']}{len(cluster.nodes)}"
     record = node_record(lost["role"], where.host, where.address, where.port, container, f"{container}-data",
-                         lost["memory_mib"], lost["version"])
+                         memory_mib or lost["memory_mib"], lost["version"])
     return {**record, "placed_by": str(operation.id), "replaces": lost["id"]}

@@ -19,22 +19,17 @@ retire          the lost node's container and volumes removed; left behind, to r
 
 from __future__ import annotations
 
-from tenacity import AsyncRetrying, retry_if_exception_type, stop_after_delay, wait_exponential
-
 from domain.addon import Addon
 from domain.catalog import ComponentCatalog, VersionCatalog
 from domain.cluster import Cluster
-from domain.cluster_config import MASTER_NAME
 from domain.operation import Operation
 from engine.cluster_nodes import address, data_node_spec, proxy_spec, sentinel_spec
 from engine.cluster_provisioning import knows_whole_cluster, sentinel_secret
+from engine.cluster_rewiring import reset_sentinels, route_proxies
 from engine.clusters import cluster_of
 from engine.ports import EffectError, Endpoint, RedisAdmin, Runtime, SecretStore, TransientError
 from engine.saga import StepResult
 from engine.store import EventLog
-
-SENTINEL_SEES_ALL_WITHIN_S = 30.0  # hello messages every 2 s; the replicas from the primary's INFO
-
 
 class Replacing:
     """What a replacement works on: the addon, its cluster, the new node and the lost one."""
@@ -129,11 +124,9 @@ class NodeReplacement:
     async def rewire_proxies(self, r: Replacing, operation) -> StepResult:
         if r.new["role"] == "proxy":
             return StepResult("nothing to rewire: an HAProxy is known to no other node")
-        rewired = []
-        for proxy in r.others("proxy"):
-            await self.runtime.create_node(self._spec(r, proxy, operation))  # its container is there: the file is rewritten
-            await self.runtime.signal_node(proxy["host"], proxy["container"], "SIGUSR2")
-            rewired.append(proxy["container"])
+        password, sentinel_password = self._passwords(r.addon)
+        rewired = await route_proxies(self.runtime, self.components.get("haproxy"), r.addon, r.others("proxy"),
+                                      r.members("data"), r.members("sentinel"), operation, password, sentinel_password)
         return StepResult(f"HAProxy reloaded with the new node: {', '.join(rewired) or 'none running'}")
 
     async def reset_sentinels(self, r: Replacing, operation) -> StepResult:
@@ -142,14 +135,8 @@ class NodeReplacement:
         _, sentinel_password = self._passwords(r.addon)
         sentinels = r.others("sentinel")
         seen = len(sentinels) - 1 + (r.new["role"] == "sentinel")  # the others each should see up
-        for sentinel in sentinels:
-            await self.redis.sentinel_reset(Endpoint(sentinel["address"], sentinel["port"], sentinel_password), MASTER_NAME)
-            async for attempt in AsyncRetrying(retry=retry_if_exception_type(TransientError),
-                                               stop=stop_after_delay(SENTINEL_SEES_ALL_WITHIN_S),
-                                               wait=wait_exponential(multiplier=0.1, max=1.0), reraise=True):
-                with attempt:
-                    await knows_whole_cluster(self.redis, sentinel, sentinel_password, r.primary,
-                                              sentinels=seen, replicas=len(r.replicas))
+        await reset_sentinels(self.redis, sentinels, sentinel_password, r.primary, others_seen=seen,
+                              replicas=len(r.replicas))
         return StepResult(f"{len(sentinels)} Sentinels forgot the lost node and see the whole cluster again")
 
     async def record(self, r: Replacing, operation) -> StepResult:

@@ -36,6 +36,10 @@ class Placer:
         hosts = [h.as_domain() for h in self._placing.hosts]
         return place_nodes(requests, hosts, self._placing.inventory.tenants(), self._in_use, exclude_host=exclude_host)
 
+    @property
+    def host_names(self) -> list[str]:
+        return [h.name for h in self._placing.hosts]
+
     def replacement(self, role: str, memory_mib: int, avoid: dict[str, str]) -> Placement:
         """A node in place of a lost one, on none of the hosts in `avoid` (host -> why: it holds
         another node of the same group, or does not answer)."""

@@ -140,7 +140,7 @@ class RedisAdmin(Protocol):
     async def sentinel_view(self, node: Endpoint, master: str) -> dict:
         """What a Sentinel knows of `master`: {"primary": "address:port" or None, "sentinels": how many
         others, "replicas": how many, "sentinels_up" / "replicas_up": the addresses of those it does
-        not see down}."""
+        not see down, "replicas_electable": of the replicas up, those whose priority it last read is not 0}."""
 
     def sentinel_notices(self, node: Endpoint, channels) -> AbstractAsyncContextManager[AsyncIterator[tuple[str, str]]]:
         """Subscribed to a Sentinel's `channels` (+sdown, +switch-master, ...): the (channel, message)

@@ -19,6 +19,7 @@ from engine.backup_saga import BackupSaga
 from engine.certificate_renewal import CertificateRenewal
 from engine.cluster_provisioning import ClusterProvisioning
 from engine.node_replacement import NodeReplacement
+from engine.cluster_plan_change import ClusterPlanChange
 from engine.plan_change import PlanChange
 from engine.provisioning import Provisioning, Removal
 from engine.restore import Restore
@@ -112,6 +113,7 @@ def build_engine(world: World, step_deadline_s: float = STEP_DEADLINE_S,
         "change_settings": SettingsChange(events, runtime, redis, secrets, versions),
         "provision_cluster": ClusterProvisioning(events, runtime, redis, secrets, versions, ComponentCatalog.load()),
         "replace_node": NodeReplacement(events, runtime, redis, secrets, versions, ComponentCatalog.load()),
+        "change_cluster_plan": ClusterPlanChange(events, runtime, redis, secrets, versions, ComponentCatalog.load()),
     }
     sagas["renew_certificate"] = CertificateRenewal(events, runtime, redis, secrets, versions, authority)
     sagas["serve_tls"] = TlsServing(events, runtime, redis, secrets, versions, authority)

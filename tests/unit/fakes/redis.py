@@ -212,7 +212,10 @@ class FakeRedisAdmin(Faulty):
                 "sentinels_up": sorted(a for a in sentinel.known_sentinels if up.get(a, (None,))[0] is not None
                                        and up[a][0].role == "sentinel"),
                 "replicas_up": sorted(a for a in sentinel.known_replicas if up.get(a, (None,))[0] is not None
-                                      and up[a][0].role == "data")}
+                                      and up[a][0].role == "data"),
+                "replicas_electable": sorted(a for a in sentinel.known_replicas if up.get(a, (None,))[0] is not None
+                                             and up[a][0].role == "data"
+                                             and up[a][0].config["replica-priority"] != "0")}
 
     async def sentinel_reset(self, node: Endpoint, master: str) -> None:
         sentinel, container = self._sentinel("sentinel_reset", node, master)

@@ -1,0 +1,95 @@
+"""Asking for a plan change (reference, "Changing Plans": the same command upgrades and downgrades).
+
+A single node moves to a new host with the new plan's memory (engine/plan_change.py). A Business
+cluster's data nodes are replaced one at a time with no downtime (engine/cluster_plan_change.py):
+the first new node goes where the old replica is (they live side by side until the old replica is
+removed), the second where the old primary is, so each host needs room for one more node only.
+"""
+
+from __future__ import annotations
+
+import structlog
+
+from domain.addon import Addon
+from domain.catalog import Plan, PlanCatalog, VersionCatalog
+from domain.errors import AddonNotRunning, NoHostWithRoom, PlanNotAvailable
+from domain.operation import Operation
+from domain.placement import Placement
+from engine.addon_lookup import AddonLookup
+from engine.cluster_forming import replacement_node
+from engine.clusters import cluster_of, data_node, serving_node
+from engine.nodes import endpoint
+from engine.operations import OperationStarter
+from engine.placing import Placer, Placing
+from engine.ports import RedisAdmin, SecretStore
+from engine.store import EventLog
+
+log = structlog.get_logger("engine")
+
+
+class PlanRequests:
+    def __init__(self, events: EventLog, lookup: AddonLookup, plans: PlanCatalog, versions: VersionCatalog,
+                 redis: RedisAdmin, secrets: SecretStore, placing: Placing, starter: OperationStarter):
+        self.events, self.lookup, self.plans, self.versions = events, lookup, plans, versions
+        self.redis, self.secrets, self.placing, self.starter = redis, secrets, placing, starter
+
+    async def change(self, app: str, addon: str, plan_id: str) -> dict:
+        plan = self.plans.provisionable(plan_id)
+        current = await self.lookup.of(app, addon)
+        if plan.is_cluster != self.plans.get(current.plan).is_cluster:
+            kind = "Business plan" if plan.is_cluster else "single-node plan"
+            raise PlanNotAvailable(f"moving addon {current.name} from plan {current.plan} onto {kind} {plan.id} is not "
+                                   "available yet: choose a plan of the same kind, or add a new addon beside it")
+        current.check_can_change_to(plan)
+        operation = await (self._move_cluster if plan.is_cluster else self._move_node)(current, plan)
+        log.info("plan change requested", addon=current.name, app=app, plan=plan.id, operation_id=str(operation.id))
+        return {"addon": current.name, "operation_id": str(operation.id)}
+
+    async def _move_node(self, current: Addon, plan: Plan) -> Operation:
+        """Reference: "the database is stopped, then restarted on a new host with the new plan's parameters"."""
+        cluster = await cluster_of(self.events, current.name)
+        serving = serving_node(cluster)
+        used = await self.redis.used_memory(endpoint(serving, self.secrets.password_for(current.name)))
+        async with self.placing.held() as placer:
+            where = placer.node(plan.memory_mib, tls=self.versions.get(current.redis_version).tls,
+                                exclude_host=serving["host"])  # "restarted on a new host"
+            operation = Operation(kind="change_plan", addon=current.name, app=current.app)
+            node = f"redis-addons-{current.name}-{operation.id.hex[:8]}"
+            current.request_plan_change(plan, where, node, f"{node}-data", operation.id, used)
+            cluster.place_node(data_node(current, current.target, operation.id))
+            position = await self.starter.record(operation, current, cluster)
+        await self.starter.caught_up(position)
+        return operation
+
+    async def _move_cluster(self, current: Addon, plan: Plan) -> Operation:
+        cluster = await cluster_of(self.events, current.name)
+        primary = serving_node(cluster)
+        replica = next((n for n in cluster.live_nodes if n["role"] == "data" and n["id"] != primary["id"]
+                        and n["state"] == "running"), None)
+        if replica is None or cluster.degraded:
+            raise AddonNotRunning(f"addon {current.name} runs without a replica in sync: its plan can change once it "
+                                  "is redundant again (see `nodes`)")
+        used = await self.redis.used_memory(endpoint(primary, self.secrets.password_for(current.name)))
+        async with self.placing.held() as placer:
+            first = beside(placer, plan, replica["host"], avoid={primary["host"]: "holds the primary"})
+            second = beside(placer, plan, primary["host"], avoid={first.host: "takes the first new node"})
+            operation = Operation(kind="change_cluster_plan", addon=current.name, app=current.app, subject=primary["id"])
+            new = []
+            for old, where in ((replica, first), (primary, second)):  # one at a time: a node's name counts the others
+                new.append(replacement_node(current, cluster, old, where, operation, memory_mib=plan.memory_mib))
+                cluster.place_node(new[-1])
+            # The addon's node is the first new one; its address stays the entry's, which does not change.
+            current.request_plan_change(plan, Placement(first.host, current.address, current.port), new[0]["container"],
+                                        new[0]["volume"], operation.id, used)
+            position = await self.starter.record(operation, current, cluster)
+        await self.starter.caught_up(position)
+        return operation
+
+
+def beside(placer: Placer, plan: Plan, preferred: str, avoid: dict[str, str]) -> Placement:
+    """A data node of `plan` on the `preferred` host when it has room, else on any other not avoided."""
+    try:
+        others = {h: "not the preferred host" for h in placer.host_names if h != preferred}
+        return placer.replacement("data", plan.memory_mib, avoid={**others, **avoid})
+    except NoHostWithRoom:
+        return placer.replacement("data", plan.memory_mib, avoid=avoid)

@@ -1,0 +1,137 @@
+"""A Business addon's plan change on the in-memory ports: its two data nodes replaced one at a time by
+nodes with the new plan's memory, then one coordinated switch of the primary. At each step boundary
+the engine dies and a new engine over the same world finishes the change: the cluster's seven nodes
+run, the two data nodes new, each made once, with one failover; the Sentinels and HAProxy know exactly
+the nodes of now. A step failing for good before the old replica is removed leaves the addon as it
+was; after, the nodes in sync are kept and the extra one removed.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from uuid import UUID
+
+import pytest
+
+from domain.operation import STEPS
+from engine.clusters import cluster_of
+from tests.unit.engine_fakes import APP, THREE_HOSTS, World, caught_up, restarted, settled, shut_down, started_engine
+from tests.unit.fakes import Crash
+from tests.unit.test_saga_cluster_crashes import a_whole_cluster, created_once
+
+FROM, TO = "redis-business-256", "redis-business-512"
+KIND = "change_cluster_plan"
+
+
+def crash_points() -> list[tuple[str, bool]]:
+    points = [("Operation.Started", False)]
+    for step in STEPS[KIND]:
+        points += [(f"Operation.StepSucceeded({step})", True), (f"Operation.StepSucceeded({step})", False)]
+    return points
+
+
+@pytest.fixture
+async def world():
+    world = World(hosts=THREE_HOSTS)
+    yield world
+    await shut_down(world)
+
+
+@pytest.fixture
+async def engine(world):
+    return await started_engine(world)
+
+
+async def a_business_addon(world, engine) -> dict:
+    started = await engine.add_addon(APP, FROM)
+    assert (await engine.wait_for_operation(started["operation_id"], timeout=10))["status"] == "succeeded"
+    cluster = await cluster_of(world.events, started["addon"])
+    world.runtime.effects.clear()
+    world.redis.effects.clear()
+    return {"addon": started["addon"], "data": [n for n in cluster.live_nodes if n["role"] == "data"],
+            "others": sorted(n["id"] for n in cluster.live_nodes if n["role"] != "data")}
+
+
+async def change_crashing(engine, addon: str) -> None:
+    try:
+        operation_id = (await engine.change_plan(APP, addon, TO))["operation_id"]
+    except Crash:
+        return
+    await engine.coordinator.wait(UUID(operation_id), timeout=10)
+
+
+async def the_change(world, engine, addon: str):
+    await caught_up(engine)
+    [found] = [o for o in await engine.operations(addon) if o["kind"] == KIND]
+    assert engine.inventory.unfinished == {}
+    assert world.runtime.broken_rules == []
+    return found
+
+
+async def changed(world, given: dict, operation) -> None:
+    assert operation["status"] == "succeeded", operation
+    addon = await world.addon(given["addon"])
+    cluster = await cluster_of(world.events, addon.name)
+    assert (addon.plan, addon.memory_mib, addon.status, addon.operation_id) == (TO, 512, "running", None)
+    await a_whole_cluster(world, cluster, addon)  # the Sentinels and HAProxy know exactly the nodes of now
+    data = [n for n in cluster.live_nodes if n["role"] == "data"]
+    assert {n["memory_mib"] for n in data} == {512}
+    assert not {n["id"] for n in data} & {n["id"] for n in given["data"]}
+    assert all(cluster.node(n["id"])["state"] == "retired" for n in given["data"])
+    assert sorted(n["id"] for n in cluster.live_nodes if n["role"] != "data") == given["others"]
+    assert set(created_once(world)) == {n["container"] for n in data}
+    assert len([e for e in world.redis.effects if e[0] == "failover"]) == 1  # one switch, even when redone
+    assert [p["reason"] for p in cluster.primaries][-1] == f"plan change to {TO}"
+
+
+@pytest.mark.parametrize("event, before", crash_points(),
+                         ids=[f"crash {'before' if b else 'after'} saving {e.split('.', 1)[1]}" for e, b in crash_points()])
+async def test_a_crash_at_a_step_boundary_and_a_restart_finish_the_plan_change(world, engine, event, before):
+    given = await a_business_addon(world, engine)
+    world.events.crash_on(event, before=before)
+    await change_crashing(engine, given["addon"])
+    assert not world.events.crash_armed, f"no save held {event}"
+    engine = await restarted(world, engine)
+    await settled(engine)
+    await changed(world, given, await the_change(world, engine, given["addon"]))
+
+
+async def test_without_a_crash_the_plan_change_ends_as_it_should(world, engine):
+    given = await a_business_addon(world, engine)
+    await change_crashing(engine, given["addon"])
+    await settled(engine)
+    operation = await the_change(world, engine, given["addon"])
+    await changed(world, given, operation)
+    assert "not restarted" in operation["steps"][-1]["detail"]
+
+
+async def test_a_failure_before_the_old_replica_goes_leaves_the_addon_as_it_was(world, engine):
+    given = await a_business_addon(world, engine)
+    world.redis.fail_for_good("configure")  # the first new node is never made electable
+    await change_crashing(engine, given["addon"])
+    await settled(engine)
+    operation = await the_change(world, engine, given["addon"])
+    assert operation["status"] == "failed"
+    addon = await world.addon(given["addon"])
+    cluster = await cluster_of(world.events, addon.name)
+    assert (addon.plan, addon.status, addon.operation_id) == (FROM, "running", None)
+    assert addon.failure.startswith("sync_first: ")
+    assert sorted(n["id"] for n in cluster.live_nodes if n["role"] == "data") == sorted(n["id"] for n in given["data"])
+    await a_whole_cluster(world, cluster, addon, reset=False)
+
+
+async def test_a_failed_switch_keeps_the_first_new_node_as_the_replica_and_removes_the_second(world, engine):
+    given = await a_business_addon(world, engine)
+    world.redis.fail_for_good("sentinel_failover")
+    await change_crashing(engine, given["addon"])
+    await settled(engine, timeout=30)
+    operation = await the_change(world, engine, given["addon"])
+    assert operation["status"] == "failed"
+    addon = await world.addon(given["addon"])
+    cluster = await cluster_of(world.events, addon.name)
+    assert (addon.plan, addon.status) == (FROM, "running") and addon.failure.startswith("switch: ")
+    data = [n for n in cluster.live_nodes if n["role"] == "data"]
+    old_primary = next(n for n in given["data"] if n["id"] == cluster.primary)
+    assert Counter(n["memory_mib"] for n in data) == {256: 1, 512: 1}  # the old primary, the first new node
+    assert old_primary in given["data"] and len(data) == 2
+    await a_whole_cluster(world, cluster, addon, reset=False)
