@@ -47,6 +47,7 @@ class Backup(Aggregate):
         self.day, self.redis_version = day, redis_version
         self.created_at = requested_at
         self.snapshot: dict = {}
+        self.taken_on: dict | None = None
         self.name = self.archive_name_for(requested_at, addon)
         self.status = "pending"
         self.size: int | None = None
@@ -62,10 +63,15 @@ class Backup(Aggregate):
         self.status = "running"
 
     @event("Finished")
-    def mark_done(self, size: int, sha256: str, location: str, snapshot: dict | None = None) -> None:
-        """`snapshot`: the keys and expiring keys per database at the moment of the save."""
+    def mark_done(self, size: int, sha256: str, location: str, snapshot: dict | None = None,
+                  taken_on: dict | None = None) -> None:
+        """`snapshot`: the keys and expiring keys per database at the moment of the save. `taken_on`, for a
+        Business addon's: the node it was taken on, its role, and on a replica the replication offset its
+        file records and the primary's as the save began; on the primary, the note saying why (None for a
+        single node's, and in events recorded before it was)."""
         self.status, self.size, self.sha256, self.location = "done", size, sha256, location
         self.snapshot = dict(snapshot or {})
+        self.taken_on = dict(taken_on) if taken_on else None
 
     @event("Failed")
     def mark_failed(self, reason: str) -> None:

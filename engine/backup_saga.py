@@ -1,10 +1,12 @@
 """A backup as a saga (reference, "Backups"):
 
 save     the node saves its data in the background (BGSAVE); writes wait only for the fork, and the
-         keys are counted at that instant
-archive  the RDB file is read through the Docker archive API, gzipped and stored with its SHA-256
-record   the node's save rules come back (only now: an archive step run again must find the same
-         file); the backup is done (size, checksum, key counts) and the addon free again
+         keys are counted at that instant. A Business addon's backup is taken on a replica in sync
+         (engine/backup_source.py: which node, what in sync means, the fallback on the primary)
+archive  that node's RDB file is read through the Docker archive API, gzipped and stored with its
+         SHA-256; a replica's file must record the offset its save was taken at
+record   the save rules come back (only now: an archive step run again must find the same file);
+         the backup is done (size, checksum, key counts, where it was taken) and the addon free again
 
 A failure removes the partial archive and records the backup as failed, with the reason.
 """
@@ -17,9 +19,11 @@ from domain.addon import Addon
 from domain.backup import Backup
 from domain.operation import Operation
 from domain.redis_config import save_rules
-from engine.clusters import serving_node_of
+from engine.backup_source import described, saved_on, saves_to_resume, take_snapshot
+from engine.clusters import cluster_of
 from engine.nodes import endpoint
 from engine.ports import BackupStore, EffectError, RedisAdmin, Runtime, SecretStore, TransientError
+from engine.rdb_header import first_member, keeping_the_start, replication_offset
 from engine.saga import StepResult
 from engine.store import EventLog
 
@@ -39,23 +43,43 @@ class BackupSaga:
         return await getattr(self, step)(addon, backup, operation)
 
     async def save(self, addon: Addon, backup: Backup, operation: Operation) -> StepResult:
-        node = await serving_node_of(self.events, addon.name)
-        counts = await self.redis.snapshot(endpoint(node, self.secrets.password_for(addon.name)))
-        return StepResult(f"{sum(counts['keys'].values())} keys saved in the background", outcome=counts)
+        cluster = await cluster_of(self.events, addon.name)
+        taken = await take_snapshot(self.redis, cluster, self.secrets.password_for(addon.name))
+        where = described(taken.get("taken_on"))
+        return StepResult(f"{sum(taken['keys'].values())} keys saved in the background{where}", outcome=taken)
 
     async def archive(self, addon: Addon, backup: Backup, operation: Operation) -> StepResult:
-        node = await serving_node_of(self.events, addon.name)
-        rdb = self.runtime.read_file(node["host"], node["container"], RDB_FILE)
+        saved = operation.outcome("save")
+        node = saved_on(await cluster_of(self.events, addon.name), saved)
+        start = bytearray()
+        rdb = keeping_the_start(self.runtime.read_file(node["host"], node["container"], RDB_FILE), start)
         stored = await self.store.write_archive(backup.archive_key, rdb)
+        await self._check_offset((saved or {}).get("taken_on"), bytes(start), backup, node)
         return StepResult(f"{backup.name} stored: {stored['size']} bytes, SHA-256 {stored['sha256'][:12]}", outcome=stored)
 
+    async def _check_offset(self, taken_on: dict | None, start: bytes, backup: Backup, node: dict) -> None:
+        """A replica's file is the one its save wrote only if it records that save's offset: a full
+        resynchronisation since (the replica cut off for too long, restarted) replaces dump.rdb. A file
+        that is no RDB (the unit tests' in-memory servers write JSON) records none and is not checked."""
+        if not taken_on or taken_on.get("offset") is None:
+            return
+        rdb = first_member(start)
+        found = replication_offset(rdb)
+        if found != taken_on["offset"] and rdb.startswith((b"REDIS", b"VALKEY")):
+            await self.store.delete(backup.archive_key)
+            raise EffectError(f"the dump.rdb of {node['id']} records replication offset {found}, not the "
+                              f"{taken_on['offset']} its save was taken at: it was replaced since (a full "
+                              "resynchronisation); take the backup again")
+
     async def record(self, addon: Addon, backup: Backup, operation: Operation) -> StepResult:
-        note = await self._resume_saves(addon)
+        note = await self._resume_saves(addon, operation)
         stored = operation.outcome("archive")
+        snapshot = dict(operation.outcome("save"))
+        taken_on = snapshot.pop("taken_on", None)
         backup.mark_done(size=stored["size"], sha256=stored["sha256"], location=stored["location"],
-                         snapshot=operation.outcome("save"))
+                         snapshot=snapshot, taken_on=taken_on)
         addon.mark_backup_ended(operation_id=operation.id)
-        return StepResult(f"Backup successfully finished{note}", changes=(backup, addon))
+        return StepResult(f"Backup successfully finished{described(taken_on)}{note}", changes=(backup, addon))
 
     async def compensate(self, operation: Operation, error: str) -> StepResult:
         addon: Addon = await self.events.get(Addon.id_for(operation.addon))
@@ -65,17 +89,19 @@ class BackupSaga:
             detail = "no archive left behind"
         except OSError as e:
             detail = f"the archive could not be removed ({e})"
-        detail += await self._resume_saves(addon)
+        detail += await self._resume_saves(addon, operation)
         backup.mark_failed(reason=error)
         if addon.operation_id == operation.id:
             addon.mark_backup_ended(operation_id=operation.id)
         return StepResult(f"backup failed: {error}; {detail}", changes=(backup, addon))
 
-    async def _resume_saves(self, addon: Addon) -> str:
-        try:
-            node = await serving_node_of(self.events, addon.name)
-            await self.redis.resume_saves(endpoint(node, self.secrets.password_for(addon.name)),
-                                          save_rules(addon.settings))
-            return ""
-        except (TransientError, EffectError) as e:  # the node is down: its redis.conf has the rules for its restart
-            return f"; save rules not set back on the running node ({e})"
+    async def _resume_saves(self, addon: Addon, operation: Operation) -> str:
+        cluster = await cluster_of(self.events, addon.name)
+        notes = []
+        for node in saves_to_resume(cluster, operation.outcome("save")):
+            try:
+                await self.redis.resume_saves(endpoint(node, self.secrets.password_for(addon.name)),
+                                              save_rules(addon.settings))
+            except (TransientError, EffectError) as e:  # the node is down: its redis.conf has the rules for its restart
+                notes.append(f"; save rules not set back on the running node ({e})")
+        return "".join(notes)

@@ -55,7 +55,7 @@ class BackupService:
         return await self._start(await self._live_addon(app, addon), "manual", self.clock())
 
     async def _start(self, addon: Addon, kind: str, at: datetime, day: date | None = None) -> dict:
-        self.plans.get(addon.plan).check_single_node(addon.name, "a backup")
+        """A Business addon's too: its backup is taken on a replica in sync (engine/backup_source.py)."""
         tier = self.plans.get(addon.plan).tier
         backup = Backup.request(addon=addon.name, app=addon.app, tier=tier, kind=kind, requested_at=at, day=day,
                                 redis_version=addon.redis_version)
@@ -86,7 +86,6 @@ class BackupService:
 
     async def set_schedule(self, app: str, addon: str, schedule_at: str, local_zone: str) -> dict:
         current = await self._addon(app, await self._addon_name(app, addon))
-        self.plans.get(current.plan).check_single_node(current.name, "a backup schedule")
         schedule = Schedule.parse(schedule_at, local_zone)
         current.schedule_backups(schedule, self.plans.get(current.plan).tier)
         await self._save(current)
@@ -138,12 +137,12 @@ class BackupService:
 
     async def run_due_backups(self, now: datetime) -> list[dict]:
         """Start each running addon's scheduled backup whose day has come. A busy addon is tried again
-        at the next tick; a day already backed up is refused by the event store (its ID is the day)."""
+        at the next tick; a day already backed up is refused by the event store (its ID is the day).
+        A Business addon running degraded (no replica in sync) is backed up too: on its primary."""
         started = []
         for row in await asyncio.to_thread(self.views.addons):
-            plan = self.plans.get(row["plan"])
-            if row["status"] != "running" or plan.tier == "sandbox" or plan.is_cluster:
-                continue  # no backups on sandbox; a Business cluster's come with the next issue
+            if row["status"] not in ("running", "degraded") or self.plans.get(row["plan"]).tier == "sandbox":
+                continue  # no backups on sandbox
             last = await asyncio.to_thread(self.views.last_scheduled_day, row["name"])
             addon: Addon = await self.events.get(Addon.id_for(row["name"]))
             day = addon.backup_schedule.due_day(now, date.fromisoformat(last) if last else None,

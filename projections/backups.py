@@ -3,6 +3,8 @@ decisions taken about them."""
 
 from __future__ import annotations
 
+import json
+
 from domain.backup import Backup
 
 SCHEMA = """
@@ -11,7 +13,7 @@ CREATE TABLE IF NOT EXISTS backups (
     day TEXT, name TEXT NOT NULL, created_at TEXT NOT NULL, redis_version TEXT,
     status TEXT NOT NULL, size INTEGER, sha256 TEXT, location TEXT, failure TEXT,
     kept_for TEXT NOT NULL DEFAULT '', expired INTEGER NOT NULL DEFAULT 0, deleted INTEGER NOT NULL DEFAULT 0,
-    updated_at TEXT NOT NULL);
+    taken_on TEXT, updated_at TEXT NOT NULL);
 CREATE INDEX IF NOT EXISTS backups_by_addon ON backups (addon, created_at);
 """
 
@@ -31,7 +33,8 @@ def apply(db, event) -> None:
         return
     changes = {
         Backup.Started: lambda e: {"status": "running"},
-        Backup.Finished: lambda e: {"status": "done", "size": e.size, "sha256": e.sha256, "location": e.location},
+        Backup.Finished: lambda e: {"status": "done", "size": e.size, "sha256": e.sha256, "location": e.location,
+                                    "taken_on": as_json(getattr(e, "taken_on", None))},  # none in older events
         Backup.Failed: lambda e: {"status": "failed", "failure": e.reason},
         Backup.Kept: lambda e: {"kept_for": ",".join(e.reasons), "expired": 0},
         Backup.Expired: lambda e: {"kept_for": "", "expired": 1},
@@ -41,9 +44,16 @@ def apply(db, event) -> None:
     db.execute(f"UPDATE backups SET {columns}, updated_at = ? WHERE id = ?", (*changes.values(), at, backup))
 
 
+def as_json(value: dict | None) -> str | None:
+    return json.dumps(value, sort_keys=True) if value else None
+
+
 def row(record: dict) -> dict:
     """As the API shows it."""
     record = dict(record)
     record["kept_for"] = [r for r in record["kept_for"].split(",") if r]
     record["expired"], record["deleted"] = bool(record["expired"]), bool(record["deleted"])
+    # Where a Business addon's backup was taken: {node, role, offset, primary_offset} on a replica,
+    # {node, role, note, why} on the primary; None for a single node's.
+    record["taken_on"] = json.loads(record["taken_on"]) if record["taken_on"] else None
     return record

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import asyncio
 from dataclasses import replace
-from datetime import datetime, timezone
 from urllib.parse import urlsplit
 
 import pytest
@@ -84,8 +83,8 @@ async def test_what_a_business_cluster_cannot_do_yet_is_refused_saying_so(engine
     addon = requested["addon"]
     refusals = [
         engine.change_plan(app_name, addon, "redis-business-512"),
-        engine.backups.create(app_name, addon),
-        engine.backups.set_schedule(app_name, addon, "4:00 UTC", "UTC"),
+        # backups and their schedule are: test_business_backups.py; a restore is not yet
+        engine.backups.restore(app_name, addon, "00000000-0000-0000-0000-000000000000"),
         engine.database.change(app_name, addon, "force-tls", True),  # RDB, AOF and cache mode are: test_business_settings.py
         engine.database.tls_ca(app_name, addon),
     ]
@@ -93,7 +92,6 @@ async def test_what_a_business_cluster_cannot_do_yet_is_refused_saying_so(engine
         with pytest.raises(NotOnBusinessYet, match=f"addon {addon} is on Business plan redis-business-256"):
             await refused
     assert [o["kind"] for o in await engine.operations(addon)] == ["provision_cluster"]  # nothing was started
-    assert (await engine.backups.run_due_backups(datetime(2030, 1, 1, 3, tzinfo=timezone.utc))) == []
     assert await engine.missing_tls.serve_where_missing() == []
     assert await engine.watcher.look() == []
 
