@@ -116,6 +116,20 @@ async def test_a_replacement_replica_comes_up_with_the_settings(world, engine):
     assert_aof_on_both(world, primary, new)
 
 
+async def test_a_plan_change_makes_its_new_data_nodes_with_the_settings(world, engine):
+    addon = await business_addon(engine)
+    assert (await change(engine, addon, "aof"))["status"] == "succeeded"
+    old = {n["id"] for n in await primary_and_replica(world, addon)}
+
+    requested = await engine.change_plan(APP, addon, "redis-business-512")
+    assert (await engine.wait_for_operation(requested["operation_id"], timeout=10))["status"] == "succeeded"
+
+    primary, replica = await primary_and_replica(world, addon)
+    assert not {primary["id"], replica["id"]} & old
+    for node in (primary, replica):
+        assert live(world, node, "appendonly") == "yes" and "appendonly yes" in redis_conf(world, node)
+
+
 async def test_a_stopped_replica_gets_them_in_its_file_and_comes_back_with_them(world, engine):
     """Not waited for: the primary takes them, the stopped replica's file has them, and the healer
     (which leaves the cluster alone until the change ends) starts it again with them."""
