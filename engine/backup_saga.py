@@ -68,8 +68,8 @@ class BackupSaga:
         if found != taken_on["offset"] and rdb.startswith((b"REDIS", b"VALKEY")):
             await self.store.delete(backup.archive_key)
             raise EffectError(f"the dump.rdb of {node['id']} records replication offset {found}, not the "
-                              f"{taken_on['offset']} its save was taken at: it was replaced since (a full "
-                              "resynchronisation); take the backup again")
+                              f"{taken_on['offset']} its save was taken at: it is not the file that save wrote "
+                              "(a full resynchronisation replaces it); take the backup again")
 
     async def record(self, addon: Addon, backup: Backup, operation: Operation) -> StepResult:
         note = await self._resume_saves(addon, operation)
