@@ -2,6 +2,11 @@
 measured in the same run on the same server: `redis-cli --rdb FILE` (DESIGN §9, issue 4).
 
     .venv/bin/python bench/backup.py [--rounds 3] [--mb 200] [--no-cli] [--no-experiments] [--log-level WARNING]
+                                     [--business | --business-only]
+
+With --business, then --business-only without the Starter case: the backup of a redis-business-1024
+addon, which the engine takes on its replica, against `redis-cli --rdb` on that replica
+(bench/backup_business.py says how).
 
 Data: one redis-starter-1024 addon filled with ~200 MB (keys + values + fields, counted as written)
 of mixed data in its 5 databases, written with pipelines: random blobs (incompressible), JSON
@@ -74,10 +79,11 @@ import aiodocker
 from aiohttp import web
 
 # common first: importing it puts the repository on sys.path for the packages below.
-from common import (REPO, RESULTS_DIR, client_for, machine, p50, ratio, remaining, remaining_text, remove_leftovers,
+from common import (REPO, RESULTS_DIR, client_for, machine, p50, ratio, remaining_text, remove_addon,
                     run_bench, s2, step_timings, temp_settings, wait_succeeded)
 
 import adapters.storage.backup_files as backup_files
+from backup_business import bench_business, print_business, summarise_business, sweep_run
 from adapters.http.app import make_app
 from engine import build
 
@@ -819,18 +825,9 @@ async def bench(args) -> dict:
                 if docker is not None:
                     await docker.close()
                 if addon is not None:
-                    try:
-                        r = await engine.remove_addon(app, addon)
-                        op = await engine.wait_for_operation(r["operation_id"], timeout=OP_TIMEOUT_S)
-                        cleanup["engine_removal"] = op["status"]
-                    except Exception as e:  # noqa: BLE001 - reported; the label sweep below still runs
-                        cleanup["engine_removal"] = f"{type(e).__name__}: {e}"
+                    cleanup["engine_removal"] = await remove_addon(engine, app, addon, OP_TIMEOUT_S) or "succeeded"
     finally:
-        cleanup["leftovers_removed"] = await remove_leftovers(settings, app)
-        cleanup["remaining"] = await remaining(settings, run_id)
-        shutil.rmtree(home, ignore_errors=True)
-        shutil.rmtree(workdir, ignore_errors=True)
-        cleanup["temp_dirs_removed"] = not home.exists() and not workdir.exists()
+        await sweep_run(settings, app, run_id, (home, workdir), cleanup)
         result["cleanup"] = cleanup
         result["duration_s"] = time.monotonic() - began
         if error:
@@ -975,19 +972,56 @@ def print_report(result: dict, summary: dict) -> None:
           f"{c['temp_dirs_removed']}; {remaining_text(c['remaining'])}")
 
 
+# -- the Business case (bench/backup_business.py): a backup taken on the replica ---------------------
+
+
+async def bench_cases(args) -> dict:
+    """The Starter case (unless --business-only), then the Business one (with --business or --business-only)."""
+    result = {} if args.business_only else await bench(args)
+    if args.business or args.business_only:
+        result["business"] = await bench_business(args, load, Probe, engine_create, raw_rdb)
+    return result
+
+
+def summarise_cases(result: dict) -> dict:
+    summary = summarise(result) if result.get("rounds") else {}
+    if "business" in result:
+        summary["business"] = summarise_business(result["business"], TARGET)
+    return summary
+
+
+def print_cases(result: dict, summary: dict) -> None:
+    if result.get("rounds"):
+        print_report(result, summary)
+    if "business" in result:
+        print_business(result["business"], summary["business"])
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--rounds", type=int, default=3, help="rounds; each runs the engine cases and the raw cases once")
     parser.add_argument("--mb", type=int, default=200, help="MB of data written into the addon")
     parser.add_argument("--no-cli", action="store_true", help="leave out the CLI download")
     parser.add_argument("--no-experiments", action="store_true", help="leave out the compression experiments")
-    run_bench(parser, bench, summarise, print_report, RESULTS, stored=without_rows)
+    parser.add_argument("--business", action="store_true", help="then the Business case: a redis-business-1024 "
+                        "addon backed up on its replica, against redis-cli --rdb on that replica")
+    parser.add_argument("--business-only", action="store_true", help="only the Business case (its JSON in "
+                        "bench/results/backup_business.json, the Starter's results left as they are)")
+    results = RESULTS_DIR / "backup_business.json" if "--business-only" in sys.argv else RESULTS
+    run_bench(parser, bench_cases, summarise_cases, print_cases, results, stored=without_rows)
 
 
 def without_rows(result: dict) -> dict:
     """The result as stored: without the backup rows the engine returned (kept in memory for the download)."""
-    return dict(result, rounds=[{**s, "engine": {**s["engine"], "create": {k: v for k, v in s["engine"]["create"].items()
-                                                                           if k != "row"}}} for s in result["rounds"]])
+    def create(engine: dict) -> dict:
+        return {k: v for k, v in engine.items() if k != "row"}
+
+    stored = dict(result, rounds=[{**s, "engine": {**s["engine"], "create": create(s["engine"]["create"])}}
+                                  for s in result.get("rounds", [])])
+    if "business" in result:
+        stored["business"] = dict(result["business"], rounds=[{**s, "engine": create(s["engine"])}
+                                                              for s in result["business"]["rounds"]])
+    return stored
 
 
 if __name__ == "__main__":
