@@ -15,8 +15,8 @@ import pytest
 from domain.redis_config import RDB_SAVE_RULES
 from engine.backup_source import ON_THE_PRIMARY
 from engine.clusters import cluster_of
-from tests.unit.engine_fakes import (APP, SOME_EXPIRING, SOME_KEYS, THREE_HOSTS, World, finished, restarted, settled,
-                                     shut_down, started_engine)
+from tests.unit.engine_fakes import (APP, SOME_EXPIRING, SOME_KEYS, THREE_HOSTS, World, caught_up, finished, restarted,
+                                     settled, shut_down, started_engine)
 from tests.unit.fakes import Crash
 from tests.unit.fakes.docker import untar
 from tests.unit.fakes.redis import decode_dump
@@ -205,3 +205,21 @@ async def test_the_sweep_keeps_more_manual_backups_of_a_business_addon_than_of_a
     assert swept["swept"] == {"decided": 11, "deleted": 0}
     rows = await engine.backups.list(APP, given["addon"])
     assert len(rows) == 11 and all(r["kept_for"] == ["manual"] and r["tier"] == "business" for r in rows)
+
+
+async def test_the_schedule_backs_up_a_degraded_business_addon_on_its_primary(world, engine):
+    """Its replica lost and not replaced yet, the addon shows `degraded`: its daily backup is still
+    taken, on the primary, saying so."""
+    given = await a_business_addon(world, engine)
+    world.runtime.kill(given["replica"]["host"], given["replica"]["container"])
+    await engine.watcher.failovers.look()  # finds no replica in sync: the cluster is recorded degraded
+    await caught_up(engine)
+    assert (await engine.addon(APP, given["addon"]))["status"] == "degraded"
+    night = datetime.now(timezone.utc).replace(hour=3, minute=30, second=0, microsecond=0) + timedelta(days=1)
+
+    [started] = (await engine.scheduler.tick(night))["started"]
+
+    assert (await finished(engine, started))["status"] == "succeeded"
+    [row] = await engine.backups.list(APP, given["addon"])
+    assert (row["kind"], row["taken_on"]["node"], row["taken_on"]["note"]) == (
+        "scheduled", given["primary"]["id"], ON_THE_PRIMARY)
