@@ -23,7 +23,7 @@ from engine.backup_source import described, saved_on, saves_to_resume, take_snap
 from engine.clusters import cluster_of
 from engine.nodes import endpoint
 from engine.ports import BackupStore, EffectError, RedisAdmin, Runtime, SecretStore, TransientError
-from engine.rdb_header import first_member, keeping_the_start, replication_offset
+from engine.rdb_header import first_member, is_rdb, keeping_the_start, replication_offset
 from engine.saga import StepResult
 from engine.store import EventLog
 
@@ -65,7 +65,7 @@ class BackupSaga:
             return
         rdb = first_member(start)
         found = replication_offset(rdb)
-        if found != taken_on["offset"] and rdb.startswith((b"REDIS", b"VALKEY")):
+        if found != taken_on["offset"] and is_rdb(rdb):
             await self.store.delete(backup.archive_key)
             raise EffectError(f"the dump.rdb of {node['id']} records replication offset {found}, not the "
                               f"{taken_on['offset']} its save was taken at: it is not the file that save wrote "

@@ -18,6 +18,10 @@ MAGICS = (b"REDIS", b"VALKEY")  # then the format version in digits: REDIS0010, 
 INTEGERS = {0xC0: 1, 0xC1: 2, 0xC2: 4}  # RDB_ENC_INT8/16/32: a string saved as a little-endian integer
 
 
+def is_rdb(data: bytes) -> bool:
+    return data.startswith(MAGICS)
+
+
 def replication_offset(rdb: bytes) -> int | None:
     """The `repl-offset` an RDB file's header records; None when it records none (a primary's file
     without replicas, a file that is no RDB, a header cut short)."""

@@ -9,6 +9,7 @@ import subprocess
 from datetime import datetime, timedelta, timezone
 from uuid import UUID
 
+from engine.rdb_header import replication_offset
 from tests.integration import data
 from tests.integration.business import Writer, business_addon, container, direct, eventually, nodes_by_role, primary_of
 from tests.integration.test_backups import FreshServer, archive_bytes, backup_now, free_port, rdb_of
@@ -89,6 +90,28 @@ async def test_under_writes_the_counts_recorded_are_those_of_the_file_and_acknow
         finally:
             await client.aclose()
     assert len(writer.acknowledged) > len(acknowledged_before) + 5
+
+
+async def test_a_valkey_9_cluster_is_backed_up_on_its_replica_under_writes_its_file_at_the_offset_recorded(
+        engine, app_name):
+    """Valkey writes its own RDB header (`VALKEY080`): the offset check reads it too."""
+    requested = await engine.add_addon(app_name, "redis-business-256", version="9.1.2")
+    assert (await engine.wait_for_operation(requested["operation_id"], timeout=240))["status"] == "succeeded"
+    primary, replica, password = await the_cluster(engine, app_name, requested["addon"])
+    forks_before = await forks_of(primary, password)
+    writer = Writer((await engine.environment(app_name))["REDIS_URL"]).start()
+    try:
+        await eventually(writer.wrote_more)
+        made = await backup_now(engine, app_name)
+    finally:
+        await writer.stop()
+
+    assert made["operation"]["status"] == "succeeded", made["operation"]
+    assert (made["backup"]["taken_on"]["role"], made["backup"]["taken_on"]["node"]) == ("replica", replica["id"])
+    rdb = rdb_of(await archive_bytes(engine, made["backup"]))
+    assert rdb.startswith(b"VALKEY080")
+    assert replication_offset(rdb) == made["backup"]["taken_on"]["offset"]
+    assert await forks_of(primary, password) == forks_before
 
 
 async def test_with_the_replica_killed_the_backup_is_taken_on_the_primary_and_says_so(engine, app_name, tmp_path):
