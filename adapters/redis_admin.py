@@ -95,10 +95,12 @@ class RedisAdmin:
             primary = await client.execute_command("SENTINEL", "GET-MASTER-ADDR-BY-NAME", master)
             sentinels = await client.execute_command("SENTINEL", "SENTINELS", master)
             replicas = await client.execute_command("SENTINEL", "REPLICAS", master)
+            [state] = listed_fields([await client.execute_command("SENTINEL", "MASTER", master)])
         address = tuple(v.decode() if isinstance(v, bytes) else str(v) for v in primary or ())
         return {"primary": f"{address[0]}:{address[1]}" if address else None, "sentinels": len(sentinels),
                 "replicas": len(replicas), "sentinels_up": seen_up(sentinels), "replicas_up": seen_up(replicas),
-                "replicas_electable": electable(replicas)}
+                "replicas_electable": electable(replicas),
+                "failing_over": "failover_in_progress" in state.get("flags", "").split(",")}
 
     @asynccontextmanager
     async def sentinel_notices(self, node: Endpoint, channels):

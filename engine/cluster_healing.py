@@ -164,8 +164,8 @@ class ClusterHealer:
             endpoint = Endpoint(node["address"], node["port"], password)
             try:
                 view = await self.redis.sentinel_view(endpoint, MASTER_NAME)
-                if view["sentinels"] <= len(sentinels) - 1 and view["replicas"] <= replicas:
-                    continue
+                if view["failing_over"] or (view["sentinels"] <= len(sentinels) - 1 and view["replicas"] <= replicas):
+                    continue  # reset amid a failover, it would forget it and keep the old primary's address
                 await self.redis.sentinel_reset(endpoint, MASTER_NAME)
             except (TransientError, EffectError):
                 continue

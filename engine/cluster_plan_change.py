@@ -6,13 +6,14 @@ data node exists at a time (the hosts need room for one more node, not a second 
 
 add_first       a new node (the "first") is made a replica of the primary, beside the old replica
 sync_first      it is in sync: the Sentinels may elect it, the HAProxy may route to it
-retire_replica  the old replica is removed; the HAProxy and Sentinels forget it
+retire_replica  the old replica is removed; HAProxy forgets it
 add_second      a second new node, a replica of the primary, beside the first
 sync_second     it is in sync, electable and routable like the first
 switch          writes paused on the old primary until both new nodes have all of its data, then
                 SENTINEL FAILOVER elects one of them, then writes resume: what the old primary
                 acknowledged, the new one has (a plain SENTINEL FAILOVER can lose seconds of writes)
-retire_primary  the old primary (a replica now) is removed; the HAProxy and Sentinels forget it
+retire_primary  the old primary (a replica now) is removed; HAProxy forgets it, and the Sentinels
+                both old nodes
 publish         the addon is on its new plan
 
 A failure before `retire_replica` removes the new nodes and leaves the addon as it was. From there
@@ -117,19 +118,30 @@ class ClusterPlanChange:
         return StepResult(f"{node['container']} in sync at offset {link.get('offset')}: electable, and known to HAProxy",
                           changes=(m.cluster,))
 
-    async def _retire(self, m: Move, old: dict, primary: dict, operation) -> StepResult:
-        """`old` removed, once HAProxy no longer routes to it; then each Sentinel forgets it."""
+    async def _retire(self, m: Move, old: dict, primary: dict, operation, forget: bool) -> StepResult:
+        """`old` removed, once HAProxy no longer routes to it; then, `forget`, each Sentinel forgets it
+        and every node retired before it (one reset per Sentinel: each takes ~10 s to find the replicas
+        again from the primary's INFO, while the other two, a majority, still know them)."""
         password, sentinel_password = self._passwords(m.addon)
+        # A Sentinel still naming the old primary learns the new one from the others' hello messages on
+        # the nodes it knows; reset before that, it would know only a node about to go, and stay lost.
+        # One amid the failover names the promoted node already, but forgets the failover if reset.
+        sentinels = m.running("sentinel")
+        named = await self._sentinels_seeing(m, lambda view: "failing over" if view["failing_over"] else view["primary"])
+        if named != [at(primary)] * len(sentinels):
+            raise TransientError(f"not every Sentinel names {primary['container']} and is done failing over yet ({named})")
         staying = [n for n in m.running("data") if n["id"] != old["id"]]
         await route_proxies(self.runtime, self.components.get("haproxy"), m.addon, m.running("proxy"), staying,
                             m.live("sentinel"), operation, password, sentinel_password)
         await self.runtime.remove_node(old["host"], old["container"], old["volume"])
         m.cluster.retire_node(old["id"])
-        sentinels = m.running("sentinel")
+        if not forget:
+            return StepResult(f"{old['container']} removed from {old['host']}; HAProxy forgot it (the Sentinels list "
+                              "it down, which elects nothing, until the old primary goes too)", changes=(m.cluster,))
         await reset_sentinels(self.redis, sentinels, sentinel_password, primary, others_seen=len(sentinels) - 1,
                               replicas=len(staying) - 1)
-        return StepResult(f"{old['container']} removed from {old['host']}; HAProxy and the Sentinels forgot it",
-                          changes=(m.cluster,))
+        return StepResult(f"{old['container']} removed from {old['host']}; HAProxy and the Sentinels forgot it and "
+                          "the old replica", changes=(m.cluster,))
 
     async def add_first(self, m: Move, operation) -> StepResult:
         return await self._add(m, m.first, operation)
@@ -138,7 +150,7 @@ class ClusterPlanChange:
         return await self._sync(m, m.first, operation)
 
     async def retire_replica(self, m: Move, operation) -> StepResult:
-        return await self._retire(m, m.old_replica, m.old_primary, operation)
+        return await self._retire(m, m.old_replica, m.old_primary, operation, forget=False)
 
     async def add_second(self, m: Move, operation) -> StepResult:
         return await self._add(m, m.second, operation)
@@ -227,7 +239,7 @@ class ClusterPlanChange:
     # -- the end ------------------------------------------------------------------------------
 
     async def retire_primary(self, m: Move, operation) -> StepResult:
-        return await self._retire(m, m.old_primary, m.cluster.primary_node, operation)
+        return await self._retire(m, m.old_primary, m.cluster.primary_node, operation, forget=True)
 
     async def publish(self, m: Move, operation) -> StepResult:
         plan = m.addon.target["plan"]

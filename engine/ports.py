@@ -140,7 +140,8 @@ class RedisAdmin(Protocol):
     async def sentinel_view(self, node: Endpoint, master: str) -> dict:
         """What a Sentinel knows of `master`: {"primary": "address:port" or None, "sentinels": how many
         others, "replicas": how many, "sentinels_up" / "replicas_up": the addresses of those it does
-        not see down, "replicas_electable": of the replicas up, those whose priority it last read is not 0}."""
+        not see down, "replicas_electable": of the replicas up, those whose priority it last read is not 0,
+        "failing_over": it is in the middle of a failover (it names the promoted replica already)}."""
 
     def sentinel_notices(self, node: Endpoint, channels) -> AbstractAsyncContextManager[AsyncIterator[tuple[str, str]]]:
         """Subscribed to a Sentinel's `channels` (+sdown, +switch-master, ...): the (channel, message)

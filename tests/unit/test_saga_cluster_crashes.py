@@ -221,6 +221,7 @@ async def a_whole_cluster(world, cluster, addon, reset: bool = True) -> None:
                                                MASTER_NAME)
         others = sorted(address(s) for s in sentinels if s is not sentinel)
         view.pop("replicas_electable")  # whether a new replica is electable yet is the failover follower's
+        assert view.pop("failing_over") is False
         seen = {**view, "sentinels": 2, "replicas": 1} if not reset else view
         assert seen == {"primary": address(primary), "sentinels": 2, "replicas": 1, "sentinels_up": others,
                         "replicas_up": [address(replica)]}, f"Sentinel {sentinel['container']}: {view}"
@@ -347,7 +348,7 @@ async def replaced_beside_a_lost_host(world, engine, given, operation, redone) -
                                                MASTER_NAME)
         assert view == {"primary": address(primary), "sentinels": 1, "replicas": 1,
                         "sentinels_up": [address(s) for s in sentinels if s is not sentinel],
-                        "replicas_up": [address(new)], "replicas_electable": []}, view  # until in sync
+                        "replicas_up": [address(new)], "replicas_electable": [], "failing_over": False}, view
     for proxy in [n for n in up if n["role"] == "proxy"]:
         loaded = world.runtime.server(proxy["host"], proxy["container"])
         assert sorted(loaded.data_nodes) == sorted([address(primary), address(new)])

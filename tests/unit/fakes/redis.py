@@ -215,7 +215,8 @@ class FakeRedisAdmin(Faulty):
                                       and up[a][0].role == "data"),
                 "replicas_electable": sorted(a for a in sentinel.known_replicas if up.get(a, (None,))[0] is not None
                                              and up[a][0].role == "data"
-                                             and up[a][0].config["replica-priority"] != "0")}
+                                             and up[a][0].config["replica-priority"] != "0"),
+                "failing_over": False}  # the fake fails over at once
 
     async def sentinel_reset(self, node: Endpoint, master: str) -> None:
         sentinel, container = self._sentinel("sentinel_reset", node, master)
