@@ -1,8 +1,8 @@
-"""The engine killed (SIGKILL) while it provisions a Business cluster, or while it replaces a lost node
-of one, on real Docker: the next start finishes the job, with exactly the nodes it should have. One
-crash point per kind of effect (containers made, nodes started, HAProxy reloaded, Sentinels reset,
-the lost node removed); every crash point is covered on the in-memory ports
-(tests/unit/test_saga_cluster_crashes.py)."""
+"""The engine killed (SIGKILL) while it provisions a Business cluster, replaces a lost node of one, or
+changes its plan, on real Docker: the next start finishes the job, with exactly the nodes it should
+have. One crash point per kind of effect (containers made, nodes started, HAProxy reloaded, Sentinels
+reset, the lost node removed, the primary switched); every crash point is covered on the in-memory
+ports (tests/unit/test_saga_cluster_crashes.py, tests/unit/test_saga_cluster_plan_change.py)."""
 
 from __future__ import annotations
 
@@ -37,6 +37,9 @@ async def main():
                 await engine.watcher.failovers.look()
                 await engine.watcher.healer.look()
                 await asyncio.sleep(0.2)
+        if sys.argv[2] == "change_plan":
+            changing = await engine.change_plan(sys.argv[1], requested["addon"], "redis-business-512")
+            operation = await engine.wait_for_operation(changing["operation_id"], timeout=240)
     print("finished without crashing", operation["status"], flush=True)
 
 asyncio.run(main())
@@ -102,5 +105,29 @@ async def test_a_crashed_node_replacement_is_finished_by_the_next_start(tmp_path
 
             assert await eventually(in_sync, timeout=30)
             await node.aclose()
+    finally:
+        await remove_everything_of(app_name)
+
+
+# Its nodes made, started and routed are the kinds of effect the replacement's crash points cover already;
+# new here: the primary switched by the Sentinels, then the old nodes removed and forgotten by the next start.
+@pytest.mark.parametrize("crash_at", ["change_cluster_plan.switch:after"])
+async def test_a_crashed_business_plan_change_is_finished_by_the_next_start(tmp_path, app_name, crash_at):
+    home = tmp_path / "home"
+    try:
+        addon = run_until_crash(home, app_name, crash_at, "change_plan")["ADDON"]
+        async with build(settings_for(home)) as engine:
+            change = next(o for o in await engine.operations(addon) if o["kind"] == "change_cluster_plan")
+            assert (await engine.wait_for_operation(change["id"], timeout=240))["status"] == "succeeded"
+            nodes = await a_whole_cluster(engine, app_name, addon)
+            for node in nodes["data"]:  # both new, with the new plan's memory
+                client = redis.Redis(host=node["address"], port=node["port"], username="default",
+                                     password=engine.secrets.password_for(addon))
+                assert (await client.config_get("maxmemory"))["maxmemory"] == str(512 * 1024 * 1024)
+                await client.aclose()
+            assert (await engine.addon(app_name, addon))["plan"] == "redis-business-512"
+            client = redis.from_url((await engine.environment(app_name))["REDIS_URL"])
+            assert await client.set("after the crash", "1")
+            await client.aclose()
     finally:
         await remove_everything_of(app_name)
