@@ -41,12 +41,15 @@ STEPS = {
     "renew_certificate": ["check", "renew", "verify", "record"],
     # Beyond the reference: the backup's data goes into a new node in place of the current one.
     "restore": ["check", "stop", "load", "wait_ready", "verify", "settings", "publish", "cleanup"],
+    # The same for a Business cluster: a new pair of data nodes from the backup, then the Sentinels moved onto it.
+    "restore_cluster": ["check", "load", "wait_ready", "verify", "settings", "add_replica", "sync_replica", "switch",
+                        "cleanup", "publish"],
 }
 
 # Steps after which the change is the addon's: a failure from there on does not undo what came before.
 POINTS_OF_NO_RETURN = {"replace_node": ["rewire_proxies"], "change_plan": ["publish"],
                        "change_cluster_plan": ["retire_replica"], "restore": ["publish"],
-                       "disable_force_tls": ["publish"]}
+                       "disable_force_tls": ["publish"], "restore_cluster": ["switch"]}
 
 # Operations recorded before they carried their plan (release 0.1, commit a79d645) ran these steps;
 # frozen here so that their histories replay as they were written.

@@ -23,12 +23,13 @@ from domain.retention import BackupFacts, decide
 from domain.schedule import PLATFORM_ZONE, Schedule
 from domain.catalog import PlanCatalog, VersionCatalog
 from engine.addon_lookup import AddonLookup
-from engine.clusters import cluster_of, data_node
 from engine.follower import Follower
 from engine.inventory import Inventory
 from engine.operations import OperationStarter
+from engine.placing import Placing
 from engine.ports import BackupStore, ReadModels
-from engine.store import AggregateNotFoundError, EventLog, IntegrityError
+from engine.restore_requests import RestoreRequests
+from engine.store import EventLog, IntegrityError
 
 log = structlog.get_logger("backups")
 
@@ -43,10 +44,11 @@ def utc_now() -> datetime:
 class BackupService:
     def __init__(self, events: EventLog, views: ReadModels, plans: PlanCatalog, versions: VersionCatalog,
                  lookup: AddonLookup, starter: OperationStarter, follower: Follower, inventory: Inventory,
-                 store: BackupStore, clock=utc_now):
+                 store: BackupStore, clock=utc_now, placing: Placing | None = None):
         self.events, self.views, self.plans, self.versions = events, views, plans, versions
         self.lookup, self.starter, self.follower, self.inventory = lookup, starter, follower, inventory
         self.store, self.clock = store, clock
+        self.placing = placing  # where a Business addon's restore places its new nodes
 
     # -- commands ---------------------------------------------------------------
 
@@ -69,20 +71,13 @@ class BackupService:
         return {"addon": addon.name, "backup_id": str(backup.id), "operation_id": str(operation.id)}
 
     async def restore(self, app: str, addon: str, backup_id: str) -> dict:
+        """The backup's data into the addon: a backup of this addon, or of any other of this installation
+        (engine/restore_requests.py); the answer names the addon and app it was made of."""
         current = await self._live_addon(app, addon)
-        self.plans.get(current.plan).check_single_node(current.name, "a restore")
-        backup = await self._backup_of(current.name, backup_id)
-        backup.check_downloadable()
-        self.versions.check_can_load(backup.redis_version or current.redis_version, current.redis_version)
-        operation = Operation(kind="restore", addon=current.name, app=app, subject=str(backup.id))
-        node = f"redis-addons-{current.name}-{operation.id.hex[:8]}"
-        current.request_restore(backup.id, node, f"{node}-data", operation.id,
-                                dataset_bytes=backup.snapshot.get("used_memory", 0))
-        cluster = await cluster_of(self.events, current.name)
-        cluster.place_node(data_node(current, current.target, operation.id))
-        await self.starter.start(operation, current, cluster)
-        log.info("restore requested", addon=current.name, backup_id=str(backup.id), operation_id=str(operation.id))
-        return {"addon": current.name, "backup_id": str(backup.id), "operation_id": str(operation.id)}
+        started = await RestoreRequests(self.events, self.plans, self.versions, self.starter, self.placing).request(
+            current, backup_id)
+        log.info("restore requested", **started)
+        return started
 
     async def set_schedule(self, app: str, addon: str, schedule_at: str, local_zone: str) -> dict:
         current = await self._addon(app, await self._addon_name(app, addon))
@@ -117,6 +112,13 @@ class BackupService:
         row = await asyncio.to_thread(self.views.backup, self._uuid(backup_id))
         if row is None or row["addon"] != name:
             raise UnknownBackup(f"addon {name} has no backup {backup_id!r} (see `backups` for the IDs)")
+        return row
+
+    async def row(self, backup_id: str) -> dict:
+        """A backup by its ID alone, of whichever addon (a restore's answer names one of another addon)."""
+        row = await asyncio.to_thread(self.views.backup, self._uuid(backup_id))
+        if row is None:
+            raise UnknownBackup(f"there is no backup {backup_id!r}")
         return row
 
     async def latest_done(self, app: str, addon: str) -> dict:
@@ -198,15 +200,6 @@ class BackupService:
 
     async def _live_addon(self, app: str, ref: str) -> Addon:
         return await self._addon(app, await self._addon_name(app, ref))
-
-    async def _backup_of(self, addon: str, backup_id: str) -> Backup:
-        try:
-            backup: Backup = await self.events.get(UUID(self._uuid(backup_id)))
-        except AggregateNotFoundError:
-            backup = None
-        if backup is None or not isinstance(backup, Backup) or backup.addon != addon:
-            raise UnknownBackup(f"addon {addon} has no backup {backup_id!r} (see `backups` for the IDs)")
-        return backup
 
     @staticmethod
     def _uuid(text: str) -> str:

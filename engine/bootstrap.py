@@ -24,6 +24,7 @@ from engine.cluster_provisioning import ClusterProvisioning
 from engine.node_replacement import NodeReplacement
 from engine.provisioning import Provisioning, Removal
 from engine.restore import Restore
+from engine.cluster_restore import ClusterRestore
 from engine.settings_change import SettingsChange
 from engine.tls_change import TlsChange
 from engine.tls_serving import TlsServing
@@ -56,6 +57,7 @@ def build(settings: Settings | None = None) -> Engine:
         "backup": BackupSaga(events, runtime, redis, secrets, store),
         "restore": Restore(events, runtime, redis, secrets, versions, store, authority),
         "change_settings": SettingsChange(events, runtime, redis, secrets, versions),
+        "restore_cluster": ClusterRestore(events, runtime, redis, secrets, versions, store, ComponentCatalog.load()),
     }
     sagas["renew_certificate"] = CertificateRenewal(events, runtime, redis, secrets, versions, authority)
     sagas["serve_tls"] = TlsServing(events, runtime, redis, secrets, versions, authority)

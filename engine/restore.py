@@ -49,14 +49,7 @@ class Restore(NodeSwap):
         return await self.events.get(UUID(operation.subject))
 
     async def check(self, addon: Addon, operation: Operation, password: str) -> StepResult:
-        backup = await self._backup(operation)
-        found = await self.store.checksum(backup.archive_key)
-        if found is None:
-            raise EffectError(f"the archive of backup {backup.id} is missing from the backup store")
-        if found != (backup.size, backup.sha256):
-            raise EffectError(f"the archive of backup {backup.id} changed since it was made: "
-                              f"SHA-256 {found[1][:12]}, recorded {backup.sha256[:12]}")
-        return StepResult(f"{backup.name}: {backup.size} bytes, SHA-256 as recorded")
+        return await check_archive(self.store, await self._backup(operation))
 
     async def load(self, addon: Addon, operation: Operation, password: str) -> StepResult:
         new, backup = await self.new_node(addon, operation), await self._backup(operation)
@@ -95,3 +88,14 @@ class Restore(NodeSwap):
         cluster = await self.bring_back_old_node(addon, operation)
         addon.mark_restore_failed(operation_id=operation.id, reason=error)
         return StepResult("the node from before the restore serves again, with its data", changes=(addon, cluster))
+
+
+async def check_archive(store: BackupStore, backup: Backup) -> StepResult:
+    """`check`: the archive in the store has the size and SHA-256 recorded when it was made."""
+    found = await store.checksum(backup.archive_key)
+    if found is None:
+        raise EffectError(f"the archive of backup {backup.id} is missing from the backup store")
+    if found != (backup.size, backup.sha256):
+        raise EffectError(f"the archive of backup {backup.id} changed since it was made: "
+                          f"SHA-256 {found[1][:12]}, recorded {backup.sha256[:12]}")
+    return StepResult(f"{backup.name}: {backup.size} bytes, SHA-256 as recorded")

@@ -140,8 +140,12 @@ def backups_restore(api: Api, args) -> int:
     requested = api.post(f"{addon_path(args)}/backups/{quote(args.backup)}/restore")
     operation_id, backup = requested["operation"]["id"], requested["backup"]
     addon = requested["operation"]["addon"]
-    print(f"-----> Addon {addon} is being restored from backup {backup['id']} "
+    # A backup of another addon (a fork): said where it came from, its app too when it is another one.
+    source = requested.get("from_addon") or backup["addon"]
+    elsewhere = "" if source == addon else f" of addon {source}" + (
+        f" (app {requested['from_app']})" if requested.get("from_app") not in (None, need_app(args)) else "")
+    print(f"-----> Addon {addon} is being restored from backup {backup['id']}{elsewhere} "
           f"({local_time(backup['created_at'], local_zone())}) ...", flush=True)
     follow_steps(api, operation_id, "restore", BACKUP_WAIT_S)
-    print(f"-----> Addon {addon} has been restored from backup {backup['id']}")
+    print(f"-----> Addon {addon} has been restored from backup {backup['id']}{elsewhere}")
     return 0

@@ -73,14 +73,17 @@ async def restore_backup(request: web.Request) -> web.Response:
     """The addon's data replaced by the archive's: an operation, followed like a plan change."""
     app, addon = where(request)
     wait, timeout = wait_options(request)
-    row = await backup_row(request)
-    requested = await service(request).restore(app, addon, row["id"])
+    # A backup ID may be another addon's (of any app, removed ones included): the service finds it.
+    backup = (await backup_row(request))["id"] if request.match_info["backup"] == LATEST else request.match_info["backup"]
+    requested = await service(request).restore(app, addon, backup)
     return await outcome(request, app, requested, wait, timeout, done_status=200, more=backup_of(request, requested))
 
 
 def backup_of(request: web.Request, requested: dict):
     async def backup() -> dict:
-        return {"backup": await service(request).get(request.match_info["app"], requested["addon"], requested["backup_id"])}
+        return {"backup": await service(request).row(requested["backup_id"]),
+                **({"from_addon": requested["from_addon"], "from_app": requested["from_app"]}
+                   if "from_addon" in requested else {})}
     return backup
 
 

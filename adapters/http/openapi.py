@@ -39,6 +39,9 @@ BACKUP_ADDON = {**ADDON, "description": "Addon ID, e.g. my-app-3030, or `redis`:
 BACKUP = {"name": "backup", "in": "path", "required": True, "schema": {"type": "string"},
           "description": "Backup ID, or `latest`: the most recent successful backup"}
 BACKUP_OPERATION = obj(addon=ref("Addon"), backup=ref("Backup"), operation=ref("Operation"))
+# A restore says which addon and app the backup was made of (another one's, for a fork).
+RESTORE_OPERATION = obj(addon=ref("Addon"), backup=ref("Backup"), operation=ref("Operation"),
+                        from_addon={"type": "string"}, from_app={"type": "string"})
 BACKUP_FAILED = json_body({"allOf": [ref("Error"), BACKUP_OPERATION]},
                           "With wait=true: the operation failed; `error.message` holds its error (rule operation-failed)")
 ARCHIVE = {
@@ -177,13 +180,18 @@ PATHS = {
           "description": "The ETag of the archive a partial download came from: another one gets the whole archive (200)"}],
         tag="backups")},
     "/v1/apps/{app}/addons/{addon}/backups/{backup}/restore": {"post": op(
-        "Restore the addon's data from this backup: an operation of kind `restore`, followed like a plan change",
-        {"200": json_body(BACKUP_OPERATION, "With wait=true: restored"),
-         "202": json_body(BACKUP_OPERATION, "Requested: the operation runs in the background (also: wait=true timed out)"),
+        "Restore the addon's data from this backup: an operation of kind `restore` (`restore_cluster` for a Business "
+        "addon), followed like a plan change. `{backup}` may be the ID of a backup of another addon of this "
+        "installation, of any app, removed ones included (a fork); the answer's `from_addon` names it",
+        {"200": json_body(RESTORE_OPERATION, "With wait=true: restored"),
+         "202": json_body(RESTORE_OPERATION, "Requested: the operation runs in the background (also: wait=true timed out)"),
          "409": json_body(ref("Error"), "The backup is not done, the addon is busy or not running, or the backup comes from "
                                         "a newer engine version than the addon's"),
          "422": json_body(ref("Error"), "The backup's data would not fit in the addon's plan (rule dataset-fits-the-plan)"),
-         "500": BACKUP_FAILED},
+         "500": BACKUP_FAILED,
+         "502": json_body(ref("Error"), "The addon's cluster has no primary recorded (rule effect-failed)"),
+         "507": json_body(ref("Error"), "A Business addon: no two hosts have room for the new pair of data nodes "
+                                        "(rule no-host-with-room)")},
         [APP, BACKUP_ADDON, BACKUP, *WAIT], tag="backups")},
     "/v1/apps/{app}/addons/{addon}/backup_schedule": {
         "get": op("When the daily backup runs", {"200": json_body(obj(schedule=ref("BackupSchedule")), "The schedule"),

@@ -23,6 +23,7 @@ from engine.cluster_plan_change import ClusterPlanChange
 from engine.plan_change import PlanChange
 from engine.provisioning import Provisioning, Removal
 from engine.restore import Restore
+from engine.cluster_restore import ClusterRestore
 from engine.saga import Coordinator
 from engine.settings import DockerHost, Settings
 from engine.settings_change import SettingsChange
@@ -114,6 +115,7 @@ def build_engine(world: World, step_deadline_s: float = STEP_DEADLINE_S,
         "provision_cluster": ClusterProvisioning(events, runtime, redis, secrets, versions, ComponentCatalog.load()),
         "replace_node": NodeReplacement(events, runtime, redis, secrets, versions, ComponentCatalog.load()),
         "change_cluster_plan": ClusterPlanChange(events, runtime, redis, secrets, versions, ComponentCatalog.load()),
+        "restore_cluster": ClusterRestore(events, runtime, redis, secrets, versions, store, ComponentCatalog.load()),
     }
     sagas["renew_certificate"] = CertificateRenewal(events, runtime, redis, secrets, versions, authority)
     sagas["serve_tls"] = TlsServing(events, runtime, redis, secrets, versions, authority)
