@@ -6,7 +6,8 @@ first: importing this module puts the repository on sys.path for the engine's ow
   setup        REPO, HOSTS_FILE, RESULTS_DIR; temp_settings (a temporary home and the engine's
                Settings on the hosts of var/hosts.json, refusing any host off loopback 127.x);
                machine; run_bench (a bench's main: --log-level, run, summarise, JSON, report)
-  statistics   p50, p95 (nearest rank), ratio; ms, s2 (formatting, "-" for None); parse_ts
+  statistics   p50, p95 (nearest rank), ratio; ms, s2 (formatting, "-" for None); parse_ts;
+               WRITER_HEADER, writer_cells, print_targets (plan_change.py's tables)
   engine       operation_timings / step_timings (per saga step: duration_s, gap_before_s, ...);
                wait_succeeded; remove_addon (through the engine, waited for)
   raw nodes    what the benches' hand-made nodes share with the engine's: Ports, node_labels,
@@ -121,6 +122,25 @@ def s2(x: float | None) -> str:
 
 def parse_ts(text: str | None) -> float | None:
     return datetime.fromisoformat(text).timestamp() if text else None
+
+
+# What a writer under an operation saw, as plan_change.py's tables show it (the Starter and Business cases).
+WRITER_HEADER = (f"{'longest write gap s':>19} | {'longest write latency s':>23} | {'longest no-ack s':>16} | "
+                 f"{'acked writes lost':>17} | {'writes/s':>8}")
+
+
+def writer_cells(r: dict) -> str:
+    """A table row's writer columns (WRITER_HEADER) from its longest_gap_s, max_latency_s, max_noack_s, lost, writes_per_s."""
+    return (f"{s2(r['longest_gap_s']):>19} | {s2(r['max_latency_s']):>23} | {s2(r['max_noack_s']):>16} | {r['lost']:>17} | "
+            f"{'-' if r['writes_per_s'] is None else format(r['writes_per_s'], '.0f'):>8}")
+
+
+def print_targets(targets: dict, heading: str = "targets") -> None:
+    """PASS/MISS, each target's name and value."""
+    print(f"\n{heading}")
+    for name, t in targets.items():
+        value = s2(t["value"]) if isinstance(t["value"], float) else t["value"]
+        print(f"  {'PASS' if t['passed'] else 'MISS'}  {name}: {value}")
 
 
 # -- the engine's operations ---------------------------------------------------------------------------

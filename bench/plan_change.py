@@ -2,6 +2,12 @@
 raw floor measured in the same run, with the same image, data size and hosts (DESIGN §9).
 
     .venv/bin/python bench/plan_change.py [--rounds 2] [--keys 100000] [--log-level WARNING]
+                                          [--business | --business-only] [--business-rounds 2]
+
+--business adds the Business case after the Starter one, --business-only runs it alone (the Starter
+samples already in the results file are kept beside it): a redis-business-512 addon (a cluster)
+changed to redis-business-1024 and back under the same writer, through REDIS_URL, which does not
+change; bench/plan_change_business.py says what it measures.
 
 Cases (operation time):
   engine  change_plan(redis-starter-1024 -> redis-starter-2048) -> wait_for_operation returns
@@ -37,6 +43,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import multiprocessing
 import os
@@ -52,10 +59,10 @@ from redis.backoff import NoBackoff
 from redis.retry import Retry
 
 # common first: importing it puts the repository on sys.path for the packages below.
-from common import (DATABASES, RESULTS_DIR, VALUE_BYTES, Ports, client_for, key_ranges, load_keys, machine, ms,
-                    node_container, node_files, node_labels, p50, ratio, remaining, remaining_text, remove_addon,
-                    remove_labelled, remove_leftovers, remove_node, run_bench, s2, step_timings, temp_settings,
-                    wait_for_ping, wait_succeeded)
+from common import (DATABASES, RESULTS_DIR, VALUE_BYTES, WRITER_HEADER, Ports, client_for, key_ranges, load_keys, machine, ms,
+                    node_container, node_files, node_labels, p50, print_targets, ratio, remaining, remaining_text,
+                    remove_addon, remove_labelled, remove_leftovers, remove_node, run_bench, s2, step_timings,
+                    temp_settings, wait_for_ping, wait_succeeded, writer_cells)
 
 import adapters.docker.runtime as docker_runtime
 from adapters.docker.runtime import config_archive
@@ -64,6 +71,8 @@ from domain.addon import DEFAULT_SETTINGS
 from domain.placement import place
 from domain.redis_config import container_memory_bytes, redis_conf, redis_url
 from engine import build
+
+from plan_change_business import business_case, business_only_note, print_business, summarise_business
 
 PLAN_FROM, PLAN_TO = "redis-starter-1024", "redis-starter-2048"
 RESULTS = RESULTS_DIR / "plan_change.json"
@@ -81,8 +90,8 @@ RATIO_TARGET = 1.5
 # -- the writer: a separate process ------------------------------------------------------------------
 
 
-def writer_process(url_file: str, stop, ready, result_file: str) -> None:
-    """INCR + SET w:<n>, each acknowledged, as fast as one connection goes; follows the URL file."""
+def writer_process(url_file: str, stop, ready, result_file: str, prefix: str = "w:") -> None:
+    """INCR + SET <prefix><n> (w:<n>), each acknowledged, as fast as one connection goes; follows the URL file."""
     import signal
 
     import redis as sync_redis
@@ -101,7 +110,7 @@ def writer_process(url_file: str, stop, ready, result_file: str) -> None:
     max_latency, max_latency_at = 0.0, None
     max_noack, max_noack_span = 0.0, None
     last_ack = None
-    gap = None  # [first failed write sent, failures, first error, how long it was outstanding]
+    gap = None  # [first failed write sent, failures, first error, how long it was outstanding, {kind: [n, first, last]}]
     gaps: list[dict] = []
     urls: list[tuple[float, str]] = []
     first_ack = None
@@ -119,7 +128,7 @@ def writer_process(url_file: str, stop, ready, result_file: str) -> None:
         last_ack = now
         if gap is not None:
             gaps.append(dict(start=wall(gap[0]), end=wall(now), s=now - gap[0], failures=gap[1], first_error=gap[2],
-                             first_failure_outstanding_s=gap[3]))
+                             first_failure_outstanding_s=gap[3], kinds=gap[4]))
             gap = None
 
     client, url, n = None, None, 0
@@ -145,7 +154,7 @@ def writer_process(url_file: str, stop, ready, result_file: str) -> None:
                 ready.set()
             n += 1
             sent = time.perf_counter()
-            client.set(f"w:{n}", n)
+            client.set(f"{prefix}{n}", n)
             ack(sent)
             acked_sets.append(n)
         except (RedisError, OSError) as e:
@@ -153,8 +162,13 @@ def writer_process(url_file: str, stop, ready, result_file: str) -> None:
             failures += 1
             errors[type(e).__name__] = errors.get(type(e).__name__, 0) + 1
             if gap is None:  # the gap starts when the first failed write was sent (it may have waited, paused)
-                gap = [sent, 0, f"{type(e).__name__}: {e}"[:200], now - sent]
+                gap = [sent, 0, f"{type(e).__name__}: {e}"[:200], now - sent, {}]
             gap[1] += 1
+            # Which errors, when (a server's reply names itself: NOREPLICAS, READONLY, LOADING ...).
+            kind = (str(e).split() or [""])[0] if type(e).__name__ == "ResponseError" else type(e).__name__
+            seen = gap[4].setdefault(kind, [0, wall(now), None])
+            seen[0] += 1
+            seen[2] = wall(now)
             if client is not None:
                 try:
                     client.close()
@@ -166,9 +180,9 @@ def writer_process(url_file: str, stop, ready, result_file: str) -> None:
         client.close()
     end = time.perf_counter()
     open_gap = None if gap is None else dict(start=wall(gap[0]), end=None, s=end - gap[0], failures=gap[1], first_error=gap[2],
-                                             first_failure_outstanding_s=gap[3])
+                                             first_failure_outstanding_s=gap[3], kinds=gap[4])
     result = dict(
-        acks=acks, failures=failures, errors=errors, incr_acks=incr_acks, incr_max=incr_max,
+        prefix=prefix, acks=acks, failures=failures, errors=errors, incr_acks=incr_acks, incr_max=incr_max,
         incr_regressions=incr_regressions, sets_acked=len(acked_sets), acked_sets=acked_sets,
         max_latency_s=max_latency, max_latency_at=max_latency_at, max_noack_s=max_noack, max_noack_span=max_noack_span,
         gaps=gaps, open_gap=open_gap, urls=urls,
@@ -183,7 +197,7 @@ def writer_process(url_file: str, stop, ready, result_file: str) -> None:
 class Writer:
     """The writer process and the file through which it learns the app's URL."""
 
-    def __init__(self, workdir: Path, label: str, url: str):
+    def __init__(self, workdir: Path, label: str, url: str, prefix: str = "w:"):
         self.url_file = workdir / f"url-{label}"
         self.result_file = workdir / f"writer-{label}.json"
         self.url_changes: list[tuple[float, str]] = []
@@ -191,7 +205,7 @@ class Writer:
         ctx = multiprocessing.get_context("spawn")
         self.stop_event, self.ready = ctx.Event(), ctx.Event()
         self.process = ctx.Process(target=writer_process, name=f"bench-writer-{label}", daemon=True,
-                                   args=(str(self.url_file), self.stop_event, self.ready, str(self.result_file)))
+                                   args=(str(self.url_file), self.stop_event, self.ready, str(self.result_file), prefix))
         self.url = url
 
     def set_url(self, url: str) -> None:
@@ -236,6 +250,23 @@ async def follow_environment(engine, app: str, writer: Writer, done: asyncio.Eve
             pass
 
 
+@contextlib.asynccontextmanager
+async def writing(engine, app: str, writer: Writer):
+    """The writer started and the app's environment followed for it; the event yielded is set on the
+    way out (the follower then stops), and the writer is killed if it still runs."""
+    done = asyncio.Event()
+    follower = None
+    try:
+        await writer.start()
+        follower = asyncio.create_task(follow_environment(engine, app, writer, done))
+        yield done
+    finally:
+        done.set()
+        if follower is not None:
+            await follower
+        writer.kill()
+
+
 # -- the read-back --------------------------------------------------------------------------------
 
 
@@ -248,7 +279,7 @@ async def check(url: str, writer: dict, keys: int) -> dict:
         acked = writer["acked_sets"]
         for start in range(0, len(acked), 5000):
             batch = acked[start:start + 5000]
-            values = await client.mget([f"w:{n}" for n in batch])
+            values = await client.mget([f"{writer.get('prefix', 'w:')}{n}" for n in batch])
             lost_sets += [n for n, v in zip(batch, values) if v is None or int(v) != n]
     finally:
         await client.aclose()
@@ -460,11 +491,7 @@ async def engine_round(engine, probe: Probe, app: str, keys: int, workdir: Path,
     url = (await engine.environment(app))["REDIS_URL"]
     data = await load_keys(url, keys)
     writer = Writer(workdir, label, url)
-    done = asyncio.Event()
-    follower = None
-    try:
-        await writer.start()
-        follower = asyncio.create_task(follow_environment(engine, app, writer, done))
+    async with writing(engine, app, writer):
         await asyncio.sleep(WRITE_BEFORE_S)
         wall_t0, t0 = time.time(), time.perf_counter()
         change = await engine.change_plan(app, addon, PLAN_TO)
@@ -475,11 +502,6 @@ async def engine_round(engine, probe: Probe, app: str, keys: int, workdir: Path,
             raise RuntimeError(f"plan change of {addon} ended {op['status']}: {op['error']}")
         await asyncio.sleep(WRITE_AFTER_S)
         written = await writer.stop()
-    finally:
-        done.set()
-        if follower is not None:
-            await follower
-        writer.kill()
     after = await engine.addon(app, addon)
     new_url = (await engine.environment(app))["REDIS_URL"]
     checked = await check(new_url, written, keys)
@@ -516,6 +538,8 @@ async def bench(args) -> dict:
     started_at = datetime.now(timezone.utc).isoformat()
     began = time.monotonic()
     app = f"bench-{run_id}"
+    business_app = f"bench-biz-{run_id}"
+    business: dict = {}
     rounds: list[dict] = []
     orders: list[list[str]] = []
     cleanup: dict = {}
@@ -531,7 +555,7 @@ async def bench(args) -> dict:
             raw = Raw(settings, engine.plans, image, run_id, CertificateAuthority.load_or_create(home / "raw-ca"))
             plan = engine.plans.provisionable(PLAN_FROM)
             try:
-                for i in range(args.rounds):
+                for i in range(0 if args.business_only else args.rounds):
                     order = ["engine", "raw"] if i % 2 == 0 else ["raw", "engine"]
                     orders.append(order)
                     for case in order:
@@ -552,19 +576,28 @@ async def bench(args) -> dict:
                     if time.monotonic() - began > RUN_BUDGET_S and i + 1 < args.rounds:
                         error = f"run budget of {RUN_BUDGET_S:.0f} s spent after round {i + 1}: stopped there"
                         break
+                if args.business or args.business_only:
+                    # The Business case (bench/plan_change_business.py): its own app, the same writer.
+                    kit = dict(Writer=Writer, writing=writing, check=check, summary=writer_summary)
+
+                    def say(text: str) -> None:
+                        print(f"  [business] {text} ({time.monotonic() - began:.0f} s)", file=sys.stderr, flush=True)
+
+                    await business_case(engine, kit, business_app, args, workdir, business, say)
             except BaseException as e:
                 error = f"{type(e).__name__}: {e}"
                 raise
             finally:
                 # Addons the rounds did not remove (an interrupted round): through the engine.
                 leftover = []
-                try:
-                    leftover = [a["name"] for a in await engine.addons(app) if a["status"] != "removed"]
-                except Exception:  # noqa: BLE001 - e.g. the app never had an addon
-                    pass
+                for owner in (app, business_app):
+                    try:
+                        leftover += [(owner, a["name"]) for a in await engine.addons(owner) if a["status"] != "removed"]
+                    except Exception:  # noqa: BLE001 - e.g. the app never had an addon
+                        pass
                 errors = []
-                for name in leftover:
-                    if problem := await remove_addon(engine, app, name, 90):
+                for owner, name in leftover:
+                    if problem := await remove_addon(engine, owner, name, 90 if owner == app else 300):
                         errors.append(problem)
                 cleanup["engine"] = {"removed_in_rounds": len([r for r in removed if r]), "removed_at_end": len(leftover) - len(errors),
                                      "errors": errors}
@@ -576,15 +609,32 @@ async def bench(args) -> dict:
                 await raw.close()
         if probe is not None:
             probe.restore()
-        cleanup["engine_leftovers_removed"] = await remove_leftovers(settings, app)
+        cleanup["engine_leftovers_removed"] = await remove_leftovers(settings, app) + await remove_leftovers(settings, business_app)
         cleanup["remaining"] = await remaining(settings, run_id)
         shutil.rmtree(home, ignore_errors=True)
         if error:
             print(f"run stopped: {error}; cleanup: {json.dumps(cleanup)}", file=sys.stderr)
 
-    return dict(run_id=run_id, started_at=started_at, duration_s=time.monotonic() - began, plans=[PLAN_FROM, PLAN_TO],
-                image=image, keys=args.keys, value_bytes=VALUE_BYTES, databases=DATABASES, orders=orders, rounds=rounds,
-                stopped=error, cleanup=cleanup, machine=machine())
+    result = dict(run_id=run_id, started_at=started_at, duration_s=time.monotonic() - began, plans=[PLAN_FROM, PLAN_TO],
+                  image=image, keys=args.keys, value_bytes=VALUE_BYTES, databases=DATABASES, orders=orders, rounds=rounds,
+                  stopped=error, cleanup=cleanup, machine=machine(load_1m_at_end=os.getloadavg()[0]),
+                  business=business or None, business_only=args.business_only)
+    if args.business_only:
+        result.update(starter_kept())
+    return result
+
+
+STARTER_KEYS = ("plans", "keys", "value_bytes", "databases", "orders", "rounds")
+
+
+def starter_kept() -> dict:
+    """--business-only: the Starter samples of the results file, kept beside the new Business ones."""
+    try:
+        previous = json.loads(RESULTS.read_text())
+    except (OSError, ValueError):
+        return dict(rounds=[], orders=[], starter_run=None)
+    kept = previous.get("starter_run") or dict(run_id=previous.get("run_id"), started_at=previous.get("started_at"))
+    return dict({k: previous[k] for k in STARTER_KEYS if k in previous}, starter_run=kept)
 
 
 ENGINE_STEPS = ["stop", "start_new", "wait_ready", "verify", "publish", "cleanup", "restart_app"]
@@ -592,6 +642,13 @@ RAW_PHASES = ["docker_stop", "create", "copy", "start", "ready"]
 
 
 def summarise(result: dict) -> dict:
+    summary = summarise_starter(result)
+    if result.get("business"):
+        summary["business"] = summarise_business(result["business"])
+    return summary
+
+
+def summarise_starter(result: dict) -> dict:
     by_case = {c: [r for r in result["rounds"] if r["case"] == c] for c in ("engine", "raw")}
     rows = []
     for r in result["rounds"]:
@@ -652,6 +709,19 @@ def summarise(result: dict) -> dict:
 
 
 def print_report(result: dict, summary: dict) -> None:
+    if result.get("business_only"):
+        print(f"\nplan change benchmark  run {result['run_id']}  {result['started_at']}  Business case only  image {result['image']}  "
+              f"({result['duration_s']:.0f} s, {result['machine']['cpus']} CPUs)")
+        print(business_only_note((result.get("starter_run") or {}).get("started_at")))
+    else:
+        print_starter(result, summary)
+    if result.get("business"):
+        print_business(result["business"], summary["business"])
+    print(f"\ncleanup: engine {result['cleanup'].get('engine')}, raw {result['cleanup'].get('raw', {}).get('removed')} containers removed; "
+          f"{remaining_text(result['cleanup']['remaining'])}")
+
+
+def print_starter(result: dict, summary: dict) -> None:
     data = result["rounds"][0]["data"] if result["rounds"] else {}
     print(f"\nplan change benchmark  run {result['run_id']}  {result['started_at']}  {' -> '.join(result['plans'])}  "
           f"image {result['image']}  ({result['duration_s']:.0f} s, {result['machine']['cpus']} CPUs)")
@@ -666,14 +736,11 @@ def print_report(result: dict, summary: dict) -> None:
         print(f"raw copy: tar stream of {raw_rounds[0]['tar_bytes']} bytes, "
               f"{raw_rounds[0]['source'].split()[0]} -> {raw_rounds[0]['target'].split()[0]}")
     print(f"round orders {result['orders']}" + (f"; STOPPED: {result['stopped']}" if result["stopped"] else "") + "\n")
-    header = (f"{'case':<11} | {'n':>1} | {'operation s':>11} | {'to publish s':>12} | {'longest write gap s':>19} | "
-              f"{'longest write latency s':>23} | {'longest no-ack s':>16} | {'acked writes lost':>17} | {'writes/s':>8}")
+    header = f"{'case':<11} | {'n':>1} | {'operation s':>11} | {'to publish s':>12} | {WRITER_HEADER}"
     print(header)
     print("-" * len(header))
     for r in summary["table"]:
-        print(f"{r['case']:<11} | {r['n']:>1} | {s2(r['operation_s']):>11} | {s2(r['to_publish_s']):>12} | {s2(r['longest_gap_s']):>19} | "
-              f"{s2(r['max_latency_s']):>23} | {s2(r['max_noack_s']):>16} | {r['lost']:>17} | "
-              f"{'-' if r['writes_per_s'] is None else format(r['writes_per_s'], '.0f'):>8}")
+        print(f"{r['case']:<11} | {r['n']:>1} | {s2(r['operation_s']):>11} | {s2(r['to_publish_s']):>12} | {writer_cells(r)}")
     for r in result["rounds"]:
         g = r["writer"]["longest_gap"]
         if g:
@@ -694,21 +761,21 @@ def print_report(result: dict, summary: dict) -> None:
         print(f"  {k:<64} {s2(v):>6}")
     print("raw phases, p50 s")
     print("  " + "; ".join(f"{k} {s2(v)}" for k, v in summary["raw_phases_p50"].items()))
-    print("\ntargets")
-    for name, t in summary["targets"].items():
-        value = s2(t["value"]) if isinstance(t["value"], float) else t["value"]
-        print(f"  {'PASS' if t['passed'] else 'MISS'}  {name}: {value}")
+    print_targets(summary["targets"])
     c = summary["checks"]
     print(f"checks: loaded data intact on every new node {c['loaded_data_intact_everywhere']}; writes resumed after every move "
           f"{c['writes_resumed_everywhere']}; raw acked writes lost {c['raw_acked_writes_lost']}")
-    print(f"\ncleanup: engine {result['cleanup'].get('engine')}, raw {result['cleanup'].get('raw', {}).get('removed')} containers removed; "
-          f"{remaining_text(result['cleanup']['remaining'])}")
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--rounds", type=int, default=2, help="rounds; each runs the engine case and the raw case once")
     parser.add_argument("--keys", type=int, default=100_000, help=f"keys of {VALUE_BYTES} B loaded before each move")
+    parser.add_argument("--business", action="store_true", help="after the Starter case, the Business case (plan_change_business.py)")
+    parser.add_argument("--business-only", action="store_true",
+                        help="the Business case alone (the Starter samples already in the results file are kept)")
+    parser.add_argument("--business-rounds", type=int, default=2,
+                        help="Business plan changes, alternating redis-business-512 -> 1024 and back, on one addon")
     run_bench(parser, bench, summarise, print_report, RESULTS)
 
 
