@@ -46,8 +46,8 @@ def check_fits(backup: Backup, target: Addon) -> None:
     held = backup.snapshot.get("used_memory", 0)
     if not target.settings.get("cache_mode") and held > target.memory_mib * MiB:
         raise DatasetTooLarge(f"backup {backup.id} of addon {backup.addon} held {held / MiB:.1f} MiB of data and addon "
-                              f"{target.name}'s plan {target.plan} has {target.memory_mib} MiB: choose a larger plan "
-                              "for it first, or restore into a larger addon")
+                              f"{target.name}'s plan {target.plan} has {target.memory_mib} MiB: change to a larger "
+                              "plan first, or restore into a larger addon")
 
 
 class RestoreRequests:
