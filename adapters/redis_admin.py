@@ -141,6 +141,11 @@ class RedisAdmin:
         async with self._client(node, timeout=2) as client:
             await client.execute_command("CLIENT", "UNPAUSE")
 
+    async def demote(self, node: Endpoint, primary_address: str, primary_port: int) -> None:
+        async with self._client(node, timeout=2) as client:
+            await client.execute_command("REPLICAOF", primary_address, primary_port)
+            await client.execute_command("CLIENT", "KILL", "TYPE", "normal", "SKIPME", "yes")
+
     async def used_memory(self, node: Endpoint) -> int:
         async with self._client(node) as client:
             return int((await client.info("memory"))["used_memory"])

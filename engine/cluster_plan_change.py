@@ -170,8 +170,11 @@ class ClusterPlanChange:
                 offset = await self._replicas_caught_up(m)
                 await self._failover(m)
                 elected = await self._wait_elected(m, new)
+                # The Sentinels demote the old primary only once the failover ends: until then a write
+                # waiting on it would be acknowledged there, then lost when it resyncs from the new one.
+                await self.redis.demote(self._endpoint(m, old), elected["address"], elected["port"])
             finally:
-                await self.redis.resume_writes(self._endpoint(m, old))  # a replica now: its writes are refused
+                await self.redis.resume_writes(self._endpoint(m, old))
             detail = f", with every write the old one acknowledged (offset {offset})"
         if m.cluster.primary != elected["id"]:
             m.cluster.change_primary(new=elected["id"], reason=f"plan change to {m.addon.target['plan']}")

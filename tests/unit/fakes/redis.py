@@ -248,6 +248,9 @@ class FakeRedisAdmin(Faulty):
     async def resume_writes(self, node: Endpoint) -> None:
         self._server("resume_writes", node)[0].paused = False
 
+    async def demote(self, node: Endpoint, primary_address: str, primary_port: int) -> None:
+        self._server("demote", node)[0].replicaof = f"{primary_address}:{primary_port}"
+
     @asynccontextmanager
     async def sentinel_notices(self, node: Endpoint, channels):
         """The fake Sentinels publish nothing: the engine's polling records failovers here (the
