@@ -86,7 +86,7 @@ class Engine:
         claims = AddonClaims()
         self.operations_starter = starter = OperationStarter(events, coordinator, self.follower, claims)
         self.backups = BackupService(events, views, plans, versions, self.lookup, starter, self.follower,
-                                     self.inventory, backup_store)
+                                     self.inventory, backup_store, placing=self.placing)
         self.plan_requests = PlanRequests(events, self.lookup, plans, versions, redis, secrets, self.placing, starter)
         self.database = DatabaseSettings(self.lookup, starter, versions, certificates, redis, secrets, plans)
         self.certificate_renewals = CertificateRenewals(events, views, redis, secrets, starter)

@@ -15,11 +15,6 @@ from tests.integration.conftest import containers_of
 from tests.integration.test_backups import backup_now
 
 
-def wired(engine):
-    """engine/app.py does not hand BackupService the engine's Placing yet (asked of its owner)."""
-    engine.backups.placing = engine.backups.placing or engine.placing
-    return engine
-
 
 async def counts(node: dict, password: str) -> dict[int, int]:
     """Keys per database that this data node holds."""
@@ -36,7 +31,6 @@ async def counts(node: dict, password: str) -> dict[int, int]:
 
 
 async def test_restore_into_a_business_addon_both_nodes_hold_the_backups_data(engine, app_name):
-    wired(engine)
     addon = await business_addon(engine, app_name)
     url = (await engine.environment(app_name))["REDIS_URL"]
     known = data.expected(1_000)

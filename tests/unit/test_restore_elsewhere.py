@@ -23,9 +23,7 @@ async def world():
 
 @pytest.fixture
 async def engine(world):
-    engine = await started_engine(world)
-    engine.backups.placing = engine.backups.placing or engine.placing  # engine/app.py does not pass it yet
-    return engine
+    return await started_engine(world)
 
 
 async def test_a_backup_too_large_for_the_targets_plan_is_refused_naming_both(world, engine):

@@ -39,13 +39,8 @@ async def world():
 
 @pytest.fixture
 async def engine(world):
-    return wired(await started_engine(world))
+    return await started_engine(world)
 
-
-def wired(engine):
-    """engine/app.py does not hand BackupService the engine's Placing yet (asked of its owner)."""
-    engine.backups.placing = engine.backups.placing or engine.placing
-    return engine
 
 
 def primary_server(world, cluster):
@@ -121,7 +116,7 @@ async def test_a_crash_at_a_step_boundary_and_a_restart_finish_the_restore(world
     world.events.crash_on(event, before=before)
     await restore_crashing(engine, given)
     assert not world.events.crash_armed, f"no save held {event}"
-    engine = wired(await restarted(world, engine))
+    engine = await restarted(world, engine)
     await settled(engine)
     await restored(world, given, await the_restore(world, engine, given["addon"]))
 
