@@ -141,6 +141,11 @@ class RedisAdmin:
         async with self._client(node, timeout=2) as client:
             await client.execute_command("CLIENT", "UNPAUSE")
 
+    async def answering(self, node: Endpoint) -> str:
+        async with self._client(node, timeout=1) as client:  # a new connection: HAProxy routes each one afresh
+            bind = (await client.config_get("bind"))["bind"].split()[0]
+            return f"{bind}:{(await client.config_get('port'))['port']}"
+
     async def demote(self, node: Endpoint, primary_address: str, primary_port: int) -> None:
         async with self._client(node, timeout=2) as client:
             await client.execute_command("REPLICAOF", primary_address, primary_port)

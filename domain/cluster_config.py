@@ -5,8 +5,8 @@ fails, and two HAProxy that send clients only to the primary the Sentinels name.
 Timings (DESIGN §11): Sentinel's defaults (down-after 30 s, failover-timeout 180 s) leave an app
 without writes for half a minute; a failover takes about down-after + 1–2 s, so a primary is
 declared down after 1 s of silence (as the spotahome operator does), within the 3 s write-gap
-target, and a failover that stalls is tried again after 3 s. HAProxy checks every node and every
-Sentinel each half second.
+target, and a failover that stalls is tried again after 3 s. HAProxy checks every node each half
+second, and asks every Sentinel which node it names every fifth of a second.
 """
 
 from __future__ import annotations
@@ -21,6 +21,9 @@ FAILOVER_TIMEOUT_MS = 3000
 # the Sentinels not naming a node), every 200 ms: a change of primary is seen within a fifth of a
 # second without checking the steady state as often.
 CHECK_TIMING = "inter 500 fastinter 200 downinter 200"
+# Which node the Sentinels name is asked every 200 ms, up or down: a failover changes it, and routing
+# waits for it (a Sentinel answers it from memory).
+NAMED_TIMING = "inter 200 fastinter 200 downinter 200"
 # A primary cut off from its replica for longer than this stops acknowledging writes (they could be
 # lost in a failover); the engine lowers the requirement when it knows the replica is gone.
 MIN_REPLICAS_MAX_LAG_S = 2
@@ -102,6 +105,12 @@ def named_primary(node: Address) -> str:
     return f"${len(node.address)}\\r\\n{node.address}\\r\\n${len(str(node.port))}\\r\\n{node.port}"
 
 
+def named_reply_bytes(node: Address) -> int:
+    """The length of that whole answer (`*2`, both bulk strings): HAProxy judges a reply once it has
+    this much, rather than waiting for more until `timeout check` (a Sentinel does not close on QUIT)."""
+    return len(f"*2\r\n${len(node.address)}\r\n{node.address}\r\n${len(str(node.port))}\r\n{node.port}\r\n")
+
+
 def haproxy_cfg(*, entry: Address, data_nodes: dict[str, Address], sentinels: list[Address], password: str,
                 sentinel_password: str) -> str:
     """An entrypoint that sends each new connection to the data node that at least QUORUM Sentinels
@@ -132,7 +141,10 @@ def haproxy_cfg(*, entry: Address, data_nodes: dict[str, Address], sentinels: li
             "    tcp-check expect string +OK",
             f"    tcp-check send {resp('PING')}",
             "    tcp-check expect string +PONG",
-            f"    tcp-check send {resp('INFO', 'replication')}",
+            # QUIT: the server closes once it answered, so a check that does not match fails at once
+            # (HAProxy would wait for more until `timeout check` before failing it: a second per check
+            # of the new primary after a failover, before HAProxy routes to it).
+            f"    tcp-check send {resp('INFO', 'replication')}{resp('QUIT')}",
             "    tcp-check expect string role:master",
             f"    server {name} {node} check {CHECK_TIMING} fall 2 rise 1 on-marked-down shutdown-sessions",
             f"backend named_{name}",  # one server per Sentinel: up when that Sentinel names this node
@@ -140,8 +152,8 @@ def haproxy_cfg(*, entry: Address, data_nodes: dict[str, Address], sentinels: li
             f"    tcp-check send {resp('AUTH', sentinel_password)}",
             "    tcp-check expect string +OK",
             f"    tcp-check send {resp('SENTINEL', 'get-master-addr-by-name', MASTER_NAME)}",
-            f"    tcp-check expect string {named_primary(node)}",
+            f"    tcp-check expect min-recv {named_reply_bytes(node)} string {named_primary(node)}",
         ]
-        lines += [f"    server sentinel{i} {s} check {CHECK_TIMING} fall 1 rise 1" for i, s in enumerate(sentinels)]
+        lines += [f"    server sentinel{i} {s} check {NAMED_TIMING} fall 1 rise 1" for i, s in enumerate(sentinels)]
     lines += ["backend no_primary", "    # no server: a client is refused until the Sentinels agree on a primary"]
     return "\n".join(lines) + "\n"

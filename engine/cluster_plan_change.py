@@ -42,6 +42,7 @@ from engine.store import EventLog
 SWITCH_PAUSE_MS = 5_000  # the longest writes may wait on the old primary; resumed as soon as the switch is done
 CAUGHT_UP_WITHIN_S = 2.0  # with writes paused, replicas in sync have the last bytes within milliseconds
 ELECTED_WITHIN_S = 10.0
+ROUTED_WITHIN_S = 2.0  # the old primary is demoted then anyway: its clients are refused, not lost
 
 
 class Move:
@@ -167,34 +168,57 @@ class ClusterPlanChange:
         if elected is None:
             await self.redis.pause_writes(self._endpoint(m, old), SWITCH_PAUSE_MS)
             try:
+                began = asyncio.get_running_loop().time()
                 offset = await self._replicas_caught_up(m)
+                caught_up = asyncio.get_running_loop().time() - began
                 await self._failover(m)
                 elected = await self._wait_elected(m, new)
+                named = asyncio.get_running_loop().time() - began
+                routed = await self._entry_routes_to(m, elected)
+                waited = asyncio.get_running_loop().time() - began
                 # The Sentinels demote the old primary only once the failover ends: until then a write
                 # waiting on it would be acknowledged there, then lost when it resyncs from the new one.
                 await self.redis.demote(self._endpoint(m, old), elected["address"], elected["port"])
             finally:
                 await self.redis.resume_writes(self._endpoint(m, old))
-            detail = f", with every write the old one acknowledged (offset {offset})"
+            detail = (f", with every write the old one acknowledged (offset {offset}); writes waited {waited:.2f} s: "
+                      f"caught up {caught_up:.2f}, elected {named:.2f}, "
+                      f"{'routed' if routed else 'not yet routed'} by HAProxy {waited:.2f}")
         if m.cluster.primary != elected["id"]:
             m.cluster.change_primary(new=elected["id"], reason=f"plan change to {m.addon.target['plan']}")
         return StepResult(f"{elected['container']} is the primary{detail}", changes=(m.cluster,))
 
     async def _replicas_caught_up(self, m: Move) -> int:
-        """With writes paused, the old primary's offset stops: both new nodes must reach it."""
+        """With writes paused, the old primary's offset stops: both new nodes must reach it. Each is asked
+        itself (the primary hears a replica's offset only once a second, in its acknowledgements)."""
         loop = asyncio.get_running_loop()
         deadline = loop.time() + CAUGHT_UP_WITHIN_S
+        head = int((await self.redis.replication(self._endpoint(m, m.old_primary))).get("master_repl_offset", 0))
         while True:
-            info = await self.redis.replication(self._endpoint(m, m.old_primary))
-            head = int(info.get("master_repl_offset", 0))
-            offsets = {f"{v.get('ip')}:{v.get('port')}": int(v.get("offset", -1))
-                       for k, v in info.items() if k.startswith("slave") and isinstance(v, dict)}
-            if all(offsets.get(at(n)) == head for n in (m.first, m.second)):
+            offsets = {n["container"]: int((await self.redis.replication(self._endpoint(m, n))).get("slave_repl_offset", -1))
+                       for n in (m.first, m.second)}
+            if all(offset >= head for offset in offsets.values()):
                 return head
             if loop.time() > deadline:
                 raise TransientError(f"the new nodes did not reach the primary's offset {head} within "
                                      f"{CAUGHT_UP_WITHIN_S:.0f} s (they have {offsets})")
-            await asyncio.sleep(0.01)
+            await asyncio.sleep(0.005)
+
+    async def _entry_routes_to(self, m: Move, node: dict) -> bool:
+        """Wait (a little) until HAProxy sends new connections to `node`: it reads the Sentinels every
+        half second, and the clients the demotion disconnects should reconnect to the new primary, not
+        to the demoted one."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + ROUTED_WITHIN_S
+        entry = Endpoint(m.addon.address, m.addon.port, self._passwords(m.addon)[0])
+        while loop.time() < deadline:
+            try:
+                if await self.redis.answering(entry) == at(node):
+                    return True
+            except (TransientError, EffectError):
+                pass  # no primary named for a moment: refused
+            await asyncio.sleep(0.05)
+        return False
 
     async def _failover(self, m: Move) -> None:
         _, sentinel_password = self._passwords(m.addon)

@@ -160,6 +160,10 @@ class RedisAdmin(Protocol):
     async def resume_writes(self, node: Endpoint) -> None:
         """CLIENT UNPAUSE: the writes waiting go on."""
 
+    async def answering(self, node: Endpoint) -> str:
+        """"address:port" of the server that answers a new connection to `node` (through an entry, the
+        data node HAProxy sends it to)."""
+
     async def demote(self, node: Endpoint, primary_address: str, primary_port: int) -> None:
         """REPLICAOF the new primary, then its clients disconnected (they reconnect through the entry):
         a write waiting on it is refused from then on, never acknowledged on a node about to resync."""

@@ -195,7 +195,8 @@ class FakeRedisAdmin(Faulty):
             linked = primary is not None and primary.role == "data" and primary.password_hash == server.masterauth_hash
             master_host, _, master_port = server.replicaof.partition(":")
             return {"role": "slave", "master_host": master_host, "master_port": int(master_port),
-                    "master_link_status": "up" if linked else "down"}
+                    "master_link_status": "up" if linked else "down",
+                    "slave_repl_offset": sum(primary.keys.values()) if linked else 0}
         offset = sum(server.keys.values())
         replicas = self._replicas(server, up)
         info = {"role": "master", "connected_slaves": len(replicas), "master_repl_offset": offset}
@@ -247,6 +248,10 @@ class FakeRedisAdmin(Faulty):
 
     async def resume_writes(self, node: Endpoint) -> None:
         self._server("resume_writes", node)[0].paused = False
+
+    async def answering(self, node: Endpoint) -> str:
+        server, _ = self._server("answering", node)
+        return f"{server.address}:{server.port}"
 
     async def demote(self, node: Endpoint, primary_address: str, primary_port: int) -> None:
         self._server("demote", node)[0].replicaof = f"{primary_address}:{primary_port}"
