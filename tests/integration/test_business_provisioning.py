@@ -84,8 +84,7 @@ async def test_what_a_business_cluster_cannot_do_yet_is_refused_saying_so(engine
     with pytest.raises(PlanNotAvailable, match="onto single-node plan redis-starter-256"):  # Business ones are:
         await engine.change_plan(app_name, addon, "redis-starter-256")  # test_business_plan_change.py
     refusals = [
-        # backups and their schedule are: test_business_backups.py; a restore is not yet
-        engine.backups.restore(app_name, addon, "00000000-0000-0000-0000-000000000000"),
+        # backups, their schedule and restores are: test_business_backups.py, test_business_restore.py
         engine.database.change(app_name, addon, "force-tls", True),  # RDB, AOF and cache mode are: test_business_settings.py
         engine.database.tls_ca(app_name, addon),
     ]
