@@ -125,6 +125,10 @@ def haproxy_cfg(*, entry: Address, data_nodes: dict[str, Address], sentinels: li
         "defaults",
         "    mode tcp",
         "    timeout connect 2s",
+        # No retry of a refused connection: HAProxy waits a second before each (3 by default), so a
+        # client that reached a primary just killed waited 3 s; refused at once, it reconnects and
+        # finds the new primary as soon as the Sentinels name it.
+        "    retries 0",
         "    timeout client 330s",  # beyond Redis's `timeout 150`: the server closes idle clients first
         "    timeout server 330s",
         "    timeout check 1s",
