@@ -202,7 +202,7 @@ async def test_a_returning_node_is_not_elected_before_it_is_in_sync(engine, app_
     await paused.pause()
     # Past down-after (1 s) and past the Sentinels' wait before another failover of the same primary
     # name (2 × failover-timeout, 6 s): they agree it is down and look for a replica to elect.
-    await asyncio.sleep(12)
+    await asyncio.sleep(8)
     await paused.unpause()
 
     password = engine.secrets.password_for(f"{addon}-sentinels")
