@@ -8,6 +8,7 @@ from uuid import UUID
 
 from domain.addon import Addon
 from domain.cluster import Cluster, node_record
+from domain.errors import AddonNotRunning
 from domain.operation import Operation
 from engine.ports import EffectError
 from engine.store import AggregateNotFoundError, EventLog
@@ -52,6 +53,18 @@ def node_placed_by(cluster: Cluster, operation: Operation) -> dict:
     if operation.kind == "provision" and cluster.primary_node is not None:
         return cluster.primary_node
     raise EffectError(f"operation {operation.id} placed no node in the cluster of addon {cluster.addon}")
+
+
+def redundant_pair(cluster: Cluster, addon: str, doing: str) -> tuple[dict, dict]:
+    """A Business cluster's primary and its running replica; refused (`doing` is what waits for it)
+    while it runs degraded: an operation that moves its nodes needs a replica in sync."""
+    primary = serving_node(cluster)
+    replica = next((n for n in cluster.live_nodes if n["role"] == "data" and n["id"] != primary["id"]
+                    and n["state"] == "running"), None)
+    if replica is None or cluster.degraded:
+        raise AddonNotRunning(f"addon {addon} runs without a replica in sync: {doing} once it is redundant again "
+                              "(see `nodes`)")
+    return primary, replica
 
 
 def left_behind(cluster: Cluster) -> list[dict]:

@@ -12,12 +12,12 @@ import structlog
 
 from domain.addon import Addon
 from domain.catalog import Plan, PlanCatalog, VersionCatalog
-from domain.errors import AddonNotRunning, NoHostWithRoom, PlanNotAvailable
+from domain.errors import NoHostWithRoom, PlanNotAvailable
 from domain.operation import Operation
 from domain.placement import Placement
 from engine.addon_lookup import AddonLookup
 from engine.cluster_forming import replacement_node
-from engine.clusters import cluster_of, data_node, serving_node
+from engine.clusters import cluster_of, data_node, redundant_pair, serving_node
 from engine.nodes import endpoint
 from engine.operations import OperationStarter
 from engine.placing import Placer, Placing
@@ -63,12 +63,7 @@ class PlanRequests:
 
     async def _move_cluster(self, current: Addon, plan: Plan) -> Operation:
         cluster = await cluster_of(self.events, current.name)
-        primary = serving_node(cluster)
-        replica = next((n for n in cluster.live_nodes if n["role"] == "data" and n["id"] != primary["id"]
-                        and n["state"] == "running"), None)
-        if replica is None or cluster.degraded:
-            raise AddonNotRunning(f"addon {current.name} runs without a replica in sync: its plan can change once it "
-                                  "is redundant again (see `nodes`)")
+        primary, replica = redundant_pair(cluster, current.name, "its plan can change")
         used = await self.redis.used_memory(endpoint(primary, self.secrets.password_for(current.name)))
         async with self.placing.held() as placer:
             first = beside(placer, plan, replica["host"], avoid={primary["host"]: "holds the primary"})

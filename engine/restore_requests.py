@@ -20,7 +20,7 @@ from domain.catalog import PlanCatalog, VersionCatalog
 from domain.errors import AddonNotRunning, DatasetTooLarge, UnknownBackup
 from domain.operation import Operation
 from engine.cluster_forming import replacement_node
-from engine.clusters import cluster_of, data_node, serving_node
+from engine.clusters import cluster_of, data_node, redundant_pair
 from engine.operations import OperationStarter
 from engine.placing import Placing
 from engine.store import AggregateNotFoundError, EventLog
@@ -83,12 +83,7 @@ class RestoreRequests:
             raise AddonNotRunning(f"addon {target.name} is a Business addon and this engine was built without "
                                   "placement for restores: restore into a Starter addon")
         cluster = await cluster_of(self.events, target.name)
-        primary = serving_node(cluster)
-        replica = next((n for n in cluster.live_nodes if n["role"] == "data" and n["id"] != primary["id"]
-                        and n["state"] == "running"), None)
-        if replica is None or cluster.degraded:
-            raise AddonNotRunning(f"addon {target.name} runs without a replica in sync: it can be restored once it is "
-                                  "redundant again (see `nodes`)")
+        primary, replica = redundant_pair(cluster, target.name, "it can be restored")
         memory = target.memory_mib
         async with self.placing.held() as placer:
             first = placer.replacement("data", memory, avoid={})
