@@ -67,7 +67,7 @@ from common import (DATABASES, RESULTS_DIR, VALUE_BYTES, WRITER_HEADER, Ports, c
 import adapters.docker.runtime as docker_runtime
 from adapters.docker.runtime import config_archive
 from adapters.tls import CertificateAuthority
-from domain.addon import DEFAULT_SETTINGS
+from domain.settings import DEFAULT_SETTINGS
 from domain.placement import place
 from domain.redis_config import container_memory_bytes, redis_conf, redis_url
 from engine import build

@@ -43,7 +43,7 @@ from common import (RESULTS_DIR, Ports, machine, ms, node_container, node_files,
 
 from adapters.docker.runtime import config_archive
 from adapters.tls import CertificateAuthority
-from domain.addon import DEFAULT_SETTINGS
+from domain.settings import DEFAULT_SETTINGS
 from domain.placement import place
 from domain.redis_config import container_memory_bytes, redis_conf
 from engine import build

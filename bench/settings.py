@@ -67,7 +67,7 @@ from common import (RESULTS_DIR, VALUE_BYTES, Ports, client_for, load_keys, mach
 import adapters.redis_admin as redis_admin
 from adapters.docker.runtime import config_archive
 from adapters.redis_admin import TrustingOnlyTheInstallation
-from domain.addon import DEFAULT_SETTINGS
+from domain.settings import DEFAULT_SETTINGS
 from domain.redis_config import container_memory_bytes, redis_conf, redis_url
 from engine import build
 

@@ -27,7 +27,8 @@ from uuid import uuid4
 from common import REPO, RESULTS_DIR, machine, p50, p95, ratio, run_bench  # noqa: F401 (REPO: sys.path)
 
 from adapters.checkpoints import FileCheckpoints
-from domain.addon import DEFAULT_SETTINGS, Addon
+from domain.addon import Addon
+from domain.settings import DEFAULT_SETTINGS
 from domain.catalog import PlanCatalog
 from domain.operation import STEPS, Operation
 from domain.placement import Placement

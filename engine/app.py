@@ -11,7 +11,8 @@ from uuid import UUID
 
 import structlog
 
-from domain.addon import DEFAULT_SETTINGS, Addon
+from domain.addon import Addon
+from domain.settings import DEFAULT_SETTINGS
 from domain.names import addon_name, check_app_name
 from domain.app import App, restart_method
 from domain.catalog import PlanCatalog, VersionCatalog

@@ -3,7 +3,8 @@ address both HAProxy bind) and its Cluster of seven placed nodes."""
 
 from __future__ import annotations
 
-from domain.addon import DEFAULT_SETTINGS, Addon
+from domain.addon import Addon
+from domain.settings import DEFAULT_SETTINGS
 from domain.catalog import Plan
 from domain.cluster import Cluster, node_record
 from domain.operation import Operation

@@ -7,7 +7,8 @@ from __future__ import annotations
 
 import structlog
 
-from domain.addon import NO_TLS_PORT, Addon, setting_key, settings_warnings
+from domain.addon import Addon
+from domain.settings import NO_TLS_PORT, setting_key, settings_warnings
 from domain.catalog import PlanCatalog, VersionCatalog
 from domain.errors import TlsNotAvailable
 from domain.operation import Operation

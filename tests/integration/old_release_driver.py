@@ -140,7 +140,8 @@ async def scenario(prefix: str, out: str) -> None:
 async def addon_made_before_tls(engine, app: str) -> tuple[str, str]:
     """Recorded as the engine recorded addons before nodes served TLS: no TLS port (as the release's
     tests/integration/test_tls_serving.py makes one)."""
-    from domain.addon import DEFAULT_SETTINGS, Addon
+    from domain.addon import Addon
+    from domain.settings import DEFAULT_SETTINGS
     from domain.operation import Operation
     from domain.placement import place
 

@@ -13,7 +13,8 @@ from uuid import uuid4
 import pytest
 import redis.asyncio as redis
 
-from domain.addon import DEFAULT_SETTINGS, Addon
+from domain.addon import Addon
+from domain.settings import DEFAULT_SETTINGS
 from domain.catalog import ComponentCatalog
 from domain.cluster import node_record
 from domain.cluster_config import MASTER_NAME, Address

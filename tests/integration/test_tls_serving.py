@@ -9,7 +9,8 @@ import socket
 import pytest
 import redis.asyncio as redis
 
-from domain.addon import DEFAULT_SETTINGS, Addon
+from domain.addon import Addon
+from domain.settings import DEFAULT_SETTINGS
 from domain.errors import TlsNotAvailable
 from domain.operation import Operation
 from domain.placement import free_port, place

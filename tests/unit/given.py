@@ -9,7 +9,8 @@ from __future__ import annotations
 
 from uuid import UUID, uuid4
 
-from domain.addon import DEFAULT_SETTINGS, Addon
+from domain.addon import Addon
+from domain.settings import DEFAULT_SETTINGS
 from domain.operation import Operation
 
 NAME = "my-app-3030"

@@ -10,7 +10,8 @@ from uuid import UUID, uuid4
 
 import pytest
 
-from domain.addon import DEFAULT_SETTINGS, Addon
+from domain.addon import Addon
+from domain.settings import DEFAULT_SETTINGS
 from domain.errors import AddonBusy, AddonRemoved
 from tests.unit.given import (
     a_removed_addon,

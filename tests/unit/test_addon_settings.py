@@ -6,7 +6,8 @@ from uuid import uuid4
 
 import pytest
 
-from domain.addon import Addon, setting_key, settings_warnings
+from domain.addon import Addon
+from domain.settings import setting_key, settings_warnings
 from domain.errors import AddonBusy, SettingUnchanged, UnknownSetting
 from domain.redis_config import live_settings, redis_conf
 from tests.unit.given import a_running_addon, then, types

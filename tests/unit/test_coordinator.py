@@ -11,7 +11,8 @@ import time
 from collections import Counter
 import pytest
 
-from domain.addon import DEFAULT_SETTINGS, Addon
+from domain.addon import Addon
+from domain.settings import DEFAULT_SETTINGS
 from domain.operation import Operation
 from engine.saga import Coordinator, StepResult
 from projections import ReadModels
