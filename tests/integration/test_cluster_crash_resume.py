@@ -1,8 +1,9 @@
 """The engine killed (SIGKILL) while it provisions a Business cluster, replaces a lost node of one, or
-changes its plan, on real Docker: the next start finishes the job, with exactly the nodes it should
+changes its plan, or restores a backup into it, on real Docker: the next start finishes the job, with exactly the nodes it should
 have. One crash point per kind of effect (containers made, nodes started, HAProxy reloaded, Sentinels
-reset, the lost node removed, the primary switched); every crash point is covered on the in-memory
-ports (tests/unit/test_saga_cluster_crashes.py, tests/unit/test_saga_cluster_plan_change.py)."""
+reset, the lost node removed, the primary switched, the Sentinels moved onto a restored pair); every
+crash point is covered on the in-memory ports (tests/unit/test_saga_cluster_crashes.py,
+tests/unit/test_saga_cluster_plan_change.py, tests/unit/test_saga_cluster_restore.py)."""
 
 from __future__ import annotations
 
@@ -21,6 +22,7 @@ from tests.integration.conftest import containers_of, remove_everything_of, sett
 
 CHILD = """
 import asyncio, sys
+import redis.asyncio as redis
 from engine import build, Settings
 
 async def main():
@@ -40,6 +42,16 @@ async def main():
         if sys.argv[2] == "change_plan":
             changing = await engine.change_plan(sys.argv[1], requested["addon"], "redis-business-512")
             operation = await engine.wait_for_operation(changing["operation_id"], timeout=240)
+        if sys.argv[2] == "restore":
+            url = (await engine.environment(sys.argv[1]))["REDIS_URL"]
+            client = redis.from_url(url)
+            await client.set("in the backup", "1")
+            made = await engine.backups.create(sys.argv[1], requested["addon"])
+            await engine.wait_for_operation(made["operation_id"], timeout=120)
+            await client.set("after the backup", "1")
+            await client.aclose()
+            restoring = await engine.backups.restore(sys.argv[1], requested["addon"], made["backup_id"])
+            operation = await engine.wait_for_operation(restoring["operation_id"], timeout=240)
     print("finished without crashing", operation["status"], flush=True)
 
 asyncio.run(main())
@@ -128,6 +140,26 @@ async def test_a_crashed_business_plan_change_is_finished_by_the_next_start(tmp_
             assert (await engine.addon(app_name, addon))["plan"] == "redis-business-512"
             client = redis.from_url((await engine.environment(app_name))["REDIS_URL"])
             assert await client.set("after the crash", "1")
+            await client.aclose()
+    finally:
+        await remove_everything_of(app_name)
+
+
+# New here: each Sentinel stopped, its file rewritten to watch the restored pair, started again; the next
+# start removes the old pair and records the restore.
+@pytest.mark.parametrize("crash_at", ["restore_cluster.switch:after"])
+async def test_a_crashed_business_restore_is_finished_by_the_next_start(tmp_path, app_name, crash_at):
+    home = tmp_path / "home"
+    try:
+        addon = run_until_crash(home, app_name, crash_at, "restore")["ADDON"]
+        async with build(settings_for(home)) as engine:
+            restore = next(o for o in await engine.operations(addon) if o["kind"] == "restore_cluster")
+            assert (await engine.wait_for_operation(restore["id"], timeout=240))["status"] == "succeeded"
+            await a_whole_cluster(engine, app_name, addon)
+            client = redis.from_url((await engine.environment(app_name))["REDIS_URL"])
+            assert await client.get("in the backup") == b"1"
+            assert await client.exists("after the backup") == 0  # the backup's data, not the old primary's
+            assert await client.set("after the crash", "1")  # acknowledged: the restored primary has its replica
             await client.aclose()
     finally:
         await remove_everything_of(app_name)
