@@ -65,7 +65,10 @@ SCHEMAS = {
         name={"type": "string", "examples": ["20261128000608_my_app_4553.tar.gz"]},
         kept_for={"type": "array", "items": {"type": "string"}, "description": "Why the retention policy keeps it (daily, weekly, ...)"},
         expired={"type": "boolean"}, deleted={"type": "boolean"}, failure={"type": ["string", "null"]},
-        redis_version={"type": "string"}),
+        redis_version={"type": "string"},
+        taken_on={"type": ["object", "null"], "description": "Where the data was saved: on a Business addon, "
+                  "{node, role: replica, offset, primary_offset} (the replica's replication offset at the save), or "
+                  "{node, role: primary, note, why} when no replica was in sync; null on a Starter addon"}),
         "additionalProperties": True},
     "BackupSchedule": obj(hour={"type": "integer"}, minute={"type": "integer"},
                           zone={"type": "string", "examples": ["Europe/Paris"]},
