@@ -11,7 +11,7 @@ add_second      a second new node, a replica of the primary, beside the first
 sync_second     it is in sync, electable and routable like the first
 switch          writes paused on the old primary until both new nodes have all of its data, then
                 SENTINEL FAILOVER elects one of them, then writes resume: what the old primary
-                acknowledged, the new one has (a plain SENTINEL FAILOVER can lose seconds of writes)
+                acknowledged, the new one has (engine/primary_switch.py)
 retire_primary  the old primary (a replica now) is removed; HAProxy forgets it, and the Sentinels
                 both old nodes
 publish         the addon is on its new plan
@@ -24,25 +24,19 @@ and the change can be asked again. A node the Sentinels name is never removed.
 
 from __future__ import annotations
 
-import asyncio
-
 from domain.addon import Addon
 from domain.catalog import ComponentCatalog, VersionCatalog
 from domain.cluster import Cluster
-from domain.cluster_config import MASTER_NAME, QUORUM
+from domain.cluster_config import QUORUM
 from domain.operation import Operation
 from engine.cluster_nodes import data_node_spec
 from engine.cluster_provisioning import sentinel_secret
 from engine.cluster_rewiring import reset_sentinels, route_proxies
 from engine.clusters import cluster_of
-from engine.ports import EffectError, Endpoint, RedisAdmin, Runtime, SecretStore, TransientError
+from engine.ports import Endpoint, RedisAdmin, Runtime, SecretStore, TransientError
+from engine.primary_switch import PrimarySwitch, at
 from engine.saga import StepResult
 from engine.store import EventLog
-
-SWITCH_PAUSE_MS = 5_000  # the longest writes may wait on the old primary; resumed as soon as the switch is done
-CAUGHT_UP_WITHIN_S = 2.0  # with writes paused, replicas in sync have the last bytes within milliseconds
-ELECTED_WITHIN_S = 10.0
-ROUTED_WITHIN_S = 2.0  # the old primary is demoted then anyway: its clients are refused, not lost
 
 
 class Move:
@@ -62,10 +56,6 @@ class Move:
     def running(self, role: str) -> list[dict]:
         """The nodes of `role` that are the cluster's now (a new node from when it is in sync)."""
         return [n for n in self.live(role) if n["state"] == "running"]
-
-
-def at(node: dict) -> str:
-    return f"{node['address']}:{node['port']}"
 
 
 class ClusterPlanChange:
@@ -161,107 +151,20 @@ class ClusterPlanChange:
 
     # -- the switch ---------------------------------------------------------------------------
 
+    def _switching(self, m: Move) -> PrimarySwitch:
+        password, sentinel_password = self._passwords(m.addon)
+        return PrimarySwitch(self.redis, m.live("sentinel"), m.running("sentinel"),
+                             Endpoint(m.addon.address, m.addon.port, password), password, sentinel_password)
+
     async def switch(self, m: Move, operation) -> StepResult:
-        old, new = m.old_primary, (m.first, m.second)
-        elected = await self._elected_one_of(m, new)
-        detail = ""
-        if elected is None:
-            await self.redis.pause_writes(self._endpoint(m, old), SWITCH_PAUSE_MS)
-            try:
-                began = asyncio.get_running_loop().time()
-                offset = await self._replicas_caught_up(m)
-                caught_up = asyncio.get_running_loop().time() - began
-                await self._failover(m)
-                elected = await self._wait_elected(m, new)
-                named = asyncio.get_running_loop().time() - began
-                routed = await self._entry_routes_to(m, elected)
-                waited = asyncio.get_running_loop().time() - began
-                # The Sentinels demote the old primary only once the failover ends: until then a write
-                # waiting on it would be acknowledged there, then lost when it resyncs from the new one.
-                await self.redis.demote(self._endpoint(m, old), elected["address"], elected["port"])
-            finally:
-                await self.redis.resume_writes(self._endpoint(m, old))
-            detail = (f", with every write the old one acknowledged (offset {offset}); writes waited {waited:.2f} s: "
-                      f"caught up {caught_up:.2f}, elected {named:.2f}, "
-                      f"{'routed' if routed else 'not yet routed'} by HAProxy {waited:.2f}")
+        new = (m.first, m.second)
+        elected, detail = await self._switching(m).switch(m.old_primary, new, in_sync=new)
         if m.cluster.primary != elected["id"]:
             m.cluster.change_primary(new=elected["id"], reason=f"plan change to {m.addon.target['plan']}")
         return StepResult(f"{elected['container']} is the primary{detail}", changes=(m.cluster,))
 
-    async def _replicas_caught_up(self, m: Move) -> int:
-        """With writes paused, the old primary's offset stops: both new nodes must reach it. Each is asked
-        itself (the primary hears a replica's offset only once a second, in its acknowledgements)."""
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + CAUGHT_UP_WITHIN_S
-        head = int((await self.redis.replication(self._endpoint(m, m.old_primary))).get("master_repl_offset", 0))
-        while True:
-            offsets = {n["container"]: int((await self.redis.replication(self._endpoint(m, n))).get("slave_repl_offset", -1))
-                       for n in (m.first, m.second)}
-            if all(offset >= head for offset in offsets.values()):
-                return head
-            if loop.time() > deadline:
-                raise TransientError(f"the new nodes did not reach the primary's offset {head} within "
-                                     f"{CAUGHT_UP_WITHIN_S:.0f} s (they have {offsets})")
-            await asyncio.sleep(0.005)
-
-    async def _entry_routes_to(self, m: Move, node: dict) -> bool:
-        """Wait (a little) until HAProxy sends new connections to `node`: it reads the Sentinels every
-        half second, and the clients the demotion disconnects should reconnect to the new primary, not
-        to the demoted one."""
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + ROUTED_WITHIN_S
-        entry = Endpoint(m.addon.address, m.addon.port, self._passwords(m.addon)[0])
-        while loop.time() < deadline:
-            try:
-                if await self.redis.answering(entry) == at(node):
-                    return True
-            except (TransientError, EffectError):
-                pass  # no primary named for a moment: refused
-            await asyncio.sleep(0.05)
-        return False
-
-    async def _failover(self, m: Move) -> None:
-        _, sentinel_password = self._passwords(m.addon)
-        errors = []
-        for sentinel in m.running("sentinel"):
-            try:
-                return await self.redis.sentinel_failover(Endpoint(sentinel["address"], sentinel["port"],
-                                                                   sentinel_password), MASTER_NAME)
-            except (TransientError, EffectError) as error:
-                errors.append(str(error))
-        raise TransientError("no Sentinel would start the failover: " + "; ".join(errors))
-
-    async def _elected_one_of(self, m: Move, nodes: tuple[dict, ...]) -> dict | None:
-        """The one of `nodes` that a majority of Sentinels name and that says it is a primary."""
-        named = await self._sentinels_seeing(m, lambda view: view["primary"])
-        for node in nodes:
-            if sum(primary == at(node) for primary in named) >= QUORUM:
-                if (await self.redis.replication(self._endpoint(m, node))).get("role") == "master":
-                    return node
-        return None
-
-    async def _wait_elected(self, m: Move, nodes: tuple[dict, ...]) -> dict:
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + ELECTED_WITHIN_S
-        while loop.time() < deadline:
-            if elected := await self._elected_one_of(m, nodes):
-                return elected
-            await asyncio.sleep(0.02)
-        raise TransientError(f"the Sentinels elected neither new node within {ELECTED_WITHIN_S:.0f} s")
-
     async def _sentinels_seeing(self, m: Move, what) -> list:
-        """`what` of each Sentinel's view, for those that answer."""
-        _, sentinel_password = self._passwords(m.addon)
-        seen = []
-        for sentinel in m.live("sentinel"):
-            try:
-                view = await self.redis.sentinel_view(Endpoint(sentinel["address"], sentinel["port"], sentinel_password),
-                                                      MASTER_NAME)
-            except (TransientError, EffectError):
-                continue
-            if result := what(view):
-                seen.append(result)
-        return seen
+        return await self._switching(m).seeing(what)
 
     # -- the end ------------------------------------------------------------------------------
 
@@ -276,7 +179,7 @@ class ClusterPlanChange:
 
     async def compensate(self, operation: Operation, error: str) -> StepResult:
         m = await self._move(operation)
-        elected = await self._elected_one_of(m, (m.first, m.second))  # never removed: it holds the data now
+        elected = await self._switching(m).elected_one_of((m.first, m.second))  # never removed: it holds the data now
         if elected is not None and m.cluster.primary != elected["id"]:
             m.cluster.change_primary(new=elected["id"], reason=f"plan change to {m.addon.target['plan']}")
         if not operation.past_point_of_no_return:

@@ -1,0 +1,140 @@
+"""The coordinated switch of a Business cluster's primary, with every acknowledged write kept: what a
+plan change does once the new nodes are in sync (engine/cluster_plan_change.py, engine/kind_change*.py).
+
+Writes are paused on the old primary (CLIENT PAUSE WRITE: they wait, they are not refused) until the
+nodes it may hand over to have all of its data, then SENTINEL FAILOVER elects one of them, HAProxy is
+given a moment to route to it, the old primary is demoted, and writes resume: what the old primary
+acknowledged, the new one has (a plain SENTINEL FAILOVER can lose seconds of writes).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass
+
+from domain.cluster_config import MASTER_NAME, QUORUM
+from engine.ports import EffectError, Endpoint, RedisAdmin, TransientError
+
+SWITCH_PAUSE_MS = 5_000  # the longest writes may wait on the old primary; resumed as soon as the switch is done
+CAUGHT_UP_WITHIN_S = 2.0  # with writes paused, replicas in sync have the last bytes within milliseconds
+ELECTED_WITHIN_S = 10.0
+ROUTED_WITHIN_S = 2.0  # the old primary is demoted then anyway: its clients are refused, not lost
+
+
+def at(node: dict) -> str:
+    return f"{node['address']}:{node['port']}"
+
+
+@dataclass
+class PrimarySwitch:
+    """One cluster's Sentinels (`sentinels`: those recorded live; `running`: those that may be asked
+    to fail over) and its entry, seen with the addon's and the Sentinels' passwords."""
+
+    redis: RedisAdmin
+    sentinels: list[dict]
+    running: list[dict]
+    entry: Endpoint
+    password: str
+    sentinel_password: str
+
+    def endpoint(self, node: dict) -> Endpoint:
+        return Endpoint(node["address"], node["port"], self.password)
+
+    async def switch(self, old: dict, candidates: tuple[dict, ...], in_sync: tuple[dict, ...]) -> tuple[dict, str]:
+        """One of `candidates` made the primary in place of `old`, once every node of `in_sync` has all
+        of `old`'s data; returns it and how the switch went ("" when it was made already)."""
+        elected = await self.elected_one_of(candidates)
+        if elected is not None:  # done before a crash: never failed over twice
+            return elected, ""
+        loop = asyncio.get_running_loop()
+        await self.redis.pause_writes(self.endpoint(old), SWITCH_PAUSE_MS)
+        try:
+            began = loop.time()
+            offset = await self.caught_up(old, in_sync)
+            caught_up = loop.time() - began
+            await self.failover()
+            elected = await self.wait_elected(candidates)
+            named = loop.time() - began
+            routed = await self.entry_routes_to(elected)
+            waited = loop.time() - began
+            # The Sentinels demote the old primary only once the failover ends: until then a write
+            # waiting on it would be acknowledged there, then lost when it resyncs from the new one.
+            await self.redis.demote(self.endpoint(old), elected["address"], elected["port"])
+        finally:
+            await self.redis.resume_writes(self.endpoint(old))
+        return elected, (f", with every write the old one acknowledged (offset {offset}); writes waited {waited:.2f} s: "
+                         f"caught up {caught_up:.2f}, elected {named:.2f}, "
+                         f"{'routed' if routed else 'not yet routed'} by HAProxy {waited:.2f}")
+
+    async def caught_up(self, old: dict, replicas: tuple[dict, ...]) -> int:
+        """With writes paused, the old primary's offset stops: each of `replicas` must reach it. Each is
+        asked itself (the primary hears a replica's offset only once a second, in its acknowledgements)."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + CAUGHT_UP_WITHIN_S
+        head = int((await self.redis.replication(self.endpoint(old))).get("master_repl_offset", 0))
+        while True:
+            offsets = {n["container"]: int((await self.redis.replication(self.endpoint(n))).get("slave_repl_offset", -1))
+                       for n in replicas}
+            if all(offset >= head for offset in offsets.values()):
+                return head
+            if loop.time() > deadline:
+                raise TransientError(f"the new nodes did not reach the primary's offset {head} within "
+                                     f"{CAUGHT_UP_WITHIN_S:.0f} s (they have {offsets})")
+            await asyncio.sleep(0.005)
+
+    async def entry_routes_to(self, node: dict) -> bool:
+        """Wait (a little) until HAProxy sends new connections to `node`: it reads the Sentinels every
+        half second, and the clients the demotion disconnects should reconnect to the new primary, not
+        to the demoted one."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + ROUTED_WITHIN_S
+        while loop.time() < deadline:
+            try:
+                if await self.redis.answering(self.entry) == at(node):
+                    return True
+            except (TransientError, EffectError):
+                pass  # no primary named for a moment: refused
+            await asyncio.sleep(0.05)
+        return False
+
+    async def failover(self) -> None:
+        errors = []
+        for sentinel in self.running:
+            try:
+                return await self.redis.sentinel_failover(self.sentinel(sentinel), MASTER_NAME)
+            except (TransientError, EffectError) as error:
+                errors.append(str(error))
+        raise TransientError("no Sentinel would start the failover: " + "; ".join(errors))
+
+    async def elected_one_of(self, nodes: tuple[dict, ...]) -> dict | None:
+        """The one of `nodes` that a majority of Sentinels name and that says it is a primary."""
+        named = await self.seeing(lambda view: view["primary"])
+        for node in nodes:
+            if sum(primary == at(node) for primary in named) >= QUORUM:
+                if (await self.redis.replication(self.endpoint(node))).get("role") == "master":
+                    return node
+        return None
+
+    async def wait_elected(self, nodes: tuple[dict, ...]) -> dict:
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + ELECTED_WITHIN_S
+        while loop.time() < deadline:
+            if elected := await self.elected_one_of(nodes):
+                return elected
+            await asyncio.sleep(0.02)
+        raise TransientError(f"the Sentinels elected no new node within {ELECTED_WITHIN_S:.0f} s")
+
+    def sentinel(self, node: dict) -> Endpoint:
+        return Endpoint(node["address"], node["port"], self.sentinel_password)
+
+    async def seeing(self, what) -> list:
+        """`what` of each Sentinel's view, for those that answer."""
+        seen = []
+        for sentinel in self.sentinels:
+            try:
+                view = await self.redis.sentinel_view(self.sentinel(sentinel), MASTER_NAME)
+            except (TransientError, EffectError):
+                continue
+            if result := what(view):
+                seen.append(result)
+        return seen
