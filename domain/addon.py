@@ -192,6 +192,17 @@ class Addon(Aggregate):
         self.status = "running"
         self.operation_id = None
 
+    def publish_target_address(self, operation_id: UUID) -> None:
+        """A change between a single node and a cluster: the app's URL (the entry, or the single node) is
+        published while the change still holds the addon, for the app to restart onto it before the old
+        node stops serving; the plan follows once the change is done."""
+        t = self.target
+        self._address_published(operation_id=operation_id, address=t["address"], port=t["port"], tls_port=t["tls_port"])
+
+    @event("AddressPublished")
+    def _address_published(self, operation_id: UUID, address: str, port: int, tls_port: int | None) -> None:
+        self.address, self.port, self.tls_port = address, port, tls_port
+
     @event("PlanChangeFailed")
     def mark_plan_change_failed(self, operation_id: UUID, reason: str) -> None:
         """Back as it was, on the old host with the old plan."""

@@ -26,6 +26,12 @@ STEPS = {
     # coordinated switch of the primary.
     "change_cluster_plan": ["add_first", "sync_first", "retire_replica", "add_second", "sync_second", "switch",
                             "retire_primary", "publish"],
+    # Reference, "Changing Plans", between a single node and a Business cluster, with the data and a write
+    # gap of one switch: the new nodes replicate the old one, the app restarts onto the new URL while the
+    # old node still serves, then the primary switches and what is left of the old kind goes.
+    "change_to_business": ["add_replicas", "sync_replicas", "start_sentinels", "wait_sentinels", "start_proxies",
+                           "wait_entry", "publish", "restart_app", "switch", "retire_old", "finish"],
+    "change_to_starter": ["add_node", "sync_node", "switch", "publish", "restart_app", "retire_cluster", "finish"],
     # Reference, "Persistence Mode" / "Cache Mode": the server's configuration file and live settings.
     "change_settings": ["apply", "verify", "publish"],
     # Reference, "Force TLS Connections": the app's URL changes with it, so the app is restarted: onto
@@ -49,7 +55,8 @@ STEPS = {
 # Steps after which the change is the addon's: a failure from there on does not undo what came before.
 POINTS_OF_NO_RETURN = {"replace_node": ["rewire_proxies"], "change_plan": ["publish"],
                        "change_cluster_plan": ["retire_replica"], "restore": ["publish"],
-                       "disable_force_tls": ["publish"], "restore_cluster": ["switch"]}
+                       "disable_force_tls": ["publish"], "restore_cluster": ["switch"],
+                       "change_to_business": ["publish"], "change_to_starter": ["switch"]}
 
 # Operations recorded before they carried their plan (release 0.1, commit a79d645) ran these steps;
 # frozen here so that their histories replay as they were written.

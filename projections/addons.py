@@ -48,6 +48,12 @@ def apply(db, event) -> None:
         db.execute("UPDATE environment SET address = ?, port = ?, tls_port = ?, published_at = ? "
                    "WHERE addon = (SELECT name FROM addons WHERE id = ?)",
                    (event.address, event.port, tls_port(event), at, addon_id))
+    elif isinstance(event, Addon.AddressPublished):  # a change between kinds: the app restarts onto it
+        db.execute("UPDATE addons SET address = ?, port = ?, tls_port = ?, updated_at = ? WHERE id = ?",
+                   (event.address, event.port, event.tls_port, at, addon_id))
+        db.execute("UPDATE environment SET address = ?, port = ?, tls_port = ?, published_at = ? "
+                   "WHERE addon = (SELECT name FROM addons WHERE id = ?)",
+                   (event.address, event.port, event.tls_port, at, addon_id))
     elif isinstance(event, (Addon.TlsServingFailed, Addon.CertificateRenewalFailed)):
         # The addon runs on as it was; what went wrong shows with it.
         db.execute("UPDATE addons SET failure = ?, updated_at = ? WHERE id = ?", (event.reason, at, addon_id))
