@@ -17,6 +17,8 @@ from domain.catalog import ComponentCatalog, PlanCatalog, VersionCatalog
 from engine.app import Engine
 from engine.backup_saga import BackupSaga
 from engine.cluster_plan_change import ClusterPlanChange
+from engine.kind_change_to_business import ChangeToBusiness
+from engine.kind_change_to_starter import ChangeToStarter
 from engine.certificate_renewal import CertificateRenewal
 from engine.logs import configure_logging
 from engine.plan_change import PlanChange
@@ -60,6 +62,8 @@ def build(settings: Settings | None = None) -> Engine:
         "restore_cluster": ClusterRestore(events, runtime, redis, secrets, versions, store, ComponentCatalog.load()),
     }
     sagas["renew_certificate"] = CertificateRenewal(events, runtime, redis, secrets, versions, authority)
+    for saga in (ChangeToBusiness, ChangeToStarter):  # between a single node and a cluster, both ways
+        sagas[saga.kind] = saga(events, runtime, redis, secrets, versions, ComponentCatalog.load(), restarter, authority)
     sagas["serve_tls"] = TlsServing(events, runtime, redis, secrets, versions, authority)
     sagas["enable_force_tls"] = sagas["disable_force_tls"] = TlsChange(events, runtime, redis, secrets, versions,
                                                                         restarter=restarter)

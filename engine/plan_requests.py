@@ -4,6 +4,8 @@ A single node moves to a new host with the new plan's memory (engine/plan_change
 cluster's data nodes are replaced one at a time with no downtime (engine/cluster_plan_change.py):
 the first new node goes where the old replica is (they live side by side until the old replica is
 removed), the second where the old primary is, so each host needs room for one more node only.
+Between a single node and a Business cluster, both ways, the new nodes replicate the old primary and
+the app is restarted onto its new URL before the primary switches (engine/kind_change*.py).
 """
 
 from __future__ import annotations
@@ -16,9 +18,10 @@ from domain.errors import NoHostWithRoom, PlanNotAvailable
 from domain.operation import Operation
 from domain.placement import Placement
 from engine.addon_lookup import AddonLookup
-from engine.cluster_forming import replacement_node
+from engine.cluster_forming import business_requests, replacement_node
 from engine.clusters import cluster_of, data_node, redundant_pair, serving_node
 from engine.nodes import endpoint
+from engine.kind_change import new_cluster_nodes
 from engine.operations import OperationStarter
 from engine.placing import Placer, Placing
 from engine.ports import RedisAdmin, SecretStore
@@ -36,12 +39,15 @@ class PlanRequests:
     async def change(self, app: str, addon: str, plan_id: str) -> dict:
         plan = self.plans.provisionable(plan_id)
         current = await self.lookup.of(app, addon)
-        if plan.is_cluster != self.plans.get(current.plan).is_cluster:
-            kind = "Business plan" if plan.is_cluster else "single-node plan"
-            raise PlanNotAvailable(f"moving addon {current.name} from plan {current.plan} onto {kind} {plan.id} is not "
-                                   "available yet: choose a plan of the same kind, or add a new addon beside it")
         current.check_can_change_to(plan)
-        operation = await (self._move_cluster if plan.is_cluster else self._move_node)(current, plan)
+        if plan.is_cluster != self.plans.get(current.plan).is_cluster:
+            if current.settings.get("force_tls"):  # a Business cluster's entry serves no TLS yet
+                kind = "Business plan" if plan.is_cluster else "single-node plan"
+                raise PlanNotAvailable(f"addon {current.name} forces TLS connections: turn force TLS off first, then "
+                                       f"move it onto {kind} {plan.id}")
+            operation = await (self._to_business if plan.is_cluster else self._to_starter)(current, plan)
+        else:
+            operation = await (self._move_cluster if plan.is_cluster else self._move_node)(current, plan)
         log.info("plan change requested", addon=current.name, app=app, plan=plan.id, operation_id=str(operation.id))
         return {"addon": current.name, "operation_id": str(operation.id)}
 
@@ -76,6 +82,44 @@ class PlanRequests:
             # The addon's node is the first new one; its address stays the entry's, which does not change.
             current.request_plan_change(plan, Placement(first.host, current.address, current.port), new[0]["container"],
                                         new[0]["volume"], operation.id, used)
+            position = await self.starter.record(operation, current, cluster)
+        await self.starter.caught_up(position)
+        return operation
+
+
+    async def _to_business(self, current: Addon, plan: Plan) -> Operation:
+        """Reference, "Changing Plans", onto a Business plan: a cluster placed as a provisioning places one,
+        its data nodes made replicas of the addon's node (engine/kind_change_to_business.py)."""
+        cluster = await cluster_of(self.events, current.name)
+        serving = serving_node(cluster)
+        used = await self.redis.used_memory(endpoint(serving, self.secrets.password_for(current.name)))
+        async with self.placing.held() as placer:
+            requests = business_requests(plan)
+            placed = placer.nodes(requests)
+            operation = Operation(kind="change_to_business", addon=current.name, app=current.app, subject=serving["id"])
+            nodes = new_cluster_nodes(current.name, plan.memory_mib, current.redis_version, requests, placed, operation)
+            first, entry = nodes[0], next(n for n in nodes if n["role"] == "proxy")
+            current.request_plan_change(plan, Placement(first["host"], entry["address"], entry["port"]),
+                                        first["container"], first["volume"], operation.id, used)
+            for node in nodes:
+                cluster.place_node(node)
+            cluster.reserve_entry(host=entry["host"], address=entry["address"], port=entry["port"])
+            position = await self.starter.record(operation, current, cluster)
+        await self.starter.caught_up(position)
+        return operation
+
+    async def _to_starter(self, current: Addon, plan: Plan) -> Operation:
+        """Reference, "Changing Plans", onto a single-node plan: one node, made a replica of the primary,
+        then the primary (engine/kind_change_to_starter.py)."""
+        cluster = await cluster_of(self.events, current.name)
+        primary, _ = redundant_pair(cluster, current.name, "its plan can change")
+        used = await self.redis.used_memory(endpoint(primary, self.secrets.password_for(current.name)))
+        async with self.placing.held() as placer:
+            where = placer.node(plan.memory_mib, tls=self.versions.get(current.redis_version).tls)
+            operation = Operation(kind="change_to_starter", addon=current.name, app=current.app, subject=primary["id"])
+            node = f"redis-addons-{current.name}-{operation.id.hex[:8]}"
+            current.request_plan_change(plan, where, node, f"{node}-data", operation.id, used)
+            cluster.place_node(data_node(current, current.target, operation.id))
             position = await self.starter.record(operation, current, cluster)
         await self.starter.caught_up(position)
         return operation

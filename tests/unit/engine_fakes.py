@@ -20,6 +20,8 @@ from engine.certificate_renewal import CertificateRenewal
 from engine.cluster_provisioning import ClusterProvisioning
 from engine.node_replacement import NodeReplacement
 from engine.cluster_plan_change import ClusterPlanChange
+from engine.kind_change_to_business import ChangeToBusiness
+from engine.kind_change_to_starter import ChangeToStarter
 from engine.plan_change import PlanChange
 from engine.provisioning import Provisioning, Removal
 from engine.restore import Restore
@@ -118,6 +120,8 @@ def build_engine(world: World, step_deadline_s: float = STEP_DEADLINE_S,
         "restore_cluster": ClusterRestore(events, runtime, redis, secrets, versions, store, ComponentCatalog.load()),
     }
     sagas["renew_certificate"] = CertificateRenewal(events, runtime, redis, secrets, versions, authority)
+    for saga in (ChangeToBusiness, ChangeToStarter):  # between a single node and a cluster, both ways
+        sagas[saga.kind] = saga(events, runtime, redis, secrets, versions, ComponentCatalog.load(), restarter, authority)
     sagas["serve_tls"] = TlsServing(events, runtime, redis, secrets, versions, authority)
     sagas["enable_force_tls"] = sagas["disable_force_tls"] = TlsChange(events, runtime, redis, secrets, versions,
                                                                         restarter=restarter)

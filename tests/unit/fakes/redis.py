@@ -241,6 +241,7 @@ class FakeRedisAdmin(Faulty):
             elif server.role == "data" and (server.replicaof == old_at or server is old):
                 server.replicaof = new_at
         new.replicaof = None
+        new.keys, new.expires = dict(old.keys), dict(old.expires)  # in sync: it has the old primary's data
         self.effects.append(("failover", container.host, container.name, new_at))
 
     async def pause_writes(self, node: Endpoint, pause_ms: int) -> None:

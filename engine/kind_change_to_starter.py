@@ -1,0 +1,115 @@
+"""A Business addon moved onto a single-node plan, with its data (reference, "Changing Plans"): one
+node, N, made a replica of the primary, then the primary by one coordinated switch; the app is
+restarted onto N's own URL while the entry still routes to N, then the cluster's other nodes go.
+
+add_node        N, with the new plan's memory, a single node's configuration plus replication: a replica
+                of the primary, not electable, acknowledging writes without a replica once primary
+                (min-replicas-to-write 0: it will be alone)
+sync_node       N in sync: the only electable replica (the old replica's priority 0), known to HAProxy
+switch          writes paused on the primary until N has all of its data, SENTINEL FAILOVER elects N, the
+                old primary demoted, writes resume
+publish         REDIS_URL is N's own (the addon stays held by the change)
+restart_app     the app restarted onto it; meanwhile the entry still routes to N
+retire_cluster  the HAProxy, the Sentinels and the old data nodes removed
+finish          N's redis.conf written as a single node's (no replication), the addon on its new plan
+
+A failure before the switch removes N and gives the old replica its priority back: the addon runs on
+as it was. Once N is the primary, the change is finished instead.
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+from domain.cluster_config import replication_lines
+from domain.operation import Operation
+from engine.cluster_nodes import address
+from engine.cluster_provisioning import sentinel_secret
+from engine.kind_change import Change, KindChange
+from engine.nodes import node_spec
+from engine.ports import Endpoint
+from engine.saga import StepResult
+
+
+class ChangeToStarter(KindChange):
+    kind = "change_to_starter"
+    deadlines = {"sync_node": 900.0, "retire_cluster": 180.0}
+    finishing = ("switch", "publish", "restart_app", "retire_cluster", "finish")
+    published_note = ", the single node's own (the entry routes to it too until the cluster goes)"
+
+    def entry(self, c: Change) -> Endpoint:
+        return Endpoint(c.cluster.entry["address"], c.cluster.entry["port"], self.passwords(c.addon)[0])
+
+    def node(self, c: Change) -> dict:
+        return c.placed("data")[0]
+
+    def old_replicas(self, c: Change) -> list[dict]:
+        return [n for n in c.live("data") if n["id"] not in (c.old["id"], self.node(c)["id"])]
+
+    def spec(self, c: Change, node: dict, replica_of: dict | None, certificates):
+        """A single node's container (TLS as the engine serves it), plus, while it joins, replication."""
+        password, _ = self.passwords(c.addon)
+        spec = node_spec(c.addon, node, c.operation, password, self.versions, certificates)
+        if replica_of is None:
+            return spec
+        lines = replication_lines(node=address(node), primary=address(replica_of), password=password, min_replicas=0,
+                                  promotable=False)
+        return replace(spec, files={**spec.files, "redis.conf": spec.files["redis.conf"] + "\n".join(lines) + "\n"})
+
+    async def add_node(self, c: Change) -> StepResult:
+        node = self.node(c)
+        await self.start([node], lambda n: self.spec(c, n, c.old, self.certificates))
+        return StepResult(f"{node['container']} ({node['memory_mib']} MiB) started on {node['host']} at "
+                          f"{address(node)}, a replica of {c.old['container']}")
+
+    async def sync_node(self, c: Change) -> StepResult:
+        node = self.node(c)
+        offset = await self.in_sync(c, c.old, node)
+        await self.redis.configure(self.endpoint(c, node), {"replica-priority": "100"})
+        for other in self.old_replicas(c):  # the Sentinels must elect N, not the replica about to go
+            await self.redis.configure(self.endpoint(c, other), {"replica-priority": "0"})
+        await self.electable(c, self.entry(c), [node], self.old_replicas(c))
+        if node["state"] == "placed":
+            c.cluster.mark_node_started(node["id"])
+        await self.route(c, c.running("data"))
+        return StepResult(f"{node['container']} in sync at offset {offset}: the only electable replica, known to "
+                          "HAProxy", changes=(c.cluster,))
+
+    async def switch(self, c: Change) -> StepResult:
+        node = self.node(c)
+        elected, detail = await self.switching(c, self.entry(c)).switch(c.old, (node,), in_sync=(node,))
+        if c.cluster.primary != elected["id"]:
+            c.cluster.change_primary(new=elected["id"], reason=f"plan change to {c.plan}")
+        return StepResult(f"{elected['container']} is the primary{detail}", changes=(c.cluster,))
+
+    async def retire_cluster(self, c: Change) -> StepResult:
+        # The entry first, then the Sentinels (no failover while the old data nodes go), then those.
+        going = c.live("proxy") + c.live("sentinel") + [n for n in c.live("data") if n["id"] != self.node(c)["id"]]
+        removed = await self.remove(c, going)
+        return StepResult(f"the entry, the Sentinels and the old data nodes removed ({len(removed)} containers)",
+                          changes=(c.cluster,))
+
+    async def finish(self, c: Change) -> StepResult:
+        node, plan = self.node(c), c.plan
+        # Its file without replication: a restart (or the watcher making it again) starts a single node.
+        await self.runtime.create_node(self.spec(c, node, None, None))
+        self.secrets.forget(sentinel_secret(c.addon.name))
+        c.addon.mark_plan_changed(operation_id=c.operation.id)
+        return StepResult(f"now {plan} on {node['host']}, a single node; the app was restarted onto the new URL, "
+                          f"{c.addon.address}:{c.addon.port}", changes=(c.addon,))
+
+    async def compensate(self, operation: Operation, error: str) -> StepResult:
+        c = await self._change(operation)
+        node = self.node(c)
+        # N elected, even before the switch step could record it: it holds the data now, the change is finished.
+        elected = node["state"] != "retired" and await self.switching(c, self.entry(c)).elected_one_of((node,))
+        if (finished := await self.finish_forward(operation, error, past=bool(elected))) is not None:
+            return finished
+        removed = await self.remove(c, [n for n in c.mine if n["state"] in ("placed", "running", "down")])
+        for other in self.old_replicas(c):
+            await self.redis.configure(self.endpoint(c, other), {"replica-priority": "100"})
+        await self.route(c, c.running("data"))
+        if c.addon.operation_id == operation.id:
+            c.addon.mark_plan_change_failed(operation_id=operation.id, reason=error)
+        return StepResult(f"back on {c.old['container']} as it was; new node removed: {', '.join(removed) or 'none'}",
+                          changes=(c.addon, c.cluster))
