@@ -61,6 +61,7 @@ class Writer:
     acknowledged: list[int] = field(default_factory=list)
     failures: int = 0
     refused: set[str] = field(default_factory=set)  # the first word of each error reply (NOREPLICAS, ...)
+    first: int = 0  # its keys are w:<first + 1>, ...: two writers (an app's old and new instances) never share one
     _task: asyncio.Task | None = None
 
     @property
@@ -73,7 +74,7 @@ class Writer:
 
     async def _write(self) -> None:
         client = redis.from_url(self.url, decode_responses=True, socket_timeout=1, socket_connect_timeout=1)
-        n = 0
+        n = self.first
         try:
             while True:
                 n += 1
