@@ -13,7 +13,7 @@ import pytest
 import redis.asyncio as redis
 
 from domain.cluster import Cluster
-from domain.errors import NoHostWithRoom, NotOnBusinessYet, PlanNotAvailable
+from domain.errors import NoHostWithRoom, NotOnBusinessYet
 from engine import build
 from tests.integration.conftest import containers_of, settings_for, volumes_of
 
@@ -81,10 +81,9 @@ async def test_what_a_business_cluster_cannot_do_yet_is_refused_saying_so(engine
     requested = await engine.add_addon(app_name, "redis-business-256")
     assert (await engine.wait_for_operation(requested["operation_id"], timeout=240))["status"] == "succeeded"
     addon = requested["addon"]
-    with pytest.raises(PlanNotAvailable, match="onto single-node plan redis-starter-256"):  # Business ones are:
-        await engine.change_plan(app_name, addon, "redis-starter-256")  # test_business_plan_change.py
     refusals = [
-        # backups, their schedule and restores are: test_business_backups.py, test_business_restore.py
+        # plan changes are: test_business_plan_change.py, test_kind_change.py; backups, their schedule and
+        # restores are: test_business_backups.py, test_business_restore.py
         engine.database.change(app_name, addon, "force-tls", True),  # RDB, AOF and cache mode are: test_business_settings.py
         engine.database.tls_ca(app_name, addon),
     ]
