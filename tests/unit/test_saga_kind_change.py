@@ -226,6 +226,18 @@ async def test_a_failure_before_the_switch_leaves_the_business_addon_as_it_was(w
     assert world.restarter.restarts == []
 
 
+async def test_a_failure_past_the_switch_finishes_the_move_onto_a_single_node(world, engine):
+    name = await a_business_addon(world, engine)
+    seen = watch_restarts(world, name)
+    world.restarter.fail_for_good("restart")  # the app's restart fails, then its hook answers again
+    world.events.when_saved("Operation.StepFailed(restart_app)", lambda: world.restarter.heal("restart"))
+    await change_crashing(engine, name, STARTER)
+    await settled(engine)
+    operation = await the_change(world, engine, name, DOWN)
+    assert operation["status"] == "failed" and "finished forward" in operation["compensation"], operation
+    await on_starter(world, name, seen)
+
+
 # -- refused before anything starts -----------------------------------------------------------------
 
 async def nothing_started(world, engine, name: str, plan: str) -> None:
