@@ -63,10 +63,11 @@ class Cluster(Aggregate):
     # -- facts ----------------------------------------------------------------------------
 
     @event("EntryReserved")
-    def reserve_entry(self, host: str, address: str, port: int) -> None:
-        """The address and port in REDIS_URL, which every HAProxy binds: held on `host` (whose address
-        it is) for the addon's life, whichever HAProxy placed there first is replaced."""
-        self.entry = dict(host=host, address=address, port=port)
+    def reserve_entry(self, host: str, address: str, port: int, tls_port: int | None = None) -> None:
+        """The address and port in REDIS_URL (and, where the cluster serves TLS, the port of its
+        rediss:// URL), which every HAProxy binds: held on `host` (whose address it is) for the
+        addon's life, whichever HAProxy placed there first is replaced."""
+        self.entry = dict(host=host, address=address, port=port, tls_port=tls_port)
 
     @event("NodePlaced")
     def place_node(self, node: dict) -> None:

@@ -13,6 +13,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from domain.redis_config import TLS_FILES, tls_lines
+
 MASTER_NAME = "primary"  # what the Sentinels call the cluster's primary
 QUORUM = 2  # of 3 Sentinels: losing any one host leaves a majority
 DOWN_AFTER_MS = 1000
@@ -29,6 +31,10 @@ NAMED_TIMING = "inter 200 fastinter 200 downinter 200"
 MIN_REPLICAS_MAX_LAG_S = 2
 SENTINEL_DIR = "/etc/sentinel"
 HAPROXY_DIR = "/etc/haproxy"
+TLS_SUBDIR = "tls"  # where a Sentinel's certificate and key, and HAProxy's CA, go in their configuration directory
+HAPROXY_CA = f"{HAPROXY_DIR}/{TLS_SUBDIR}/{TLS_FILES['ca']}"
+# How HAProxy reaches a node that serves TLS only: the node's certificate verified with the installation's CA.
+VERIFIED = f"ssl verify required ca-file {HAPROXY_CA}"
 
 
 @dataclass(frozen=True)
@@ -69,12 +75,15 @@ def quoted(value: str) -> str:
     return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
 
 
-def sentinel_conf(*, sentinel: Address, primary: Address, password: str, sentinel_password: str) -> str:
+def sentinel_conf(*, sentinel: Address, primary: Address, password: str, sentinel_password: str,
+                  tls: bool = False) -> str:
     """A Sentinel watching the cluster's primary. Sentinel rewrites this file as it learns (the
-    replicas, the other Sentinels, a new primary), so it lives on a volume it can write."""
+    replicas, the other Sentinels, a new primary), so it lives on a volume it can write. With `tls`,
+    its one port serves TLS only, and it speaks TLS to the nodes and the other Sentinels."""
     lines = [
         f"bind {sentinel.address}",
-        f"port {sentinel.port}",
+        f"port {0 if tls else sentinel.port}",
+        *(tls_lines(sentinel.port, f"{SENTINEL_DIR}/{TLS_SUBDIR}", replication=True) if tls else []),
         "daemonize no",
         'logfile ""',
         f"dir {SENTINEL_DIR}",
@@ -91,6 +100,12 @@ def sentinel_conf(*, sentinel: Address, primary: Address, password: str, sentine
         f"sentinel parallel-syncs {MASTER_NAME} 1",
     ]
     return "\n".join(lines) + "\n"
+
+
+def frontend(name: str, bind: Address, backends: str, data_nodes: dict[str, Address]) -> list[str]:
+    lines = [f"frontend {name}", f"    bind {bind}"]
+    lines += [f"    use_backend {backends}_{n} if {{ nbsrv(named_{n}) ge {QUORUM} }}" for n in data_nodes]
+    return lines + ["    default_backend no_primary"]
 
 
 def resp(*words: str) -> str:
@@ -112,12 +127,18 @@ def named_reply_bytes(node: Address) -> int:
 
 
 def haproxy_cfg(*, entry: Address, data_nodes: dict[str, Address], sentinels: list[Address], password: str,
-                sentinel_password: str) -> str:
+                sentinel_password: str, tls_port: int | None = None, force_tls: bool = False) -> str:
     """An entrypoint that sends each new connection to the data node that at least QUORUM Sentinels
     name as primary and that says so itself (`role:master`), and to no node when there is none. A
     node's own check alone would route writes to a restarted old primary that still says
     `role:master` until Sentinel demotes it (DESIGN §11); and a node marked down has its open
-    sessions cut (`on-marked-down shutdown-sessions`), so no client keeps writing to it."""
+    sessions cut (`on-marked-down shutdown-sessions`), so no client keeps writing to it.
+
+    With `tls_port` (a cluster whose nodes serve TLS only), the entry also listens on that port and
+    passes its TLS through, untouched, to the primary (whose certificate names the entry address too):
+    TLS ends in Redis itself, and HAProxy holds no key. Plaintext from the entry is sent on over TLS,
+    and every check speaks TLS, verifying the node's certificate with the installation's CA. With
+    `force_tls`, the plaintext entry is not bound at all: nothing answers plaintext."""
     lines = [
         "global",
         "    maxconn 4096",
@@ -132,11 +153,12 @@ def haproxy_cfg(*, entry: Address, data_nodes: dict[str, Address], sentinels: li
         "    timeout client 330s",  # beyond Redis's `timeout 150`: the server closes idle clients first
         "    timeout server 330s",
         "    timeout check 1s",
-        "frontend redis",
-        f"    bind {entry.address}:{entry.port}",
     ]
-    lines += [f"    use_backend data_{name} if {{ nbsrv(named_{name}) ge {QUORUM} }}" for name in data_nodes]
-    lines.append("    default_backend no_primary")
+    if not (force_tls and tls_port):
+        lines += frontend("redis", entry, "data", data_nodes)
+    if tls_port:
+        lines += frontend("redis_tls", Address(entry.address, tls_port), "tls", data_nodes)
+    verified = f" {VERIFIED}" if tls_port else ""
     for name, node in data_nodes.items():
         lines += [
             f"backend data_{name}",
@@ -150,7 +172,7 @@ def haproxy_cfg(*, entry: Address, data_nodes: dict[str, Address], sentinels: li
             # of the new primary after a failover, before HAProxy routes to it).
             f"    tcp-check send {resp('INFO', 'replication')}{resp('QUIT')}",
             "    tcp-check expect string role:master",
-            f"    server {name} {node} check {CHECK_TIMING} fall 2 rise 1 on-marked-down shutdown-sessions",
+            f"    server {name} {node}{verified} check {CHECK_TIMING} fall 2 rise 1 on-marked-down shutdown-sessions",
             f"backend named_{name}",  # one server per Sentinel: up when that Sentinel names this node
             "    option tcp-check",
             f"    tcp-check send {resp('AUTH', sentinel_password)}",
@@ -158,6 +180,9 @@ def haproxy_cfg(*, entry: Address, data_nodes: dict[str, Address], sentinels: li
             f"    tcp-check send {resp('SENTINEL', 'get-master-addr-by-name', MASTER_NAME)}",
             f"    tcp-check expect min-recv {named_reply_bytes(node)} string {named_primary(node)}",
         ]
-        lines += [f"    server sentinel{i} {s} check {NAMED_TIMING} fall 1 rise 1" for i, s in enumerate(sentinels)]
+        lines += [f"    server sentinel{i} {s}{verified} check {NAMED_TIMING} fall 1 rise 1" for i, s in enumerate(sentinels)]
+        if tls_port:  # TLS passed through as it came: up and down with the checks of data_{name}
+            lines += [f"backend tls_{name}",
+                      f"    server {name} {node} track data_{name}/{name} on-marked-down shutdown-sessions"]
     lines += ["backend no_primary", "    # no server: a client is refused until the Sentinels agree on a primary"]
     return "\n".join(lines) + "\n"

@@ -47,25 +47,35 @@ def redis_conf(*, address: str, port: int, memory_mib: int, password: str, setti
     # One user, as in the reference ("user default on <password> ~* &* +@all").
     lines.append(f"user default on resetpass #{password_hash(password)} ~* &* +@all")
     if tls_port:
-        lines += tls_lines(tls_port)
+        lines += tls_lines(tls_port, TLS_DIR, replication=tls_only(port, tls_port))
     return "\n".join(lines) + "\n"
 
 
-def tls_lines(tls_port: int) -> list[str]:
-    """TLS beside plaintext. Clients authenticate with the password, not a certificate."""
-    return [
+def tls_lines(tls_port: int, directory: str = TLS_DIR, replication: bool = False) -> list[str]:
+    """TLS on `tls_port`, its files in `directory`. Clients authenticate with the password, not a
+    certificate. With `replication`, the server also speaks TLS to the primary it replicates (a
+    Sentinel: to the nodes and Sentinels it watches)."""
+    lines = [
         f"tls-port {tls_port}",
-        f"tls-cert-file {TLS_DIR}/{TLS_FILES['cert']}",
-        f"tls-key-file {TLS_DIR}/{TLS_FILES['key']}",
-        f"tls-ca-cert-file {TLS_DIR}/{TLS_FILES['ca']}",
+        f"tls-cert-file {directory}/{TLS_FILES['cert']}",
+        f"tls-key-file {directory}/{TLS_FILES['key']}",
+        f"tls-ca-cert-file {directory}/{TLS_FILES['ca']}",
         "tls-auth-clients no",
         'tls-protocols "TLSv1.2 TLSv1.3"',
     ]
+    return lines + (["tls-replication yes"] if replication else [])
+
+
+def tls_only(port: int, tls_port: int | None) -> bool:
+    """A node whose one port serves TLS (a Business cluster's data node or Sentinel: only HAProxy and
+    the engine reach it, and both speak TLS): it has no plaintext port at all."""
+    return tls_port is not None and tls_port == port
 
 
 def plaintext_port(port: int, tls_port: int | None, settings: dict) -> int:
-    """The `port` the server listens on for plaintext: 0 (none) when TLS is forced."""
-    return 0 if settings.get("force_tls") and tls_port else port
+    """The `port` the server listens on for plaintext: 0 (none) when TLS is forced, or on a node
+    that serves TLS only."""
+    return 0 if (settings.get("force_tls") and tls_port) or tls_only(port, tls_port) else port
 
 
 def live_settings(settings: dict) -> dict[str, str]:

@@ -183,10 +183,11 @@ class Engine:
     async def _add_cluster(self, app: str, plan, version: str) -> dict:
         """Reference, "Cluster Setup": a Business addon is seven nodes over three hosts."""
         async with self.placing.held() as placer:
-            placed = placer.nodes(business_requests(plan))
+            tls = self.versions.get(version).tls  # its nodes serve TLS only, its entry both (engine/cluster_forming.py)
+            placed = placer.nodes(business_requests(plan, tls))
             name = self._new_addon_name(app)
             operation = Operation(kind="provision_cluster", addon=name, app=app)
-            addon, cluster = business_addon(name, app, plan, version, placed, operation)
+            addon, cluster = business_addon(name, app, plan, version, placed, operation, tls=tls)
             position = await self.operations_starter.record(operation, addon, cluster)
         await self.operations_starter.caught_up(position)
         log.info("cluster addon requested", addon=name, app=app, plan=plan.id, operation_id=str(operation.id))

@@ -52,7 +52,8 @@ def build(settings: Settings | None = None) -> Engine:
     sagas = {
         "provision": Provisioning(events, runtime, redis, secrets, versions, authority),
         "remove": Removal(events, runtime, secrets),
-        "provision_cluster": ClusterProvisioning(events, runtime, redis, secrets, versions, ComponentCatalog.load()),
+        "provision_cluster": ClusterProvisioning(events, runtime, redis, secrets, versions, ComponentCatalog.load(),
+                                                 authority),
         "replace_node": NodeReplacement(events, runtime, redis, secrets, versions, ComponentCatalog.load()),
         "change_plan": PlanChange(events, runtime, redis, secrets, versions, restarter, authority),
         "change_cluster_plan": ClusterPlanChange(events, runtime, redis, secrets, versions, ComponentCatalog.load()),

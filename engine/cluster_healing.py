@@ -37,7 +37,8 @@ from engine.clusters import cluster_of
 from engine.inventory import Inventory
 from engine.operations import OperationStarter
 from engine.placing import Placing
-from engine.ports import EffectError, Endpoint, ReadModels, RedisAdmin, Runtime, SecretStore, Survey, TransientError
+from engine.nodes import endpoint as node_endpoint
+from engine.ports import EffectError, ReadModels, RedisAdmin, Runtime, SecretStore, Survey, TransientError
 from engine.store import EventLog, IntegrityError
 from engine.watcher import why_down
 
@@ -161,7 +162,7 @@ class ClusterHealer:
         replicas = len([n for n in cluster.live_nodes if n["role"] == "data"]) - 1
         password = self.secrets.password_for(sentinel_secret(addon))
         for node in [n for n in sentinels if n["state"] == "running"]:
-            endpoint = Endpoint(node["address"], node["port"], password)
+            endpoint = node_endpoint(node, password)
             try:
                 view = await self.redis.sentinel_view(endpoint, MASTER_NAME)
                 if view["failing_over"] or (view["sentinels"] <= len(sentinels) - 1 and view["replicas"] <= replicas):

@@ -29,10 +29,11 @@ from domain.catalog import ComponentCatalog, VersionCatalog
 from domain.cluster import Cluster
 from domain.cluster_config import QUORUM
 from domain.operation import Operation
-from engine.cluster_nodes import data_node_spec
+from engine.cluster_nodes import data_node_spec, entry_endpoint
 from engine.cluster_provisioning import sentinel_secret
 from engine.cluster_rewiring import reset_sentinels, route_proxies
 from engine.clusters import cluster_of
+from engine.nodes import endpoint
 from engine.ports import Endpoint, RedisAdmin, Runtime, SecretStore, TransientError
 from engine.primary_switch import PrimarySwitch, at
 from engine.saga import StepResult
@@ -78,7 +79,7 @@ class ClusterPlanChange:
         return self.secrets.password_for(addon.name), self.secrets.password_for(sentinel_secret(addon.name))
 
     def _endpoint(self, m: Move, node: dict) -> Endpoint:
-        return Endpoint(node["address"], node["port"], self._passwords(m.addon)[0])
+        return endpoint(node, self._passwords(m.addon)[0])
 
     # -- a new node joins ---------------------------------------------------------------------
 
@@ -154,7 +155,7 @@ class ClusterPlanChange:
     def _switching(self, m: Move) -> PrimarySwitch:
         password, sentinel_password = self._passwords(m.addon)
         return PrimarySwitch(self.redis, m.live("sentinel"), m.running("sentinel"),
-                             Endpoint(m.addon.address, m.addon.port, password), password, sentinel_password)
+                             entry_endpoint(m.addon, password), password, sentinel_password)
 
     async def switch(self, m: Move, operation) -> StepResult:
         new = (m.first, m.second)

@@ -21,9 +21,10 @@ from domain.addon import Addon
 from domain.catalog import ComponentCatalog, VersionCatalog
 from domain.cluster_config import MASTER_NAME
 from domain.operation import Operation
-from engine.cluster_nodes import address, data_node_spec, proxy_spec, sentinel_spec
+from engine.cluster_nodes import address, data_node_spec, entry_endpoint, proxy_spec, sentinel_spec
 from engine.clusters import cluster_of
-from engine.ports import Endpoint, RedisAdmin, Runtime, SecretStore, TransientError
+from engine.nodes import endpoint
+from engine.ports import Certificates, RedisAdmin, Runtime, SecretStore, TransientError
 from engine.saga import StepResult
 from engine.store import EventLog
 
@@ -31,7 +32,7 @@ from engine.store import EventLog
 async def knows_whole_cluster(redis: RedisAdmin, sentinel: dict, password: str, primary: dict, sentinels: int,
                               replicas: int) -> None:
     """Return once `sentinel` names `primary` and sees that many other Sentinels and replicas up."""
-    view = await redis.sentinel_view(Endpoint(sentinel["address"], sentinel["port"], password), MASTER_NAME)
+    view = await redis.sentinel_view(endpoint(sentinel, password), MASTER_NAME)
     seen = (view["primary"], len(view["sentinels_up"]), len(view["replicas_up"]))
     if seen != (f"{primary['address']}:{primary['port']}", sentinels, replicas):
         raise TransientError(f"Sentinel {sentinel['address']}:{sentinel['port']} does not know the whole cluster yet: "
@@ -48,9 +49,9 @@ class ClusterProvisioning:
     deadlines = {"wait_replica": 120.0, "wait_sentinels": 90.0, "wait_entry": 60.0}
 
     def __init__(self, events: EventLog, runtime: Runtime, redis: RedisAdmin, secrets: SecretStore,
-                 versions: VersionCatalog, components: ComponentCatalog):
+                 versions: VersionCatalog, components: ComponentCatalog, certificates: Certificates | None = None):
         self.events, self.runtime, self.redis, self.secrets = events, runtime, redis, secrets
-        self.versions, self.components = versions, components
+        self.versions, self.components, self.certificates = versions, components, certificates
 
     async def _nodes(self, operation: Operation) -> tuple[Addon, object, dict[str, list[dict]]]:
         addon: Addon = await self.events.get(Addon.id_for(operation.addon))
@@ -71,12 +72,13 @@ class ClusterProvisioning:
         entry = address({"address": addon.address, "port": addon.port})
         # A write is acknowledged once a replica is in sync; the engine lowers this while none is
         # (engine/failover_follower.py), so a promoted replica takes writes again within a round.
-        specs = [data_node_spec(addon, primary, None, operation, password, self.versions),
-                 data_node_spec(addon, replica, primary, operation, password, self.versions)]
+        tls = self.certificates  # the nodes of a cluster that serves TLS get their certificates (and HAProxy the CA)
+        specs = [data_node_spec(addon, primary, None, operation, password, self.versions, certificates=tls),
+                 data_node_spec(addon, replica, primary, operation, password, self.versions, certificates=tls)]
         specs += [sentinel_spec(addon, s, primary, self.components.get("sentinel"), operation, password,
-                                sentinel_password) for s in nodes["sentinel"]]
+                                sentinel_password, certificates=tls) for s in nodes["sentinel"]]
         specs += [proxy_spec(addon, p, entry, nodes["data"], nodes["sentinel"], self.components.get("haproxy"),
-                             operation, password, sentinel_password) for p in nodes["proxy"]]
+                             operation, password, sentinel_password, certificates=tls) for p in nodes["proxy"]]
         for spec in specs:
             await self.runtime.create_node(spec)
         hosts = sorted({s.host for s in specs})
@@ -99,7 +101,7 @@ class ClusterProvisioning:
     async def wait_replica(self, addon, cluster, nodes, operation) -> StepResult:
         password, _ = self._passwords(addon)
         primary, replica = nodes["data"]
-        info = await self.redis.replication(Endpoint(primary["address"], primary["port"], password))
+        info = await self.redis.replication(endpoint(primary, password))
         link = info.get("slave0") or {}
         if info.get("role") != "master" or link.get("state") != "online":
             raise TransientError(f"the replica {replica['address']}:{replica['port']} is not in sync with the primary yet")
@@ -114,8 +116,9 @@ class ClusterProvisioning:
 
     async def wait_entry(self, addon, cluster, nodes, operation) -> StepResult:
         password, _ = self._passwords(addon)
-        await self.redis.ping(Endpoint(addon.address, addon.port, password))
-        return StepResult(f"the entry {addon.address}:{addon.port} answers, through HAProxy, from the primary")
+        entry = entry_endpoint(addon, password)
+        await self.redis.ping(entry)
+        return StepResult(f"the entry {entry} answers, through HAProxy, from the primary")
 
     async def publish(self, addon, cluster, nodes, operation) -> StepResult:
         addon.mark_provisioned(operation_id=operation.id)

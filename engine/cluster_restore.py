@@ -52,6 +52,7 @@ from engine.cluster_provisioning import knows_whole_cluster, sentinel_secret
 from engine.cluster_rewiring import SENTINEL_SEES_ALL_WITHIN_S, route_proxies
 from engine.clusters import cluster_of
 from engine.node_swap import PAUSE_MS
+from engine.nodes import endpoint
 from engine.ports import BackupStore, EffectError, Endpoint, RedisAdmin, Runtime, SecretStore, TransientError
 from engine.restore import check_archive
 from engine.saga import StepResult
@@ -113,10 +114,10 @@ class ClusterRestore:
         return self.secrets.password_for(r.addon.name), self.secrets.password_for(sentinel_secret(r.addon.name))
 
     def _endpoint(self, r: Restoring, node: dict) -> Endpoint:
-        return Endpoint(node["address"], node["port"], self._passwords(r)[0])
+        return endpoint(node, self._passwords(r)[0])
 
     def _sentinel(self, r: Restoring, node: dict) -> Endpoint:
-        return Endpoint(node["address"], node["port"], self._passwords(r)[1])
+        return endpoint(node, self._passwords(r)[1])
 
     # -- the new primary, from the backup ---------------------------------------------------------
 

@@ -21,6 +21,11 @@ from engine.ports import Certificates, EffectError, RedisAdmin, SecretStore, Tra
 
 log = structlog.get_logger("settings")
 
+# A cluster made before Business clusters served TLS: its nodes listen for plaintext only, and giving
+# them TLS live (a port each, certificates, Sentinels and replication moved to TLS) is not done here.
+BUSINESS_WITHOUT_TLS = ("was made before Business addons served TLS: its cluster has no TLS port and serves "
+                        "none; a Business addon made now serves TLS (restore a backup into one to move the data)")
+
 
 class DatabaseSettings:
     def __init__(self, lookup: AddonLookup, starter: OperationStarter, versions: VersionCatalog,
@@ -50,7 +55,7 @@ class DatabaseSettings:
         key = setting_key(setting)
         current = await self._addon(app, addon)
         # On a Business addon, RDB, AOF and cache mode go to every data node (engine/data_node_settings.py);
-        # TLS is not served by its clusters yet (_check_tls refuses it).
+        # force TLS to its entry (engine/cluster_tls.py).
         if key == "force_tls":
             self._check_tls(current)
         kind = "change_settings"
@@ -70,11 +75,12 @@ class DatabaseSettings:
         return self.certificates.certificate_pem
 
     def _check_tls(self, addon: Addon) -> None:
-        self.plans.get(addon.plan).check_single_node(addon.name, "TLS")
         if not self.versions.get(addon.redis_version).tls:
             with_tls = ", ".join(v.version for v in self.versions if v.tls)
             raise TlsNotAvailable(f"addon {addon.name} runs {addon.redis_version}, built without TLS; "
                                   f"the versions with TLS are: {with_tls}")
+        if self.plans.get(addon.plan).is_cluster and addon.tls_port is None:
+            raise TlsNotAvailable(f"addon {addon.name} {BUSINESS_WITHOUT_TLS}")
         addon.check_serves_tls()
 
     async def _certificate_expiry(self, addon: Addon) -> str | None:
@@ -91,4 +97,6 @@ class DatabaseSettings:
     def _why_no_tls(self, addon: Addon) -> str | None:
         if not self.versions.get(addon.redis_version).tls:
             return f"{addon.redis_version} has no TLS"
+        if addon.tls_port is None and self.plans.get(addon.plan).is_cluster:
+            return f"the addon {BUSINESS_WITHOUT_TLS}"
         return None if addon.tls_port is not None else f"the addon {NO_TLS_PORT}"

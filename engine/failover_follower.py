@@ -17,6 +17,7 @@ from domain.catalog import PlanCatalog
 from domain.cluster_config import MASTER_NAME, QUORUM
 from engine.cluster_provisioning import sentinel_secret
 from engine.clusters import cluster_of
+from engine.nodes import endpoint
 from engine.ports import EffectError, Endpoint, ReadModels, RedisAdmin, SecretStore, TransientError
 from engine.sentinel_events import FAILOVER, SAVE_ATTEMPTS, SentinelEvents
 from engine.store import EventLog, IntegrityError
@@ -87,12 +88,12 @@ class FailoverFollower:
         primary = cluster.primary_node
         if primary is None:
             return
-        node = Endpoint(primary["address"], primary["port"], self.secrets.password_for(addon))
+        node = endpoint(primary, self.secrets.password_for(addon))
         try:
             info = await self.redis.replication(node)
             online = [v for k, v in info.items() if k.startswith("slave") and isinstance(v, dict) and v.get("state") == "online"]
             wanted = "1" if online else "0"
-            await self._promotable_once_in_sync(node.password, online)
+            await self._promotable_once_in_sync(node, online)
             if (await self.redis.configuration(node, ["min-replicas-to-write"]))["min-replicas-to-write"] != wanted:
                 await self.redis.configure(node, {"min-replicas-to-write": wanted})
         except (TransientError, EffectError):
@@ -102,11 +103,11 @@ class FailoverFollower:
         else:
             cluster.mark_redundant(now)
 
-    async def _promotable_once_in_sync(self, password: str, online: list[dict]) -> None:
+    async def _promotable_once_in_sync(self, primary: Endpoint, online: list[dict]) -> None:
         """A replica that joined or came back is not promotable (replica-priority 0) until the primary
         sees it in sync: from then on the Sentinels may elect it."""
         for link in online:
-            replica = Endpoint(link["ip"], int(link["port"]), password)
+            replica = Endpoint(link["ip"], int(link["port"]), primary.password, tls=primary.tls)  # as the primary: TLS in a TLS cluster
             if (await self.redis.configuration(replica, ["replica-priority"]))["replica-priority"] == "0":
                 await self.redis.configure(replica, {"replica-priority": "100"})
                 log.info("replica in sync: promotable again", replica=f"{link['ip']}:{link['port']}")
@@ -116,7 +117,7 @@ class FailoverFollower:
         answers = Counter()
         for node in sentinels:
             try:
-                view = await self.redis.sentinel_view(Endpoint(node["address"], node["port"], password), MASTER_NAME)
+                view = await self.redis.sentinel_view(endpoint(node, password), MASTER_NAME)
             except (TransientError, EffectError):
                 continue  # a Sentinel down: the others may still be a majority
             answers[view["primary"]] += 1

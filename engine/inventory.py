@@ -99,7 +99,7 @@ class Inventory:
             self._nodes[(event.originator_id, node["id"])] = Tenant(node["host"], node["port"], node["memory_mib"],
                                                                     node.get("tls_port"))
         elif isinstance(event, Cluster.EntryReserved):  # no node's: bound by every HAProxy of the cluster
-            self._nodes[(event.originator_id, ENTRY)] = Tenant(event.host, event.port, 0)
+            self._nodes[(event.originator_id, ENTRY)] = Tenant(event.host, event.port, 0, getattr(event, "tls_port", None))
         elif isinstance(event, Cluster.NodePortsChanged) and key in self._nodes:
             self._nodes[key] = replace(self._nodes[key], tls_port=event.tls_port)
         elif isinstance(event, Cluster.NodeRetired):

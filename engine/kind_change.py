@@ -21,6 +21,7 @@ from engine.cluster_forming import MEMORY
 from engine.cluster_provisioning import sentinel_secret
 from engine.cluster_rewiring import route_proxies
 from engine.clusters import cluster_of
+from engine.nodes import endpoint
 from engine.ports import AppRestarter, Endpoint, RedisAdmin, Runtime, SecretStore, TransientError
 from engine.primary_switch import PrimarySwitch, at
 from engine.saga import StepResult
@@ -84,7 +85,7 @@ class KindChange:
         return self.secrets.password_for(addon.name), self.secrets.password_for(sentinel_secret(addon.name))
 
     def endpoint(self, c: Change, node: dict) -> Endpoint:
-        return Endpoint(node["address"], node["port"], self.passwords(c.addon)[0])
+        return endpoint(node, self.passwords(c.addon)[0])  # over TLS where the node serves it
 
     def switching(self, c: Change, entry: Endpoint) -> PrimarySwitch:
         password, sentinel_password = self.passwords(c.addon)

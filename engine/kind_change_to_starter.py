@@ -38,6 +38,8 @@ class ChangeToStarter(KindChange):
     published_note = ", the single node's own (the entry routes to it too until the cluster goes)"
 
     def entry(self, c: Change) -> Endpoint:
+        if c.cluster.entry.get("tls_port"):  # a cluster serving TLS: its plaintext entry may be closed (force TLS)
+            return Endpoint(c.cluster.entry["address"], c.cluster.entry["tls_port"], self.passwords(c.addon)[0], tls=True)
         return Endpoint(c.cluster.entry["address"], c.cluster.entry["port"], self.passwords(c.addon)[0])
 
     def node(self, c: Change) -> dict:

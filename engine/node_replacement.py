@@ -27,7 +27,8 @@ from engine.cluster_nodes import address, data_node_spec, proxy_spec, sentinel_s
 from engine.cluster_provisioning import knows_whole_cluster, sentinel_secret
 from engine.cluster_rewiring import reset_sentinels, route_proxies
 from engine.clusters import cluster_of
-from engine.ports import EffectError, Endpoint, RedisAdmin, Runtime, SecretStore, TransientError
+from engine.nodes import endpoint
+from engine.ports import EffectError, RedisAdmin, Runtime, SecretStore, TransientError
 from engine.saga import StepResult
 from engine.store import EventLog
 
@@ -107,7 +108,7 @@ class NodeReplacement:
     async def wait_ready(self, r: Replacing, operation) -> StepResult:
         password, sentinel_password = self._passwords(r.addon)
         if r.new["role"] == "data":
-            info = await self.redis.replication(Endpoint(r.primary["address"], r.primary["port"], password))
+            info = await self.redis.replication(endpoint(r.primary, password))
             link = next((v for k, v in info.items() if k.startswith("slave") and isinstance(v, dict)
                          and (v.get("ip"), int(v.get("port", 0))) == (r.new["address"], r.new["port"])), None)
             if link is None or link.get("state") != "online":

@@ -13,6 +13,7 @@ import asyncio
 from dataclasses import dataclass
 
 from domain.cluster_config import MASTER_NAME, QUORUM
+from engine.nodes import endpoint
 from engine.ports import EffectError, Endpoint, RedisAdmin, TransientError
 
 SWITCH_PAUSE_MS = 5_000  # the longest writes may wait on the old primary; resumed as soon as the switch is done
@@ -38,7 +39,7 @@ class PrimarySwitch:
     sentinel_password: str
 
     def endpoint(self, node: dict) -> Endpoint:
-        return Endpoint(node["address"], node["port"], self.password)
+        return endpoint(node, self.password)  # over TLS where the node serves it
 
     async def switch(self, old: dict, candidates: tuple[dict, ...], in_sync: tuple[dict, ...]) -> tuple[dict, str]:
         """One of `candidates` made the primary in place of `old`, once every node of `in_sync` has all
@@ -125,7 +126,7 @@ class PrimarySwitch:
         raise TransientError(f"the Sentinels elected no new node within {ELECTED_WITHIN_S:.0f} s")
 
     def sentinel(self, node: dict) -> Endpoint:
-        return Endpoint(node["address"], node["port"], self.sentinel_password)
+        return endpoint(node, self.sentinel_password)
 
     async def seeing(self, what) -> list:
         """`what` of each Sentinel's view, for those that answer."""

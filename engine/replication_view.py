@@ -3,7 +3,8 @@ and for each replica its offset, how many bytes it is behind and how long since 
 
 from __future__ import annotations
 
-from engine.ports import EffectError, Endpoint, RedisAdmin, TransientError
+from engine.nodes import endpoint
+from engine.ports import EffectError, RedisAdmin, TransientError
 
 
 async def with_replication(redis: RedisAdmin, password: str | None, rows: list[dict]) -> list[dict]:
@@ -14,7 +15,7 @@ async def with_replication(redis: RedisAdmin, password: str | None, rows: list[d
     if primary is None or password is None:
         return rows
     try:
-        info = await redis.replication(Endpoint(primary["address"], primary["port"], password))
+        info = await redis.replication(endpoint(primary, password))
     except (TransientError, EffectError):
         return rows
     head = int(info.get("master_repl_offset", 0))

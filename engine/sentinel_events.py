@@ -29,7 +29,8 @@ from domain.cluster import Cluster
 from domain.cluster_config import MASTER_NAME
 from engine.cluster_provisioning import sentinel_secret
 from engine.clusters import cluster_of
-from engine.ports import Endpoint, SecretStore
+from engine.nodes import endpoint as node_endpoint
+from engine.ports import SecretStore
 from engine.store import EventLog, IntegrityError
 
 log = structlog.get_logger("sentinel-events")
@@ -181,7 +182,7 @@ class SentinelEvents:
         await asyncio.gather(*tasks, return_exceptions=True)
 
     async def _follow(self, addon: str, sentinel: dict, ready: asyncio.Event) -> None:
-        endpoint = Endpoint(sentinel["address"], sentinel["port"], self.secrets.password_for(sentinel_secret(addon)))
+        endpoint = node_endpoint(sentinel, self.secrets.password_for(sentinel_secret(addon)))
         bound = log.bind(addon=addon, sentinel=sentinel["id"])
         wait = self.retry_s[0]
         while True:

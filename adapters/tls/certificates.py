@@ -101,14 +101,16 @@ class CertificateAuthority:
         return self._certificate.not_valid_after_utc
 
     def issue_server_certificate(self, address: str, names: tuple[str, ...] = ("localhost",),
-                                 days: int = 825) -> tuple[str, str]:
+                                 days: int = 825, also_at: tuple[str, ...] = ()) -> tuple[str, str]:
         """(certificate PEM, private key PEM) for a node bound to `address`: its subject alternative
-        names are that IP and the DNS `names`; serverAuth only; a fresh EC P-256 key; signed by the CA.
-        Never valid beyond the CA itself."""
+        names are that IP, the IPs `also_at` (where clients reach it through a proxy that passes TLS
+        on) and the DNS `names`; serverAuth only; a fresh EC P-256 key; signed by the CA. Never valid
+        beyond the CA itself."""
         try:
             ip = ipaddress.ip_address(address)
+            others = [ipaddress.ip_address(a) for a in also_at]
         except ValueError:
-            raise ValueError(f"not an IP address: {address!r}") from None
+            raise ValueError(f"not an IP address: {address!r} or one of {list(also_at)!r}") from None
         if isinstance(names, str):
             raise TypeError("names must be a tuple of DNS names, not a string")
         for name in names:
@@ -120,7 +122,7 @@ class CertificateAuthority:
         not_after = min(now + timedelta(days=days), self._certificate.not_valid_after_utc)
         key = ec.generate_private_key(ec.SECP256R1())
         ca_ski = self._certificate.extensions.get_extension_for_class(x509.SubjectKeyIdentifier).value
-        alt_names: list[x509.GeneralName] = [x509.IPAddress(ip)]
+        alt_names: list[x509.GeneralName] = [x509.IPAddress(a) for a in dict.fromkeys([ip, *others])]
         alt_names += [x509.DNSName(name) for name in dict.fromkeys(names)]
         certificate = (
             x509.CertificateBuilder()

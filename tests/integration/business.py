@@ -43,8 +43,14 @@ def primary_of(nodes: dict[str, list[dict]]) -> dict:
     return next(n for n in nodes["data"] if n["is_primary"])
 
 
+def over_tls(node: dict) -> dict:
+    """How a client reaches a node of a cluster that serves TLS only: over TLS (these tests do not
+    verify its certificate; tests/integration/test_business_force_tls.py does)."""
+    return {"ssl": True, "ssl_cert_reqs": "none"} if node.get("tls_port") and node["tls_port"] == node["port"] else {}
+
+
 def direct(node: dict, password: str) -> redis.Redis:
-    return redis.Redis(host=node["address"], port=node["port"], username="default", password=password,
+    return redis.Redis(host=node["address"], port=node["port"], username="default", password=password, **over_tls(node),
                        decode_responses=True, socket_timeout=2, socket_connect_timeout=2)
 
 

@@ -15,6 +15,7 @@ import redis.asyncio as redis
 from domain.cluster import Cluster
 from domain.errors import NoHostWithRoom, NotOnBusinessYet
 from engine import build
+from tests.integration.business import over_tls
 from tests.integration.conftest import containers_of, settings_for, volumes_of
 
 
@@ -60,7 +61,7 @@ async def test_a_business_addon_is_seven_nodes_behind_one_url_and_removal_takes_
     password = entry.password
     for node in (primary, replica):
         direct = redis.Redis(host=node["address"], port=node["port"], username="default", password=password,
-                             decode_responses=True)
+                             decode_responses=True, **over_tls(node))
         assert await eventually(lambda: direct.get("order:1")) == "paid"
         config = await direct.config_get("*")
         assert (config["databases"], config["timeout"], config["maxmemory"]) == ("5", "150", str(256 * 1024 * 1024))
@@ -124,7 +125,7 @@ async def test_writes_resume_through_the_same_url_when_the_primary_is_killed(eng
     client = redis.from_url(url, decode_responses=True, socket_timeout=1, socket_connect_timeout=1)
     await client.set("before", "1")
     direct = redis.Redis(host=replica["address"], port=replica["port"], username="default",
-                         password=urlsplit(url).password, decode_responses=True)
+                         password=urlsplit(url).password, decode_responses=True, **over_tls(replica))
     assert await eventually(lambda: direct.get("before")) == "1"
     await (await engine.runtime.client(primary["host"]).containers.get(primary["container"])).kill()
 

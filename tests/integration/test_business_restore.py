@@ -10,7 +10,7 @@ from domain.cluster_config import MASTER_NAME
 from engine.cluster_provisioning import sentinel_secret
 from engine.ports import Endpoint
 from tests.integration import data
-from tests.integration.business import business_addon, eventually, nodes_by_role, primary_of
+from tests.integration.business import business_addon, eventually, nodes_by_role, over_tls, primary_of
 from tests.integration.conftest import containers_of
 from tests.integration.test_backups import backup_now
 
@@ -21,7 +21,7 @@ async def counts(node: dict, password: str) -> dict[int, int]:
     found = {}
     for db in range(5):
         client = redis.Redis(host=node["address"], port=node["port"], db=db, username="default", password=password,
-                             socket_timeout=2)
+                             socket_timeout=2, **over_tls(node))
         try:
             if n := await client.dbsize():
                 found[db] = n

@@ -17,7 +17,7 @@ import redis.asyncio as redis
 
 from engine import build
 from tests.conftest import HOSTS_FILE, REPO
-from tests.integration.business import eventually, nodes_by_role, primary_of
+from tests.integration.business import eventually, nodes_by_role, over_tls, primary_of
 from tests.integration.conftest import containers_of, remove_everything_of, settings_for
 
 CHILD = """
@@ -109,7 +109,8 @@ async def test_a_crashed_node_replacement_is_finished_by_the_next_start(tmp_path
             assert lost not in {n["id"] for group in nodes.values() for n in group}
             primary = primary_of(nodes)
             password = engine.secrets.password_for(addon)
-            node = redis.Redis(host=primary["address"], port=primary["port"], username="default", password=password)
+            node = redis.Redis(host=primary["address"], port=primary["port"], username="default", password=password,
+                               **over_tls(primary))
 
             async def in_sync() -> bool:
                 info = await node.info("replication")
@@ -134,7 +135,7 @@ async def test_a_crashed_business_plan_change_is_finished_by_the_next_start(tmp_
             nodes = await a_whole_cluster(engine, app_name, addon)
             for node in nodes["data"]:  # both new, with the new plan's memory
                 client = redis.Redis(host=node["address"], port=node["port"], username="default",
-                                     password=engine.secrets.password_for(addon))
+                                     password=engine.secrets.password_for(addon), **over_tls(node))
                 assert (await client.config_get("maxmemory"))["maxmemory"] == str(512 * 1024 * 1024)
                 await client.aclose()
             assert (await engine.addon(app_name, addon))["plan"] == "redis-business-512"

@@ -11,9 +11,8 @@ from uuid import UUID
 
 import pytest
 
-from domain.errors import NotOnBusinessYet
 from engine.clusters import cluster_of
-from engine.ports import Endpoint
+from engine.nodes import endpoint
 from tests.unit.engine_fakes import APP, THREE_HOSTS, World, caught_up, restarted, settled, shut_down, started_engine
 from tests.unit import test_saga_cluster_crashes as cluster_crashes
 from tests.unit.fakes import Crash
@@ -82,7 +81,7 @@ async def test_aof_goes_to_both_data_nodes_live_and_in_files_that_keep_their_rol
         await world.runtime.stop_node(node["host"], node["container"], 10)
         await world.runtime.start_node(node["host"], node["container"])
         assert live(world, node, "appendonly") == "yes"
-    info = await world.redis.replication(Endpoint(replica["address"], replica["port"], world.secrets.peek(addon)))
+    info = await world.redis.replication(endpoint(replica, world.secrets.peek(addon)))
     assert (info["role"], info["master_port"], info["master_link_status"]) == ("slave", primary["port"], "up")
 
 
@@ -177,12 +176,6 @@ async def test_a_node_refusing_them_puts_the_former_settings_back_on_every_node(
     for node in (primary, replica):
         assert live(world, node, "appendonly") == "no" and "appendonly no" in redis_conf(world, node)
     assert replica_of(primary) in redis_conf(world, replica)
-
-
-async def test_force_tls_is_still_refused_on_a_business_addon(world, engine):
-    addon = await business_addon(engine)
-    with pytest.raises(NotOnBusinessYet, match="TLS is not available on Business clusters yet"):
-        await engine.database.change(APP, addon, "force-tls", True)
 
 
 # -- crashes ------------------------------------------------------------------------------------------------

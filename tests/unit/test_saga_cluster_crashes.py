@@ -28,6 +28,7 @@ from domain.cluster_config import MASTER_NAME
 from domain.operation import POINTS_OF_NO_RETURN, STEPS
 from engine.cluster_provisioning import sentinel_secret
 from engine.clusters import cluster_of
+from engine.nodes import endpoint
 from engine.ports import EffectError, Endpoint
 from tests.unit.engine_fakes import APP, THREE_HOSTS, World, caught_up, restarted, settled, shut_down, started_engine
 from tests.unit.fakes import Crash
@@ -212,12 +213,12 @@ async def a_whole_cluster(world, cluster, addon, reset: bool = True) -> None:
     password, sentinel_password = world.secrets.peek(addon.name), world.secrets.peek(sentinel_secret(addon.name))
     primary = cluster.primary_node
     [replica] = [n for n in live if n["role"] == "data" and n["id"] != primary["id"]]
-    info = await world.redis.replication(Endpoint(primary["address"], primary["port"], password))
+    info = await world.redis.replication(endpoint(primary, password))
     assert (info["role"], info["connected_slaves"], info["slave0"]["state"]) == ("master", 1, "online")
     assert (info["slave0"]["ip"], info["slave0"]["port"]) == (replica["address"], replica["port"])
     sentinels = [n for n in live if n["role"] == "sentinel"]
     for sentinel in sentinels:
-        view = await world.redis.sentinel_view(Endpoint(sentinel["address"], sentinel["port"], sentinel_password),
+        view = await world.redis.sentinel_view(endpoint(sentinel, sentinel_password),
                                                MASTER_NAME)
         others = sorted(address(s) for s in sentinels if s is not sentinel)
         view.pop("replicas_electable")  # whether a new replica is electable yet is the failover follower's
@@ -340,11 +341,11 @@ async def replaced_beside_a_lost_host(world, engine, given, operation, redone) -
 
     password, sentinel_password = world.secrets.peek(addon.name), world.secrets.peek(sentinel_secret(addon.name))
     primary = cluster.primary_node
-    info = await world.redis.replication(Endpoint(primary["address"], primary["port"], password))
+    info = await world.redis.replication(endpoint(primary, password))
     assert (info["connected_slaves"], info["slave0"]["ip"], info["slave0"]["port"]) == (1, new["address"], new["port"])
     sentinels = [n for n in up if n["role"] == "sentinel"]
     for sentinel in sentinels:  # reset: each forgot the lost replica, and the Sentinel of the lost host too
-        view = await world.redis.sentinel_view(Endpoint(sentinel["address"], sentinel["port"], sentinel_password),
+        view = await world.redis.sentinel_view(endpoint(sentinel, sentinel_password),
                                                MASTER_NAME)
         assert view == {"primary": address(primary), "sentinels": 1, "replicas": 1,
                         "sentinels_up": [address(s) for s in sentinels if s is not sentinel],

@@ -49,6 +49,7 @@ class Sentinel:
     known_sentinels: set[str] = field(default_factory=set)  # "address:port" of the others it has learnt of
     known_replicas: set[str] = field(default_factory=set)
     resets: int = 0
+    tls: bool = False  # its one port serves TLS only
 
     @classmethod
     def boot(cls, conf: str) -> Sentinel:
@@ -61,15 +62,16 @@ class Sentinel:
                 auth = unquoted(words[3])
             elif words and words[0] != "sentinel":
                 settings[words[0]] = line.partition(" ")[2]
-        return cls(settings["bind"], int(settings["port"]), hashed(unquoted(settings["requirepass"])), primary,
-                   hashed(auth))
+        tls = settings["port"] == "0" and "tls-port" in settings
+        return cls(settings["bind"], int(settings["tls-port" if tls else "port"]), hashed(unquoted(settings["requirepass"])),
+                   primary, hashed(auth), tls=tls)
 
     @property
     def me(self) -> str:
         return f"{self.address}:{self.port}"
 
     def listens_at(self, node: Endpoint) -> bool:
-        return not node.tls and (node.address, node.port) == (self.address, self.port)
+        return node.tls == self.tls and (node.address, node.port) == (self.address, self.port)
 
     def reset(self) -> None:
         """SENTINEL RESET: it forgets every replica and other Sentinel, and learns the live ones again."""
@@ -84,7 +86,6 @@ class Proxy:
 
     role: ClassVar[str] = "proxy"
     saves_on_shutdown: ClassVar[bool] = False
-    tls_port: ClassVar[None] = None
     reuses_port: ClassVar[bool] = True
     password_hash: ClassVar[None] = None  # it checks no password: the data node behind it does
 
@@ -92,31 +93,37 @@ class Proxy:
     port: int
     data_nodes: list[str]  # "address:port" of each data node it may send clients to
     sentinels: list[str]  # of each Sentinel it asks which node is the primary
+    tls_port: int | None = None  # the entry's TLS port, passed through to the primary
     loads: int = 1  # how many times it read its file: once at start, once per reload
 
     @classmethod
     def boot(cls, cfg: str) -> Proxy:
-        address, port, data_nodes, sentinels = cls.parse(cfg)
-        return cls(address, port, data_nodes, sentinels)
+        address, port, data_nodes, sentinels, tls_port = cls.parse(cfg)
+        return cls(address, port, data_nodes, sentinels, tls_port)
 
     @staticmethod
-    def parse(cfg: str) -> tuple[str, int, list[str], list[str]]:
-        bind, data_nodes, sentinels = "", [], []
+    def parse(cfg: str) -> tuple[str, int, list[str], list[str], int | None]:
+        """Its binds: plaintext (`frontend redis`: 0 when not bound, TLS forced) and TLS (`frontend redis_tls`)."""
+        binds, frontend, data_nodes, sentinels = {}, "", [], []
         for line in cfg.splitlines():
             words = line.split()
-            if words[:1] == ["bind"]:
-                bind = host_port(words[1])
+            if words[:1] == ["frontend"]:
+                frontend = words[1]
+            elif words[:1] == ["bind"]:
+                binds[frontend] = host_port(words[1])
             elif words[:1] == ["server"]:
                 group = sentinels if words[1].startswith("sentinel") else data_nodes
                 if host_port(words[2]) not in group:
                     group.append(host_port(words[2]))
-        address, _, port = bind.partition(":")
-        return address, int(port), data_nodes, sentinels
+        address = next(iter(binds.values())).partition(":")[0]
+        port = int(binds["redis"].partition(":")[2]) if "redis" in binds else 0
+        tls_port = int(binds["redis_tls"].partition(":")[2]) if "redis_tls" in binds else None
+        return address, port, data_nodes, sentinels, tls_port
 
     def reload(self, cfg: str) -> None:
         """SIGUSR2: the file is read again (new sessions follow it)."""
-        self.address, self.port, self.data_nodes, self.sentinels = self.parse(cfg)
+        self.address, self.port, self.data_nodes, self.sentinels, self.tls_port = self.parse(cfg)
         self.loads += 1
 
     def listens_at(self, node: Endpoint) -> bool:
-        return not node.tls and (node.address, node.port) == (self.address, self.port)
+        return node.address == self.address and node.port == (self.tls_port if node.tls else self.port) != 0

@@ -94,6 +94,11 @@ class Server:
         if "tls-port" in parameters:
             self.tls_port = int(parameters["tls-port"]) or None
 
+    @property
+    def at(self) -> str:
+        """"address:port" as the cluster knows it: a node serving TLS only is known by its TLS port."""
+        return f"{self.address}:{self.port or self.tls_port}"
+
     def listens_at(self, node: Endpoint) -> bool:
         if node.address != self.address:
             return False
@@ -142,7 +147,7 @@ class FakeRedisAdmin(Faulty):
 
     def _listening(self) -> dict[str, tuple]:
         """"address:port" -> (process, container) of every running process (an HAProxy: at the entry)."""
-        return {f"{c.server.address}:{c.server.port}": (c.server, c)
+        return {getattr(c.server, "at", f"{c.server.address}:{c.server.port}"): (c.server, c)
                 for host in self.runtime.hosts.values() for c in host.containers.values() if c.running and c.server}
 
     def _routed(self, proxy: Proxy) -> tuple | None:
@@ -160,7 +165,7 @@ class FakeRedisAdmin(Faulty):
 
     def _replicas(self, primary: Server, up: dict) -> list[Server]:
         """The running servers in sync with `primary`: replicas of it that gave its password."""
-        me = f"{primary.address}:{primary.port}"
+        me = primary.at
         return sorted((s for s, _ in up.values() if s.role == "data" and s.replicaof == me
                        and s.masterauth_hash == primary.password_hash), key=lambda s: (s.address, s.port))
 
@@ -174,7 +179,7 @@ class FakeRedisAdmin(Faulty):
             if primary is None or primary.role != "data" or primary.password_hash != sentinel.primary_auth_hash:
                 continue
             sentinel.known_sentinels |= {o.me for o in sentinels if o is not sentinel and o.primary == sentinel.primary}
-            sentinel.known_replicas |= {f"{r.address}:{r.port}" for r in self._replicas(primary, up)}
+            sentinel.known_replicas |= {r.at for r in self._replicas(primary, up)}
         return up
 
     def _sentinel(self, call: str, node: Endpoint, master: str) -> tuple[Sentinel, object]:
@@ -201,7 +206,7 @@ class FakeRedisAdmin(Faulty):
         replicas = self._replicas(server, up)
         info = {"role": "master", "connected_slaves": len(replicas), "master_repl_offset": offset}
         for i, replica in enumerate(replicas):
-            info[f"slave{i}"] = {"ip": replica.address, "port": replica.port, "state": "online", "offset": offset,
+            info[f"slave{i}"] = {"ip": replica.address, "port": int(replica.at.rpartition(":")[2]), "state": "online", "offset": offset,
                                  "lag": 0}
         return info
 
@@ -234,7 +239,7 @@ class FakeRedisAdmin(Faulty):
         if not electable:
             raise TransientError(f"{node} could not start a failover: NOGOODSLAVE No suitable replica to promote")
         new, old_at = electable[0], sentinel.primary
-        new_at = f"{new.address}:{new.port}"
+        new_at = new.at
         for server, c in up.values():
             if server.role == "sentinel" and c.labels.get(ADDON_LABEL) == container.labels.get(ADDON_LABEL):
                 server.primary = new_at
@@ -252,7 +257,7 @@ class FakeRedisAdmin(Faulty):
 
     async def answering(self, node: Endpoint) -> str:
         server, _ = self._server("answering", node)
-        return f"{server.address}:{server.port}"
+        return server.at
 
     async def demote(self, node: Endpoint, primary_address: str, primary_port: int) -> None:
         self._server("demote", node)[0].replicaof = f"{primary_address}:{primary_port}"
@@ -330,7 +335,7 @@ class FakeRedisAdmin(Faulty):
             raise TransientError(f"{primary}: ConnectionError: connection refused")
         head_server = found[0]
         head = sum(head_server.keys.values())
-        if (server.replicaof != f"{head_server.address}:{head_server.port}" or f"{replica.address}:{replica.port}"
+        if (server.replicaof != head_server.at or f"{replica.address}:{replica.port}"
                 in self.lagging or server.masterauth_hash != head_server.password_hash):
             return {"in_sync": False, "offset": head - 1, "primary_offset": head}
         server.keys, server.expires = dict(head_server.keys), dict(head_server.expires)

@@ -49,8 +49,8 @@ class FakeCertificates(Faulty):
         self.now = now
         self.issued: list[tuple[str, tuple[str, ...]]] = []
 
-    def issue_server_certificate(self, address: str, names: tuple[str, ...]) -> tuple[str, str]:
-        self._called("issue_server_certificate", address=address, names=names)
+    def issue_server_certificate(self, address: str, names: tuple[str, ...], also_at: tuple[str, ...] = ()) -> tuple[str, str]:
+        self._called("issue_server_certificate", address=address, names=names, also_at=tuple(also_at))
         self.issued.append((address, tuple(names)))
         serial = len(self.issued)
         certificate = (f"-----BEGIN CERTIFICATE-----\nserial {serial}\nfor {address} {' '.join(names)}\n"

@@ -1,0 +1,53 @@
+"""Force TLS on a Business addon (reference, "Force TLS Connections"), as engine/tls_change.py runs
+it: only the entry changes. A cluster made to serve TLS (engine/cluster_forming.py) has no
+plaintext path inside it from the start: its data nodes and Sentinels serve TLS only, replicate
+and watch each other over TLS, and HAProxy checks them over TLS. What the app reaches is the
+entry, which serves both until TLS is forced; forced, HAProxy binds its TLS port only.
+
+An HAProxy reloaded (SIGUSR2) stops listening on the port it no longer binds at once; the
+plaintext sessions still open stay with the old process until `hard-stop-after` (10 s) ends them.
+"""
+
+from __future__ import annotations
+
+from domain.addon import Addon
+from domain.catalog import ComponentCatalog
+from domain.cluster import Cluster
+from engine.cluster_nodes import entry_endpoint, serves_tls_only
+from engine.cluster_provisioning import sentinel_secret
+from engine.cluster_rewiring import route_proxies
+from engine.ports import Endpoint, RedisAdmin, Runtime, SecretStore, TransientError
+
+
+def serves_tls_inside(cluster: Cluster) -> bool:
+    """Every data node and Sentinel of the cluster serves TLS only (a cluster made before Business
+    addons served TLS has none that does)."""
+    inside = [n for n in cluster.live_nodes if n["role"] in ("data", "sentinel")]
+    return bool(inside) and all(serves_tls_only(n) for n in inside)
+
+
+async def bind_entry(runtime: Runtime, components: ComponentCatalog, secrets: SecretStore, addon: Addon,
+                     cluster: Cluster, operation, settings: dict) -> list[str]:
+    """Each running HAProxy binds the entry as `settings` say (TLS only when forced) and reloads."""
+    password, sentinel_password = secrets.password_for(addon.name), secrets.password_for(sentinel_secret(addon.name))
+    members = {role: [n for n in cluster.live_nodes if n["role"] == role] for role in ("data", "sentinel", "proxy")}
+    running = [p for p in members["proxy"] if p["state"] == "running"]
+    return await route_proxies(runtime, components.get("haproxy"), addon, running, members["data"],
+                               members["sentinel"], operation, password, sentinel_password, settings=settings)
+
+
+async def entry_answers_as_set(redis: RedisAdmin, addon: Addon, password: str, force_tls: bool) -> str:
+    """The entry answers over TLS, and over plaintext only when TLS is not forced (a reload just sent
+    may not have taken yet: then it is asked again)."""
+    await redis.ping(entry_endpoint(addon, password))
+    try:
+        await redis.ping(Endpoint(addon.address, addon.port, password))
+        plaintext = True
+    except TransientError:
+        plaintext = False
+    if plaintext == force_tls:
+        raise TransientError(f"the entry {addon.address}:{addon.port} "
+                             f"{'still answers' if force_tls else 'does not answer'} plaintext yet")
+    if force_tls:
+        return f"the entry answers over TLS on {addon.tls_port} only; plaintext on {addon.port} is refused"
+    return f"the entry answers plaintext on {addon.port} and TLS on {addon.tls_port}"
