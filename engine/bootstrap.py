@@ -54,13 +54,16 @@ def build(settings: Settings | None = None) -> Engine:
         "remove": Removal(events, runtime, secrets),
         "provision_cluster": ClusterProvisioning(events, runtime, redis, secrets, versions, ComponentCatalog.load(),
                                                  authority),
-        "replace_node": NodeReplacement(events, runtime, redis, secrets, versions, ComponentCatalog.load()),
+        "replace_node": NodeReplacement(events, runtime, redis, secrets, versions, ComponentCatalog.load(),
+                                        certificates=authority),
         "change_plan": PlanChange(events, runtime, redis, secrets, versions, restarter, authority),
-        "change_cluster_plan": ClusterPlanChange(events, runtime, redis, secrets, versions, ComponentCatalog.load()),
+        "change_cluster_plan": ClusterPlanChange(events, runtime, redis, secrets, versions, ComponentCatalog.load(),
+                                                 certificates=authority),
         "backup": BackupSaga(events, runtime, redis, secrets, store),
         "restore": Restore(events, runtime, redis, secrets, versions, store, authority),
         "change_settings": SettingsChange(events, runtime, redis, secrets, versions),
-        "restore_cluster": ClusterRestore(events, runtime, redis, secrets, versions, store, ComponentCatalog.load()),
+        "restore_cluster": ClusterRestore(events, runtime, redis, secrets, versions, store, ComponentCatalog.load(),
+                                          certificates=authority),
     }
     sagas["renew_certificate"] = CertificateRenewal(events, runtime, redis, secrets, versions, authority)
     for saga in (ChangeToBusiness, ChangeToStarter):  # between a single node and a cluster, both ways

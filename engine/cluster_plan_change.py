@@ -34,7 +34,7 @@ from engine.cluster_provisioning import sentinel_secret
 from engine.cluster_rewiring import reset_sentinels, route_proxies
 from engine.clusters import cluster_of
 from engine.nodes import endpoint
-from engine.ports import Endpoint, RedisAdmin, Runtime, SecretStore, TransientError
+from engine.ports import Certificates, Endpoint, RedisAdmin, Runtime, SecretStore, TransientError
 from engine.primary_switch import PrimarySwitch, at
 from engine.saga import StepResult
 from engine.store import EventLog
@@ -64,9 +64,10 @@ class ClusterPlanChange:
     deadlines = {"sync_first": 900.0, "sync_second": 900.0, "retire_replica": 180.0, "retire_primary": 180.0}
 
     def __init__(self, events: EventLog, runtime: Runtime, redis: RedisAdmin, secrets: SecretStore,
-                 versions: VersionCatalog, components: ComponentCatalog):
+                 versions: VersionCatalog, components: ComponentCatalog, certificates: Certificates | None = None):
         self.events, self.runtime, self.redis, self.secrets = events, runtime, redis, secrets
         self.versions, self.components = versions, components
+        self.certificates = certificates  # a node joining a cluster that serves TLS gets its certificate
 
     async def _move(self, operation: Operation) -> Move:
         addon: Addon = await self.events.get(Addon.id_for(operation.addon))
@@ -88,7 +89,7 @@ class ClusterPlanChange:
             password, _ = self._passwords(m.addon)
             # Not electable until in sync: the Sentinels must never elect a node without the data.
             await self.runtime.create_node(data_node_spec(m.addon, node, m.old_primary, operation, password, self.versions,
-                                                          promotable=False))
+                                                          promotable=False, certificates=self.certificates))
             await self.runtime.start_node(node["host"], node["container"])
         return StepResult(f"{node['container']} ({node['memory_mib']} MiB) started on {node['host']} at {at(node)}, "
                           f"a replica of {m.old_primary['container']}")

@@ -53,7 +53,7 @@ from engine.cluster_rewiring import SENTINEL_SEES_ALL_WITHIN_S, route_proxies
 from engine.clusters import cluster_of
 from engine.node_swap import PAUSE_MS
 from engine.nodes import endpoint
-from engine.ports import BackupStore, EffectError, Endpoint, RedisAdmin, Runtime, SecretStore, TransientError
+from engine.ports import BackupStore, Certificates, EffectError, Endpoint, RedisAdmin, Runtime, SecretStore, TransientError
 from engine.restore import check_archive
 from engine.saga import StepResult
 from engine.store import EventLog
@@ -96,9 +96,11 @@ class ClusterRestore:
                  "switch": 300.0, "cleanup": 300.0}
 
     def __init__(self, events: EventLog, runtime: Runtime, redis: RedisAdmin, secrets: SecretStore,
-                 versions: VersionCatalog, store: BackupStore, components: ComponentCatalog):
+                 versions: VersionCatalog, store: BackupStore, components: ComponentCatalog,
+                 certificates: Certificates | None = None):
         self.events, self.runtime, self.redis, self.secrets = events, runtime, redis, secrets
         self.versions, self.store, self.components = versions, store, components
+        self.certificates = certificates  # its new data nodes, in a cluster that serves TLS, get theirs
 
     async def _restoring(self, operation: Operation) -> Restoring:
         addon: Addon = await self.events.get(Addon.id_for(operation.addon))
@@ -130,7 +132,7 @@ class ClusterRestore:
             return StepResult(f"{node['container']} already running on {node['host']}")
         loading = _with_settings(r.addon, {**r.addon.settings, "aof": False})
         await self.runtime.create_node(data_node_spec(loading, node, None, r.operation, self._passwords(r)[0],
-                                                      self.versions))
+                                                      self.versions, certificates=self.certificates))
         await self.runtime.put_files(node["host"], node["container"], "/data", self.store.read_tar(backup.archive_key))
         await self.runtime.start_node(node["host"], node["container"])
         return StepResult(f"{backup.name} loaded into {node['container']} on {node['host']} at {at(node)}")
@@ -159,7 +161,7 @@ class ClusterRestore:
         node = r.second
         if not await self.runtime.is_running(node["host"], node["container"]):
             await self.runtime.create_node(data_node_spec(r.addon, node, r.first, r.operation, self._passwords(r)[0],
-                                                          self.versions, promotable=False))
+                                                          self.versions, promotable=False, certificates=self.certificates))
             await self.runtime.start_node(node["host"], node["container"])
         return StepResult(f"{node['container']} started on {node['host']} at {at(node)}, a replica of "
                           f"{r.first['container']}")

@@ -28,7 +28,7 @@ from engine.cluster_provisioning import knows_whole_cluster, sentinel_secret
 from engine.cluster_rewiring import reset_sentinels, route_proxies
 from engine.clusters import cluster_of
 from engine.nodes import endpoint
-from engine.ports import EffectError, RedisAdmin, Runtime, SecretStore, TransientError
+from engine.ports import Certificates, EffectError, RedisAdmin, Runtime, SecretStore, TransientError
 from engine.saga import StepResult
 from engine.store import EventLog
 
@@ -66,9 +66,10 @@ class NodeReplacement:
     deadlines = {"wait_ready": 600.0, "reset_sentinels": 180.0}
 
     def __init__(self, events: EventLog, runtime: Runtime, redis: RedisAdmin, secrets: SecretStore,
-                 versions: VersionCatalog, components: ComponentCatalog):
+                 versions: VersionCatalog, components: ComponentCatalog, certificates: Certificates | None = None):
         self.events, self.runtime, self.redis, self.secrets = events, runtime, redis, secrets
         self.versions, self.components = versions, components
+        self.certificates = certificates  # a node joining a cluster that serves TLS gets its certificate
 
     async def _replacing(self, operation: Operation) -> Replacing:
         addon: Addon = await self.events.get(Addon.id_for(operation.addon))
@@ -88,13 +89,14 @@ class NodeReplacement:
         password, sentinel_password = self._passwords(r.addon)
         if node["role"] == "data":
             # Not promotable until in sync: the Sentinels must never elect a node without the data.
-            return data_node_spec(r.addon, node, r.primary, operation, password, self.versions, promotable=False)
+            return data_node_spec(r.addon, node, r.primary, operation, password, self.versions, promotable=False,
+                                  certificates=self.certificates)
         if node["role"] == "sentinel":
             return sentinel_spec(r.addon, node, r.primary, self.components.get("sentinel"), operation, password,
-                                 sentinel_password)
+                                 sentinel_password, certificates=self.certificates)
         entry = address({"address": r.addon.address, "port": r.addon.port})
         return proxy_spec(r.addon, node, entry, r.members("data"), r.members("sentinel"), self.components.get("haproxy"),
-                          operation, password, sentinel_password)
+                          operation, password, sentinel_password, certificates=self.certificates)
 
     async def create(self, r: Replacing, operation) -> StepResult:
         await self.runtime.create_node(self._spec(r, r.new, operation))

@@ -116,9 +116,12 @@ def build_engine(world: World, step_deadline_s: float = STEP_DEADLINE_S,
         "change_settings": SettingsChange(events, runtime, redis, secrets, versions),
         "provision_cluster": ClusterProvisioning(events, runtime, redis, secrets, versions, ComponentCatalog.load(),
                                                  authority),
-        "replace_node": NodeReplacement(events, runtime, redis, secrets, versions, ComponentCatalog.load()),
-        "change_cluster_plan": ClusterPlanChange(events, runtime, redis, secrets, versions, ComponentCatalog.load()),
-        "restore_cluster": ClusterRestore(events, runtime, redis, secrets, versions, store, ComponentCatalog.load()),
+        "replace_node": NodeReplacement(events, runtime, redis, secrets, versions, ComponentCatalog.load(),
+                                        certificates=authority),
+        "change_cluster_plan": ClusterPlanChange(events, runtime, redis, secrets, versions, ComponentCatalog.load(),
+                                                 certificates=authority),
+        "restore_cluster": ClusterRestore(events, runtime, redis, secrets, versions, store, ComponentCatalog.load(),
+                                          certificates=authority),
     }
     sagas["renew_certificate"] = CertificateRenewal(events, runtime, redis, secrets, versions, authority)
     for saga in (ChangeToBusiness, ChangeToStarter):  # between a single node and a cluster, both ways

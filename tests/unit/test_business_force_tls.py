@@ -229,3 +229,35 @@ async def forcing_until_crash(engine, name: str) -> None:
 
 async def tls_operations(engine, name: str) -> list[dict]:
     return [o for o in await engine.operations(name) if o["kind"] == "enable_force_tls"]
+
+
+# -- nodes that join later ----------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("role", ["data", "sentinel", "proxy"])
+async def test_a_replacement_serves_tls_as_the_node_it_replaces_with_its_certificate(world, engine, role):
+    name = await business_addon(engine)
+    await force_tls(engine, name)
+    before = await cluster_of(world.events, name)
+    lost = next(n for n in before.live_nodes if n["role"] == role and n["id"] != before.primary)
+    del world.runtime.hosts[lost["host"]].containers[lost["container"]]  # behind the engine's back
+    await caught_up(engine)
+    world.certificates.calls.clear()
+
+    looked = await engine.watcher.healer.look()
+    assert [d for d in looked if d.get("replacing")], looked
+    [replacing] = [d["replacing"] for d in looked if d.get("replacing")]
+    assert (await engine.wait_for_operation(replacing, timeout=10))["status"] == "succeeded"
+
+    cluster = await cluster_of(world.events, name)
+    [new] = [n for n in cluster.live_nodes if n["id"] not in before.nodes]
+    files = world.runtime.container(new["host"], new["container"]).config
+    if role == "proxy":  # it binds the entry's TLS port only (TLS is forced), with the CA to check the nodes
+        assert "frontend redis\n" not in files["haproxy.cfg"] and "tls/ca.crt" in files
+        assert new["tls_port"] is None
+    else:
+        assert new["tls_port"] == new["port"] and "tls/server.crt" in files and "tls/server.key" in files
+        also_at = (cluster.entry["address"],) if role == "data" else ()
+        assert [(c["address"], c["also_at"]) for c in world.certificates.calls_to("issue_server_certificate")] == [
+            (new["address"], also_at)]
+    plaintext, tls = await entry(world, name)
+    assert not await answers(world, plaintext) and await answers(world, tls)
