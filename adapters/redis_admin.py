@@ -149,7 +149,10 @@ class RedisAdmin:
     async def answering(self, node: Endpoint) -> str:
         async with self._client(node, timeout=1) as client:  # a new connection: HAProxy routes each one afresh
             bind = (await client.config_get("bind"))["bind"].split()[0]
-            return f"{bind}:{(await client.config_get('port'))['port']}"
+            port = (await client.config_get("port"))["port"]
+            if port == "0":  # a node serving TLS only is known by its TLS port
+                port = (await client.config_get("tls-port"))["tls-port"]
+            return f"{bind}:{port}"
 
     async def demote(self, node: Endpoint, primary_address: str, primary_port: int) -> None:
         async with self._client(node, timeout=2) as client:
