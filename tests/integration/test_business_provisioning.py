@@ -13,7 +13,7 @@ import pytest
 import redis.asyncio as redis
 
 from domain.cluster import Cluster
-from domain.errors import NoHostWithRoom, NotOnBusinessYet
+from domain.errors import NoHostWithRoom
 from engine import build
 from tests.integration.business import over_tls
 from tests.integration.conftest import containers_of, settings_for, volumes_of
@@ -76,24 +76,6 @@ async def test_a_business_addon_is_seven_nodes_behind_one_url_and_removal_takes_
     assert await containers_of(addon) == [] and await volumes_of(addon) == []
     cluster: Cluster = await engine.events.get(Cluster.id_for(addon))
     assert cluster.live_nodes == []
-
-
-async def test_what_a_business_cluster_cannot_do_yet_is_refused_saying_so(engine, app_name):
-    requested = await engine.add_addon(app_name, "redis-business-256")
-    assert (await engine.wait_for_operation(requested["operation_id"], timeout=240))["status"] == "succeeded"
-    addon = requested["addon"]
-    refusals = [
-        # plan changes are: test_business_plan_change.py, test_kind_change.py; backups, their schedule and
-        # restores are: test_business_backups.py, test_business_restore.py
-        engine.database.change(app_name, addon, "force-tls", True),  # RDB, AOF and cache mode are: test_business_settings.py
-        engine.database.tls_ca(app_name, addon),
-    ]
-    for refused in refusals:
-        with pytest.raises(NotOnBusinessYet, match=f"addon {addon} is on Business plan redis-business-256"):
-            await refused
-    assert [o["kind"] for o in await engine.operations(addon)] == ["provision_cluster"]  # nothing was started
-    assert await engine.missing_tls.serve_where_missing() == []
-    assert await engine.watcher.look() == []
 
 
 async def test_a_business_cluster_the_hosts_cannot_spread_is_refused_and_nothing_is_left(home, app_name):

@@ -8,7 +8,7 @@ import redis.asyncio as redis
 
 from domain.cluster_config import MASTER_NAME
 from engine.cluster_provisioning import sentinel_secret
-from engine.ports import Endpoint
+from engine.nodes import endpoint
 from tests.integration import data
 from tests.integration.business import business_addon, eventually, nodes_by_role, over_tls, primary_of
 from tests.integration.conftest import containers_of
@@ -65,8 +65,8 @@ async def test_restore_into_a_business_addon_both_nodes_hold_the_backups_data(en
     assert len(names) == 7
     assert not names & {n["container"] for n in before["data"]}  # the old pair is gone
     for sentinel in nodes["sentinel"]:
-        view = await engine.redis.sentinel_view(Endpoint(sentinel["address"], sentinel["port"],
-                                                         engine.secrets.password_for(sentinel_secret(addon))), MASTER_NAME)
+        view = await engine.redis.sentinel_view(endpoint(sentinel, engine.secrets.password_for(sentinel_secret(addon))),
+                                                MASTER_NAME)
         assert view["primary"] == f"{primary['address']}:{primary['port']}"
         assert (len(view["sentinels_up"]), view["replicas_up"]) == (2, [f"{replica['address']}:{replica['port']}"])
 

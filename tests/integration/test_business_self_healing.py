@@ -10,7 +10,7 @@ import pytest
 import redis.asyncio as redis
 
 from domain.cluster_config import MASTER_NAME
-from engine.ports import Endpoint
+from engine.nodes import endpoint
 from tests.integration.business import (Writer, business_addon, container, direct, eventually, nodes_by_role,
                                         primary_of, watcher_round)
 
@@ -79,7 +79,7 @@ async def test_a_sentinel_lost_is_replaced_without_a_failover_and_forgotten_by_t
     assert len({n["host"] for n in after["sentinel"]}) == 3  # still one per host
     password = engine.secrets.password_for(f"{addon}-sentinels")
     for sentinel in after["sentinel"]:  # each knows exactly the two others: the lost one is forgotten
-        view = await engine.redis.sentinel_view(Endpoint(sentinel["address"], sentinel["port"], password), MASTER_NAME)
+        view = await engine.redis.sentinel_view(endpoint(sentinel, password), MASTER_NAME)
         assert (view["sentinels"], len(view["sentinels_up"]), view["replicas"]) == (2, 2, 1), view
     assert not [e for e in await engine.event_page(after=0, limit=2000) if e["type"] == "Cluster.PrimaryChanged"
                 and e["data"]["reason"] != "provisioned"]
@@ -207,7 +207,7 @@ async def test_a_returning_node_is_not_elected_before_it_is_in_sync(engine, app_
 
     password = engine.secrets.password_for(f"{addon}-sentinels")
     for sentinel in before["sentinel"]:
-        view = await engine.redis.sentinel_view(Endpoint(sentinel["address"], sentinel["port"], password), MASTER_NAME)
+        view = await engine.redis.sentinel_view(endpoint(sentinel, password), MASTER_NAME)
         assert view["primary"] == f"{second['address']}:{second['port']}", view  # no election of the unsynced node
     assert (await returning.info("replication"))["role"] == "slave"
     await eventually(lambda: redundant(engine, app_name, addon), timeout=60)

@@ -261,3 +261,34 @@ async def test_a_replacement_serves_tls_as_the_node_it_replaces_with_its_certifi
             (new["address"], also_at)]
     plaintext, tls = await entry(world, name)
     assert not await answers(world, plaintext) and await answers(world, tls)
+
+
+# -- certificates renewed -----------------------------------------------------------------------------------
+
+async def test_every_node_of_a_business_addon_gets_a_new_certificate(world, engine):
+    from datetime import datetime, timedelta, timezone
+    name = await business_addon(engine)
+    await force_tls(engine, name)
+    cluster = await cluster_of(world.events, name)
+    inside = [n for n in cluster.live_nodes if n["role"] in ("data", "sentinel")]
+    had = {n["id"]: world.runtime.container(n["host"], n["container"]).config["tls/server.crt"] for n in inside}
+    world.runtime.effects.clear()
+
+    started = await engine.certificate_renewals.renew_due(now=datetime.now(timezone.utc) + timedelta(days=810),
+                                                          force_check=True)
+
+    assert started == [name]
+    [renewal] = [o for o in await engine.operations(name) if o["kind"] == "renew_certificate"]
+    assert (await engine.wait_for_operation(renewal["id"], timeout=10))["status"] == "succeeded"
+    for node in inside:
+        container = world.runtime.container(node["host"], node["container"])
+        assert container.config["tls/server.crt"] != had[node["id"]], node["container"]
+        if node["role"] == "data":  # loaded live; its file as it was
+            assert world.runtime.server(node["host"], node["container"]).certificate_reloads == 1
+            assert "tls-replication yes" in container.config["redis.conf"]
+        else:  # a Sentinel cannot load it live: restarted on it
+            assert ("started", node["host"], node["container"]) in world.runtime.effects
+    assert not [e for e in world.runtime.effects if e[0] == "started" and e[2] not in
+                {n["container"] for n in inside if n["role"] == "sentinel"}]  # nothing else restarted
+    plaintext, tls = await entry(world, name)
+    assert await answers(world, tls) and not await answers(world, plaintext)
