@@ -10,6 +10,8 @@ idempotent, so finishing runs the steps left), for the app already uses the new 
 
 from __future__ import annotations
 
+import copy
+
 from domain.addon import Addon
 from domain.catalog import ComponentCatalog, VersionCatalog
 from domain.cluster import Cluster, node_record
@@ -17,7 +19,7 @@ from domain.cluster_config import QUORUM
 from domain.operation import Operation
 from domain.placement import Placement
 from engine.app_restart import restart_app
-from engine.cluster_forming import MEMORY
+from engine.cluster_forming import MEMORY, TLS_ROLES
 from engine.cluster_provisioning import sentinel_secret
 from engine.cluster_rewiring import route_proxies
 from engine.clusters import cluster_of
@@ -29,16 +31,25 @@ from engine.store import EventLog
 
 
 def new_cluster_nodes(name: str, memory_mib: int, version: str, requests, placed: list[Placement],
-                      operation: Operation) -> list[dict]:
-    """The records of a Business cluster's nodes a change to a Business plan places, named as a
-    provisioning names them."""
+                      operation: Operation, tls: bool) -> list[dict]:
+    """The records of a Business cluster's nodes a change to a Business plan places, named and serving
+    TLS as a provisioning makes them (engine/cluster_forming.py)."""
     records = []
     for i, (request, where) in enumerate(zip(requests, placed)):
         container = f"redis-addons-{name}-{operation.id.hex[:8]}-{request.role}{i}"
         record = node_record(request.role, where.host, where.address, where.port, container, f"{container}-data",
-                             MEMORY.get(request.role, memory_mib), version)
+                             MEMORY.get(request.role, memory_mib), version,
+                             tls_port=where.port if tls and request.role in TLS_ROLES else None)
         records.append({**record, "placed_by": str(operation.id)})
     return records
+
+
+def known(node: dict, tls: bool) -> dict:
+    """A single node as a cluster whose nodes serve TLS only reaches it (replicas, Sentinels, HAProxy):
+    at its TLS port; it still says it is at its plaintext one (`answers_at`)."""
+    if not (tls and node.get("tls_port")):
+        return node
+    return {**node, "port": node["tls_port"], "answers_at": f"{node['address']}:{node['port']}"}
 
 
 class Change:
@@ -62,6 +73,16 @@ class Change:
     @property
     def plan(self) -> str:
         return self.addon.target["plan"]
+
+    @property
+    def future(self) -> Addon:
+        """The addon at the address the change publishes (the aggregate itself is not changed): the
+        entry that HAProxy binds, and that the data nodes' certificates name."""
+        shown = copy.copy(self.addon)
+        target = self.addon.target or {}
+        shown.address, shown.port = target.get("address", shown.address), target.get("port", shown.port)
+        shown.tls_port = target.get("tls_port", shown.tls_port)
+        return shown
 
 
 class KindChange:

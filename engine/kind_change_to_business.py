@@ -22,10 +22,10 @@ the app uses the entry: the change is finished instead.
 from __future__ import annotations
 
 from domain.operation import Operation
-from engine.cluster_nodes import data_node_spec, proxy_spec, sentinel_spec, address
+from engine.cluster_nodes import address, data_node_spec, proxy_spec, sentinel_spec, serves_tls_only
 from engine.cluster_provisioning import knows_whole_cluster, sentinel_secret
 from engine.cluster_rewiring import reset_sentinels
-from engine.kind_change import Change, KindChange
+from engine.kind_change import Change, KindChange, known
 from engine.ports import Endpoint, TransientError
 from engine.primary_switch import at
 from engine.saga import StepResult
@@ -38,12 +38,23 @@ class ChangeToBusiness(KindChange):
     published_note = ", the entry (HAProxy routes to the single node until the switch)"
 
     def entry(self, c: Change) -> Endpoint:
-        return Endpoint(c.cluster.entry["address"], c.cluster.entry["port"], self.passwords(c.addon)[0])
+        """The address every HAProxy binds, the first one's: held by that node until the change is done,
+        then reserved for the cluster's life (a failed change leaves nothing reserved)."""
+        return Endpoint(c.addon.target["address"], c.addon.target["port"], self.passwords(c.addon)[0])
+
+    def entry_node(self, c: Change) -> dict:
+        return next(n for n in c.placed("proxy") if (n["address"], n["port"]) == (c.addon.target["address"],
+                                                                                  c.addon.target["port"]))
+
+    def old(self, c: Change) -> dict:
+        """The single node as the cluster reaches it: at its TLS port where the new nodes serve TLS only."""
+        return known(c.old, any(serves_tls_only(n) for n in c.placed("data")))
 
     async def add_replicas(self, c: Change) -> StepResult:
         password, _ = self.passwords(c.addon)
         started = await self.start(c.placed("data"), lambda node: data_node_spec(
-            c.addon, node, c.old, c.operation, password, self.versions, promotable=False))
+            c.future, node, self.old(c), c.operation, password, self.versions, promotable=False,
+            certificates=self.certificates))
         return StepResult(f"{', '.join(started)} ({c.placed('data')[0]['memory_mib']} MiB) started, replicas of "
                           f"{c.old['container']}")
 
@@ -58,13 +69,14 @@ class ChangeToBusiness(KindChange):
     async def start_sentinels(self, c: Change) -> StepResult:
         password, sentinel_password = self.passwords(c.addon)
         started = await self.start(c.placed("sentinel"), lambda node: sentinel_spec(
-            c.addon, node, c.old, self.components.get("sentinel"), c.operation, password, sentinel_password))
+            c.future, node, self.old(c), self.components.get("sentinel"), c.operation, password, sentinel_password,
+            certificates=self.certificates))
         return StepResult(f"Sentinels {', '.join(started)} watching {c.old['container']}")
 
     async def wait_sentinels(self, c: Change) -> StepResult:
         _, sentinel_password = self.passwords(c.addon)
         for node in c.placed("sentinel"):
-            await knows_whole_cluster(self.redis, node, sentinel_password, c.old, sentinels=2, replicas=2)
+            await knows_whole_cluster(self.redis, node, sentinel_password, self.old(c), sentinels=2, replicas=2)
             if node["state"] == "placed":
                 c.cluster.mark_node_started(node["id"])
         return StepResult(f"each Sentinel names {c.old['container']} and knows the two others and both replicas",
@@ -72,11 +84,11 @@ class ChangeToBusiness(KindChange):
 
     async def start_proxies(self, c: Change) -> StepResult:
         password, sentinel_password = self.passwords(c.addon)
-        data = [c.old, *c.placed("data")]
+        data = [self.old(c), *c.placed("data")]
         started = await self.start(c.placed("proxy"), lambda node: proxy_spec(
-            c.addon, node, address(c.cluster.entry), data, c.placed("sentinel"), self.components.get("haproxy"),
-            c.operation, password, sentinel_password))
-        return StepResult(f"HAProxy {', '.join(started)} bound to {address(c.cluster.entry)}")
+            c.future, node, address(self.entry_node(c)), data, c.placed("sentinel"), self.components.get("haproxy"),
+            c.operation, password, sentinel_password, certificates=self.certificates))
+        return StepResult(f"HAProxy {', '.join(started)} bound to {address(self.entry_node(c))}")
 
     async def wait_entry(self, c: Change) -> StepResult:
         answering = await self.redis.answering(self.entry(c))
@@ -85,7 +97,7 @@ class ChangeToBusiness(KindChange):
         for node in c.placed("proxy"):
             if node["state"] == "placed":
                 c.cluster.mark_node_started(node["id"])
-        return StepResult(f"the entry {address(c.cluster.entry)} answers from {c.old['container']}",
+        return StepResult(f"the entry {address(self.entry_node(c))} answers from {c.old['container']}",
                           changes=(c.cluster,))
 
     async def switch(self, c: Change) -> StepResult:
@@ -93,7 +105,7 @@ class ChangeToBusiness(KindChange):
         if c.old["state"] != "retired":
             # The old node is never to be elected again: it leaves the cluster once switched.
             await self.redis.configure(self.endpoint(c, c.old), {"replica-priority": "0"})
-        elected, detail = await self.switching(c, self.entry(c)).switch(c.old, new, in_sync=new)
+        elected, detail = await self.switching(c, self.entry(c)).switch(self.old(c), new, in_sync=new)
         if c.cluster.primary != elected["id"]:
             c.cluster.change_primary(new=elected["id"], reason=f"plan change to {c.plan}")
         return StepResult(f"{elected['container']} is the primary{detail}", changes=(c.cluster,))
@@ -116,10 +128,12 @@ class ChangeToBusiness(KindChange):
                           changes=(c.cluster,))
 
     async def finish(self, c: Change) -> StepResult:
-        plan = c.plan
+        plan, entry = c.plan, self.entry_node(c)
+        c.cluster.reserve_entry(host=entry["host"], address=entry["address"], port=entry["port"],
+                                tls_port=c.addon.target["tls_port"])
         c.addon.mark_plan_changed(operation_id=c.operation.id)
         return StepResult(f"now {plan}, a cluster of {len(c.running('data'))} data nodes; the app was restarted "
-                          f"onto the new URL, the entry {c.addon.address}:{c.addon.port}", changes=(c.addon,))
+                          f"onto the new URL, the entry {c.addon.address}:{c.addon.port}", changes=(c.addon, c.cluster))
 
     async def compensate(self, operation: Operation, error: str) -> StepResult:
         if (finished := await self.finish_forward(operation, error)) is not None:

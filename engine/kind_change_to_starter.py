@@ -23,9 +23,9 @@ from dataclasses import replace
 
 from domain.cluster_config import replication_lines
 from domain.operation import Operation
-from engine.cluster_nodes import address
+from engine.cluster_nodes import address, serves_tls_only
 from engine.cluster_provisioning import sentinel_secret
-from engine.kind_change import Change, KindChange
+from engine.kind_change import Change, KindChange, known
 from engine.nodes import node_spec
 from engine.ports import Endpoint
 from engine.saga import StepResult
@@ -45,6 +45,10 @@ class ChangeToStarter(KindChange):
     def node(self, c: Change) -> dict:
         return c.placed("data")[0]
 
+    def known(self, c: Change, node: dict) -> dict:
+        """A data node as the cluster reaches it: the new one at its TLS port where the others serve TLS only."""
+        return known(node, serves_tls_only(c.old))
+
     def old_replicas(self, c: Change) -> list[dict]:
         return [n for n in c.live("data") if n["id"] not in (c.old["id"], self.node(c)["id"])]
 
@@ -54,8 +58,9 @@ class ChangeToStarter(KindChange):
         spec = node_spec(c.addon, node, c.operation, password, self.versions, certificates)
         if replica_of is None:
             return spec
-        lines = replication_lines(node=address(node), primary=address(replica_of), password=password, min_replicas=0,
-                                  promotable=False)
+        lines = replication_lines(node=address(self.known(c, node)), primary=address(replica_of), password=password,
+                                  min_replicas=0, promotable=False)
+        lines += ["tls-replication yes"] if serves_tls_only(replica_of) else []
         return replace(spec, files={**spec.files, "redis.conf": spec.files["redis.conf"] + "\n".join(lines) + "\n"})
 
     async def add_node(self, c: Change) -> StepResult:
@@ -65,7 +70,7 @@ class ChangeToStarter(KindChange):
                           f"{address(node)}, a replica of {c.old['container']}")
 
     async def sync_node(self, c: Change) -> StepResult:
-        node = self.node(c)
+        node = self.known(c, self.node(c))
         offset = await self.in_sync(c, c.old, node)
         await self.redis.configure(self.endpoint(c, node), {"replica-priority": "100"})
         for other in self.old_replicas(c):  # the Sentinels must elect N, not the replica about to go
@@ -73,12 +78,12 @@ class ChangeToStarter(KindChange):
         await self.electable(c, self.entry(c), [node], self.old_replicas(c))
         if node["state"] == "placed":
             c.cluster.mark_node_started(node["id"])
-        await self.route(c, c.running("data"))
+        await self.route(c, [self.known(c, n) for n in c.running("data")])
         return StepResult(f"{node['container']} in sync at offset {offset}: the only electable replica, known to "
                           "HAProxy", changes=(c.cluster,))
 
     async def switch(self, c: Change) -> StepResult:
-        node = self.node(c)
+        node = self.known(c, self.node(c))
         elected, detail = await self.switching(c, self.entry(c)).switch(c.old, (node,), in_sync=(node,))
         if c.cluster.primary != elected["id"]:
             c.cluster.change_primary(new=elected["id"], reason=f"plan change to {c.plan}")
@@ -104,7 +109,8 @@ class ChangeToStarter(KindChange):
         c = await self._change(operation)
         node = self.node(c)
         # N elected, even before the switch step could record it: it holds the data now, the change is finished.
-        elected = node["state"] != "retired" and await self.switching(c, self.entry(c)).elected_one_of((node,))
+        elected = node["state"] != "retired" and await self.switching(c, self.entry(c)).elected_one_of(
+            (self.known(c, node),))
         if (finished := await self.finish_forward(operation, error, past=bool(elected))) is not None:
             return finished
         removed = await self.remove(c, [n for n in c.mine if n["state"] in ("placed", "running", "down")])

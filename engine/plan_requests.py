@@ -93,17 +93,19 @@ class PlanRequests:
         cluster = await cluster_of(self.events, current.name)
         serving = serving_node(cluster)
         used = await self.redis.used_memory(endpoint(serving, self.secrets.password_for(current.name)))
+        # Its nodes serve TLS only, as a provisioning makes them, where the node they replicate serves TLS.
+        tls = self.versions.get(current.redis_version).tls and serving.get("tls_port") is not None
         async with self.placing.held() as placer:
-            requests = business_requests(plan)
+            requests = business_requests(plan, tls)
             placed = placer.nodes(requests)
             operation = Operation(kind="change_to_business", addon=current.name, app=current.app, subject=serving["id"])
-            nodes = new_cluster_nodes(current.name, plan.memory_mib, current.redis_version, requests, placed, operation)
-            first, entry = nodes[0], next(n for n in nodes if n["role"] == "proxy")
-            current.request_plan_change(plan, Placement(first["host"], entry["address"], entry["port"]),
-                                        first["container"], first["volume"], operation.id, used)
+            nodes = new_cluster_nodes(current.name, plan.memory_mib, current.redis_version, requests, placed, operation,
+                                      tls)
+            first, entry = nodes[0], next(i for i, n in enumerate(nodes) if n["role"] == "proxy")
+            where = Placement(first["host"], nodes[entry]["address"], nodes[entry]["port"], placed[entry].tls_port)
+            current.request_plan_change(plan, where, first["container"], first["volume"], operation.id, used)
             for node in nodes:
                 cluster.place_node(node)
-            cluster.reserve_entry(host=entry["host"], address=entry["address"], port=entry["port"])
             position = await self.starter.record(operation, current, cluster)
         await self.starter.caught_up(position)
         return operation

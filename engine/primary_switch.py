@@ -91,7 +91,7 @@ class PrimarySwitch:
         deadline = loop.time() + ROUTED_WITHIN_S
         while loop.time() < deadline:
             try:
-                if await self.redis.answering(self.entry) == at(node):
+                if await self.redis.answering(self.entry) == node.get("answers_at", at(node)):
                     return True
             except (TransientError, EffectError):
                 pass  # no primary named for a moment: refused

@@ -10,10 +10,11 @@ from urllib.parse import urlsplit
 import redis.asyncio as redis
 from aiohttp import web
 
+from domain.addon import Addon
 from domain.cluster_config import MASTER_NAME
 from engine.cluster_provisioning import sentinel_secret
-from engine.ports import Endpoint
-from tests.integration.business import Writer, direct, eventually, nodes_by_role, primary_of
+from engine.nodes import endpoint
+from tests.integration.business import Writer, direct, eventually, nodes_by_role, over_tls, primary_of
 from tests.integration.conftest import containers_of, running_addon, volumes_of
 from tests.integration.data import expected, read, write
 
@@ -63,7 +64,16 @@ class App:
         self.writers.clear()
 
 
+async def answered(call):
+    try:
+        return await call
+    except (redis.ConnectionError, redis.BusyLoadingError):
+        return None
+
+
 def url_of(node: dict, password: str) -> str:
+    if over_tls(node):  # a Business data node serves TLS only
+        return f"rediss://default:{password}@{node['address']}:{node['port']}?ssl_cert_reqs=none"
     return f"redis://default:{password}@{node['address']}:{node['port']}"
 
 
@@ -103,8 +113,8 @@ async def test_starter_to_business_and_back_keeps_10000_keys_in_5_databases_and_
         assert (info["role"], info["connected_slaves"], info["slave0"]["state"]) == ("master", 1, "online")
         await primary.aclose()
         sentinel_password = engine.secrets.password_for(sentinel_secret(addon))
-        named = [(await engine.redis.sentinel_view(Endpoint(s["address"], s["port"], sentinel_password),
-                                                   MASTER_NAME))["primary"] for s in nodes["sentinel"]]
+        named = [(await engine.redis.sentinel_view(endpoint(s, sentinel_password), MASTER_NAME))["primary"]
+                 for s in nodes["sentinel"]]
         assert named == [f"{primary_of(nodes)['address']}:{primary_of(nodes)['port']}"] * 3
         assert len(await containers_of(addon)) == 7
 
@@ -112,9 +122,18 @@ async def test_starter_to_business_and_back_keeps_10000_keys_in_5_databases_and_
         await eventually(app.start_instance(entry_url).wrote_more)
         await changed(engine, app_name, addon, "redis-starter-256")
         node_url = (await engine.environment(app_name))["REDIS_URL"]
-        assert node_url not in (entry_url, starter_url) and app.urls[-1] == node_url
+        assert node_url != entry_url and app.urls[-1] == node_url  # (the starter node's port may be free again)
         await eventually(app.writers[-1].wrote_more)
         await app.stopped_losing_nothing(node_url)
+        assert await read(node_url, data) == data
+        # A single node's own file: restarted, it is a primary with the data, replicating nothing.
+        current = await engine.events.get(Addon.id_for(addon))
+        await engine.runtime.stop_node(current.host, current.container, 30)
+        await engine.runtime.start_node(current.host, current.container)
+        client = redis.from_url(node_url, decode_responses=True)
+        info = await eventually(lambda: answered(client.info("replication")))
+        await client.aclose()
+        assert (info["role"], info["connected_slaves"]) == ("master", 0)
         assert await read(node_url, data) == data
         [node] = await containers_of(addon)
         assert node["Config"]["Labels"]["redis-addons.role"] == "data"

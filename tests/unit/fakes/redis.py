@@ -77,7 +77,8 @@ class Server:
         config = {"save": " ".join(r for r in save_rules if r), "appendonly": settings.get("appendonly", "no"),
                   "maxmemory": settings.get("maxmemory", "0"), "maxmemory-policy": settings.get("maxmemory-policy", ""),
                   "port": settings.get("port", "6379"), "tls-port": settings.get("tls-port", "0"),
-                  "replica-priority": settings.get("replica-priority", "100")}
+                  "replica-priority": settings.get("replica-priority", "100"),
+                  "replica-announce-port": settings.get("replica-announce-port", "")}
         tls_port = int(settings["tls-port"]) if "tls-port" in settings else None
         server = cls(settings["bind"], int(settings.get("port", 6379)), tls_port, password_hash, config, keys, expires)
         if "replicaof" in settings:
@@ -98,6 +99,17 @@ class Server:
     def at(self) -> str:
         """"address:port" as the cluster knows it: a node serving TLS only is known by its TLS port."""
         return f"{self.address}:{self.port or self.tls_port}"
+
+    @property
+    def announced(self) -> str:
+        """"address:port" its primary lists it at (and the Sentinels learn): `replica-announce-port`, if set."""
+        return f"{self.address}:{self.config.get('replica-announce-port') or self.port or self.tls_port}"
+
+    @property
+    def addresses(self) -> set[str]:
+        """Where the others may reach it: a single node joining a cluster that serves TLS only is
+        reached at its TLS port, beside its plaintext one."""
+        return {f"{self.address}:{p}" for p in (self.port, self.tls_port) if p}
 
     def listens_at(self, node: Endpoint) -> bool:
         if node.address != self.address:
@@ -147,8 +159,12 @@ class FakeRedisAdmin(Faulty):
 
     def _listening(self) -> dict[str, tuple]:
         """"address:port" -> (process, container) of every running process (an HAProxy: at the entry)."""
-        return {getattr(c.server, "at", f"{c.server.address}:{c.server.port}"): (c.server, c)
-                for host in self.runtime.hosts.values() for c in host.containers.values() if c.running and c.server}
+        up = {}
+        for c in (c for host in self.runtime.hosts.values() for c in host.containers.values() if c.running and c.server):
+            up[getattr(c.server, "at", f"{c.server.address}:{c.server.port}")] = (c.server, c)
+            for other in getattr(c.server, "addresses", ()):
+                up.setdefault(other, (c.server, c))
+        return up
 
     def _routed(self, proxy: Proxy) -> tuple | None:
         """Where an HAProxy sends a new connection: the data node QUORUM Sentinels name, if it is a primary."""
@@ -165,9 +181,9 @@ class FakeRedisAdmin(Faulty):
 
     def _replicas(self, primary: Server, up: dict) -> list[Server]:
         """The running servers in sync with `primary`: replicas of it that gave its password."""
-        me = primary.at
-        return sorted((s for s, _ in up.values() if s.role == "data" and s.replicaof == me
-                       and s.masterauth_hash == primary.password_hash), key=lambda s: (s.address, s.port))
+        found = {id(s): s for s, _ in up.values() if s.role == "data" and s.replicaof in primary.addresses
+                 and s.masterauth_hash == primary.password_hash}
+        return sorted(found.values(), key=lambda s: (s.address, s.port))
 
     def _gossip(self, addon: str | None) -> dict:
         """Every running Sentinel of `addon` that reaches its primary (with its password) learns from it
@@ -179,7 +195,7 @@ class FakeRedisAdmin(Faulty):
             if primary is None or primary.role != "data" or primary.password_hash != sentinel.primary_auth_hash:
                 continue
             sentinel.known_sentinels |= {o.me for o in sentinels if o is not sentinel and o.primary == sentinel.primary}
-            sentinel.known_replicas |= {r.at for r in self._replicas(primary, up)}
+            sentinel.known_replicas |= {r.announced for r in self._replicas(primary, up)}
         return up
 
     def _sentinel(self, call: str, node: Endpoint, master: str) -> tuple[Sentinel, object]:
@@ -206,7 +222,7 @@ class FakeRedisAdmin(Faulty):
         replicas = self._replicas(server, up)
         info = {"role": "master", "connected_slaves": len(replicas), "master_repl_offset": offset}
         for i, replica in enumerate(replicas):
-            info[f"slave{i}"] = {"ip": replica.address, "port": int(replica.at.rpartition(":")[2]), "state": "online", "offset": offset,
+            info[f"slave{i}"] = {"ip": replica.address, "port": int(replica.announced.rpartition(":")[2]), "state": "online", "offset": offset,
                                  "lag": 0}
         return info
 
@@ -239,11 +255,11 @@ class FakeRedisAdmin(Faulty):
         if not electable:
             raise TransientError(f"{node} could not start a failover: NOGOODSLAVE No suitable replica to promote")
         new, old_at = electable[0], sentinel.primary
-        new_at = new.at
+        new_at = new.announced
         for server, c in up.values():
             if server.role == "sentinel" and c.labels.get(ADDON_LABEL) == container.labels.get(ADDON_LABEL):
                 server.primary = new_at
-            elif server.role == "data" and (server.replicaof == old_at or server is old):
+            elif server.role == "data" and (server.replicaof in old.addresses | {old_at} or server is old):
                 server.replicaof = new_at
         new.replicaof = None
         new.keys, new.expires = dict(old.keys), dict(old.expires)  # in sync: it has the old primary's data
