@@ -15,7 +15,8 @@ from domain.operation import Operation
 from domain.redis_config import AOF_FSYNC, live_settings
 from engine.nodes import endpoint
 from engine.addon_lookup import AddonLookup
-from engine.clusters import serving_node_of
+from engine.cluster_tls import serves_tls_inside
+from engine.clusters import cluster_of, serving_node_of
 from engine.operations import OperationStarter
 from engine.ports import Certificates, EffectError, RedisAdmin, SecretStore, TransientError
 
@@ -23,8 +24,9 @@ log = structlog.get_logger("settings")
 
 # A cluster made before Business clusters served TLS: its nodes listen for plaintext only, and giving
 # them TLS live (a port each, certificates, Sentinels and replication moved to TLS) is not done here.
-BUSINESS_WITHOUT_TLS = ("was made before Business addons served TLS: its cluster has no TLS port and serves "
-                        "none; a Business addon made now serves TLS (restore a backup into one to move the data)")
+BUSINESS_WITHOUT_TLS = ("runs on a cluster whose nodes serve no TLS (made before Business addons served TLS, or "
+                        "moved onto Business from a single node): a Business addon made now serves TLS (restore "
+                        "a backup into one to move the data)")
 
 
 class DatabaseSettings:
@@ -46,7 +48,7 @@ class DatabaseSettings:
             "version": current.redis_version, "timeout": 150, "databases": 5,
             "aof_fsync": AOF_FSYNC, "maxmemory_policy": live_settings(settings)["maxmemory-policy"],
             "tls_available": current.tls_port is not None, "tls_port": current.tls_port,
-            "tls_unavailable": self._why_no_tls(current),
+            "tls_unavailable": await self._why_no_tls(current),
             "tls_certificate_expires": await self._certificate_expiry(current),
             "warnings": settings_warnings(settings),
         }
@@ -57,7 +59,7 @@ class DatabaseSettings:
         # On a Business addon, RDB, AOF and cache mode go to every data node (engine/data_node_settings.py);
         # force TLS to its entry (engine/cluster_tls.py).
         if key == "force_tls":
-            self._check_tls(current)
+            await self._check_tls(current)
         kind = "change_settings"
         if key == "force_tls":  # its saga also restarts the app, in an order that depends on the direction
             kind = "enable_force_tls" if enabled else "disable_force_tls"
@@ -71,15 +73,15 @@ class DatabaseSettings:
 
     async def tls_ca(self, app: str, addon: str) -> str:
         """The CA certificate that signs the addon's server certificate: what a client verifies it with."""
-        self._check_tls(await self._addon(app, addon))
+        await self._check_tls(await self._addon(app, addon))
         return self.certificates.certificate_pem
 
-    def _check_tls(self, addon: Addon) -> None:
+    async def _check_tls(self, addon: Addon) -> None:
         if not self.versions.get(addon.redis_version).tls:
             with_tls = ", ".join(v.version for v in self.versions if v.tls)
             raise TlsNotAvailable(f"addon {addon.name} runs {addon.redis_version}, built without TLS; "
                                   f"the versions with TLS are: {with_tls}")
-        if self.plans.get(addon.plan).is_cluster and addon.tls_port is None:
+        if await self._cluster_without_tls(addon):
             raise TlsNotAvailable(f"addon {addon.name} {BUSINESS_WITHOUT_TLS}")
         addon.check_serves_tls()
 
@@ -94,9 +96,16 @@ class DatabaseSettings:
         except (TransientError, EffectError):
             return None
 
-    def _why_no_tls(self, addon: Addon) -> str | None:
+    async def _cluster_without_tls(self, addon: Addon) -> bool:
+        """A Business addon whose cluster does not serve TLS inside (made before Business clusters did,
+        or moved from a single node onto one that does not): its entry cannot serve TLS."""
+        if not self.plans.get(addon.plan).is_cluster:
+            return False
+        return addon.tls_port is None or not serves_tls_inside(await cluster_of(self.lookup.events, addon.name))
+
+    async def _why_no_tls(self, addon: Addon) -> str | None:
         if not self.versions.get(addon.redis_version).tls:
             return f"{addon.redis_version} has no TLS"
-        if addon.tls_port is None and self.plans.get(addon.plan).is_cluster:
+        if await self._cluster_without_tls(addon):
             return f"the addon {BUSINESS_WITHOUT_TLS}"
         return None if addon.tls_port is not None else f"the addon {NO_TLS_PORT}"

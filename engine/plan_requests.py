@@ -79,9 +79,9 @@ class PlanRequests:
             for old, where in ((replica, first), (primary, second)):  # one at a time: a node's name counts the others
                 new.append(replacement_node(current, cluster, old, where, operation, memory_mib=plan.memory_mib))
                 cluster.place_node(new[-1])
-            # The addon's node is the first new one; its address stays the entry's, which does not change.
-            current.request_plan_change(plan, Placement(first.host, current.address, current.port), new[0]["container"],
-                                        new[0]["volume"], operation.id, used)
+            # The addon's node is the first new one; its address (and TLS port) stays the entry's, which does not change.
+            entry = Placement(first.host, current.address, current.port, current.tls_port)
+            current.request_plan_change(plan, entry, new[0]["container"], new[0]["volume"], operation.id, used)
             position = await self.starter.record(operation, current, cluster)
         await self.starter.caught_up(position)
         return operation

@@ -13,6 +13,7 @@ import pytest
 
 from domain.cluster_config import Address, haproxy_cfg, sentinel_conf
 from domain.redis_config import redis_conf
+from domain.errors import TlsNotAvailable
 from engine.clusters import cluster_of
 from engine.ports import Endpoint, TransientError
 from tests.unit.engine_fakes import APP, THREE_HOSTS, World, caught_up, restarted, settled, shut_down, started_engine
@@ -292,3 +293,35 @@ async def test_every_node_of_a_business_addon_gets_a_new_certificate(world, engi
                 {n["container"] for n in inside if n["role"] == "sentinel"}]  # nothing else restarted
     plaintext, tls = await entry(world, name)
     assert await answers(world, tls) and not await answers(world, plaintext)
+
+
+async def test_a_cluster_whose_nodes_serve_no_tls_refuses_force_tls_saying_why(world, engine):
+    name = await business_addon(engine)
+    cluster = await cluster_of(world.events, name)
+    for node in [n for n in cluster.live_nodes if n["role"] == "data"]:  # as a cluster made before TLS records them
+        cluster.change_node_ports(node["id"], None)
+    await world.events.save(cluster)
+
+    with pytest.raises(TlsNotAvailable, match="runs on a cluster whose nodes serve no TLS"):
+        await engine.database.change(APP, name, "force-tls", True)
+    assert (await engine.database.show(APP, name))["tls_unavailable"].startswith("the addon runs on a cluster")
+    assert [o["kind"] for o in await engine.operations(name)] == ["provision_cluster"]  # nothing started
+
+
+async def test_a_plan_change_keeps_tls_at_the_entry_and_its_new_data_nodes_serve_tls_only(world, engine):
+    name = await business_addon(engine)
+    await force_tls(engine, name)
+    had = await world.addon(name)
+
+    for plan in ("redis-business-512", "redis-business-256"):  # twice: the second starts from the first's nodes
+        requested = await engine.change_plan(APP, name, plan)
+        assert (await engine.wait_for_operation(requested["operation_id"], timeout=10))["status"] == "succeeded"
+
+    addon, cluster = await world.addon(name), await cluster_of(world.events, name)
+    assert (addon.port, addon.tls_port) == (had.port, had.tls_port) and addon.settings["force_tls"] is True
+    for node in [n for n in cluster.live_nodes if n["role"] == "data"]:
+        assert node["tls_port"] == node["port"] and "tls/server.crt" in world.runtime.container(
+            node["host"], node["container"]).config
+    plaintext, tls = await entry(world, name)
+    assert not await answers(world, plaintext) and await answers(world, tls)
+    assert all("frontend redis\n" not in cfg and "frontend redis_tls" in cfg for cfg in proxy_files(world, cluster))
