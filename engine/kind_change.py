@@ -18,12 +18,13 @@ from domain.cluster import Cluster, node_record
 from domain.cluster_config import QUORUM
 from domain.operation import Operation
 from domain.placement import Placement
+from domain.redis_config import TLS_DIR, TLS_FILES
 from engine.app_restart import restart_app
 from engine.cluster_forming import MEMORY, TLS_ROLES
 from engine.cluster_provisioning import sentinel_secret
 from engine.cluster_rewiring import route_proxies
 from engine.clusters import cluster_of
-from engine.nodes import endpoint
+from engine.nodes import CONFIG_DIR, endpoint
 from engine.ports import AppRestarter, Endpoint, RedisAdmin, Runtime, SecretStore, TransientError
 from engine.primary_switch import PrimarySwitch, at
 from engine.saga import StepResult
@@ -150,6 +151,16 @@ class KindChange:
             await self.runtime.remove_node(node["host"], node["container"], node["volume"])
             c.cluster.retire_node(node["id"])
         return [n["container"] for n in nodes]
+
+    def certificate_naming_entry(self, c: Change, node: dict, entry: str) -> dict[str, str]:
+        """A single node's certificate files, naming the entry address too: the entry passes TLS through
+        to the primary, and while the change runs that is this node (apps verify it at the entry)."""
+        if self.certificates is None or not node.get("tls_port"):
+            return {}
+        certificate, key = self.certificates.issue_server_certificate(node["address"], (c.addon.name,), also_at=(entry,))
+        tls = TLS_DIR.removeprefix(CONFIG_DIR + "/")
+        return {f"{tls}/{TLS_FILES['cert']}": certificate, f"{tls}/{TLS_FILES['key']}": key,
+                f"{tls}/{TLS_FILES['ca']}": self.certificates.certificate_pem}
 
     async def restart_app(self, c: Change) -> StepResult:
         done = await restart_app(self.events, self.restarter, c.addon, self.passwords(c.addon)[0])

@@ -6,7 +6,8 @@ add_replicas    two data nodes with the new plan's memory, replicas of the addon
 sync_replicas   both in sync: electable
 start_sentinels three Sentinels watching the addon's node as the primary
 wait_sentinels  each names it and knows the two others and both replicas
-start_proxies   two HAProxy bound to the new entry address, routing to the addon's node, S
+start_proxies   two HAProxy bound to the new entry address, routing to the addon's node, S (whose TLS
+                certificate now names the entry too: the entry passes TLS through to the primary)
 wait_entry      the entry answers, from S
 publish         REDIS_URL is the entry's (the addon stays held by the change)
 restart_app     the app restarted onto it: old instances write to S directly, new ones through the entry
@@ -21,11 +22,15 @@ the app uses the entry: the change is finished instead.
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 from domain.operation import Operation
+from domain.redis_config import TLS_DIR, TLS_FILES
 from engine.cluster_nodes import address, data_node_spec, proxy_spec, sentinel_spec, serves_tls_only
 from engine.cluster_provisioning import knows_whole_cluster, sentinel_secret
 from engine.cluster_rewiring import reset_sentinels
 from engine.kind_change import Change, KindChange, known
+from engine.nodes import node_spec
 from engine.ports import Endpoint, TransientError
 from engine.primary_switch import at
 from engine.saga import StepResult
@@ -84,11 +89,17 @@ class ChangeToBusiness(KindChange):
 
     async def start_proxies(self, c: Change) -> StepResult:
         password, sentinel_password = self.passwords(c.addon)
+        if files := self.certificate_naming_entry(c, c.old, c.addon.target["address"]):
+            spec = node_spec(c.addon, c.old, c.operation, password, self.versions, None)
+            await self.runtime.create_node(replace(spec, files={**spec.files, **files}))
+            await self.redis.reload_certificate(self.endpoint(c, c.old), f"{TLS_DIR}/{TLS_FILES['cert']}",
+                                                f"{TLS_DIR}/{TLS_FILES['key']}")
         data = [self.old(c), *c.placed("data")]
         started = await self.start(c.placed("proxy"), lambda node: proxy_spec(
             c.future, node, address(self.entry_node(c)), data, c.placed("sentinel"), self.components.get("haproxy"),
             c.operation, password, sentinel_password, certificates=self.certificates))
-        return StepResult(f"HAProxy {', '.join(started)} bound to {address(self.entry_node(c))}")
+        certified = f"; {c.old['container']}'s certificate names the entry too" if files else ""
+        return StepResult(f"HAProxy {', '.join(started)} bound to {address(self.entry_node(c))}{certified}")
 
     async def wait_entry(self, c: Change) -> StepResult:
         answering = await self.redis.answering(self.entry(c))

@@ -4,7 +4,7 @@ restarted onto N's own URL while the entry still routes to N, then the cluster's
 
 add_node        N, with the new plan's memory, a single node's configuration plus replication: a replica
                 of the primary, not electable, acknowledging writes without a replica once primary
-                (min-replicas-to-write 0: it will be alone)
+                (min-replicas-to-write 0: it will be alone); its TLS certificate names the entry too
 sync_node       N in sync: the only electable replica (the old replica's priority 0), known to HAProxy
 switch          writes paused on the primary until N has all of its data, SENTINEL FAILOVER elects N, the
                 old primary demoted, writes resume
@@ -65,7 +65,11 @@ class ChangeToStarter(KindChange):
 
     async def add_node(self, c: Change) -> StepResult:
         node = self.node(c)
-        await self.start([node], lambda n: self.spec(c, n, c.old, self.certificates))
+
+        def joining(n: dict):
+            spec = self.spec(c, n, c.old, None)
+            return replace(spec, files={**spec.files, **self.certificate_naming_entry(c, n, c.cluster.entry["address"])})
+        await self.start([node], joining)
         return StepResult(f"{node['container']} ({node['memory_mib']} MiB) started on {node['host']} at "
                           f"{address(node)}, a replica of {c.old['container']}")
 

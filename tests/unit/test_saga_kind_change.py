@@ -148,6 +148,9 @@ async def test_the_move_onto_business_says_what_each_step_did(world, engine):
     assert "restarted" in details["restart_app"] and "is the primary" in details["switch"]
     assert "the app was restarted onto the new URL" in details["finish"]
     assert "AddressPublished" in await world.addon_events(addon.name)
+    entry = (await world.addon(addon.name)).address  # the entry passes TLS through to the old node for a while
+    assert [c["address"] for c in world.certificates.calls_to("issue_server_certificate", also_at=(entry,))
+            if c["address"] == old["address"]]
 
 
 async def test_a_failure_before_publishing_leaves_the_starter_addon_as_it_was(world, engine):
@@ -204,8 +207,11 @@ async def test_the_move_onto_a_single_node_says_what_each_step_did(world, engine
     seen = watch_restarts(world, name)
     await change_crashing(engine, name, STARTER)
     operation = await the_change(world, engine, name, DOWN)
+    entry = (await cluster_of(world.events, name)).entry["address"]
     await on_starter(world, name, seen)
     assert "the app was restarted onto the new URL" in operation["steps"][-1]["detail"]
+    node = await world.addon(name)  # the entry passes TLS through to the new node until it goes
+    assert world.certificates.calls_to("issue_server_certificate", address=node.address, also_at=(entry,))
 
 
 async def test_a_failure_before_the_switch_leaves_the_business_addon_as_it_was(world, engine):
