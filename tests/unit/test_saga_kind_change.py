@@ -277,6 +277,15 @@ async def test_a_move_onto_business_the_hosts_cannot_spread_is_refused_and_nothi
         await shut_down(world)
 
 
+async def test_a_move_onto_a_single_node_no_host_has_room_for_is_refused_and_nothing_is_left(world, engine):
+    name = await a_business_addon(world, engine)
+    before = await cluster_of(world.events, name)
+    with pytest.raises(NoHostWithRoom, match="no host has room for 4096 MiB"):
+        await engine.change_plan(APP, name, "redis-starter-4096")
+    await nothing_started(world, engine, name, BUSINESS)
+    assert (await cluster_of(world.events, name)).nodes == before.nodes
+
+
 async def test_a_second_change_while_one_runs_is_refused(world, engine):
     addon = await a_running_addon(world, engine, STARTER)
     gate = world.runtime.gate("start_node")
