@@ -69,6 +69,11 @@ class Cluster(Aggregate):
         addon's life, whichever HAProxy placed there first is replaced."""
         self.entry = dict(host=host, address=address, port=port, tls_port=tls_port)
 
+    @event("EntryReleased")
+    def release_entry(self) -> None:
+        """No HAProxy binds the entry any more (the addon moved onto a single node): its ports are free."""
+        self.entry = None
+
     @event("NodePlaced")
     def place_node(self, node: dict) -> None:
         """A node has its host, ports and names; its container may not exist yet."""

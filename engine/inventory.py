@@ -100,6 +100,8 @@ class Inventory:
                                                                     node.get("tls_port"))
         elif isinstance(event, Cluster.EntryReserved):  # no node's: bound by every HAProxy of the cluster
             self._nodes[(event.originator_id, ENTRY)] = Tenant(event.host, event.port, 0, getattr(event, "tls_port", None))
+        elif isinstance(event, Cluster.EntryReleased):  # the cluster is gone: the addon moved onto a single node
+            self._nodes.pop((event.originator_id, ENTRY), None)
         elif isinstance(event, Cluster.NodePortsChanged) and key in self._nodes:
             self._nodes[key] = replace(self._nodes[key], tls_port=event.tls_port)
         elif isinstance(event, Cluster.NodeRetired):

@@ -105,9 +105,10 @@ class ChangeToStarter(KindChange):
         # Its file without replication: a restart (or the watcher making it again) starts a single node.
         await self.runtime.create_node(self.spec(c, node, None, None))
         self.secrets.forget(sentinel_secret(c.addon.name))
+        c.cluster.release_entry()
         c.addon.mark_plan_changed(operation_id=c.operation.id)
         return StepResult(f"now {plan} on {node['host']}, a single node; the app was restarted onto the new URL, "
-                          f"{c.addon.address}:{c.addon.port}", changes=(c.addon,))
+                          f"{c.addon.address}:{c.addon.port}", changes=(c.addon, c.cluster))
 
     async def compensate(self, operation: Operation, error: str) -> StepResult:
         c = await self._change(operation)

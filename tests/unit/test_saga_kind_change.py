@@ -205,10 +205,13 @@ async def test_a_crash_at_a_step_boundary_and_a_restart_finish_the_move_onto_a_s
 async def test_the_move_onto_a_single_node_says_what_each_step_did(world, engine):
     name = await a_business_addon(world, engine)
     seen = watch_restarts(world, name)
+    held = (await cluster_of(world.events, name)).entry
+    entry = held["address"]
     await change_crashing(engine, name, STARTER)
     operation = await the_change(world, engine, name, DOWN)
-    entry = (await cluster_of(world.events, name)).entry["address"]
     await on_starter(world, name, seen)
+    assert (await cluster_of(world.events, name)).entry is None  # its ports free again
+    assert not [t for t in engine.inventory.tenants() if t.host == held["host"] and t.port == held["port"]]
     assert "the app was restarted onto the new URL" in operation["steps"][-1]["detail"]
     node = await world.addon(name)  # the entry passes TLS through to the new node until it goes
     assert world.certificates.calls_to("issue_server_certificate", address=node.address, also_at=(entry,))
