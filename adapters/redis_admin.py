@@ -108,8 +108,11 @@ class RedisAdmin:
         """Subscribed to `channels` on the Sentinel at `node` (entered once it confirmed each one), the
         (channel, message) pairs it publishes; raises when the connection is lost or falls silent."""
         channels = list(channels)
-        client = redis.Redis(host=node.address, port=node.port, username="default", password=node.password,
-                             decode_responses=True, socket_connect_timeout=2, retry=Retry(NoBackoff(), 0))
+        options = dict(host=node.address, port=node.port, username="default", password=node.password,
+                       decode_responses=True, socket_connect_timeout=2, retry=Retry(NoBackoff(), 0))
+        if node.tls:  # a Sentinel of a cluster serving TLS: over TLS, verified with the installation's CA
+            options.update(connection_class=TrustingOnlyTheInstallation, tls_context=self._verified(node))
+        client = redis.Redis(connection_pool=redis.ConnectionPool(**options))
         pubsub = client.pubsub()
         try:
             async with asyncio.timeout(SUBSCRIBED_WITHIN_S):

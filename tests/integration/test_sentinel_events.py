@@ -10,7 +10,7 @@ import json
 from datetime import datetime, timezone
 
 from domain.cluster_config import MASTER_NAME
-from engine.ports import Endpoint
+from engine.nodes import endpoint
 from engine.sentinel_events import FAILOVER
 from tests.integration.business import business_addon, container, eventually, nodes_by_role, primary_of, watcher_round
 
@@ -92,7 +92,7 @@ async def test_a_failover_no_message_told_of_is_recorded_once_by_the_round_that_
     password = engine.secrets.password_for(f"{addon}-sentinels")
 
     async def all_switched() -> bool:  # each has published its +switch-master: none is left to hear
-        views = [await engine.redis.sentinel_view(Endpoint(s["address"], s["port"], password), MASTER_NAME)
+        views = [await engine.redis.sentinel_view(endpoint(s, password), MASTER_NAME)
                  for s in before["sentinel"]]
         return all(v["primary"] == f"{replica['address']}:{replica['port']}" for v in views)
 
