@@ -3,17 +3,20 @@ cluster (Docker, Redis, Sentinel, HAProxy) and real clients: `redis-cli --tls --
 from `tls-ca` reaches the entry; no data node or Sentinel answers plaintext (they serve TLS only,
 replicate and watch over TLS); forced, the entry refuses plaintext and the app is restarted on the
 rediss:// URL; the primary stopped, the Sentinels fail over over TLS and the entry still answers
-over TLS only, the new primary with its replica in sync over TLS; turned off, plaintext works again."""
+over TLS only, the new primary with its replica in sync over TLS; every node's certificate renewed,
+TLS goes on; turned off, plaintext works again."""
 
 from __future__ import annotations
 
 import shutil
 import subprocess
+from datetime import datetime, timedelta, timezone
 from urllib.parse import urlsplit
 
 import redis.asyncio as redis
 
 from domain.cluster_config import MASTER_NAME
+from engine.ports import Endpoint
 from tests.integration.business import business_addon, container, eventually, nodes_by_role, primary_of, watcher_round
 
 REDIS_CLI = shutil.which("redis-cli")
@@ -111,6 +114,21 @@ async def test_force_tls_on_a_business_addon_end_to_end(engine, app_name, tmp_pa
     await eventually(replica_in_sync, timeout=60, every=0.5)
     for node in inside:
         assert not await answers(plaintext_url(node, password)), node["container"]
+
+    # Every node's certificate renewed (as 30 days before it expires): through the entry, the primary
+    # presents a new one, verified with the CA; the Sentinels, restarted on theirs, answer over TLS.
+    shown = (await engine.addon(app_name, addon))
+    at_entry = Endpoint(shown["address"], shown["tls_port"], password, tls=True)
+    had = await engine.redis.presented_certificate(at_entry)
+    assert await engine.certificate_renewals.renew_due(now=datetime.now(timezone.utc) + timedelta(days=810),
+                                                       force_check=True) == [addon]
+    [renewal] = [o for o in await engine.operations(addon) if o["kind"] == "renew_certificate"]
+    assert (await engine.wait_for_operation(renewal["id"], timeout=120))["status"] == "succeeded"
+    assert (await engine.redis.presented_certificate(at_entry)).sha256 != had.sha256
+    assert await answers(env["REDIS_URL"], ssl_check_hostname=True, **tls)
+    for sentinel in nodes["sentinel"]:
+        assert await answers(f"rediss://:{engine.secrets.password_for(f'{addon}-sentinels')}@{sentinel['address']}:"
+                             f"{sentinel['port']}", **tls), sentinel["container"]
 
     unforced = await engine.database.change(app_name, addon, "force-tls", False)
     operation = await engine.wait_for_operation(unforced["operation_id"], timeout=60)

@@ -325,3 +325,40 @@ async def test_a_plan_change_keeps_tls_at_the_entry_and_its_new_data_nodes_serve
     plaintext, tls = await entry(world, name)
     assert not await answers(world, plaintext) and await answers(world, tls)
     assert all("frontend redis\n" not in cfg and "frontend redis_tls" in cfg for cfg in proxy_files(world, cluster))
+
+
+RENEWAL_BOUNDARIES = [("Operation.Started", False)] + [(f"Operation.StepSucceeded({step})", before)
+                                                       for step in ("check", "renew", "verify", "record")
+                                                       for before in (True, False)]
+
+
+@pytest.mark.parametrize("event, before", RENEWAL_BOUNDARIES,
+                         ids=[f"crash {'before' if b else 'after'} saving {e.split('.', 1)[1]}"
+                              for e, b in RENEWAL_BOUNDARIES])
+async def test_a_crash_at_a_step_boundary_and_a_restart_finish_renewing_every_nodes_certificate(world, engine, event,
+                                                                                                before):
+    from datetime import datetime, timedelta, timezone
+    name = await business_addon(engine)
+    cluster = await cluster_of(world.events, name)
+    inside = [n for n in cluster.live_nodes if n["role"] in ("data", "sentinel")]
+    had = {n["id"]: world.runtime.container(n["host"], n["container"]).config["tls/server.crt"] for n in inside}
+    world.events.crash_on(event, before=before)
+    try:
+        await engine.certificate_renewals.renew_due(now=datetime.now(timezone.utc) + timedelta(days=810),
+                                                    force_check=True)
+        [renewal] = [o for o in await engine.operations(name) if o["kind"] == "renew_certificate"]
+        await engine.coordinator.wait(UUID(renewal["id"]), timeout=10)
+    except Crash:
+        pass
+    assert not world.events.crash_armed, f"no save held {event}"
+    engine = await restarted(world, engine)
+    await settled(engine)
+    await caught_up(engine)
+
+    [renewal] = [o for o in await engine.operations(name) if o["kind"] == "renew_certificate"]
+    assert renewal["status"] == "succeeded", renewal
+    assert (await world.addon(name)).operation_id is None
+    for node in inside:
+        assert world.runtime.container(node["host"], node["container"]).config["tls/server.crt"] != had[node["id"]]
+        assert world.runtime.server(node["host"], node["container"]) is not None  # running
+    assert await answers(world, (await entry(world, name))[1])
