@@ -153,11 +153,21 @@ async def test_the_move_onto_business_says_what_each_step_did(world, engine):
             if c["address"] == old["address"]]
 
 
-async def test_a_failure_before_publishing_leaves_the_starter_addon_as_it_was(world, engine):
+UNDOING = [(None, False)] + [(e, b) for e in ("Operation.StepFailed(wait_sentinels)", "Operation.Compensated")
+                              for b in (True, False)]
+
+
+@pytest.mark.parametrize("event, before", UNDOING, ids=["no crash"] + named(UNDOING[1:]))
+async def test_a_failure_before_publishing_leaves_the_starter_addon_as_it_was(world, engine, event, before):
     addon = await a_running_addon(world, engine, STARTER)
-    before = await cluster_of(world.events, addon.name)
+    before_change = await cluster_of(world.events, addon.name)
     world.redis.fail_for_good("sentinel_view")
+    if event:
+        world.events.crash_on(event, before=before)
     await change_crashing(engine, addon.name, BUSINESS)
+    if event:  # the engine died while undoing: a new one undoes the rest
+        assert not world.events.crash_armed, f"no save held {event}"
+        engine = await restarted(world, engine)
     await settled(engine)
     operation = await the_change(world, engine, addon.name, UP)
     assert operation["status"] == "failed"
@@ -165,7 +175,7 @@ async def test_a_failure_before_publishing_leaves_the_starter_addon_as_it_was(wo
     assert (after.plan, after.status, after.operation_id, after.address, after.port) == \
         (STARTER, "running", None, addon.address, addon.port)
     assert after.failure.startswith("wait_sentinels: ")
-    assert [n["id"] for n in cluster.live_nodes] == [before.primary]
+    assert [n["id"] for n in cluster.live_nodes] == [before_change.primary]
     assert world.runtime.containers() == [(addon.host, addon.container)]
     assert world.key_counts(after) == SOME_KEYS
     assert world.restarter.restarts == []
