@@ -13,10 +13,10 @@ from __future__ import annotations
 from domain.addon import Addon
 from domain.catalog import ComponentCatalog
 from domain.cluster import Cluster
-from engine.cluster_nodes import entry_endpoint, serves_tls_only
+from engine.cluster_nodes import address, entry_endpoint, proxy_spec, serves_tls_only
 from engine.cluster_provisioning import sentinel_secret
 from engine.cluster_rewiring import route_proxies
-from engine.ports import Endpoint, RedisAdmin, Runtime, SecretStore, TransientError
+from engine.ports import EffectError, Endpoint, RedisAdmin, Runtime, SecretStore, TransientError
 
 
 def serves_tls_inside(cluster: Cluster) -> bool:
@@ -32,8 +32,20 @@ async def bind_entry(runtime: Runtime, components: ComponentCatalog, secrets: Se
     password, sentinel_password = secrets.password_for(addon.name), secrets.password_for(sentinel_secret(addon.name))
     members = {role: [n for n in cluster.live_nodes if n["role"] == role] for role in ("data", "sentinel", "proxy")}
     running = [p for p in members["proxy"] if p["state"] == "running"]
-    return await route_proxies(runtime, components.get("haproxy"), addon, running, members["data"],
-                               members["sentinel"], operation, password, sentinel_password, settings=settings)
+    reloaded = await route_proxies(runtime, components.get("haproxy"), addon, running, members["data"],
+                                   members["sentinel"], operation, password, sentinel_password, settings=settings)
+    entry = address({"address": addon.address, "port": addon.port})
+    for proxy in [p for p in members["proxy"] if p["state"] != "running"]:
+        # One that is down gets the file too where its container is left, so that it does not come back
+        # binding as before; one whose container or host is gone is replaced from the addon's settings.
+        try:
+            if await runtime.is_running(proxy["host"], proxy["container"]) is False:
+                await runtime.create_node(proxy_spec(addon, proxy, entry, members["data"], members["sentinel"],
+                                                     components.get("haproxy"), operation, password, sentinel_password,
+                                                     settings=settings))
+        except (TransientError, EffectError):
+            pass
+    return reloaded
 
 
 async def entry_answers_as_set(redis: RedisAdmin, addon: Addon, password: str, force_tls: bool) -> str:

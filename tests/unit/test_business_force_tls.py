@@ -362,3 +362,17 @@ async def test_a_crash_at_a_step_boundary_and_a_restart_finish_renewing_every_no
         assert world.runtime.container(node["host"], node["container"]).config["tls/server.crt"] != had[node["id"]]
         assert world.runtime.server(node["host"], node["container"]) is not None  # running
     assert await answers(world, (await entry(world, name))[1])
+
+
+async def test_an_haproxy_down_during_the_change_gets_the_new_binds_for_when_it_comes_back(world, engine):
+    name = await business_addon(engine)
+    cluster = await cluster_of(world.events, name)
+    down = [n for n in cluster.live_nodes if n["role"] == "proxy"][1]
+    await world.runtime.stop_node(down["host"], down["container"], 10)
+    cluster.mark_node_down(down["id"], "stopped", "2026-01-01T00:00:00+00:00")
+    await world.events.save(cluster)
+
+    assert (await force_tls(engine, name))["status"] == "succeeded"
+
+    assert "frontend redis\n" not in world.runtime.container(down["host"], down["container"]).config["haproxy.cfg"]
+    assert world.runtime.server(down["host"], down["container"]) is None  # written, not started
