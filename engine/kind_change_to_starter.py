@@ -52,10 +52,10 @@ class ChangeToStarter(KindChange):
     def old_replicas(self, c: Change) -> list[dict]:
         return [n for n in c.live("data") if n["id"] not in (c.old["id"], self.node(c)["id"])]
 
-    def spec(self, c: Change, node: dict, replica_of: dict | None, certificates):
-        """A single node's container (TLS as the engine serves it), plus, while it joins, replication."""
+    def spec(self, c: Change, node: dict, replica_of: dict | None):
+        """A single node's container (its certificate kept), plus, while it joins, replication."""
         password, _ = self.passwords(c.addon)
-        spec = node_spec(c.addon, node, c.operation, password, self.versions, certificates)
+        spec = node_spec(c.addon, node, c.operation, password, self.versions, None)
         if replica_of is None:
             return spec
         lines = replication_lines(node=address(self.known(c, node)), primary=address(replica_of), password=password,
@@ -67,7 +67,7 @@ class ChangeToStarter(KindChange):
         node = self.node(c)
 
         def joining(n: dict):
-            spec = self.spec(c, n, c.old, None)
+            spec = self.spec(c, n, c.old)
             return replace(spec, files={**spec.files, **self.certificate_naming_entry(c, n, c.cluster.entry["address"])})
         await self.start([node], joining)
         return StepResult(f"{node['container']} ({node['memory_mib']} MiB) started on {node['host']} at "
@@ -103,7 +103,7 @@ class ChangeToStarter(KindChange):
     async def finish(self, c: Change) -> StepResult:
         node, plan = self.node(c), c.plan
         # Its file without replication: a restart (or the watcher making it again) starts a single node.
-        await self.runtime.create_node(self.spec(c, node, None, None))
+        await self.runtime.create_node(self.spec(c, node, None))
         self.secrets.forget(sentinel_secret(c.addon.name))
         c.cluster.release_entry()
         c.addon.mark_plan_changed(operation_id=c.operation.id)
