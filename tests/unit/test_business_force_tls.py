@@ -376,3 +376,39 @@ async def test_an_haproxy_down_during_the_change_gets_the_new_binds_for_when_it_
 
     assert "frontend redis\n" not in world.runtime.container(down["host"], down["container"]).config["haproxy.cfg"]
     assert world.runtime.server(down["host"], down["container"]) is None  # written, not started
+
+
+async def test_a_crash_at_any_call_to_a_port_and_a_restart_finish_renewing_every_nodes_certificate():
+    """Between boundaries too: the engine dies at its Nth call to a port during the renewal, for every N."""
+    from datetime import datetime, timedelta, timezone
+    later = datetime.now(timezone.utc) + timedelta(days=810)
+    for number in itertools.count(1):
+        world = World(hosts=THREE_HOSTS)
+        try:
+            engine = await started_engine(world)
+            name = await business_addon(engine)
+            cluster = await cluster_of(world.events, name)
+            inside = [n for n in cluster.live_nodes if n["role"] in ("data", "sentinel")]
+            world.crash_switch.arm(number)
+            try:
+                await engine.certificate_renewals.renew_due(now=later, force_check=True)
+                for renewal in [o for o in await engine.operations(name) if o["kind"] == "renew_certificate"]:
+                    await engine.coordinator.wait(UUID(renewal["id"]), timeout=10)
+            except Crash:
+                pass
+            if world.crash_switch.armed:  # the renewal ended before its Nth call: every call was tried
+                assert number > 10
+                return
+            engine = await restarted(world, engine)
+            await settled(engine)
+            await caught_up(engine)
+            renewals = [o for o in await engine.operations(name) if o["kind"] == "renew_certificate"]
+            if not renewals:  # the crash came before the renewal was recorded: the next check starts it
+                continue
+            assert [o["status"] for o in renewals] == ["succeeded"], renewals
+            assert all(world.runtime.server(n["host"], n["container"]) is not None for n in inside)  # all running
+            assert await answers(world, (await entry(world, name))[1])
+        except AssertionError as failure:
+            raise AssertionError(f"crash at call {number}: {failure}") from failure
+        finally:
+            await shut_down(world)
