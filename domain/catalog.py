@@ -6,7 +6,7 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
-from domain.errors import BackupTooNew, NotOnBusinessYet, UnknownPlan, UnknownVersion
+from domain.errors import BackupTooNew, UnknownPlan, UnknownVersion
 
 CATALOGS = Path(__file__).parent / "catalogs"
 
@@ -24,12 +24,6 @@ class Plan:
     @property
     def is_cluster(self) -> bool:
         return self.data_nodes > 1
-
-    def check_single_node(self, addon: str, doing: str) -> None:
-        """Business clusters are provisioned and removed; the rest comes with the next issues."""
-        if self.is_cluster:
-            raise NotOnBusinessYet(f"addon {addon} is on Business plan {self.id}: {doing} is not available on "
-                                   "Business clusters yet (provisioning and removal are)")
 
 
 @dataclass(frozen=True)

@@ -159,10 +159,3 @@ class OperationNotStuck(DomainError):
 
     rule = "retry-needs-attention"
     status = 409
-
-
-class NotOnBusinessYet(DomainError):
-    """What a Business cluster cannot do yet is refused, rather than half-done on seven nodes."""
-
-    rule = "not-on-business-yet"
-    status = 409

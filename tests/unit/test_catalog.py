@@ -8,7 +8,7 @@ import re
 import pytest
 
 from domain.catalog import EngineVersion, Plan, PlanCatalog, VersionCatalog
-from domain.errors import NotOnBusinessYet, UnknownPlan, UnknownVersion
+from domain.errors import UnknownPlan, UnknownVersion
 
 PLANS = PlanCatalog.load()
 VERSIONS = VersionCatalog.load()
@@ -62,14 +62,10 @@ def test_single_node_plans_are_provisionable(plan_id):
 
 
 @pytest.mark.parametrize("plan_id", BUSINESS)
-def test_business_plans_are_provisioned_as_clusters_and_refuse_what_clusters_cannot_do_yet(plan_id):
+def test_business_plans_are_provisioned_as_clusters(plan_id):
     plan = PLANS.provisionable(plan_id)
     assert plan.is_cluster and (plan.data_nodes, plan.sentinels, plan.haproxy) == (2, 3, 2)
-    with pytest.raises(NotOnBusinessYet) as refused:
-        plan.check_single_node("my-app-3030", "changing plans")
-    assert str(refused.value).startswith(f"addon my-app-3030 is on Business plan {plan_id}: changing plans is not")
-    assert refused.value.rule == "not-on-business-yet"
-    PLANS.provisionable("redis-starter-256").check_single_node("my-app-3030", "changing plans")  # no refusal
+    assert not PLANS.provisionable("redis-starter-256").is_cluster
 
 
 def test_provisionable_refuses_an_unknown_plan_as_unknown():
