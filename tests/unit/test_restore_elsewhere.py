@@ -8,22 +8,11 @@ import pytest
 
 from domain.errors import DatasetTooLarge
 from engine.clusters import cluster_of
-from tests.unit.engine_fakes import APP, THREE_HOSTS, World, a_running_addon, finished, shut_down, started_engine
+from tests.unit.engine_fakes import APP, a_running_addon, finished
+from tests.unit.on_three_hosts import engine, world  # noqa: F401 (fixtures)
 from tests.unit.fakes.redis import BYTES_PER_KEY
 
 OTHER_APP = "other-app"
-
-
-@pytest.fixture
-async def world():
-    world = World(hosts=THREE_HOSTS)
-    yield world
-    await shut_down(world)
-
-
-@pytest.fixture
-async def engine(world):
-    return await started_engine(world)
 
 
 async def test_a_backup_too_large_for_the_targets_plan_is_refused_naming_both(world, engine):

@@ -13,33 +13,14 @@ from uuid import UUID
 
 import pytest
 
-from domain.operation import STEPS
 from engine.clusters import cluster_of
-from tests.unit.engine_fakes import APP, THREE_HOSTS, World, caught_up, restarted, settled, shut_down, started_engine
+from tests.unit.engine_fakes import APP, caught_up, restarted, settled
+from tests.unit.on_three_hosts import step_boundaries, engine, world  # noqa: F401 (fixtures)
 from tests.unit.fakes import Crash
 from tests.unit.test_saga_cluster_crashes import a_whole_cluster, created_once
 
 FROM, TO = "redis-business-256", "redis-business-512"
 KIND = "change_cluster_plan"
-
-
-def crash_points() -> list[tuple[str, bool]]:
-    points = [("Operation.Started", False)]
-    for step in STEPS[KIND]:
-        points += [(f"Operation.StepSucceeded({step})", True), (f"Operation.StepSucceeded({step})", False)]
-    return points
-
-
-@pytest.fixture
-async def world():
-    world = World(hosts=THREE_HOSTS)
-    yield world
-    await shut_down(world)
-
-
-@pytest.fixture
-async def engine(world):
-    return await started_engine(world)
 
 
 async def a_business_addon(world, engine) -> dict:
@@ -84,8 +65,8 @@ async def changed(world, given: dict, operation) -> None:
     assert [p["reason"] for p in cluster.primaries][-1] == f"plan change to {TO}"
 
 
-@pytest.mark.parametrize("event, before", crash_points(),
-                         ids=[f"crash {'before' if b else 'after'} saving {e.split('.', 1)[1]}" for e, b in crash_points()])
+@pytest.mark.parametrize("event, before", step_boundaries(KIND),
+                         ids=[f"crash {'before' if b else 'after'} saving {e.split('.', 1)[1]}" for e, b in step_boundaries(KIND)])
 async def test_a_crash_at_a_step_boundary_and_a_restart_finish_the_plan_change(world, engine, event, before):
     given = await a_business_addon(world, engine)
     world.events.crash_on(event, before=before)

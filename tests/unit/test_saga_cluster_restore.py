@@ -11,35 +11,15 @@ from uuid import UUID
 
 import pytest
 
-from domain.operation import STEPS
 from engine.clusters import cluster_of
-from tests.unit.engine_fakes import (APP, SOME_EXPIRING, SOME_KEYS, THREE_HOSTS, World, caught_up, finished, restarted,
-                                     settled, shut_down, started_engine)
+from tests.unit.engine_fakes import APP, SOME_EXPIRING, SOME_KEYS, caught_up, finished, restarted, settled
+from tests.unit.on_three_hosts import step_boundaries, engine, world  # noqa: F401 (fixtures)
 from tests.unit.fakes import Crash
 from tests.unit.test_saga_cluster_crashes import a_whole_cluster, created_once
 
 PLAN = "redis-business-256"
 KIND = "restore_cluster"
 WRITTEN_SINCE = {"0": 5, "2": 9}
-
-
-def crash_points() -> list[tuple[str, bool]]:
-    points = [("Operation.Started", False)]
-    for step in STEPS[KIND]:
-        points += [(f"Operation.StepSucceeded({step})", True), (f"Operation.StepSucceeded({step})", False)]
-    return points
-
-
-@pytest.fixture
-async def world():
-    world = World(hosts=THREE_HOSTS)
-    yield world
-    await shut_down(world)
-
-
-@pytest.fixture
-async def engine(world):
-    return await started_engine(world)
 
 
 
@@ -109,8 +89,8 @@ async def as_it_was(world, given: dict, operation: dict, failed_at: str) -> None
     assert server.keys == given["keys"] and not server.paused  # its data untouched, its writes resumed
 
 
-@pytest.mark.parametrize("event, before", crash_points(),
-                         ids=[f"crash {'before' if b else 'after'} saving {e.split('.', 1)[1]}" for e, b in crash_points()])
+@pytest.mark.parametrize("event, before", step_boundaries(KIND),
+                         ids=[f"crash {'before' if b else 'after'} saving {e.split('.', 1)[1]}" for e, b in step_boundaries(KIND)])
 async def test_a_crash_at_a_step_boundary_and_a_restart_finish_the_restore(world, engine, event, before):
     given = await a_backed_up_business_addon(world, engine)
     world.events.crash_on(event, before=before)

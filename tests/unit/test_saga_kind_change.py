@@ -12,11 +12,11 @@ from uuid import UUID
 import pytest
 
 from domain.errors import AddonBusy, DatasetTooLarge, NoHostWithRoom, PlanNotAvailable
-from domain.operation import STEPS
 from engine.clusters import cluster_of
 from engine.ports import Endpoint
-from tests.unit.engine_fakes import (APP, SOME_EXPIRING, SOME_KEYS, THREE_HOSTS, World, a_running_addon, caught_up,
-                                     restarted, settled, shut_down, started_engine)
+from tests.unit.engine_fakes import (APP, SOME_EXPIRING, SOME_KEYS, World, a_running_addon, caught_up, restarted,
+                                     settled, shut_down, started_engine)
+from tests.unit.on_three_hosts import step_boundaries, engine, world  # noqa: F401 (fixtures)
 from tests.unit.fakes import Crash
 from tests.unit.test_saga_cluster_crashes import a_whole_cluster
 
@@ -24,27 +24,8 @@ STARTER, BUSINESS = "redis-starter-256", "redis-business-256"
 UP, DOWN = "change_to_business", "change_to_starter"
 
 
-def crash_points(kind: str) -> list[tuple[str, bool]]:
-    points = [("Operation.Started", False)]
-    for step in STEPS[kind]:
-        points += [(f"Operation.StepSucceeded({step})", True), (f"Operation.StepSucceeded({step})", False)]
-    return points
-
-
 def named(points):
     return [f"crash {'before' if b else 'after'} saving {e.split('.', 1)[1]}" for e, b in points]
-
-
-@pytest.fixture
-async def world():
-    world = World(hosts=THREE_HOSTS)
-    yield world
-    await shut_down(world)
-
-
-@pytest.fixture
-async def engine(world):
-    return await started_engine(world)
 
 
 def watch_restarts(world, name: str) -> list[str]:
@@ -122,7 +103,7 @@ async def on_starter(world, name: str, seen: list[str]) -> None:
 
 # -- Starter -> Business --------------------------------------------------------------------------
 
-@pytest.mark.parametrize("event, before", crash_points(UP), ids=named(crash_points(UP)))
+@pytest.mark.parametrize("event, before", step_boundaries(UP), ids=named(step_boundaries(UP)))
 async def test_a_crash_at_a_step_boundary_and_a_restart_finish_the_move_onto_business(world, engine, event, before):
     addon = await a_running_addon(world, engine, STARTER)
     old = (await cluster_of(world.events, addon.name)).primary_node
@@ -197,7 +178,7 @@ async def test_a_failure_past_publishing_finishes_the_move(world, engine):
 
 # -- Business -> Starter --------------------------------------------------------------------------
 
-@pytest.mark.parametrize("event, before", crash_points(DOWN), ids=named(crash_points(DOWN)))
+@pytest.mark.parametrize("event, before", step_boundaries(DOWN), ids=named(step_boundaries(DOWN)))
 async def test_a_crash_at_a_step_boundary_and_a_restart_finish_the_move_onto_a_single_node(world, engine, event,
                                                                                             before):
     name = await a_business_addon(world, engine)
