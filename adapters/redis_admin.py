@@ -162,6 +162,10 @@ class RedisAdmin:
             await client.execute_command("REPLICAOF", primary_address, primary_port)
             await client.execute_command("CLIENT", "KILL", "TYPE", "normal", "SKIPME", "yes")
 
+    async def stand_alone(self, node: Endpoint) -> None:
+        async with self._client(node, timeout=2) as client:
+            await client.execute_command("REPLICAOF", "NO", "ONE")
+
     async def used_memory(self, node: Endpoint) -> int:
         async with self._client(node) as client:
             return int((await client.info("memory"))["used_memory"])

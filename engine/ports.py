@@ -168,6 +168,9 @@ class RedisAdmin(Protocol):
         """REPLICAOF the new primary, then its clients disconnected (they reconnect through the entry):
         a write waiting on it is refused from then on, never acknowledged on a node about to resync."""
 
+    async def stand_alone(self, node: Endpoint) -> None:
+        """REPLICAOF NO ONE: a primary of its own (a primary already: nothing changes)."""
+
     async def used_memory(self, node: Endpoint) -> int:
         """Bytes the server uses (INFO memory used_memory)."""
 

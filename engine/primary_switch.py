@@ -16,10 +16,13 @@ from domain.cluster_config import MASTER_NAME, QUORUM
 from engine.nodes import endpoint
 from engine.ports import EffectError, Endpoint, RedisAdmin, TransientError
 
-SWITCH_PAUSE_MS = 5_000  # the longest writes may wait on the old primary; resumed as soon as the switch is done
 CAUGHT_UP_WITHIN_S = 2.0  # with writes paused, replicas in sync have the last bytes within milliseconds
 ELECTED_WITHIN_S = 10.0
 ROUTED_WITHIN_S = 2.0  # the old primary is demoted then anyway: its clients are refused, not lost
+SETTLED_WITHIN_S = 10.0  # a failover the switch gave up on, still running: how long writes stay paused for it
+# The pause must outlast the longest switch: lapsing mid-failover, the old primary would acknowledge
+# writes its demotion then discards. The switch resumes writes as soon as it is done.
+SWITCH_PAUSE_MS = int((CAUGHT_UP_WITHIN_S + ELECTED_WITHIN_S + ROUTED_WITHIN_S + SETTLED_WITHIN_S + 5) * 1000)
 
 
 def at(node: dict) -> str:
@@ -45,14 +48,17 @@ class PrimarySwitch:
         """One of `candidates` made the primary in place of `old`, once every node of `in_sync` has all
         of `old`'s data; returns it and how the switch went ("" when it was made already)."""
         elected = await self.elected_one_of(candidates)
-        if elected is not None:  # done before a crash: never failed over twice
+        if elected is not None:  # done before a crash: never failed over twice, but the demotion may be left
+            await self.demoted(old, elected)
             return elected, ""
         loop = asyncio.get_running_loop()
         await self.redis.pause_writes(self.endpoint(old), SWITCH_PAUSE_MS)
+        failing_over, resume = False, True
         try:
             began = loop.time()
             offset = await self.caught_up(old, in_sync)
             caught_up = loop.time() - began
+            failing_over = True  # from here a Sentinel may be electing, even if its answer is lost
             await self.failover()
             elected = await self.wait_elected(candidates)
             named = loop.time() - began
@@ -61,11 +67,45 @@ class PrimarySwitch:
             # The Sentinels demote the old primary only once the failover ends: until then a write
             # waiting on it would be acknowledged there, then lost when it resyncs from the new one.
             await self.redis.demote(self.endpoint(old), elected["address"], elected["port"])
+        except BaseException as error:
+            if failing_over:  # cancelled (a deadline), or settled failing: writes wait until the pause lapses
+                resume = False
+                if isinstance(error, (TransientError, EffectError)):
+                    resume = await self.settled(old)
+            raise
         finally:
-            await self.redis.resume_writes(self.endpoint(old))
+            if resume:
+                await self.redis.resume_writes(self.endpoint(old))
         return elected, (f", with every write the old one acknowledged (offset {offset}); writes waited {waited:.2f} s: "
                          f"caught up {caught_up:.2f}, elected {named:.2f}, "
                          f"{'routed' if routed else 'not yet routed'} by HAProxy {waited:.2f}")
+
+    async def demoted(self, old: dict, primary: dict) -> None:
+        """`old` a replica of `primary`, if it still says it is a primary (one the Sentinels could not
+        reach while they failed over is demoted only when they reach it again)."""
+        try:
+            role = (await self.redis.replication(self.endpoint(old))).get("role")
+        except (TransientError, EffectError):
+            return  # gone or down: the Sentinels demote it if it comes back
+        if role == "master":
+            await self.redis.demote(self.endpoint(old), primary["address"], primary["port"])
+
+    async def settled(self, old: dict) -> bool:
+        """After a switch that failed once SENTINEL FAILOVER was sent: whether writes may resume on
+        `old`. Not while a Sentinel is still failing over (what `old` acknowledged then would be lost
+        when it follows the new primary); once none is, `old` is demoted if the Sentinels named another."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + SETTLED_WITHIN_S
+        while any(await self.seeing(lambda view: view["failing_over"])):
+            if loop.time() > deadline:
+                return False  # writes stay paused until the pause lapses, the failover over by then
+            await asyncio.sleep(0.05)
+        named = await self.seeing(lambda view: view["primary"])
+        for primary in set(named) - {at(old)}:
+            if named.count(primary) >= QUORUM:
+                host, _, port = primary.rpartition(":")
+                await self.redis.demote(self.endpoint(old), host, int(port))
+        return True
 
     async def caught_up(self, old: dict, replicas: tuple[dict, ...]) -> int:
         """With writes paused, the old primary's offset stops: each of `replicas` must reach it. Each is

@@ -13,6 +13,7 @@ from uuid import UUID
 
 import pytest
 
+import engine.primary_switch as primary_switch
 from engine.clusters import cluster_of
 from tests.unit.engine_fakes import APP, caught_up, restarted, settled
 from tests.unit.on_three_hosts import step_boundaries, engine, world  # noqa: F401 (fixtures)
@@ -116,3 +117,30 @@ async def test_a_failed_switch_keeps_the_first_new_node_as_the_replica_and_remov
     assert Counter(n["memory_mib"] for n in data) == {256: 1, 512: 1}  # the old primary, the first new node
     assert old_primary in given["data"] and len(data) == 2
     await a_whole_cluster(world, cluster, addon, reset=False)
+
+
+# -- the switch's bounds -----------------------------------------------------------------------------
+
+async def test_writes_stay_paused_for_as_long_as_the_switch_may_take(world, engine):
+    given = await a_business_addon(world, engine)
+    await change_crashing(engine, given["addon"])
+    await settled(engine)
+    await changed(world, given, await the_change(world, engine, given["addon"]))
+    longest_s = primary_switch.CAUGHT_UP_WITHIN_S + primary_switch.ELECTED_WITHIN_S + primary_switch.ROUTED_WITHIN_S
+    [pause] = world.redis.calls_to("pause_writes")
+    assert pause["pause_ms"] >= longest_s * 1000  # lapsing mid-failover, the old primary would take writes it then drops
+
+
+async def test_a_new_node_the_sentinels_elected_on_their_own_has_the_stalled_old_primary_demoted(world, engine):
+    given = await a_business_addon(world, engine)
+    old = next(n for n in given["data"] if n["role"] == "data" and world.runtime.server(n["host"], n["container"])
+               .replicaof is None)
+    old_server = world.runtime.server(old["host"], old["container"])
+    roles = []
+    world.events.when_saved("Operation.StepSucceeded(sync_second)",  # silent a second, it missed the failover
+                            lambda: world.redis.fail_over_on_their_own(given["addon"], old_follows=False))
+    world.events.when_saved("Operation.StepSucceeded(switch)", lambda: roles.append(old_server.replicaof))
+    await change_crashing(engine, given["addon"])
+    await settled(engine)
+    await changed(world, given, await the_change(world, engine, given["addon"]))
+    assert len(roles) == 1 and roles[0] is not None  # a replica once the switch is done: its writes refused

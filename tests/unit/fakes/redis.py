@@ -228,6 +228,7 @@ class FakeRedisAdmin(Faulty):
 
     async def sentinel_view(self, node: Endpoint, master: str) -> dict:
         sentinel, container = self._sentinel("sentinel_view", node, master)
+        failing_over = self._failing_over()  # a failover that ends now: this view names the new primary
         up = self._gossip(container.labels.get(ADDON_LABEL))
         return {"primary": sentinel.primary, "sentinels": len(sentinel.known_sentinels),
                 "replicas": len(sentinel.known_replicas),
@@ -238,7 +239,14 @@ class FakeRedisAdmin(Faulty):
                 "replicas_electable": sorted(a for a in sentinel.known_replicas if up.get(a, (None,))[0] is not None
                                              and up[a][0].role == "data"
                                              and up[a][0].config["replica-priority"] != "0"),
-                "failing_over": False}  # the fake fails over at once
+                "failing_over": failing_over}
+
+    def _failing_over(self) -> bool:
+        if self.failing_over is not None and self.failover_lasts_views is not None:
+            self.failover_lasts_views -= 1
+            if self.failover_lasts_views <= 0:
+                self.complete_failover()
+        return self.failing_over is not None
 
     async def sentinel_reset(self, node: Endpoint, master: str) -> None:
         sentinel, container = self._sentinel("sentinel_reset", node, master)
@@ -247,29 +255,74 @@ class FakeRedisAdmin(Faulty):
 
     async def sentinel_failover(self, node: Endpoint, master: str) -> None:
         """The Sentinel promotes the first replica in sync it may elect (replica-priority not 0); every
-        Sentinel of the addon names it, the old primary and the other replicas follow it."""
+        Sentinel of the addon names it, the old primary and the other replicas follow it: at once, or,
+        `failover_lasts_views` set, once that many more views were asked (None: once a test says so)."""
         sentinel, container = self._sentinel("sentinel_failover", node, master)
-        up = self._gossip(container.labels.get(ADDON_LABEL))
-        old = up.get(sentinel.primary, (None,))[0]
-        electable = [r for r in self._replicas(old, up) if r.config["replica-priority"] != "0"] if old else []
-        if not electable:
+        if self.failing_over is not None:
+            raise TransientError(f"{node}: INPROG Failover already in progress")
+        addon = container.labels.get(ADDON_LABEL)
+        new = self._electable(addon, sentinel.primary)
+        if new is None:
             raise TransientError(f"{node} could not start a failover: NOGOODSLAVE No suitable replica to promote")
-        new, old_at = electable[0], sentinel.primary
+        old_at = sentinel.primary
+        self.failing_over = lambda: self._promote(addon, old_at, new, (container.host, container.name))
+        if self.failover_lasts_views == 0:
+            self.complete_failover()
+
+    failover_lasts_views: int | None = 0
+    failing_over = None  # what completes the failover the Sentinels are amid
+
+    def complete_failover(self) -> None:
+        promote, self.failing_over = self.failing_over, None
+        promote()
+
+    def fail_over_on_their_own(self, addon: str, to: str | None = None, old_follows: bool = True,
+                               any_priority: bool = False) -> tuple[str, str] | None:
+        """A failover the Sentinels decide (the primary silent for a second): to the first replica they
+        may elect (`any_priority`: a Sentinel that has not read the priorities yet), or to `to`; the old
+        primary follows at once or (not `old_follows`: stalled) stays a primary until it hears of it.
+        From where to where, or None when no replica may be elected."""
+        sentinels = [s for s, c in self._gossip(addon).values() if s.role == "sentinel"
+                     and c.labels.get(ADDON_LABEL) == addon]
+        old_at = sentinels[0].primary
+        new = self._listening()[to][0] if to else self._electable(addon, old_at, any_priority)
+        if new is None:
+            return None
+        self._promote(addon, old_at, new, ("unplanned", addon), old_follows)
+        return old_at, new.announced
+
+    def _electable(self, addon: str, primary_at: str, any_priority: bool = False) -> Server | None:
+        up = self._gossip(addon)
+        old = up.get(primary_at, (None,))[0]
+        electable = [r for r in self._replicas(old, up)
+                     if any_priority or r.config["replica-priority"] != "0"] if old else []
+        return electable[0] if electable else None
+
+    def _promote(self, addon: str, old_at: str, new: Server, by: tuple, old_follows: bool = True) -> None:
+        up = self._gossip(addon)
+        old = up.get(old_at, (None,))[0]
         new_at = new.announced
         for server, c in up.values():
-            if server.role == "sentinel" and c.labels.get(ADDON_LABEL) == container.labels.get(ADDON_LABEL):
+            if server.role == "sentinel" and c.labels.get(ADDON_LABEL) == addon:
                 server.primary = new_at
-            elif server.role == "data" and (server.replicaof in old.addresses | {old_at} or server is old):
+            elif server.role == "data" and server is not new and old is not None and (
+                    (server is old and old_follows) or (server is not old and server.replicaof in old.addresses | {old_at})):
                 server.replicaof = new_at
         new.replicaof = None
-        new.keys, new.expires = dict(old.keys), dict(old.expires)  # in sync: it has the old primary's data
-        self.effects.append(("failover", container.host, container.name, new_at))
+        if old is not None:
+            new.keys, new.expires = dict(old.keys), dict(old.expires)  # in sync: it has the old primary's data
+        self.effects.append(("failover", *by, new_at))
 
     async def pause_writes(self, node: Endpoint, pause_ms: int) -> None:
-        self._server("pause_writes", node)[0].paused = True
+        self._server("pause_writes", node, pause_ms=pause_ms)[0].paused = True
 
     async def resume_writes(self, node: Endpoint) -> None:
+        if self.failing_over is not None:
+            self.effects.append(("writes resumed amid a failover", str(node)))
         self._server("resume_writes", node)[0].paused = False
+
+    async def stand_alone(self, node: Endpoint) -> None:
+        self._server("stand_alone", node)[0].replicaof = None
 
     async def answering(self, node: Endpoint) -> str:
         server, _ = self._server("answering", node)
