@@ -3,7 +3,8 @@ cluster is built as replicas of the addon's node, the app restarted onto the ent
 still serves, then one coordinated switch makes a new node the primary.
 
 add_replicas    two data nodes with the new plan's memory, replicas of the addon's node (not electable)
-sync_replicas   both in sync: electable
+sync_replicas   both in sync (not electable yet: S, alone holding the app's writes, must not lose its place
+                to a replica if it stalls a second)
 start_sentinels three Sentinels watching the addon's node as the primary
 wait_sentinels  each names it and knows the two others and both replicas
 start_proxies   two HAProxy bound to the new entry address, routing to the addon's node, S (whose TLS
@@ -11,13 +12,15 @@ start_proxies   two HAProxy bound to the new entry address, routing to the addon
 wait_entry      the entry answers, from S
 publish         REDIS_URL is the entry's (the addon stays held by the change)
 restart_app     the app restarted onto it: old instances write to S directly, new ones through the entry
-switch          writes paused on S until both replicas have all of its data, SENTINEL FAILOVER elects one,
-                S demoted, writes resume
+switch          the replicas made electable (and S not), once a majority of Sentinels see it: writes
+                paused on S until both have all of its data, SENTINEL FAILOVER elects one, S demoted,
+                writes resume
 retire_old      S removed; HAProxy and the Sentinels forget it
 finish          the addon is on the Business plan
 
-A failure before `publish` removes every new node: the addon runs on as it was. From `publish` on,
-the app uses the entry: the change is finished instead.
+A failure before `publish` removes every new node, once S is seen to be still the primary (else the
+compensation waits, then needs attention: the node holding the data is never removed): the addon runs
+on as it was. From `publish` on, the app uses the entry: the change is finished instead.
 """
 
 from __future__ import annotations
@@ -66,10 +69,10 @@ class ChangeToBusiness(KindChange):
     async def sync_replicas(self, c: Change) -> StepResult:
         offsets = [await self.in_sync(c, c.old, node) for node in c.placed("data")]
         for node in c.placed("data"):
-            await self.redis.configure(self.endpoint(c, node), {"replica-priority": "100"})
             if node["state"] == "placed":
                 c.cluster.mark_node_started(node["id"])
-        return StepResult(f"both replicas in sync (offsets {offsets}): electable", changes=(c.cluster,))
+        return StepResult(f"both replicas in sync (offsets {offsets}), not electable until the switch",
+                          changes=(c.cluster,))
 
     async def start_sentinels(self, c: Change) -> StepResult:
         password, sentinel_password = self.passwords(c.addon)
@@ -113,10 +116,15 @@ class ChangeToBusiness(KindChange):
 
     async def switch(self, c: Change) -> StepResult:
         new = tuple(c.placed("data"))
-        if c.old["state"] != "retired":
+        switching = self.switching(c, self.entry(c))
+        if await switching.elected_one_of(new) is None:
+            # Only now may the Sentinels elect a new node: the app's writes all go through the entry.
             # The old node is never to be elected again: it leaves the cluster once switched.
             await self.redis.configure(self.endpoint(c, c.old), {"replica-priority": "0"})
-        elected, detail = await self.switching(c, self.entry(c)).switch(self.old(c), new, in_sync=new)
+            for node in new:
+                await self.redis.configure(self.endpoint(c, node), {"replica-priority": "100"})
+            await self.electable(c, self.entry(c), list(new), [self.old(c)])
+        elected, detail = await switching.switch(self.old(c), new, in_sync=new)
         if c.cluster.primary != elected["id"]:
             c.cluster.change_primary(new=elected["id"], reason=f"plan change to {c.plan}")
         return StepResult(f"{elected['container']} is the primary{detail}", changes=(c.cluster,))
@@ -150,6 +158,10 @@ class ChangeToBusiness(KindChange):
         if (finished := await self.finish_forward(operation, error)) is not None:
             return finished
         c = await self._change(operation)
+        # The new nodes go only while S holds the data: were one elected (S silent a second), it would be.
+        role = (await self.redis.replication(self.endpoint(c, c.old))).get("role")
+        if role != "master":
+            raise TransientError(f"{c.old['container']} is no longer the primary ({role}): the new nodes are kept")
         removed = await self.remove(c, [n for n in c.mine if n["state"] in ("placed", "running", "down")])
         self.secrets.forget(sentinel_secret(c.addon.name))
         if c.addon.operation_id == operation.id:

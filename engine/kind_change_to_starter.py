@@ -21,13 +21,14 @@ from __future__ import annotations
 
 from dataclasses import replace
 
-from domain.cluster_config import replication_lines
+from domain.cluster_config import QUORUM, replication_lines
 from domain.operation import Operation
 from engine.cluster_nodes import address, serves_tls_only
 from engine.cluster_provisioning import sentinel_secret
 from engine.kind_change import Change, KindChange, known
 from engine.nodes import node_spec
-from engine.ports import Endpoint
+from engine.ports import EffectError, Endpoint, TransientError
+from engine.primary_switch import at
 from engine.saga import StepResult
 
 
@@ -88,12 +89,46 @@ class ChangeToStarter(KindChange):
 
     async def switch(self, c: Change) -> StepResult:
         node = self.known(c, self.node(c))
+        if c.old["state"] != "retired":
+            # The old primary is never to be elected again: it goes with the cluster, N's data with it.
+            await self.redis.configure(self.endpoint(c, c.old), {"replica-priority": "0"})
         elected, detail = await self.switching(c, self.entry(c)).switch(c.old, (node,), in_sync=(node,))
         if c.cluster.primary != elected["id"]:
             c.cluster.change_primary(new=elected["id"], reason=f"plan change to {c.plan}")
         return StepResult(f"{elected['container']} is the primary{detail}", changes=(c.cluster,))
 
+    async def switched_to(self, c: Change, node: dict) -> bool:
+        """Whether N holds the data now, even before the switch step could record it: it says it is a
+        primary, or a Sentinel names it. While one is failing over (to N, maybe), N is not removed:
+        wait until it is done."""
+        try:
+            if (await self.redis.replication(self.endpoint(c, node))).get("role") == "master":
+                return True
+        except TransientError:
+            pass  # not running: the Sentinels tell
+        named = await self.switching(c, self.entry(c)).seeing(
+            lambda view: "failing over" if view["failing_over"] else view["primary"])
+        if at(node) in named:
+            return True
+        if "failing over" in named:
+            raise TransientError(f"a Sentinel is failing over: {node['container']} is kept until it is done")
+        return False
+
+    async def still_primary(self, c: Change) -> None:
+        """N says it is the primary and no Sentinel names another or is failing over (a majority name
+        N, unless they are gone already): an unplanned failover back to an old node must not be
+        followed by removing it."""
+        node = self.known(c, self.node(c))
+        role = (await self.redis.replication(self.endpoint(c, node))).get("role")
+        named = await self.switching(c, self.entry(c)).seeing(
+            lambda view: "failing over" if view["failing_over"] else view["primary"])
+        sentinels_left = [n for n in c.live("sentinel") if await self.runtime.is_running(n["host"], n["container"])]
+        if role != "master" or any(n != at(node) for n in named) or (sentinels_left and len(named) < QUORUM):
+            raise TransientError(f"{node['container']} is not the primary every Sentinel names ({role}; {named}): "
+                                 "the old nodes are kept")
+
     async def retire_cluster(self, c: Change) -> StepResult:
+        await self.still_primary(c)
         # The entry first, then the Sentinels (no failover while the old data nodes go), then those.
         going = c.live("proxy") + c.live("sentinel") + [n for n in c.live("data") if n["id"] != self.node(c)["id"]]
         removed = await self.remove(c, going)
@@ -102,8 +137,10 @@ class ChangeToStarter(KindChange):
 
     async def finish(self, c: Change) -> StepResult:
         node, plan = self.node(c), c.plan
-        # Its file without replication: a restart (or the watcher making it again) starts a single node.
+        # Its file without replication: a restart (or the watcher making it again) starts a single node;
+        # the running one stops replicating too (the node it followed, if any, is gone).
         await self.runtime.create_node(self.spec(c, node, None))
+        await self.redis.stand_alone(self.endpoint(c, self.known(c, node)))
         self.secrets.forget(sentinel_secret(c.addon.name))
         c.cluster.release_entry()
         c.addon.mark_plan_changed(operation_id=c.operation.id)
@@ -113,13 +150,15 @@ class ChangeToStarter(KindChange):
     async def compensate(self, operation: Operation, error: str) -> StepResult:
         c = await self._change(operation)
         node = self.node(c)
-        # N elected, even before the switch step could record it: it holds the data now, the change is finished.
-        elected = node["state"] != "retired" and await self.switching(c, self.entry(c)).elected_one_of(
-            (self.known(c, node),))
+        elected = node["state"] != "retired" and await self.switched_to(c, self.known(c, node))
         if (finished := await self.finish_forward(operation, error, past=bool(elected))) is not None:
             return finished
         removed = await self.remove(c, [n for n in c.mine if n["state"] in ("placed", "running", "down")])
-        for other in self.old_replicas(c):
+        try:  # a switch that gave up amid a failover left them paused
+            await self.redis.resume_writes(self.endpoint(c, c.old))
+        except (TransientError, EffectError):
+            pass  # down: it restarts unpaused
+        for other in [c.old, *self.old_replicas(c)]:  # the old primary too, made unelectable for the switch
             await self.redis.configure(self.endpoint(c, other), {"replica-priority": "100"})
         await self.route(c, c.running("data"))
         if c.addon.operation_id == operation.id:

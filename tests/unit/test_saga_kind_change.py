@@ -93,6 +93,8 @@ async def on_starter(world, name: str, seen: list[str]) -> None:
     assert world.runtime.containers() == [(node["host"], node["container"])]
     assert world.runtime.volumes() == [(node["host"], node["volume"])]
     assert world.key_counts(addon) == SOME_KEYS
+    running = world.runtime.server(node["host"], node["container"])
+    assert running.replicaof is None  # the running node is a primary, not a replica of a node removed
     conf = world.runtime.container(node["host"], node["container"]).config["redis.conf"]
     assert "replicaof" not in conf and "masterauth" not in conf  # a single node's file: it restarts as one
     environment = world.restarter.restarts[-1][2]
