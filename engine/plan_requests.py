@@ -41,9 +41,10 @@ class PlanRequests:
         current = await self.lookup.of(app, addon)
         current.check_can_change_to(plan)
         if plan.is_cluster != self.plans.get(current.plan).is_cluster:
-            if current.settings.get("force_tls"):  # a Business cluster's entry serves no TLS yet
+            if current.settings.get("force_tls"):
                 kind = "Business plan" if plan.is_cluster else "single-node plan"
-                raise PlanNotAvailable(f"addon {current.name} forces TLS connections: turn force TLS off first, then "
+                raise PlanNotAvailable(f"addon {current.name} forces TLS connections, and the entry would have to "
+                                       "bind TLS only for the whole change: turn force TLS off first, then "
                                        f"move it onto {kind} {plan.id}")
             operation = await (self._to_business if plan.is_cluster else self._to_starter)(current, plan)
         else:

@@ -297,5 +297,5 @@ async def test_an_addon_forcing_tls_is_refused_until_it_stops(world, engine):
     addon = await a_running_addon(world, engine, STARTER)
     forced = await engine.database.change(APP, addon.name, "force-tls", True)
     assert (await engine.wait_for_operation(forced["operation_id"], timeout=10))["status"] == "succeeded"
-    with pytest.raises(PlanNotAvailable, match="turn force TLS off first"):
+    with pytest.raises(PlanNotAvailable, match="bind TLS only for the whole change: turn force TLS off first"):
         await engine.change_plan(APP, addon.name, BUSINESS)
