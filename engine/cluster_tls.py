@@ -18,6 +18,8 @@ from engine.cluster_provisioning import sentinel_secret
 from engine.cluster_rewiring import route_proxies
 from engine.ports import EffectError, Endpoint, RedisAdmin, Runtime, SecretStore, TransientError
 
+ENTRY_ASKS = 6  # fresh connections each way: one HAProxy of two missed by all of them 1 time in 64
+
 
 def serves_tls_inside(cluster: Cluster) -> bool:
     """Every data node and Sentinel of the cluster serves TLS only (a cluster made before Business
@@ -50,16 +52,19 @@ async def bind_entry(runtime: Runtime, components: ComponentCatalog, secrets: Se
 
 async def entry_answers_as_set(redis: RedisAdmin, addon: Addon, password: str, force_tls: bool) -> str:
     """The entry answers over TLS, and over plaintext only when TLS is not forced (a reload just sent
-    may not have taken yet: then it is asked again)."""
-    await redis.ping(entry_endpoint(addon, password))
-    try:
-        await redis.ping(Endpoint(addon.address, addon.port, password))
-        plaintext = True
-    except TransientError:
-        plaintext = False
-    if plaintext == force_tls:
-        raise TransientError(f"the entry {addon.address}:{addon.port} "
-                             f"{'still answers' if force_tls else 'does not answer'} plaintext yet")
+    may not have taken yet: then it is asked again). Both HAProxy bind the entry (SO_REUSEPORT: the
+    kernel hands each new connection to one of them), so it is asked on ENTRY_ASKS fresh connections:
+    one HAProxy whose new process has not taken yet is found with them, not by the app after."""
+    for _ in range(ENTRY_ASKS):
+        await redis.ping(entry_endpoint(addon, password))
+        try:
+            await redis.ping(Endpoint(addon.address, addon.port, password))
+            plaintext = True
+        except TransientError:
+            plaintext = False
+        if plaintext == force_tls:
+            raise TransientError(f"the entry {addon.address}:{addon.port} "
+                                 f"{'still answers' if force_tls else 'does not answer'} plaintext yet")
     if force_tls:
         return f"the entry answers over TLS on {addon.tls_port} only; plaintext on {addon.port} is refused"
     return f"the entry answers plaintext on {addon.port} and TLS on {addon.tls_port}"
