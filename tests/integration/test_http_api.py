@@ -186,12 +186,17 @@ async def test_a_plan_change_to_an_unknown_plan_is_a_400_listing_the_valid_ones(
     assert await engine.events.max_position() == before
 
 
-async def test_a_plan_change_to_a_cluster_plan_is_a_422(engine, client, app_name):
+async def test_a_move_onto_a_cluster_plan_of_an_addon_forcing_tls_is_a_422_and_records_nothing(engine, client, app_name):
     addon = await running_addon(engine, app_name)
+    forced = await engine.database.change(app_name, addon, "force-tls", True)
+    assert (await engine.wait_for_operation(forced["operation_id"], timeout=60))["status"] == "succeeded"
+    before = await engine.events.max_position()
     response = await client.patch(f"/v1/apps/{app_name}/addons/{addon}", json={"plan_id": "redis-business-512"},
                                   headers=auth(client))
     assert response.status == 422
-    assert (await response.json())["error"]["rule"] == "plan-not-available"
+    error = (await response.json())["error"]
+    assert error["rule"] == "plan-not-available" and "turn force TLS off first" in error["message"]
+    assert await engine.events.max_position() == before
 
 
 async def test_a_plan_change_to_the_same_plan_is_a_409(engine, client, app_name, monkeypatch):
