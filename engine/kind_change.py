@@ -24,7 +24,7 @@ from engine.cluster_forming import MEMORY, TLS_ROLES
 from engine.cluster_provisioning import sentinel_secret
 from engine.cluster_rewiring import route_proxies
 from engine.clusters import cluster_of
-from engine.nodes import CONFIG_DIR, endpoint
+from engine.nodes import CONFIG_DIR, endpoint, node_spec
 from engine.ports import AppRestarter, Endpoint, RedisAdmin, Runtime, SecretStore, TransientError
 from engine.primary_switch import PrimarySwitch, at
 from engine.saga import StepResult
@@ -161,6 +161,17 @@ class KindChange:
         tls = TLS_DIR.removeprefix(CONFIG_DIR + "/")
         return {f"{tls}/{TLS_FILES['cert']}": certificate, f"{tls}/{TLS_FILES['key']}": key,
                 f"{tls}/{TLS_FILES['ca']}": self.certificates.certificate_pem}
+
+    async def certified_alone(self, c: Change, node: dict) -> bool:
+        """A single node's certificate naming it alone again, once no entry passes TLS through to it:
+        its file written and the running server reloading it. False when it serves no TLS."""
+        if self.certificates is None or not node.get("tls_port"):
+            return False
+        await self.runtime.create_node(node_spec(c.addon, node, c.operation, self.passwords(c.addon)[0], self.versions,
+                                                 self.certificates))
+        await self.redis.reload_certificate(self.endpoint(c, node), f"{TLS_DIR}/{TLS_FILES['cert']}",
+                                            f"{TLS_DIR}/{TLS_FILES['key']}")
+        return True
 
     async def restart_app(self, c: Change) -> StepResult:
         done = await restart_app(self.events, self.restarter, c.addon, self.passwords(c.addon)[0])

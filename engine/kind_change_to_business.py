@@ -163,6 +163,8 @@ class ChangeToBusiness(KindChange):
         if role != "master":
             raise TransientError(f"{c.old['container']} is no longer the primary ({role}): the new nodes are kept")
         removed = await self.remove(c, [n for n in c.mine if n["state"] in ("placed", "running", "down")])
+        if operation.step_succeeded("wait_sentinels"):  # start_proxies may have had S's certificate name the entry
+            await self.certified_alone(c, c.old)
         self.secrets.forget(sentinel_secret(c.addon.name))
         if c.addon.operation_id == operation.id:
             c.addon.mark_plan_change_failed(operation_id=operation.id, reason=error)

@@ -139,7 +139,9 @@ class ChangeToStarter(KindChange):
         node, plan = self.node(c), c.plan
         # Its file without replication: a restart (or the watcher making it again) starts a single node;
         # the running one stops replicating too (the node it followed, if any, is gone).
-        await self.runtime.create_node(self.spec(c, node, None))
+        # Its certificate names N alone again (the entry, released, may be given to another addon).
+        if not await self.certified_alone(c, node):
+            await self.runtime.create_node(self.spec(c, node, None))
         await self.redis.stand_alone(self.endpoint(c, self.known(c, node)))
         self.secrets.forget(sentinel_secret(c.addon.name))
         c.cluster.release_entry()

@@ -12,6 +12,7 @@ from uuid import UUID
 import pytest
 
 from domain.errors import AddonBusy, DatasetTooLarge, NoHostWithRoom, PlanNotAvailable
+from domain.redis_config import TLS_FILES
 from engine.clusters import cluster_of
 from engine.ports import Endpoint
 from tests.unit.engine_fakes import (APP, SOME_EXPIRING, SOME_KEYS, World, a_running_addon, caught_up, restarted,
@@ -65,6 +66,14 @@ async def a_business_addon(world, engine) -> str:
     server = world.runtime.server(primary["host"], primary["container"])
     server.keys, server.expires = dict(SOME_KEYS), dict(SOME_EXPIRING)
     return addon.name
+
+
+def certificate_also_at(world, node: dict) -> tuple[str, ...]:
+    """The addresses beside its own that the certificate in `node`'s files was issued for."""
+    files = world.runtime.container(node["host"], node["container"]).config
+    certificate = next(text for path, text in files.items() if path.endswith(TLS_FILES["cert"]))
+    serial = int(certificate.split("serial ")[1].split()[0])
+    return world.certificates.calls_to("issue_server_certificate")[serial - 1]["also_at"]
 
 
 async def on_business(world, name: str, old: dict, seen: list[str]) -> None:
@@ -165,6 +174,20 @@ async def test_a_failure_before_publishing_leaves_the_starter_addon_as_it_was(wo
     assert world.secrets.peek(f"{addon.name}-sentinels") is None
 
 
+async def test_a_failure_once_the_entry_routes_to_the_starter_node_gives_it_back_its_own_certificate(world, engine):
+    addon = await a_running_addon(world, engine, STARTER)
+    old = (await cluster_of(world.events, addon.name)).primary_node
+    world.redis.fail_for_good("answering")  # wait_entry never sees the entry answer
+    await change_crashing(engine, addon.name, BUSINESS)
+    await settled(engine)
+    operation = await the_change(world, engine, addon.name, UP)
+    assert operation["status"] == "failed" and operation["steps"][5]["name"] == "wait_entry", operation
+    assert [n["id"] for n in (await cluster_of(world.events, addon.name)).live_nodes] == [old["id"]]
+    assert world.runtime.containers() == [(addon.host, addon.container)]
+    assert certificate_also_at(world, old) == ()  # the entry, released, names it no longer
+    assert world.runtime.server(old["host"], old["container"]).certificate_reloads >= 2
+
+
 async def test_a_failure_past_publishing_finishes_the_move(world, engine):
     addon = await a_running_addon(world, engine, STARTER)
     old = (await cluster_of(world.events, addon.name)).primary_node
@@ -208,6 +231,9 @@ async def test_the_move_onto_a_single_node_says_what_each_step_did(world, engine
     assert "the app was restarted onto the new URL" in operation["steps"][-1]["detail"]
     node = await world.addon(name)  # the entry passes TLS through to the new node until it goes
     assert world.certificates.calls_to("issue_server_certificate", address=node.address, also_at=(entry,))
+    [running] = (await cluster_of(world.events, name)).live_nodes  # then it names the node alone
+    assert certificate_also_at(world, running) == ()
+    assert world.runtime.server(running["host"], running["container"]).certificate_reloads
 
 
 async def test_a_failure_before_the_switch_leaves_the_business_addon_as_it_was(world, engine):
