@@ -116,14 +116,15 @@ class ChangeToStarter(KindChange):
 
     async def still_primary(self, c: Change) -> None:
         """N says it is the primary and no Sentinel names another or is failing over (a majority name
-        N, unless they are gone already): an unplanned failover back to an old node must not be
-        followed by removing it."""
+        N, while a majority run): an unplanned failover back to an old node must not be followed by
+        removing it."""
         node = self.known(c, self.node(c))
         role = (await self.redis.replication(self.endpoint(c, node))).get("role")
         named = await self.switching(c, self.entry(c)).seeing(
             lambda view: "failing over" if view["failing_over"] else view["primary"])
-        sentinels_left = [n for n in c.live("sentinel") if await self.runtime.is_running(n["host"], n["container"])]
-        if role != "master" or any(n != at(node) for n in named) or (sentinels_left and len(named) < QUORUM):
+        # Fewer than a majority left running (a retirement cut short) elect nobody: N's role tells then.
+        left = [n for n in c.live("sentinel") if await self.runtime.is_running(n["host"], n["container"])]
+        if role != "master" or any(n != at(node) for n in named) or (len(left) >= QUORUM and len(named) < QUORUM):
             raise TransientError(f"{node['container']} is not the primary every Sentinel names ({role}; {named}): "
                                  "the old nodes are kept")
 

@@ -139,3 +139,17 @@ async def test_a_failed_move_onto_business_keeps_a_new_node_the_sentinels_electe
     assert world.runtime.containers() == [(addon.host, addon.container)]
     assert world.runtime.server(addon.host, addon.container).replicaof is None
     assert world.key_counts(back) == SOME_KEYS
+
+
+async def test_a_retirement_of_the_cluster_cut_short_after_two_sentinels_went_is_finished(world, engine):
+    name = await a_business_addon(world, engine)
+    seen = watch_restarts(world, name)
+    last = sorted(n["container"] for n in (await cluster_of(world.events, name)).live_nodes if n["role"] == "sentinel")[-1]
+    world.runtime.fail_for_good("remove_node", container=last)  # the two others are gone: they name nobody now
+    world.events.when_saved("Addon.NeedsAttention", lambda: world.runtime.heal("remove_node"))
+    await change_crashing(engine, name, STARTER)
+    await until(lambda: any("Addon.NeedsAttention" in s for s in world.events.saves))
+    await settled(engine, timeout=20)
+    operation = await the_change(world, engine, name, DOWN)
+    assert operation["status"] == "failed" and "finished forward" in operation["compensation"], operation
+    await on_starter(world, name, seen)
