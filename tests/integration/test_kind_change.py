@@ -126,6 +126,10 @@ async def test_starter_to_business_and_back_keeps_10000_keys_in_5_databases_and_
         await eventually(app.writers[-1].wrote_more)
         await app.stopped_losing_nothing(node_url)
         assert await read(node_url, data) == data
+        client = redis.from_url(node_url, decode_responses=True)
+        info = await client.info("replication")  # running as it was left: a primary of its own
+        await client.aclose()
+        assert (info["role"], info["connected_slaves"]) == ("master", 0)
         # A single node's own file: restarted, it is a primary with the data, replicating nothing.
         current = await engine.events.get(Addon.id_for(addon))
         await engine.runtime.stop_node(current.host, current.container, 30)
