@@ -4,7 +4,9 @@ plan change does once the new nodes are in sync (engine/cluster_plan_change.py, 
 Writes are paused on the old primary (CLIENT PAUSE WRITE: they wait, they are not refused) until the
 nodes it may hand over to have all of its data, then SENTINEL FAILOVER elects one of them, HAProxy is
 given a moment to route to it, the old primary is demoted, and writes resume: what the old primary
-acknowledged, the new one has (a plain SENTINEL FAILOVER can lose seconds of writes).
+acknowledged, the new one has (a plain SENTINEL FAILOVER can lose seconds of writes). Should the switch
+give up once the failover was asked, writes resume only when no Sentinel is failing over any more, the
+old primary demoted first if they named another; until then they wait, at most until the pause lapses.
 """
 
 from __future__ import annotations

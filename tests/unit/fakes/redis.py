@@ -8,7 +8,9 @@ In a Business cluster (tests.unit.fakes.cluster for Sentinels and HAProxy), a se
 redis.conf says `replicaof <address> <port>` is a replica of the server running there, in sync
 while both run and its `masterauth` is that server's password; a client reaching the entry address
 through an HAProxy is sent to the data node that at least QUORUM of its Sentinels name and that is
-a primary itself, or refused when there is none.
+a primary itself, or refused when there is none. A failover is instant unless a test makes it last
+(`failover_lasts_views`: the Sentinels report `failing_over` meanwhile) or makes one happen on the
+Sentinels' own (`fail_over_on_their_own`: a primary silent for a second).
 """
 
 from __future__ import annotations
