@@ -181,7 +181,12 @@ class ClusterPlanChange:
 
     async def compensate(self, operation: Operation, error: str) -> StepResult:
         m = await self._move(operation)
-        elected = await self._switching(m).elected_one_of((m.first, m.second))  # never removed: it holds the data now
+        switching = self._switching(m)
+        # Amid a failover (to a new node, maybe) a majority does not name it yet: removing it then would
+        # remove the node about to hold the data. Retried until the Sentinels are done.
+        if "failing over" in await switching.seeing(lambda view: "failing over" if view["failing_over"] else None):
+            raise TransientError("a Sentinel is failing over: the new nodes are kept until it is done")
+        elected = await switching.elected_one_of((m.first, m.second))  # never removed: it holds the data now
         if elected is not None and m.cluster.primary != elected["id"]:
             m.cluster.change_primary(new=elected["id"], reason=f"plan change to {m.addon.target['plan']}")
         if not operation.past_point_of_no_return:

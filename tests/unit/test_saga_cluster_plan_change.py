@@ -131,6 +131,25 @@ async def test_writes_stay_paused_for_as_long_as_the_switch_may_take(world, engi
     assert pause["pause_ms"] >= longest_s * 1000  # lapsing mid-failover, the old primary would take writes it then drops
 
 
+async def test_a_failover_outlasting_the_switch_keeps_the_node_it_elects(world, engine, monkeypatch):
+    """The switch gives up while the Sentinels are still failing over onto a new node: undoing the change
+    waits until they are done, and keeps the node they elected (it holds the data now)."""
+    monkeypatch.setattr(primary_switch, "ELECTED_WITHIN_S", 0.1)
+    monkeypatch.setattr(primary_switch, "SETTLED_WITHIN_S", 0.1, raising=False)
+    given = await a_business_addon(world, engine)
+    world.redis.failover_lasts_views = None  # still failing over when the switch gives up
+    world.events.when_saved("Operation.StepFailed(switch)", lambda: setattr(world.redis, "failover_lasts_views", 3))
+    await change_crashing(engine, given["addon"])
+    await settled(engine, timeout=30)
+    operation = await the_change(world, engine, given["addon"])
+    assert operation["status"] == "failed" and "stays the primary" in operation["compensation"], operation
+    addon = await world.addon(given["addon"])
+    cluster = await cluster_of(world.events, addon.name)
+    primary = cluster.primary_node
+    assert primary["memory_mib"] == 512 and primary["state"] == "running"  # the elected new node, kept
+    assert world.runtime.server(primary["host"], primary["container"]).replicaof is None
+
+
 async def test_a_new_node_the_sentinels_elected_on_their_own_has_the_stalled_old_primary_demoted(world, engine):
     given = await a_business_addon(world, engine)
     old = next(n for n in given["data"] if n["role"] == "data" and world.runtime.server(n["host"], n["container"])
