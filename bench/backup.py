@@ -259,7 +259,9 @@ RAW_LABELS = {
 
 
 async def raw_rdb(node: dict, path: Path, variant: str) -> dict:
-    client = client_for(node["url"])
+    """redis-cli --rdb of `node`: over TLS with the CA when its dict says so (a Business node's "tls",
+    "cli_tls": it serves TLS only), the way the engine's own connection reaches it."""
+    client = client_for(node["url"], **node.get("tls", {}))
     try:
         config = RAW_VARIANTS[variant]
         before = {k: (await client.config_get(k))[k] for k in config}
@@ -267,8 +269,8 @@ async def raw_rdb(node: dict, path: Path, variant: str) -> dict:
             await client.config_set(k, v)
         try:
             env = {**os.environ, "REDISCLI_AUTH": node["password"]}
-            wall, out, _ = await run(["redis-cli", "-h", node["address"], "-p", str(node["port"]), "--user", "default",
-                                      "--rdb", str(path)], env=env)
+            wall, out, _ = await run(["redis-cli", "-h", node["address"], "-p", str(node["port"]), *node.get("cli_tls", []),
+                                      "--user", "default", "--rdb", str(path)], env=env)
         finally:
             for k, v in before.items():
                 await client.config_set(k, v)

@@ -1,7 +1,10 @@
 """The Business case of bench/backup.py (issue 12): `backups-create` of a redis-business-1024 addon,
 which the engine takes on the replica, against the raw operation on that same replica in the same
-run: `redis-cli --rdb FILE` (the replica forks and streams its snapshot to redis-cli, which writes and
-fsyncs it). Run with `bench/backup.py --business` (after the Starter case) or `--business-only`.
+run: `redis-cli --tls --cacert CA --rdb FILE` (the replica forks and streams its snapshot to redis-cli,
+which writes and fsyncs it). The data nodes serve TLS only: every connection the bench makes to one
+(redis-cli, the primary's forks, the replica's offset, CONFIG SET of a variant) is TLS verified with
+the installation's CA, as the engine's own connection that takes the backup is. Run with
+`bench/backup.py --business` (after the Starter case) or `--business-only`.
 
 Data: the Starter case's (backup.load: ~--mb MB of mixed data in the 5 databases, written through
 REDIS_URL, that is through HAProxy to the primary); the replica is waited for until its offset is
@@ -17,6 +20,7 @@ The addon is removed through the engine, leftovers by label, the temporary home 
 from __future__ import annotations
 
 import asyncio
+import os
 import secrets
 import shutil
 import sys
@@ -25,8 +29,8 @@ import time
 from pathlib import Path
 from urllib.parse import unquote, urlsplit
 
-from common import (client_for, machine, p50, ratio, remaining, remaining_text, remove_addon, remove_leftovers, s2,
-                    temp_settings, wait_succeeded)
+from common import (ca_file, cli_tls, client_for, machine, node_endpoint, over_tls, p50, ratio, remaining, remaining_text,
+                    remove_addon, remove_leftovers, s2, temp_settings, wait_succeeded)
 
 from engine import build
 
@@ -38,7 +42,7 @@ MB = 1_000_000
 
 
 async def forks(node: dict) -> int:
-    client = client_for(node["url"])
+    client = client_for(node["url"], **node["tls"])
     try:
         return int((await client.info("stats"))["total_forks"])
     finally:
@@ -48,7 +52,7 @@ async def forks(node: dict) -> int:
 async def in_sync(primary: dict, replica: dict, timeout: float = 120.0) -> None:
     """Until the replica has applied all the primary has written (its own offset, read on it)."""
     deadline = time.monotonic() + timeout
-    p, r = client_for(primary["url"]), client_for(replica["url"])
+    p, r = client_for(primary["url"], **primary["tls"]), client_for(replica["url"], **replica["tls"])
     try:
         while True:
             head = int((await p.info("replication"))["master_repl_offset"])
@@ -63,12 +67,14 @@ async def in_sync(primary: dict, replica: dict, timeout: float = 120.0) -> None:
         await r.aclose()
 
 
-def data_nodes(rows: list[dict], password: str) -> tuple[dict, dict]:
-    """(primary, replica) as the raw side reaches them."""
+def data_nodes(rows: list[dict], password: str, ca: Path) -> tuple[dict, dict]:
+    """(primary, replica) as the raw side reaches them: on their TLS port, verified with the CA."""
     def node(row: dict) -> dict:
-        return dict(address=row["address"], port=row["port"], host=row["host"], container=row["container"],
-                    id=row["id"], password=password,
-                    url=f"redis://default:{password}@{row['address']}:{row['port']}")
+        address, port = node_endpoint(row)
+        scheme = "rediss" if row.get("tls_port") else "redis"
+        return dict(address=address, port=port, host=row["host"], container=row["container"],
+                    id=row["id"], password=password, tls=over_tls(row, ca), cli_tls=cli_tls(row, ca),
+                    url=f"{scheme}://default:{password}@{address}:{port}")
     data = [r for r in rows if r["role"] == "data" and r["state"] == "running"]
     [primary] = [node(r) for r in data if r["is_primary"]]
     [replica] = [node(r) for r in data if not r["is_primary"]]
@@ -93,8 +99,9 @@ async def bench_business(args, load, Probe, engine_create, raw_rdb) -> dict:
                 addon = requested["addon"]
                 await wait_succeeded(engine, requested["operation_id"], f"provisioning {addon}", 300)
                 url = (await engine.environment(app))["REDIS_URL"]
-                primary, replica = data_nodes(await engine.nodes(app, addon), unquote(urlsplit(url).password or ""))
-                result["nodes"] = {k: {f: v[f] for f in ("id", "host", "address", "port")}
+                primary, replica = data_nodes(await engine.nodes(app, addon), unquote(urlsplit(url).password or ""),
+                                              ca_file(engine))
+                result["nodes"] = {k: {**{f: v[f] for f in ("id", "host", "address", "port")}, "tls": bool(v["tls"])}
                                    for k, v in (("primary", primary), ("replica", replica))}
                 print(f"  Business: loading ~{args.mb} MB into {addon} through REDIS_URL ...", file=sys.stderr, flush=True)
                 result["data"] = await load(url, args.mb * MB)
@@ -103,7 +110,7 @@ async def bench_business(args, load, Probe, engine_create, raw_rdb) -> dict:
                 for i in range(args.rounds):
                     order = ["engine", "raw"] if i % 2 == 0 else ["raw", "engine"]
                     result["orders"].append(order)
-                    sample: dict = dict(round=i + 1)
+                    sample: dict = dict(round=i + 1, load_1m_before=os.getloadavg()[0])
                     for case in order:
                         before = await forks(primary)
                         if case == "engine":
@@ -112,6 +119,7 @@ async def bench_business(args, load, Probe, engine_create, raw_rdb) -> dict:
                         else:
                             sample["raw"] = {v: await raw_rdb(replica, workdir / f"raw-{i}.rdb", v) for v in VARIANTS}
                         sample[f"{case}_primary_forks"] = await forks(primary) - before
+                    sample["load_1m_after"] = os.getloadavg()[0]
                     rounds.append(sample)
                     e, r = sample["engine"], sample["raw"]
                     print(f"  Business round {i + 1} {order}: create {e['s']:.2f} s on {e['taken_on']['role']} "
@@ -172,7 +180,13 @@ def print_business(result: dict, summary: dict) -> None:
         print(f"data: {d['payload_bytes'] / MB:.0f} MB written through REDIS_URL in {d['keys']} keys, used_memory "
               f"{d['used_memory'] / MB:.0f} MB; RDB {s2(mbs(summary['rdb_bytes'], 1))} MB (dump.rdb in the archive), "
               f"archive {s2(mbs(summary['archive_bytes'], 1))} MB")
-    print(f"rounds {len(result['rounds'])}, orders {result['orders']}; p50s; raw = {f['label']} (the fastest)\n")
+    tls = (result.get("nodes") or {}).get("replica", {}).get("tls")
+    print(f"rounds {len(result['rounds'])}, orders {result['orders']}; p50s; raw = {f['label']} (the fastest)"
+          + ("; redis-cli over TLS (--tls --cacert the installation's CA): the data nodes serve TLS only" if tls else ""))
+    loads = [x for r in result["rounds"] for x in (r.get("load_1m_before"), r.get("load_1m_after")) if x is not None]
+    if loads:
+        print(f"machine load (1-min average) around the rounds: {min(loads):.2f} .. {max(loads):.2f}")
+    print()
     header = (f"{'case':<24} | {'n':>1} | {'engine s':>8} | {'raw s':>6} | {'engine MB/s':>11} | {'raw MB/s':>8} | "
               f"{'engine/raw':>10} | target {summary['target']}x")
     print(header)

@@ -12,6 +12,9 @@ first: importing this module puts the repository on sys.path for the engine's ow
                wait_succeeded; remove_addon (through the engine, waited for)
   raw nodes    what the benches' hand-made nodes share with the engine's: Ports, node_labels,
                node_container, node_files, poll_ping / wait_for_ping, remove_node, remove_labelled
+  inside       a Business cluster's data nodes and Sentinels serve TLS only: ca_file (the
+               installation's CA, as the engine verifies with it), node_endpoint, over_tls
+               (redis-py's arguments), cli_tls (redis-cli's / redis-benchmark's)
   data         VALUE_BYTES, DATABASES, client_for, key_ranges, load_keys (random values spread
                over the databases: the data of the plan change and settings benches)
   host checks  remove_leftovers (by app label), remaining (what the hosts still hold of a run) and
@@ -46,6 +49,7 @@ from redis.backoff import NoBackoff  # noqa: E402
 from redis.retry import Retry  # noqa: E402
 
 from domain.redis_config import TLS_DIR, TLS_FILES  # noqa: E402
+from adapters.tls.certificates import CA_CERT_FILE  # noqa: E402
 from engine import Settings  # noqa: E402
 from engine.logs import configure_logging  # noqa: E402
 
@@ -301,11 +305,40 @@ async def remove_labelled(docker: aiodocker.Docker, label: str) -> int:
     return removed
 
 
+# -- inside a cluster: TLS verified with the installation's CA ----------------------------------------
+
+
+def ca_file(engine) -> Path:
+    """The installation's CA certificate, the file the engine itself verifies its nodes with."""
+    return engine.settings.tls_dir / CA_CERT_FILE
+
+
+def node_endpoint(node: dict) -> tuple[str, int]:
+    """Where a data node or Sentinel is reached: its TLS port when it serves TLS (a Business cluster
+    since TLS came inside serves nothing else), its plaintext port only on a build without TLS."""
+    return node["address"], node.get("tls_port") or node["port"]
+
+
+def over_tls(node: dict, ca: Path) -> dict:
+    """redis-py's arguments for node_endpoint(node): TLS, the certificate verified with the CA and
+    for the node's address (as the engine verifies it), when the node serves TLS."""
+    return dict(ssl=True, ssl_ca_certs=str(ca), ssl_check_hostname=True) if node.get("tls_port") else {}
+
+
+def cli_tls(node: dict, ca: Path) -> list[str]:
+    """The same for redis-cli and redis-benchmark (hiredis verifies the chain against --cacert)."""
+    return ["--tls", "--cacert", str(ca)] if node.get("tls_port") else []
+
+
 # -- data ----------------------------------------------------------------------------------------------
 
 
-def client_for(url: str, db: int = 0, timeout: float = 60) -> aioredis.Redis:
-    return aioredis.Redis.from_url(url, db=db, socket_connect_timeout=2, socket_timeout=timeout, retry=Retry(NoBackoff(), 0))
+def client_for(url: str, db: int = 0, timeout: float = 60, **tls) -> aioredis.Redis:
+    """A client of `url`; `tls`: over_tls's arguments for a rediss:// URL of a node (the scheme
+    itself says ssl: redis-py refuses the argument beside it)."""
+    tls.pop("ssl", None)
+    return aioredis.Redis.from_url(url, db=db, socket_connect_timeout=2, socket_timeout=timeout, retry=Retry(NoBackoff(), 0),
+                                   **tls)
 
 
 def key_ranges(keys: int) -> dict[int, range]:

@@ -43,9 +43,18 @@ Measured per fault:
                    replica before the engine lowered min-replicas-to-write); the engine's Cluster
                    events of the window are listed with their times.
 Data path (tuned cluster, before the faults, no writer): `redis-benchmark -t get,set -n 100000 -c 50
---csv` with -P 1 and -P 16, against the entry and straight against the primary, alternating which
-goes first, --bench-reps times each; p50 requests/s and the ratio entry/direct; and the CPU seconds
-the primary's container, both HAProxy containers (cgroup v1 cpuacct) and redis-benchmark used.
+--csv` with -P 1 and -P 16, against three targets, rotating which goes first, --bench-reps times each:
+  entry      REDIS_URL, plaintext to HAProxy, which speaks TLS to the primary (verified with the CA);
+  entry TLS  REDIS_TLS_URL, `--tls --cacert` the CA: HAProxy passes the TLS stream through to the
+             primary, where it ends;
+  direct     the primary itself, on its one port, over TLS with `--tls --cacert` the CA (the data
+             nodes serve TLS only: there is no plaintext floor any more).
+p50 requests/s and two ratios against the same raw TLS floor: entry TLS/direct (like with like: one
+TLS session from the client to Redis both ways, HAProxy's passing it on is the only difference) and
+entry/direct (what an app on REDIS_URL gets: HAProxy's TLS origination included); and the CPU
+seconds the primary's container, both HAProxy containers (cgroup v1 cpuacct) and redis-benchmark used.
+Every connection the bench makes to a data node or a Sentinel is TLS verified with the installation's
+CA (common.over_tls; plaintext only for a build without TLS, whose nodes record no TLS port).
 The results record the engine's commit and its files changed in the working tree.
 
 Prints tables and writes every sample to bench/results/failover.json. Both addons are removed
@@ -75,8 +84,8 @@ from redis.backoff import NoBackoff
 from redis.retry import Retry
 
 # common first: importing it puts the repository on sys.path for the packages below.
-from common import (REPO, RESULTS_DIR, key_ranges, load_keys, machine, p50, p95, ratio, remaining, remaining_text, remove_addon,
-                    remove_leftovers, run_bench, s2, temp_settings, wait_succeeded)
+from common import (REPO, RESULTS_DIR, ca_file, cli_tls, key_ranges, load_keys, machine, node_endpoint, over_tls, p50, p95, ratio,
+                    remaining, remaining_text, remove_addon, remove_leftovers, run_bench, s2, temp_settings, wait_succeeded)
 
 from domain.cluster import Cluster
 from domain.cluster_config import DOWN_AFTER_MS, FAILOVER_TIMEOUT_MS, MASTER_NAME
@@ -261,13 +270,15 @@ def as_dict(reply) -> dict:
     return dict(zip(items[::2], items[1::2]))
 
 
-def direct(node: dict, password: str) -> aioredis.Redis:
-    return aioredis.Redis(host=node["address"], port=node["port"], username="default", password=password,
+def direct(node: dict, password: str, ca) -> aioredis.Redis:
+    address, port = node_endpoint(node)
+    return aioredis.Redis(host=address, port=port, username="default", password=password, **over_tls(node, ca),
                           socket_connect_timeout=1, socket_timeout=1, retry=Retry(NoBackoff(), 0), decode_responses=True)
 
 
-def sentinel_client(node: dict, password: str) -> aioredis.Redis:
-    return aioredis.Redis(host=node["address"], port=node["port"], password=password, socket_connect_timeout=1,
+def sentinel_client(node: dict, password: str, ca) -> aioredis.Redis:
+    address, port = node_endpoint(node)
+    return aioredis.Redis(host=address, port=port, password=password, **over_tls(node, ca), socket_connect_timeout=1,
                           socket_timeout=2, retry=Retry(NoBackoff(), 0), decode_responses=True)
 
 
@@ -280,6 +291,7 @@ class ClusterView:
         self.password = engine.secrets.password_for(addon)
         self.sentinel_password = engine.secrets.password_for(sentinel_secret(addon))
         self.aggregate_id = str(Cluster.id_for(addon))
+        self.ca = ca_file(engine)  # the nodes and Sentinels serve TLS only: verified with it
 
     async def nodes(self) -> list[dict]:
         return [n for n in await self.engine.nodes(self.app, self.addon) if n["state"] != "retired"]
@@ -301,7 +313,7 @@ class ClusterView:
         primary = next((n for n in nodes if n["role"] == "data" and n["is_primary"]), None)
         if primary is None:
             return False, "no primary recorded"
-        client = direct(primary, self.password)
+        client = direct(primary, self.password, self.ca)
         try:
             info = await client.info("replication")
         except Exception as e:  # noqa: BLE001
@@ -314,7 +326,7 @@ class ClusterView:
             return False, "no replica online"
         votes = 0
         for s in (n for n in nodes if n["role"] == "sentinel"):
-            client = sentinel_client(s, self.sentinel_password)
+            client = sentinel_client(s, self.sentinel_password, self.ca)
             try:
                 named = await client.execute_command("SENTINEL", "GET-MASTER-ADDR-BY-NAME", MASTER_NAME)
                 votes += bool(named) and f"{named[0]}:{named[1]}" == f"{primary['address']}:{primary['port']}"
@@ -331,7 +343,7 @@ class ClusterView:
         if primary is None:
             return False, "no primary recorded"
         for s in (n for n in nodes if n["role"] == "sentinel"):
-            client = sentinel_client(s, self.sentinel_password)
+            client = sentinel_client(s, self.sentinel_password, self.ca)
             try:
                 named = await client.execute_command("SENTINEL", "GET-MASTER-ADDR-BY-NAME", MASTER_NAME)
                 if not named or f"{named[0]}:{named[1]}" != f"{primary['address']}:{primary['port']}":
@@ -352,7 +364,7 @@ class ClusterView:
         """Each Sentinel's down-after and failover-timeout (set first when `set_to` is given)."""
         out = []
         for s in (n for n in await self.nodes() if n["role"] == "sentinel"):
-            client = sentinel_client(s, self.sentinel_password)
+            client = sentinel_client(s, self.sentinel_password, self.ca)
             try:
                 if set_to:
                     await client.execute_command("SENTINEL", "SET", MASTER_NAME, "down-after-milliseconds", str(set_to[0]))
@@ -434,7 +446,7 @@ async def sentinel_probe(c: ClusterView, old: dict, t_fault: float, stop: asynci
     """Every 50 ms from the fault: how many Sentinels name a primary other than `old`; the first time
     one, two (the majority HAProxy and the engine wait for) and all three did."""
     sentinels = [n for n in await c.nodes() if n["role"] == "sentinel"]
-    clients = [sentinel_client(s, c.sentinel_password) for s in sentinels]
+    clients = [sentinel_client(s, c.sentinel_password, c.ca) for s in sentinels]
     first: dict[int, float] = {}
     try:
         while not stop.is_set() and len(first) < len(clients):
@@ -577,8 +589,8 @@ async def cgroup_paths(dockers: dict, nodes: list[dict]) -> list[str]:
     return paths
 
 
-async def redis_benchmark(address: str, port: int, password: str, n: int, clients: int, pipeline: int) -> dict:
-    cmd = ["redis-benchmark", "-h", address, "-p", str(port), "--user", "default", "-a", password, "-t", "get,set",
+async def redis_benchmark(address: str, port: int, tls: list[str], password: str, n: int, clients: int, pipeline: int) -> dict:
+    cmd = ["redis-benchmark", "-h", address, "-p", str(port), *tls, "--user", "default", "-a", password, "-t", "get,set",
            "-n", str(n), "-c", str(clients), "-P", str(pipeline), "--csv"]
     t0 = time.perf_counter()
     proc = await asyncio.create_subprocess_exec(*cmd, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
@@ -596,24 +608,30 @@ async def redis_benchmark(address: str, port: int, password: str, n: int, client
     return dict(results=rps, wall_s=time.perf_counter() - t0)
 
 
-async def data_path(c: ClusterView, dockers: dict, url: str, args) -> dict:
-    """redis-benchmark through the entry and straight to the primary; with the CPU seconds the primary's
-    container, both HAProxy containers and redis-benchmark itself used during each run."""
+async def data_path(c: ClusterView, dockers: dict, url: str, tls_url: str | None, args) -> dict:
+    """redis-benchmark through the entry (plaintext, and over TLS when it serves TLS) and straight to
+    the primary (over TLS, the only way in); with the CPU seconds the primary's container, both HAProxy
+    containers and redis-benchmark itself used during each run."""
     entry = urlsplit(url)
     nodes = await c.nodes()
     primary = next(n for n in nodes if n["role"] == "data" and n["is_primary"])
-    targets = {"entry": (entry.hostname, entry.port), "direct": (primary["address"], primary["port"])}
+    targets = {"entry": (entry.hostname, entry.port, []), "direct": (*node_endpoint(primary), cli_tls(primary, c.ca))}
+    if tls_url:
+        entry_tls = urlsplit(tls_url)
+        targets["entry TLS"] = (entry_tls.hostname, entry_tls.port, ["--tls", "--cacert", str(c.ca)])
     groups = {"redis": await cgroup_paths(dockers, [primary]),
               "haproxy": await cgroup_paths(dockers, [n for n in nodes if n["role"] == "proxy"])}
     samples = []
+    names = list(targets)
+    load_before = os.getloadavg()[0]
     for rep in range(args.bench_reps):
-        for pipeline in args.pipelines:
-            order = ["entry", "direct"] if (rep + pipeline) % 2 == 0 else ["direct", "entry"]
-            for target in order:
-                address, port = targets[target]
+        for i, pipeline in enumerate(args.pipelines):
+            first = (rep + i) % len(names)  # each target goes first in turn
+            for target in names[first:] + names[:first]:
+                address, port, tls = targets[target]
                 before = {k: cgroup_cpu_s(v) for k, v in groups.items()}
                 children = resource.getrusage(resource.RUSAGE_CHILDREN)
-                r = await redis_benchmark(address, port, c.password, args.bench_requests, args.bench_clients, pipeline)
+                r = await redis_benchmark(address, port, tls, c.password, args.bench_requests, args.bench_clients, pipeline)
                 after = {k: cgroup_cpu_s(v) for k, v in groups.items()}
                 done = resource.getrusage(resource.RUSAGE_CHILDREN)
                 cpu = {k: None if before[k] is None or after[k] is None else after[k] - before[k] for k in groups}
@@ -624,8 +642,9 @@ async def data_path(c: ClusterView, dockers: dict, url: str, args) -> dict:
         await client.delete("key:__rand_int__")  # what redis-benchmark's SET wrote
     finally:
         await client.aclose()
-    return dict(entry=f"{entry.hostname}:{entry.port}", direct=f"{primary['address']}:{primary['port']} ({primary['host']})",
-                requests=args.bench_requests, clients=args.bench_clients, reps=args.bench_reps, pipelines=args.pipelines,
+    return dict(entry=f"{entry.hostname}:{entry.port}", entry_tls=f"{targets['entry TLS'][0]}:{targets['entry TLS'][1]}" if tls_url else None,
+                direct="{}:{} ({})".format(*node_endpoint(primary), primary["host"]),
+                direct_tls=bool(primary.get("tls_port")), load_1m=[load_before, os.getloadavg()[0]], requests=args.bench_requests, clients=args.bench_clients, reps=args.bench_reps, pipelines=args.pipelines,
                 samples=samples)
 
 
@@ -644,7 +663,8 @@ async def run_cluster(engine, settings, dockers, name: str, app: str, args, bega
     record.update(app=app, addon=addon, plan=args.plan, rounds=[])
     await wait_succeeded(engine, requested["operation_id"], f"provisioning {addon}", OP_TIMEOUT_S)
     record["provision_s"] = time.monotonic() - t0
-    url = (await engine.environment(app))["REDIS_URL"]
+    env = await engine.environment(app)
+    url = env["REDIS_URL"]
     c = ClusterView(engine, app, addon)
     say(f"{addon} provisioned in {record['provision_s']:.1f} s")
     if name == "anchor":
@@ -656,7 +676,7 @@ async def run_cluster(engine, settings, dockers, name: str, app: str, args, bega
     await c.wait_ready(READY_TIMEOUT_S)
     say(f"loaded {args.keys} keys, used_memory {record['data']['used_memory'] / 2**20:.0f} MiB")
     if name == "tuned" and not args.no_data_path:
-        record["data_path"] = await data_path(c, dockers, url, args)
+        record["data_path"] = await data_path(c, dockers, url, env.get("REDIS_TLS_URL"), args)
         say("data path measured")
 
     timeout = args.redundancy_timeout + (ANCHOR_DOWN_AFTER_MS / 1000 if name == "anchor" else 0)
@@ -795,11 +815,14 @@ def summarise(result: dict) -> dict:
     dp = result["clusters"].get("tuned", {}).get("data_path")
     if dp:
         for pipeline in dp["pipelines"]:
+            targets_run = sorted({s["target"] for s in dp["samples"]})
             for test in ("SET", "GET"):
-                e = p50([s["results"][test]["rps"] for s in dp["samples"] if s["pipeline"] == pipeline and s["target"] == "entry"])
-                d = p50([s["results"][test]["rps"] for s in dp["samples"] if s["pipeline"] == pipeline and s["target"] == "direct"])
-                path[f"{test} P{pipeline}"] = dict(entry_rps=e, direct_rps=d, ratio=ratio(e, d))
-            for target in ("entry", "direct"):
+                rps = {t: p50([s["results"][test]["rps"] for s in dp["samples"] if s["pipeline"] == pipeline and s["target"] == t])
+                       for t in ("entry", "entry TLS", "direct")}
+                path[f"{test} P{pipeline}"] = dict(entry_rps=rps["entry"], entry_tls_rps=rps["entry TLS"], direct_rps=rps["direct"],
+                                                   direct_tls=dp.get("direct_tls", False), ratio=ratio(rps["entry"], rps["direct"]),
+                                                   ratio_tls=ratio(rps["entry TLS"], rps["direct"]))
+            for target in targets_run:
                 runs = [s for s in dp["samples"] if s["pipeline"] == pipeline and s["target"] == target]
                 cpu_rows[f"{target} P{pipeline}"] = dict(
                     wall_s=p50([s["wall_s"] for s in runs]),
@@ -816,9 +839,15 @@ def summarise(result: dict) -> dict:
         v = row[("anchor", "pause")]["lost"] + row[("anchor", "pause")]["loaded_lost"]
         targets["0 acknowledged writes lost in the pause cases (anchor)"] = dict(value=v, passed=v == 0)
     if path:
+        # Both against the same floor, the primary itself (over TLS: its only port).
+        floor = "direct over TLS" if dp.get("direct_tls") else "direct"
         for k in ("SET P1", "GET P1"):
+            if path[k]["ratio_tls"] is not None:
+                v = path[k]["ratio_tls"]
+                targets[f"data path {k.split()[0]} entry over TLS/{floor} >= {DATA_PATH_TARGET} (no pipelining)"] = dict(
+                    value=v, passed=v >= DATA_PATH_TARGET)
             v = path[k]["ratio"]
-            targets[f"data path {k.split()[0]} entry/direct >= {DATA_PATH_TARGET} (no pipelining)"] = dict(
+            targets[f"data path {k.split()[0]} plaintext entry/{floor} >= {DATA_PATH_TARGET} (no pipelining)"] = dict(
                 value=v, passed=v is not None and v >= DATA_PATH_TARGET)
     return dict(table=rows, data_path=path, data_path_cpu=cpu_rows, targets=targets)
 
@@ -870,15 +899,21 @@ def print_report(result: dict, summary: dict) -> None:
     if summary["data_path"]:
         dp = result["clusters"]["tuned"]["data_path"]
         print(f"\ndata path: redis-benchmark -t get,set -n {dp['requests']} -c {dp['clients']}, {dp['reps']} runs each, p50; "
-              f"entry {dp['entry']}, direct {dp['direct']}")
-        header = f"{'test':<8} | {'entry req/s':>11} | {'direct req/s':>12} | {'entry/direct':>12}"
+              f"entry {dp['entry']} (plaintext; HAProxy speaks TLS to the primary), entry TLS {dp.get('entry_tls')} "
+              f"(--tls --cacert, passed through to the primary), direct {dp['direct']}"
+              + (" (--tls --cacert: the primary serves TLS only)" if dp.get("direct_tls") else "")
+              + ("; machine load (1-min average) before and after: {:.2f}, {:.2f}".format(*dp["load_1m"]) if dp.get("load_1m") else ""))
+        rps = (lambda x: "-" if x is None else f"{x:.0f}")
+        header = (f"{'test':<8} | {'entry req/s':>11} | {'entry TLS req/s':>15} | {'direct req/s':>12} | "
+                  f"{'entry TLS/direct':>16} | {'entry/direct':>12}")
         print(header)
         print("-" * len(header))
         for k, v in summary["data_path"].items():
-            print(f"{k:<8} | {v['entry_rps']:>11.0f} | {v['direct_rps']:>12.0f} | {s2(v['ratio']):>12}")
+            print(f"{k:<8} | {rps(v['entry_rps']):>11} | {rps(v.get('entry_tls_rps')):>15} | {rps(v['direct_rps']):>12} | "
+                  f"{s2(v.get('ratio_tls')):>16} | {s2(v['ratio']):>12}")
         print(f"CPU seconds per redis-benchmark run (SET then GET, p50; the machine has {result['machine']['cpus']} CPUs):")
         for k, v in summary["data_path_cpu"].items():
-            print(f"  {k:<10} wall {s2(v['wall_s'])}; redis {s2(v['redis'])}, both HAProxy {s2(v['haproxy'])}, "
+            print(f"  {k:<13} wall {s2(v['wall_s'])}; redis {s2(v['redis'])}, both HAProxy {s2(v['haproxy'])}, "
                   f"redis-benchmark {s2(v['redis-benchmark'])}")
     print("\ntargets")
     for name, t in summary["targets"].items():

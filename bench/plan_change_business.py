@@ -9,7 +9,9 @@ beside them); the app is registered with a restart hook on a loopback HTTP serve
 only counts its calls (the body, which holds the environment, is read and dropped). ~100 MB are loaded
 through REDIS_URL (common.load_keys, as bench/failover.py loads). Rounds alternate the direction on the
 same addon: 512 -> 1024, 1024 -> 512, ... Before each, the cluster must be fully redundant with the
-three Sentinels agreeing (failover.ClusterView.wait_ready, not measured).
+three Sentinels agreeing (failover.ClusterView.wait_ready, not measured). The data nodes and Sentinels
+serve TLS only: every connection the bench makes to one of them (the Sentinels' view, the probe, the
+new nodes' maxmemory) is TLS verified with the installation's CA (common.over_tls).
 
 Each round: the writer process of the Starter case (INCR of a counter and SET <round prefix><n>, each
 acknowledged, one connection through REDIS_URL, a new connection 5 ms after an error; socket timeout
@@ -38,7 +40,8 @@ from datetime import datetime
 import aiodocker
 from aiohttp import web
 
-from common import WRITER_HEADER, load_keys, ms, p50, print_targets, remove_addon, s2, step_timings, writer_cells
+from common import (WRITER_HEADER, ca_file, load_keys, ms, node_endpoint, over_tls, p50, print_targets, remove_addon, s2, step_timings,
+                    writer_cells)
 
 from failover import ClusterView, code_state, sentinel_probe
 
@@ -101,10 +104,12 @@ async def gone(engine, node: dict) -> bool:
     return False
 
 
-async def maxmemory(node: dict, password: str) -> int | None:
+async def maxmemory(node: dict, password: str, ca) -> int | None:
+    """The node's maxmemory, asked of itself (over TLS verified with the CA: it serves nothing else)."""
     import redis.asyncio as aioredis
 
-    client = aioredis.Redis(host=node["address"], port=node["port"], username="default", password=password,
+    address, port = node_endpoint(node)
+    client = aioredis.Redis(host=address, port=port, username="default", password=password, **over_tls(node, ca),
                             socket_connect_timeout=2, socket_timeout=5, decode_responses=True)
     try:
         return int((await client.config_get("maxmemory"))["maxmemory"])
@@ -181,7 +186,7 @@ async def business_round(engine, kit: dict, view: ClusterView, hook: Hook, app: 
         nodes=dict(data_before=[n["id"] for n in old_data], data_after=[n["id"] for n in new_data],
                    data_all_new=not {n["id"] for n in new_data} & {n["id"] for n in old_data},
                    data_hosts=sorted({n["host"] for n in new_data}),
-                   maxmemory_mib=[None if (m := await maxmemory(n, password)) is None else m / 2**20 for n in new_data],
+                   maxmemory_mib=[None if (m := await maxmemory(n, password, ca_file(engine))) is None else m / 2**20 for n in new_data],
                    target_memory_mib=memory, old_data_containers_gone=all(old_gone),
                    sentinels_proxies_kept=sorted(n["id"] for n in live(before, "sentinel") + live(before, "proxy"))
                    == sorted(n["id"] for n in live(after, "sentinel") + live(after, "proxy"))))
