@@ -34,6 +34,7 @@ class EngineVersion:
     tls: bool
     rdb_format: int
     source: str
+    retired: bool = False  # end of life or a known vulnerability with no fix: never a new addon's, nor an upgrade's
 
 
 class PlanCatalog:

@@ -159,3 +159,15 @@ class OperationNotStuck(DomainError):
 
     rule = "retry-needs-attention"
     status = 409
+
+
+class UpgradeNotAllowed(DomainError):
+    """An engine upgrade off the reference's path (DESIGN §10: never a downgrade); `rule` names which rule."""
+
+    rule = "upgrade-not-allowed"
+    status = 409
+
+    def __init__(self, message: str, rule: str | None = None):
+        super().__init__(message)
+        if rule:
+            self.rule = rule
