@@ -1,12 +1,15 @@
-"""What the unit tests of cluster sagas share: a world of three fake hosts with an engine on it, and
-the crash points at each step boundary of an operation that succeeds."""
+"""What the unit tests of cluster sagas share: a world of three fake hosts with an engine on it, the
+crash points at each step boundary of an operation that succeeds, and a crash at every call to a port."""
 
 from __future__ import annotations
+
+import itertools
 
 import pytest
 
 from domain.operation import STEPS
-from tests.unit.engine_fakes import THREE_HOSTS, World, shut_down, started_engine
+from tests.unit.engine_fakes import THREE_HOSTS, World, caught_up, restarted, settled, shut_down, started_engine
+from tests.unit.fakes import Crash
 
 
 def step_boundaries(kind: str) -> list[tuple[str, bool]]:
@@ -27,3 +30,31 @@ async def world():
 @pytest.fixture
 async def engine(world):
     return await started_engine(world)
+
+
+async def crash_at_every_call(given, command, then) -> list[int]:
+    """Between boundaries too: in a fresh world each time, `given` sets it up, then the engine dies at its Nth
+    call to a port during `command`, for every N until `command` ends without meeting the crash; after each
+    crash a restarted engine has finished what `command` started, as `then` checks. The calls crashed at."""
+    crashed = []
+    for number in itertools.count(1):
+        world = World(hosts=THREE_HOSTS)
+        try:
+            engine = await started_engine(world)
+            state = await given(world, engine)
+            world.crash_switch.arm(number)
+            try:
+                await command(engine, state)
+            except Crash:
+                pass
+            if world.crash_switch.armed:  # it ended before its Nth call: every call was tried
+                return crashed
+            crashed.append(number)
+            engine = await restarted(world, engine)
+            await settled(engine)
+            await caught_up(engine)
+            await then(world, engine, state)
+        except AssertionError as failure:
+            raise AssertionError(f"crash at call {number}: {failure}") from failure
+        finally:
+            await shut_down(world)

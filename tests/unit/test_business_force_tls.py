@@ -6,7 +6,6 @@ step boundary, or at any call to a port, and a restart finish the change."""
 
 from __future__ import annotations
 
-import itertools
 from uuid import UUID
 
 import pytest
@@ -16,9 +15,10 @@ from domain.redis_config import redis_conf
 from domain.errors import TlsNotAvailable
 from engine.clusters import cluster_of
 from engine.ports import Endpoint, TransientError
-from tests.unit.engine_fakes import APP, THREE_HOSTS, World, caught_up, restarted, settled, shut_down, started_engine
+from tests.unit.engine_fakes import APP, caught_up, restarted, settled
 from tests.unit import test_saga_cluster_crashes as cluster_crashes
 from tests.unit.fakes import Crash
+from tests.unit.on_three_hosts import crash_at_every_call
 
 PLAN = cluster_crashes.PLAN
 world, engine = cluster_crashes.world, cluster_crashes.engine
@@ -197,27 +197,13 @@ async def test_a_crash_at_a_step_boundary_and_a_restart_finish_forcing_tls(world
 
 
 async def test_a_crash_at_any_call_to_a_port_and_a_restart_finish_forcing_tls():
-    """Between boundaries too: the engine dies at its Nth call to a port during the change, for every N."""
-    for number in itertools.count(1):
-        world = World(hosts=THREE_HOSTS)
-        try:
-            engine = await started_engine(world)
-            name = await business_addon(engine)
-            world.crash_switch.arm(number)
-            await forcing_until_crash(engine, name)
-            if world.crash_switch.armed:  # the change ended before its Nth call: every call was tried
-                assert number > 5
-                return
-            engine = await restarted(world, engine)
-            await settled(engine)
-            await caught_up(engine)
-            if (await world.addon(name)).operation_id is None and not await tls_operations(engine, name):
-                continue  # the crash came in the command, before the change was recorded
-            await tls_forced_on_the_entry(world, engine, name)
-        except AssertionError as failure:
-            raise AssertionError(f"crash at call {number}: {failure}") from failure
-        finally:
-            await shut_down(world)
+    async def forced(world, engine, name: str) -> None:
+        if (await world.addon(name)).operation_id is None and not await tls_operations(engine, name):
+            return  # the crash came in the command, before the change was recorded
+        await tls_forced_on_the_entry(world, engine, name)
+
+    crashed = await crash_at_every_call(lambda world, engine: business_addon(engine), forcing_until_crash, forced)
+    assert len(crashed) >= 5, crashed
 
 
 async def forcing_until_crash(engine, name: str) -> None:
@@ -382,33 +368,20 @@ async def test_a_crash_at_any_call_to_a_port_and_a_restart_finish_renewing_every
     """Between boundaries too: the engine dies at its Nth call to a port during the renewal, for every N."""
     from datetime import datetime, timedelta, timezone
     later = datetime.now(timezone.utc) + timedelta(days=810)
-    for number in itertools.count(1):
-        world = World(hosts=THREE_HOSTS)
-        try:
-            engine = await started_engine(world)
-            name = await business_addon(engine)
-            cluster = await cluster_of(world.events, name)
-            inside = [n for n in cluster.live_nodes if n["role"] in ("data", "sentinel")]
-            world.crash_switch.arm(number)
-            try:
-                await engine.certificate_renewals.renew_due(now=later, force_check=True)
-                for renewal in [o for o in await engine.operations(name) if o["kind"] == "renew_certificate"]:
-                    await engine.coordinator.wait(UUID(renewal["id"]), timeout=10)
-            except Crash:
-                pass
-            if world.crash_switch.armed:  # the renewal ended before its Nth call: every call was tried
-                assert number > 10
-                return
-            engine = await restarted(world, engine)
-            await settled(engine)
-            await caught_up(engine)
-            renewals = [o for o in await engine.operations(name) if o["kind"] == "renew_certificate"]
-            if not renewals:  # the crash came before the renewal was recorded: the next check starts it
-                continue
-            assert [o["status"] for o in renewals] == ["succeeded"], renewals
-            assert all(world.runtime.server(n["host"], n["container"]) is not None for n in inside)  # all running
-            assert await answers(world, (await entry(world, name))[1])
-        except AssertionError as failure:
-            raise AssertionError(f"crash at call {number}: {failure}") from failure
-        finally:
-            await shut_down(world)
+
+    async def renewing(engine, name: str) -> None:
+        await engine.certificate_renewals.renew_due(now=later, force_check=True)
+        for renewal in [o for o in await engine.operations(name) if o["kind"] == "renew_certificate"]:
+            await engine.coordinator.wait(UUID(renewal["id"]), timeout=10)
+
+    async def renewed(world, engine, name: str) -> None:
+        renewals = [o for o in await engine.operations(name) if o["kind"] == "renew_certificate"]
+        if not renewals:  # the crash came before the renewal was recorded: the next check starts it
+            return
+        assert [o["status"] for o in renewals] == ["succeeded"], renewals
+        inside = [n for n in (await cluster_of(world.events, name)).live_nodes if n["role"] in ("data", "sentinel")]
+        assert all(world.runtime.server(n["host"], n["container"]) is not None for n in inside)  # all running
+        assert await answers(world, (await entry(world, name))[1])
+
+    crashed = await crash_at_every_call(lambda world, engine: business_addon(engine), renewing, renewed)
+    assert len(crashed) >= 10, crashed

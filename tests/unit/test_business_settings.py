@@ -6,16 +6,16 @@ or at any call to a port, and a restart finish the change."""
 
 from __future__ import annotations
 
-import itertools
 from uuid import UUID
 
 import pytest
 
 from engine.clusters import cluster_of
 from engine.nodes import endpoint
-from tests.unit.engine_fakes import APP, THREE_HOSTS, World, caught_up, restarted, settled, shut_down, started_engine
+from tests.unit.engine_fakes import APP, caught_up, restarted, settled
 from tests.unit import test_saga_cluster_crashes as cluster_crashes
 from tests.unit.fakes import Crash
+from tests.unit.on_three_hosts import crash_at_every_call
 
 PLAN = cluster_crashes.PLAN
 # Its fixtures: a world of three hosts (a Business plan spreads each group of its cluster over them), its engine.
@@ -197,26 +197,14 @@ async def test_a_crash_at_a_step_boundary_and_a_restart_finish_the_change_on_bot
 
 
 async def test_a_crash_at_any_call_to_a_port_and_a_restart_finish_the_change_on_both_nodes():
-    """Between boundaries too: the engine dies at its Nth call to a port during the change, for every N."""
-    for number in itertools.count(1):
-        world = World(hosts=THREE_HOSTS)
-        try:
-            engine = await started_engine(world)
-            addon = await business_addon(engine)
-            world.crash_switch.arm(number)
-            await changing_until_crash(engine, addon)
-            if world.crash_switch.armed:  # the change ended before its Nth call: every call was tried
-                assert number > 10
-                return
-            engine = await restarted(world, engine)
-            await settled(engine)
-            if (await world.addon(addon)).operation_id is None and not await settings_operations(engine, addon):
-                continue  # the crash came in the command, before the change was recorded
-            await changed_on_both(world, engine, addon)
-        except AssertionError as failure:
-            raise AssertionError(f"crash at call {number}: {failure}") from failure
-        finally:
-            await shut_down(world)
+    async def finished_on_both(world, engine, addon: str) -> None:
+        if (await world.addon(addon)).operation_id is None and not await settings_operations(engine, addon):
+            return  # the crash came in the command, before the change was recorded
+        await changed_on_both(world, engine, addon)
+
+    crashed = await crash_at_every_call(lambda world, engine: business_addon(engine), changing_until_crash,
+                                        finished_on_both)
+    assert len(crashed) >= 10, crashed
 
 
 async def changing_until_crash(engine, addon: str) -> None:

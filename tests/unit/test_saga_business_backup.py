@@ -7,7 +7,6 @@ Business addons too, with the Business numbers."""
 from __future__ import annotations
 
 import asyncio
-import itertools
 from datetime import datetime, timedelta, timezone
 from uuid import UUID
 
@@ -19,6 +18,7 @@ from engine.clusters import cluster_of
 from tests.unit.engine_fakes import (APP, SOME_EXPIRING, SOME_KEYS, THREE_HOSTS, World, caught_up, finished, restarted,
                                      settled, shut_down, started_engine)
 from tests.unit.fakes import Crash
+from tests.unit.on_three_hosts import crash_at_every_call
 from tests.unit.fakes.docker import untar
 from tests.unit.fakes.redis import decode_dump
 
@@ -168,31 +168,19 @@ async def test_a_crash_at_a_step_boundary_and_a_restart_finish_the_backup_on_the
 async def test_a_crash_as_the_engine_makes_any_call_and_a_restart_finish_the_backup():
     """Between step boundaries too: the engine dies as it makes its Nth call to a port (before that call
     has any effect), for every N until the backup finishes without meeting a crash."""
-    crashed = []
-    for number in itertools.count(1):
-        world = World(hosts=THREE_HOSTS)
-        try:
-            engine = await started_engine(world)
-            given = await a_business_addon(world, engine)
-            world.crash_switch.arm(number)
-            try:
-                started = await engine.backups.create(APP, given["addon"])
-                await engine.coordinator.wait(UUID(started["operation_id"]), timeout=10)
-            except Crash:
-                pass
-            if world.crash_switch.armed:  # finished without meeting the crash: every call has been tried
-                break
-            crashed.append(number)
-            engine = await restarted(world, engine)
-            await settled(engine)
-            operations = [o for o in await engine.operations(given["addon"]) if o["kind"] == "backup"]
-            if operations:  # else the crash came in the command, before the operation was recorded
-                assert [o["status"] for o in operations] == ["succeeded"], f"crash at call {number}: {operations}"
-                assert archived_counts(world) == (SOME_KEYS, SOME_EXPIRING), f"crash at call {number}"
-            assert saves_back_on(world, given["primary"], given["replica"]), f"crash at call {number}"
-            assert (await world.addon(given["addon"])).operation_id is None
-        finally:
-            await shut_down(world)
+    async def backing_up(engine, given: dict) -> None:
+        started = await engine.backups.create(APP, given["addon"])
+        await engine.coordinator.wait(UUID(started["operation_id"]), timeout=10)
+
+    async def backed_up(world, engine, given: dict) -> None:
+        operations = [o for o in await engine.operations(given["addon"]) if o["kind"] == "backup"]
+        if operations:  # else the crash came in the command, before the operation was recorded
+            assert [o["status"] for o in operations] == ["succeeded"], operations
+            assert archived_counts(world) == (SOME_KEYS, SOME_EXPIRING)
+        assert saves_back_on(world, given["primary"], given["replica"])
+        assert (await world.addon(given["addon"])).operation_id is None
+
+    crashed = await crash_at_every_call(a_business_addon, backing_up, backed_up)
     assert len(crashed) >= 5, crashed
 
 
