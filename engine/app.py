@@ -22,6 +22,7 @@ from domain.redis_config import app_environment
 from engine.backups import BackupService
 from engine.certificate_renewal import CertificateRenewals
 from engine.database_settings import DatabaseSettings
+from engine.database_version import DatabaseVersion
 from engine.follower import Follower
 from domain.placement import NodeRequest
 from engine.addon_lookup import PROVIDER, AddonLookup
@@ -90,6 +91,7 @@ class Engine:
                                      self.inventory, backup_store, placing=self.placing)
         self.plan_requests = PlanRequests(events, self.lookup, plans, versions, redis, secrets, self.placing, starter)
         self.database = DatabaseSettings(self.lookup, starter, versions, certificates, redis, secrets, plans)
+        self.database_version = DatabaseVersion(self.lookup, versions)  # its version and the upgrades available
         self.certificate_renewals = CertificateRenewals(events, views, redis, secrets, starter)
         self.missing_tls = MissingTls(events, views, versions, self.placing, starter, plans)
         healer = ClusterHealer(events, views, self.inventory, claims, runtime, redis, secrets, self.placing, starter,

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from adapters.cli import backups, nodes, settings, verbs
+from adapters.cli import backups, database_version, nodes, settings, verbs
 from adapters.cli.client import Api, CliError
 
 
@@ -85,6 +85,8 @@ def parser() -> argparse.ArgumentParser:
             "setting", choices=list(settings.SHOWN),
             help="rdb (snapshot persistence), aof (append-only file persistence), cache-mode (evict the least "
                  "recently used keys when memory is full) or force-tls")
+    verb("database-version", database_version.database_version,
+         "show the engine version the addon runs, whether it has TLS or is retired, and the upgrades available to it")
     verb("tls-ca", settings.tls_ca,
          "print the CA certificate (PEM) that clients verify the addon's TLS certificate with: tls-ca > ca.pem")
     verb("replay", verbs.replay, "rebuild the read models from the event log and check they match")

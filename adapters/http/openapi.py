@@ -217,6 +217,12 @@ PATHS = {
         "down, retired), and which data node is the primary",
         {"200": json_body(obj(nodes={"type": "array", "items": ref("Node")}), "The nodes")},
         [APP, BACKUP_ADDON], tag="addons")},
+    "/v1/apps/{app}/addons/{addon}/version": {"get": op(
+        "The addon's engine version and the upgrades available to it, the next allowed one first (`database-version`; "
+        "reference, \"Database Upgrade\"): none onto a retired build or, while the addon forces TLS, a build without "
+        "TLS; `advice` says which upgrade a retired build must take, or why none is available",
+        {"200": json_body(obj(version=ref("DatabaseVersion")), "The version"), "409": REMOVED},
+        [APP, BACKUP_ADDON], tag="addons")},
     "/v1/apps/{app}/addons/{addon}/settings": {"get": op(
         "The addon's database settings (`settings`): persistence, cache mode, force TLS, and what is fixed",
         {"200": json_body(obj(settings=ref("DatabaseSettings")), "The settings"), "409": REMOVED},

@@ -92,6 +92,21 @@ SCHEMAS = {
                                  "description": "When the certificate the node presents expires; it is renewed "
                                                 "30 days before"},
         warnings={"type": "array", "items": {"type": "string"}, "description": "Where these settings can lose data"}),
+    "DatabaseVersion": obj(
+        addon={"type": "string", "description": "The addon ID"},
+        engine={"enum": ["redis", "valkey", None], "description": "null: its version is no longer in the catalogue"},
+        version={"type": "string", "examples": ["7.0.15"]},
+        tls={"type": ["boolean", "null"], "description": "Whether its build has TLS"},
+        retired={"type": ["boolean", "null"], "description": "End of life or a known vulnerability: upgrade it"},
+        force_tls={"type": "boolean", "description": "Forced TLS keeps it off builds without TLS"},
+        upgrades={"type": "array", "description": "The next allowed upgrade first", "items": obj(
+            version={"type": "string", "examples": ["8.1.8"]}, engine={"enum": ["redis", "valkey"]},
+            kind={"enum": ["patch", "minor", "major"]}, tls={"type": "boolean"},
+            note={"type": "string", "description": "What to know before taking it (Redis 8: never Valkey again)"})},
+        advice={"type": ["string", "null"], "description": "Which upgrade a retired build must take, or why no "
+                                                           "upgrade is available"},
+        nodes={"type": "array", "description": "Each data node and the build it runs (they differ during an upgrade)",
+               "items": obj(id={"type": "string"}, version={"type": "string"}, is_primary={"type": "boolean"})}),
     "App": obj(name={"type": "string"}, restart=ref("RestartMethod")),
     "EngineVersion": obj(
         version={"type": "string", "examples": ["7.0.15"]}, engine={"enum": ["redis", "valkey"]},

@@ -1,9 +1,11 @@
-"""The engine versions an addon can run, with the exact package each host's image was built from."""
+"""The engine versions an addon can run, with the exact package each host's image was built from; and
+the version one addon runs with the upgrades available to it (reference, "Database Upgrade")."""
 
 from __future__ import annotations
 
 from aiohttp import web
 
+from adapters.http.backups import where
 from adapters.http.keys import ENGINE
 from domain.errors import UnknownAddon
 
@@ -16,3 +18,9 @@ async def versions(request: web.Request) -> web.Response:
     if provider != "redis":
         raise UnknownAddon(f"unknown addon provider {provider!r}; this installation provides 'redis'")
     return web.json_response({"versions": await request.app[ENGINE].version_list()})
+
+
+@routes.get("/v1/apps/{app}/addons/{addon}/version")
+async def addon_version(request: web.Request) -> web.Response:
+    """`database-version`: `{addon}` is an addon ID or `redis` (the app's only Redis addon)."""
+    return web.json_response({"version": await request.app[ENGINE].database_version.show(*where(request))})
