@@ -33,8 +33,9 @@ async def version_list(runtime: Runtime, catalog: VersionCatalog, hosts: list[st
 
     found = await asyncio.gather(*(on(host, v.image) for v in versions for host in hosts))
     return [
-        {"version": v.version, "engine": v.engine, "tls": v.tls, "default": v.version == catalog.default.version,
-         "image": v.image, "source": v.source, "hosts": found[i * len(hosts):(i + 1) * len(hosts)]}
+        {"version": v.version, "engine": v.engine, "tls": v.tls, "rdb_format": v.rdb_format, "retired": v.retired,
+         "default": v.version == catalog.default.version, "image": v.image, "source": v.source,
+         "hosts": found[i * len(hosts):(i + 1) * len(hosts)]}
         for i, v in enumerate(versions)
     ]
 

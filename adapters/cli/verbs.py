@@ -88,11 +88,12 @@ def addons_plans(api: Api, args) -> int:
 def versions(api: Api, args) -> int:
     listed = api.get(f"/v1/addon_providers/{quote(args.provider)}/versions")["versions"]
     rows = [
-        [v["version"] + (" (default)" if v["default"] else ""), v["engine"], "yes" if v["tls"] else "no", h["host"],
-         package_text(h), (h.get("built_at") or "").replace("T", " ").rstrip("Z")]
+        [v["version"] + (" (default)" if v["default"] else "") + (" (retired)" if v.get("retired") else ""),
+         v["engine"], "yes" if v["tls"] else "no", str(v.get("rdb_format", "")), h["host"], package_text(h),
+         (h.get("built_at") or "").replace("T", " ").rstrip("Z")]
         for v in listed for h in v["hosts"]
     ]
-    print(table(["VERSION", "ENGINE", "TLS", "HOST", "PACKAGE", "BUILT (UTC)"], rows))
+    print(table(["VERSION", "ENGINE", "TLS", "RDB", "HOST", "PACKAGE", "BUILT (UTC)"], rows))
     return 0
 
 

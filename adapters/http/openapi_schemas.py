@@ -111,6 +111,10 @@ SCHEMAS = {
     "EngineVersion": obj(
         version={"type": "string", "examples": ["7.0.15"]}, engine={"enum": ["redis", "valkey"]},
         tls={"type": "boolean", "description": "Built with TLS: its addons serve rediss://"},
+        rdb_format={"type": "integer", "description": "The RDB format its server writes: a server reads its own and "
+                                                      "older ones, so data never goes to a lower format"},
+        retired={"type": "boolean", "description": "End of life or a known vulnerability with no fix: no new addon "
+                                                   "runs it, no upgrade goes to it"},
         default={"type": "boolean", "description": "The version an addon gets when none is asked for"},
         image={"type": "string", "examples": ["redis-addons/redis:7.0.15"]},
         source={"type": "string", "examples": ["Debian redis-server"]},

@@ -65,8 +65,8 @@ async def test_every_catalog_version_is_listed_with_its_tls_on_every_host(client
     assert list(rows) == [v.version for v in CATALOG]
     for v in CATALOG:
         row = rows[v.version]
-        assert (row["engine"], row["tls"], row["image"], row["default"]) == \
-            (v.engine, v.tls, v.image, v is CATALOG.default)
+        assert (row["engine"], row["tls"], row["rdb_format"], row["retired"], row["image"], row["default"]) == \
+            (v.engine, v.tls, v.rdb_format, False, v.image, v is CATALOG.default)
         assert [h["host"] for h in row["hosts"]] == [h.name for h in engine.settings.hosts]
         assert all(h["present"] and h["problem"] is None for h in row["hosts"]), row
 
@@ -113,14 +113,16 @@ async def test_the_cli_prints_one_row_per_version_and_host(engine, monkeypatch, 
     lines = capsys.readouterr().out.splitlines()
     assert lines[0].startswith("+--") and lines[0] == lines[2] == lines[-1]
     cells = [[c.strip() for c in line.strip("|").split("|")] for line in lines[3:-1]]
-    assert [c.strip() for c in lines[1].strip("|").split("|")] == ["VERSION", "ENGINE", "TLS", "HOST", "PACKAGE", "BUILT (UTC)"]
+    header = [c.strip() for c in lines[1].strip("|").split("|")]
+    assert header == ["VERSION", "ENGINE", "TLS", "RDB", "HOST", "PACKAGE", "BUILT (UTC)"]
     hosts = [h.name for h in engine.settings.hosts]
-    assert [(c[0], c[3]) for c in cells] == [
-        (v.version + (" (default)" if v is CATALOG.default else ""), host) for v in CATALOG for host in hosts]
+    assert [(c[0], c[3], c[4]) for c in cells] == [
+        (v.version + (" (default)" if v is CATALOG.default else ""), str(v.rdb_format), host)
+        for v in CATALOG for host in hosts]
     debian = [c for c in cells if c[0] == "7.0.15 (default)"]
-    assert [c[1:5] for c in debian] == [["redis", "yes", host, f"Debian redis-server {dpkg_version('redis-server')}"]
+    assert [c[1:6] for c in debian] == [["redis", "yes", "10", host, f"Debian redis-server {dpkg_version('redis-server')}"]
                                         for host in hosts]
-    assert all(c[2] == "no" and c[4].startswith("PyPI ") for c in cells if not c[0].startswith("7.0.15"))
+    assert all(c[2] == "no" and c[5].startswith("PyPI ") for c in cells if not c[0].startswith("7.0.15"))
 
 
 async def image_files(docker, container) -> dict[str, bytes]:
