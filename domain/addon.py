@@ -6,9 +6,9 @@ from uuid import NAMESPACE_URL, UUID, uuid5
 
 from eventsourcing.domain import Aggregate, event
 
+from domain.addon_rules import check_free, check_running
 from domain.catalog import Plan
-from domain.errors import (AddonBusy, AddonNeedsAttention, AddonNotRunning, AddonRemoved, DatasetTooLarge, NoBackupsOnSandbox,
-                           SamePlan, SettingUnchanged, TlsNotAvailable)
+from domain.errors import AddonRemoved, DatasetTooLarge, NoBackupsOnSandbox, SamePlan, SettingUnchanged, TlsNotAvailable
 from domain.placement import Placement
 from domain.schedule import DEFAULT as DEFAULT_SCHEDULE, Schedule
 from domain.settings import NO_TLS_PORT, SHOWN, setting_key
@@ -88,21 +88,6 @@ class Addon(Aggregate):
         self.failure_kind = "provisioning"
         self.operation_id = None
 
-    def _check_free(self) -> None:
-        if self.status == "removed":
-            raise AddonRemoved(f"addon {self.name} is removed")
-        if self.needs_attention:
-            raise AddonNeedsAttention(
-                f"addon {self.name} needs attention: operation {self.operation_id} could not be undone "
-                f"({self.attention}); it is retried by itself, or retry it now with `operations-retry "
-                f"{self.operation_id}`; the addon can also be removed"
-            )
-        if self.is_busy:
-            raise AddonBusy(
-                f"addon {self.name} is busy with operation {self.operation_id}; "
-                "one operation at a time, try again when it has finished"
-            )
-
     @property
     def needs_attention(self) -> bool:
         return getattr(self, "attention", None) is not None
@@ -124,7 +109,7 @@ class Addon(Aggregate):
         """Removal is refused while another operation holds the addon, except one that needs attention:
         that one is given up (the caller abandons it) and removal takes what it left behind."""
         if not self.needs_attention:
-            self._check_free()
+            check_free(self)
         self._removal_requested(operation_id=operation_id)
 
     @event("RemovalRequested")
@@ -156,7 +141,7 @@ class Addon(Aggregate):
 
     def check_can_change_to(self, plan: Plan) -> None:
         """The rules that need no measurement: checked before the engine measures the data."""
-        self._check_running("change plan")
+        check_running(self, "change plan")
         if plan.id == self.plan:
             raise SamePlan(f"addon {self.name} is already on plan {plan.id}")
 
@@ -211,16 +196,11 @@ class Addon(Aggregate):
         self.failure = reason
         self.operation_id = None
 
-    def _check_running(self, doing: str) -> None:
-        self._check_free()
-        if self.status != "running":
-            raise AddonNotRunning(f"addon {self.name} is {self.status}: only a running addon can {doing}")
-
     # -- database settings ---------------------------------------------------------
 
     def request_setting_change(self, name: str, enabled: bool, operation_id: UUID) -> None:
         key = setting_key(name)
-        self._check_running("change its settings")
+        check_running(self, "change its settings")
         if bool(self.settings.get(key)) == bool(enabled):
             raise SettingUnchanged(f"{SHOWN[key]} is already {'on' if enabled else 'off'} for addon {self.name}")
         if key == "force_tls" and enabled:
@@ -274,7 +254,7 @@ class Addon(Aggregate):
 
     def start_backup(self, operation_id: UUID, backup_id: UUID) -> None:
         """A backup holds the addon like any operation: a plan change must not stop the node under it."""
-        self._check_running("be backed up")
+        check_running(self, "be backed up")
         self._backup_started(operation_id=operation_id, backup_id=backup_id)
 
     @event("BackupStarted")
@@ -288,7 +268,7 @@ class Addon(Aggregate):
     def request_restore(self, backup_id: UUID, container: str, volume: str, operation_id: UUID,
                         dataset_bytes: int = 0) -> None:
         """The backup goes into a new node at the same place; the current one stays until the data is verified."""
-        self._check_running("be restored")
+        check_running(self, "be restored")
         if not self.settings.get("cache_mode") and dataset_bytes > self.memory_mib * MiB:
             raise DatasetTooLarge(
                 f"the backup held {dataset_bytes / MiB:.1f} MiB of data and addon {self.name}'s plan {self.plan} has "
@@ -318,11 +298,42 @@ class Addon(Aggregate):
         self.failure = reason
         self.operation_id = None
 
+    # -- engine upgrades (reference, "Database Upgrade") -----------------------------------
+
+    def request_upgrade(self, version: str, tls: bool, container: str, volume: str, operation_id: UUID) -> None:
+        """The node restarted on the new version's build, at the same place, its data kept; its TLS port
+        kept if that build has TLS (one without drops it; a build with TLS gets one later, live)."""
+        check_running(self, "be upgraded")
+        self._upgrade_requested(operation_id=operation_id, version=version, container=container, volume=volume,
+                                tls_port=self.tls_port if tls else None)
+
+    @event("UpgradeRequested")
+    def _upgrade_requested(self, operation_id: UUID, version: str, container: str, volume: str,
+                           tls_port: int | None) -> None:
+        self.status = "upgrading"
+        self.operation_id = operation_id
+        self.target = dict(self.previous_node, plan=self.plan, memory_mib=self.memory_mib, container=container,
+                           volume=volume, redis_version=version, tls_port=tls_port)
+
+    def mark_upgraded(self, operation_id: UUID) -> None:
+        self._upgraded(operation_id=operation_id, version=self.target["redis_version"], tls_port=self.target["tls_port"])
+
+    @event("Upgraded")
+    def _upgraded(self, operation_id: UUID, version: str, tls_port: int | None) -> None:
+        self.replaced = self.previous_node
+        self.redis_version, self.container, self.volume = version, self.target["container"], self.target["volume"]
+        self.tls_port, self.target, self.status, self.operation_id = tls_port, None, "running", None
+
+    @event("UpgradeFailed")
+    def mark_upgrade_failed(self, operation_id: UUID, reason: str) -> None:
+        """The former version serves on, with its data."""
+        self.target, self.status, self.failure, self.operation_id = None, "running", reason, None
+
     # -- TLS ----------------------------------------------------------------------------
 
     def request_tls_port(self, tls_port: int, operation_id: UUID) -> None:
         """A node made before TLS was served here starts serving it, beside plaintext, live."""
-        self._check_running("start serving TLS")
+        check_running(self, "start serving TLS")
         if self.tls_port is not None:
             raise SettingUnchanged(f"addon {self.name} serves TLS already, on port {self.tls_port}")
         self._tls_port_requested(operation_id=operation_id, tls_port=tls_port)
@@ -350,7 +361,7 @@ class Addon(Aggregate):
     def start_certificate_renewal(self, operation_id: UUID) -> None:
         """The node gets a new server certificate before the one it serves expires (it holds the addon
         like any operation: a plan change meanwhile would renew a node being replaced)."""
-        self._check_running("renew its TLS certificate")
+        check_running(self, "renew its TLS certificate")
         self.check_serves_tls()
         self._certificate_renewal_started(operation_id=operation_id)
 
@@ -370,7 +381,7 @@ class Addon(Aggregate):
 
     def start_node_replacement(self, operation_id: UUID) -> None:
         """A node of its cluster is replaced (self-healing): it holds the addon like any operation."""
-        self._check_running("have a node replaced")
+        check_running(self, "have a node replaced")
         self._node_replacement_started(operation_id=operation_id)
 
     @event("NodeReplacementStarted")

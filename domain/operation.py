@@ -45,6 +45,10 @@ STEPS = {
     "serve_tls": ["apply", "verify", "publish"],
     # Beyond the reference: a node's TLS certificate replaced (files, then a live reload) before it expires.
     "renew_certificate": ["check", "renew", "verify", "record"],
+    # Reference, "Database Upgrade" (a Starter addon: "stop the node to upgrade it"): the node saved and
+    # stopped, a new container of the new build on a copy of its data at the same place, verified, then
+    # the app restarted ("once the operation is finished, the application is restarted").
+    "upgrade": ["stop", "start_new", "wait_ready", "verify", "publish", "cleanup", "restart_app"],
     # Beyond the reference: the backup's data goes into a new node in place of the current one.
     "restore": ["check", "stop", "load", "wait_ready", "verify", "settings", "publish", "cleanup"],
     # The same for a Business cluster: a new pair of data nodes from the backup, then the Sentinels moved onto it.
@@ -56,7 +60,8 @@ STEPS = {
 POINTS_OF_NO_RETURN = {"replace_node": ["rewire_proxies"], "change_plan": ["publish"],
                        "change_cluster_plan": ["retire_replica"], "restore": ["publish"],
                        "disable_force_tls": ["publish"], "restore_cluster": ["switch"],
-                       "change_to_business": ["publish"], "change_to_starter": ["switch"]}
+                       "change_to_business": ["publish"], "change_to_starter": ["switch"],
+                       "upgrade": ["publish"]}
 
 # Operations recorded before they carried their plan (release 0.1, commit a79d645) ran these steps;
 # frozen here so that their histories replay as they were written.

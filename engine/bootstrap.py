@@ -22,6 +22,7 @@ from engine.kind_change_to_starter import ChangeToStarter
 from engine.certificate_renewal import CertificateRenewal
 from engine.logs import configure_logging
 from engine.plan_change import PlanChange
+from engine.upgrade import Upgrade
 from engine.cluster_provisioning import ClusterProvisioning
 from engine.node_replacement import NodeReplacement
 from engine.provisioning import Provisioning, Removal
@@ -57,6 +58,7 @@ def build(settings: Settings | None = None) -> Engine:
         "replace_node": NodeReplacement(events, runtime, redis, secrets, versions, ComponentCatalog.load(),
                                         certificates=authority),
         "change_plan": PlanChange(events, runtime, redis, secrets, versions, restarter, authority),
+        "upgrade": Upgrade(events, runtime, redis, secrets, versions, restarter, authority),
         "change_cluster_plan": ClusterPlanChange(events, runtime, redis, secrets, versions, ComponentCatalog.load(),
                                                  certificates=authority),
         "backup": BackupSaga(events, runtime, redis, secrets, store),

@@ -18,7 +18,8 @@ def data_node(addon: Addon, node: dict, placed_by: UUID | None = None) -> dict:
     """The record of a data node of `addon` at `node` (a host, address, ports, container, volume),
     placed by operation `placed_by`."""
     record = node_record("data", node["host"], node["address"], node["port"], node["container"], node["volume"],
-                         node.get("memory_mib", addon.memory_mib), addon.redis_version, node.get("tls_port"))
+                         node.get("memory_mib", addon.memory_mib), node.get("redis_version", addon.redis_version),
+                         node.get("tls_port"))
     return {**record, "placed_by": str(placed_by)} if placed_by else record
 
 
@@ -81,8 +82,8 @@ async def cluster_of(events: EventLog, addon: str) -> Cluster:
         return adopted_cluster(await events.get(Addon.id_for(addon)))
 
 
-SERVING = ("running", "changing-plan", "restoring", "removing")  # the addon's own node runs (or ran) in these
-MOVING = ("changing-plan", "restoring")  # a plan change or a restore has placed a second node
+SERVING = ("running", "changing-plan", "restoring", "upgrading", "removing")  # the addon's own node runs (or ran) in these
+MOVING = ("changing-plan", "restoring", "upgrading")  # a plan change, a restore or an upgrade has placed a second node
 
 
 def adopted_cluster(addon: Addon, holdings: dict | None = None, cleanup_pending: bool = False) -> Cluster:

@@ -1,19 +1,51 @@
 """An addon's engine version and the upgrades available to it (reference, "Database Upgrade": the
-dashboard's Database Version block shows the version and whether an upgrade is available). Read only:
-taking an upgrade is a later operation. `addon` takes an addon ID or `redis`, as for backups."""
+dashboard's Database Version block shows the version and whether an upgrade is available), and the upgrade
+a user asks for: never automatic, along the path of domain/upgrade_path.py. `addon` takes an addon ID or
+`redis`, as for backups."""
 
 from __future__ import annotations
 
-from domain.catalog import EngineVersion, VersionCatalog
-from domain.errors import UnknownVersion
-from domain.upgrade_path import upgrades
+import structlog
+
+from domain.catalog import EngineVersion, PlanCatalog, VersionCatalog
+from domain.errors import UnknownVersion, UpgradeNotAllowed
+from domain.operation import Operation
+from domain.upgrade_path import check_upgrade, upgrades
 from engine.addon_lookup import AddonLookup
-from engine.clusters import cluster_of
+from engine.clusters import cluster_of, data_node
+from engine.operations import OperationStarter
+
+log = structlog.get_logger("engine")
 
 
 class DatabaseVersion:
-    def __init__(self, lookup: AddonLookup, versions: VersionCatalog):
-        self.lookup, self.versions = lookup, versions
+    def __init__(self, lookup: AddonLookup, versions: VersionCatalog, plans: PlanCatalog, starter: OperationStarter):
+        self.lookup, self.versions, self.plans, self.starter = lookup, versions, plans, starter
+
+    async def upgrade(self, app: str, addon: str, version: str | None = None) -> dict:
+        """Reference, "Database Upgrade": to `version`, or the next allowed step. A Starter addon's node is
+        stopped and restarted on the new build at the same place (engine/upgrade.py)."""
+        current = await self.lookup.live(app, addon)
+        if self.plans.get(current.plan).is_cluster:
+            raise UpgradeNotAllowed(f"addon {current.name} is a Business addon: its upgrade (a minor version with no "
+                                    "downtime) is not available yet", rule="upgrade-not-available-yet")
+        installed, force_tls = self.versions.get(current.redis_version), bool(current.settings.get("force_tls"))
+        if version is None:
+            steps = upgrades(installed, self.versions, force_tls)
+            if not steps:
+                raise UpgradeNotAllowed(advice(installed, self.versions, force_tls, []), rule="no-upgrade-available")
+            version = steps[0].version
+        step = check_upgrade(installed, self.versions.get(version), self.versions, force_tls)
+        target = self.versions.get(step.version)
+        operation = Operation(kind="upgrade", addon=current.name, app=app, subject=target.version)
+        node = f"redis-addons-{current.name}-{operation.id.hex[:8]}"
+        current.request_upgrade(target.version, target.tls, node, f"{node}-data", operation.id)
+        cluster = await cluster_of(self.lookup.events, current.name)
+        cluster.place_node(data_node(current, current.target, operation.id))
+        await self.starter.start(operation, current, cluster)
+        log.info("upgrade requested", addon=current.name, app=app, version=target.version, operation_id=str(operation.id))
+        return {"addon": current.name, "operation_id": str(operation.id), "from": installed.version,
+                "to": target.version, "engine": target.engine, "kind": step.kind, "note": step.note}
 
     async def show(self, app: str, addon: str) -> dict:
         current = await self.lookup.live(app, addon)

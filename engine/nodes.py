@@ -45,7 +45,7 @@ def node_spec(addon: Addon, node: dict, operation: Operation | str, password: st
         host=node["host"],
         container=node["container"],
         volume=node["volume"],
-        image=versions.get(addon.redis_version).image,
+        image=versions.get(node.get("version") or addon.redis_version).image,  # an upgrade's new node: its own
         command=["/usr/local/bin/redis-server", f"{CONFIG_DIR}/redis.conf"],
         config_dir=CONFIG_DIR,
         files=files,

@@ -27,6 +27,9 @@ STATUS = {
     Addon.RestoreRequested: "restoring",
     Addon.Restored: "running",
     Addon.RestoreFailed: "running",
+    Addon.UpgradeRequested: "upgrading",
+    Addon.Upgraded: "running",
+    Addon.UpgradeFailed: "running",
 }
 
 
@@ -72,7 +75,8 @@ def apply(db, event) -> None:
                    "AND tls != ?", (int(bool(event.settings.get("force_tls"))), at, addon_id,
                                     int(bool(event.settings.get("force_tls")))))
     elif type(event) in STATUS:
-        operation = str(event.operation_id) if isinstance(event, (Addon.RemovalRequested, Addon.PlanChangeRequested, Addon.RestoreRequested)) else None
+        holding = (Addon.RemovalRequested, Addon.PlanChangeRequested, Addon.RestoreRequested, Addon.UpgradeRequested)
+        operation = str(event.operation_id) if isinstance(event, holding) else None
         db.execute(
             "UPDATE addons SET status = ?, failure = ?, operation_id = ?, updated_at = ? WHERE id = ?",
             (STATUS[type(event)], getattr(event, "reason", None), operation, at, addon_id),
@@ -92,6 +96,10 @@ def _follow_up(db, event, at: str, addon_id: str) -> None:
             "VALUES (?, ?, ?, ?, ?, 0, ?)",
             (row["name"], row["app"], row["address"], row["port"], row["tls_port"], at),
         )
+    elif isinstance(event, Addon.Upgraded):  # same address: only a TLS port a build without TLS drops goes
+        db.execute("UPDATE addons SET version = ?, tls_port = ? WHERE id = ?", (event.version, event.tls_port, addon_id))
+        db.execute("UPDATE environment SET tls_port = ?, published_at = ? WHERE addon = (SELECT name FROM addons "
+                   "WHERE id = ?) AND tls_port IS NOT ?", (event.tls_port, at, addon_id, event.tls_port))
     elif isinstance(event, (Addon.Removed, Addon.ProvisioningFailed)):
         db.execute("DELETE FROM environment WHERE addon = (SELECT name FROM addons WHERE id = ?)", (addon_id,))
 

@@ -1,6 +1,6 @@
 """`database-version`: the engine version an addon runs and the upgrades available to it (reference,
-"Database Upgrade": the dashboard's Database Version block). `--addon` is `redis` (the app's only Redis
-addon) or an addon ID. Taking an upgrade is not a verb yet."""
+"Database Upgrade": the dashboard's Database Version block); `database-upgrade [VERSION]`: take one (the
+next allowed step by default). `--addon` is `redis` (the app's only Redis addon) or an addon ID."""
 
 from __future__ import annotations
 
@@ -9,6 +9,9 @@ from adapters.cli.client import Api
 from adapters.cli.settings import WARNING, capitalized
 from adapters.cli.tables import table
 from adapters.cli.timeline import INDENT
+from adapters.cli.verbs import PLAN_CHANGE_WAIT_S, follow_steps
+
+UPGRADE_WAIT_S = PLAN_CHANGE_WAIT_S  # the data files are saved and copied, as for a plan change
 
 
 def yes_no(value) -> str:
@@ -35,3 +38,17 @@ def database_version(api: Api, args) -> int:
     if shown["advice"]:
         print(f"{WARNING}{capitalized(shown['advice'])}")
     return 0
+
+
+def database_upgrade(api: Api, args) -> int:
+    requested = api.post(addon_path(args) + "/upgrade", {"version": args.version} if args.version else {})
+    asked, addon = requested["upgrade"], requested["operation"]["addon"]
+    to = f"{asked['engine'].capitalize()} {asked['to']}"
+    if asked["note"]:
+        print(f"{WARNING}{asked['note']}")
+    print(f"-----> Upgrading {addon} from {asked['from']} to {to} ({asked['kind']}): the node stops and restarts on "
+          "the new build with its data, then the app is restarted ...", flush=True)
+    follow_steps(api, requested["operation"]["id"], "upgrade", UPGRADE_WAIT_S)
+    print(f"-----> {addon} runs {to}")
+    return 0
+

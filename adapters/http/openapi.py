@@ -60,6 +60,9 @@ SETTING = {"name": "setting", "in": "path", "required": True, "schema": {"enum":
 SETTINGS_OPERATION = obj(addon=ref("Addon"), operation=ref("Operation"), settings=ref("DatabaseSettings"),
                          warnings={"type": "array", "items": {"type": "string"},
                                    "description": "Where the requested settings can lose data"})
+UPGRADE_OPERATION = obj(addon=ref("Addon"), operation=ref("Operation"), upgrade=obj(
+    **{"from": {"type": "string"}}, to={"type": "string"}, engine={"enum": ["redis", "valkey"]},
+    kind={"enum": ["patch", "minor", "major"]}, note={"type": "string", "description": "What to know before it"}))
 # An event position a client sends, in ASCII digits; a larger one is a 400 (the log's ids are 64-bit).
 POSITION = {"type": "integer", "minimum": 0, "maximum": 2**63 - 2, "default": 0}
 RESTART_BODY = {"required": True, "content": {"application/json": {"schema": ref("RestartMethod")}}}
@@ -223,6 +226,27 @@ PATHS = {
         "TLS; `advice` says which upgrade a retired build must take, or why none is available",
         {"200": json_body(obj(version=ref("DatabaseVersion")), "The version"), "409": REMOVED},
         [APP, BACKUP_ADDON], tag="addons")},
+    "/v1/apps/{app}/addons/{addon}/upgrade": {"post": op(
+        "Upgrade the addon's engine (`database-upgrade [VERSION]`; reference, \"Database Upgrade\"): to `version`, "
+        "or with no body the next allowed step. A Starter addon: an operation of kind `upgrade` stops the node, starts "
+        "the new build at the same place on a copy of its data, verifies it, publishes, removes the old node and "
+        "restarts the app (stop, start_new, wait_ready, verify, publish, cleanup, restart_app); before publish a "
+        "failure brings the old version back with its data",
+        {"200": json_body(UPGRADE_OPERATION, "With wait=true: upgraded"),
+         "202": json_body(UPGRADE_OPERATION, "Requested: the operation runs in the background"),
+         "400": json_body(ref("Error"), "A `version` that is not a non-empty string (rule invalid-field)"),
+         "409": json_body(ref("Error"), "Off the upgrade path, with the rule's words and the upgrade available "
+                                        "(rules upgrade-step-by-step, no-downgrade, upgrade-within-engine, "
+                                        "upgrade-keeps-tls, version-retired, same-version, no-upgrade-available, "
+                                        "upgrade-not-available-yet for a Business addon), or the addon is busy"),
+         "500": json_body({"allOf": [ref("Error"), UPGRADE_OPERATION]},
+                          "With wait=true: the operation failed; before publish the former version is back")},
+        [APP, BACKUP_ADDON, *WAIT],
+        {"required": False, "content": {"application/json": {"schema": {
+            "type": "object", "properties": {"version": {"type": "string", "examples": ["8.1.8"],
+                                                         "description": "The version to go to (default: the next "
+                                                                        "allowed step)"}}}}}},
+        tag="addons")},
     "/v1/apps/{app}/addons/{addon}/settings": {"get": op(
         "The addon's database settings (`settings`): persistence, cache mode, force TLS, and what is fixed",
         {"200": json_body(obj(settings=ref("DatabaseSettings")), "The settings"), "409": REMOVED},

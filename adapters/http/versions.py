@@ -5,7 +5,9 @@ from __future__ import annotations
 
 from aiohttp import web
 
+from adapters.http.addons import outcome, wait_options
 from adapters.http.backups import where
+from adapters.http.inputs import json_object, text_field
 from adapters.http.keys import ENGINE
 from domain.errors import UnknownAddon
 
@@ -24,3 +26,18 @@ async def versions(request: web.Request) -> web.Response:
 async def addon_version(request: web.Request) -> web.Response:
     """`database-version`: `{addon}` is an addon ID or `redis` (the app's only Redis addon)."""
     return web.json_response({"version": await request.app[ENGINE].database_version.show(*where(request))})
+
+
+@routes.post("/v1/apps/{app}/addons/{addon}/upgrade")
+async def upgrade(request: web.Request) -> web.Response:
+    """`database-upgrade [VERSION]`: {"version": "8.1.8"}, or no body for the next allowed step."""
+    app, addon = where(request)
+    wait, timeout = wait_options(request)
+    version = text_field(await json_object(request), "version", required=False) if request.can_read_body else None
+    requested = await request.app[ENGINE].database_version.upgrade(app, addon, version)
+
+    async def upgrade_asked() -> dict:
+        return {"upgrade": {k: requested[k] for k in ("from", "to", "engine", "kind", "note")}}
+
+    return await outcome(request, app, requested, wait, timeout, done_status=200, more=upgrade_asked)
+

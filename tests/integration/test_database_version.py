@@ -108,3 +108,19 @@ async def test_an_unknown_addon_is_a_clear_error(engine, server, cli_env, addon,
     assert body["error"]["message"] == f"app '{APP}' has no addon '{APP}-0000'"
     assert await cli("--app", APP, "--addon", f"{APP}-0000", "database-version") == 1
     assert capsys.readouterr().err == f"error: app '{APP}' has no addon '{APP}-0000'\n"
+
+
+async def test_the_cli_takes_the_next_step_and_the_api_refuses_one_off_the_path(engine, server, cli_env, capsys):
+    # OLD_APP's 6.2.7 addon (test_redis_6_2_7_goes_to_6_2_14_first made it, or it is made here)
+    if not any(a["status"] == "running" for a in await engine.addons(OLD_APP)):
+        requested = await engine.add_addon(OLD_APP, "redis-starter-256", version="6.2.7")
+        assert (await engine.wait_for_operation(requested["operation_id"], timeout=90))["status"] == "succeeded"
+    async with session(engine) as http:
+        async with http.post(url(server, f"/v1/apps/{OLD_APP}/addons/redis/upgrade"), json={"version": "7.0.15"}) as r:
+            assert r.status == 409 and (await r.json())["error"]["rule"] == "upgrade-step-by-step"
+    assert await cli("--app", OLD_APP, "--addon", "redis", "database-upgrade") == 0
+    out = capsys.readouterr().out.splitlines()
+    assert out[0].startswith("-----> Upgrading ") and " from 6.2.7 to Redis 6.2.14 (patch)" in out[0]
+    assert any("restart_app" in line for line in out) and out[-1].endswith(" runs Redis 6.2.14")
+    status, body = await get_version(engine, server, OLD_APP)
+    assert (body["version"]["version"], [u["version"] for u in body["version"]["upgrades"]]) == ("6.2.14", ["7.0.15"])

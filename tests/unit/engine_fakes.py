@@ -23,6 +23,7 @@ from engine.cluster_plan_change import ClusterPlanChange
 from engine.kind_change_to_business import ChangeToBusiness
 from engine.kind_change_to_starter import ChangeToStarter
 from engine.plan_change import PlanChange
+from engine.upgrade import Upgrade
 from engine.provisioning import Provisioning, Removal
 from engine.restore import Restore
 from engine.cluster_restore import ClusterRestore
@@ -111,6 +112,7 @@ def build_engine(world: World, step_deadline_s: float = STEP_DEADLINE_S,
         "provision": Provisioning(events, runtime, redis, secrets, versions, authority),
         "remove": Removal(events, runtime, secrets),
         "change_plan": PlanChange(events, runtime, redis, secrets, versions, restarter, authority),
+        "upgrade": Upgrade(events, runtime, redis, secrets, versions, restarter, authority),
         "backup": BackupSaga(events, runtime, redis, secrets, store),
         "restore": Restore(events, runtime, redis, secrets, versions, store, authority),
         "change_settings": SettingsChange(events, runtime, redis, secrets, versions),

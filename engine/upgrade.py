@@ -1,0 +1,45 @@
+"""A Starter addon's engine upgrade as a saga (reference, "Database Upgrade": Starter plans "have to stop
+the node to upgrade it, causing an inevitable downtime"; "once the operation is finished, the application
+is restarted"). The plan change's node swap, at the same place, onto the new version's build:
+
+stop        pause writes, save, count the keys of each database, stop the node (kept until the end)
+start_new   a container of the new build on the same host and port, on a copy of the data files: a newer
+            server may rewrite them (7.0 turns a 6.2 AOF into `appendonlydir`, which 6.2 cannot read),
+            so the old ones stay as they were until the new node is verified
+wait_ready  the new node has loaded the data (Redis checks an RDB's CRC64) and answers PING
+verify      it holds the saved keys, per database
+publish     the addon runs the new version (same URL)
+cleanup     the old container and its volume are removed
+restart_app the app is restarted
+
+Before `publish`, a failure brings the old version back with its data untouched.
+"""
+
+from __future__ import annotations
+
+from domain.addon import Addon
+from domain.operation import Operation
+from engine.clusters import serving_node
+from engine.plan_change import PlanChange
+from engine.saga import StepResult
+
+
+class Upgrade(PlanChange):
+    kind = "upgrade"
+
+    async def publish(self, addon: Addon, operation: Operation, password: str) -> StepResult:
+        version = addon.target["redis_version"]
+        cluster, replaced = await self.promote_new_node(addon, operation, f"upgrade to {version}")
+        addon.mark_upgraded(operation_id=operation.id)
+        return StepResult(f"now {self.versions.get(version).engine} {version} on {serving_node(cluster)['host']}; "
+                          "REDIS_URL unchanged", outcome=replaced, changes=(addon, cluster))
+
+    async def compensate(self, operation: Operation, error: str) -> StepResult:
+        addon: Addon = await self.events.get(Addon.id_for(operation.addon))
+        if operation.past_point_of_no_return:
+            # The new build serves the app already: undoing would lose its writes.
+            return StepResult(f"nothing undone: the addon runs {addon.redis_version} ({error})")
+        cluster = await self.bring_back_old_node(addon, operation)
+        addon.mark_upgrade_failed(operation_id=operation.id, reason=error)
+        return StepResult(f"back on {addon.redis_version} with its data: new node removed, old node running",
+                          changes=(addon, cluster))
