@@ -6,6 +6,7 @@ from uuid import NAMESPACE_URL, UUID, uuid5
 
 from eventsourcing.domain import Aggregate, event
 
+from domain import addon_tls as tls, addon_upgrades as upgrades
 from domain.addon_rules import check_free, check_running
 from domain.catalog import Plan
 from domain.errors import AddonRemoved, DatasetTooLarge, NoBackupsOnSandbox, SamePlan, SettingUnchanged, TlsNotAvailable
@@ -298,86 +299,23 @@ class Addon(Aggregate):
         self.failure = reason
         self.operation_id = None
 
-    # -- engine upgrades (reference, "Database Upgrade") -----------------------------------
+    # -- engine upgrades (reference, "Database Upgrade"): domain/addon_upgrades.py ----------
+    request_upgrade = upgrades.request_upgrade
+    _upgrade_requested = event("UpgradeRequested")(upgrades.upgrade_requested)
+    mark_upgraded = upgrades.mark_upgraded
+    _upgraded = event("Upgraded")(upgrades.upgraded)
+    mark_upgrade_failed = event("UpgradeFailed")(upgrades.mark_upgrade_failed)
 
-    def request_upgrade(self, version: str, tls: bool, container: str, volume: str, operation_id: UUID) -> None:
-        """The node restarted on the new version's build, at the same place, its data kept; its TLS port
-        kept if that build has TLS (one without drops it; a build with TLS gets one later, live)."""
-        check_running(self, "be upgraded")
-        self._upgrade_requested(operation_id=operation_id, version=version, container=container, volume=volume,
-                                tls_port=self.tls_port if tls else None)
-
-    @event("UpgradeRequested")
-    def _upgrade_requested(self, operation_id: UUID, version: str, container: str, volume: str,
-                           tls_port: int | None) -> None:
-        self.status = "upgrading"
-        self.operation_id = operation_id
-        self.target = dict(self.previous_node, plan=self.plan, memory_mib=self.memory_mib, container=container,
-                           volume=volume, redis_version=version, tls_port=tls_port)
-
-    def mark_upgraded(self, operation_id: UUID) -> None:
-        self._upgraded(operation_id=operation_id, version=self.target["redis_version"], tls_port=self.target["tls_port"])
-
-    @event("Upgraded")
-    def _upgraded(self, operation_id: UUID, version: str, tls_port: int | None) -> None:
-        self.replaced = self.previous_node
-        self.redis_version, self.container, self.volume = version, self.target["container"], self.target["volume"]
-        self.tls_port, self.target, self.status, self.operation_id = tls_port, None, "running", None
-
-    @event("UpgradeFailed")
-    def mark_upgrade_failed(self, operation_id: UUID, reason: str) -> None:
-        """The former version serves on, with its data."""
-        self.target, self.status, self.failure, self.operation_id = None, "running", reason, None
-
-    # -- TLS ----------------------------------------------------------------------------
-
-    def request_tls_port(self, tls_port: int, operation_id: UUID) -> None:
-        """A node made before TLS was served here starts serving it, beside plaintext, live."""
-        check_running(self, "start serving TLS")
-        if self.tls_port is not None:
-            raise SettingUnchanged(f"addon {self.name} serves TLS already, on port {self.tls_port}")
-        self._tls_port_requested(operation_id=operation_id, tls_port=tls_port)
-
-    @event("TlsPortRequested")
-    def _tls_port_requested(self, operation_id: UUID, tls_port: int) -> None:
-        self.operation_id = operation_id
-        self.target = dict(self.previous_node, memory_mib=self.memory_mib, tls_port=tls_port)
-
-    def mark_tls_served(self, operation_id: UUID) -> None:
-        self._tls_served(operation_id=operation_id, tls_port=self.target["tls_port"])
-
-    @event("TlsServed")
-    def _tls_served(self, operation_id: UUID, tls_port: int) -> None:
-        self.tls_port = tls_port
-        self.target = None
-        self.operation_id = None
-
-    @event("TlsServingFailed")
-    def mark_tls_serving_failed(self, operation_id: UUID, reason: str) -> None:
-        self.target = None
-        self.failure = reason
-        self.operation_id = None
-
-    def start_certificate_renewal(self, operation_id: UUID) -> None:
-        """The node gets a new server certificate before the one it serves expires (it holds the addon
-        like any operation: a plan change meanwhile would renew a node being replaced)."""
-        check_running(self, "renew its TLS certificate")
-        self.check_serves_tls()
-        self._certificate_renewal_started(operation_id=operation_id)
-
-    @event("CertificateRenewalStarted")
-    def _certificate_renewal_started(self, operation_id: UUID) -> None:
-        self.operation_id = operation_id
-
-    @event("CertificateRenewed")
-    def mark_certificate_renewed(self, operation_id: UUID, not_after: str) -> None:
-        self.operation_id = None
-
-    @event("CertificateRenewalFailed")
-    def mark_certificate_renewal_failed(self, operation_id: UUID, reason: str) -> None:
-        """The node serves the certificate it had; the next check tries again."""
-        self.failure = reason
-        self.operation_id = None
+    # -- TLS serving and certificate renewal: domain/addon_tls.py -------------------------
+    request_tls_port = tls.request_tls_port
+    _tls_port_requested = event("TlsPortRequested")(tls.tls_port_requested)
+    mark_tls_served = tls.mark_tls_served
+    _tls_served = event("TlsServed")(tls.tls_served)
+    mark_tls_serving_failed = event("TlsServingFailed")(tls.mark_tls_serving_failed)
+    start_certificate_renewal = tls.start_certificate_renewal
+    _certificate_renewal_started = event("CertificateRenewalStarted")(tls.certificate_renewal_started)
+    mark_certificate_renewed = event("CertificateRenewed")(tls.mark_certificate_renewed)
+    mark_certificate_renewal_failed = event("CertificateRenewalFailed")(tls.mark_certificate_renewal_failed)
 
     def start_node_replacement(self, operation_id: UUID) -> None:
         """A node of its cluster is replaced (self-healing): it holds the addon like any operation."""
