@@ -45,10 +45,16 @@ STEPS = {
     "serve_tls": ["apply", "verify", "publish"],
     # Beyond the reference: a node's TLS certificate replaced (files, then a live reload) before it expires.
     "renew_certificate": ["check", "renew", "verify", "record"],
-    # Reference, "Database Upgrade" (a Starter addon: "stop the node to upgrade it"): the node saved and
-    # stopped, a new container of the new build on a copy of its data at the same place, verified, then
-    # the app restarted ("once the operation is finished, the application is restarted").
-    "upgrade": ["stop", "start_new", "wait_ready", "verify", "publish", "cleanup", "restart_app"],
+    # Reference, "Database Upgrade" (a Starter addon: "stop the node to upgrade it"): a backup of the data
+    # first (issue 13), the node saved and stopped, a new container of the new build on a copy of its data
+    # at the same place, verified, then the app restarted ("once the operation is finished, the
+    # application is restarted").
+    "upgrade": ["safety_backup", "stop", "start_new", "wait_ready", "verify", "publish", "cleanup", "restart_app"],
+    # The same for a Business cluster with no downtime ("zero-downtime upgrade of minor version"): the plan
+    # change's rolling replacement, its new nodes on the new build; a major step too where it is proven to
+    # replicate from the old one (the catalogue's `rolling_from`).
+    "upgrade_cluster": ["add_first", "sync_first", "retire_replica", "add_second", "sync_second", "switch",
+                        "retire_primary", "publish", "restart_app"],
     # Beyond the reference: the backup's data goes into a new node in place of the current one.
     "restore": ["check", "stop", "load", "wait_ready", "verify", "settings", "publish", "cleanup"],
     # The same for a Business cluster: a new pair of data nodes from the backup, then the Sentinels moved onto it.
@@ -61,7 +67,7 @@ POINTS_OF_NO_RETURN = {"replace_node": ["rewire_proxies"], "change_plan": ["publ
                        "change_cluster_plan": ["retire_replica"], "restore": ["publish"],
                        "disable_force_tls": ["publish"], "restore_cluster": ["switch"],
                        "change_to_business": ["publish"], "change_to_starter": ["switch"],
-                       "upgrade": ["publish"]}
+                       "upgrade": ["publish"], "upgrade_cluster": ["retire_replica"]}
 
 # Operations recorded before they carried their plan (release 0.1, commit a79d645) ran these steps;
 # frozen here so that their histories replay as they were written.

@@ -91,7 +91,7 @@ class Engine:
                                      self.inventory, backup_store, placing=self.placing)
         self.plan_requests = PlanRequests(events, self.lookup, plans, versions, redis, secrets, self.placing, starter)
         self.database = DatabaseSettings(self.lookup, starter, versions, certificates, redis, secrets, plans)
-        self.database_version = DatabaseVersion(self.lookup, versions, plans, starter)  # its version, its upgrades
+        self.database_version = DatabaseVersion(self.lookup, versions, plans, starter, self.placing)  # its version, its upgrades
         self.certificate_renewals = CertificateRenewals(events, views, redis, secrets, starter)
         self.missing_tls = MissingTls(events, views, versions, self.placing, starter, plans)
         healer = ClusterHealer(events, views, self.inventory, claims, runtime, redis, secrets, self.placing, starter,

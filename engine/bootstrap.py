@@ -17,12 +17,14 @@ from domain.catalog import ComponentCatalog, PlanCatalog, VersionCatalog
 from engine.app import Engine
 from engine.backup_saga import BackupSaga
 from engine.cluster_plan_change import ClusterPlanChange
+from engine.cluster_upgrade import ClusterUpgrade
 from engine.kind_change_to_business import ChangeToBusiness
 from engine.kind_change_to_starter import ChangeToStarter
 from engine.certificate_renewal import CertificateRenewal
 from engine.logs import configure_logging
 from engine.plan_change import PlanChange
 from engine.upgrade import Upgrade
+from engine.safety_backup import SafetyBackup
 from engine.cluster_provisioning import ClusterProvisioning
 from engine.node_replacement import NodeReplacement
 from engine.provisioning import Provisioning, Removal
@@ -58,7 +60,8 @@ def build(settings: Settings | None = None) -> Engine:
         "replace_node": NodeReplacement(events, runtime, redis, secrets, versions, ComponentCatalog.load(),
                                         certificates=authority),
         "change_plan": PlanChange(events, runtime, redis, secrets, versions, restarter, authority),
-        "upgrade": Upgrade(events, runtime, redis, secrets, versions, restarter, authority),
+        "upgrade": Upgrade(events, runtime, redis, secrets, versions, restarter, authority,
+                           safety_backup=SafetyBackup(events, runtime, redis, secrets, store, plans)),
         "change_cluster_plan": ClusterPlanChange(events, runtime, redis, secrets, versions, ComponentCatalog.load(),
                                                  certificates=authority),
         "backup": BackupSaga(events, runtime, redis, secrets, store),
@@ -68,6 +71,8 @@ def build(settings: Settings | None = None) -> Engine:
                                           certificates=authority),
     }
     sagas["renew_certificate"] = CertificateRenewal(events, runtime, redis, secrets, versions, authority)
+    sagas["upgrade_cluster"] = ClusterUpgrade(events, runtime, redis, secrets, versions, ComponentCatalog.load(),
+                                              certificates=authority, restarter=restarter)
     for saga in (ChangeToBusiness, ChangeToStarter):  # between a single node and a cluster, both ways
         sagas[saga.kind] = saga(events, runtime, redis, secrets, versions, ComponentCatalog.load(), restarter, authority)
     sagas["serve_tls"] = TlsServing(events, runtime, redis, secrets, versions, authority)

@@ -50,12 +50,12 @@ def business_addon(name: str, app: str, plan: Plan, version: str, placed: list[P
 
 
 def replacement_node(addon: Addon, cluster: Cluster, lost: dict, where: Placement, operation: Operation,
-                     memory_mib: int | None = None) -> dict:
+                     memory_mib: int | None = None, version: str | None = None) -> dict:
     """The record of the node that takes `lost`'s place, placed by `operation` (a node replacement, or a
-    plan change: then with the new plan's `memory_mib`)."""
+    plan change: then with the new plan's `memory_mib`; or an upgrade: then on the new `version`'s build)."""
     container = f"redis-addons-{addon.name}-{operation.id.hex[:8]}-{lost['role']}{len(cluster.nodes)}"
     # It serves TLS as the node it replaces did (on its one port), whatever the cluster's TLS setting is.
     tls_port = where.port if lost.get("tls_port") is not None and lost.get("tls_port") == lost["port"] else None
     record = node_record(lost["role"], where.host, where.address, where.port, container, f"{container}-data",
-                         memory_mib or lost["memory_mib"], lost["version"], tls_port=tls_port)
+                         memory_mib or lost["memory_mib"], version or lost["version"], tls_port=tls_port)
     return {**record, "placed_by": str(operation.id), "replaces": lost["id"]}

@@ -162,8 +162,12 @@ class ClusterPlanChange:
         new = (m.first, m.second)
         elected, detail = await self._switching(m).switch(m.old_primary, new, in_sync=new)
         if m.cluster.primary != elected["id"]:
-            m.cluster.change_primary(new=elected["id"], reason=f"plan change to {m.addon.target['plan']}")
+            m.cluster.change_primary(new=elected["id"], reason=self.why(m))
         return StepResult(f"{elected['container']} is the primary{detail}", changes=(m.cluster,))
+
+    def why(self, m: Move) -> str:
+        """The reason the cluster records for the switch of its primary."""
+        return f"plan change to {m.addon.target['plan']}"
 
     async def _sentinels_seeing(self, m: Move, what) -> list:
         return await self._switching(m).seeing(what)
@@ -179,6 +183,9 @@ class ClusterPlanChange:
         return StepResult(f"now {plan}: REDIS_URL and SCALINGO_REDIS_URL unchanged (the entry address), "
                           "so the app is not restarted", changes=(m.addon,))
 
+    def mark_failed(self, addon: Addon, operation: Operation, error: str) -> None:
+        addon.mark_plan_change_failed(operation_id=operation.id, reason=error)
+
     async def compensate(self, operation: Operation, error: str) -> StepResult:
         m = await self._move(operation)
         switching = self._switching(m)
@@ -188,7 +195,7 @@ class ClusterPlanChange:
             raise TransientError("a Sentinel is failing over: the new nodes are kept until it is done")
         elected = await switching.elected_one_of((m.first, m.second))  # never removed: it holds the data now
         if elected is not None and m.cluster.primary != elected["id"]:
-            m.cluster.change_primary(new=elected["id"], reason=f"plan change to {m.addon.target['plan']}")
+            m.cluster.change_primary(new=elected["id"], reason=self.why(m))
         if not operation.past_point_of_no_return:
             extra, detail = [m.first, m.second], "back as it was"
         elif elected is None:  # the old replica is gone: the first new node, in sync, is the replica now
@@ -206,6 +213,6 @@ class ClusterPlanChange:
             await route_proxies(self.runtime, self.components.get("haproxy"), m.addon, m.running("proxy"),
                                 m.running("data"), m.live("sentinel"), operation, password, sentinel_password)
         if m.addon.operation_id == operation.id:
-            m.addon.mark_plan_change_failed(operation_id=operation.id, reason=error)
+            self.mark_failed(m.addon, operation, error)
         removed = ", ".join(n["container"] for n in extra) or "none"
         return StepResult(f"{detail}; new nodes removed: {removed}", changes=(m.addon, m.cluster))

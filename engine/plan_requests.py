@@ -14,6 +14,7 @@ import structlog
 
 from domain.addon import Addon
 from domain.catalog import Plan, PlanCatalog, VersionCatalog
+from domain.cluster import Cluster
 from domain.errors import NoHostWithRoom, PlanNotAvailable
 from domain.operation import Operation
 from domain.placement import Placement
@@ -73,15 +74,10 @@ class PlanRequests:
         primary, replica = redundant_pair(cluster, current.name, "its plan can change")
         used = await self.redis.used_memory(endpoint(primary, self.secrets.password_for(current.name)))
         async with self.placing.held() as placer:
-            first = beside(placer, plan, replica["host"], avoid={primary["host"]: "holds the primary"})
-            second = beside(placer, plan, primary["host"], avoid={first.host: "takes the first new node"})
             operation = Operation(kind="change_cluster_plan", addon=current.name, app=current.app, subject=primary["id"])
-            new = []
-            for old, where in ((replica, first), (primary, second)):  # one at a time: a node's name counts the others
-                new.append(replacement_node(current, cluster, old, where, operation, memory_mib=plan.memory_mib))
-                cluster.place_node(new[-1])
+            new = place_replacements(placer, current, cluster, (primary, replica), operation, plan.memory_mib)
             # The addon's node is the first new one; its address (and TLS port) stays the entry's, which does not change.
-            entry = Placement(first.host, current.address, current.port, current.tls_port)
+            entry = Placement(new[0]["host"], current.address, current.port, current.tls_port)
             current.request_plan_change(plan, entry, new[0]["container"], new[0]["volume"], operation.id, used)
             position = await self.starter.record(operation, current, cluster)
         await self.starter.caught_up(position)
@@ -128,10 +124,25 @@ class PlanRequests:
         return operation
 
 
-def beside(placer: Placer, plan: Plan, preferred: str, avoid: dict[str, str]) -> Placement:
-    """A data node of `plan` on the `preferred` host when it has room, else on any other not avoided."""
+def place_replacements(placer: Placer, addon: Addon, cluster: Cluster, pair: tuple[dict, dict], operation: Operation,
+                       memory_mib: int, version: str | None = None) -> list[dict]:
+    """The two data nodes that replace a cluster's (primary, replica) one at a time (a plan change, an upgrade):
+    the first beside the old replica, the second where the old primary is, so each host needs room for one
+    more node only. Placed in the cluster; returned first, second."""
+    primary, replica = pair
+    first = beside(placer, memory_mib, replica["host"], avoid={primary["host"]: "holds the primary"})
+    second = beside(placer, memory_mib, primary["host"], avoid={first.host: "takes the first new node"})
+    new = []
+    for old, where in ((replica, first), (primary, second)):  # one at a time: a node's name counts the others
+        new.append(replacement_node(addon, cluster, old, where, operation, memory_mib=memory_mib, version=version))
+        cluster.place_node(new[-1])
+    return new
+
+
+def beside(placer: Placer, memory_mib: int, preferred: str, avoid: dict[str, str]) -> Placement:
+    """A data node of `memory_mib` on the `preferred` host when it has room, else on any other not avoided."""
     try:
         others = {h: "not the preferred host" for h in placer.host_names if h != preferred}
-        return placer.replacement("data", plan.memory_mib, avoid={**others, **avoid})
+        return placer.replacement("data", memory_mib, avoid={**others, **avoid})
     except NoHostWithRoom:
-        return placer.replacement("data", plan.memory_mib, avoid=avoid)
+        return placer.replacement("data", memory_mib, avoid=avoid)

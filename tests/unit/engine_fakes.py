@@ -20,10 +20,12 @@ from engine.certificate_renewal import CertificateRenewal
 from engine.cluster_provisioning import ClusterProvisioning
 from engine.node_replacement import NodeReplacement
 from engine.cluster_plan_change import ClusterPlanChange
+from engine.cluster_upgrade import ClusterUpgrade
 from engine.kind_change_to_business import ChangeToBusiness
 from engine.kind_change_to_starter import ChangeToStarter
 from engine.plan_change import PlanChange
 from engine.upgrade import Upgrade
+from engine.safety_backup import SafetyBackup
 from engine.provisioning import Provisioning, Removal
 from engine.restore import Restore
 from engine.cluster_restore import ClusterRestore
@@ -112,7 +114,8 @@ def build_engine(world: World, step_deadline_s: float = STEP_DEADLINE_S,
         "provision": Provisioning(events, runtime, redis, secrets, versions, authority),
         "remove": Removal(events, runtime, secrets),
         "change_plan": PlanChange(events, runtime, redis, secrets, versions, restarter, authority),
-        "upgrade": Upgrade(events, runtime, redis, secrets, versions, restarter, authority),
+        "upgrade": Upgrade(events, runtime, redis, secrets, versions, restarter, authority,
+                           safety_backup=SafetyBackup(events, runtime, redis, secrets, store, plans)),
         "backup": BackupSaga(events, runtime, redis, secrets, store),
         "restore": Restore(events, runtime, redis, secrets, versions, store, authority),
         "change_settings": SettingsChange(events, runtime, redis, secrets, versions),
@@ -126,6 +129,8 @@ def build_engine(world: World, step_deadline_s: float = STEP_DEADLINE_S,
                                           certificates=authority),
     }
     sagas["renew_certificate"] = CertificateRenewal(events, runtime, redis, secrets, versions, authority)
+    sagas["upgrade_cluster"] = ClusterUpgrade(events, runtime, redis, secrets, versions, ComponentCatalog.load(),
+                                              certificates=authority, restarter=restarter)
     for saga in (ChangeToBusiness, ChangeToStarter):  # between a single node and a cluster, both ways
         sagas[saga.kind] = saga(events, runtime, redis, secrets, versions, ComponentCatalog.load(), restarter, authority)
     sagas["serve_tls"] = TlsServing(events, runtime, redis, secrets, versions, authority)

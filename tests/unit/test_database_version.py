@@ -56,13 +56,13 @@ def with_retired(*retired: str) -> VersionCatalog:
 
 
 def test_a_retired_build_is_told_which_upgrade_to_take():
-    shown = version_block("6.2.7", with_retired("6.2.7"), force_tls=False)
+    shown = version_block("6.2.7", with_retired("6.2.7"), "")
     assert shown["retired"] is True and [u["version"] for u in shown["upgrades"]] == ["6.2.14"]
     assert shown["advice"] == "redis 6.2.7 is retired: upgrade to 6.2.14"
 
 
 def test_a_retired_build_with_no_upgrade_says_so():
-    shown = version_block("9.1.2", with_retired("9.1.2"), force_tls=False)
+    shown = version_block("9.1.2", with_retired("9.1.2"), "")
     assert shown["upgrades"] == []
     assert shown["advice"] == "valkey 9.1.2 is retired and no upgrade is available: valkey 9.1.2 is the latest on its upgrade path"
 
@@ -78,8 +78,11 @@ async def test_a_business_addons_data_nodes_show_the_build_each_runs():
         cluster.change_node_version(replica["id"], "8.1.8")  # as an upgrade's first step will
         await world.events.save(cluster)
         shown = await engine.database_version.show(APP, started["addon"])
-        assert shown["version"] == "7.0.15" and shown["upgrades"] == [VALKEY_8]
         assert sorted((n["version"], n["is_primary"]) for n in shown["nodes"]) == [("7.0.15", True), ("8.1.8", False)]
+        # Its nodes talk TLS to each other: a node of a build without TLS could not join them.
+        assert shown["version"] == "7.0.15" and shown["upgrades"] == []
+        assert shown["advice"] == ("no upgrade available: the cluster's nodes talk TLS to each other, and the upgrade "
+                                   "otherwise available (8.1.8) is built without TLS")
     finally:
         await shut_down(world)
 
@@ -96,10 +99,10 @@ class Answering:
 
 
 def test_the_cli_shows_each_data_node_the_redis_8_note_and_a_retired_builds_upgrade(capsys):
-    block = version_block("6.2.7", with_retired("6.2.7"), force_tls=False)
+    block = version_block("6.2.7", with_retired("6.2.7"), "")
     block["upgrades"][0]["note"] = "Redis 8.2.1 writes RDB format 12, which Valkey cannot read"
     nodes = [{"id": "n0", "version": "6.2.7", "is_primary": True}, {"id": "n1", "version": "6.2.14", "is_primary": False}]
-    assert database_version(Answering({"addon": "my-app-3030", **block, "nodes": nodes}),
+    assert database_version(Answering({"addon": "my-app-3030", **block, "force_tls": False, "nodes": nodes}),
                             SimpleNamespace(app="my-app", addon="redis")) == 0
     assert capsys.readouterr().out.splitlines() == [
         "-----> my-app-3030 runs Redis 6.2.7", "       TLS:       no", "       Retired:   yes",

@@ -1,0 +1,125 @@
+"""A Business addon's engine upgrade on the in-memory ports (reference, "Database Upgrade": Business plans
+get a "zero-downtime upgrade of minor version"; "once the operation is finished, the application is
+restarted"): its two data nodes replaced one at a time by nodes of the new build, one coordinated switch of
+the primary, then the app restarted. At each step boundary the engine dies and a new engine over the same
+world finishes the upgrade. A failure before the old replica goes leaves the cluster on the old version.
+"""
+
+from __future__ import annotations
+
+from uuid import UUID
+
+import pytest
+
+from domain.errors import UpgradeNotAllowed
+from domain.operation import STEPS
+from engine.clusters import cluster_of
+from tests.unit.engine_fakes import APP, caught_up, restarted, settled
+from tests.unit.on_three_hosts import step_boundaries, engine, world  # noqa: F401 (fixtures)
+from tests.unit.fakes import Crash
+from tests.unit.test_saga_cluster_crashes import a_whole_cluster, created_once
+
+PLAN, FROM, TO = "redis-business-256", "6.2.7", "6.2.14"  # builds without TLS: the nodes talk plaintext
+KIND = "upgrade_cluster"
+
+
+async def a_business_addon(world, engine, version: str = FROM) -> dict:
+    started = await engine.add_addon(APP, PLAN, version=version)
+    assert (await engine.wait_for_operation(started["operation_id"], timeout=10))["status"] == "succeeded"
+    cluster = await cluster_of(world.events, started["addon"])
+    world.runtime.effects.clear()
+    world.redis.effects.clear()
+    return {"addon": started["addon"], "data": [n for n in cluster.live_nodes if n["role"] == "data"],
+            "others": sorted(n["id"] for n in cluster.live_nodes if n["role"] != "data")}
+
+
+async def upgrade_crashing(engine, addon: str, version: str = TO) -> None:
+    try:
+        operation_id = (await engine.database_version.upgrade(APP, addon, version))["operation_id"]
+    except Crash:
+        return
+    await engine.coordinator.wait(UUID(operation_id), timeout=10)
+
+
+async def the_upgrade(world, engine, addon: str):
+    await caught_up(engine)
+    [found] = [o for o in await engine.operations(addon) if o["kind"] == KIND]
+    assert engine.inventory.unfinished == {}
+    assert world.runtime.broken_rules == []
+    return found
+
+
+async def upgraded(world, given: dict, operation, version: str = TO) -> None:
+    assert operation["status"] == "succeeded", operation
+    assert [s["name"] for s in operation["steps"]] == STEPS[KIND]  # the app restarted last, as the reference says
+    addon = await world.addon(given["addon"])
+    cluster = await cluster_of(world.events, addon.name)
+    assert (addon.redis_version, addon.status, addon.operation_id) == (version, "running", None)
+    await a_whole_cluster(world, cluster, addon)  # the Sentinels and HAProxy know exactly the nodes of now
+    data = [n for n in cluster.live_nodes if n["role"] == "data"]
+    assert {n["version"] for n in data} == {version}
+    assert {world.runtime.server(n["host"], n["container"]).image for n in data} == {f"redis-addons/redis:{version}"}
+    assert all(cluster.node(n["id"])["state"] == "retired" for n in given["data"])
+    assert sorted(n["id"] for n in cluster.live_nodes if n["role"] != "data") == given["others"]
+    assert set(created_once(world)) == {n["container"] for n in data}
+    assert len([e for e in world.redis.effects if e[0] == "failover"]) == 1  # one switch, even when redone
+    assert [p["reason"] for p in cluster.primaries][-1] == f"upgrade to {version}"
+    assert [app for app, _, _ in world.restarter.restarts] == [APP]  # once, at the end
+
+
+@pytest.mark.parametrize("event, before", step_boundaries(KIND),
+                         ids=[f"crash {'before' if b else 'after'} saving {e.split('.', 1)[1]}" for e, b in step_boundaries(KIND)])
+async def test_a_crash_at_a_step_boundary_and_a_restart_finish_the_upgrade(world, engine, event, before):
+    given = await a_business_addon(world, engine)
+    world.events.crash_on(event, before=before)
+    await upgrade_crashing(engine, given["addon"])
+    assert not world.events.crash_armed, f"no save held {event}"
+    engine = await restarted(world, engine)
+    await settled(engine)
+    operation = await the_upgrade(world, engine, given["addon"])
+    world.restarter.restarts[:] = world.restarter.restarts[-1:]  # a crash after the restart may redo it
+    await upgraded(world, given, operation)
+
+
+async def test_without_a_crash_the_upgrade_ends_on_the_new_build_with_the_app_restarted(world, engine):
+    given = await a_business_addon(world, engine)
+    await upgrade_crashing(engine, given["addon"])
+    await settled(engine)
+    await upgraded(world, given, await the_upgrade(world, engine, given["addon"]))
+
+
+async def test_half_way_through_the_nodes_show_both_builds_and_the_upgrade_resumes(world, engine):
+    given = await a_business_addon(world, engine)
+    world.events.crash_on("Operation.StepSucceeded(retire_replica)", before=False)
+    await upgrade_crashing(engine, given["addon"])
+    shown = await engine.database_version.show(APP, given["addon"])
+    assert sorted((n["version"], n["is_primary"]) for n in shown["nodes"]) == [(FROM, True), (TO, False)]
+    assert shown["version"] == FROM  # the addon's version changes when every node runs the new one
+    engine = await restarted(world, engine)
+    await settled(engine)
+    await upgraded(world, given, await the_upgrade(world, engine, given["addon"]))
+
+
+async def test_a_failure_before_the_old_replica_goes_leaves_the_old_version(world, engine):
+    given = await a_business_addon(world, engine)
+    world.redis.fail_for_good("configure")  # the first new node is never made electable
+    await upgrade_crashing(engine, given["addon"])
+    await settled(engine)
+    operation = await the_upgrade(world, engine, given["addon"])
+    assert operation["status"] == "failed"
+    addon = await world.addon(given["addon"])
+    cluster = await cluster_of(world.events, addon.name)
+    assert (addon.redis_version, addon.status, addon.operation_id) == (FROM, "running", None)
+    assert addon.failure.startswith("sync_first: ")
+    assert sorted(n["id"] for n in cluster.live_nodes if n["role"] == "data") == sorted(n["id"] for n in given["data"])
+    assert world.restarter.restarts == []
+    await a_whole_cluster(world, cluster, addon, reset=False)
+
+
+async def test_a_cluster_talking_tls_is_not_moved_to_a_build_without_it(world, engine):
+    given = await a_business_addon(world, engine, version="7.0.15")  # its nodes talk TLS to each other
+    with pytest.raises(UpgradeNotAllowed, match="the cluster's nodes talk TLS to each other, and valkey 8.1.8 is "
+                                                "built without TLS") as refused:
+        await engine.database_version.upgrade(APP, given["addon"], "8.1.8")
+    assert refused.value.rule == "upgrade-keeps-tls"
+    assert [o["kind"] for o in await engine.operations(given["addon"])] == ["provision_cluster"]  # nothing recorded
