@@ -74,9 +74,10 @@ class DatabaseVersion:
     async def show(self, app: str, addon: str) -> dict:
         current = await self.lookup.live(app, addon)
         cluster = await cluster_of(self.lookup.events, current.name)
-        # A Business addon's data nodes each record the build they run: during an upgrade they differ.
+        # A Business addon's data nodes each record the build they run: during an upgrade they differ. A node
+        # placed by an operation is shown once it is in sync (the cluster's then), not while it joins.
         nodes = [{"id": n["id"], "version": n["version"], "is_primary": n["id"] == cluster.primary}
-                 for n in cluster.live_nodes if n["role"] == "data"]
+                 for n in cluster.live_nodes if n["role"] == "data" and n["state"] != "placed"]
         block = version_block(current.redis_version, self.versions, tls_held(current, cluster))
         return {"addon": current.name, **block, "force_tls": bool(current.settings.get("force_tls")), "nodes": nodes}
 

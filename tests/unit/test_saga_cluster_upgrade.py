@@ -58,7 +58,7 @@ async def upgraded(world, given: dict, operation, version: str = TO) -> None:
     await a_whole_cluster(world, cluster, addon)  # the Sentinels and HAProxy know exactly the nodes of now
     data = [n for n in cluster.live_nodes if n["role"] == "data"]
     assert {n["version"] for n in data} == {version}
-    assert {world.runtime.server(n["host"], n["container"]).image for n in data} == {f"redis-addons/redis:{version}"}
+    assert {world.runtime.container(n["host"], n["container"]).image for n in data} == {f"redis-addons/redis:{version}"}
     assert all(cluster.node(n["id"])["state"] == "retired" for n in given["data"])
     assert sorted(n["id"] for n in cluster.live_nodes if n["role"] != "data") == given["others"]
     assert set(created_once(world)) == {n["container"] for n in data}
@@ -93,7 +93,7 @@ async def test_half_way_through_the_nodes_show_both_builds_and_the_upgrade_resum
     world.events.crash_on("Operation.StepSucceeded(retire_replica)", before=False)
     await upgrade_crashing(engine, given["addon"])
     shown = await engine.database_version.show(APP, given["addon"])
-    assert sorted((n["version"], n["is_primary"]) for n in shown["nodes"]) == [(FROM, True), (TO, False)]
+    assert sorted((n["version"], n["is_primary"]) for n in shown["nodes"]) == [(TO, False), (FROM, True)]
     assert shown["version"] == FROM  # the addon's version changes when every node runs the new one
     engine = await restarted(world, engine)
     await settled(engine)
