@@ -133,6 +133,8 @@ def build_engine(world: World, step_deadline_s: float = STEP_DEADLINE_S,
                                               certificates=authority, restarter=restarter)
     for saga in (ChangeToBusiness, ChangeToStarter):  # between a single node and a cluster, both ways
         sagas[saga.kind] = saga(events, runtime, redis, secrets, versions, ComponentCatalog.load(), restarter, authority)
+    # Maintenance onto the current build of the version an addon runs: the upgrade's sagas (engine/maintenance.py).
+    sagas["maintenance"], sagas["maintenance_cluster"] = sagas["upgrade"], sagas["upgrade_cluster"]
     sagas["serve_tls"] = TlsServing(events, runtime, redis, secrets, versions, authority)
     sagas["enable_force_tls"] = sagas["disable_force_tls"] = TlsChange(events, runtime, redis, secrets, versions,
                                                                         restarter=restarter)
