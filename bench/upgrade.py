@@ -1,8 +1,9 @@
 """Benchmark: the engine upgrade of a Starter addon holding ~100 MB while a client writes, against the
 raw floor measured in the same run, with the same images, data size and host (issue 13's benchmark).
 
-    .venv/bin/python bench/upgrade.py [--rounds 2] [--keys 100000] [--from 6.2.14] [--to 7.0.15]
-                                      [--log-level WARNING] [--business]
+    .venv/bin/python bench/upgrade.py [--rounds 2] [--keys 100000] [--from 6.2.14] [--to 7.0.15] [--hold-writes]
+                                      [--no-business | --business-only] [--business-from 9.0.0] [--business-to 9.1.2]
+                                      [--log-level WARNING]
 
 Cases, both on redis-starter-1024 (the ~100 MB loaded are ~150 MiB of used_memory):
   engine  add_addon(version=--from), ~100 MB loaded, then engine.database_version.upgrade(app, addon,
@@ -30,8 +31,9 @@ Rounds alternate which case goes first. Prints the tables and writes every sampl
 bench/results/upgrade.json. Everything created is removed in a `finally` (the addon through the engine,
 raw containers and the volume directly) and the hosts are checked to hold nothing of this run afterwards.
 
---business is the place of the Business part of the benchmark (a minor upgrade of a Business addon under
-a writer: write gap <= 1 s, 0 acknowledged writes lost): see business_upgrade() below.
+After the Starter rounds, the Business part (--no-business skips it, --business-only runs it alone): a minor
+upgrade of a Business addon holding ~100 MB under the same writer through REDIS_URL (targets: the longest
+write gap <= 1 s, 0 acknowledged writes lost); business_upgrade() says how.
 """
 
 from __future__ import annotations
@@ -60,7 +62,8 @@ from domain.redis_config import container_memory_bytes, redis_conf, redis_url
 from domain.settings import DEFAULT_SETTINGS
 from engine import build
 
-from plan_change import Probe, Writer, check, writer_summary
+from failover import ClusterView
+from plan_change import Probe, Writer, check, writer_summary, writing
 from plan_change_business import Hook, steps_during
 
 PLAN = "redis-starter-1024"
@@ -71,6 +74,10 @@ WRITE_AFTER_S = 1.0  # ... and this long after it ends
 OP_TIMEOUT_S = 240.0
 RUN_BUDGET_S = 240.0  # no new round starts after this
 RATIO_TARGET = 1.5
+BUSINESS_PLAN = "redis-business-512"  # the ~150 MiB of used_memory and a full sync's buffers fit
+BUSINESS_FROM, BUSINESS_TO = "9.0.0", "9.1.2"  # a minor step: Valkey 9.0 -> 9.1
+BUSINESS_OP_TIMEOUT_S = 600.0
+GAP_TARGET_S = 1.0
 
 
 async def served_version(url: str) -> str | None:
@@ -298,19 +305,100 @@ async def engine_round(engine, probe: Probe, hook: Hook, app: str, versions: dic
 # -- the Business part -------------------------------------------------------------------------------
 
 
-async def business_upgrade(engine, args, record: dict) -> None:
-    """BUSINESS PART (issue 13's benchmark, second half): "the write gap of a Business minor upgrade under a
-    writer", targets write gap <= 1 s and 0 acknowledged writes lost. Not measured yet: the Business upgrade
-    saga (engine/cluster_upgrade.py) is being written; until it lands the engine refuses the upgrade of a
-    Business addon (rule upgrade-not-available-yet). To add: provision a Business addon on a version with a
-    minor step (bench/plan_change_business.py's business_case shows the provisioning, the hook, the load
-    through REDIS_URL, the writer and the read-back), engine.database_version.upgrade(app, addon) under
-    plan_change's Writer, then the writer's longest gap, acked writes lost and the steps' shares."""
-    landed = (Path(__file__).resolve().parents[1] / "engine" / "cluster_upgrade.py").exists()
-    record.update(measured=False, saga_present=landed,
-                  note="not measured: the Business upgrade saga "
-                       + ("is there (engine/cluster_upgrade.py) but this bench does not drive it yet"
-                          if landed else "(engine/cluster_upgrade.py) has not landed"))
+async def business_upgrade(engine, args, app: str, workdir: Path, record: dict, say) -> None:
+    """BUSINESS PART (issue 13: "the write gap of a Business minor upgrade under a writer"; targets: write gap
+    <= 1 s, 0 acknowledged writes lost). A redis-business-512 addon on --business-from (a cluster: two data
+    nodes, three Sentinels, two HAProxy on the entry address of REDIS_URL), ~100 MB loaded through REDIS_URL,
+    redundant with the Sentinels agreeing (failover.ClusterView.wait_ready, not measured); then the same
+    writer through REDIS_URL from 1 s before engine.database_version.upgrade(--business-to) to 1 s after
+    the operation ends (engine/cluster_upgrade.py: new data nodes on the new build join as replicas, one
+    coordinated switch). Fills `record` as it goes (an interrupted run keeps what was measured)."""
+    hook = Hook()
+    await hook.start()
+    addon = None
+    try:
+        await engine.register_app(app, restart="hook", url=hook.url)
+        record.update(app=app, plan=BUSINESS_PLAN, versions=[args.business_from, args.business_to], keys=args.keys)
+        t0 = time.monotonic()
+        requested = await engine.add_addon(app, BUSINESS_PLAN, version=args.business_from)
+        addon = record["addon"] = requested["addon"]
+        await wait_succeeded(engine, requested["operation_id"], f"provisioning {addon}", BUSINESS_OP_TIMEOUT_S)
+        record["provision_s"] = time.monotonic() - t0
+        url = (await engine.environment(app))["REDIS_URL"]
+        record["data"] = await load_keys(url, args.keys)
+        say(f"{addon} provisioned in {record['provision_s']:.0f} s, {args.keys} keys loaded through REDIS_URL")
+        view = ClusterView(engine, app, addon)
+        record["ready_waited_s"] = (await view.wait_ready(180))["waited_s"]
+        writer = Writer(workdir, "business", url, prefix="wb:")
+        hook_calls = len(hook.calls)
+        async with writing(engine, app, writer):
+            await asyncio.sleep(WRITE_BEFORE_S)
+            wall_t0, t0 = time.time(), time.perf_counter()
+            upgrading = await engine.database_version.upgrade(app, addon, args.business_to)
+            op = await engine.wait_for_operation(upgrading["operation_id"], timeout=BUSINESS_OP_TIMEOUT_S)
+            t1 = time.perf_counter()
+            await asyncio.sleep(WRITE_AFTER_S)
+            written = await writer.stop()
+        w = writer_summary(written)
+        timings = await step_timings(engine, addon, upgrading["operation_id"])
+        steps = timings["steps"]
+        recorded = timings["finished_ts"] - timings["started_ts"]
+        g = w["longest_gap"]
+        url_after = (await engine.environment(app))["REDIS_URL"]
+        record.update(
+            status=op["status"], error=op.get("error"), operation_s=t1 - t0, recorded_operation_s=recorded,
+            after_last_step_s=timings["after_last_step_s"],
+            steps={name: dict(duration_s=x["duration_s"], gap_before_s=x["gap_before_s"], detail=x["detail"],
+                              share=None if x["duration_s"] is None else x["duration_s"] / recorded)
+                   for name, x in steps.items()},
+            writer=w, checked=await check(url, written, args.keys), version_after=await served_version(url),
+            gap_in_steps=steps_during(None if g is None else [g["start"], g["end"]], steps),
+            noack_in_steps=steps_during(w["max_noack_span"], steps),
+            app_restarted=len(hook.calls) > hook_calls, url_unchanged=url_after == url,
+            nodes_after=[n["version"] for n in await engine.nodes(app, addon) if n["role"] == "data"
+                         and n["state"] not in ("retired", "left")])
+        say(f"upgrade {op['status']} in {t1 - t0:.1f} s, longest write gap {w['longest_gap_s']:.2f} s "
+            f"{record['gap_in_steps']}, acked writes lost {record['checked']['acked_writes_lost']}")
+    finally:
+        if addon is not None:
+            record["removal_error"] = await remove_addon(engine, app, addon, BUSINESS_OP_TIMEOUT_S)
+        await hook.close()
+
+
+def summarise_business(b: dict) -> dict:
+    done = b.get("status") == "succeeded"
+    gap = b["writer"]["longest_gap_s"] if "writer" in b else None
+    lost = b["checked"]["acked_writes_lost"] if "checked" in b else None
+    return dict(targets={
+        f"longest write gap <= {GAP_TARGET_S:.0f} s": dict(value=gap, passed=done and gap <= GAP_TARGET_S),
+        "acknowledged writes lost == 0": dict(value=lost, passed=done and lost == 0),
+    })
+
+
+def print_business(b: dict, summary: dict) -> None:
+    print(f"\nBusiness upgrade  {' -> '.join(b.get('versions', []))}  {b.get('plan')}  addon {b.get('addon')}  "
+          f"(provisioned in {s2(b.get('provision_s'))} s)")
+    if b.get("stopped"):
+        print(f"STOPPED: {b['stopped']}")
+    if "writer" not in b:
+        return
+    if b.get("data"):
+        print(f"data: {b['data']['keys']} keys x {b['data']['value_bytes']} B loaded through REDIS_URL (used_memory "
+              f"{b['data']['used_memory'] / 2**20:.0f} MiB); writer: separate process through REDIS_URL (the entry)")
+    w, c = b["writer"], b["checked"]
+    print(f"{b['status']} in {s2(b['operation_s'])} s; longest write gap {s2(w['longest_gap_s'])} s in {b['gap_in_steps']}; "
+          f"longest latency {s2(w['max_latency_s'])} s; longest no-ack {s2(w['max_noack_s'])} s in {b['noack_in_steps']}; "
+          f"acked writes lost {c['acked_writes_lost']}; {w['acks']} acks, {w['failures']} failures {w['errors']}")
+    if b["status"] != "succeeded":
+        print(f"  error: {b['error']}")
+    print(f"steps (recorded operation {s2(b['recorded_operation_s'])} s): "
+          + "; ".join(f"{k} {s2(v['duration_s'])} s ({'-' if v['share'] is None else format(v['share'] * 100, '.0f')} %)"
+                      for k, v in b["steps"].items()))
+    print(f"data nodes after: {b['nodes_after']}; served {b['version_after']}; REDIS_URL unchanged {b['url_unchanged']}; "
+          f"app restarted {b['app_restarted']}; loaded keys found {c['loaded_keys_found']} of {c['loaded_keys']}")
+    print_targets(summary["targets"], "targets (Business)")
+    print(f"Business addon removed through the engine: {b.get('removal_error') is None}"
+          + (f" ({b['removal_error']})" if b.get("removal_error") else ""))
 
 
 # -- the run --------------------------------------------------------------------------------------
@@ -324,6 +412,7 @@ async def bench(args) -> dict:
     started_at = datetime.now(timezone.utc).isoformat()
     began = time.monotonic()
     app = f"bench-up-{run_id}"
+    business_app = f"bench-up-biz-{run_id}"
     rounds: list[dict] = []
     orders: list[list[str]] = []
     cleanup: dict = {}
@@ -342,7 +431,7 @@ async def bench(args) -> dict:
             await engine.register_app(app, restart="hook", url=hook.url)
             memory_mib = engine.plans.provisionable(PLAN).memory_mib
             try:
-                for i in range(args.rounds):
+                for i in range(0 if args.business_only else args.rounds):
                     order = ["engine", "raw"] if i % 2 == 0 else ["raw", "engine"]
                     orders.append(order)
                     for case in order:
@@ -364,8 +453,15 @@ async def bench(args) -> dict:
                     if time.monotonic() - began > RUN_BUDGET_S and i + 1 < args.rounds:
                         error = f"run budget of {RUN_BUDGET_S:.0f} s spent after round {i + 1}: stopped there"
                         break
-                if args.business:
-                    await business_upgrade(engine, args, business)
+                if not args.no_business:
+                    def say(text: str) -> None:
+                        print(f"  [business] {text} ({time.monotonic() - began:.0f} s)", file=sys.stderr, flush=True)
+
+                    try:
+                        await asyncio.wait_for(business_upgrade(engine, args, business_app, workdir, business, say),
+                                               BUSINESS_OP_TIMEOUT_S * 2)
+                    except Exception as e:  # noqa: BLE001 - reported with the Starter results, which stand
+                        business["stopped"] = f"{type(e).__name__}: {e}"
             except BaseException as e:
                 error = f"{type(e).__name__}: {e}"
                 raise
@@ -385,7 +481,7 @@ async def bench(args) -> dict:
             await hook.close()
             if probe is not None:
                 probe.restore()
-        cleanup["engine_leftovers_removed"] = await remove_leftovers(settings, app)
+        cleanup["engine_leftovers_removed"] = await remove_leftovers(settings, app) + await remove_leftovers(settings, business_app)
         cleanup["remaining"] = await remaining(settings, run_id)
         shutil.rmtree(home, ignore_errors=True)
         if error:
@@ -408,6 +504,13 @@ def step_names(rounds: list[dict]) -> list[str]:
 
 
 def summarise(result: dict) -> dict:
+    summary = summarise_starter(result)
+    if result.get("business"):
+        summary["business"] = summarise_business(result["business"])
+    return summary
+
+
+def summarise_starter(result: dict) -> dict:
     by_case = {c: [r for r in result["rounds"] if r["case"] == c] for c in ("engine", "raw")}
     engine = by_case["engine"]
     upgraded = [r for r in engine if r["status"] == "succeeded"]  # a failed upgrade's window is no downtime to compare
@@ -456,6 +559,15 @@ def summarise(result: dict) -> dict:
 
 
 def print_report(result: dict, summary: dict) -> None:
+    if result["rounds"] or result["stopped"]:
+        print_starter(result, summary)
+    if result.get("business"):
+        print_business(result["business"], summary["business"])
+    c = result["cleanup"]
+    print(f"\ncleanup: engine {c.get('engine')}, raw {c.get('raw')}; {remaining_text(c['remaining'])}")
+
+
+def print_starter(result: dict, summary: dict) -> None:
     rounds = result["rounds"]
     data = rounds[0]["data"] if rounds else {}
     print(f"\nStarter upgrade benchmark  run {result['run_id']}  {result['started_at']}  {' -> '.join(result['versions'])}  "
@@ -505,10 +617,6 @@ def print_report(result: dict, summary: dict) -> None:
               f"{f['acked_writes_lost']}")
     print_targets(summary["targets"])
     print("checks: " + "; ".join(f"{k.replace('_', ' ')} {v}" for k, v in summary["checks"].items()))
-    if result.get("business"):
-        print(f"\nBusiness minor upgrade: {result['business']['note']}")
-    c = result["cleanup"]
-    print(f"\ncleanup: engine {c.get('engine')}, raw {c.get('raw')}; {remaining_text(c['remaining'])}")
 
 
 def main() -> None:
@@ -519,7 +627,10 @@ def main() -> None:
     parser.add_argument("--to", dest="to_version", default=TO, help="the version it is upgraded to (an allowed step)")
     parser.add_argument("--hold-writes", action="store_true",
                         help="keep the writer off the new node until the upgrade is published (WriterHold)")
-    parser.add_argument("--business", action="store_true", help="the Business part (business_upgrade: not measured yet)")
+    parser.add_argument("--no-business", action="store_true", help="the Starter rounds only")
+    parser.add_argument("--business-only", action="store_true", help="the Business upgrade only (business_upgrade)")
+    parser.add_argument("--business-from", default=BUSINESS_FROM, help="the version the Business addon starts on")
+    parser.add_argument("--business-to", default=BUSINESS_TO, help="the version it is upgraded to (a minor step)")
     run_bench(parser, bench, summarise, print_report, RESULTS)
 
 
