@@ -35,6 +35,9 @@ class EngineVersion:
     rdb_format: int
     source: str
     retired: bool = False  # end of life or a known vulnerability with no fix: never a new addon's, nor an upgrade's
+    # "<engine> <major>" of the versions a replica of this one is proven to follow (versions.json names the test
+    # that proved each): a Business cluster takes such a major step with no downtime (domain/upgrade_path.py).
+    rolling_from: tuple[str, ...] = ()
 
 
 class PlanCatalog:
@@ -70,7 +73,8 @@ class VersionCatalog:
     @classmethod
     def load(cls, path: Path = CATALOGS / "versions.json") -> VersionCatalog:
         data = json.loads(path.read_text())
-        return cls([EngineVersion(**v) for v in data["versions"]], data["default"])
+        return cls([EngineVersion(**{**v, "rolling_from": tuple(v.get("rolling_from", {}))}) for v in data["versions"]],
+                   data["default"])
 
     def __iter__(self):
         return iter(self._versions.values())

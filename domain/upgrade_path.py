@@ -8,6 +8,10 @@ users, as managed services take it. Redis 8 is a branch beside Valkey 8: it writ
 cannot read, so an addon moved onto Redis 8 is never offered Valkey again; Valkey is never moved to Redis.
 A step never goes down (an older server cannot read a newer RDB format), never onto a retired build, and
 never takes an addon that forces TLS onto a build without TLS.
+
+A Business cluster takes a step with no downtime when a replica of the new build can follow a primary of the
+old one (a replica may be newer than its primary, never older): always within a major, and across majors
+where the catalogue records it proven (`rolling_from`); other major steps stop writes, as the reference does.
 """
 
 from __future__ import annotations
@@ -108,6 +112,10 @@ def check_upgrade(current: EngineVersion, target: EngineVersion, catalogue: Iter
     if target.engine == current.engine and major(target) == major(current):
         raise UpgradeNotAllowed(f"{shown}: an upgrade within a major version goes to its latest build; "
                                 f"{offer(allowed)}", rule="upgrade-to-latest-of-major")
+    steps_to = [v for s in allowed for v in catalogue if v.version == s.version]
+    if any(v.engine == target.engine and major(v) == major(target) for v in steps_to):
+        raise UpgradeNotAllowed(f"{shown}: an upgrade to the next major version goes to its latest build; "
+                                f"{offer(allowed)}", rule="upgrade-to-latest-of-major")
     raise UpgradeNotAllowed(f"{shown}: your database needs to be upgraded to the latest minor version before "
                             f"having access to the next major version; {offer(allowed)}", rule="upgrade-step-by-step")
 
@@ -116,3 +124,11 @@ def offer(allowed: list[Step]) -> str:
     if not allowed:
         return "no upgrade is available to it"
     return "the upgrade available: " + " or ".join(s.version for s in allowed)
+
+
+def rolling(current: EngineVersion, target: EngineVersion) -> bool:
+    """Whether a Business cluster takes the step from `current` to `target` with no downtime: its new nodes
+    replicate the old primary, then the primary switches (engine/cluster_upgrade.py)."""
+    if target.engine == current.engine and major(target) == major(current):
+        return True
+    return f"{current.engine} {major(current)}" in target.rolling_from
