@@ -1,11 +1,17 @@
 """`database-version`: the engine version an addon runs and the upgrades available to it (reference,
 "Database Upgrade": the dashboard's Database Version block); `database-upgrade [VERSION]`: take one (the
-next allowed step by default). `--addon` is `redis` (the app's only Redis addon) or an addon ID."""
+next allowed step by default). `--addon` is `redis` (the app's only Redis addon) or an addon ID.
+
+A step that says what the user must know before taking it (Step.note: the Redis 8 branch, whose RDB
+format 12 no Valkey reads) is shown and confirmed before anything starts: asked on the terminal, or
+`--yes`; without a terminal and without `--yes` the upgrade is refused, nothing requested."""
 
 from __future__ import annotations
 
+import sys
+
 from adapters.cli.backups import addon_path
-from adapters.cli.client import Api
+from adapters.cli.client import Api, CliError
 from adapters.cli.settings import WARNING, capitalized
 from adapters.cli.tables import table
 from adapters.cli.timeline import INDENT
@@ -40,11 +46,21 @@ def database_version(api: Api, args) -> int:
     return 0
 
 
+def upgrade_arguments(verb) -> None:
+    verb.add_argument("version", nargs="?",
+                      help="the version to go to, as `database-version` lists them (default: the next one)")
+    verb.add_argument("-y", "--yes", action="store_true",
+                      help="take a step that cannot be undone (Redis 8: never Valkey again) without being asked")
+
+
 def database_upgrade(api: Api, args) -> int:
+    step = chosen_step(api, args)
+    if step is not None and step["note"]:
+        confirm(step, args)
     requested = api.post(addon_path(args) + "/upgrade", {"version": args.version} if args.version else {})
     asked, addon = requested["upgrade"], requested["operation"]["addon"]
     to = f"{asked['engine'].capitalize()} {asked['to']}"
-    if asked["note"]:
+    if asked["note"] and (step is None or step["version"] != asked["to"]):  # not the step confirmed
         print(f"{WARNING}{asked['note']}")
     print(f"-----> Upgrading {addon} from {asked['from']} to {to} ({asked['kind']}): the node stops and restarts on "
           "the new build with its data, then the app is restarted ...", flush=True)
@@ -52,3 +68,27 @@ def database_upgrade(api: Api, args) -> int:
     print(f"-----> {addon} runs {to}")
     return 0
 
+
+
+def chosen_step(api: Api, args) -> dict | None:
+    """The step `database-upgrade` is about to ask for, as `database-version` offers it; None when it is
+    not offered (the API then refuses it in the rule's words)."""
+    offered = api.get(addon_path(args) + "/version")["version"]["upgrades"]
+    if not args.version:
+        return offered[0] if offered else None
+    return next((u for u in offered if u["version"] == args.version), None)
+
+
+def confirm(step: dict, args, stdin=None) -> None:
+    """Show the step's note and have the user confirm it (or --yes); raise, requesting nothing, otherwise."""
+    stdin = stdin or sys.stdin
+    target = f"{step['engine'].capitalize()} {step['version']}"
+    print(f"{WARNING}{step['note']}")
+    if args.yes:
+        return
+    if not stdin.isatty():
+        raise CliError(f"the upgrade to {target} cannot be undone ({step['note']}): run it again with --yes to "
+                       "confirm (there is no terminal to ask on); nothing was changed")
+    print(f"Upgrade to {target}? Type 'yes' to confirm: ", end="", flush=True)
+    if stdin.readline().strip().lower() not in ("y", "yes"):
+        raise CliError(f"the upgrade to {target} was not confirmed: nothing was changed")

@@ -87,10 +87,10 @@ def parser() -> argparse.ArgumentParser:
                  "recently used keys when memory is full) or force-tls")
     verb("database-version", database_version.database_version,
          "show the engine version the addon runs, whether it has TLS or is retired, and the upgrades available to it")
-    verb("database-upgrade", database_version.database_upgrade,
-         "upgrade the addon's engine to VERSION, or to the next allowed step, and follow the operation step by step "
-         "(reference: the latest minor first, then the next major; the app is restarted at the end)").add_argument(
-        "version", nargs="?", help="the version to go to, as `database-version` lists them (default: the next one)")
+    database_version.upgrade_arguments(verb(
+        "database-upgrade", database_version.database_upgrade,
+        "upgrade the addon's engine to VERSION, or to the next allowed step, and follow the operation step by step "
+        "(reference: the latest minor first, then the next major; the app is restarted at the end)"))
     verb("tls-ca", settings.tls_ca,
          "print the CA certificate (PEM) that clients verify the addon's TLS certificate with: tls-ca > ca.pem")
     verb("replay", verbs.replay, "rebuild the read models from the event log and check they match")
