@@ -29,6 +29,9 @@ NAMED_TIMING = "inter 200 fastinter 200 downinter 200"
 # A primary cut off from its replica for longer than this stops acknowledging writes (they could be
 # lost in a failover); the engine lowers the requirement when it knows the replica is gone.
 MIN_REPLICAS_MAX_LAG_S = 2
+# A primary asking for more replicas than a cluster has refuses every write (NOREPLICAS): how an operation
+# stops writes while reads go on (engine/cluster_upgrade_stopped.py); the failover follower leaves it so.
+WRITES_STOPPED = 1000
 SENTINEL_DIR = "/etc/sentinel"
 HAPROXY_DIR = "/etc/haproxy"
 TLS_SUBDIR = "tls"  # where a Sentinel's certificate and key, and HAProxy's CA, go in their configuration directory

@@ -53,8 +53,12 @@ STEPS = {
     # The same for a Business cluster with no downtime ("zero-downtime upgrade of minor version"): the plan
     # change's rolling replacement, its new nodes on the new build; a major step too where it is proven to
     # replicate from the old one (the catalogue's `rolling_from`).
-    "upgrade_cluster": ["add_first", "sync_first", "retire_replica", "add_second", "sync_second", "switch",
-                        "retire_primary", "publish", "restart_app"],
+    "upgrade_cluster": ["safety_backup", "add_first", "sync_first", "retire_replica", "add_second", "sync_second",
+                        "switch", "retire_primary", "publish", "restart_app"],
+    # A major step the catalogue does not record as rolling "stops the nodes" (reference): writes refused, the
+    # data moved through a safety backup into a new pair on the new build, as a restore moves a backup's.
+    "upgrade_cluster_stopped": ["stop_writes", "safety_backup", "check", "load", "wait_ready", "verify", "settings",
+                                "add_replica", "sync_replica", "switch", "cleanup", "publish", "restart_app"],
     # Beyond the reference: the backup's data goes into a new node in place of the current one.
     "restore": ["check", "stop", "load", "wait_ready", "verify", "settings", "publish", "cleanup"],
     # The same for a Business cluster: a new pair of data nodes from the backup, then the Sentinels moved onto it.
@@ -67,7 +71,8 @@ POINTS_OF_NO_RETURN = {"replace_node": ["rewire_proxies"], "change_plan": ["publ
                        "change_cluster_plan": ["retire_replica"], "restore": ["publish"],
                        "disable_force_tls": ["publish"], "restore_cluster": ["switch"],
                        "change_to_business": ["publish"], "change_to_starter": ["switch"],
-                       "upgrade": ["publish"], "upgrade_cluster": ["retire_replica"]}
+                       "upgrade": ["publish"], "upgrade_cluster": ["retire_replica"],
+                       "upgrade_cluster_stopped": ["switch"]}
 
 # Operations recorded before they carried their plan (release 0.1, commit a79d645) ran these steps;
 # frozen here so that their histories replay as they were written.

@@ -18,6 +18,7 @@ from engine.app import Engine
 from engine.backup_saga import BackupSaga
 from engine.cluster_plan_change import ClusterPlanChange
 from engine.cluster_upgrade import ClusterUpgrade
+from engine.cluster_upgrade_stopped import ClusterUpgradeStopped
 from engine.kind_change_to_business import ChangeToBusiness
 from engine.kind_change_to_starter import ChangeToStarter
 from engine.certificate_renewal import CertificateRenewal
@@ -71,8 +72,12 @@ def build(settings: Settings | None = None) -> Engine:
                                           certificates=authority),
     }
     sagas["renew_certificate"] = CertificateRenewal(events, runtime, redis, secrets, versions, authority)
+    safety_backup = SafetyBackup(events, runtime, redis, secrets, store, plans)
     sagas["upgrade_cluster"] = ClusterUpgrade(events, runtime, redis, secrets, versions, ComponentCatalog.load(),
-                                              certificates=authority, restarter=restarter)
+                                              certificates=authority, restarter=restarter, safety_backup=safety_backup)
+    sagas["upgrade_cluster_stopped"] = ClusterUpgradeStopped(events, runtime, redis, secrets, versions, store,
+                                                             ComponentCatalog.load(), certificates=authority,
+                                                             restarter=restarter, safety_backup=safety_backup)
     for saga in (ChangeToBusiness, ChangeToStarter):  # between a single node and a cluster, both ways
         sagas[saga.kind] = saga(events, runtime, redis, secrets, versions, ComponentCatalog.load(), restarter, authority)
     # Maintenance onto the current build of the version an addon runs: the upgrade's sagas (engine/maintenance.py).

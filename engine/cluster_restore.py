@@ -187,7 +187,7 @@ class ClusterRestore:
         await self._pause_old_primary(r)
         moved = await self._point_sentinels(r, r.first)
         if r.cluster.primary != r.first["id"]:
-            r.cluster.change_primary(new=r.first["id"], reason=f"restore of backup {r.operation.subject}")
+            r.cluster.change_primary(new=r.first["id"], reason=self.why(r))
         return StepResult(f"every Sentinel watches {r.first['container']} ({moved} restarted on a new file): HAProxy "
                           "sends clients to it", changes=(r.cluster,))
 
@@ -259,16 +259,26 @@ class ClusterRestore:
         return ", ".join(f"{n['container']} on {n['host']}" for n in gone)
 
     async def publish(self, r: Restoring) -> StepResult:
-        r.addon.mark_restored(operation_id=r.operation.id)
+        self.mark_done(r)
         return StepResult(f"backup {r.operation.subject} restored on both data nodes; same REDIS_URL",
                           changes=(r.addon,))
+
+    # What the addon records (an engine upgrade that stops writes moves its data the same way).
+    def why(self, r: Restoring) -> str:
+        return f"restore of backup {r.operation.subject}"
+
+    def mark_done(self, r: Restoring) -> None:
+        r.addon.mark_restored(operation_id=r.operation.id)
+
+    def mark_failed(self, r: Restoring, error: str) -> None:
+        r.addon.mark_restore_failed(operation_id=r.operation.id, reason=error)
 
     async def compensate(self, operation: Operation, error: str) -> StepResult:
         r = await self._restoring(operation)
         if operation.past_point_of_no_return:  # the Sentinels watch the new pair: it serves the restored data
             removed = await self._remove_old(r)
             if r.addon.operation_id == operation.id:
-                r.addon.mark_restored(operation_id=operation.id)
+                self.mark_done(r)
             return StepResult(f"the restored data serves the app; old nodes removed: {removed or 'none left'} "
                               f"({error})", changes=(r.addon, r.cluster))
         if "switch" in operation.steps_to_undo:
@@ -282,7 +292,7 @@ class ClusterRestore:
         if "switch" in operation.steps_to_undo:
             await self.redis.resume_writes(self._endpoint(r, r.old_primary))
         if r.addon.operation_id == operation.id:
-            r.addon.mark_restore_failed(operation_id=operation.id, reason=error)
+            self.mark_failed(r, error)
         return StepResult("the cluster is as it was, with its data; new nodes removed", changes=(r.addon, r.cluster))
 
 

@@ -8,6 +8,7 @@ The Business plan change's rolling replacement (engine/cluster_plan_change.py), 
 new version's build: a replica may be newer than its primary, never older, so the new nodes replicate the
 old primary, then the coordinated switch makes one of them the primary with every acknowledged write.
 
+safety_backup                 a Backup of kind pre-upgrade, from the replica (engine/safety_backup.py)
 add_first .. retire_primary   as a plan change: the new nodes join as replicas, in sync, the old replica
                               goes, the primary switches onto a new node, the old primary goes
 publish                       the addon runs the new version (the entry, so the URL, unchanged)
@@ -26,15 +27,25 @@ from domain.operation import Operation
 from engine.app_restart import restart_app
 from engine.cluster_plan_change import ClusterPlanChange, Move
 from engine.ports import AppRestarter
+from engine.safety_backup import DEADLINE_S, SafetyBackup
 from engine.saga import StepResult
 
 
 class ClusterUpgrade(ClusterPlanChange):
     kind = "upgrade_cluster"
+    deadlines = {**ClusterPlanChange.deadlines, "safety_backup": DEADLINE_S}
 
-    def __init__(self, *args, restarter: AppRestarter, **kwargs):
+    def __init__(self, *args, restarter: AppRestarter, safety_backup: SafetyBackup, **kwargs):
         super().__init__(*args, **kwargs)
-        self.restarter = restarter
+        self.restarter, self.backups_first = restarter, safety_backup
+
+    async def safety_backup(self, m: Move, operation) -> StepResult:
+        return await self.backups_first.take(m.addon, operation)
+
+    async def undo_step(self, step: str, operation: Operation) -> StepResult | None:
+        if step != "safety_backup":
+            return None  # the rolling replacement's steps are undone together, by compensate
+        return await self.backups_first.undo((await self._move(operation)).addon, operation)
 
     def why(self, m: Move) -> str:
         return f"upgrade to {m.addon.target['redis_version']}"

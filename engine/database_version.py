@@ -12,20 +12,23 @@ from domain.catalog import EngineVersion, PlanCatalog, VersionCatalog
 from domain.cluster import Cluster
 from domain.errors import UnknownVersion, UpgradeNotAllowed
 from domain.operation import Operation
-from domain.upgrade_path import check_upgrade, upgrades
+from domain.upgrade_path import check_upgrade, rolling, upgrades
 from engine.addon_lookup import AddonLookup
 from engine.clusters import cluster_of, data_node, redundant_pair
+from engine.maintenance import OUTDATED, UNKNOWN, Builds, advice as maintenance_advice
 from engine.operations import OperationStarter
 from engine.placing import Placing
 from engine.plan_requests import place_replacements
+from engine.restore_requests import place_beside
 
 log = structlog.get_logger("engine")
 
 
 class DatabaseVersion:
     def __init__(self, lookup: AddonLookup, versions: VersionCatalog, plans: PlanCatalog, starter: OperationStarter,
-                 placing: Placing):
+                 placing: Placing, builds: Builds):
         self.lookup, self.versions, self.plans, self.starter, self.placing = lookup, versions, plans, starter, placing
+        self.builds = builds
 
     async def upgrade(self, app: str, addon: str, version: str | None = None) -> dict:
         """Reference, "Database Upgrade": to `version`, or the next allowed step. A Starter addon's node is
@@ -46,7 +49,7 @@ class DatabaseVersion:
         step = check_upgrade(installed, wanted, self.versions, bool(why_tls))
         target = self.versions.get(step.version)
         if self.plans.get(current.plan).is_cluster:
-            operation = await self._replace_data_nodes(current, cluster, target)
+            operation = await self._replace_data_nodes(current, cluster, target, rolling(installed, target))
         else:
             operation = Operation(kind="upgrade", addon=current.name, app=app, subject=target.version)
             node = f"redis-addons-{current.name}-{operation.id.hex[:8]}"
@@ -57,14 +60,22 @@ class DatabaseVersion:
         return {"addon": current.name, "operation_id": str(operation.id), "from": installed.version,
                 "to": target.version, "engine": target.engine, "kind": step.kind, "note": step.note}
 
-    async def _replace_data_nodes(self, current: Addon, cluster: Cluster, target: EngineVersion) -> Operation:
-        """A Business addon's data nodes replaced one at a time by nodes of the new build, as a plan change
-        replaces them (the hosts need room for one more node at a time)."""
+    async def _replace_data_nodes(self, current: Addon, cluster: Cluster, target: EngineVersion,
+                                  rolls: bool) -> Operation:
+        """A Business addon's data nodes replaced by two nodes of the new build (the hosts need room for one
+        more node at a time): one at a time as a plan change replaces them, when the new build can replicate
+        the old one (engine/cluster_upgrade.py); else beside the old pair, loaded from a safety backup taken
+        once writes stop (engine/cluster_upgrade_stopped.py)."""
         primary, replica = redundant_pair(cluster, current.name, "it can be upgraded")
         async with self.placing.held() as placer:
-            operation = Operation(kind="upgrade_cluster", addon=current.name, app=current.app, subject=primary["id"])
-            new = place_replacements(placer, current, cluster, (primary, replica), operation, current.memory_mib,
-                                     version=target.version)
+            if rolls:
+                operation = Operation(kind="upgrade_cluster", addon=current.name, app=current.app, subject=primary["id"])
+                new = place_replacements(placer, current, cluster, (primary, replica), operation, current.memory_mib,
+                                         version=target.version)
+            else:
+                operation = Operation(kind="upgrade_cluster_stopped", addon=current.name, app=current.app,
+                                      subject=target.version)
+                new = place_beside(placer, current, cluster, (primary, replica), operation, target.version)
             current.request_upgrade(target.version, target.tls, new[0]["container"], new[0]["volume"], operation.id,
                                     host=new[0]["host"])
             position = await self.starter.record(operation, current, cluster)
@@ -76,10 +87,15 @@ class DatabaseVersion:
         cluster = await cluster_of(self.lookup.events, current.name)
         # A Business addon's data nodes each record the build they run: during an upgrade they differ. A node
         # placed by an operation is shown once it is in sync (the cluster's then), not while it joins.
-        nodes = [{"id": n["id"], "version": n["version"], "is_primary": n["id"] == cluster.primary}
+        # Each says whether it runs the current build of its version (engine/maintenance.py).
+        builds = {b["id"]: b["build"] for b in await self.builds.of(cluster)}
+        nodes = [{"id": n["id"], "version": n["version"], "is_primary": n["id"] == cluster.primary,
+                  "build": builds.get(n["id"], UNKNOWN)}
                  for n in cluster.live_nodes if n["role"] == "data" and n["state"] != "placed"]
         block = version_block(current.redis_version, self.versions, tls_held(current, cluster))
-        return {"addon": current.name, **block, "force_tls": bool(current.settings.get("force_tls")), "nodes": nodes}
+        outdated = any(n["build"] == OUTDATED for n in nodes)
+        return {"addon": current.name, **block, "force_tls": bool(current.settings.get("force_tls")), "nodes": nodes,
+                "build_outdated": outdated, "maintenance": maintenance_advice(current.redis_version) if outdated else None}
 
 
 def tls_held(addon: Addon, cluster: Cluster) -> str:

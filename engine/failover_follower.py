@@ -14,7 +14,7 @@ from datetime import datetime, timezone
 import structlog
 
 from domain.catalog import PlanCatalog
-from domain.cluster_config import MASTER_NAME, QUORUM
+from domain.cluster_config import MASTER_NAME, QUORUM, WRITES_STOPPED
 from engine.cluster_provisioning import sentinel_secret
 from engine.clusters import cluster_of
 from engine.nodes import endpoint
@@ -94,7 +94,8 @@ class FailoverFollower:
             online = [v for k, v in info.items() if k.startswith("slave") and isinstance(v, dict) and v.get("state") == "online"]
             wanted = "1" if online else "0"
             await self._promotable_once_in_sync(node, online)
-            if (await self.redis.configuration(node, ["min-replicas-to-write"]))["min-replicas-to-write"] != wanted:
+            now_asked = (await self.redis.configuration(node, ["min-replicas-to-write"]))["min-replicas-to-write"]
+            if now_asked not in (wanted, str(WRITES_STOPPED)):  # an operation stopped its writes: its to give back
                 await self.redis.configure(node, {"min-replicas-to-write": wanted})
         except (TransientError, EffectError):
             return  # the primary does not answer: the Sentinels fail it over; looked at again next round

@@ -110,20 +110,7 @@ class PrimarySwitch:
         return True
 
     async def caught_up(self, old: dict, replicas: tuple[dict, ...]) -> int:
-        """With writes paused, the old primary's offset stops: each of `replicas` must reach it. Each is
-        asked itself (the primary hears a replica's offset only once a second, in its acknowledgements)."""
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + CAUGHT_UP_WITHIN_S
-        head = int((await self.redis.replication(self.endpoint(old))).get("master_repl_offset", 0))
-        while True:
-            offsets = {n["container"]: int((await self.redis.replication(self.endpoint(n))).get("slave_repl_offset", -1))
-                       for n in replicas}
-            if all(offset >= head for offset in offsets.values()):
-                return head
-            if loop.time() > deadline:
-                raise TransientError(f"the new nodes did not reach the primary's offset {head} within "
-                                     f"{CAUGHT_UP_WITHIN_S:.0f} s (they have {offsets})")
-            await asyncio.sleep(0.005)
+        return await caught_up(self.redis, self.endpoint, old, replicas)
 
     async def entry_routes_to(self, node: dict) -> bool:
         """Wait (a little) until HAProxy sends new connections to `node`: it reads the Sentinels every
@@ -181,3 +168,21 @@ class PrimarySwitch:
             if result := what(view):
                 seen.append(result)
         return seen
+
+
+async def caught_up(redis: RedisAdmin, endpoint_of, old: dict, replicas: tuple[dict, ...],
+                    within_s: float = CAUGHT_UP_WITHIN_S) -> int:
+    """With writes paused (or refused) on `old`, its offset stops: each of `replicas` must reach it. Each is
+    asked itself (the primary hears a replica's offset only once a second, in its acknowledgements)."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + within_s
+    head = int((await redis.replication(endpoint_of(old))).get("master_repl_offset", 0))
+    while True:
+        offsets = {n["container"]: int((await redis.replication(endpoint_of(n))).get("slave_repl_offset", -1))
+                   for n in replicas}
+        if all(offset >= head for offset in offsets.values()):
+            return head
+        if loop.time() > deadline:
+            raise TransientError(f"the replicas did not reach the primary's offset {head} within "
+                                 f"{within_s:.0f} s (they have {offsets})")
+        await asyncio.sleep(0.005)

@@ -17,12 +17,13 @@ from uuid import UUID
 from domain.addon import Addon
 from domain.backup import Backup
 from domain.catalog import PlanCatalog, VersionCatalog
+from domain.cluster import Cluster
 from domain.errors import AddonNotRunning, DatasetTooLarge, UnknownBackup
 from domain.operation import Operation
 from engine.cluster_forming import replacement_node
 from engine.clusters import cluster_of, data_node, redundant_pair
 from engine.operations import OperationStarter
-from engine.placing import Placing
+from engine.placing import Placer, Placing
 from engine.store import AggregateNotFoundError, EventLog
 
 MiB = 1024 * 1024
@@ -84,17 +85,26 @@ class RestoreRequests:
                                   "placement for restores: restore into a Starter addon")
         cluster = await cluster_of(self.events, target.name)
         primary, replica = redundant_pair(cluster, target.name, "it can be restored")
-        memory = target.memory_mib
         async with self.placing.held() as placer:
-            first = placer.replacement("data", memory, avoid={})
-            second = placer.replacement("data", memory, avoid={first.host: "takes the first new node"})
             operation = Operation(kind="restore_cluster", addon=target.name, app=target.app, subject=str(backup.id))
-            new = []
-            for old, where in ((primary, first), (replica, second)):  # one at a time: a node's name counts the others
-                new.append(replacement_node(target, cluster, old, where, operation, memory_mib=memory))
-                cluster.place_node(new[-1])
+            new = place_beside(placer, target, cluster, (primary, replica), operation)
             target.request_restore(backup.id, new[0]["container"], new[0]["volume"], operation.id,
                                    dataset_bytes=backup.snapshot.get("used_memory", 0))
             position = await self.starter.record(operation, target, cluster)
         await self.starter.caught_up(position)
         return operation
+
+
+def place_beside(placer: Placer, addon: Addon, cluster: Cluster, pair: tuple[dict, dict], operation: Operation,
+                 version: str | None = None) -> list[dict]:
+    """Two new data nodes on two hosts, for the cluster's (primary, replica), kept beside them until the
+    Sentinels move (a restore; an upgrade that stops writes: then on the new `version`'s build). Placed in
+    the cluster; returned first (the new primary), second."""
+    first = placer.replacement("data", addon.memory_mib, avoid={})
+    second = placer.replacement("data", addon.memory_mib, avoid={first.host: "takes the first new node"})
+    new = []
+    for old, where in zip(pair, (first, second)):  # one at a time: a node's name counts the others
+        new.append(replacement_node(addon, cluster, old, where, operation, memory_mib=addon.memory_mib,
+                                    version=version))
+        cluster.place_node(new[-1])
+    return new

@@ -21,6 +21,7 @@ from engine.cluster_provisioning import ClusterProvisioning
 from engine.node_replacement import NodeReplacement
 from engine.cluster_plan_change import ClusterPlanChange
 from engine.cluster_upgrade import ClusterUpgrade
+from engine.cluster_upgrade_stopped import ClusterUpgradeStopped
 from engine.kind_change_to_business import ChangeToBusiness
 from engine.kind_change_to_starter import ChangeToStarter
 from engine.plan_change import PlanChange
@@ -129,8 +130,12 @@ def build_engine(world: World, step_deadline_s: float = STEP_DEADLINE_S,
                                           certificates=authority),
     }
     sagas["renew_certificate"] = CertificateRenewal(events, runtime, redis, secrets, versions, authority)
+    safety_backup = SafetyBackup(events, runtime, redis, secrets, store, plans)
     sagas["upgrade_cluster"] = ClusterUpgrade(events, runtime, redis, secrets, versions, ComponentCatalog.load(),
-                                              certificates=authority, restarter=restarter)
+                                              certificates=authority, restarter=restarter, safety_backup=safety_backup)
+    sagas["upgrade_cluster_stopped"] = ClusterUpgradeStopped(events, runtime, redis, secrets, versions, store,
+                                                             ComponentCatalog.load(), certificates=authority,
+                                                             restarter=restarter, safety_backup=safety_backup)
     for saga in (ChangeToBusiness, ChangeToStarter):  # between a single node and a cluster, both ways
         sagas[saga.kind] = saga(events, runtime, redis, secrets, versions, ComponentCatalog.load(), restarter, authority)
     # Maintenance onto the current build of the version an addon runs: the upgrade's sagas (engine/maintenance.py).

@@ -7,10 +7,12 @@ world finishes the upgrade. A failure before the old replica goes leaves the clu
 
 from __future__ import annotations
 
+from dataclasses import replace
 from uuid import UUID
 
 import pytest
 
+from domain.backup import Backup
 from domain.errors import UpgradeNotAllowed
 from domain.operation import STEPS
 from engine.clusters import cluster_of
@@ -123,3 +125,73 @@ async def test_a_cluster_talking_tls_is_not_moved_to_a_build_without_it(world, e
         await engine.database_version.upgrade(APP, given["addon"], "8.1.8")
     assert refused.value.rule == "upgrade-keeps-tls"
     assert [o["kind"] for o in await engine.operations(given["addon"])] == ["provision_cluster"]  # nothing recorded
+
+
+# -- a major step that does not roll: writes stopped, the data moved through the safety backup ------------
+
+STOPPED = "upgrade_cluster_stopped"
+
+
+def not_rolling(engine, version: str) -> None:
+    """The catalogue records no proof that `version` replicates from the major below (its flag forces the
+    stop path)."""
+    build = engine.versions.get(version)
+    engine.versions._versions[version] = replace(build, rolling_from=())
+
+
+async def stopped_upgrade(world, engine, addon: str):
+    await caught_up(engine)
+    [found] = [o for o in await engine.operations(addon) if o["kind"] == STOPPED]
+    assert engine.inventory.unfinished == {}
+    assert world.runtime.broken_rules == []
+    return found
+
+
+async def upgraded_with_writes_stopped(world, given: dict, operation) -> None:
+    assert operation["status"] == "succeeded", operation
+    assert [s["name"] for s in operation["steps"]] == STEPS[STOPPED]
+    addon = await world.addon(given["addon"])
+    cluster = await cluster_of(world.events, addon.name)
+    assert (addon.redis_version, addon.status, addon.operation_id) == ("7.0.15", "running", None)
+    data = [n for n in cluster.live_nodes if n["role"] == "data"]
+    assert {n["version"] for n in data} == {"7.0.15"} and len(data) == 2
+    assert all(cluster.node(n["id"])["state"] == "retired" for n in given["data"])
+    assert sorted(n["id"] for n in cluster.live_nodes if n["role"] != "data") == given["others"]
+    assert set(created_once(world)) == {n["container"] for n in data}
+    assert [p["reason"] for p in cluster.primaries][-1] == "upgrade to 7.0.15 (writes stopped)"
+    assert world.redis.calls_to("configure", parameters={"min-replicas-to-write": "1000"})  # writes refused first
+    backup = await world.events.get(Backup.pre_upgrade_id(UUID(operation["id"])))  # the data moved
+    assert (backup.kind, backup.status, backup.redis_version) == ("pre-upgrade", "done", "6.2.14")
+
+
+@pytest.mark.parametrize("event, before", step_boundaries(STOPPED),
+                         ids=[f"crash {'before' if b else 'after'} saving {e.split('.', 1)[1]}"
+                              for e, b in step_boundaries(STOPPED)])
+async def test_a_major_step_that_does_not_roll_stops_writes_and_survives_a_crash(world, engine, event, before):
+    given = await a_business_addon(world, engine, version="6.2.14")
+    not_rolling(engine, "7.0.15")
+    world.events.crash_on(event, before=before)
+    await upgrade_crashing(engine, given["addon"], "7.0.15")
+    assert not world.events.crash_armed, f"no save held {event}"
+    engine = await restarted(world, engine)
+    not_rolling(engine, "7.0.15")
+    await settled(engine)
+    await upgraded_with_writes_stopped(world, given, await stopped_upgrade(world, engine, given["addon"]))
+
+
+async def test_a_stopped_upgrade_failing_before_the_switch_gives_writes_back_on_the_old_version(world, engine):
+    given = await a_business_addon(world, engine, version="6.2.14")
+    not_rolling(engine, "7.0.15")
+    world.redis.fail_for_good("keyspace")  # the new primary's data is never verified
+    await upgrade_crashing(engine, given["addon"], "7.0.15")
+    await settled(engine)
+    operation = await stopped_upgrade(world, engine, given["addon"])
+    assert operation["status"] == "failed"
+    addon = await world.addon(given["addon"])
+    cluster = await cluster_of(world.events, addon.name)
+    assert (addon.redis_version, addon.status) == ("6.2.14", "running")
+    assert sorted(n["id"] for n in cluster.live_nodes if n["role"] == "data") == sorted(n["id"] for n in given["data"])
+    old_primary = next(n for n in given["data"] if n["id"] == cluster.primary)
+    server = world.runtime.server(old_primary["host"], old_primary["container"])
+    assert server.config["min-replicas-to-write"] == "1"  # it takes writes again
+    assert world.restarter.restarts == []
