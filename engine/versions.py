@@ -1,5 +1,7 @@
-"""The `versions` listing: each engine version of the catalog, whether it has TLS, and the exact
-package its image on each host was built from.
+"""The `versions` listing: each engine version of the catalog, whether it has TLS, its RDB format, where
+its build comes from (`source`: the Debian package and suite, or the PyPI wheel), and the exact
+package version its image on each host was built from (`package_version`: the one every host's image
+holds, None while they differ, e.g. one host not rebuilt yet after a security update).
 
 Read from the image itself (the labels scripts/build-images.py records; their names are in
 scripts/image_record.py), not from what is installed on this machine: an image that the setup has
@@ -35,9 +37,15 @@ async def version_list(runtime: Runtime, catalog: VersionCatalog, hosts: list[st
     return [
         {"version": v.version, "engine": v.engine, "tls": v.tls, "rdb_format": v.rdb_format, "retired": v.retired,
          "default": v.version == catalog.default.version, "image": v.image, "source": v.source,
-         "hosts": found[i * len(hosts):(i + 1) * len(hosts)]}
-        for i, v in enumerate(versions)
+         "package_version": same_everywhere(images), "hosts": images}
+        for i, v in enumerate(versions) for images in [found[i * len(hosts):(i + 1) * len(hosts)]]
     ]
+
+
+def same_everywhere(images: list[dict]) -> str | None:
+    """The package version every host's image was built from; None when one has none or they differ."""
+    built_from = {(image["package"] or {}).get("version") for image in images}
+    return built_from.pop() if len(built_from) == 1 else None
 
 
 def image_view(host: str, labels: dict[str, str] | None) -> dict:

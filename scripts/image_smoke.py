@@ -1,11 +1,14 @@
 """The smoke test of a freshly imported engine image (scripts/build-images.py): the server
-answers PING on loopback, reports the catalog's version, and --memory shows in its cgroup."""
+answers PING on loopback, reports the catalog's version, writes the catalog's RDB format (a key
+SAVEd, the file's header read back), and --memory shows in its cgroup."""
 from __future__ import annotations
 
+import io
 import json
 import os
 import re
 import subprocess
+import tarfile
 import time
 from pathlib import Path
 
@@ -26,7 +29,8 @@ def smoke_bind(host: str) -> str:
         return {"host-a": "127.0.1.1", "host-b": "127.0.2.1", "host-c": "127.0.3.1"}.get(host, "127.0.0.1")
 
 
-def smoke_test(host: str, url: str, image: str, engine: str, version: str, port: int = 39999) -> str:
+def smoke_test(host: str, url: str, image: str, engine: str, version: str, port: int = 39999,
+               rdb_format: int | None = None) -> str:
     """Run the image with --memory 256m on loopback, PING it, check version and cgroup limit."""
     bind = smoke_bind(host)
     name = f"redis-addons-smoke-{host}-{re.sub(r'[^a-z0-9]', '-', image.split('/')[-1])}"
@@ -64,9 +68,27 @@ def smoke_test(host: str, url: str, image: str, engine: str, version: str, port:
         cg = cgroup_memory_limit(insp["State"]["Pid"])
         if cg is not None and cg != limit:
             raise RuntimeError(f"{host} {image}: cgroup memory limit {cg}, want {limit}")
-        return f"PONG, {key}={m.group(1)}, cgroup memory limit={cg}"
+        rdb = saved_rdb_format(url, cid, bind, port)
+        if rdb_format is not None and rdb != rdb_format:
+            raise RuntimeError(f"{host} {image}: the server writes RDB format {rdb}, the catalog says {rdb_format}")
+        return f"PONG, {key}={m.group(1)}, RDB format {rdb}, cgroup memory limit={cg}"
     finally:
         docker(url, "rm", "-f", cid)
+
+
+def saved_rdb_format(url: str, cid: str, bind: str, port: int) -> int:
+    """The RDB format the server writes: a key SAVEd to /data/dump.rdb, whose header ("REDIS0011") says it."""
+    for command in (["set", "smoke", "1"], ["save"]):
+        r = subprocess.run(["redis-cli", "-h", bind, "-p", str(port), *command], text=True, capture_output=True,
+                           timeout=20)
+        if r.stdout.strip() != "OK":
+            raise RuntimeError(f"{' '.join(command)} answered {r.stdout.strip() or r.stderr.strip()!r}")
+    packed = subprocess.run(["docker", "-H", url, "cp", f"{cid}:/data/dump.rdb", "-"], capture_output=True, check=True)
+    with tarfile.open(fileobj=io.BytesIO(packed.stdout)) as tar:
+        header = tar.extractfile(tar.getmembers()[0]).read(9)
+    if not header.startswith(b"REDIS") or not header[5:].isdigit():
+        raise RuntimeError(f"dump.rdb starts with {header!r}, not an RDB header")
+    return int(header[5:])
 
 
 def cgroup_memory_limit(pid: int) -> int | None:

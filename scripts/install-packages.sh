@@ -22,7 +22,10 @@ mode="$(engines_mode)"
 # haproxy, redis-sentinel: the cluster components' images (scripts/component_images.py copies their files)
 # python3 + python3-venv: the scripts and `python3 -m venv`
 # python3-minimal + python3-redis: the demo app image (scripts/build-demo-app.py copies their files)
-pkgs=(redis-server redis-tools redis-sentinel haproxy python3 python3-venv ca-certificates python3-minimal python3-redis)
+# debootstrap: the trixie and bookworm-backports root filesystems Valkey 8 and Redis 8 are built from
+#   (scripts/debian_roots.py): their binaries need their own release's libraries
+pkgs=(redis-server redis-tools redis-sentinel haproxy python3 python3-venv ca-certificates python3-minimal python3-redis
+      debootstrap)
 if [ "$mode" = local ]; then
   # docker.io brings dockerd, containerd, runc, tini (docker-init) and the docker CLI
   pkgs+=(docker.io)

@@ -3,6 +3,8 @@
 # there is nothing to do.
 #   1. Debian packages           scripts/install-packages.sh (lists refreshed when older than 3 h,
 #                                what the images are made of upgraded to its newest update)
+#   1b. Debian root filesystems  scripts/debian_roots.py (trixie, bookworm-backports: made once with
+#                                debootstrap, their lists and packages kept like the host's)
 #   2. .venv with the project    scripts/setup-venv.sh
 #   3. engines host-a/b/c        scripts/engines.sh start
 #   4. $REDIS_ADDONS_HOME/hosts.json   scripts/write-hosts.sh
@@ -15,6 +17,7 @@ cd "$REPO_ROOT"
 
 t0=$SECONDS
 "$here/install-packages.sh"
+python3 "$here/debian_roots.py"
 "$here/setup-venv.sh"
 "$here/engines.sh" start
 "$here/write-hosts.sh"

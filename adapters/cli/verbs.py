@@ -89,18 +89,18 @@ def versions(api: Api, args) -> int:
     listed = api.get(f"/v1/addon_providers/{quote(args.provider)}/versions")["versions"]
     rows = [
         [v["version"] + (" (default)" if v["default"] else "") + (" (retired)" if v.get("retired") else ""),
-         v["engine"], "yes" if v["tls"] else "no", str(v.get("rdb_format", "")), h["host"], package_text(h),
-         (h.get("built_at") or "").replace("T", " ").rstrip("Z")]
+         v["engine"], "yes" if v["tls"] else "no", str(v.get("rdb_format", "")), v["source"], h["host"],
+         package_text(h), (h.get("built_at") or "").replace("T", " ").rstrip("Z")]
         for v in listed for h in v["hosts"]
     ]
-    print(table(["VERSION", "ENGINE", "TLS", "RDB", "HOST", "PACKAGE", "BUILT (UTC)"], rows))
+    print(table(["VERSION", "ENGINE", "TLS", "RDB", "SOURCE", "HOST", "PACKAGE VERSION", "BUILT (UTC)"], rows))
     return 0
 
 
 def package_text(image: dict) -> str:
-    """"Debian redis-server 5:7.0.15-1~deb12u10", as recorded on the host's image, or why there is none."""
+    """"5:7.0.15-1~deb12u10", the package version recorded on the host's image, or why there is none."""
     package = image.get("package")
-    return f"{package['registry']} {package['name']} {package['version']}" if package else f"({image['problem']})"
+    return package["version"] if package else f"({image['problem']})"
 
 
 def addons_add(api: Api, args) -> int:

