@@ -394,6 +394,7 @@ def print_business(b: dict, summary: dict) -> None:
     print(f"steps (recorded operation {s2(b['recorded_operation_s'])} s): "
           + "; ".join(f"{k} {s2(v['duration_s'])} s ({'-' if v['share'] is None else format(v['share'] * 100, '.0f')} %)"
                       for k, v in b["steps"].items()))
+    print(f"switch: {(b['steps'].get('switch') or {}).get('detail')}")
     print(f"data nodes after: {b['nodes_after']}; served {b['version_after']}; REDIS_URL unchanged {b['url_unchanged']}; "
           f"app restarted {b['app_restarted']}; loaded keys found {c['loaded_keys_found']} of {c['loaded_keys']}")
     print_targets(summary["targets"], "targets (Business)")
