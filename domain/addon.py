@@ -6,7 +6,7 @@ from uuid import NAMESPACE_URL, UUID, uuid5
 
 from eventsourcing.domain import Aggregate, event
 
-from domain import addon_tls as tls, addon_upgrades as upgrades
+from domain import addon_maintenance as maintenance, addon_tls as tls, addon_upgrades as upgrades
 from domain.addon_rules import check_free, check_running
 from domain.catalog import Plan
 from domain.errors import AddonRemoved, DatasetTooLarge, NoBackupsOnSandbox, SamePlan, SettingUnchanged, TlsNotAvailable
@@ -305,6 +305,15 @@ class Addon(Aggregate):
     mark_upgraded = upgrades.mark_upgraded
     _upgraded = event("Upgraded")(upgrades.upgraded)
     mark_upgrade_failed = event("UpgradeFailed")(upgrades.mark_upgrade_failed)
+
+    # -- maintenance (a security update of its version's build): domain/addon_maintenance.py ------
+    maintenance_window = property(maintenance.maintenance_window)
+    set_maintenance_window = maintenance.set_maintenance_window
+    _maintenance_window_set = event("MaintenanceWindowSet")(maintenance.maintenance_window_set)
+    _maintenance_window_removed = event("MaintenanceWindowRemoved")(maintenance.maintenance_window_removed)
+    request_maintenance = maintenance.request_maintenance
+    _maintenance_window_used = event("MaintenanceWindowUsed")(maintenance.maintenance_window_used)
+    used_maintenance_window = maintenance.used_window
 
     # -- TLS serving and certificate renewal: domain/addon_tls.py -------------------------
     request_tls_port = tls.request_tls_port

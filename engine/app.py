@@ -35,6 +35,8 @@ from engine.clusters import new_cluster
 from engine.hosts_check import some_hosts_answer
 from engine.inventory import Inventory
 from engine.inventory_keeper import InventoryKeeper
+from engine.maintenance import Builds, Maintenance
+from engine.maintenance_requests import MaintenanceRequests
 from engine.operations import OperationStarter
 from engine.placing import Placing
 from engine.plan_requests import PlanRequests
@@ -91,15 +93,18 @@ class Engine:
                                      self.inventory, backup_store, placing=self.placing)
         self.plan_requests = PlanRequests(events, self.lookup, plans, versions, redis, secrets, self.placing, starter)
         self.database = DatabaseSettings(self.lookup, starter, versions, certificates, redis, secrets, plans)
-        self.database_version = DatabaseVersion(self.lookup, versions, plans, starter, self.placing)  # its version, its upgrades
+        builds = Builds(runtime, versions)  # whether each node runs its version's current build
+        self.database_version = DatabaseVersion(self.lookup, versions, plans, starter, self.placing, builds)
         self.certificate_renewals = CertificateRenewals(events, views, redis, secrets, starter)
         self.missing_tls = MissingTls(events, views, versions, self.placing, starter, plans)
         healer = ClusterHealer(events, views, self.inventory, claims, runtime, redis, secrets, self.placing, starter,
                                plans, settings.host_grace_s, versions)
         self.watcher = NodeWatcher(events, views, self.inventory, claims, runtime, redis, secrets, versions,
                                    certificates, settings.watch_interval_s, plans, healer)
+        self.maintenance = Maintenance(events, views, self.lookup, self.follower, builds,
+                                       MaintenanceRequests(events, plans, starter, self.placing))
         self.scheduler = Scheduler(self.backups, self.certificate_renewals, self.missing_tls.serve_where_missing,
-                                   settings.scheduler_tick_s)
+                                   settings.scheduler_tick_s, self.maintenance.run_due)
 
     # -- life cycle -------------------------------------------------------
 

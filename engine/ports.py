@@ -129,6 +129,13 @@ class Runtime(Protocol):
     async def image_labels(self, host: str, image: str) -> dict[str, str] | None:
         """The labels of an image on this host (what the setup recorded building it); None when absent."""
 
+    async def image_id(self, host: str, image: str) -> str | None:
+        """The ID of the image that `image` (a tag) names on this host now; None when the host has none.
+        A rebuild moves the tag to a new image: the nodes made before run the old one."""
+
+    async def container_image_id(self, host: str, container: str) -> str | None:
+        """The ID of the image the container was made from; None when there is no such container."""
+
 
 class RedisAdmin(Protocol):
     async def ping(self, node: Endpoint) -> None:

@@ -1,7 +1,8 @@
 """The scheduler (DESIGN §4): every tick, the scheduled backups whose day has come, then a
 retention sweep, then (every few hours) the TLS certificates due for renewal, and nodes made
-before TLS was served here start serving it. Not strictly on time, as the reference says; a tick
-after downtime catches up."""
+before TLS was served here start serving it; last, the maintenance of each addon running an outdated
+build whose weekly window is open. Not strictly on time, as the reference says; a tick after downtime
+catches up the backups, while a maintenance window missed waits for the next week."""
 
 from __future__ import annotations
 
@@ -14,8 +15,9 @@ log = structlog.get_logger("scheduler")
 
 
 class Scheduler:
-    def __init__(self, backups, renewals, serve_tls, tick_s: float):
+    def __init__(self, backups, renewals, serve_tls, tick_s: float, maintenance=None):
         self.backups, self.renewals, self.serve_tls, self.tick_s = backups, renewals, serve_tls, tick_s
+        self.maintenance = maintenance  # engine.maintenance.Maintenance.run_due
         self._task: asyncio.Task | None = None
 
     def start(self) -> None:
@@ -30,7 +32,7 @@ class Scheduler:
     async def tick(self, now=None) -> dict:
         """One round at `now` (the clock's by default); a failure is logged and tried again next tick."""
         now = now or self.backups.clock()
-        result = {"started": [], "swept": None, "renewing": [], "serving_tls": []}
+        result = {"started": [], "swept": None, "renewing": [], "serving_tls": [], "maintenance": []}
         try:
             result["started"] = await self.backups.run_due_backups(now)
         except Exception as error:
@@ -47,6 +49,10 @@ class Scheduler:
             result["serving_tls"] = await self.serve_tls()
         except Exception as error:
             log.error("looking for nodes without TLS failed this tick", error=str(error) or type(error).__name__)
+        try:
+            result["maintenance"] = await self.maintenance(now) if self.maintenance else []
+        except Exception as error:
+            log.error("maintenance windows failed this tick", error=str(error) or type(error).__name__)
         return result
 
     async def stop(self) -> None:

@@ -30,10 +30,13 @@ def database_version(api: Api, args) -> int:
     print(f"-----> {shown['addon']} runs {engine}{shown['version']}")
     print(f"{INDENT}TLS:       {yes_no(shown['tls'])}" + (" (forced)" if shown["force_tls"] else ""))
     print(f"{INDENT}Retired:   {yes_no(shown['retired'])}")
+    if len(shown["nodes"]) == 1 and "build" in shown["nodes"][0]:
+        print(f"{INDENT}Build:     {shown['nodes'][0]['build']}")
     if len(shown["nodes"]) > 1:  # a Business addon: each data node's build (they differ during an upgrade)
         print(f"{INDENT}Data nodes:")
         for node in shown["nodes"]:
-            print(f"{INDENT}  {node['id']}  {node['version']}" + (" (primary)" if node["is_primary"] else ""))
+            print(f"{INDENT}  {node['id']}  {node['version']}" + (f", build {node['build']}" if "build" in node else "")
+                  + (" (primary)" if node["is_primary"] else ""))
     if shown["upgrades"]:
         print(f"{INDENT}Upgrades available, the next one first:")
         print(table(["VERSION", "ENGINE", "KIND", "TLS"],
@@ -43,6 +46,8 @@ def database_version(api: Api, args) -> int:
                 print(f"{WARNING}{upgrade['version']}: {upgrade['note']}")
     if shown["advice"]:
         print(f"{WARNING}{capitalized(shown['advice'])}")
+    if shown.get("maintenance"):  # a security update of its build
+        print(f"{WARNING}{capitalized(shown['maintenance'])}")
     return 0
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from adapters.cli import backups, database_version, nodes, settings, verbs
+from adapters.cli import backups, database_version, maintenance, nodes, settings, verbs
 from adapters.cli.client import Api, CliError
 
 
@@ -91,6 +91,17 @@ def parser() -> argparse.ArgumentParser:
         "database-upgrade", database_version.database_upgrade,
         "upgrade the addon's engine to VERSION, or to the next allowed step, and follow the operation step by step "
         "(reference: the latest minor first, then the next major; the app is restarted at the end)"))
+    verb("maintenance", maintenance.maintenance, "list the addons (of --app, or all) running an outdated build of "
+         "their version: a security update rebuilt its image since their nodes were made")
+    verb("database-maintenance", maintenance.database_maintenance,
+         "move the addon onto the current build of the version it runs and follow the operation step by step "
+         "(Starter: a restart with its data, a short downtime; Business: no downtime; the app is restarted at the end)")
+    p = verb("database-maintenance-window", maintenance.database_maintenance_window,
+             "show the addon's weekly maintenance window, in which the engine moves it onto its version's current "
+             "build when it runs an outdated one; --at to set it, --off to remove it")
+    p.add_argument("--at", metavar="WINDOW", help='a day and an hour in this machine\'s time zone ("sunday 3"), or '
+                   'with a zone ("sun 4:00 UTC", "tue 22:30 America/New_York"); open for an hour')
+    p.add_argument("--off", action="store_true", help="no window: the addon is moved only when you ask")
     verb("tls-ca", settings.tls_ca,
          "print the CA certificate (PEM) that clients verify the addon's TLS certificate with: tls-ca > ca.pem")
     verb("replay", verbs.replay, "rebuild the read models from the event log and check they match")

@@ -13,6 +13,7 @@ from pathlib import PurePosixPath
 
 import aiodocker
 import aiohttp
+from aiodocker.containers import DockerContainer
 from aiodocker.exceptions import DockerError
 
 from adapters.docker.tar_stream import tar_file_digests
@@ -346,3 +347,24 @@ class DockerRuntime:
         except (aiohttp.ClientError, OSError) as e:
             raise translate(e, f"inspecting image {image} on {host}") from None
         return dict((info.get("Config") or {}).get("Labels") or {})
+
+    async def image_id(self, host: str, image: str) -> str | None:
+        try:
+            return (await self._docker(host).images.inspect(image))["Id"]
+        except DockerError as e:
+            if e.status == 404:
+                return None
+            raise translate(e, f"inspecting image {image} on {host}") from None
+        except (aiohttp.ClientError, OSError) as e:
+            raise translate(e, f"inspecting image {image} on {host}") from None
+
+    async def container_image_id(self, host: str, container: str) -> str | None:
+        try:
+            node: DockerContainer = await self._docker(host).containers.get(container)
+            return (await node.show())["Image"]
+        except DockerError as e:
+            if e.status == 404:
+                return None
+            raise translate(e, f"inspecting {container} on {host}") from None
+        except (aiohttp.ClientError, OSError) as e:
+            raise translate(e, f"inspecting {container} on {host}") from None

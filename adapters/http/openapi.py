@@ -5,6 +5,7 @@ from __future__ import annotations
 from aiohttp import web
 
 from adapters.http.inputs import MAX_BODY
+from adapters.http import openapi_maintenance as maintenance
 from adapters.http.openapi_schemas import SCHEMAS, json_body, obj, ref
 
 routes = web.RouteTableDef()
@@ -313,6 +314,7 @@ PATHS = {
         "Rebuild every read model from the log and compare with the live ones",
         {"200": json_body(ref("Replay"), "Comparison")}, tag="admin")},
 }
+PATHS.update(maintenance.paths(op, WAIT))
 
 DOCUMENT = {
     "openapi": "3.1.0",
@@ -321,7 +323,7 @@ DOCUMENT = {
     "servers": [{"url": "/"}],
     "security": [{"bearer": []}],
     "paths": PATHS,
-    "components": {"schemas": SCHEMAS, "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}}},
+    "components": {"schemas": {**SCHEMAS, **maintenance.SCHEMAS}, "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}}},
 }
 
 

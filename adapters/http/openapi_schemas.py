@@ -106,7 +106,13 @@ SCHEMAS = {
         advice={"type": ["string", "null"], "description": "Which upgrade a retired build must take, or why no "
                                                            "upgrade is available"},
         nodes={"type": "array", "description": "Each data node and the build it runs (they differ during an upgrade)",
-               "items": obj(id={"type": "string"}, version={"type": "string"}, is_primary={"type": "boolean"})}),
+               "items": obj(id={"type": "string"}, version={"type": "string"}, is_primary={"type": "boolean"},
+                            build={"enum": ["current", "outdated", "unknown"],
+                                   "description": "Whether it runs the image its version's tag names now (outdated: "
+                                                  "a security update rebuilt it since)"})},
+        build_outdated={"type": "boolean", "description": "A data node runs an outdated build of its version"},
+        maintenance={"type": ["string", "null"], "description": "When a build is outdated: \"a security update of "
+                                                                "7.0.15 is available: run database-maintenance\""}),
     "App": obj(name={"type": "string"}, restart=ref("RestartMethod")),
     "EngineVersion": obj(
         version={"type": "string", "examples": ["7.0.15"]}, engine={"enum": ["redis", "valkey"]},

@@ -30,7 +30,8 @@ async def test_a_redis_7_addon_is_offered_valkey_8_and_shows_its_node(world, eng
     assert shown["addon"] == addon.name
     assert (shown["engine"], shown["version"], shown["tls"], shown["retired"]) == ("redis", "7.0.15", True, False)
     assert shown["upgrades"] == [VALKEY_8, REDIS_8] and shown["advice"] is None
-    assert shown["nodes"] == [{"id": addon.container, "version": "7.0.15", "is_primary": True}]
+    assert shown["nodes"] == [{"id": addon.container, "version": "7.0.15", "is_primary": True, "build": "current"}]
+    assert shown["build_outdated"] is False and shown["maintenance"] is None
 
 
 async def test_forcing_tls_offers_the_builds_with_tls_only(world, engine):

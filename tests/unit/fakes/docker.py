@@ -40,6 +40,7 @@ class Container:
     logs: list[str] = field(default_factory=list)
     crash_loops: bool = False  # its server exits at start, and Docker's restart policy starts it again
     exit_code: int = 0
+    image_id: str = ""  # the image its tag named when it was made
 
     @property
     def state(self) -> tuple[str, str]:
@@ -57,6 +58,7 @@ class Host:
     containers: dict[str, Container] = field(default_factory=dict)
     volumes: dict[str, dict[str, bytes]] = field(default_factory=dict)  # volume -> data files by name
     images: dict[str, dict[str, str]] = field(default_factory=dict)  # image -> its labels
+    image_ids: dict[str, str] = field(default_factory=dict)  # tag -> the image it names now
     answers: bool = True
 
 
@@ -169,7 +171,8 @@ class FakeRuntime(Faulty):
                 host.volumes[spec.volume] = {}
                 self.effects.append(("volume created", spec.host, spec.volume))
             container = host.containers[spec.container] = Container(
-                spec.host, spec.container, spec.image, spec.volume, spec.config_dir, dict(spec.labels), spec.memory_bytes)
+                spec.host, spec.container, spec.image, spec.volume, spec.config_dir, dict(spec.labels), spec.memory_bytes,
+                image_id=host.image_ids.setdefault(spec.image, f"{spec.image}@build-1"))
             self.effects.append(("created", spec.host, spec.container))
         container.config.update(spec.files)
 
@@ -311,6 +314,21 @@ class FakeRuntime(Faulty):
         self._called("image_labels", host=host, image=image)
         found = self._host(host).images.get(image)
         return None if found is None else dict(found)
+
+    async def image_id(self, host: str, image: str) -> str | None:
+        self._called("image_id", host=host, image=image)
+        return self._host(host).image_ids.get(image)
+
+    async def container_image_id(self, host: str, container: str) -> str | None:
+        self._called("container_image_id", host=host, container=container)
+        node = self._host(host).containers.get(container)
+        return None if node is None else node.image_id
+
+    def rebuild_image(self, image: str) -> None:
+        """A security update: the tag names a new image on every host; the containers keep theirs."""
+        for host in self.hosts.values():
+            builds = int(host.image_ids.get(image, "@build-0").rsplit("@build-", 1)[1])
+            host.image_ids[image] = f"{image}@build-{builds + 1}"
 
     async def close(self) -> None:
         self.closed = True

@@ -1,0 +1,71 @@
+"""Security updates reaching running nodes: the addons running an outdated build of their version, the
+maintenance that moves one onto the current build, and the weekly window in which the engine does it."""
+
+from __future__ import annotations
+
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from aiohttp import web
+
+from adapters.http.addons import outcome, wait_options
+from adapters.http.backups import where
+from adapters.http.errors import BadRequest
+from adapters.http.inputs import json_object, text_field
+from adapters.http.keys import ENGINE
+from domain.maintenance_window import InvalidMaintenanceWindow
+
+routes = web.RouteTableDef()
+
+
+@routes.get("/v1/maintenance")
+async def outdated(request: web.Request) -> web.Response:
+    """Every addon with a node on an outdated build (`?app=` for one app's)."""
+    app = request.query.get("app") or None
+    return web.json_response({"addons": await request.app[ENGINE].maintenance.outdated(app)})
+
+
+@routes.post("/v1/apps/{app}/addons/{addon}/maintenance")
+async def start(request: web.Request) -> web.Response:
+    """`database-maintenance`: `{addon}` is an addon ID or `redis` (the app's only Redis addon)."""
+    app, addon = where(request)
+    wait, timeout = wait_options(request)
+    requested = await request.app[ENGINE].maintenance.start(app, addon)
+
+    async def maintenance_asked() -> dict:
+        return {"maintenance": {k: requested[k] for k in ("version", "nodes")}}
+
+    return await outcome(request, app, requested, wait, timeout, done_status=200, more=maintenance_asked)
+
+
+@routes.get("/v1/apps/{app}/addons/{addon}/maintenance_window")
+async def get_window(request: web.Request) -> web.Response:
+    return web.json_response({"window": await request.app[ENGINE].maintenance.window(*where(request))})
+
+
+@routes.put("/v1/apps/{app}/addons/{addon}/maintenance_window")
+async def set_window(request: web.Request) -> web.Response:
+    """{"window_at": "sunday 3", "local_zone": "Europe/Paris"} or {"window_at": "sun 4:00 UTC"}."""
+    body = await json_object(request)
+    window_at = text_field(body, "window_at", example="sun 4:00 UTC")
+    local_zone = text_field(body, "local_zone", required=False)
+    if local_zone is not None:
+        try:
+            ZoneInfo(local_zone)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise BadRequest(f"field 'local_zone' must be an IANA time zone name like Europe/Paris, got {local_zone!r}",
+                             rule="invalid-field", field="local_zone") from None
+    elif len(window_at.split()) < 3:
+        raise BadRequest(f"missing field 'local_zone': window_at {window_at!r} names no time zone, so give the one "
+                         "it is in (for example 'Europe/Paris'), or write it in window_at ('sun 4:00 UTC')",
+                         rule="missing-field", field="local_zone")
+    try:
+        window = await request.app[ENGINE].maintenance.set_window(*where(request), window_at, local_zone or "UTC")
+    except InvalidMaintenanceWindow as e:
+        raise BadRequest(f"field 'window_at': {e}", rule=e.rule, field="window_at") from None
+    return web.json_response({"window": window})
+
+
+@routes.delete("/v1/apps/{app}/addons/{addon}/maintenance_window")
+async def remove_window(request: web.Request) -> web.Response:
+    """No window: the addon is moved when its user asks (`database-maintenance`)."""
+    return web.json_response({"window": await request.app[ENGINE].maintenance.set_window(*where(request), None, "UTC")})
