@@ -1,13 +1,20 @@
 """An addon's engine version and the upgrades available to it (reference, "Database Upgrade"), through
 the HTTP API and the CLI, on a real engine and real Redis servers: a Redis 7.0.15 addon is offered
-Valkey 8.1.8 until it forces TLS (8.1.8 is built without TLS, and the addon is told so); a Redis 6.2.7
-addon is offered 6.2.14 first; an unknown addon is a clear error.
+Valkey 8.1.8 or the Redis 8 branch; forcing TLS, Debian's Valkey 8.1.1 in place of 8.1.8 (built without
+TLS); on Valkey 8.1.1 forcing TLS, nothing (and it is told why); a Redis 6.2.7 addon is offered 6.2.14
+first; an unknown addon is a clear error. The Redis 8 branch, which cannot be undone, is confirmed at the
+CLI: refused without a terminal and without --yes, asked on a terminal, taken with --yes.
 
 The module shares one engine and one API server; each app has one Starter addon (~1 s to provision)."""
 
 from __future__ import annotations
 
+import asyncio
+import os
+import pty
 import secrets
+import sys
+from pathlib import Path
 
 import pytest
 from aiohttp.test_utils import TestServer
@@ -19,7 +26,13 @@ from tests.integration.conftest import remove_everything_of, running_addon, sett
 
 RUN = secrets.token_hex(3)
 APP, OLD_APP = f"it-dv-{RUN}", f"it-dvo-{RUN}"  # a 7.0.15 addon (the default), a 6.2.7 one
+BRANCH_APP = f"it-dvb-{RUN}"  # a 7.0.15 addon taking the Redis 8 branch through the CLI
 HELD_BACK = "the addon forces TLS, and the upgrade otherwise available (8.1.8) is built without TLS"
+VALKEY_8 = {"version": "8.1.8", "engine": "valkey", "kind": "major", "tls": False, "note": ""}
+VALKEY_8_TLS = {"version": "8.1.1", "engine": "valkey", "kind": "major", "tls": True, "note": ""}
+BRANCH_NOTE = ("Redis 8.0.2 writes RDB format 12, which Valkey cannot read: once on it, the addon is never offered a "
+               "Valkey version")
+REDIS_8 = {"version": "8.0.2", "engine": "redis", "kind": "major", "tls": True, "note": BRANCH_NOTE}
 
 
 @pytest.fixture(scope="module")
@@ -28,7 +41,7 @@ async def engine(tmp_path_factory):
         async with build(settings_for(tmp_path_factory.mktemp("version") / "home")) as running:
             yield running
     finally:
-        for app in (APP, OLD_APP):
+        for app in (APP, OLD_APP, BRANCH_APP):
             await remove_everything_of(app)
 
 
@@ -68,26 +81,97 @@ def cells(out: str) -> list[list[str]]:
     return [[c.strip() for c in line.strip("|").split("|")] for line in out.splitlines() if line.startswith("|")]
 
 
-async def test_redis_7_is_offered_valkey_8_until_it_forces_tls(engine, server, cli_env, addon, capsys):
+async def test_redis_7_is_offered_valkey_8_or_redis_8_and_forcing_tls_only_builds_with_tls(engine, server, cli_env,
+                                                                                               addon, capsys):
     status, body = await get_version(engine, server, APP)
     assert status == 200, body
-    assert body["version"] == {
+    shown = body["version"]
+    assert {k: shown[k] for k in ("addon", "engine", "version", "tls", "retired", "force_tls", "upgrades", "advice")} == {
         "addon": addon, "engine": "redis", "version": "7.0.15", "tls": True, "retired": False, "force_tls": False,
-        "upgrades": [{"version": "8.1.8", "engine": "valkey", "kind": "major", "tls": False, "note": ""}],
-        "advice": None, "nodes": [{"id": body["version"]["nodes"][0]["id"], "version": "7.0.15", "is_primary": True}]}
+        "upgrades": [VALKEY_8, REDIS_8], "advice": None}
+    assert [(n["version"], n["is_primary"]) for n in shown["nodes"]] == [("7.0.15", True)]
     out = await shown_by_cli(APP, capsys)
     assert out.splitlines()[:3] == [f"-----> {addon} runs Redis 7.0.15", "       TLS:       yes",
                                     "       Retired:   no"]
-    assert cells(out) == [["VERSION", "ENGINE", "KIND", "TLS"], ["8.1.8", "valkey", "major", "no"]]
+    assert cells(out) == [["VERSION", "ENGINE", "KIND", "TLS"], ["8.1.8", "valkey", "major", "no"],
+                          ["8.0.2", "redis", "major", "yes"]]
+    assert out.splitlines()[-1] == f" !     8.0.2: {BRANCH_NOTE}"
 
     requested = await engine.database.change(APP, addon, "force-tls", True)
     assert (await engine.wait_for_operation(requested["operation_id"], timeout=90))["status"] == "succeeded"
     status, body = await get_version(engine, server, APP, addon)
-    assert status == 200 and body["version"]["upgrades"] == [] and body["version"]["force_tls"] is True
+    assert status == 200 and body["version"]["force_tls"] is True
+    assert (body["version"]["upgrades"], body["version"]["advice"]) == ([VALKEY_8_TLS, REDIS_8], None)
+    out = await shown_by_cli(APP, capsys)
+    assert "       TLS:       yes (forced)" in out.splitlines()
+    assert cells(out)[1:] == [["8.1.1", "valkey", "major", "yes"], ["8.0.2", "redis", "major", "yes"]]
+
+    # On Debian's Valkey 8.1.1, forcing TLS: the later 8.1.8 is built without TLS, and the addon is told so.
+    upgrading = await engine.database_version.upgrade(APP, addon)
+    assert (await engine.wait_for_operation(upgrading["operation_id"], timeout=240))["status"] == "succeeded"
+    status, body = await get_version(engine, server, APP, addon)
+    assert (body["version"]["version"], body["version"]["upgrades"]) == ("8.1.1", [])
     assert body["version"]["advice"] == f"no upgrade available: {HELD_BACK}"
     out = await shown_by_cli(APP, capsys)
-    assert "       TLS:       yes (forced)" in out.splitlines() and "VERSION" not in out
+    assert out.splitlines()[0] == f"-----> {addon} runs Valkey 8.1.1" and "VERSION" not in out
     assert out.splitlines()[-1] == f" !     No upgrade available: {HELD_BACK}"
+
+
+async def test_the_redis_8_branch_is_confirmed_at_the_cli_before_anything_starts(engine, server, cli_env, capsys):
+    branch_addon = await running_addon(engine, BRANCH_APP)
+    upgrade = ("--app", BRANCH_APP, "--addon", "redis", "database-upgrade", "8.0.2")
+    # No terminal (pytest's stdin) and no --yes: refused, nothing requested.
+    assert await cli(*upgrade) == 1
+    out, err = capsys.readouterr()
+    assert out == f" !     {BRANCH_NOTE}\n"
+    assert err == (f"error: the upgrade to Redis 8.0.2 cannot be undone ({BRANCH_NOTE}): run it again with --yes to "
+                   "confirm (there is no terminal to ask on); nothing was changed\n")
+    # On a terminal, anything but yes: nothing requested either.
+    status, screen = await on_a_terminal(["redis-addons", *upgrade], answer="no")
+    assert status == 1, screen
+    assert f"{BRANCH_NOTE}" in screen and "Upgrade to Redis 8.0.2? Type 'yes' to confirm: " in screen
+    assert "error: the upgrade to Redis 8.0.2 was not confirmed: nothing was changed" in screen
+    assert (await engine.addon(BRANCH_APP, branch_addon))["version"] == "7.0.15"
+    assert [o for o in await engine.operations(branch_addon) if o["kind"] == "upgrade"] == []
+    # --yes: taken, followed step by step.
+    assert await cli(*upgrade, "--yes") == 0
+    out = capsys.readouterr().out.splitlines()
+    assert out[0] == f" !     {BRANCH_NOTE}" and out[1].startswith("-----> Upgrading ")
+    assert out[-1] == f"-----> {branch_addon} runs Redis 8.0.2"
+    assert (await engine.addon(BRANCH_APP, branch_addon))["version"] == "8.0.2"
+
+
+async def on_a_terminal(argv: list[str], answer: str) -> tuple[int, str]:
+    """Run the installed CLI with a pseudo-terminal as its stdin/stdout, type `answer` once it asks; return its
+    exit status and everything it showed."""
+    main, child = pty.openpty()
+    process = await asyncio.create_subprocess_exec(str(Path(sys.executable).parent / argv[0]), *argv[1:],
+                                                   stdin=child, stdout=child, stderr=child)
+    os.close(child)
+    screen = b""
+    loop = asyncio.get_running_loop()
+    try:
+        while b"to confirm: " not in screen:
+            chunk = await asyncio.wait_for(loop.run_in_executor(None, read_some, main), timeout=30)
+            if not chunk:
+                break
+            screen += chunk
+        os.write(main, answer.encode() + b"\n")
+        while chunk := await asyncio.wait_for(loop.run_in_executor(None, read_some, main), timeout=30):
+            screen += chunk
+        return await asyncio.wait_for(process.wait(), timeout=30), screen.decode(errors="replace")
+    finally:
+        os.close(main)
+        if process.returncode is None:
+            process.kill()
+            await process.wait()
+
+
+def read_some(fd: int) -> bytes:
+    try:
+        return os.read(fd, 4096)
+    except OSError:  # EIO: the terminal's other end is closed, the CLI has exited
+        return b""
 
 
 async def test_redis_6_2_7_goes_to_6_2_14_first(engine, server, cli_env, capsys):

@@ -1,15 +1,20 @@
 """Engine upgrades of a Starter addon on real Docker and real servers (reference, "Database Upgrade"):
 every allowed step of the catalogue, one after the other on one addon holding 10,000 keys of five types
 in all 5 databases and keys with a TTL, through the library (the CLI and the API: test_database_version.py);
-what the path does not allow is refused in the rule's words, and nothing changes."""
+what the path does not allow is refused in the rule's words, and nothing changes. The steps onto Debian's
+builds each on an addon of its own: Redis 7 -> the Redis 8 branch, and an addon forcing TLS onto Valkey 8.1
+with TLS (then, TLS no longer forced, onto the latest 8.1 patch)."""
 
 from __future__ import annotations
+
+from urllib.parse import quote
 
 import pytest
 import redis.asyncio as redis
 
 from domain.errors import UpgradeNotAllowed
 from tests.integration import data
+from tests.integration.test_force_tls import answers
 
 STEPS = ["6.2.14", "7.0.15", "8.1.8", "9.1.2"]  # from 6.2.7: its patch, Redis 7, Valkey 8, Valkey 9
 EXPIRING = {f"session:{i}": f"s{i}" for i in range(50)}
@@ -63,3 +68,83 @@ async def test_a_starter_addon_takes_every_step_of_the_path_with_its_data(engine
     with pytest.raises(UpgradeNotAllowed) as refused:
         await engine.database_version.upgrade(app_name, addon)
     assert refused.value.rule == "no-upgrade-available" and "latest on its upgrade path" in str(refused.value)
+
+
+async def a_starter_addon_with_data(engine, app: str, keys: int) -> tuple[str, str, dict]:
+    """A 7.0.15 (default) Starter addon holding `keys` keys of five types in all 5 databases: (addon, url, data)."""
+    requested = await engine.add_addon(app, "redis-starter-256")
+    assert (await engine.wait_for_operation(requested["operation_id"], timeout=120))["status"] == "succeeded"
+    url = (await engine.environment(app))["REDIS_URL"]
+    known = data.expected(keys)
+    await data.write(url, known)
+    return requested["addon"], url, known
+
+
+async def upgraded(engine, app: str, addon: str, version: str | None = None) -> dict:
+    upgrading = await engine.database_version.upgrade(app, addon, version)
+    operation = await engine.wait_for_operation(upgrading["operation_id"], timeout=240)
+    assert operation["status"] == "succeeded", operation
+    return upgrading
+
+
+async def server_version(url: str) -> str:
+    server = redis.from_url(url)
+    try:
+        info = await server.info("server")
+    finally:
+        await server.aclose()
+    return info.get("valkey_version", info["redis_version"])
+
+
+async def test_redis_7_takes_the_redis_8_branch_with_its_data_and_is_never_offered_valkey_again(engine, app_name):
+    """Debian trixie's Redis 8.0: RDB 12, which no Valkey reads; the step says so (the CLI asks to confirm it:
+    tests/integration/test_database_version.py)."""
+    addon, url, known = await a_starter_addon_with_data(engine, app_name, 2_000)
+    offered = (await engine.database_version.show(app_name, addon))["upgrades"]
+    assert [(u["version"], u["engine"], u["tls"]) for u in offered] == [("8.1.8", "valkey", False), ("8.0.2", "redis", True)]
+    assert "writes RDB format 12, which Valkey cannot read" in offered[1]["note"]
+
+    upgrading = await upgraded(engine, app_name, addon, "8.0.2")
+    assert (upgrading["to"], upgrading["engine"], upgrading["kind"]) == ("8.0.2", "redis", "major")
+    assert upgrading["note"] == offered[1]["note"]
+    assert (await engine.addon(app_name, addon))["version"] == "8.0.2"
+    assert (await engine.environment(app_name))["REDIS_URL"] == url
+    assert await server_version(url) == "8.0.2"
+    assert await data.read(url, known) == known
+
+    shown = await engine.database_version.show(app_name, addon)
+    assert shown["upgrades"] == [] and shown["tls"] is True
+    with pytest.raises(UpgradeNotAllowed) as refused:
+        await engine.database_version.upgrade(app_name, addon, "8.1.8")
+    assert refused.value.rule == "upgrade-within-engine" and "redis 8.0.2 is not moved to valkey" in str(refused.value)
+
+
+async def test_an_addon_forcing_tls_goes_onto_debians_valkey_8_1_then_off_tls_onto_the_latest_patch(engine, app_name,
+                                                                                                   tmp_path):
+    """Forcing TLS, Redis 7.0.15's next step is Debian trixie's Valkey 8.1.1 (TLS), not the later wheel 8.1.8
+    (no TLS): a TLS client verified with the installation's CA reads the data on it. Once TLS is no longer
+    forced, 8.1.1 takes 8.1.8, the latest of its major."""
+    addon, plain_url, known = await a_starter_addon_with_data(engine, app_name, 2_000)
+    forced = await engine.database.change(app_name, addon, "force-tls", True)
+    assert (await engine.wait_for_operation(forced["operation_id"], timeout=120))["status"] == "succeeded"
+    assert [u["version"] for u in (await engine.database_version.show(app_name, addon))["upgrades"]] == ["8.1.1", "8.0.2"]
+    with pytest.raises(UpgradeNotAllowed) as refused:
+        await engine.database_version.upgrade(app_name, addon, "8.1.8")
+    assert refused.value.rule == "upgrade-keeps-tls"
+
+    assert (await upgraded(engine, app_name, addon))["to"] == "8.1.1"  # the next allowed step
+    ca = tmp_path / "ca.pem"
+    ca.write_text(engine.certificates.certificate_pem)
+    tls_url = (await engine.environment(app_name))["REDIS_URL"]
+    assert tls_url.startswith("rediss://") and "?" not in tls_url
+    verified = f"{tls_url}?ssl_ca_certs={quote(str(ca))}&ssl_check_hostname=true"  # redis-py reads them from the URL
+    assert await server_version(verified) == "8.1.1"
+    assert await data.read(verified, known) == known
+    assert not await answers(plain_url)  # plaintext still refused on the new build
+
+    unforced = await engine.database.change(app_name, addon, "force-tls", False)
+    assert (await engine.wait_for_operation(unforced["operation_id"], timeout=120))["status"] == "succeeded"
+    assert (await upgraded(engine, app_name, addon))["to"] == "8.1.8"  # a patch: Debian's 8.1 is the lower one
+    plain_url = (await engine.environment(app_name))["REDIS_URL"]
+    assert await server_version(plain_url) == "8.1.8"
+    assert await data.read(plain_url, known) == known
