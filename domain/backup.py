@@ -15,36 +15,54 @@ def archive_name(created_at: datetime, addon: str) -> str:
     return f"{created_at:%Y%m%d%H%M%S}_{addon.replace('-', '_')}.tar.gz"
 
 
+# scheduled: the addon's daily one; manual: asked for; pre-upgrade: taken by an engine upgrade before it
+# touches the node (retention keeps these as it keeps manual ones, in a count of their own).
+KINDS = ("scheduled", "manual", "pre-upgrade")
+
+
 class Backup(Aggregate):
     """pending -> running -> done | failed; then kept for reasons, or expired and deleted."""
 
     @staticmethod
-    def create_id(addon: str, kind: str, day: str | None = None, **_) -> UUID:
-        """A scheduled backup's ID is its addon and day: the event store refuses a second one for the same day."""
-        return Backup.scheduled_id(addon, day) if kind == "scheduled" else uuid4()
+    def create_id(addon: str, kind: str, day: str | None = None, operation_id: str | None = None, **_) -> UUID:
+        """A scheduled backup's ID is its addon and day: the event store refuses a second one for the same day.
+        A pre-upgrade backup's is its upgrade's: the upgrade's step, run again after a crash, finds it."""
+        if kind == "scheduled":
+            return Backup.scheduled_id(addon, day)
+        return Backup.pre_upgrade_id(operation_id) if kind == "pre-upgrade" else uuid4()
 
     @staticmethod
     def scheduled_id(addon: str, day: str | date) -> UUID:
         return uuid5(NAMESPACE_URL, f"redis-addons:/addons/{addon}/backups/scheduled/{day}")
 
+    @staticmethod
+    def pre_upgrade_id(operation_id: str | UUID) -> UUID:
+        return uuid5(NAMESPACE_URL, f"redis-addons:/operations/{operation_id}/pre-upgrade-backup")
+
     @classmethod
     def request(cls, addon: str, app: str, tier: str, kind: str, requested_at: datetime,
-                day: date | None = None, redis_version: str | None = None) -> Backup:
-        """A scheduled backup is for one `day` (of the addon's schedule); a manual one for none."""
+                day: date | None = None, redis_version: str | None = None,
+                operation_id: str | UUID | None = None) -> Backup:
+        """A scheduled backup is for one `day` (of the addon's schedule); a pre-upgrade one for the upgrade
+        `operation_id` that takes it; a manual one for neither."""
         if tier == "sandbox":
             raise NoBackupsOnSandbox(f"addon {addon} is on a sandbox plan, which has no backups: choose a paid plan first")
-        if kind not in ("scheduled", "manual"):
-            raise ValueError(f"a backup is scheduled or manual, not {kind!r}")
+        if kind not in KINDS:
+            raise ValueError(f"a backup is {', '.join(KINDS[:-1])} or {KINDS[-1]}, not {kind!r}")
         if (kind == "scheduled") != (day is not None):
-            raise ValueError("a scheduled backup is for a day, a manual one is not")
+            raise ValueError("a scheduled backup is for a day, the others are not")
+        if (kind == "pre-upgrade") != (operation_id is not None):
+            raise ValueError("a pre-upgrade backup is for an upgrade operation, the others are not")
         return cls(addon=addon, app=app, tier=tier, kind=kind, requested_at=requested_at,
-                   day=day.isoformat() if day else None, redis_version=redis_version)
+                   day=day.isoformat() if day else None, redis_version=redis_version,
+                   operation_id=str(operation_id) if operation_id else None)
 
     @event("Requested")
     def __init__(self, addon: str, app: str, tier: str, kind: str, requested_at: datetime, day: str | None = None,
-                 redis_version: str | None = None):
+                 redis_version: str | None = None, operation_id: str | None = None):
         self.addon, self.app, self.tier, self.kind = addon, app, tier, kind
         self.day, self.redis_version = day, redis_version
+        self.operation_id = operation_id  # a pre-upgrade backup's upgrade (None in events recorded before)
         self.created_at = requested_at
         self.snapshot: dict = {}
         self.taken_on: dict | None = None

@@ -1,6 +1,9 @@
 """The retention policy (reference, "Retention Policy for Daily Backups" and "for Manual Backups";
 DESIGN §3): which backups of ONE addon are kept, and why. Pure: the clock is an argument.
 
+A pre-upgrade backup (taken by an engine upgrade before it touches the node) is kept as a manual one is:
+the plan's number of the most recent, counted apart, so that an upgrade never pushes a manual backup out.
+
 Days, weeks and months are calendar ones in a time zone (the platform's by default), so a
 backup at 00:30 on the night of a daylight saving change belongs to the day people see.
 """
@@ -12,7 +15,7 @@ from datetime import date, datetime, timedelta
 from typing import Callable, Iterable
 from zoneinfo import ZoneInfo
 
-REASONS = ("daily", "weekly", "monthly", "manual")  # the order in which a backup's reasons are given
+REASONS = ("daily", "weekly", "monthly", "manual", "pre-upgrade")  # the order in which a backup's reasons are given
 
 
 @dataclass(frozen=True)
@@ -34,7 +37,7 @@ KEEP = {
 @dataclass(frozen=True)
 class BackupFacts:
     id: str
-    kind: str  # "scheduled" | "manual"
+    kind: str  # "scheduled" | "manual" | "pre-upgrade"
     created_at: datetime  # aware
     status: str  # pending | running | done | failed
     day: date | None = None  # a scheduled backup's day: it may run after midnight, when the engine caught up
@@ -59,15 +62,17 @@ def decide(backups: Iterable[BackupFacts], tier: str, now: datetime,
     today = local_day(now, tz)
     scheduled = [b for b in backups if b.status == "done" and b.kind == "scheduled"]
     manual = [b for b in backups if b.status == "done" and b.kind == "manual"]
+    pre_upgrade = [b for b in backups if b.status == "done" and b.kind == "pre-upgrade"]
     # A failed backup stays listed (with its reason) as long as a daily one would, then expires.
     shown_until = today - timedelta(days=keep.daily_days - 1)
     failed_long_ago = [b for b in backups if b.status == "failed" and day_of(b, tz) < shown_until]
-    kept: dict[str, set[str]] = {b.id: set() for b in scheduled + manual + failed_long_ago}
+    kept: dict[str, set[str]] = {b.id: set() for b in scheduled + manual + pre_upgrade + failed_long_ago}
     for reason, chosen in (
         ("daily", latest_of_each_of_the_last_days(scheduled, keep.daily_days, today, tz)),
         ("weekly", earliest_of_each_of_the_last_weeks(scheduled, keep.weeks, today, tz)),
         ("monthly", earliest_of_each_of_the_last_months(scheduled, keep.months, today, tz)),
         ("manual", most_recent(manual, keep.manual)),
+        ("pre-upgrade", most_recent(pre_upgrade, keep.manual)),
     ):
         for backup in chosen:
             kept[backup.id].add(reason)

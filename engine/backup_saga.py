@@ -19,15 +19,13 @@ from domain.addon import Addon
 from domain.backup import Backup
 from domain.operation import Operation
 from domain.redis_config import save_rules
-from engine.backup_source import described, saved_on, saves_to_resume, take_snapshot
+from engine.backup_archive import archive_saved_file
+from engine.backup_source import described, saves_to_resume, take_snapshot
 from engine.clusters import cluster_of
 from engine.nodes import endpoint
 from engine.ports import BackupStore, EffectError, RedisAdmin, Runtime, SecretStore, TransientError
-from engine.rdb_header import first_member, is_rdb, keeping_the_start, replication_offset
 from engine.saga import StepResult
 from engine.store import EventLog
-
-RDB_FILE = "/data/dump.rdb"
 
 
 class BackupSaga:
@@ -49,27 +47,9 @@ class BackupSaga:
         return StepResult(f"{sum(taken['keys'].values())} keys saved in the background{where}", outcome=taken)
 
     async def archive(self, addon: Addon, backup: Backup, operation: Operation) -> StepResult:
-        saved = operation.outcome("save")
-        node = saved_on(await cluster_of(self.events, addon.name), saved)
-        start = bytearray()
-        rdb = keeping_the_start(self.runtime.read_file(node["host"], node["container"], RDB_FILE), start)
-        stored = await self.store.write_archive(backup.archive_key, rdb)
-        await self._check_offset((saved or {}).get("taken_on"), bytes(start), backup, node)
+        cluster = await cluster_of(self.events, addon.name)
+        stored = await archive_saved_file(self.runtime, self.store, cluster, operation.outcome("save"), backup.archive_key)
         return StepResult(f"{backup.name} stored: {stored['size']} bytes, SHA-256 {stored['sha256'][:12]}", outcome=stored)
-
-    async def _check_offset(self, taken_on: dict | None, start: bytes, backup: Backup, node: dict) -> None:
-        """A replica's file is the one its save wrote only if it records that save's offset: a full
-        resynchronisation since (the replica cut off for too long, restarted) replaces dump.rdb. A file
-        that is no RDB (the unit tests' in-memory servers write JSON) records none and is not checked."""
-        if not taken_on or taken_on.get("offset") is None:
-            return
-        rdb = first_member(start)
-        found = replication_offset(rdb)
-        if found != taken_on["offset"] and is_rdb(rdb):
-            await self.store.delete(backup.archive_key)
-            raise EffectError(f"the dump.rdb of {node['id']} records replication offset {found}, not the "
-                              f"{taken_on['offset']} its save was taken at: it is not the file that save wrote "
-                              "(a full resynchronisation replaces it); take the backup again")
 
     async def record(self, addon: Addon, backup: Backup, operation: Operation) -> StepResult:
         note = await self._resume_saves(addon, operation)

@@ -13,7 +13,7 @@ CREATE TABLE IF NOT EXISTS backups (
     day TEXT, name TEXT NOT NULL, created_at TEXT NOT NULL, redis_version TEXT,
     status TEXT NOT NULL, size INTEGER, sha256 TEXT, location TEXT, failure TEXT,
     kept_for TEXT NOT NULL DEFAULT '', expired INTEGER NOT NULL DEFAULT 0, deleted INTEGER NOT NULL DEFAULT 0,
-    taken_on TEXT, updated_at TEXT NOT NULL);
+    taken_on TEXT, operation_id TEXT, updated_at TEXT NOT NULL);
 CREATE INDEX IF NOT EXISTS backups_by_addon ON backups (addon, created_at);
 """
 
@@ -24,11 +24,11 @@ def apply(db, event) -> None:
     backup, at = str(event.originator_id), event.timestamp.isoformat()
     if isinstance(event, Backup.Requested):
         db.execute(
-            "INSERT INTO backups (id, addon, app, tier, kind, day, name, created_at, redis_version, status, updated_at) "
-            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, 'pending', ?)",
+            "INSERT INTO backups (id, addon, app, tier, kind, day, name, created_at, redis_version, operation_id, "
+            "status, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 'pending', ?)",
             (backup, event.addon, event.app, event.tier, event.kind, event.day,
              Backup.archive_name_for(event.requested_at, event.addon), event.requested_at.isoformat(),
-             event.redis_version, at),
+             event.redis_version, getattr(event, "operation_id", None), at),  # none in older events
         )
         return
     changes = {

@@ -87,8 +87,10 @@ def human_size(size: int | None) -> str:
 def backups(api: Api, args) -> int:
     rows = api.get(addon_path(args) + "/backups")["backups"]
     zone = local_zone()
-    cells = [[r["id"], local_time(r["created_at"], zone), human_size(r.get("size")), r["status"]] for r in rows]
-    print(table(["ID", "CREATED AT", "SIZE", "STATUS"], cells))
+    # The reference's four columns, then the kind: scheduled, manual, or pre-upgrade (taken by an engine upgrade).
+    cells = [[r["id"], local_time(r["created_at"], zone), human_size(r.get("size")), r["status"], r["kind"]]
+             for r in rows]
+    print(table(["ID", "CREATED AT", "SIZE", "STATUS", "KIND"], cells))
     return 0
 
 

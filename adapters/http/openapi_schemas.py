@@ -58,7 +58,12 @@ SCHEMAS = {
     ]},
     "Backup": {**obj(
         id={"type": "string"}, addon={"type": "string"}, app={"type": "string"},
-        kind={"enum": ["scheduled", "manual"]}, created_at={"type": "string", "format": "date-time"},
+        kind={"enum": ["scheduled", "manual", "pre-upgrade"],
+              "description": "scheduled (daily), manual (asked for), or pre-upgrade: taken by an engine upgrade before "
+                             "it touched the addon, kept by retention as a manual one"},
+        operation_id={"type": ["string", "null"],
+                      "description": "A pre-upgrade backup's upgrade operation; null for the other kinds"},
+        created_at={"type": "string", "format": "date-time"},
         size={"type": ["integer", "null"], "description": "Bytes of the archive, once done"},
         status={"enum": ["pending", "running", "done", "failed"]},
         sha256={"type": ["string", "null"], "description": "The archive's SHA-256 in hex, once done"},

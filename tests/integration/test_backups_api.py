@@ -154,10 +154,10 @@ async def test_backups_create_then_the_list_shows_it_done_with_its_size(engine, 
     assert await cli("--app", APP, "--addon", addon, "backups") == 0  # the ID works as well as "redis"
     lines = capsys.readouterr().out.splitlines()
     assert lines[0].startswith("+--") and lines[0] == lines[2] == lines[-1]
-    assert [c.strip() for c in lines[1].strip("|").split("|")] == ["ID", "CREATED AT", "SIZE", "STATUS"]
+    assert [c.strip() for c in lines[1].strip("|").split("|")] == ["ID", "CREATED AT", "SIZE", "STATUS", "KIND"]
     cells = [[c.strip() for c in line.strip("|").split("|")] for line in lines[3:-1]]
     assert [c[0] for c in cells] == [r["id"] for r in rows]  # newest first
-    assert cells[0] == [newest["id"], paris(newest["created_at"]), human_size(newest["size"]), "done"]
+    assert cells[0] == [newest["id"], paris(newest["created_at"]), human_size(newest["size"]), "done", "manual"]
     assert cells[0][1].endswith((" CET", " CEST")) and cells[0][2].endswith((" B", " kB"))
 
 
