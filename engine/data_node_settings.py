@@ -36,8 +36,9 @@ def replicated(cluster: Cluster) -> bool:
 
 
 def data_nodes(cluster: Cluster) -> list[dict]:
-    """The cluster's data nodes, the primary last: the node the app writes to changes once the others did."""
-    nodes = [n for n in cluster.live_nodes if n["role"] == "data"]
+    """The cluster's data nodes, the primary last: the node the app writes to changes once the others did.
+    Not those an operation placed and has not made yet (they are made with the addon's settings)."""
+    nodes = [n for n in cluster.live_nodes if n["role"] == "data" and n["state"] != "placed"]
     return sorted(nodes, key=lambda n: n["id"] == cluster.primary)
 
 

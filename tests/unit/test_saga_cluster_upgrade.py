@@ -54,6 +54,8 @@ async def the_upgrade(world, engine, addon: str):
 async def upgraded(world, given: dict, operation, version: str = TO) -> None:
     assert operation["status"] == "succeeded", operation
     assert [s["name"] for s in operation["steps"]] == STEPS[KIND]  # the app restarted last, as the reference says
+    safety = next(s for s in operation["steps"] if s["name"] == "safety_backup")["detail"]
+    assert safety.startswith("pre-upgrade backup ") and "not set back" not in safety, safety
     addon = await world.addon(given["addon"])
     cluster = await cluster_of(world.events, addon.name)
     assert (addon.redis_version, addon.status, addon.operation_id) == (version, "running", None)
