@@ -77,7 +77,8 @@ def smoke_test(host: str, url: str, image: str, engine: str, version: str, port:
 
 
 def saved_rdb_format(url: str, cid: str, bind: str, port: int) -> int:
-    """The RDB format the server writes: a key SAVEd to /data/dump.rdb, whose header ("REDIS0011") says it."""
+    """The RDB format the server writes: a key SAVEd to /data/dump.rdb, whose header says it ("REDIS0011";
+    Valkey 9 writes "VALKEY080")."""
     for command in (["set", "smoke", "1"], ["save"]):
         r = subprocess.run(["redis-cli", "-h", bind, "-p", str(port), *command], text=True, capture_output=True,
                            timeout=20)
@@ -86,9 +87,10 @@ def saved_rdb_format(url: str, cid: str, bind: str, port: int) -> int:
     packed = subprocess.run(["docker", "-H", url, "cp", f"{cid}:/data/dump.rdb", "-"], capture_output=True, check=True)
     with tarfile.open(fileobj=io.BytesIO(packed.stdout)) as tar:
         header = tar.extractfile(tar.getmembers()[0]).read(9)
-    if not header.startswith(b"REDIS") or not header[5:].isdigit():
+    magic = re.match(rb"(?:REDIS(\d{4})|VALKEY(\d{3}))", header)
+    if magic is None:
         raise RuntimeError(f"dump.rdb starts with {header!r}, not an RDB header")
-    return int(header[5:])
+    return int(magic.group(1) or magic.group(2))
 
 
 def cgroup_memory_limit(pid: int) -> int | None:
