@@ -78,7 +78,7 @@ class DatabaseSettings:
 
     async def _check_tls(self, addon: Addon) -> None:
         if not self.versions.get(addon.redis_version).tls:
-            with_tls = ", ".join(v.version for v in self.versions if v.tls)
+            with_tls = ", ".join(v.version for v in self.versions if v.tls and not v.retired)
             raise TlsNotAvailable(f"addon {addon.name} runs {addon.redis_version}, built without TLS; "
                                   f"the versions with TLS are: {with_tls}")
         if await self._cluster_without_tls(addon):

@@ -284,7 +284,7 @@ async def test_force_tls_on_a_version_without_tls_names_the_versions_that_have_i
     assert await cli("--app", NO_TLS_APP, "--addon", "redis", "settings-enable", "force-tls") == 1
     err = capsys.readouterr().err
     assert err.startswith(f"error: addon {requested['addon']} runs 6.2.14, built without TLS; ") and len(err.splitlines()) == 1
-    assert err.endswith("the versions with TLS are: 7.0.15\n")
+    assert err.endswith("the versions with TLS are: 7.0.15, 8.0.2, 8.1.1\n")  # not 8.0.1: retired
     assert await cli("--app", NO_TLS_APP, "--addon", "redis", "tls-ca") == 1
     captured = capsys.readouterr()
     assert captured.out == "" and "built without TLS; the versions with TLS are: 7.0.15" in captured.err
