@@ -49,8 +49,8 @@ class Builds:
         self.runtime, self.versions = runtime, versions
 
     async def of(self, cluster: Cluster) -> list[dict]:
-        tags: dict[tuple[str, str], asyncio.Future] = {}  # each host's tag read once
-        return list(await asyncio.gather(*(self._node(n, tags) for n in cluster.live_nodes if n["role"] == "data")))
+        tags: dict[tuple[str, str], str | None] = {}  # each host's tag read once
+        return [await self._node(n, tags) for n in cluster.live_nodes if n["role"] == "data"]
 
     async def _node(self, node: dict, tags: dict) -> dict:
         shown = {"id": node["id"], "host": node["host"], "version": node["version"]}
@@ -58,14 +58,13 @@ class Builds:
             image = self.versions.get(node["version"]).image
         except UnknownVersion:
             return {**shown, "build": UNKNOWN, "why": f"{node['version']} is no longer in the version catalogue"}
-        key = (node["host"], image)
-        if key not in tags:
-            tags[key] = asyncio.ensure_future(self.runtime.image_id(node["host"], image))
         try:
             running = await self.runtime.container_image_id(node["host"], node["container"])
-            current = await tags[key]
+            if (node["host"], image) not in tags:
+                tags[node["host"], image] = await self.runtime.image_id(node["host"], image)
         except (EffectError, TransientError) as e:
             return {**shown, "build": UNKNOWN, "why": f"Docker on {node['host']} did not say: {e}"}
+        current = tags[node["host"], image]
         if running is None or current is None:
             missing = f"no container {node['container']}" if running is None else f"no image {image}"
             return {**shown, "build": UNKNOWN, "why": f"{missing} on {node['host']}"}
@@ -116,10 +115,10 @@ class Maintenance:
 
     # -- the window ---------------------------------------------------------------------
 
-    async def window(self, app: str, addon: str) -> dict:
+    async def window(self, app: str, addon: str) -> dict | None:
         return self._window((await self._addon(app, addon)).maintenance_window)
 
-    async def set_window(self, app: str, addon: str, window_at: str | None, local_zone: str) -> dict:
+    async def set_window(self, app: str, addon: str, window_at: str | None, local_zone: str) -> dict | None:
         """`window_at` like "sunday 3" (in `local_zone`) or "sun 4:00 UTC"; None: no window."""
         current = await self._addon(app, addon)
         window = MaintenanceWindow.parse(window_at, local_zone) if window_at is not None else None

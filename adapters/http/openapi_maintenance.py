@@ -8,7 +8,8 @@ from adapters.http.openapi_schemas import json_body, obj, ref
 ADDON = {"name": "addon", "in": "path", "required": True, "schema": {"type": "string"},
          "description": "Addon ID, e.g. my-app-3030, or `redis`: the app's only Redis addon"}
 APP = {"name": "app", "in": "path", "required": True, "schema": {"type": "string"}, "description": "App name"}
-REMOVED = json_body(ref("Error"), "The addon was removed (rule addon-removed)")
+REMOVED = json_body(ref("Error"), "The addon was removed (rule addon-removed), or changed while this was asked: "
+                                   "try again (rule one-operation-per-addon)")
 NODE_BUILD = obj(id={"type": "string"}, host={"type": "string"}, version={"type": "string"},
                  build={"enum": ["current", "outdated", "unknown"],
                         "description": "current: the node runs the image its version's tag names now on its host; "

@@ -2,7 +2,8 @@
 the CLI: a Starter addon made from its version's image, then that image rebuilt (the same binary, a changed
 label: `docker commit`) and its tag moved; the listing and database-version show the addon outdated;
 database-maintenance moves it onto the new image with its data, the URL unchanged and the app restarted;
-then nothing is outdated and a second maintenance is refused.
+then nothing is outdated and a second maintenance is refused. A Business addon's data nodes are replaced
+one at a time onto the new image under a writer counting its acknowledged writes: none is lost.
 
 The shared tags other tests use are never touched: the catalogue here points 7.0.15 at a tag of this
 test's own (the same image at first), removed at the end with the rebuilt image."""
@@ -23,6 +24,7 @@ from engine.settings import load_hosts
 from tests.conftest import HOSTS_FILE
 from tests.integration import data
 from tests.integration.api_client import cli, session, token, url
+from tests.integration.business import Writer, business_addon, eventually, nodes_by_role
 from tests.integration.conftest import remove_everything_of, settings_for
 
 SHARED = "redis-addons/redis:7.0.15"
@@ -142,3 +144,34 @@ async def test_an_outdated_build_is_listed_and_moved_with_its_data_onto_the_curr
 
     assert await cli("--app", app_name, "--addon", "redis", "database-maintenance-window", "--at", "sun 4:00 UTC") == 0
     assert capsys.readouterr().out.startswith("-----> Maintenance window: sundays at 4:00 UTC, for an hour")
+
+
+async def test_a_business_addons_data_nodes_are_moved_with_no_acknowledged_write_lost(engine, app_name, restart_hook):
+    hook, restarts = await restart_hook(200)
+    await engine.register_app(app_name, restart="hook", url=hook)
+    addon = await business_addon(engine, app_name)
+    redis_url = (await engine.environment(app_name))["REDIS_URL"]
+    known = {db: keys for db, keys in data.expected(1_000).items() if db != 0}  # the writer writes to 0
+    await data.write(redis_url, known)
+    before = (await nodes_by_role(engine, app_name, addon))["data"]
+    rebuilt = {host: await rebuild(host) for host in [h.name for h in load_hosts(HOSTS_FILE)]}
+    assert [n["build"] for n in (await engine.database_version.show(app_name, addon))["nodes"]] == ["outdated"] * 2
+    writer = Writer(redis_url).start()
+    await eventually(writer.wrote_more)
+
+    requested = await engine.maintenance.start(app_name, addon)
+    operation = await engine.wait_for_operation(requested["operation_id"], timeout=300)
+
+    assert operation["status"] == "succeeded", operation
+    assert operation["kind"] == "maintenance_cluster" and operation["steps"][-1]["name"] == "restart_app"
+    await eventually(writer.wrote_more)
+    await writer.stop()
+    assert await writer.lost() == []  # acknowledged writes lost: 0
+    after = (await nodes_by_role(engine, app_name, addon))["data"]
+    assert not {n["id"] for n in after} & {n["id"] for n in before}  # both data nodes new
+    assert {n["id"]: await running_image(n["host"], n["container"]) for n in after} == \
+        {n["id"]: rebuilt[n["host"]] for n in after}
+    assert {n["version"] for n in after} == {"7.0.15"} and (await engine.environment(app_name))["REDIS_URL"] == redis_url
+    assert await data.read(redis_url, known) == known
+    assert [r["app"] for r in restarts] == [app_name]
+    assert await engine.maintenance.outdated(app_name) == []
