@@ -49,7 +49,8 @@ STEPS = {
     # first (issue 13), the node saved and stopped, a new container of the new build on a copy of its data
     # at the same place, verified, then the app restarted ("once the operation is finished, the
     # application is restarted").
-    "upgrade": ["safety_backup", "stop", "start_new", "wait_ready", "verify", "publish", "cleanup", "restart_app"],
+    "upgrade": ["safety_backup", "stop", "start_new", "wait_ready", "verify", "publish", "open_writes", "cleanup",
+                "restart_app"],
     # The same for a Business cluster with no downtime ("zero-downtime upgrade of minor version"): the plan
     # change's rolling replacement, its new nodes on the new build; a major step too where it is proven to
     # replicate from the old one (the catalogue's `rolling_from`).

@@ -28,17 +28,23 @@ def node_labels(addon: Addon, node: dict, operation: Operation | str) -> dict[st
     return labels
 
 
+REFUSE_WRITES = "min-replicas-to-write 1"  # a lone node: no replica, so no write is taken
+
+
 def node_spec(addon: Addon, node: dict, operation: Operation | str, password: str, versions: VersionCatalog,
-              certificates: Certificates | None, settings: dict | None = None) -> NodeSpec:
+              certificates: Certificates | None, settings: dict | None = None, refuse_writes: bool = False) -> NodeSpec:
     """The container of `node` (host, address, port, tls_port, container, volume, memory_mib) for this
     addon, with its settings (or `settings`, those a change is applying).
 
     With `certificates`, a node serving TLS gets a new server certificate; without, only its
-    redis.conf is written (a settings change keeps the certificate the server runs with)."""
-    files = {"redis.conf": redis_conf(
+    redis.conf is written (a settings change keeps the certificate the server runs with). With
+    `refuse_writes`, the node answers reads and refuses every write (NOREPLICAS: a lone node asked
+    for a replica) until told otherwise."""
+    conf = redis_conf(
         address=node["address"], port=node["port"], tls_port=node.get("tls_port"), memory_mib=node["memory_mib"],
         password=password, settings=addon.settings if settings is None else settings,
-    )}
+    )
+    files = {"redis.conf": conf + (f"{REFUSE_WRITES}\n" if refuse_writes else "")}
     if node.get("tls_port") and certificates is not None:
         files.update(tls_files(certificates, node["address"], addon.name))
     return NodeSpec(

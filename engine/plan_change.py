@@ -47,7 +47,7 @@ class PlanChange(NodeSwap):
         new, old = node_placed_by(cluster, operation), serving_node(cluster)
         if await self.runtime.is_running(new["host"], new["container"]):
             return StepResult(f"{new['container']} already running on {new['host']}")
-        await self.runtime.create_node(node_spec(addon, new, operation, password, self.versions, self.certificates))
+        await self.runtime.create_node(self.new_node_spec(addon, new, operation, password))
         # An RDB file carries a CRC64 that Redis checks as it loads (wait_ready fails on a bad copy);
         # AOF files carry none, so then the copy is read back and compared file by file.
         copied = await self.runtime.copy_data(old["host"], old["container"], new["host"], new["container"], "/data",
@@ -59,6 +59,9 @@ class PlanChange(NodeSwap):
             f"started with {new['memory_mib']} MiB on {new['address']}:{new['port']}",
             outcome=copied,
         )
+
+    def new_node_spec(self, addon: Addon, node: dict, operation: Operation, password: str) -> NodeSpec:
+        return node_spec(addon, node, operation, password, self.versions, self.certificates)
 
     async def verify(self, addon: Addon, operation: Operation, password: str) -> StepResult:
         expected = operation.outcome("stop")

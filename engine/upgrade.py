@@ -12,6 +12,8 @@ start_new      a container of the new build on the same host and port, on a copy
 wait_ready     the new node has loaded the data (Redis checks an RDB's CRC64) and answers PING
 verify         it holds the saved keys, per database
 publish        the addon runs the new version (same URL)
+open_writes    the new node takes writes: until the upgrade is published it refuses them (NOREPLICAS), since
+               it listens where the old one did and a write it took would be lost were the upgrade undone
 cleanup        the old container and its volume are removed
 restart_app    the app is restarted
 
@@ -27,6 +29,8 @@ from domain.operation import Operation
 from engine.clusters import cluster_of, serving_node
 from engine.plan_change import PlanChange
 from engine.safety_backup import DEADLINE_S, SafetyBackup
+from engine.nodes import endpoint, node_spec
+from engine.ports import NodeSpec
 from engine.saga import StepResult
 
 
@@ -46,6 +50,18 @@ class Upgrade(PlanChange):
             return None  # the node swap's steps are undone together, by compensate
         return await self.backups_first.undo(await self.events.get(Addon.id_for(operation.addon)), operation)
 
+    def new_node_spec(self, addon: Addon, node: dict, operation: Operation, password: str) -> NodeSpec:
+        # It listens where the old node did: the app reaches it as soon as it answers. A write it took before
+        # `publish` would be lost were the upgrade undone (and `verify` would find more keys than were saved).
+        return node_spec(addon, node, operation, password, self.versions, self.certificates, refuse_writes=True)
+
+    async def open_writes(self, addon: Addon, operation: Operation, password: str) -> StepResult:
+        """The new build, published, takes writes: live, then in its file (a restart must not refuse them)."""
+        node = serving_node(await cluster_of(self.events, addon.name))
+        await self.redis.configure(endpoint(node, password), {"min-replicas-to-write": "0"})
+        await self.runtime.create_node(node_spec(addon, node, operation, password, self.versions, None))
+        return StepResult(f"{node['container']} takes writes")
+
     async def publish(self, addon: Addon, operation: Operation, password: str) -> StepResult:
         version = addon.target["redis_version"]
         cluster, replaced = await self.promote_new_node(addon, operation, f"upgrade to {version}")
@@ -56,7 +72,9 @@ class Upgrade(PlanChange):
     async def compensate(self, operation: Operation, error: str) -> StepResult:
         addon: Addon = await self.events.get(Addon.id_for(operation.addon))
         if operation.past_point_of_no_return:
-            # The new build serves the app already: undoing would lose its writes.
+            # The new build serves the app already: undoing would lose its writes; it must take them.
+            if "open_writes" in operation.step_names and not operation.step_succeeded("open_writes"):
+                await self.open_writes(addon, operation, self.secrets.password_for(addon.name))
             return StepResult(f"nothing undone: the addon runs {addon.redis_version} ({error})")
         if untouched(operation):
             cluster = await cluster_of(self.events, addon.name)
