@@ -229,19 +229,24 @@ PATHS = {
         [APP, BACKUP_ADDON], tag="addons")},
     "/v1/apps/{app}/addons/{addon}/upgrade": {"post": op(
         "Upgrade the addon's engine (`database-upgrade [VERSION]`; reference, \"Database Upgrade\"): to `version`, "
-        "or with no body the next allowed step. A Starter addon: an operation of kind `upgrade` stops the node, starts "
-        "the new build at the same place on a copy of its data, verifies it, publishes, removes the old node and "
-        "restarts the app (stop, start_new, wait_ready, verify, publish, cleanup, restart_app); before publish a "
-        "failure brings the old version back with its data",
+        "or with no body the next allowed step; a safety backup (kind pre-upgrade) first. A Starter addon: an "
+        "operation of kind `upgrade` stops the node, starts the new build at the same place on a copy of its data "
+        "(refusing writes until published), verifies it, publishes, removes the old node and restarts the app; before "
+        "publish a failure brings the old version back with its data. A Business addon: `upgrade_cluster` replaces "
+        "its data nodes one at a time with no downtime (a minor step, or a major one the catalogue records as "
+        "rolling), or `upgrade_cluster_stopped` refuses writes while the data moves through the safety backup into a "
+        "new pair (a major step that does not roll); the app restarted at the end",
         {"200": json_body(UPGRADE_OPERATION, "With wait=true: upgraded"),
          "202": json_body(UPGRADE_OPERATION, "Requested: the operation runs in the background"),
          "400": json_body(ref("Error"), "A `version` that is not a non-empty string (rule invalid-field)"),
          "409": json_body(ref("Error"), "Off the upgrade path, with the rule's words and the upgrade available "
                                         "(rules upgrade-step-by-step, no-downgrade, upgrade-within-engine, "
-                                        "upgrade-keeps-tls, version-retired, same-version, no-upgrade-available, "
-                                        "upgrade-not-available-yet for a Business addon), or the addon is busy"),
+                                        "upgrade-keeps-tls, version-retired, same-version, no-upgrade-available), "
+                                        "a Business addon without a primary and a replica, or the addon is busy"),
          "500": json_body({"allOf": [ref("Error"), UPGRADE_OPERATION]},
-                          "With wait=true: the operation failed; before publish the former version is back")},
+                          "With wait=true: the operation failed; before publish the former version is back"),
+         "502": json_body(ref("Error"), "A Business addon's cluster has no primary recorded (rule effect-failed)"),
+         "507": json_body(ref("Error"), "A Business addon: no host has room for a new data node beside the old ones")},
         [APP, BACKUP_ADDON, *WAIT],
         {"required": False, "content": {"application/json": {"schema": {
             "type": "object", "properties": {"version": {"type": "string", "examples": ["8.1.8"],
