@@ -193,7 +193,8 @@ def keep(name: str, mirrors: tuple[str, str]) -> None:
         log(f"{name}: installing {' '.join(missing)}")
         chroot(name, *APT, "install", "-y", *missing, capture_output=True)
     upgraded = base() / f"{name}.upgraded"
-    if missing or newer(lists_stamp(name), upgraded) or not upgraded.exists():
+    status = path(name) / "var/lib/dpkg/status"  # packages installed (or downgraded) in it since
+    if missing or not upgraded.exists() or newer(lists_stamp(name), upgraded) or newer(status, upgraded):
         plan = chroot(name, *APT, "-s", "upgrade", "--with-new-pkgs", capture_output=True).stdout
         todo = [line.split()[1] for line in plan.splitlines() if line.startswith("Inst ")]
         if todo:
