@@ -9,6 +9,8 @@ from pathlib import Path
 from domain.errors import BackupTooNew, UnknownPlan, UnknownVersion, VersionRetired
 
 CATALOGS = Path(__file__).parent / "catalogs"
+# The last RDB format Redis and Valkey both read (Redis 7.2's, Valkey 8's); Redis 8 writes 12, Valkey 9 writes 80.
+SHARED_RDB_FORMAT = 11
 
 
 @dataclass(frozen=True)
@@ -96,12 +98,19 @@ class VersionCatalog:
         return chosen
 
     def check_can_load(self, data_from: str, into: str) -> None:
-        """Data saved by `data_from` loads into `into` only if `into` reads that RDB format or a newer one."""
+        """Data saved by `data_from` loads into `into` only if `into` reads that RDB format or a newer one; past
+        the last format both engines share, only into the same engine (Valkey refuses Redis 8's RDB 12)."""
         source, target = self.get(data_from), self.get(into)
         if source.rdb_format > target.rdb_format:
             raise BackupTooNew(
                 f"this backup was taken with {source.engine} {source.version} (RDB format {source.rdb_format}), "
                 f"which {target.engine} {target.version} cannot read: restore it into the same or a newer version"
+            )
+        if source.rdb_format > SHARED_RDB_FORMAT and source.engine != target.engine:
+            raise BackupTooNew(
+                f"this backup was taken with {source.engine} {source.version} (RDB format {source.rdb_format}), "
+                f"which no {target.engine} reads: restore it into {source.engine} {source.version} or a newer "
+                f"{source.engine}"
             )
 
 

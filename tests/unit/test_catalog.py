@@ -8,7 +8,7 @@ import re
 import pytest
 
 from domain.catalog import EngineVersion, Plan, PlanCatalog, VersionCatalog
-from domain.errors import UnknownPlan, UnknownVersion, VersionRetired
+from domain.errors import BackupTooNew, UnknownPlan, UnknownVersion, VersionRetired
 
 PLANS = PlanCatalog.load()
 VERSIONS = VersionCatalog.load()
@@ -151,3 +151,22 @@ def test_a_new_addon_runs_the_version_asked_or_the_default_never_a_retired_build
     assert refused.value.rule == "version-retired"
     with pytest.raises(UnknownVersion):
         catalog.provisionable("5.0.0")
+
+
+@pytest.mark.parametrize("data_from, into", [("7.0.15", "8.0.2"), ("7.0.15", "8.1.1"), ("8.1.1", "8.0.2"),
+                                             ("8.1.8", "9.1.2"), ("6.2.7", "9.0.0"), ("8.0.2", "8.0.2")])
+def test_a_backup_loads_into_a_version_reading_its_format(data_from, into):
+    VERSIONS.check_can_load(data_from, into)
+
+
+@pytest.mark.parametrize("data_from, into, words", [
+    ("9.1.2", "8.1.8", "valkey 9.1.2 (RDB format 80), which valkey 8.1.8 cannot read"),
+    ("8.0.2", "8.1.1", "valkey 8.1.1 cannot read"),
+    # Valkey 9 reads a higher format number, but not Redis 8's: "Can't handle RDB format version 12"
+    ("8.0.2", "9.1.2", "redis 8.0.2 (RDB format 12), which no valkey reads: restore it into redis 8.0.2 or a newer redis"),
+    ("9.0.0", "8.0.2", "valkey 9.0.0 (RDB format 80), which redis 8.0.2 cannot read"),
+])
+def test_a_backup_never_goes_into_a_server_that_cannot_read_it(data_from, into, words):
+    with pytest.raises(BackupTooNew) as refused:
+        VERSIONS.check_can_load(data_from, into)
+    assert words in str(refused.value) and refused.value.rule == "restore-into-same-or-newer-version"
