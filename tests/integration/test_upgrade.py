@@ -2,18 +2,23 @@
 every allowed step of the catalogue, one after the other on one addon holding 10,000 keys of five types
 in all 5 databases and keys with a TTL, through the library (the CLI and the API: test_database_version.py);
 what the path does not allow is refused in the rule's words, and nothing changes. The steps onto Debian's
-builds each on an addon of its own: Redis 7 -> the Redis 8 branch, and an addon forcing TLS onto Valkey 8.1
-with TLS (then, TLS no longer forced, onto the latest 8.1 patch)."""
+builds each on an addon of its own: Redis 7 -> the Redis 8 branch, an addon forcing TLS onto Valkey 8.1 with
+TLS (then, TLS no longer forced, onto the latest 8.1 patch), and bookworm-backports' Valkey 8.0 (retired)
+onto Valkey 8.1."""
 
 from __future__ import annotations
 
+from dataclasses import replace
 from urllib.parse import quote
 
 import pytest
 import redis.asyncio as redis
 
-from domain.errors import UpgradeNotAllowed
+from domain.catalog import VersionCatalog
+from domain.errors import UpgradeNotAllowed, VersionRetired
+from engine import build
 from tests.integration import data
+from tests.integration.conftest import remove_everything_of, settings_for
 from tests.integration.test_force_tls import answers
 
 STEPS = ["6.2.14", "7.0.15", "8.1.8", "9.1.2"]  # from 6.2.7: its patch, Redis 7, Valkey 8, Valkey 9
@@ -148,3 +153,29 @@ async def test_an_addon_forcing_tls_goes_onto_debians_valkey_8_1_then_off_tls_on
     plain_url = (await engine.environment(app_name))["REDIS_URL"]
     assert await server_version(plain_url) == "8.1.8"
     assert await data.read(plain_url, known) == known
+
+
+async def test_an_addon_on_the_retired_valkey_8_0_takes_valkey_8_1_with_its_data(home, app_name, monkeypatch):
+    """Valkey 8.0.1 from bookworm-backports is retired (no update there since, known vulnerabilities): no new
+    addon runs it. One made before it was retired (an engine whose catalogue still offers it) is offered the
+    latest 8.1 and takes it with its data."""
+    shipped = VersionCatalog.load()
+    with pytest.raises(VersionRetired):
+        shipped.provisionable("8.0.1")
+    offered = VersionCatalog([replace(v, retired=False) for v in shipped], shipped.default.version)
+    monkeypatch.setattr(VersionCatalog, "load", classmethod(lambda cls, *args: offered))
+    try:
+        async with build(settings_for(home)) as engine:
+            requested = await engine.add_addon(app_name, "redis-starter-256", version="8.0.1")
+            assert (await engine.wait_for_operation(requested["operation_id"], timeout=120))["status"] == "succeeded"
+            addon, url = requested["addon"], (await engine.environment(app_name))["REDIS_URL"]
+            known = data.expected(2_000)
+            await data.write(url, known)
+            assert await server_version(url) == "8.0.1"
+            assert [(u["version"], u["kind"]) for u in (await engine.database_version.show(app_name, addon))["upgrades"]] \
+                == [("8.1.8", "minor")]
+            assert (await upgraded(engine, app_name, addon))["to"] == "8.1.8"
+            assert await server_version(url) == "8.1.8"
+            assert await data.read(url, known) == known
+    finally:
+        await remove_everything_of(app_name)
