@@ -3,7 +3,8 @@ the new build's nodes replicas of the old primary, then switches (engine/cluster
 if a replica of the new build follows a primary of the old one. Each major step the upgrade path offers
 (domain/upgrade_path.py `upgrades` over every catalogue version) is tried here on real servers: a primary of the
 old build and a replica of the new one (`--replicaof`), data of every type written before and after the replica
-joins; the replica must be linked, caught up to the primary's offset and hold the same data.
+joins; the replica must be linked, caught up to the primary's offset and hold the same data. Where both builds
+serve TLS, the step is tried again as a cluster talking TLS to itself (TLS only, replication over TLS).
 
 The catalogue records a proven step as `rolling_from` on the target's entry (domain/catalogs/versions.json), naming
 the test that proved it; the last tests check it records exactly the proven steps, and that each proof exists.
@@ -16,14 +17,18 @@ import ast
 import asyncio
 import json
 import secrets
+import shlex
 import socket
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 
 import aiodocker
 import pytest
 import redis.asyncio as redis
 
+from adapters.docker.runtime import config_archive
+from adapters.tls.certificates import CertificateAuthority
 from domain.catalog import CATALOGS, EngineVersion, VersionCatalog
+from domain.redis_config import TLS_DIR, TLS_FILES, tls_lines
 from domain.upgrade_path import major, rolling, upgrades
 from engine.settings import load_hosts
 from tests.conftest import HOSTS_FILE
@@ -89,10 +94,12 @@ async def eventually(check, what: str, timeout: float = 30.0):
 
 
 class Servers:
-    """Raw engine containers on one host, labelled with the test's app (removed by the fixture)."""
+    """Raw engine containers on one host, labelled with the test's app (removed by the fixture); over TLS only,
+    replication included, when given a CA (each server's certificate issued by it, as the engine's nodes)."""
 
-    def __init__(self, app: str):
+    def __init__(self, app: str, authority: CertificateAuthority | None = None, ca_file: Path | None = None):
         self.app, self.password = app, secrets.token_hex(16)
+        self.authority, self.ca_file = authority, ca_file
         self.docker = aiodocker.Docker(url=HOST.docker_url)
         self.containers: dict[int, aiodocker.containers.DockerContainer] = {}
 
@@ -100,12 +107,20 @@ class Servers:
         """A server of `build` on the host's address, without persistence (the replica loads its copy in /tmp);
         its port, once it answers."""
         port = free_port(HOST.address)
-        cmd = ["/usr/local/bin/redis-server", "--bind", HOST.address, "--port", str(port), "--dir", "/tmp",
+        listen = ["--port", str(port)]
+        if self.authority:
+            listen = ["--port", "0", *arguments(tls_lines(port, TLS_DIR, replication=True))]
+        cmd = ["/usr/local/bin/redis-server", "--bind", HOST.address, *listen, "--dir", "/tmp",
                "--requirepass", self.password, "--masterauth", self.password, "--save", "", "--appendonly", "no",
                *extra]
         config = {"Image": build.image, "Cmd": cmd, "Labels": {"redis-addons.app": self.app},
                   "HostConfig": {"NetworkMode": "host", "Memory": 256 << 20}}
         container = await self.docker.containers.create(config, name=f"{self.app}-{build.version}-{port}")
+        if self.authority:
+            cert, key = self.authority.issue_server_certificate(HOST.address)
+            files = {"cert": cert, "key": key, "ca": self.authority.certificate_pem}
+            await container.put_archive(str(PurePosixPath(TLS_DIR).parent), config_archive(
+                {f"{PurePosixPath(TLS_DIR).name}/{TLS_FILES[kind]}": text for kind, text in files.items()}))
         await container.start()
         self.containers[port] = container
         client = self.client(port)
@@ -116,9 +131,12 @@ class Servers:
         return port
 
     def client(self, port: int, db: int = 0) -> redis.Redis:
-        return redis.Redis(host=HOST.address, port=port, password=self.password, db=db)
+        return redis.Redis(host=HOST.address, port=port, password=self.password, db=db, ssl=bool(self.authority),
+                           ssl_ca_certs=str(self.ca_file) if self.authority else None)
 
     def url(self, port: int) -> str:
+        if self.authority:
+            return f"rediss://:{self.password}@{HOST.address}:{port}?ssl_ca_certs={self.ca_file}"
         return f"redis://:{self.password}@{HOST.address}:{port}"
 
     async def info(self, port: int, section: str) -> dict:
@@ -132,9 +150,20 @@ class Servers:
         return "".join(await self.containers[port].log(stdout=True, stderr=True, tail=20))
 
 
+def arguments(config_lines: list[str]) -> list[str]:
+    """redis.conf lines (the engine's own TLS lines) as command-line arguments: `--name value...`."""
+    return [arg for line in config_lines for name, _, value in [line.partition(" ")]
+            for arg in ("--" + name, *shlex.split(value))]
+
+
 @pytest.fixture
-async def servers(app_name):
-    made = Servers(app_name)
+async def servers(request, app_name, tmp_path):
+    """Plaintext servers; TLS-only ones with `indirect` parametrization "tls"."""
+    authority = None
+    if getattr(request, "param", None) == "tls":
+        authority = CertificateAuthority.load_or_create(tmp_path / "ca")
+        (tmp_path / "ca.crt").write_text(authority.certificate_pem)
+    made = Servers(app_name, authority, tmp_path / "ca.crt")
     try:
         yield made
     finally:
@@ -152,6 +181,25 @@ def halves(keys: int = 2_000) -> tuple[dict, dict]:
 
 @pytest.mark.parametrize(("old", "new"), STEPS, ids=[step_id(*step) for step in STEPS])
 async def test_a_replica_of_the_new_build_follows_a_primary_of_the_old_one(servers, old, new):
+    await replicates(servers, old, new)
+
+
+TLS_STEPS = [(old, new) for old, new in STEPS if old.tls and new.tls]
+
+
+@pytest.mark.parametrize("servers", ["tls"], indirect=True)
+@pytest.mark.parametrize(("old", "new"), TLS_STEPS, ids=[step_id(*step) for step in TLS_STEPS])
+async def test_a_replica_of_the_new_build_follows_a_primary_of_the_old_one_over_tls(servers, old, new):
+    """As a cluster talking TLS to itself: both serve TLS only, the replica reaches the primary over TLS."""
+    for port in await replicates(servers, old, new):
+        client = servers.client(port)
+        assert await client.config_get("port") == {"port": "0"}
+        assert await client.config_get("tls-replication") == {"tls-replication": "yes"}
+        await client.aclose()
+
+
+async def replicates(servers: Servers, old: EngineVersion, new: EngineVersion) -> tuple[int, int]:
+    """A replica of `new` follows a primary of `old` with data of every type; their ports."""
     before, after = halves()
     primary = await servers.start(old)
     await data.write(servers.url(primary), before)
@@ -179,6 +227,7 @@ async def test_a_replica_of_the_new_build_follows_a_primary_of_the_old_one(serve
     assert await data.read(servers.url(replica), everything) == everything
     primary_sees = (await servers.info(primary, "replication"))
     assert primary_sees["connected_slaves"] == 1 and primary_sees["slave0"]["state"] == "online"
+    return primary, replica
 
 
 def test_the_upgrade_path_offers_major_steps_to_prove():
