@@ -50,13 +50,15 @@ def may_become(current: EngineVersion, target: EngineVersion) -> bool:
 
 def upgrades(current: EngineVersion, catalogue: Iterable[EngineVersion], force_tls: bool = False) -> list[Step]:
     """The versions `current` may be upgraded to, the next allowed step first: the latest of its own major
-    when it is not on it; else the latest of the next major, one per engine that may follow."""
+    when it is not on it; else the latest of the next major, one per engine that may follow. A build with TLS
+    is never left for one without unknowingly: such a step says so, and where the latest build lacks TLS the
+    latest one with TLS is offered beside it."""
     offered = [v for v in catalogue if not v.retired and may_become(current, v) and newer(v, current)
                and (v.tls or not force_tls)]
     same_major = [v for v in offered if v.engine == current.engine and major(v) == major(current)]
     if same_major:
-        latest = max(same_major, key=lambda v: numbers(v.version))
-        return [Step(latest.version, "minor" if numbers(latest.version)[1] != numbers(current.version)[1] else "patch")]
+        return [Step(v.version, "minor" if numbers(v.version)[1] != numbers(current.version)[1] else "patch",
+                     drops_tls(current, v)) for v in latest_keeping_tls(current, same_major)]
     later = [v for v in offered if major(v) > major(current)]
     if not later:
         return []
@@ -64,10 +66,27 @@ def upgrades(current: EngineVersion, catalogue: Iterable[EngineVersion], force_t
     steps = []
     for engine in (VALKEY, REDIS) if current.engine == REDIS else (current.engine,):
         candidates = [v for v in later if v.engine == engine and major(v) == next_major]
-        if candidates:
-            latest = max(candidates, key=lambda v: numbers(v.version))
-            steps.append(Step(latest.version, "major", closes_valkey(current, latest)))
+        steps += [Step(v.version, "major", " ".join(filter(None, (closes_valkey(current, v), drops_tls(current, v)))))
+                  for v in latest_keeping_tls(current, candidates)]
     return steps
+
+
+def latest_keeping_tls(current: EngineVersion, candidates: list[EngineVersion]) -> list[EngineVersion]:
+    """The latest of `candidates`; and, when it is built without TLS and `current` with, the latest with TLS."""
+    if not candidates:
+        return []
+    latest = max(candidates, key=lambda v: numbers(v.version))
+    with_tls = [v for v in candidates if v.tls]
+    if current.tls and not latest.tls and with_tls:
+        return [latest, max(with_tls, key=lambda v: numbers(v.version))]
+    return [latest]
+
+
+def drops_tls(current: EngineVersion, target: EngineVersion) -> str:
+    if current.tls and not target.tls:
+        return (f"{target.engine.capitalize()} {target.version} is built without TLS: the addon stops serving TLS "
+                "and its TLS URL goes away")
+    return ""
 
 
 def newer(target: EngineVersion, current: EngineVersion) -> bool:

@@ -28,7 +28,8 @@ RUN = secrets.token_hex(3)
 APP, OLD_APP = f"it-dv-{RUN}", f"it-dvo-{RUN}"  # a 7.0.15 addon (the default), a 6.2.7 one
 BRANCH_APP = f"it-dvb-{RUN}"  # a 7.0.15 addon taking the Redis 8 branch through the CLI
 HELD_BACK = "the addon forces TLS, and the upgrade otherwise available (8.1.8) is built without TLS"
-VALKEY_8 = {"version": "8.1.8", "engine": "valkey", "kind": "major", "tls": False, "note": ""}
+TLS_NOTE = "Valkey 8.1.8 is built without TLS: the addon stops serving TLS and its TLS URL goes away"
+VALKEY_8 = {"version": "8.1.8", "engine": "valkey", "kind": "major", "tls": False, "note": TLS_NOTE}
 VALKEY_8_TLS = {"version": "8.1.1", "engine": "valkey", "kind": "major", "tls": True, "note": ""}
 BRANCH_NOTE = ("Redis 8.0.2 writes RDB format 12, which Valkey cannot read: once on it, the addon is never offered a "
                "Valkey version")
@@ -88,14 +89,14 @@ async def test_redis_7_is_offered_valkey_8_or_redis_8_and_forcing_tls_only_build
     shown = body["version"]
     assert {k: shown[k] for k in ("addon", "engine", "version", "tls", "retired", "force_tls", "upgrades", "advice")} == {
         "addon": addon, "engine": "redis", "version": "7.0.15", "tls": True, "retired": False, "force_tls": False,
-        "upgrades": [VALKEY_8, REDIS_8], "advice": None}
+        "upgrades": [VALKEY_8, VALKEY_8_TLS, REDIS_8], "advice": None}
     assert [(n["version"], n["is_primary"]) for n in shown["nodes"]] == [("7.0.15", True)]
     out = await shown_by_cli(APP, capsys)
     assert out.splitlines()[:3] == [f"-----> {addon} runs Redis 7.0.15", "       TLS:       yes",
                                     "       Retired:   no"]
     assert cells(out) == [["VERSION", "ENGINE", "KIND", "TLS"], ["8.1.8", "valkey", "major", "no"],
-                          ["8.0.2", "redis", "major", "yes"]]
-    assert out.splitlines()[-1] == f" !     8.0.2: {BRANCH_NOTE}"
+                          ["8.1.1", "valkey", "major", "yes"], ["8.0.2", "redis", "major", "yes"]]
+    assert out.splitlines()[-2:] == [f" !     8.1.8: {TLS_NOTE}", f" !     8.0.2: {BRANCH_NOTE}"]
 
     requested = await engine.database.change(APP, addon, "force-tls", True)
     assert (await engine.wait_for_operation(requested["operation_id"], timeout=90))["status"] == "succeeded"

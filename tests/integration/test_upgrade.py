@@ -106,12 +106,13 @@ async def test_redis_7_takes_the_redis_8_branch_with_its_data_and_is_never_offer
     tests/integration/test_database_version.py)."""
     addon, url, known = await a_starter_addon_with_data(engine, app_name, 2_000)
     offered = (await engine.database_version.show(app_name, addon))["upgrades"]
-    assert [(u["version"], u["engine"], u["tls"]) for u in offered] == [("8.1.8", "valkey", False), ("8.0.2", "redis", True)]
-    assert "writes RDB format 12, which Valkey cannot read" in offered[1]["note"]
+    assert [(u["version"], u["engine"], u["tls"]) for u in offered] == [("8.1.8", "valkey", False),
+                                                                         ("8.1.1", "valkey", True), ("8.0.2", "redis", True)]
+    assert "writes RDB format 12, which Valkey cannot read" in offered[2]["note"]
 
     upgrading = await upgraded(engine, app_name, addon, "8.0.2")
     assert (upgrading["to"], upgrading["engine"], upgrading["kind"]) == ("8.0.2", "redis", "major")
-    assert upgrading["note"] == offered[1]["note"]
+    assert upgrading["note"] == offered[2]["note"]
     assert (await engine.addon(app_name, addon))["version"] == "8.0.2"
     assert (await engine.environment(app_name))["REDIS_URL"] == url
     assert await server_version(url) == "8.0.2"
@@ -173,7 +174,7 @@ async def test_an_addon_on_the_retired_valkey_8_0_takes_valkey_8_1_with_its_data
             await data.write(url, known)
             assert await server_version(url) == "8.0.1"
             assert [(u["version"], u["kind"]) for u in (await engine.database_version.show(app_name, addon))["upgrades"]] \
-                == [("8.1.8", "minor")]
+                == [("8.1.8", "minor"), ("8.1.1", "minor")]  # the latest, or the latest with TLS
             assert (await upgraded(engine, app_name, addon))["to"] == "8.1.8"
             assert await server_version(url) == "8.1.8"
             assert await data.read(url, known) == known

@@ -17,7 +17,8 @@ from engine.clusters import cluster_of
 from engine.database_version import version_block
 from tests.unit.engine_fakes import APP, THREE_HOSTS, World, a_running_addon, finished, shut_down, started_engine
 
-VALKEY_8 = {"version": "8.1.8", "engine": "valkey", "kind": "major", "tls": False, "note": ""}
+VALKEY_8 = {"version": "8.1.8", "engine": "valkey", "kind": "major", "tls": False,
+            "note": "Valkey 8.1.8 is built without TLS: the addon stops serving TLS and its TLS URL goes away"}
 VALKEY_8_TLS = {"version": "8.1.1", "engine": "valkey", "kind": "major", "tls": True, "note": ""}
 REDIS_8 = {"version": "8.0.2", "engine": "redis", "kind": "major", "tls": True,
            "note": "Redis 8.0.2 writes RDB format 12, which Valkey cannot read: once on it, the addon is never offered "
@@ -29,7 +30,7 @@ async def test_a_redis_7_addon_is_offered_valkey_8_and_shows_its_node(world, eng
     shown = await engine.database_version.show(APP, "redis")
     assert shown["addon"] == addon.name
     assert (shown["engine"], shown["version"], shown["tls"], shown["retired"]) == ("redis", "7.0.15", True, False)
-    assert shown["upgrades"] == [VALKEY_8, REDIS_8] and shown["advice"] is None
+    assert shown["upgrades"] == [VALKEY_8, VALKEY_8_TLS, REDIS_8] and shown["advice"] is None
     assert shown["nodes"] == [{"id": addon.container, "version": "7.0.15", "is_primary": True, "build": "current"}]
     assert shown["build_outdated"] is False and shown["maintenance"] is None
 

@@ -38,8 +38,9 @@ def named(catalogue, version: str) -> EngineVersion:
     (LINE, "8.0.3", []),  # on Redis 8, no Valkey is offered: it cannot read RDB 12
     (SHIPPED, "6.2.7", ["6.2.14"]),
     (SHIPPED, "6.2.14", ["7.0.15"]),
-    (SHIPPED, "7.0.15", ["8.1.8", "8.0.2"]),  # Valkey 8's latest (a wheel without TLS), or the Redis 8 branch
-    (SHIPPED, "8.0.1", ["8.1.8"]),  # retired (no update in bookworm-backports): told to take 8.1
+    # Valkey 8's latest (a wheel without TLS, saying so) or its latest with TLS, or the Redis 8 branch
+    (SHIPPED, "7.0.15", ["8.1.8", "8.1.1", "8.0.2"]),
+    (SHIPPED, "8.0.1", ["8.1.8", "8.1.1"]),  # retired (no update in bookworm-backports): told to take 8.1
     (SHIPPED, "8.1.1", ["8.1.8"]),  # Debian's 8.1 is a lower patch than the wheel's: the latest of its major
     (SHIPPED, "8.0.2", []),  # the Redis 8 branch: no Valkey, and no later Redis
     (SHIPPED, "8.1.8", ["9.1.2"]),
@@ -85,13 +86,23 @@ def test_an_addon_forcing_tls_is_never_moved_onto_a_build_without_tls():
     assert str(refused.value).endswith("the upgrade available: 8.1.1 or 8.0.2")
 
 
+def test_a_build_with_tls_is_left_for_one_without_only_knowingly():
+    """A TLS addon's next step onto a build without TLS says so (the CLI asks before taking it), and the latest
+    build with TLS of the same major is offered beside it."""
+    steps = upgrades(named(SHIPPED, "7.0.15"), SHIPPED)
+    assert [(s.version, "without TLS" in s.note) for s in steps] == [("8.1.8", True), ("8.1.1", False), ("8.0.2", False)]
+    assert [s.note for s in upgrades(named(SHIPPED, "6.2.14"), SHIPPED)] == [""]  # no TLS to lose
+
+
 def test_the_shipped_redis_8_step_says_it_closes_valkey_and_the_valkey_step_says_nothing():
     valkey, redis_8 = upgrades(named(SHIPPED, "7.0.15"), SHIPPED, force_tls=True)
     assert valkey == Step("8.1.1", "major")
     assert redis_8 == Step("8.0.2", "major", "Redis 8.0.2 writes RDB format 12, which Valkey cannot read: once on it, "
                                              "the addon is never offered a Valkey version")
-    assert upgrades(named(SHIPPED, "8.1.1"), SHIPPED) == [Step("8.1.8", "patch")]
-    assert upgrades(named(SHIPPED, "8.0.1"), SHIPPED) == [Step("8.1.8", "minor")]
+    without_tls = "is built without TLS: the addon stops serving TLS and its TLS URL goes away"
+    assert upgrades(named(SHIPPED, "8.1.1"), SHIPPED) == [Step("8.1.8", "patch", f"Valkey 8.1.8 {without_tls}")]
+    assert upgrades(named(SHIPPED, "8.0.1"), SHIPPED) == [Step("8.1.8", "minor", f"Valkey 8.1.8 {without_tls}"),
+                                                          Step("8.1.1", "minor")]
 
 
 @pytest.mark.parametrize("catalogue, current, target, rule, words", [
@@ -104,8 +115,7 @@ def test_the_shipped_redis_8_step_says_it_closes_valkey_and_the_valkey_step_says
     (LINE, "8.0.3", "9.0.0", "upgrade-within-engine", "redis 8.0.3 is not moved to valkey"),
     (LINE, "6.2.14", "8.1.1", "upgrade-step-by-step", "the upgrade available: 7.2.4"),
     (LINE, "7.2.4", "7.2.4", "same-version", "already runs redis 7.2.4"),
-    (SHIPPED, "7.0.15", "8.1.1", "upgrade-to-latest-of-major",
-     "an upgrade to the next major version goes to its latest build; the upgrade available: 8.1.8 or 8.0.2"),
+    (SHIPPED, "8.0.1", "8.0.2", "upgrade-within-engine", "valkey 8.0.1 is not moved to redis"),
     (SHIPPED, "7.0.15", "8.0.1", "version-retired", "valkey 8.0.1 is retired"),
     (SHIPPED, "8.0.2", "8.1.8", "upgrade-within-engine", "redis 8.0.2 is not moved to valkey"),
     (SHIPPED, "8.1.1", "8.0.2", "upgrade-within-engine", "valkey 8.1.1 is not moved to redis"),
