@@ -16,6 +16,7 @@ import redis.asyncio as redis
 
 from domain.catalog import VersionCatalog
 from domain.errors import UpgradeNotAllowed, VersionRetired
+from domain.upgrade_path import upgrades
 from engine import build
 from tests.integration import data
 from tests.integration.conftest import remove_everything_of, settings_for
@@ -33,7 +34,9 @@ async def ttls(url: str) -> list[int]:
         await client.aclose()
 
 
-async def test_a_starter_addon_takes_every_step_of_the_path_with_its_data(engine, app_name):
+async def test_a_starter_addon_takes_every_step_of_the_path_with_its_data(engine, app_name, restart_hook):
+    hook, restarts = await restart_hook(200)
+    await engine.register_app(app_name, restart="hook", url=hook)
     requested = await engine.add_addon(app_name, "redis-starter-256", version="6.2.7")
     assert (await engine.wait_for_operation(requested["operation_id"], timeout=120))["status"] == "succeeded"
     addon = requested["addon"]
@@ -57,6 +60,7 @@ async def test_a_starter_addon_takes_every_step_of_the_path_with_its_data(engine
         operation = await engine.wait_for_operation(upgrading["operation_id"], timeout=240)
         assert operation["status"] == "succeeded", operation
         assert operation["steps"][-1]["name"] == "restart_app"  # the app restarted once it is done
+        assert restarts[-1] == {"app": app_name, "environment": await engine.environment(app_name)}
         assert (await engine.addon(app_name, addon))["version"] == version
         assert (await engine.environment(app_name))["REDIS_URL"] == url  # same address, port and password
         server = redis.from_url(url)
@@ -75,9 +79,10 @@ async def test_a_starter_addon_takes_every_step_of_the_path_with_its_data(engine
     assert refused.value.rule == "no-upgrade-available" and "latest on its upgrade path" in str(refused.value)
 
 
-async def a_starter_addon_with_data(engine, app: str, keys: int) -> tuple[str, str, dict]:
-    """A 7.0.15 (default) Starter addon holding `keys` keys of five types in all 5 databases: (addon, url, data)."""
-    requested = await engine.add_addon(app, "redis-starter-256")
+async def a_starter_addon_with_data(engine, app: str, keys: int, version: str | None = None) -> tuple[str, str, dict]:
+    """A Starter addon (7.0.15, the default, or `version`) holding `keys` keys of five types in all 5 databases:
+    (addon, url, data)."""
+    requested = await engine.add_addon(app, "redis-starter-256", version=version)
     assert (await engine.wait_for_operation(requested["operation_id"], timeout=120))["status"] == "succeeded"
     url = (await engine.environment(app))["REDIS_URL"]
     known = data.expected(keys)
@@ -165,18 +170,42 @@ async def test_an_addon_on_the_retired_valkey_8_0_takes_valkey_8_1_with_its_data
         shipped.provisionable("8.0.1")
     offered = VersionCatalog([replace(v, retired=False) for v in shipped], shipped.default.version)
     monkeypatch.setattr(VersionCatalog, "load", classmethod(lambda cls, *args: offered))
+    apps = {app_name: ("8.1.8",), f"{app_name}-b": ("8.1.1", "8.1.8")}  # its latest 8.1, or Debian's 8.1 (TLS) first
     try:
         async with build(settings_for(home)) as engine:
-            requested = await engine.add_addon(app_name, "redis-starter-256", version="8.0.1")
-            assert (await engine.wait_for_operation(requested["operation_id"], timeout=120))["status"] == "succeeded"
-            addon, url = requested["addon"], (await engine.environment(app_name))["REDIS_URL"]
-            known = data.expected(2_000)
-            await data.write(url, known)
-            assert await server_version(url) == "8.0.1"
-            assert [(u["version"], u["kind"]) for u in (await engine.database_version.show(app_name, addon))["upgrades"]] \
-                == [("8.1.8", "minor"), ("8.1.1", "minor")]  # the latest, or the latest with TLS
-            assert (await upgraded(engine, app_name, addon))["to"] == "8.1.8"
-            assert await server_version(url) == "8.1.8"
-            assert await data.read(url, known) == known
+            for app, path in apps.items():
+                requested = await engine.add_addon(app, "redis-starter-256", version="8.0.1")
+                assert (await engine.wait_for_operation(requested["operation_id"], timeout=120))["status"] == "succeeded"
+                addon, url = requested["addon"], (await engine.environment(app))["REDIS_URL"]
+                known = data.expected(2_000)
+                await data.write(url, known)
+                assert await server_version(url) == "8.0.1"
+                assert [(u["version"], u["kind"]) for u in (await engine.database_version.show(app, addon))["upgrades"]] \
+                    == [("8.1.8", "minor"), ("8.1.1", "minor")]  # the latest, or the latest with TLS
+                for version in path:
+                    assert (await upgraded(engine, app, addon, version))["to"] == version
+                    assert await server_version(url) == version
+                    assert await data.read(url, known) == known
     finally:
-        await remove_everything_of(app_name)
+        for app in apps:
+            await remove_everything_of(app)
+
+
+async def test_valkey_9_0_takes_its_latest_minor_with_its_data(engine, app_name):
+    addon, url, known = await a_starter_addon_with_data(engine, app_name, 2_000, version="9.0.0")
+    assert (await upgraded(engine, app_name, addon))["to"] == "9.1.2"
+    assert await server_version(url) == "9.1.2"
+    assert await data.read(url, known) == known
+
+
+# The steps the tests above take, from each version: every step the shipped catalogue allows is among them.
+TAKEN = {"6.2.7": {"6.2.14"}, "6.2.14": {"7.0.15"}, "7.0.15": {"8.1.8", "8.1.1", "8.0.2"}, "8.0.1": {"8.1.8", "8.1.1"},
+         "8.1.1": {"8.1.8"}, "8.1.8": {"9.1.2"}, "9.0.0": {"9.1.2"}}
+
+
+def test_every_step_the_catalogue_allows_is_taken_by_a_test_above():
+    shipped = VersionCatalog.load()
+    for build in shipped:
+        for force_tls in (False, True) if build.tls else (False,):  # no addon forces TLS on a build without
+            for step in upgrades(build, shipped, force_tls):
+                assert step.version in TAKEN.get(build.version, set()), f"{build.version} -> {step.version}"
