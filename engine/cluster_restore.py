@@ -20,9 +20,9 @@ moved onto it. A Sentinel started on a fresh file knows only N1, learns N2 from 
 Sentinels from their hello messages on N1 and N2: it never knew the old nodes, so nothing needs a SENTINEL
 RESET (and no reset can meet a failover in progress: a Sentinel is never restarted while failing over).
 
-N1's file asks `min-replicas-to-write 1`, as every primary of a cluster: no client reaches it before N2
-is in sync (HAProxy routes to N1 only once two Sentinels name it, after `sync_replica`), so the lone
-node never needs to accept writes; loading and verifying need none.
+N1 refuses every write (`min-replicas-to-write` past any replica count) until every Sentinel names it:
+HAProxy routes to it once two do, and a switch undone half-way removes N1, so it must have acknowledged
+nothing; loading and verifying need no write. Then it asks `min-replicas-to-write 1`, as every primary.
 
 Writes made to the old primary during the restore are replaced by the backup's data: that is what a restore
 means. From `switch` on, the old primary's writes are paused, so none is acknowledged there and then lost.
@@ -43,7 +43,7 @@ from domain.addon import Addon
 from domain.backup import Backup
 from domain.catalog import ComponentCatalog, VersionCatalog
 from domain.cluster import Cluster
-from domain.cluster_config import MASTER_NAME
+from domain.cluster_config import MASTER_NAME, WRITES_STOPPED
 from domain.keyspace import differences
 from domain.operation import Operation
 from domain.redis_config import live_settings
@@ -132,7 +132,8 @@ class ClusterRestore:
             return StepResult(f"{node['container']} already running on {node['host']}")
         loading = _with_settings(r.addon, {**r.addon.settings, "aof": False})
         await self.runtime.create_node(data_node_spec(loading, node, None, r.operation, self._passwords(r)[0],
-                                                      self.versions, certificates=self.certificates))
+                                                      self.versions, min_replicas=WRITES_STOPPED,
+                                                      certificates=self.certificates))
         await self.runtime.put_files(node["host"], node["container"], "/data", self.store.read_tar(backup.archive_key))
         await self.runtime.start_node(node["host"], node["container"])
         return StepResult(f"{backup.name} loaded into {node['container']} on {node['host']} at {at(node)}")
@@ -152,7 +153,7 @@ class ClusterRestore:
         # Live first, then the file: a restart must not find `appendonly yes` before the AOF is written.
         await self.redis.configure(self._endpoint(r, r.first), live_settings(r.addon.settings))
         await self.runtime.create_node(data_node_spec(r.addon, r.first, None, r.operation, self._passwords(r)[0],
-                                                      self.versions))
+                                                      self.versions, min_replicas=WRITES_STOPPED))
         return StepResult("AOF written from the restored data" if r.addon.settings.get("aof") else "settings as before")
 
     # -- its replica ---------------------------------------------------------------------------------
@@ -186,10 +187,15 @@ class ClusterRestore:
     async def switch(self, r: Restoring) -> StepResult:
         await self._pause_old_primary(r)
         moved = await self._point_sentinels(r, r.first)
+        # Only now, every Sentinel naming it, does N1 take writes: from the second Sentinel on, HAProxy sends
+        # clients to it, and a switch undone half-way must not remove a node that acknowledged writes.
+        await self.redis.configure(self._endpoint(r, r.first), {"min-replicas-to-write": "1"})
+        await self.runtime.create_node(data_node_spec(r.addon, r.first, None, r.operation, self._passwords(r)[0],
+                                                      self.versions))
         if r.cluster.primary != r.first["id"]:
             r.cluster.change_primary(new=r.first["id"], reason=self.why(r))
         return StepResult(f"every Sentinel watches {r.first['container']} ({moved} restarted on a new file): HAProxy "
-                          "sends clients to it", changes=(r.cluster,))
+                          "sends clients to it, and it takes writes", changes=(r.cluster,))
 
     async def _pause_old_primary(self, r: Restoring) -> None:
         try:

@@ -12,19 +12,21 @@ check .. cleanup   as a restore: a new primary of the new build loaded from that
 publish        the addon runs the new version (same REDIS_URL: the entry does not change)
 restart_app    the app is restarted
 
-Reads are served all along; writes are refused from `stop_writes` until the Sentinels name the new primary.
-Before `switch` a failure removes the new nodes and lets the old primary take writes again, with its data;
-the safety backup, once whole, is kept.
+Reads are served all along; writes are refused from `stop_writes` until every Sentinel names the new primary.
+Should the old primary have taken writes meanwhile (restarted, it reads `min-replicas-to-write 1` from its
+file; failed over, a replica that takes writes is the primary), `switch` fails rather than drop them. Before
+`switch` a failure removes the new nodes and lets the old primary take writes again, with its data; the
+safety backup, once whole, is kept.
 """
 
 from __future__ import annotations
 
 from domain.backup import Backup
-from domain.cluster_config import WRITES_STOPPED
+from domain.cluster_config import MASTER_NAME, WRITES_STOPPED
 from domain.operation import Operation
 from engine.app_restart import restart_app
-from engine.cluster_restore import ClusterRestore, Restoring
-from engine.ports import AppRestarter, TransientError
+from engine.cluster_restore import ClusterRestore, Restoring, at
+from engine.ports import AppRestarter, EffectError, TransientError
 from engine.primary_switch import caught_up
 from engine.safety_backup import DEADLINE_S, SafetyBackup
 from engine.saga import StepResult
@@ -50,6 +52,32 @@ class ClusterUpgradeStopped(ClusterRestore):
                                  "acknowledged yet") from None
         return StepResult(f"writes refused on {r.old_primary['container']} (reads served); {replica['container']} "
                           f"has every write it acknowledged (offset {offset})")
+
+    async def switch(self, r: Restoring) -> StepResult:
+        named = await self._named(r)
+        if named != at(r.first):  # not begun, or begun before a crash with the Sentinels still naming the old one
+            await self._writes_still_stopped(r, named)
+        return await super().switch(r)
+
+    async def _writes_still_stopped(self, r: Restoring, named: str | None) -> None:
+        """The old primary has taken no write since the safety backup: it still refuses them (a restart would
+        have read `1` from its file) and the Sentinels still name it (a failover would have promoted a replica
+        that takes them). Else the new pair lacks those writes: the upgrade fails, giving the cluster back."""
+        old = self._endpoint(r, r.old_primary)
+        asked = (await self.redis.configuration(old, ["min-replicas-to-write"]))["min-replicas-to-write"]
+        if asked != str(WRITES_STOPPED) or named != at(r.old_primary):
+            raise EffectError(f"{r.old_primary['container']} may have taken writes since they were stopped "
+                              f"(it asks min-replicas-to-write {asked}; the Sentinels name {named}): the new pair "
+                              "would lack them")
+
+    async def _named(self, r: Restoring) -> str | None:
+        views = []
+        for sentinel in r.live("sentinel"):
+            try:
+                views.append((await self.redis.sentinel_view(self._sentinel(r, sentinel), MASTER_NAME))["primary"])
+            except TransientError:
+                continue
+        return max(set(views), key=views.count) if views else None
 
     async def safety_backup(self, r: Restoring) -> StepResult:
         return await self.backups_first.take(r.addon, r.operation)

@@ -197,3 +197,52 @@ async def test_a_stopped_upgrade_failing_before_the_switch_gives_writes_back_on_
     server = world.runtime.server(old_primary["host"], old_primary["container"])
     assert server.config["min-replicas-to-write"] == "1"  # it takes writes again
     assert world.restarter.restarts == []
+
+
+async def test_a_switch_undone_half_way_removes_a_new_primary_that_took_no_write(world, engine):
+    """The third Sentinel cannot be moved: the switch fails with two Sentinels naming the new primary (HAProxy
+    routes to it then). It refused every write until all named it, so removing it loses none."""
+    given = await a_business_addon(world, engine, version="6.2.14")
+    not_rolling(engine, "7.0.15")
+    cluster = await cluster_of(world.events, given["addon"])
+    last = sorted((n for n in cluster.live_nodes if n["role"] == "sentinel"), key=lambda n: n["id"])[-1]
+    world.runtime.fail_for_good("start_node", times=1, container=last["container"])
+    asked = {}  # each data node's min-replicas-to-write as the switch fails (HAProxy routes to the new one)
+
+    def look() -> None:
+        for host, name in world.runtime.containers():
+            if (server := world.runtime.server(host, name)) is not None and server.role == "data":
+                asked[name] = server.config["min-replicas-to-write"]
+    world.events.when_saved("Operation.StepFailed(switch)", look)
+    await upgrade_crashing(engine, given["addon"], "7.0.15")
+    await settled(engine, timeout=30)
+    operation = await stopped_upgrade(world, engine, given["addon"])
+    assert operation["status"] == "failed", operation
+    assert next(s for s in operation["steps"] if s["name"] == "switch")["status"] == "failed"
+    primary = next(n for n in given["data"] if n["id"] == cluster.primary)
+    new_primary = next(n for n in (await cluster_of(world.events, given["addon"])).nodes.values()
+                       if n.get("placed_by") == operation["id"] and n["replaces"] == primary["id"])
+    assert new_primary["state"] == "retired"  # removed by the undo
+    opened = world.redis.calls_to("configure", parameters={"min-replicas-to-write": "1"},
+                                  address=new_primary["address"], port=new_primary["port"])
+    assert opened == [] and asked[new_primary["container"]] == "1000"  # it refused every write
+
+
+async def test_an_old_primary_that_took_writes_again_fails_the_switch_and_keeps_them(world, engine):
+    """Restarted during the stop window, the old primary read `min-replicas-to-write 1` from its file and took
+    writes the new pair lacks: the upgrade fails at the switch, and the cluster stays on the old version."""
+    given = await a_business_addon(world, engine, version="6.2.14")
+    not_rolling(engine, "7.0.15")
+    primary = next(n for n in given["data"] if world.runtime.server(n["host"], n["container"]).replicaof is None)
+    server = world.runtime.server(primary["host"], primary["container"])
+    world.events.when_saved("Operation.StepSucceeded(safety_backup)",
+                            lambda: server.config.__setitem__("min-replicas-to-write", "1"))
+    await upgrade_crashing(engine, given["addon"], "7.0.15")
+    await settled(engine, timeout=30)
+    operation = await stopped_upgrade(world, engine, given["addon"])
+    assert operation["status"] == "failed", operation
+    addon = await world.addon(given["addon"])
+    assert (addon.redis_version, addon.status) == ("6.2.14", "running")
+    assert addon.failure.startswith("switch: ") and "may have taken writes" in addon.failure
+    cluster = await cluster_of(world.events, addon.name)
+    assert sorted(n["id"] for n in cluster.live_nodes if n["role"] == "data") == sorted(n["id"] for n in given["data"])

@@ -80,7 +80,8 @@ class Server:
                   "maxmemory": settings.get("maxmemory", "0"), "maxmemory-policy": settings.get("maxmemory-policy", ""),
                   "port": settings.get("port", "6379"), "tls-port": settings.get("tls-port", "0"),
                   "replica-priority": settings.get("replica-priority", "100"),
-                  "replica-announce-port": settings.get("replica-announce-port", "")}
+                  "replica-announce-port": settings.get("replica-announce-port", ""),
+                  "min-replicas-to-write": settings.get("min-replicas-to-write", "0")}
         tls_port = int(settings["tls-port"]) if "tls-port" in settings else None
         server = cls(settings["bind"], int(settings.get("port", 6379)), tls_port, password_hash, config, keys, expires)
         if "replicaof" in settings:
