@@ -198,7 +198,11 @@ class ClusterHealer:
                 addon.start_node_replacement(operation.id)
             except DomainError:  # an operation took it meanwhile
                 return {"addon": name, "node": lost["id"], "replacing": None}
-            cluster.place_node(replacement_node(addon, cluster, lost, where, operation))
+            # A replica may be newer than its primary, never older: a data node lost from a cluster left half-way
+            # through an upgrade comes back on the primary's build (a major step's replica could never sync).
+            primary = cluster.primary_node
+            version = primary["version"] if lost["role"] == "data" and primary is not None else None
+            cluster.place_node(replacement_node(addon, cluster, lost, where, operation, version=version))
             self._tried[lost["id"]] = self.clock()
             await self.starter.record(operation, addon, cluster)
         log.warning("replacing a lost node", addon=name, node=lost["id"], host=where.host, operation_id=str(operation.id))

@@ -26,7 +26,7 @@ from domain.addon import Addon
 from domain.operation import Operation
 from engine.app_restart import restart_app
 from engine.cluster_plan_change import ClusterPlanChange, Move
-from engine.ports import AppRestarter
+from engine.ports import AppRestarter, EffectError
 from engine.safety_backup import DEADLINE_S, SafetyBackup
 from engine.saga import StepResult
 
@@ -46,6 +46,14 @@ class ClusterUpgrade(ClusterPlanChange):
         if step != "safety_backup":
             return None  # the rolling replacement's steps are undone together, by compensate
         return await self.backups_first.undo((await self._move(operation)).addon, operation)
+
+    async def add_first(self, m: Move, operation) -> StepResult:
+        # From `retire_replica` on nothing is undone: the second node's host must have the build before the first goes.
+        image = self.versions.get(m.addon.target["redis_version"]).image
+        for node in (m.first, m.second):
+            if await self.runtime.image_id(node["host"], image) is None:
+                raise EffectError(f"{node['host']} has no image {image}: run `make setup` there, then upgrade again")
+        return await super().add_first(m, operation)
 
     def why(self, m: Move) -> str:
         return f"upgrade to {m.addon.target['redis_version']}"

@@ -79,7 +79,7 @@ async def test_maintenance_of_a_current_build_is_refused_and_nothing_is_recorded
 
 async def test_a_build_docker_cannot_tell_is_not_taken_for_outdated(world, engine):
     addon = await an_outdated_addon(world, engine)
-    world.runtime.hosts[addon.host].image_ids.pop(IMAGE)  # the image is gone from the node's host
+    world.runtime.hosts[addon.host].images_missing.add(IMAGE)  # the image is gone from the node's host
     shown = await engine.database_version.show(APP, addon.name)
     assert [n["build"] for n in shown["nodes"]] == ["unknown"] and shown["build_outdated"] is False
     assert await engine.maintenance.outdated() == []

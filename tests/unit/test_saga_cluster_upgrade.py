@@ -246,3 +246,36 @@ async def test_an_old_primary_that_took_writes_again_fails_the_switch_and_keeps_
     assert addon.failure.startswith("switch: ") and "may have taken writes" in addon.failure
     cluster = await cluster_of(world.events, addon.name)
     assert sorted(n["id"] for n in cluster.live_nodes if n["role"] == "data") == sorted(n["id"] for n in given["data"])
+
+
+async def test_a_data_node_lost_half_way_comes_back_on_the_primarys_build(world, engine):
+    """A cluster left half-way (an upgrade that failed past the point of no return): its primary runs the new
+    build. Its replica lost, the healer's replacement runs the primary's build, not the lost node's older one
+    (a replica may be newer than its primary, never older: a major step's would never sync)."""
+    given = await a_business_addon(world, engine)
+    cluster = await cluster_of(world.events, given["addon"])
+    cluster.change_node_version(cluster.primary, TO)
+    await world.events.save(cluster)
+    replica = next(n for n in given["data"] if n["id"] != cluster.primary)
+    del world.runtime.hosts[replica["host"]].containers[replica["container"]]
+    await caught_up(engine)
+    [operation_id] = [d["replacing"] for d in await engine.watcher.healer.look() if d.get("replacing")]
+    assert (await engine.wait_for_operation(operation_id, timeout=10))["status"] == "succeeded"
+    cluster = await cluster_of(world.events, given["addon"])
+    [new] = [n for n in cluster.live_nodes if n["role"] == "data" and n["id"] != cluster.primary]
+    assert new["version"] == TO and world.runtime.container(new["host"], new["container"]).image.endswith(TO)
+
+
+async def test_a_host_without_the_new_build_fails_the_upgrade_before_anything_changes(world, engine):
+    given = await a_business_addon(world, engine)
+    for host in world.runtime.hosts.values():
+        host.images_missing.add(f"redis-addons/redis:{TO}")
+    await upgrade_crashing(engine, given["addon"])
+    await settled(engine)
+    operation = await the_upgrade(world, engine, given["addon"])
+    addon = await world.addon(given["addon"])
+    assert operation["status"] == "failed" and "has no image redis-addons/redis:6.2.14" in addon.failure
+    placed = [n for n in (await cluster_of(world.events, addon.name)).nodes.values()
+              if n.get("placed_by") == operation["id"]]
+    assert addon.redis_version == FROM and placed and all(n["state"] == "retired" for n in placed)
+    assert not [c for c in world.runtime.calls_to("create_node") if c["container"] in {n["container"] for n in placed}]

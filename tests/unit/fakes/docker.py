@@ -59,6 +59,7 @@ class Host:
     volumes: dict[str, dict[str, bytes]] = field(default_factory=dict)  # volume -> data files by name
     images: dict[str, dict[str, str]] = field(default_factory=dict)  # image -> its labels
     image_ids: dict[str, str] = field(default_factory=dict)  # tag -> the image it names now
+    images_missing: set[str] = field(default_factory=set)  # tags never built on this host
     answers: bool = True
 
 
@@ -173,6 +174,8 @@ class FakeRuntime(Faulty):
             container = host.containers[spec.container] = Container(
                 spec.host, spec.container, spec.image, spec.volume, spec.config_dir, dict(spec.labels), spec.memory_bytes,
                 image_id=host.image_ids.setdefault(spec.image, f"{spec.image}@build-1"))
+            # Its configuration volume is named after its data volume: a container on another's data shares it.
+            container.config = next((c.config for c in host.containers.values() if c.volume == spec.volume), {})
             self.effects.append(("created", spec.host, spec.container))
         container.config.update(spec.files)
 
@@ -183,6 +186,8 @@ class FakeRuntime(Faulty):
         if node.running:
             return
         self.effects.append(("started", host, container))
+        if [c for c in self.hosts[host].containers.values() if c.running and c.volume == node.volume]:
+            self.broken_rules.append(f"{container} started on a volume another running server uses")
         server = boot(node.config, self.hosts[host].volumes[node.volume].get(DUMP))
         # One machine's addresses (every host's engine binds a loopback address of the same kernel): an
         # HAProxy on one host binds the entry address of another, and holds it there.
@@ -262,6 +267,8 @@ class FakeRuntime(Faulty):
         place = self._host(host)
         if place.containers.pop(container, None) is not None:
             self.effects.append(("removed", host, container))
+        if volume is not None and [c for c in place.containers.values() if c.volume == volume]:
+            raise EffectError(f"removing {container} on {host}: Docker refused (409): volume {volume} is in use")
         if volume is not None and place.volumes.pop(volume, None) is not None:
             self.effects.append(("volume removed", host, volume))
 
@@ -317,7 +324,9 @@ class FakeRuntime(Faulty):
 
     async def image_id(self, host: str, image: str) -> str | None:
         self._called("image_id", host=host, image=image)
-        return self._host(host).image_ids.get(image)
+        if image in self._host(host).images_missing:
+            return None
+        return self._host(host).image_ids.setdefault(image, f"{image}@build-1")  # built there, as creating assumes
 
     async def container_image_id(self, host: str, container: str) -> str | None:
         self._called("container_image_id", host=host, container=container)
