@@ -46,11 +46,11 @@ STEPS = {
     # Beyond the reference: a node's TLS certificate replaced (files, then a live reload) before it expires.
     "renew_certificate": ["check", "renew", "verify", "record"],
     # Reference, "Database Upgrade" (a Starter addon: "stop the node to upgrade it"): a backup of the data
-    # first (issue 13), the node saved and stopped, a new container of the new build on a copy of its data
-    # at the same place, verified, then the app restarted ("once the operation is finished, the
-    # application is restarted").
-    "upgrade": ["safety_backup", "stop", "start_new", "wait_ready", "verify", "publish", "open_writes", "cleanup",
-                "restart_app"],
+    # first (issue 13), the new build's container made while the node still serves, the node saved and
+    # stopped, the new one started on its data (RDB only) or a copy of it at the same place, verified, then
+    # the app restarted ("once the operation is finished, the application is restarted").
+    "upgrade": ["safety_backup", "create_new", "stop", "start_new", "wait_ready", "verify", "publish", "open_writes",
+                "cleanup", "restart_app"],
     # The same for a Business cluster with no downtime ("zero-downtime upgrade of minor version"): the plan
     # change's rolling replacement, its new nodes on the new build; a major step too where it is proven to
     # replicate from the old one (the catalogue's `rolling_from`).

@@ -14,12 +14,13 @@ from domain.errors import UnknownVersion, UpgradeNotAllowed
 from domain.operation import Operation
 from domain.upgrade_path import check_upgrade, rolling, upgrades
 from engine.addon_lookup import AddonLookup
-from engine.clusters import cluster_of, data_node, redundant_pair
+from engine.clusters import cluster_of, data_node, redundant_pair, serving_node
 from engine.maintenance import OUTDATED, UNKNOWN, Builds, advice as maintenance_advice
 from engine.operations import OperationStarter
 from engine.placing import Placing
 from engine.plan_requests import place_replacements
 from engine.restore_requests import place_beside
+from engine.upgrade import new_volume
 
 log = structlog.get_logger("engine")
 
@@ -53,7 +54,8 @@ class DatabaseVersion:
         else:
             operation = Operation(kind="upgrade", addon=current.name, app=app, subject=target.version)
             node = f"redis-addons-{current.name}-{operation.id.hex[:8]}"
-            current.request_upgrade(target.version, target.tls, node, f"{node}-data", operation.id)
+            volume = new_volume(current, self.plans.get(current.plan), serving_node(cluster), node)
+            current.request_upgrade(target.version, target.tls, node, volume, operation.id)
             cluster.place_node(data_node(current, current.target, operation.id))
             await self.starter.start(operation, current, cluster)
         log.info("upgrade requested", addon=current.name, app=app, version=target.version, operation_id=str(operation.id))

@@ -72,15 +72,23 @@ class NodeSwap:
         old, password = serving_node(cluster), self.secrets.password_for(addon.name)
         mine = [n for n in cluster.nodes.values() if n.get("placed_by") == str(operation.id)]
         await self._remove(cluster, [n for n in mine if n["state"] != "retired"] if mine else left_behind(cluster))
+        await self.before_old_node_starts(addon, cluster, old, operation)
         await self.runtime.start_node(old["host"], old["container"])
         await self.redis.ping(endpoint(old, password))
         await self.redis.unpause(endpoint(old, password), save_rules(addon.settings))
         return cluster
 
+    async def before_old_node_starts(self, addon: Addon, cluster: Cluster, old: dict, operation: Operation) -> None:
+        """The old node's files are its own: nothing to do (an upgrade in place may share them)."""
+
     async def _remove(self, cluster: Cluster, nodes: list[dict]) -> list[str]:
+        """Each node's container, and its volume unless another node of the cluster still runs on it (an
+        upgrade's new node on the old one's, each the other's)."""
         removed = []
         for node in nodes:
-            await self.runtime.remove_node(node["host"], node["container"], node["volume"])
+            shared = any(n["volume"] == node["volume"] for n in cluster.nodes.values()
+                         if n["id"] != node["id"] and n["state"] != "retired")
+            await self.runtime.remove_node(node["host"], node["container"], None if shared else node["volume"])
             cluster.retire_node(node["id"])
             removed.append(f"{node['container']} on {node['host']}")
         return removed

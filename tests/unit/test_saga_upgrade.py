@@ -1,6 +1,7 @@
 """A Starter addon's engine upgrade on the in-memory ports (reference, "Database Upgrade"): a backup of
-kind pre-upgrade first, the node stopped, a container of the new build at the same place on a copy of its
-data, verified, published, the old one removed, the app restarted. Killed at any step boundary or any call
+kind pre-upgrade first, the node stopped, a container of the new build at the same place (with RDB only, on
+the old node's own volume, which it leaves as it was until published; with AOF or on a Sandbox, on a copy of
+its data), verified, published, the old one removed, the app restarted. Killed at any step boundary or any call
 to a port, a restarted engine finishes it; a failure before publish brings the old version back with its
 data; a failure of the backup changes nothing and leaves no half-made backup. A Sandbox addon takes no
 backup: its old data is kept as a copy until the end."""
@@ -17,12 +18,13 @@ from domain.backup import Backup
 from domain.errors import AddonBusy, UpgradeNotAllowed
 from domain.operation import STEPS
 from domain.redis_config import RDB_SAVE_RULES
+from engine.nodes import REFUSE_WRITES
 from engine.clusters import cluster_of, serving_node
 from tests.unit.engine_fakes import (APP, SOME_EXPIRING, SOME_KEYS, a_running_addon, caught_up, finished, restarted,
                                      settled)
 from tests.unit.fakes import Crash
 from tests.unit.fakes.docker import untar
-from tests.unit.fakes.redis import decode_dump
+from tests.unit.fakes.redis import DUMP, decode_dump
 from tests.unit.on_three_hosts import crash_at_every_call, step_boundaries
 
 IMAGE = "redis-addons/valkey:8.1.8"
@@ -37,6 +39,14 @@ async def upgraded_to_valkey(world, engine, name: str, before) -> None:
     assert world.runtime.container(node["host"], node["container"]).image == IMAGE
     assert world.runtime.containers() == [(node["host"], node["container"])]  # the old one removed
     assert world.key_counts(addon) == SOME_KEYS
+    # RDB only: the new build runs on the old node's volume, kept when the old container went; it saves by the
+    # addon's rules again, and takes writes, live and in its file.
+    assert node["volume"] == before.volume and world.runtime.volumes() == [(node["host"], before.volume)]
+    assert not [e for e in world.runtime.effects if e[0] == "copied"]
+    assert world.runtime.server(node["host"], node["container"]).config["save"] == " ".join(RDB_SAVE_RULES)
+    conf = world.runtime.container(node["host"], node["container"]).config["redis.conf"]
+    assert REFUSE_WRITES not in conf and "save 900 1" in conf.replace('"', "") and "appendonly no" in conf
+    assert world.runtime.broken_rules == []
     await backed_up_first(world, engine, name)
 
 
@@ -87,8 +97,95 @@ async def test_killed_at_a_step_boundary_a_restarted_engine_finishes_the_upgrade
     await upgraded_to_valkey(world, engine, addon.name, addon)
 
 
-async def test_a_failure_before_publish_brings_the_old_version_back_with_its_data(world, engine):
+async def test_with_rdb_only_the_new_build_runs_on_the_old_volume_writing_nothing_there_until_published(world,
+                                                                                                        engine):
     addon = await a_running_addon(world, engine)
+    old = serving_node(await cluster_of(world.events, addon.name))
+    world.events.crash_on("Operation.StepSucceeded(verify)", before=False)  # verified, not yet published
+    try:
+        await engine.coordinator.wait(UUID((await engine.database_version.upgrade(APP, addon.name))["operation_id"]),
+                                      timeout=10)
+    except Crash:
+        pass
+    assert not world.events.crash_armed
+    new = [n for n in (await cluster_of(world.events, addon.name)).nodes.values() if n["id"] != old["id"]][0]
+    assert new["volume"] == old["volume"] and world.runtime.volumes() == [(old["host"], old["volume"])]
+    assert not [e for e in world.runtime.effects if e[0] == "copied"]
+    server = world.runtime.server(new["host"], new["container"])
+    assert (server.config["save"], server.config["appendonly"], server.saves_on_shutdown) == ("", "no", False)
+    assert REFUSE_WRITES in world.runtime.container(new["host"], new["container"]).config["redis.conf"]
+    assert decode_dump(world.runtime.hosts[old["host"]].volumes[old["volume"]][DUMP]) == (SOME_KEYS, SOME_EXPIRING)
+    engine = await restarted(world, engine)
+    await settled(engine)
+    await upgraded_to_valkey(world, engine, addon.name, addon)
+
+
+async def test_the_new_container_is_made_while_the_old_node_serves_leaving_its_configuration_as_it_is(world, engine):
+    addon = await a_running_addon(world, engine)
+    old = serving_node(await cluster_of(world.events, addon.name))
+    conf = world.runtime.container(old["host"], old["container"]).config["redis.conf"]
+    world.events.crash_on("Operation.StepSucceeded(create_new)", before=False)
+    try:
+        await engine.coordinator.wait(UUID((await engine.database_version.upgrade(APP, addon.name))["operation_id"]),
+                                      timeout=10)
+    except Crash:
+        pass
+    assert not world.events.crash_armed
+    new = [n for n in (await cluster_of(world.events, addon.name)).nodes.values() if n["id"] != old["id"]][0]
+    assert world.runtime.container(new["host"], new["container"]).image == IMAGE
+    assert world.runtime.server(new["host"], new["container"]) is None and not world.redis.calls_to("freeze")
+    assert world.runtime.container(old["host"], old["container"]).config["redis.conf"] == conf  # shared, untouched
+    engine = await restarted(world, engine)
+    await settled(engine)
+    await upgraded_to_valkey(world, engine, addon.name, addon)
+
+
+async def test_a_new_container_that_cannot_be_made_fails_the_upgrade_before_the_node_is_stopped(world, engine):
+    addon = await a_running_addon(world, engine)
+    node = serving_node(await cluster_of(world.events, addon.name))
+    world.runtime.fail_for_good("create_node")
+    operation = await finished(engine, await engine.database_version.upgrade(APP, addon.name))
+    assert operation["status"] == "failed" and operation["error"].startswith("create_new: "), operation
+    assert (await world.operation(operation["id"])).compensation == "nothing changed: the addon runs 7.0.15 as before"
+    assert not [e for e in world.runtime.effects if e[0] == "stopped"] and not world.redis.calls_to("freeze")
+    assert world.runtime.containers() == [(node["host"], node["container"])]
+    assert world.runtime.volumes() == [(node["host"], node["volume"])]
+    assert world.key_counts(await world.addon(addon.name)) == SOME_KEYS
+    await caught_up(engine)
+    [row] = await engine.backups.list(APP, addon.name)
+    assert (row["kind"], row["status"]) == ("pre-upgrade", "done")  # a safety backup taken whole is kept
+
+
+async def test_a_failure_before_publish_brings_the_old_version_back_on_its_volume_and_configuration(world, engine):
+    addon = await a_running_addon(world, engine)
+    node = serving_node(await cluster_of(world.events, addon.name))
+    world.redis.fail_for_good("keyspace")  # the new build's data is never verified
+
+    operation = await finished(engine, await engine.database_version.upgrade(APP, addon.name))
+
+    assert operation["status"] == "failed" and operation["error"].startswith("verify: "), operation
+    await back_on_the_old_version(world, addon, node)
+
+
+async def back_on_the_old_version(world, addon, node) -> None:
+    """The old node runs on its own volume, with its data, its save rules and its redis.conf (which the new node,
+    on the configuration volume they shared, had replaced): the new node and nothing else is gone."""
+    back = await world.addon(addon.name)
+    assert (back.redis_version, back.status, back.tls_port, back.volume) == ("7.0.15", "running", addon.tls_port,
+                                                                             addon.volume)
+    assert world.runtime.containers() == [(node["host"], node["container"])]
+    assert world.runtime.volumes() == [(node["host"], node["volume"])]
+    assert world.key_counts(back) == SOME_KEYS
+    server = world.runtime.server(node["host"], node["container"])
+    assert server.config["save"] == " ".join(RDB_SAVE_RULES) and not server.paused
+    assert REFUSE_WRITES not in world.runtime.container(node["host"], node["container"]).config["redis.conf"]
+    assert world.runtime.broken_rules == []
+
+
+async def test_with_aof_the_new_build_gets_a_copy_and_a_failure_before_publish_leaves_the_old_node_as_it_was(world,
+                                                                                                           engine):
+    addon = await a_running_addon(world, engine)
+    assert (await finished(engine, await engine.database.change(APP, addon.name, "aof", True)))["status"] == "succeeded"
     node = serving_node(await cluster_of(world.events, addon.name))
     world.runtime.fail_for_good("copy_data")  # the data never reaches the new build
 
@@ -98,7 +195,16 @@ async def test_a_failure_before_publish_brings_the_old_version_back_with_its_dat
     back = await world.addon(addon.name)
     assert (back.redis_version, back.status, back.tls_port) == ("7.0.15", "running", addon.tls_port)
     assert world.runtime.containers() == [(node["host"], node["container"])]
+    assert world.runtime.volumes() == [(node["host"], node["volume"])]
     assert world.key_counts(back) == SOME_KEYS
+
+    world.runtime.heal("copy_data")
+    operation = await finished(engine, await engine.database_version.upgrade(APP, addon.name))
+    assert operation["status"] == "succeeded", operation
+    new = serving_node(await cluster_of(world.events, addon.name))
+    assert new["volume"] != node["volume"] and world.runtime.volumes() == [(new["host"], new["volume"])]
+    assert [e for e in world.runtime.effects if e[0] == "copied"]
+    assert world.runtime.server(new["host"], new["container"]).config["appendonly"] == "yes"
 
 
 async def test_what_the_path_does_not_allow_is_refused_and_nothing_is_recorded(world, engine):
@@ -248,6 +354,25 @@ async def test_killed_at_any_call_while_a_failed_backup_is_undone_a_restarted_en
 
     crashed = await crash_at_every_call(given, command, then)
     assert len(crashed) > 3, crashed
+
+
+async def test_killed_at_any_call_while_a_failed_upgrade_is_undone_a_restarted_engine_brings_the_old_node_back():
+    async def given(world, engine):
+        addon = await a_running_addon(world, engine)
+        world.redis.fail_for_good("keyspace")
+        return addon, serving_node(await cluster_of(world.events, addon.name))
+
+    async def command(engine, state):
+        started = await engine.database_version.upgrade(APP, state[0].name)
+        await engine.coordinator.wait(UUID(started["operation_id"]), timeout=10)
+
+    async def then(world, engine, state):
+        [operation] = [o for o in await engine.operations(state[0].name) if o["kind"] == "upgrade"]
+        assert operation["status"] == "failed" and operation["error"].startswith("verify: "), operation
+        await back_on_the_old_version(world, *state)
+
+    crashed = await crash_at_every_call(given, command, then)
+    assert len(crashed) > 10, crashed
 
 
 @pytest.mark.parametrize("event, before", [(e, b) for e in ("Backup.Started", "Operation.StepFailed(safety_backup)",
