@@ -104,8 +104,10 @@ class Maintenance:
         nodes = await self.builds.of(await cluster_of(self.events, current.name))
         if not outdated(nodes):
             unknown = [f"{n['id']}: {n['why']}" for n in nodes if n["build"] == UNKNOWN]
-            why = f" (not known for {'; '.join(unknown)})" if unknown else ""
-            raise BuildCurrent(f"addon {current.name} runs the current build of {current.redis_version}{why}: "
+            if unknown:  # Docker could not say: not taken for current, nor for outdated
+                raise BuildCurrent(f"addon {current.name}: its build is not known for {'; '.join(unknown)}; no "
+                                   "maintenance is started until it is known to be outdated")
+            raise BuildCurrent(f"addon {current.name} runs the current build of {current.redis_version}: "
                                "there is no security update to take")
         operation = await self.requests.start(current)
         log.info("maintenance requested", addon=current.name, app=app, version=current.redis_version,
