@@ -69,8 +69,9 @@ class Upgrade(PlanChange):
         # `publish` would be lost were the upgrade undone (and `verify` would find more keys than were saved).
         # On the old node's files, it must not write them either: no save rule (none at shutdown), no AOF.
         settings = {**addon.settings, "rdb": False, "aof": False} if on_old_files else None
+        # An upgrade recorded before `open_writes` existed has no step to give writes back: none refused then.
         return node_spec(addon, node, operation, password, self.versions, self.certificates, settings=settings,
-                         refuse_writes=True)
+                         refuse_writes="open_writes" in operation.step_names)
 
     async def create_new(self, addon: Addon, operation: Operation, password: str) -> StepResult:
         # No file yet: on the old node's volume its configuration volume is the old node's too, which must
@@ -94,12 +95,15 @@ class Upgrade(PlanChange):
 
     async def open_writes(self, addon: Addon, operation: Operation, password: str) -> StepResult:
         """The new build, published, takes writes and saves by the addon's rules: live, then in its file (a
-        restart must not refuse them)."""
+        restart must not refuse them). Only then is the addon upgraded, and free for another operation (one
+        changing its settings meanwhile would race this file)."""
         node = serving_node(await cluster_of(self.events, addon.name))
         await self.redis.configure(endpoint(node, password), {"save": save_rules(addon.settings)})
         await self.redis.configure(endpoint(node, password), {"min-replicas-to-write": "0"})
         await self.runtime.create_node(node_spec(addon, node, operation, password, self.versions, None))
-        return StepResult(f"{node['container']} takes writes")
+        if addon.operation_id == operation.id:
+            addon.mark_upgraded(operation_id=operation.id)
+        return StepResult(f"{node['container']} takes writes: the addon runs {addon.redis_version}", changes=(addon,))
 
     async def before_old_node_starts(self, addon: Addon, cluster: Cluster, old: dict, operation: Operation) -> None:
         """A new node made on the old volume wrote its redis.conf on the configuration volume they share:
@@ -112,17 +116,23 @@ class Upgrade(PlanChange):
     async def publish(self, addon: Addon, operation: Operation, password: str) -> StepResult:
         version = addon.target["redis_version"]
         cluster, replaced = await self.promote_new_node(addon, operation, f"upgrade to {version}")
-        addon.mark_upgraded(operation_id=operation.id)
+        if "open_writes" not in operation.step_names:  # recorded before it existed: upgraded here, as then
+            addon.mark_upgraded(operation_id=operation.id)
         return StepResult(f"now {self.versions.get(version).engine} {version} on {serving_node(cluster)['host']}; "
                           "REDIS_URL unchanged", outcome=replaced, changes=(addon, cluster))
 
     async def compensate(self, operation: Operation, error: str) -> StepResult:
         addon: Addon = await self.events.get(Addon.id_for(operation.addon))
         if operation.past_point_of_no_return:
-            # The new build serves the app already: undoing would lose its writes; it must take them.
+            # The new build serves the app already: undoing would lose its writes; it must take them, and the app
+            # must be restarted onto it (a build without TLS took its TLS URL away).
+            password, done = self.secrets.password_for(addon.name), []
             if "open_writes" in operation.step_names and not operation.step_succeeded("open_writes"):
-                await self.open_writes(addon, operation, self.secrets.password_for(addon.name))
-            return StepResult(f"nothing undone: the addon runs {addon.redis_version} ({error})")
+                done.append((await self.open_writes(addon, operation, password)).detail)
+            if "restart_app" in operation.step_names and not operation.step_succeeded("restart_app"):
+                done.append((await self.restart_app(addon, operation, password)).detail)
+            return StepResult("; ".join(done + [f"nothing undone: the addon runs {addon.redis_version} ({error})"]),
+                              changes=(addon,))
         if untouched(operation):
             cluster = await cluster_of(self.events, addon.name)
             await self._remove(cluster, [n for n in cluster.nodes.values()
