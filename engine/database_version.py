@@ -8,6 +8,7 @@ from __future__ import annotations
 import structlog
 
 from domain.addon import Addon
+from domain.addon_rules import check_running
 from domain.catalog import EngineVersion, PlanCatalog, VersionCatalog
 from domain.cluster import Cluster
 from domain.errors import UnknownVersion, UpgradeNotAllowed
@@ -36,6 +37,7 @@ class DatabaseVersion:
         stopped and restarted on the new build at the same place (engine/upgrade.py); a Business addon's data
         nodes are replaced one at a time with no downtime (engine/cluster_upgrade.py)."""
         current = await self.lookup.live(app, addon)
+        check_running(current, "be upgraded")  # busy: said so, before a Business addon's replica is looked for
         cluster = await cluster_of(self.lookup.events, current.name)
         installed, why_tls = self.versions.get(current.redis_version), tls_held(current, cluster)
         if version is None:

@@ -9,7 +9,8 @@ from datetime import datetime
 from domain.addon import Addon
 from domain.catalog import PlanCatalog
 from domain.operation import POINTS_OF_NO_RETURN, STEPS, Operation
-from engine.clusters import cluster_of, data_node, redundant_pair
+from engine.upgrade import new_volume
+from engine.clusters import cluster_of, data_node, redundant_pair, serving_node
 from engine.operations import OperationStarter
 from engine.placing import Placing
 from engine.plan_requests import place_replacements
@@ -37,7 +38,8 @@ class MaintenanceRequests:
             return await self._replace_data_nodes(addon, cluster, window_opened)
         operation = maintenance_operation("maintenance", addon, subject=addon.redis_version)
         node = f"redis-addons-{addon.name}-{operation.id.hex[:8]}"
-        addon.request_maintenance(node, f"{node}-data", operation.id, window_opened=window_opened)
+        volume = new_volume(addon, self.plans.get(addon.plan), serving_node(cluster), node)  # as an upgrade's
+        addon.request_maintenance(node, volume, operation.id, window_opened=window_opened)
         cluster.place_node(data_node(addon, addon.target, operation.id))
         return await self.starter.start(operation, addon, cluster)
 

@@ -89,9 +89,9 @@ async def test_a_build_docker_cannot_tell_is_not_taken_for_outdated(world, engin
 
 async def test_a_failure_before_publish_leaves_the_addon_on_its_old_build_with_its_data(world, engine):
     addon = await an_outdated_addon(world, engine)
-    world.runtime.fail_for_good("copy_data")
+    world.redis.fail_for_good("keyspace")  # the new build's data is never verified
     operation = await finished(engine, await engine.maintenance.start(APP, addon.name))
-    assert operation["status"] == "failed" and operation["error"].startswith("start_new: "), operation
+    assert operation["status"] == "failed" and operation["error"].startswith("verify: "), operation
     back = await world.addon(addon.name)
     assert (back.status, back.container) == ("running", addon.container)
     assert world.runtime.container(addon.host, addon.container).image_id == f"{IMAGE}@build-1"
@@ -157,13 +157,13 @@ async def test_a_current_build_is_left_alone_in_its_window(world, engine):
 async def test_a_failed_maintenance_is_tried_again_at_the_next_window_not_at_the_next_tick(world, engine):
     addon = await an_outdated_addon(world, engine)
     await engine.maintenance.set_window(APP, addon.name, "sunday 3", "Europe/Paris")
-    world.runtime.fail_for_good("copy_data")
+    world.redis.fail_for_good("keyspace")  # the new build's data is never verified
     assert (await engine.scheduler.tick(IN_THE_WINDOW))["maintenance"] == [addon.name]
     await settled(engine)
     assert [o["status"] for o in await maintenance_operations(engine, addon.name)] == ["failed"]
 
     assert (await engine.scheduler.tick(LATER_IN_THE_WINDOW))["maintenance"] == []
-    world.runtime.heal("copy_data")
+    world.redis.heal("keyspace")
     assert (await engine.scheduler.tick(NEXT_WEEK))["maintenance"] == [addon.name]
     await settled(engine)
     await on_the_current_build(world, addon.name, addon)
