@@ -9,14 +9,13 @@ from __future__ import annotations
 import base64
 import contextlib
 import re
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import structlog
 from aiohttp import web
 
 from adapters.http.addons import outcome, wait_options
 from adapters.http.errors import BadRequest, error_response
-from adapters.http.inputs import json_object, text_field
+from adapters.http.inputs import json_object, local_zone_of, text_field
 from adapters.http.keys import ENGINE
 from domain.errors import InvalidSchedule
 
@@ -181,19 +180,9 @@ async def set_schedule(request: web.Request) -> web.Response:
     `local_zone`) or `--schedule-at "4:00 UTC"`."""
     body = await json_object(request)
     schedule_at = text_field(body, "schedule_at", example="4:00 UTC")
-    local_zone = text_field(body, "local_zone", required=False)
-    if local_zone is not None:
-        try:
-            ZoneInfo(local_zone)
-        except (ZoneInfoNotFoundError, ValueError):
-            raise BadRequest(f"field 'local_zone' must be an IANA time zone name like Europe/Paris, got {local_zone!r}",
-                             rule="invalid-field", field="local_zone") from None
-    elif len(schedule_at.split()) < 2:
-        raise BadRequest(f"missing field 'local_zone': schedule_at {schedule_at!r} names no time zone, so give the "
-                         "one it is in (for example 'Europe/Paris'), or write it in schedule_at ('4:00 UTC')",
-                         rule="missing-field", field="local_zone")
+    local_zone = local_zone_of(body, "schedule_at", schedule_at, words_with_zone=2, example="4:00 UTC")
     try:
-        schedule = await service(request).set_schedule(*where(request), schedule_at, local_zone or "UTC")
+        schedule = await service(request).set_schedule(*where(request), schedule_at, local_zone)
     except InvalidSchedule as e:
         raise BadRequest(f"field 'schedule_at': {e}", rule=e.rule, field="schedule_at") from None
     return web.json_response({"schedule": schedule})

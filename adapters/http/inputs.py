@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import re
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from aiohttp import web
 
@@ -73,3 +74,21 @@ def flag_query(request: web.Request, name: str) -> bool:
     if text in ("1", "true", "yes"):
         return True
     raise BadRequest(f"query parameter {name!r} must be true or false, got {text!r}", rule="invalid-query", field=name)
+
+
+def local_zone_of(body: dict, field: str, value: str, words_with_zone: int, example: str) -> str:
+    """The time zone `value` (the body's `field`: a backup schedule, a maintenance window) is read in: the
+    body's `local_zone` (the CLI sends its machine's), else UTC when `value` names its own zone (`example`)."""
+    local_zone = text_field(body, "local_zone", required=False)
+    if local_zone is not None:
+        try:
+            ZoneInfo(local_zone)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise BadRequest(f"field 'local_zone' must be an IANA time zone name like Europe/Paris, got {local_zone!r}",
+                             rule="invalid-field", field="local_zone") from None
+        return local_zone
+    if len(value.split()) < words_with_zone:
+        raise BadRequest(f"missing field 'local_zone': {field} {value!r} names no time zone, so give the one it is "
+                         f"in (for example 'Europe/Paris'), or write it in {field} ('{example}')",
+                         rule="missing-field", field="local_zone")
+    return "UTC"

@@ -3,14 +3,13 @@ maintenance that moves one onto the current build, and the weekly window in whic
 
 from __future__ import annotations
 
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from aiohttp import web
 
 from adapters.http.addons import outcome, wait_options
 from adapters.http.backups import where
 from adapters.http.errors import BadRequest
-from adapters.http.inputs import json_object, text_field
+from adapters.http.inputs import json_object, local_zone_of, text_field
 from adapters.http.keys import ENGINE
 from domain.maintenance_window import InvalidMaintenanceWindow
 
@@ -47,19 +46,9 @@ async def set_window(request: web.Request) -> web.Response:
     """{"window_at": "sunday 3", "local_zone": "Europe/Paris"} or {"window_at": "sun 4:00 UTC"}."""
     body = await json_object(request)
     window_at = text_field(body, "window_at", example="sun 4:00 UTC")
-    local_zone = text_field(body, "local_zone", required=False)
-    if local_zone is not None:
-        try:
-            ZoneInfo(local_zone)
-        except (ZoneInfoNotFoundError, ValueError):
-            raise BadRequest(f"field 'local_zone' must be an IANA time zone name like Europe/Paris, got {local_zone!r}",
-                             rule="invalid-field", field="local_zone") from None
-    elif len(window_at.split()) < 3:
-        raise BadRequest(f"missing field 'local_zone': window_at {window_at!r} names no time zone, so give the one "
-                         "it is in (for example 'Europe/Paris'), or write it in window_at ('sun 4:00 UTC')",
-                         rule="missing-field", field="local_zone")
+    local_zone = local_zone_of(body, "window_at", window_at, words_with_zone=3, example="sun 4:00 UTC")
     try:
-        window = await request.app[ENGINE].maintenance.set_window(*where(request), window_at, local_zone or "UTC")
+        window = await request.app[ENGINE].maintenance.set_window(*where(request), window_at, local_zone)
     except InvalidMaintenanceWindow as e:
         raise BadRequest(f"field 'window_at': {e}", rule=e.rule, field="window_at") from None
     return web.json_response({"window": window})
