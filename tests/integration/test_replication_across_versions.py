@@ -112,7 +112,8 @@ class Servers:
             listen = ["--port", "0", *arguments(tls_lines(port, TLS_DIR, replication=True))]
         cmd = ["/usr/local/bin/redis-server", "--bind", HOST.address, *listen, "--dir", "/tmp",
                "--requirepass", self.password, "--masterauth", self.password, "--save", "", "--appendonly", "no",
-               *extra]
+               # As the engine's data nodes: a full sync starts at once, not after the default 5 s wait for others.
+               "--repl-diskless-sync-delay", "0", *extra]
         config = {"Image": build.image, "Cmd": cmd, "Labels": {"redis-addons.app": self.app},
                   "HostConfig": {"NetworkMode": "host", "Memory": 256 << 20}}
         container = await self.docker.containers.create(config, name=f"{self.app}-{build.version}-{port}")
