@@ -134,6 +134,10 @@ class RedisAdmin:
             await client.execute_command("SENTINEL", "DEBUG", "info-period", SENTINEL_INFO_PERIOD_MS)
             await client.execute_command("SENTINEL", "RESET", master)
 
+    async def sentinel_reads_often(self, node: Endpoint) -> None:
+        async with self._client(node, timeout=2) as client:
+            await client.execute_command("SENTINEL", "DEBUG", "info-period", SENTINEL_INFO_PERIOD_MS)
+
     async def sentinel_failover(self, node: Endpoint, master: str) -> None:
         async with self._client(node, timeout=2) as client:
             try:

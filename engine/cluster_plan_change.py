@@ -34,7 +34,7 @@ from engine.cluster_provisioning import sentinel_secret
 from engine.cluster_rewiring import reset_sentinels, route_proxies
 from engine.clusters import cluster_of
 from engine.nodes import endpoint
-from engine.ports import Certificates, Endpoint, RedisAdmin, Runtime, SecretStore, TransientError
+from engine.ports import Certificates, EffectError, Endpoint, RedisAdmin, Runtime, SecretStore, TransientError
 from engine.primary_switch import PrimarySwitch, at
 from engine.saga import StepResult
 from engine.store import EventLog
@@ -101,7 +101,13 @@ class ClusterPlanChange:
         if link is None or link.get("state") != "online":
             raise TransientError(f"{node['container']} is not in sync with the primary yet ({link or 'not connected'})")
         await self.redis.configure(self._endpoint(m, node), {"replica-priority": "100"})
-        # A Sentinel reads a replica's priority every 10 s: until a majority has, it would not elect it.
+        # A Sentinel reads a replica's priority every 10 s: until a majority has, it would not elect it. Asked to
+        # read every second, they see it within one (a Sentinel that does not answer is simply not counted).
+        for sentinel in m.running("sentinel"):
+            try:
+                await self.redis.sentinel_reads_often(endpoint(sentinel, self._passwords(m.addon)[1]))
+            except (TransientError, EffectError):
+                pass
         if len(await self._sentinels_seeing(m, lambda view: at(node) in view["replicas_electable"])) < QUORUM:
             raise TransientError(f"the Sentinels do not see {node['container']} as electable yet")
         m.cluster.mark_node_started(node["id"])

@@ -157,6 +157,10 @@ class RedisAdmin(Protocol):
     async def sentinel_reset(self, node: Endpoint, master: str) -> None:
         """SENTINEL RESET: forget the replicas and other Sentinels of `master`, and find the live ones again."""
 
+    async def sentinel_reads_often(self, node: Endpoint) -> None:
+        """The Sentinel reads its nodes' INFO every second rather than every 10 s (until it restarts): it sees
+        a replica made electable within a second."""
+
     async def sentinel_failover(self, node: Endpoint, master: str) -> None:
         """SENTINEL FAILOVER: this Sentinel promotes a replica of `master` now, without asking the
         others; raises TransientError when it cannot yet (no replica it may elect, one in progress)."""

@@ -256,6 +256,9 @@ class FakeRedisAdmin(Faulty):
         sentinel.reset()
         self.effects.append(("sentinel reset", container.host, container.name))
 
+    async def sentinel_reads_often(self, node: Endpoint) -> None:
+        self._sentinel("sentinel_reads_often", node, MASTER_NAME)  # the fake Sentinel sees at once already
+
     async def sentinel_failover(self, node: Endpoint, master: str) -> None:
         """The Sentinel promotes the first replica in sync it may elect (replica-priority not 0); every
         Sentinel of the addon names it, the old primary and the other replicas follow it: at once, or,
