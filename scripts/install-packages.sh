@@ -24,8 +24,9 @@ mode="$(engines_mode)"
 # python3-minimal + python3-redis: the demo app image (scripts/build-demo-app.py copies their files)
 # debootstrap: the trixie and bookworm-backports root filesystems Valkey 8 and Redis 8 are built from
 #   (scripts/debian_roots.py): their binaries need their own release's libraries
+# prometheus: the /metrics test scrapes the engine with a real server, started by the test (its service is held)
 pkgs=(redis-server redis-tools redis-sentinel haproxy python3 python3-venv ca-certificates python3-minimal python3-redis
-      debootstrap)
+      debootstrap prometheus)
 if [ "$mode" = local ]; then
   # docker.io brings dockerd, containerd, runc, tini (docker-init) and the docker CLI
   pkgs+=(docker.io)
