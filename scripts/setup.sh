@@ -6,6 +6,7 @@
 #   1b. Debian root filesystems  scripts/debian_roots.py (trixie, bookworm-backports: made once with
 #                                debootstrap, their lists and packages kept like the host's)
 #   2. .venv with the project    scripts/setup-venv.sh
+#   2b. the dashboard's uPlot    scripts/fetch-uplot.sh (npm pack of the pinned version, into its static files)
 #   3. engines host-a/b/c        scripts/engines.sh start
 #   4. $REDIS_ADDONS_HOME/hosts.json   scripts/write-hosts.sh
 #   5. engine images             scripts/build-images.py (rebuilt when a recorded package version changed)
@@ -19,6 +20,7 @@ t0=$SECONDS
 "$here/install-packages.sh"
 python3 "$here/debian_roots.py"
 "$here/setup-venv.sh"
+"$here/fetch-uplot.sh"
 "$here/engines.sh" start
 "$here/write-hosts.sh"
 python3 "$here/build-images.py"
