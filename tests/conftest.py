@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import atexit
 import os
+import shutil
+import tempfile
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
@@ -11,3 +14,8 @@ HOSTS_FILE = Path(os.environ.get("REDIS_ADDONS_HOSTS", REPO / "var" / "hosts.jso
 # Servers the tests start run no scheduler: a scheduled backup falling due mid-test (at 1:00 in Paris)
 # would hold an addon another step of the test wants. Scheduler tests drive its ticks with their own clock.
 os.environ.setdefault("REDIS_ADDONS_SCHEDULER_TICK", "0")
+
+# `redis-addons serve` and `login` record the server in the user's configuration directory: the tests'
+# servers write to one of their own, never to the configuration of whoever runs the suite.
+os.environ["XDG_CONFIG_HOME"] = tempfile.mkdtemp(prefix="redis-addons-tests-config-")
+atexit.register(shutil.rmtree, os.environ["XDG_CONFIG_HOME"], ignore_errors=True)

@@ -10,6 +10,8 @@ import urllib.parse
 import urllib.request
 from pathlib import Path
 
+from adapters.cli import config
+
 DEFAULT_API = "http://127.0.0.1:8470"
 
 
@@ -27,18 +29,34 @@ def home(env=os.environ) -> Path:
     return Path(env.get("REDIS_ADDONS_HOME", "var"))
 
 
+def recorded(env=os.environ) -> dict:
+    """The server the user's configuration names (`serve` and `login` record it); {} if none."""
+    try:
+        return config.load(env)
+    except config.ConfigError as e:
+        raise CliError(str(e)) from None
+
+
 def api_url(env=os.environ) -> str:
+    """$REDIS_ADDONS_API; else the api-url that a server on $REDIS_ADDONS_HOME wrote; else the one the
+    user's configuration records; else ./var's (run from the repository); else the default."""
     if env.get("REDIS_ADDONS_API"):
         return env["REDIS_ADDONS_API"].rstrip("/")
     written = home(env) / "api-url"
+    if "REDIS_ADDONS_HOME" not in env and recorded(env).get("api"):
+        return recorded(env)["api"].rstrip("/")
     if written.is_file() and written.read_text().strip():
         return written.read_text().strip().rstrip("/")
     return DEFAULT_API
 
 
 def api_token(env=os.environ) -> str:
+    """$REDIS_ADDONS_TOKEN; else $REDIS_ADDONS_HOME's api-token; else the user's configuration's; else
+    ./var's."""
     if env.get("REDIS_ADDONS_TOKEN"):
         return env["REDIS_ADDONS_TOKEN"].strip()
+    if "REDIS_ADDONS_HOME" not in env and recorded(env).get("token"):
+        return recorded(env)["token"]
     token_file = home(env) / "api-token"
     try:
         token = token_file.read_text().strip()
@@ -48,8 +66,9 @@ def api_token(env=os.environ) -> str:
         raise CliError(f"cannot read the API token in {token_file}: permission denied; set REDIS_ADDONS_TOKEN") from None
     if not token:
         raise CliError(
-            f"no API token: set REDIS_ADDONS_TOKEN, or REDIS_ADDONS_HOME to the server's data directory "
-            f"(looked for {token_file.resolve()}; `redis-addons serve` creates it on first start)"
+            f"no API token: set REDIS_ADDONS_TOKEN, run `redis-addons login --api URL`, or set REDIS_ADDONS_HOME "
+            f"to the server's data directory (looked for {token_file.resolve()} and {config.config_file(env)}; "
+            "`redis-addons serve` records both on first start)"
         )
     return token
 

@@ -12,9 +12,10 @@ from adapters.cli.client import Api, CliError
 def parser() -> argparse.ArgumentParser:
     main = argparse.ArgumentParser(
         prog="redis-addons",
-        description="Managed Redis addons for your apps. Talks to the API at $REDIS_ADDONS_API "
-        "(default: $REDIS_ADDONS_HOME/api-url, else http://127.0.0.1:8470) with $REDIS_ADDONS_TOKEN "
-        "(default: $REDIS_ADDONS_HOME/api-token; REDIS_ADDONS_HOME defaults to ./var).",
+        description="Managed Redis addons for your apps. Talks to the API at $REDIS_ADDONS_API with "
+        "$REDIS_ADDONS_TOKEN; without them, to the server whose data directory is $REDIS_ADDONS_HOME (its "
+        "api-url and api-token), else the one `serve` or `login` recorded in $XDG_CONFIG_HOME/redis-addons, "
+        "else ./var's, else http://127.0.0.1:8470.",
     )
     main.add_argument("-a", "--app", help="the app to act on")
     main.add_argument("--addon", help="the addon to act on (an ID like my-app-3030; for the backup and settings "
@@ -112,6 +113,11 @@ def parser() -> argparse.ArgumentParser:
     p = verb("serve", None, "run the engine and the HTTP API in this process")
     p.add_argument("--host", help="address to listen on (default: settings, 127.0.0.1)")
     p.add_argument("--port", type=int, help="port to listen on (default: settings, 8470)")
+    verb("login", None, "check an API token against a server and record both in your configuration directory "
+         "($XDG_CONFIG_HOME/redis-addons), so the CLI finds that server from any directory; the token is read "
+         "from $REDIS_ADDONS_TOKEN, a prompt, or standard input").add_argument(
+        "--api", required=True, metavar="URL", help="the server's API, e.g. http://127.0.0.1:8470")
+    verb("logout", None, "forget the server that `login` or `serve` recorded")
     return main
 
 
@@ -122,6 +128,10 @@ def main(argv: list[str] | None = None) -> int:
             from adapters.cli.server import run_server  # imports the engine and Docker client only here
 
             return run_server(args)
+        if args.verb in ("login", "logout"):
+            from adapters.cli import login
+
+            return getattr(login, args.verb)(args)
         if args.verb == "scenario":
             from adapters.cli.scenario import run_scenarios
 

@@ -15,8 +15,10 @@ from engine.app import Engine
 log = structlog.get_logger("http")
 
 
-async def serve(engine: Engine, host: str | None = None, port: int | None = None, stop: asyncio.Event | None = None) -> None:
-    """Serve on settings.api_host:api_port by default; returns once `stop` is set or a signal arrives."""
+async def serve(engine: Engine, host: str | None = None, port: int | None = None, stop: asyncio.Event | None = None,
+                on_listening=None) -> None:
+    """Serve on settings.api_host:api_port by default; returns once `stop` is set or a signal arrives.
+    `on_listening(url)` is called once the API answers (the CLI records where it is)."""
     host = host or engine.settings.api_host
     port = engine.settings.api_port if port is None else port
     stop = stop or asyncio.Event()
@@ -32,6 +34,8 @@ async def serve(engine: Engine, host: str | None = None, port: int | None = None
             url = listening_url(runner, host, port)
             if engine.data_lock is not None:  # a second engine refused on this data names this API
                 engine.data_lock.announce(url)
+            if on_listening is not None:  # before api-url, which tells that the server is up
+                on_listening(url)
             write_atomically(url_file, url + "\n")
             log.info("API listening", api=url, token_file=str(engine.settings.token_file))
             await stop.wait()

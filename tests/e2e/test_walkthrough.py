@@ -30,7 +30,7 @@ def server(tmp_path):
     """A real `redis-addons serve` on its own data directory and port; stopped with SIGTERM."""
     home = tmp_path / "var"
     env = dict(os.environ, REDIS_ADDONS_HOME=str(home), REDIS_ADDONS_HOSTS=str(HOSTS_FILE),
-               REDIS_ADDONS_API_PORT=str(free_port()))
+               REDIS_ADDONS_API_PORT=str(free_port()), XDG_CONFIG_HOME=str(tmp_path / "config"))
     env.pop("REDIS_ADDONS_API", None)
     env.pop("REDIS_ADDONS_TOKEN", None)
     log = open(tmp_path / "serve.log", "w+")
@@ -98,6 +98,21 @@ def test_a_user_adds_uses_and_removes_a_redis_addon_with_the_cli(server):
     server_log = log.read_text()
     assert '"event": "step succeeded"' in server_log and addon in server_log
     assert password not in server_log, "a password leaked into the server's log"
+
+
+def test_the_cli_finds_the_server_from_any_directory(server, tmp_path):
+    """`serve` records its API and token in the user's configuration directory, owner-only."""
+    env, _, _ = server
+    recorded = Path(env["XDG_CONFIG_HOME"]) / "redis-addons" / "config.json"
+    assert recorded.stat().st_mode & 0o777 == 0o600
+    assert recorded.parent.stat().st_mode & 0o077 == 0
+    elsewhere = tmp_path / "somewhere" / "else"
+    elsewhere.mkdir(parents=True)
+    plans = run(env, elsewhere, CLI, "addons-plans", "redis").stdout
+    assert re.search(r"\| redis-starter-1024\s+\| 1024 MiB", plans)
+    # The environment variables still win over what is recorded.
+    wrong = run(dict(env, REDIS_ADDONS_TOKEN="not-the-token"), elsewhere, CLI, "addons-plans", "redis", check=False)
+    assert wrong.returncode == 1 and "invalid bearer token" in wrong.stderr
 
 
 def test_the_cli_says_when_no_server_answers(tmp_path):
