@@ -7,6 +7,8 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import AsyncIterator, Protocol
 
+from engine.stats import DatabaseFigures
+
 
 class EffectError(Exception):
     """An effect on Docker or Redis failed for good: retrying will not help."""
@@ -74,6 +76,22 @@ class PresentedCertificate:
     not_after: datetime  # UTC
 
 
+@dataclass(frozen=True)
+class ContainerReading:
+    """One read of a container's figures (Docker's stats API and its settings). CPU % needs two reads:
+    the sampler keeps the previous one (a one-shot read has no "precpu"), as `docker stats` does."""
+
+    running: bool
+    started_at: str  # changes when the container (re)starts
+    cpu_total_ns: int
+    system_cpu_ns: int
+    online_cpus: int
+    memory_used_bytes: int  # usage less the inactive file cache
+    memory_limit_bytes: int
+    swap_allowed: bool  # False: the swap limit equals the memory limit
+    swap_used_bytes: int | None = None  # where swap is allowed and the host tells it
+
+
 class Runtime(Protocol):
     """Docker engines, by host name."""
 
@@ -135,6 +153,14 @@ class Runtime(Protocol):
 
     async def container_image_id(self, host: str, container: str) -> str | None:
         """The ID of the image the container was made from; None when there is no such container."""
+
+    async def container_reading(self, host: str, container: str) -> ContainerReading | None:
+        """The container's figures now; None when there is no such container."""
+
+    async def stored_bytes(self, host: str, container: str, directory: str, rdb: str, aof_dir: str,
+                           aof_file: str) -> int:
+        """The size of the server's data files as stored in `directory`: the RDB file `rdb` and the
+        AOF (the files the manifest of `aof_dir` lists, Redis 7+; else the one file `aof_file`)."""
 
 
 class RedisAdmin(Protocol):
@@ -224,6 +250,9 @@ class RedisAdmin(Protocol):
     async def presented_certificate(self, node: Endpoint) -> PresentedCertificate:
         """The TLS certificate the server presents now (read, not verified: an expired one too)."""
 
+    async def database_figures(self, node: Endpoint) -> DatabaseFigures:
+        """The server's figures from INFO (server, clients, memory, stats, replication, keyspace)."""
+
     async def snapshot_in_sync(self, replica: Endpoint, primary: Endpoint, within_s: float) -> dict:
         """`snapshot` taken on a replica of `primary` once it is in sync: it has applied every write the
         primary had made when asked (its own offset reaches the primary's master_repl_offset, read
@@ -231,6 +260,31 @@ class RedisAdmin(Protocol):
         "offset" (the replica's at the fork: the file's) and "primary_offset" (the primary's it was
         checked against); or {"in_sync": False, "offset", "primary_offset"}, nothing saved and its save
         rules untouched, when it was not in sync in time. The primary neither forks nor pauses."""
+
+
+class StatsHistory(Protocol):
+    """The nodes' stats over time (engine/stats.py NodeStats), outside the event store: measurements,
+    not decisions. Behind a port so a store shared by several engine processes can hold it."""
+
+    def record(self, samples: list) -> None:
+        """One sampling round's NodeStats."""
+
+    def history(self, addon: str, since: float, node: str | None = None, step_s: float = 0) -> dict[str, list[dict]]:
+        """{node: [point, ...]} oldest first, since `since` (epoch seconds); with `step_s`, one point per
+        step (averages of rates, maxima of sizes). A point: engine/stats.py history_point."""
+
+    def forget(self, addon: str) -> None:
+        """The addon is gone: drop its history."""
+
+    def addons(self) -> set[str]:
+        """The addons it holds history of."""
+
+
+class StepObserver(Protocol):
+    """Told how long each saga step took (the coordinator calls it; /metrics keeps a histogram)."""
+
+    def __call__(self, kind: str, step: str, outcome: str, seconds: float) -> None:
+        """`outcome`: succeeded or failed. Must not raise or block: it runs on the coordinator's loop."""
 
 
 class Checkpoints(Protocol):
@@ -305,6 +359,9 @@ class ReadModels(Protocol):
 
     def operations(self, addon: str | None = None) -> list[dict]: ...
 
+    def operation_counts(self) -> list[dict]:
+        """How many operations of each kind are in each status: [{kind, status, n}]."""
+
     def backups(self, addon: str | None = None, include_deleted: bool = False) -> list[dict]: ...
 
     def backup(self, backup_id: str) -> dict | None: ...
@@ -328,3 +385,15 @@ class DataLock(Protocol):
 
     def release(self) -> None:
         """Idempotent."""
+
+
+class DeliveryFailed(Exception):
+    """A webhook did not take a message (no answer in time, refused, not 2xx); `str()` says why, without
+    the body or its headers."""
+
+
+class WebhookSender(Protocol):
+    async def post(self, url: str, body: bytes, headers: dict[str, str]) -> None:
+        """POST the body once, following no redirect; return on a 2xx answer, raise DeliveryFailed otherwise."""
+
+    async def close(self) -> None: ...

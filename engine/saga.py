@@ -14,6 +14,7 @@ import asyncio
 import contextvars
 import os
 import signal
+import time
 from dataclasses import dataclass, field
 from typing import Protocol
 from uuid import UUID
@@ -23,7 +24,7 @@ from tenacity import AsyncRetrying, retry_if_exception_type, wait_exponential
 
 from domain.addon import Addon
 from domain.operation import Operation
-from engine.ports import TransientError
+from engine.ports import StepObserver, TransientError
 from engine.store import AggregateNotFoundError, EventLog, IntegrityError
 
 log = structlog.get_logger("saga")
@@ -66,6 +67,11 @@ class Coordinator:
         self._attention_retry_s = attention_retry_s
         self._tasks: dict[UUID, asyncio.Task] = {}
         self._retry_now: dict[UUID, asyncio.Event] = {}
+        self._step_observers: list[StepObserver] = []
+
+    def observe_steps(self, observer: StepObserver) -> None:
+        """`observer` is told each step's duration and outcome from now on (/metrics' histogram)."""
+        self._step_observers.append(observer)
 
     def submit(self, operation_id: UUID) -> asyncio.Task:
         task = self._tasks.get(operation_id)
@@ -142,14 +148,17 @@ class Coordinator:
             await self._events.save(operation)
             bound.info("step started", step=step)
             self._crash_point(f"{operation.kind}.{step}:before")
+            began = time.monotonic()
             try:
                 result = await self._with_retries(saga.run_step, step, operation, deadline_s=saga_deadline(saga, step))
             except Exception as error:  # any failure ends the step, then compensation runs
+                self._observed(operation.kind, step, "failed", began)
                 bound.warning("step failed", step=step, error=describe(error))
                 operation = await self._events.get(operation.id)
                 operation.fail_step(step, describe(error))
                 await self._events.save(operation)
                 continue
+            self._observed(operation.kind, step, "succeeded", began)
             operation = await self._events.get(operation.id)
             operation.succeed_step(step, result.detail, result.outcome)
             if operation.next_step is None:
@@ -165,6 +174,13 @@ class Coordinator:
             bound.info("step succeeded", step=step, detail=result.detail)
             self._crash_point(f"{operation.kind}.{step}:after")
         bound.info("operation finished", status=operation.status)
+
+    def _observed(self, kind: str, step: str, outcome: str, began: float) -> None:
+        for observer in self._step_observers:
+            try:
+                observer(kind, step, outcome, time.monotonic() - began)
+            except Exception as error:  # a broken observer must not stop an operation
+                log.warning("step observer failed", error=describe(error))
 
     async def _compensate(self, operation: Operation, saga: Saga, bound) -> bool:
         """True once compensated (or given up meanwhile); False when a save met a change made

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import contextvars
+from collections import Counter
 
 import structlog
 
@@ -19,6 +20,8 @@ class Scheduler:
         self.backups, self.renewals, self.serve_tls, self.tick_s = backups, renewals, serve_tls, tick_s
         self.maintenance = maintenance  # engine.maintenance.Maintenance.run_due
         self._task: asyncio.Task | None = None
+        self.ticks = 0  # rounds run, and the parts of them that failed by part (read by /metrics)
+        self.failures: Counter[str] = Counter()
 
     def start(self) -> None:
         if self.tick_s > 0:
@@ -33,25 +36,31 @@ class Scheduler:
         """One round at `now` (the clock's by default); a failure is logged and tried again next tick."""
         now = now or self.backups.clock()
         result = {"started": [], "swept": None, "renewing": [], "serving_tls": [], "maintenance": []}
+        self.ticks += 1
         try:
             result["started"] = await self.backups.run_due_backups(now)
         except Exception as error:
+            self.failures["backups"] += 1
             log.error("scheduled backups failed this tick", error=str(error) or type(error).__name__)
         try:
             result["swept"] = await self.backups.sweep(now)
         except Exception as error:
+            self.failures["retention"] += 1
             log.error("retention sweep failed this tick", error=str(error) or type(error).__name__)
         try:
             result["renewing"] = await self.renewals.renew_due(now)
         except Exception as error:
+            self.failures["certificates"] += 1
             log.error("certificate check failed this tick", error=str(error) or type(error).__name__)
         try:
             result["serving_tls"] = await self.serve_tls()
         except Exception as error:
+            self.failures["serve_tls"] += 1
             log.error("looking for nodes without TLS failed this tick", error=str(error) or type(error).__name__)
         try:
             result["maintenance"] = await self.maintenance(now) if self.maintenance else []
         except Exception as error:
+            self.failures["maintenance"] += 1
             log.error("maintenance windows failed this tick", error=str(error) or type(error).__name__)
         return result
 

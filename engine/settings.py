@@ -41,10 +41,16 @@ class Settings:
     scheduler_tick_s: float = 60.0  # how often due backups and retention are looked at; 0: never (tests drive it)
     watch_interval_s: float = 2.0  # how often the node watcher looks at the nodes; 0: never (tests drive it)
     host_grace_s: float = 30.0  # a cluster's node on a host that does not answer is replaced after this long
+    stats_interval_s: float = 10.0  # how often the nodes' stats are sampled; 0: never (tests drive it)
 
     @property
     def token_file(self) -> Path:
         return self.home / "api-token"
+
+    @property
+    def metrics_token_file(self) -> Path:
+        """The read-only scrape token: it opens GET /metrics and nothing else."""
+        return self.home / "metrics-token"
 
     @property
     def secrets_dir(self) -> Path:
@@ -84,6 +90,7 @@ class Settings:
             scheduler_tick_s=float(env.get("REDIS_ADDONS_SCHEDULER_TICK", "60")),
             watch_interval_s=float(env.get("REDIS_ADDONS_WATCH_INTERVAL", "2")),
             host_grace_s=float(env.get("REDIS_ADDONS_HOST_GRACE", "30")),
+            stats_interval_s=float(env.get("REDIS_ADDONS_STATS_INTERVAL", "10")),
         )
         values.update(overrides)
         return cls(**values)

@@ -105,6 +105,9 @@ class ReadModels:
             )
         return result
 
+    def operation_counts(self) -> list[dict]:
+        return self._rows("SELECT kind, status, COUNT(*) AS n FROM operations GROUP BY kind, status ORDER BY kind, status")
+
     def backups(self, addon: str | None = None, include_deleted: bool = False) -> list[dict]:
         """Newest first."""
         where = ["1 = 1"] + (["addon = ?"] if addon else []) + ([] if include_deleted else ["deleted = 0"])
