@@ -15,6 +15,7 @@ from redis.asyncio.connection import SSLConnection
 from redis.exceptions import AuthenticationError, RedisError, ResponseError
 from redis.retry import Retry
 
+from adapters.redis_info import read_figures
 from engine.ports import EffectError, Endpoint, PresentedCertificate, TransientError
 
 DATABASES = range(5)  # reference: "Each Redis® instance can use 5 databases"
@@ -169,6 +170,10 @@ class RedisAdmin:
     async def stand_alone(self, node: Endpoint) -> None:
         async with self._client(node, timeout=2) as client:
             await client.execute_command("REPLICAOF", "NO", "ONE")
+
+    async def database_figures(self, node: Endpoint):
+        async with self._client(node, timeout=2) as client:
+            return await read_figures(client)
 
     async def used_memory(self, node: Endpoint) -> int:
         async with self._client(node) as client:

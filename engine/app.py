@@ -26,6 +26,7 @@ from engine.database_version import DatabaseVersion
 from engine.follower import Follower
 from domain.placement import NodeRequest
 from engine.addon_lookup import PROVIDER, AddonLookup
+from engine.addon_stats import StatsQueries
 from engine.described import describe_operation, event_as_dict
 from engine.adoption import adopt_clusters
 from engine.claims import AddonClaims
@@ -52,7 +53,7 @@ from engine.watcher import NodeWatcher
 log = structlog.get_logger("engine")
 
 
-class Engine:
+class Engine(StatsQueries):  # addon_stats, addon_stats_history: engine/addon_stats.py
     def __init__(
         self,
         settings: Settings,
@@ -69,6 +70,7 @@ class Engine:
         views_factory=None,
         data_lock: DataLock | None = None,
         checkpoints: Checkpoints | None = None,
+        stats_history=None,  # engine.ports.StatsHistory; None: no history kept
     ):
         self.settings = settings
         self.events = events
@@ -105,6 +107,7 @@ class Engine:
                                        MaintenanceRequests(events, plans, starter, self.placing))
         self.scheduler = Scheduler(self.backups, self.certificate_renewals, self.missing_tls.serve_where_missing,
                                    settings.scheduler_tick_s, self.maintenance.run_due)
+        self.stats_sampler = self.new_stats_sampler(stats_history)
 
     # -- life cycle -------------------------------------------------------
 
@@ -129,9 +132,11 @@ class Engine:
             self.coordinator.submit(operation_id)
         self.scheduler.start()
         self.watcher.start()
+        self.stats_sampler.start()
         self.inventory_keeper.start()
 
     async def stop(self) -> None:
+        await self.stats_sampler.stop()
         await self.watcher.stop()
         await self.scheduler.stop()
         await self.coordinator.stop()

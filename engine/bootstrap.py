@@ -11,6 +11,7 @@ from adapters.redis_admin import RedisAdmin
 from adapters.checkpoints import FileCheckpoints
 from adapters.data_lock import FileDataLock
 from adapters.secrets_store import FileSecretStore
+from adapters.stats_history import MemoryStatsHistory
 from adapters.storage.backup_files import FileBackupStore
 from adapters.tls import CA_CERT_FILE, CertificateAuthority
 from domain.catalog import ComponentCatalog, PlanCatalog, VersionCatalog
@@ -101,4 +102,5 @@ def build(settings: Settings | None = None) -> Engine:
         views_factory=ReadModels,
         data_lock=FileDataLock(settings.home),
         checkpoints=FileCheckpoints(settings.checkpoints_dir),
+        stats_history=MemoryStatsHistory(settings.stats_interval_s),
     )

@@ -65,3 +65,39 @@ class NodeStats:
 
     def as_dict(self) -> dict:
         return asdict(self)
+
+
+# What the history keeps of each sample (adapters/stats_history.py): rates are averaged when points are
+# merged, sizes take their maximum.
+AVERAGED = ("cpu_percent", "ops_per_sec")
+HISTORY_FIELDS = ("cpu_percent", "memory_used", "memory_highest", "swap_used", "disk_bytes", "used_memory",
+                  "ops_per_sec", "connected_clients")
+
+
+def history_point(sample: NodeStats) -> dict:
+    container, database = sample.container, sample.database
+    return {
+        "at": sample.at,
+        "cpu_percent": container.cpu_percent if container else None,
+        "memory_used": container.memory_used_bytes if container else None,
+        "memory_highest": sample.memory_highest_bytes,
+        "swap_used": container.swap_used_bytes if container else None,
+        "disk_bytes": sample.disk_bytes,
+        "used_memory": database.used_memory if database else None,
+        "ops_per_sec": database.instantaneous_ops_per_sec if database else None,
+        "connected_clients": database.connected_clients if database else None,
+    }
+
+
+def merged(points: list[dict], at: float) -> dict:
+    """Points of one step as one: rates averaged, sizes at their maximum; a figure no point has stays None."""
+    result = {"at": at}
+    for name in HISTORY_FIELDS:
+        values = [p[name] for p in points if p.get(name) is not None]
+        if not values:
+            result[name] = None
+        elif name in AVERAGED:
+            result[name] = round(sum(values) / len(values), 2)
+        else:
+            result[name] = max(values)
+    return result

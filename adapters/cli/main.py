@@ -6,6 +6,7 @@ import argparse
 import sys
 
 from adapters.cli import backups, database_version, maintenance, nodes, settings, verbs
+from adapters.cli import stats
 from adapters.cli.client import Api, CliError
 
 
@@ -61,6 +62,8 @@ def parser() -> argparse.ArgumentParser:
         "--id", dest="operation_id", metavar="OPERATION", help="show this operation's timeline (its ID or the start of it)")
     verb("nodes", nodes.nodes, "the addon's nodes (--addon redis or ID): role, host, address, ports, version, "
          "state; --all shows retired ones").add_argument("--all", action="store_true", help="retired nodes too")
+    verb("stats", stats.stats, "the addon's stats (--addon redis or ID), as the dashboard shows them: each node's CPU, "
+         "memory (current, highest since its restart, free), swap and size on disk, and its database's figures")
     verb("operations-retry", verbs.operations_retry,
          "try again now an operation whose addon needs attention (its undo could not finish)").add_argument(
         "operation_id", metavar="OPERATION", help="its ID or the start of it (see operations)")

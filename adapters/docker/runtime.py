@@ -16,6 +16,7 @@ import aiohttp
 from aiodocker.containers import DockerContainer
 from aiodocker.exceptions import DockerError
 
+from adapters.docker import stats
 from adapters.docker.tar_stream import tar_file_digests
 from engine.ports import EffectError, NodeSpec, NodeState, Survey, TransientError
 from engine.settings import DockerHost
@@ -368,3 +369,15 @@ class DockerRuntime:
             raise translate(e, f"inspecting {container} on {host}") from None
         except (aiohttp.ClientError, OSError) as e:
             raise translate(e, f"inspecting {container} on {host}") from None
+
+    async def container_reading(self, host: str, container: str):
+        try:
+            return await stats.container_reading(self._docker(host), container)
+        except (DockerError, aiohttp.ClientError, OSError) as e:
+            raise translate(e, f"reading the stats of {container} on {host}") from None
+
+    async def stored_bytes(self, host: str, container: str, directory: str, rdb: str, aof_dir: str, aof_file: str) -> int:
+        try:
+            return await stats.stored_bytes(self._docker(host), container, directory, rdb, aof_dir, aof_file)
+        except (DockerError, aiohttp.ClientError, OSError) as e:
+            raise translate(e, f"reading the data files' size of {container} on {host}") from None

@@ -5,6 +5,7 @@ from __future__ import annotations
 from aiohttp import web
 
 from adapters.http import addons, apps, backups, events, maintenance, openapi, operations, settings, versions
+from adapters.http import stats
 from adapters.http.auth import auth_middleware, ensure_token
 from adapters.http.errors import error_middleware
 from adapters.http.inputs import MAX_BODY
@@ -20,5 +21,6 @@ def make_app(engine: Engine, token: str | None = None) -> web.Application:
     app[STREAMS] = set()
     for module in (operations, apps, addons, backups, settings, events, openapi, versions, maintenance):
         app.router.add_routes(module.routes)
+    app.router.add_routes(stats.routes)
     app.on_shutdown.append(events.close_streams)
     return app

@@ -6,6 +6,7 @@ from aiohttp import web
 
 from adapters.http.inputs import MAX_BODY
 from adapters.http import openapi_maintenance as maintenance
+from adapters.http import openapi_stats
 from adapters.http.openapi_schemas import SCHEMAS, json_body, obj, ref
 
 routes = web.RouteTableDef()
@@ -320,6 +321,7 @@ PATHS = {
         {"200": json_body(ref("Replay"), "Comparison")}, tag="admin")},
 }
 PATHS.update(maintenance.paths(op, WAIT))
+PATHS.update(openapi_stats.paths(op))
 
 DOCUMENT = {
     "openapi": "3.1.0",
@@ -328,7 +330,7 @@ DOCUMENT = {
     "servers": [{"url": "/"}],
     "security": [{"bearer": []}],
     "paths": PATHS,
-    "components": {"schemas": {**SCHEMAS, **maintenance.SCHEMAS}, "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}}},
+    "components": {"schemas": {**SCHEMAS, **maintenance.SCHEMAS, **openapi_stats.SCHEMAS}, "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}}},
 }
 
 

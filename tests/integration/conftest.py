@@ -17,7 +17,7 @@ from tests.conftest import HOSTS_FILE
 def settings_for(home, **overrides) -> Settings:
     # The scheduler is off: tests that need it drive its ticks with a clock of their own.
     env = {"REDIS_ADDONS_HOME": str(home), "REDIS_ADDONS_HOSTS": str(HOSTS_FILE), "REDIS_ADDONS_SCHEDULER_TICK": "0",
-           "REDIS_ADDONS_WATCH_INTERVAL": "0"}
+           "REDIS_ADDONS_WATCH_INTERVAL": "0", "REDIS_ADDONS_STATS_INTERVAL": "0"}
     return Settings.from_env(env, **overrides)
 
 
