@@ -7,6 +7,7 @@ from aiohttp import web
 from adapters.http import addons, apps, backups, events, maintenance, openapi, operations, settings, versions
 from adapters.http import stats
 from adapters.http.auth import auth_middleware, ensure_token
+from adapters.http.dashboard import Dashboard
 from adapters.http.errors import error_middleware
 from adapters.http.inputs import MAX_BODY
 from adapters.http.keys import ENGINE, STREAMS
@@ -16,11 +17,14 @@ from engine.app import Engine
 def make_app(engine: Engine, token: str | None = None) -> web.Application:
     """`token` defaults to the installation's (created on first use in settings.token_file)."""
     token = token or ensure_token(engine.settings.token_file)
-    app = web.Application(middlewares=[error_middleware, auth_middleware(token)], client_max_size=MAX_BODY)
+    dashboard = Dashboard(token)  # its session middleware goes before the bearer check
+    app = web.Application(middlewares=[error_middleware, dashboard.middleware, auth_middleware(token)],
+                          client_max_size=MAX_BODY)
     app[ENGINE] = engine
     app[STREAMS] = set()
     for module in (operations, apps, addons, backups, settings, events, openapi, versions, maintenance):
         app.router.add_routes(module.routes)
     app.router.add_routes(stats.routes)
+    dashboard.install(app)
     app.on_shutdown.append(events.close_streams)
     return app

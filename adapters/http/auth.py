@@ -15,6 +15,9 @@ from adapters.http.errors import error_response
 log = structlog.get_logger("http")
 
 PUBLIC_PATHS = frozenset({"/health"})
+# Set on a request by the dashboard's middleware (adapters/http/dashboard/guard.py): its own pages, or a
+# request with its session cookie (and CSRF token for a change) instead of a bearer token.
+SESSION_AUTHENTICATED = web.RequestKey("authenticated_by_dashboard_session", bool)
 
 
 def ensure_token(path: Path) -> str:
@@ -48,7 +51,7 @@ def auth_middleware(token: str):
 
     @web.middleware
     async def authenticate(request: web.Request, handler):
-        if request.path in PUBLIC_PATHS:
+        if request.path in PUBLIC_PATHS or request.get(SESSION_AUTHENTICATED):
             return await handler(request)
         given = bearer_of(request)
         if given is None or not hmac.compare_digest(given.encode(), expected):

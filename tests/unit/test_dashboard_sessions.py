@@ -1,0 +1,149 @@
+"""The dashboard's sessions and cross-site checks (adapters/http/dashboard/sessions.py), and its guard in
+front of the bearer check, on a bare aiohttp application (no engine)."""
+
+from __future__ import annotations
+
+import pytest
+from aiohttp import web
+from aiohttp.test_utils import TestClient, TestServer
+
+from adapters.http.auth import auth_middleware
+from adapters.http.dashboard.guard import guard_middleware
+from adapters.http.dashboard.sessions import COOKIE, Sessions, cross_site_refusal, origin_refusal, token_matches
+
+OWN = "http://127.0.0.1:8080"
+
+
+class Clock:
+    def __init__(self):
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def test_a_session_lives_until_its_expiry_then_is_gone():
+    clock = Clock()
+    sessions = Sessions(lifetime_s=60, clock=clock)
+    session = sessions.open()
+    assert sessions.get(session.id) == session
+    clock.now += 59.9
+    assert sessions.get(session.id) == session
+    clock.now += 0.1
+    assert sessions.get(session.id) is None
+    assert len(sessions) == 0
+
+
+def test_each_session_has_its_own_random_id_and_csrf_token():
+    sessions = Sessions()
+    a, b = sessions.open(), sessions.open()
+    assert len({a.id, b.id, a.csrf, b.csrf}) == 4
+    assert min(len(a.id), len(a.csrf)) >= 40
+
+
+def test_signing_out_drops_the_session_and_unknown_ids_find_nothing():
+    sessions = Sessions()
+    session = sessions.open()
+    sessions.close(session.id)
+    assert sessions.get(session.id) is None
+    assert sessions.get(None) is None and sessions.get("") is None and sessions.get("forged") is None
+    sessions.close("forged")  # nothing to drop: no error
+
+
+def test_expired_sessions_are_dropped_when_another_opens():
+    clock = Clock()
+    sessions = Sessions(lifetime_s=10, clock=clock)
+    sessions.open()
+    clock.now += 11
+    sessions.open()
+    assert len(sessions) == 1
+
+
+@pytest.mark.parametrize("origin, referer, refused", [
+    (OWN, None, None),
+    ("HTTP://127.0.0.1:8080", None, None),
+    ("http://evil.example", None, "another origin (http://evil.example)"),
+    ("http://127.0.0.1:8081", None, "another origin"),  # same site, another port: another origin
+    ("https://127.0.0.1:8080", None, "another origin"),
+    (None, OWN + "/dashboard/apps", None),
+    (None, "http://evil.example/page", "another origin (http://evil.example)"),
+    ("null", "http://evil.example/page", "another origin"),  # an opaque origin: the Referer decides
+    (None, None, "neither an Origin nor a Referer"),
+])
+def test_origin_is_checked_against_our_own(origin, referer, refused):
+    why = origin_refusal(OWN, origin, referer)
+    assert (why is None) if refused is None else (refused in why)
+
+
+def test_a_change_needs_the_sessions_own_csrf_token():
+    sessions = Sessions()
+    session, other = sessions.open(), sessions.open()
+    assert cross_site_refusal(session, session.csrf, OWN, OWN, None) is None
+    for given in (None, "", other.csrf, session.csrf + "x"):
+        assert "CSRF token" in cross_site_refusal(session, given, OWN, OWN, None)
+    assert "another origin" in cross_site_refusal(session, session.csrf, OWN, "http://evil.example", None)
+
+
+def test_token_matching():
+    assert token_matches("abc", "abc")
+    assert not token_matches("abd", "abc") and not token_matches(None, "abc") and not token_matches("", "abc")
+
+
+# -- the guard before the bearer check ----------------------------------------------------
+
+
+@pytest.fixture
+async def client():
+    sessions = Sessions()
+    app = web.Application(middlewares=[guard_middleware(sessions), auth_middleware("the-token")])
+
+    async def answer(request):
+        return web.json_response({"ok": True})
+
+    app.router.add_get("/v1/thing", answer)
+    app.router.add_post("/v1/thing", answer)
+    app.router.add_get("/dashboard/apps", answer)
+    app.router.add_post("/dashboard/apps/x/backups", answer)
+    async with TestClient(TestServer(app)) as test_client:
+        test_client.sessions = sessions
+        yield test_client
+
+
+def own_origin(client) -> str:
+    return str(client.make_url("")).rstrip("/")
+
+
+async def test_the_dashboard_without_a_session_sends_to_sign_in(client):
+    response = await client.get("/dashboard/apps", allow_redirects=False)
+    assert response.status == 303 and response.headers["Location"] == "/dashboard/signin?next=/dashboard/apps"
+    response = await client.post("/dashboard/apps/x/backups", headers={"Origin": own_origin(client)})
+    assert response.status == 401
+
+
+async def test_a_session_cookie_opens_the_api_for_reading_and_with_its_csrf_token_for_changes(client):
+    session = client.sessions.open()
+    cookie = {"Cookie": f"{COOKIE}={session.id}"}
+    assert (await client.get("/v1/thing", headers=cookie)).status == 200
+    refused = await client.post("/v1/thing", headers={**cookie, "Origin": own_origin(client)})
+    assert refused.status == 403 and (await refused.json())["error"]["rule"] == "cross-site-refused"
+    elsewhere = await client.post("/v1/thing", headers={**cookie, "Origin": "http://evil.example", "X-CSRF-Token": session.csrf})
+    assert elsewhere.status == 403
+    allowed = await client.post("/v1/thing", headers={**cookie, "Origin": own_origin(client), "X-CSRF-Token": session.csrf})
+    assert allowed.status == 200
+
+
+async def test_a_form_change_takes_the_csrf_token_from_its_fields(client):
+    session = client.sessions.open()
+    headers = {"Cookie": f"{COOKIE}={session.id}", "Origin": own_origin(client)}
+    assert (await client.post("/dashboard/apps/x/backups", data={"csrf": session.csrf}, headers=headers)).status == 200
+    assert (await client.post("/dashboard/apps/x/backups", data={"csrf": "forged"}, headers=headers)).status == 403
+
+
+async def test_the_bearer_path_is_unchanged(client):
+    session = client.sessions.open()
+    # A bearer token is checked as before, whatever cookie comes with it.
+    wrong = await client.get("/v1/thing", headers={"Authorization": "Bearer wrong", "Cookie": f"{COOKIE}={session.id}"})
+    assert wrong.status == 401
+    right = await client.post("/v1/thing", headers={"Authorization": "Bearer the-token"})
+    assert right.status == 200
+    assert (await client.get("/v1/thing", headers={"Cookie": f"{COOKIE}=forged"})).status == 401
