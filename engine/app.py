@@ -49,6 +49,7 @@ from engine.settings import Settings
 from engine.store import AggregateNotFoundError, EventLog
 from engine.tls_serving import MissingTls
 from engine.watcher import NodeWatcher
+from engine.webhooks import Webhooks
 
 log = structlog.get_logger("engine")
 
@@ -70,6 +71,7 @@ class Engine(StatsQueries):  # addon_stats, addon_stats_history: engine/addon_st
         views_factory=None,
         data_lock: DataLock | None = None,
         checkpoints: Checkpoints | None = None,
+        webhook_sender=None, webhook_secrets: SecretStore | None = None,  # engine.ports.WebhookSender: None, none sent
         stats_history=None,  # engine.ports.StatsHistory; None: no history kept
     ):
         self.settings = settings
@@ -107,6 +109,7 @@ class Engine(StatsQueries):  # addon_stats, addon_stats_history: engine/addon_st
                                        MaintenanceRequests(events, plans, starter, self.placing))
         self.scheduler = Scheduler(self.backups, self.certificate_renewals, self.missing_tls.serve_where_missing,
                                    settings.scheduler_tick_s, self.maintenance.run_due)
+        self.webhooks = Webhooks(events, webhook_secrets or secrets, webhook_sender, checkpoints, self.maintenance, self.lookup)
         self.stats_sampler = self.new_stats_sampler(stats_history)
 
     # -- life cycle -------------------------------------------------------
@@ -132,6 +135,7 @@ class Engine(StatsQueries):  # addon_stats, addon_stats_history: engine/addon_st
             self.coordinator.submit(operation_id)
         self.scheduler.start()
         self.watcher.start()
+        await self.webhooks.start()
         self.stats_sampler.start()
         self.inventory_keeper.start()
 
@@ -141,6 +145,7 @@ class Engine(StatsQueries):  # addon_stats, addon_stats_history: engine/addon_st
         await self.scheduler.stop()
         await self.coordinator.stop()
         await self.follower.stop()
+        await self.webhooks.stop()
         await self.inventory_keeper.stop()
         await self.events.close()
         await self.runtime.close()

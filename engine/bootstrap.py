@@ -11,6 +11,7 @@ from adapters.redis_admin import RedisAdmin
 from adapters.checkpoints import FileCheckpoints
 from adapters.data_lock import FileDataLock
 from adapters.secrets_store import FileSecretStore
+from adapters.webhooks import HttpWebhookSender
 from adapters.stats_history import MemoryStatsHistory
 from adapters.storage.backup_files import FileBackupStore
 from adapters.tls import CA_CERT_FILE, CertificateAuthority
@@ -102,5 +103,7 @@ def build(settings: Settings | None = None) -> Engine:
         views_factory=ReadModels,
         data_lock=FileDataLock(settings.home),
         checkpoints=FileCheckpoints(settings.checkpoints_dir),
+        webhook_sender=HttpWebhookSender(),
+        webhook_secrets=FileSecretStore(settings.home / "webhook-secrets"),  # signing secrets, beside the passwords
         stats_history=MemoryStatsHistory(settings.stats_interval_s),
     )

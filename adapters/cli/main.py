@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from adapters.cli import backups, database_version, maintenance, nodes, settings, verbs
+from adapters.cli import backups, database_version, maintenance, nodes, settings, verbs, webhooks
 from adapters.cli import stats
 from adapters.cli.client import Api, CliError
 
@@ -106,6 +106,14 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--at", metavar="WINDOW", help='a day and an hour in this machine\'s time zone ("sunday 3"), or '
                    'with a zone ("sun 4:00 UTC", "tue 22:30 America/New_York"); open for an hour')
     p.add_argument("--off", action="store_true", help="no window: the addon is moved only when you ask")
+    verb("webhooks", webhooks.webhooks, "list the webhooks told of the app's addons (--app), or every webhook, "
+         "with their deliveries and dead letters")
+    p = verb("webhooks-add", webhooks.webhooks_add, "register a webhook (http on loopback, or https) told of nodes down "
+             "and back, degraded clusters, operations needing attention, failed scheduled backups, outdated builds")
+    p.add_argument("url", metavar="URL")
+    p.add_argument("--all-apps", action="store_true", help="an operator's webhook: told of every app's addons")
+    verb("webhooks-remove", webhooks.webhooks_remove, "remove a webhook (--app: one of the app's)").add_argument(
+        "id", metavar="ID")
     verb("tls-ca", settings.tls_ca,
          "print the CA certificate (PEM) that clients verify the addon's TLS certificate with: tls-ca > ca.pem")
     verb("replay", verbs.replay, "rebuild the read models from the event log and check they match")

@@ -7,6 +7,8 @@ from aiohttp import web
 from adapters.http.inputs import MAX_BODY
 from adapters.http import openapi_maintenance as maintenance
 from adapters.http import openapi_stats
+from adapters.http import openapi_webhooks as webhooks
+from adapters.http import openapi_metrics as metrics
 from adapters.http.openapi_schemas import SCHEMAS, json_body, obj, ref
 
 routes = web.RouteTableDef()
@@ -322,6 +324,8 @@ PATHS = {
 }
 PATHS.update(maintenance.paths(op, WAIT))
 PATHS.update(openapi_stats.paths(op))
+PATHS.update(metrics.paths(op))
+PATHS.update(webhooks.paths(op))
 
 DOCUMENT = {
     "openapi": "3.1.0",
@@ -330,7 +334,8 @@ DOCUMENT = {
     "servers": [{"url": "/"}],
     "security": [{"bearer": []}],
     "paths": PATHS,
-    "components": {"schemas": {**SCHEMAS, **maintenance.SCHEMAS, **openapi_stats.SCHEMAS}, "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}}},
+    "components": {"schemas": {**SCHEMAS, **maintenance.SCHEMAS, **openapi_stats.SCHEMAS, **webhooks.SCHEMAS},
+                   "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}, **metrics.SECURITY_SCHEMES}},
 }
 
 
