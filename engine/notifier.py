@@ -245,11 +245,11 @@ class Notifier:
 
     async def _builds_round(self) -> None:
         while True:
+            await asyncio.sleep(self.builds_every_s)  # first after a round: a start asks Docker nothing more
             try:
                 await self.check_builds()
             except Exception as e:  # Docker not answering: looked at again next round
                 log.warning("outdated builds not checked", error=str(e))
-            await asyncio.sleep(self.builds_every_s)
 
     # -- the checkpoint -----------------------------------------------------------------------
 
