@@ -203,3 +203,29 @@ async def test_an_outdated_build_is_told_once_per_new_image_and_a_removed_webhoo
     world.outdated[0]["image_id"] = "sha256:newest"
     assert await notifier.check_builds() == 0
     await notifier.stop()
+
+
+async def test_outdated_builds_name_the_image_the_versions_tag_names_now():
+    from types import SimpleNamespace
+
+    from domain.catalog import VersionCatalog
+    from engine.webhooks import outdated_builds
+
+    versions = VersionCatalog.load()
+    version = next(iter(versions)).version
+    asked = []
+
+    class Runtime:
+        async def image_id(self, host, image):
+            asked.append((host, image))
+            return "sha256:new" if host == "host-a" else None
+
+    async def outdated():
+        return [{"app": app, "addon": f"{app}-1234", "version": version,
+                 "nodes": [{"id": f"{app}-node", "host": host, "version": version, "build": "outdated"}]}
+                for app, host in (("shop", "host-a"), ("blog", "host-gone"))]
+
+    maintenance = SimpleNamespace(outdated=outdated, builds=SimpleNamespace(runtime=Runtime(), versions=versions))
+    assert await outdated_builds(maintenance) == [{"app": "shop", "addon": "shop-1234", "version": version,
+                                                   "image_id": "sha256:new", "nodes": ["shop-node"]}]
+    assert asked == [("host-a", versions.get(version).image), ("host-gone", versions.get(version).image)]
