@@ -24,6 +24,7 @@ from selenium.webdriver.support import expected_conditions as EC
 from selenium.webdriver.support.ui import Select, WebDriverWait
 
 from adapters.http.app import make_app
+from adapters.http.dashboard import render
 from adapters.http.dashboard.sessions import COOKIE
 from engine import build
 from tests.integration.browser import artifacts_dir, chromium
@@ -172,6 +173,29 @@ async def test_the_overview_charts_the_sampled_stats(site, browser):
     await in_browser(steps)
 
 
+async def test_without_the_chart_library_the_overview_says_so_and_shows_the_figures(site, browser, monkeypatch,
+                                                                                     tmp_path):
+    monkeypatch.setattr(render, "UPLOT", tmp_path)  # as an engine installed without `make setup`'s files
+
+    def steps():
+        browser.get(addon_page(site, site.addon, "overview"))
+        missing = browser.find_element(By.ID, "charts-missing").text
+        memory = wait(browser).until(EC.presence_of_element_located((By.CSS_SELECTOR, "[id^='memory-']"))).text
+        shot(browser, "overview-without-charts")
+        return missing, memory, browser.find_elements(By.CSS_SELECTOR, ".chart canvas")
+    missing, memory, canvases = await in_browser(steps)
+    assert "uPlot" in missing and "make setup" in missing
+    assert "highest" in memory and canvases == []
+
+
+async def test_an_unknown_addon_is_a_page_saying_so(site, browser):
+    def steps():
+        browser.get(addon_page(site, f"{site.app}-0000", "overview"))
+        return browser.find_element(By.TAG_NAME, "h1").text, browser.find_element(By.ID, "error").text
+    heading, message = await in_browser(steps)
+    assert heading == "Not found" and f"{site.app}-0000" in message
+
+
 async def test_the_upgrade_button_appears_only_when_an_upgrade_is_allowed(site, browser):
     def steps():
         browser.get(addon_page(site, site.addon, "general"))
@@ -223,10 +247,10 @@ async def test_the_password_is_shown_only_on_request(site, browser):
         browser.get(addon_page(site, site.addon, "users"))
         html = browser.page_source
         acl = browser.find_element(By.ID, "acl").text
+        shot(browser, "users")  # before the password is shown: no secret in the artifacts
         browser.find_element(By.ID, "show-password").click()
         shown = wait(browser).until(EC.visibility_of_element_located((By.ID, "password")))
         wait(browser).until(lambda _: shown.text)
-        shot(browser, "users")
         return html, acl, shown.text
     html, acl, shown = await in_browser(steps)
     assert password and password not in html

@@ -11,11 +11,15 @@ from adapters.http.dashboard.keys import SESSION, SESSIONS, TOKEN
 from adapters.http.dashboard.pages import ADDON, base_context, tab_page
 from adapters.http.dashboard.render import HEADERS, page
 from adapters.http.dashboard.sessions import COOKIE, token_matches
-from adapters.http.errors import BadRequest
+from adapters.http.errors import BadRequest, scrub, status_for
 from adapters.http.keys import ENGINE
 from domain.errors import DomainError
+from engine.ports import EffectError, TransientError
 
 routes = web.RouteTableDef()
+
+# What the API answers as a refusal (adapters/http/errors.py) is shown on the page the form came from.
+REFUSALS = (DomainError, BadRequest, EffectError, TransientError)
 
 WRONG_TOKEN = ("wrong API token: paste the token from the server's api-token file "
                "(in its data directory, REDIS_ADDONS_HOME)")
@@ -54,8 +58,8 @@ async def started(request: web.Request, tab: str, start) -> web.Response:
     to `tab` with the reason it was refused."""
     try:
         requested = await start()
-    except (DomainError, BadRequest) as e:
-        return await tab_page(request, tab, error=str(e), status=getattr(e, "status", 400))
+    except REFUSALS as e:
+        return await tab_page(request, tab, error=scrub(str(e)), status=status_for(type(e)))
     raise web.HTTPSeeOther(f"{base(request)}/operations?op={requested['operation_id']}")
 
 
@@ -109,8 +113,8 @@ async def schedule(request: web.Request) -> web.Response:
     try:
         await request.app[ENGINE].backups.set_schedule(request.match_info["app"], request.match_info["addon"],
                                                        f"{int(hour)}:00 UTC", "UTC")
-    except DomainError as e:
-        return await tab_page(request, "backups", error=str(e), status=e.status)
+    except REFUSALS as e:
+        return await tab_page(request, "backups", error=scrub(str(e)), status=status_for(type(e)))
     raise web.HTTPSeeOther(f"{base(request)}/backups")
 
 

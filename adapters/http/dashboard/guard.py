@@ -31,7 +31,7 @@ def is_dashboard(path: str) -> bool:
 
 
 def refused(why: str, status: int = 403) -> web.Response:
-    return page("refused.html", status=status, message=why)
+    return page("refused.html", status=status, message=why, signed_in=False)
 
 
 def guard_middleware(sessions: Sessions):

@@ -58,8 +58,13 @@ async def addon_root(request: web.Request) -> web.Response:
 async def addon_tab(request: web.Request) -> web.Response:
     tab = request.match_info["tab"]
     if tab not in TABS:
-        raise web.HTTPNotFound(text=f"no tab {tab!r}: the tabs are {', '.join(TABS)}")
-    return await tab_page(request, tab)
+        return page("refused.html", status=404, heading="Not found",
+                    message=f"no tab {tab!r}: the tabs are {', '.join(TABS)}", **base_context(request))
+    try:
+        return await tab_page(request, tab)
+    except DomainError as e:  # an unknown app or addon, a removed one
+        return page("refused.html", status=e.status, heading="Not found" if e.status == 404 else None,
+                    message=str(e), **base_context(request))
 
 
 async def tab_page(request: web.Request, tab: str, error: str | None = None, status: int = 200) -> web.Response:

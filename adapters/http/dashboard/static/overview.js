@@ -37,7 +37,8 @@
 
   // What each chart draws: [label, field of a history point, scale]
   const KINDS = {
-    cpu: {title: "CPU usage (%)", series: [["CPU %", "cpu_percent"]], value: (v) => v == null ? "—" : v.toFixed(1) + " %"},
+    cpu: {title: "CPU usage (%)", series: [["CPU %", "cpu_percent"]],
+          value: (v) => v == null ? "—" : v.toFixed(v < 10 ? 2 : 1) + " %"},
     memory: {title: "Memory", series: [["used", "memory_used"], ["highest", "memory_highest"]], value: (v) => bytes(v)},
     swap: {title: "Swap", series: [["used", "swap_used"]], value: (v) => bytes(v)},
     disk: {title: "Database on disk size", series: [["on disk", "disk_bytes"]], value: (v) => bytes(v)},
@@ -49,7 +50,9 @@
     if (box) return box;
     box = el("section", "card node");
     box.id = "node-" + node.node;
-    box.appendChild(el("h2", "", (node.role === "data" ? "Node " : node.role + " ") + node.node));
+    const role = node.database ? (node.database.role === "master" ? " (primary)" : " (replica)") : "";
+    box.appendChild(el("h2", "", (node.role === "data" ? "Node " : node.role + " ") + node.node +
+                                 (section.dataset.cluster === "yes" ? role : "")));
     box.appendChild(el("div", "figures"));
     box.appendChild(el("div", "charts"));
     nodesBox.appendChild(box);
@@ -70,6 +73,14 @@
                                       "swap-" + node.node));
     if (node.role === "data") figures.appendChild(figure("Database on disk size", bytes(node.disk_bytes),
                                                          "effective physical space used", "disk-" + node.node));
+    const db = node.database;
+    if (db) {
+      const keys = Object.values(db.keys || {}).reduce((a, b) => a + b, 0);
+      const lag = db.lag_bytes == null ? "" : " · replication lag " + bytes(db.lag_bytes);
+      figures.appendChild(figure("Database", keys + " keys", "used memory " + bytes(db.used_memory) + " · " +
+                                 db.connected_clients + " clients · " + db.instantaneous_ops_per_sec + " ops/s" + lag,
+                                 "database-" + node.node));
+    }
   }
 
   function chartData(points, kind) {
