@@ -8,6 +8,8 @@ from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
 
 from adapters.http.auth import auth_middleware
+from adapters.http.dashboard import actions
+from adapters.http.dashboard.keys import SESSIONS, TOKEN
 from adapters.http.dashboard.guard import guard_middleware
 from adapters.http.dashboard.sessions import COOKIE, Sessions, cross_site_refusal, origin_refusal, token_matches
 
@@ -147,3 +149,35 @@ async def test_the_bearer_path_is_unchanged(client):
     right = await client.post("/v1/thing", headers={"Authorization": "Bearer the-token"})
     assert right.status == 200
     assert (await client.get("/v1/thing", headers={"Cookie": f"{COOKIE}=forged"})).status == 401
+
+
+# -- the cookie itself ------------------------------------------------------------------
+
+
+async def signed_in_cookie(scheme: str) -> tuple[int, str]:
+    """Signs in on a bare application with the dashboard's sign-in route, the request seen as `scheme`
+    (as behind a TLS listener); the status and the Set-Cookie header."""
+    sessions = Sessions()
+
+    @web.middleware
+    async def seen_as(request, handler):
+        return await handler(request.clone(scheme=scheme))
+
+    app = web.Application(middlewares=[seen_as, guard_middleware(sessions), auth_middleware("the-token")])
+    app[TOKEN], app[SESSIONS] = "the-token", sessions
+    app.router.add_routes(actions.routes)
+    async with TestClient(TestServer(app)) as client:
+        origin = f"{scheme}://{client.make_url('').host}:{client.make_url('').port}"
+        response = await client.post("/dashboard/signin", data={"token": "the-token"}, allow_redirects=False,
+                                     headers={"Origin": origin})
+        return response.status, response.headers.get("Set-Cookie", "")
+
+
+@pytest.mark.parametrize("scheme, secure", [("http", False), ("https", True)])
+async def test_the_session_cookie_is_httponly_strict_and_secure_over_https(scheme, secure):
+    status, cookie = await signed_in_cookie(scheme)
+    assert status == 303
+    attributes = {part.strip().split("=")[0].lower() for part in cookie.split(";")}
+    assert {"httponly", "samesite", "path", "max-age"} <= attributes
+    assert "SameSite=Strict" in cookie and "Path=/" in cookie
+    assert ("secure" in attributes) is secure
