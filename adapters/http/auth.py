@@ -20,8 +20,8 @@ PUBLIC_PATHS = frozenset({"/health"})
 SESSION_AUTHENTICATED = web.RequestKey("authenticated_by_dashboard_session", bool)
 
 
-def ensure_token(path: Path) -> str:
-    """Read the API token, creating it on first use (owner-only file, never overwritten)."""
+def ensure_token(path: Path, what: str = "API token") -> str:
+    """Read the API token (or the scrape token), creating it on first use (owner-only file, never overwritten)."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     try:
@@ -29,15 +29,15 @@ def ensure_token(path: Path) -> str:
     except FileExistsError:
         token = path.read_text().strip()
         if not token:
-            raise RuntimeError(f"the API token file {path} is empty: delete it and restart to get a new token")
+            raise RuntimeError(f"the {what} file {path} is empty: delete it and restart to get a new token")
         if path.stat().st_mode & 0o077:
-            log.warning("API token file is readable by others; restricting it to its owner", file=str(path))
+            log.warning(f"{what} file is readable by others; restricting it to its owner", file=str(path))
             os.chmod(path, 0o600)
         return token
     token = secrets.token_urlsafe(32)
     with os.fdopen(fd, "w") as f:
         f.write(token + "\n")
-    log.info("API token created", file=str(path))
+    log.info(f"{what} created", file=str(path))
     return token
 
 
@@ -46,14 +46,17 @@ def bearer_of(request: web.Request) -> str | None:
     return value.strip() if scheme.lower() == "bearer" and value.strip() else None
 
 
-def auth_middleware(token: str):
+def auth_middleware(token: str, scrape_token: str | None = None):
     expected = token.encode()
+    scraper = (scrape_token or "").encode()
 
     @web.middleware
     async def authenticate(request: web.Request, handler):
         if request.path in PUBLIC_PATHS or request.get(SESSION_AUTHENTICATED):
             return await handler(request)
         given = bearer_of(request)
+        if scraper and given is not None and hmac.compare_digest(given.encode(), scraper):
+            return await scrape_only(request, handler)
         if given is None or not hmac.compare_digest(given.encode(), expected):
             why = "missing bearer token" if given is None else "invalid bearer token"
             return error_response(
@@ -65,3 +68,12 @@ def auth_middleware(token: str):
         return await handler(request)
 
     return authenticate
+
+
+async def scrape_only(request: web.Request, handler):
+    """The scrape token reads /metrics (Prometheus keeps it in a file); it is refused everywhere else."""
+    if request.path == "/metrics" and request.method in ("GET", "HEAD"):
+        return await handler(request)
+    return error_response(403, "scrape-token-metrics-only",
+                          "the scrape token (the server's metrics-token file) opens GET /metrics only: "
+                          "use the API token for this request")
