@@ -23,7 +23,10 @@ log = structlog.get_logger("stats")
 # Where a data node's server keeps its files: redis.conf's `dir /data` (domain/redis_config.py) and
 # Redis's default file names, which the engine does not change.
 DATA_DIR, RDB_FILE, AOF_DIR, AOF_FILE = "/data", "dump.rdb", "appendonlydir", "appendonly.aof"
-CONCURRENCY = 8  # nodes read at once: a round over many addons neither floods dockerd nor takes long
+CONCURRENCY = 8  # servers and data directories read at once: a round over many addons does not flood a host
+# Docker's stats API answers a one-shot read at its collector's next tick (once a second) with every
+# container asked for meanwhile: the container reads wait together, or a round would take a second per 8 nodes.
+WAITING_TOGETHER = 64
 READ_TIMEOUT_S = 5.0  # a node (or host) slower than this is sampled as down this round
 
 
@@ -36,6 +39,7 @@ class StatsSampler:
         self._highest = HighestSinceRestart()
         self._latest: dict[tuple[str, str], NodeStats] = {}  # per (addon, node)
         self._slots = asyncio.Semaphore(CONCURRENCY)
+        self._waiting = asyncio.Semaphore(WAITING_TOGETHER)
         self._task: asyncio.Task | None = None
 
     def start(self) -> None:
@@ -97,11 +101,12 @@ class StatsSampler:
         return with_lag(list(samples))
 
     async def _node(self, row: dict, node: dict) -> NodeStats:
-        async with self._slots:
-            host, container = node["host"], node["container"]
+        host, container = node["host"], node["container"]
+        async with self._waiting:
             reading = await self._quietly(self.runtime.container_reading(host, container), node)
-            database, disk = None, None
-            if reading is not None and reading.running and node["role"] == "data":
+        database, disk = None, None
+        if reading is not None and reading.running and node["role"] == "data":
+            async with self._slots:
                 password = self.secrets.peek(row["name"])
                 database, disk = await asyncio.gather(
                     self._quietly(self.redis.database_figures(endpoint(node, password)), node) if password else _none(),

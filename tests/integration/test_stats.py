@@ -20,9 +20,12 @@ from aiohttp.test_utils import TestServer
 from adapters.http.app import make_app
 from engine import build
 from tests.integration.api_client import cli, session, token, url
+from tests.integration.business import business_addon, direct, nodes_by_role, primary_of
 from tests.integration.conftest import remove_everything_of, running_addon, settings_for
 
-APP = f"it-stats-{secrets.token_hex(3)}"
+RUN = secrets.token_hex(3)
+APP = f"it-stats-{RUN}"
+BUSINESS_APP = f"it-statsb-{RUN}"
 MB = 1024 * 1024
 
 
@@ -32,7 +35,8 @@ async def engine(tmp_path_factory):
         async with build(settings_for(tmp_path_factory.mktemp("stats") / "home")) as running:
             yield running
     finally:
-        await remove_everything_of(APP)
+        for app in (APP, BUSINESS_APP):
+            await remove_everything_of(app)
 
 
 @pytest.fixture(scope="module")
@@ -114,6 +118,14 @@ async def test_disk_size_follows_a_save(engine, addon):
         await redis.save()
         saved = (await sample(engine, addon)).disk_bytes
         assert 8 * MB <= saved < 9 * MB
+
+        # With AOF on, the files its manifest lists count too (Redis 7: appendonlydir/, a base RDB of the
+        # data the rewrite found, then the increments).
+        requested = await engine.database.change(APP, addon, "aof", True)
+        assert (await engine.wait_for_operation(requested["operation_id"], timeout=60))["status"] == "succeeded"
+        await redis.set("disk:after-aof", os.urandom(MB))
+        with_aof = (await sample(engine, addon)).disk_bytes
+        assert saved + 8 * MB + MB <= with_aof < saved + 10 * MB, (saved, with_aof)
     finally:
         await redis.flushall()
         await redis.aclose()
@@ -190,3 +202,29 @@ async def test_the_cli_prints_the_reference_figures(engine, addon, server, monke
         assert words in out, (words, out)
     assert await cli("stats", "--app", APP, "--addon", f"{APP}-0000") == 1
     assert f"error: app '{APP}' has no addon '{APP}-0000'" in capsys.readouterr().err
+
+
+async def test_a_business_addon_shows_each_nodes_figures_with_its_role_and_a_replicas_lag(engine):
+    name = await business_addon(engine, BUSINESS_APP)
+    password = engine.secrets.peek(name)
+    nodes = await nodes_by_role(engine, BUSINESS_APP, name)
+    primary = primary_of(nodes)
+    writer = direct(primary, password)
+    try:
+        for i in range(100):
+            await writer.set(f"k{i}", "v" * 1000)
+    finally:
+        await writer.aclose()
+    await engine.stats_sampler.sample_once()
+    current = await engine.addon_stats(BUSINESS_APP, name)
+    by_id = {n["node"]: n for n in current["nodes"]}
+    assert set(by_id) == {n["id"] for role in nodes.values() for n in role}  # 2 data, 3 Sentinels, 2 HAProxy
+    for node in current["nodes"]:
+        assert node["up"] and node["memory"]["used"] > 0 and node["swap"]["note"] == "no swap allowed", node
+        assert (node["database"] is not None) == (node["role"] == "data") == (node["disk_bytes"] is not None)
+    [replica] = [n for n in nodes["data"] if not n["is_primary"]]
+    primary_figures, replica_figures = by_id[primary["id"]]["database"], by_id[replica["id"]]["database"]
+    assert primary_figures["role"] == "master" and primary_figures["connected_slaves"] == 1
+    assert primary_figures["keys"] == {"db0": 100} and primary_figures["lag_bytes"] is None
+    assert replica_figures["role"] == "slave" and replica_figures["master_link_up"] is True
+    assert replica_figures["lag_bytes"] is not None and replica_figures["lag_bytes"] >= 0
