@@ -4,6 +4,7 @@ replica's lag, the AOF manifest, and the history's bounds and downsampling."""
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 
 from adapters.docker.stats import manifest_files, memory_used, reading_from
@@ -12,7 +13,7 @@ from adapters.stats_history import MemoryStatsHistory
 from engine.ports import ContainerReading
 from engine.stats import ContainerFigures, NodeStats
 from engine.stats_readings import HighestSinceRestart, cpu_percent
-from engine.stats_sampler import with_lag
+from engine.stats_sampler import StatsSampler, with_lag
 
 MIB = 1024 * 1024
 INSPECTED = {"State": {"Running": True, "StartedAt": "2026-12-02T10:00:00Z"},
@@ -133,3 +134,58 @@ def test_a_sample_without_a_container_is_kept_as_down():
     history.record([down])
     [point] = history.history("a", since=0)["n"]
     assert point["memory_used"] is None and point["cpu_percent"] is None
+
+
+class Views:
+    def addons(self):
+        return [{"name": "a", "app": "app", "status": "running"}, {"name": "gone", "app": "app", "status": "removed"}]
+
+    def addon(self, name):
+        return self.addons()[0] if name == "a" else None
+
+    def nodes(self, addon):
+        node = dict(host="h", address="127.0.1.1", port=30000, tls_port=None, role="data")
+        return [{**node, "id": "n1", "container": "c1", "state": "running"},
+                {**node, "id": "n2", "container": "c2", "state": "down"},
+                {**node, "id": "old", "container": "c0", "state": "retired"}]
+
+
+class Runtime:
+    def __init__(self):
+        self.reads = 0
+
+    async def container_reading(self, host, container):
+        if container == "c2":
+            raise OSError("the host does not answer")
+        self.reads += 1
+        return ContainerReading(True, "t0", 10_000_000 * self.reads, 100_000_000 * self.reads, 2, 5 * MIB, 320 * MIB, False)
+
+    async def stored_bytes(self, *args):
+        return 4096
+
+
+class Redis:
+    async def database_figures(self, node):
+        return database_figures({"role": "master", "used_memory": 1000, "run_id": "r"})
+
+
+class Secrets:
+    def peek(self, addon):
+        return "secret"
+
+
+async def test_the_sampler_task_samples_each_live_node_and_a_silent_one_as_down():
+    history = MemoryStatsHistory(interval_s=0.01)
+    sampler = StatsSampler(Views(), Runtime(), Redis(), Secrets(), history, interval_s=0.01)
+    sampler.start()
+    try:
+        for _ in range(200):
+            if len(history.history("a", since=0).get("n1", [])) >= 2:
+                break
+            await asyncio.sleep(0.01)
+    finally:
+        await sampler.stop()
+    by_node = {s.node: s for s in sampler.latest()}
+    assert set(by_node) == {"n1", "n2"}  # live nodes of live addons only
+    assert by_node["n1"].up and by_node["n1"].disk_bytes == 4096 and by_node["n1"].container.cpu_percent == 20.0
+    assert not by_node["n2"].up and by_node["n2"].container is None
