@@ -222,6 +222,10 @@ async def test_aof_turned_on_with_its_steps_shown_live(site, browser):
         browser.switch_to.new_window("tab")
         browser.get(addon_page(site, site.addon, "features"))
         assert browser.find_element(By.ID, "state-aof").text == "disabled"
+        # the reference's warnings, beside each feature
+        assert "any data can be deleted" in browser.find_element(By.ID, "feature-cache-mode").text
+        assert "denies any non-TLS connection" in browser.find_element(By.ID, "feature-force-tls").text
+        assert "are lost" in browser.find_element(By.ID, "feature-rdb").text
         shot(browser, "features")
         browser.find_element(By.ID, "toggle-aof").click()
         op = operation_on_page(browser)
