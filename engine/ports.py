@@ -251,7 +251,11 @@ class RedisAdmin(Protocol):
         """The TLS certificate the server presents now (read, not verified: an expired one too)."""
 
     async def database_figures(self, node: Endpoint) -> DatabaseFigures:
-        """The server's figures from INFO (server, clients, memory, stats, replication, keyspace)."""
+        """The server's figures from INFO (server, clients, memory, stats, replication, keyspace), over a
+        connection kept open for the next read (its server counts it among its clients)."""
+
+    async def close(self) -> None:
+        """Close the connections database_figures keeps (the stats sampler's: it calls this as it stops)."""
 
     async def snapshot_in_sync(self, replica: Endpoint, primary: Endpoint, within_s: float) -> dict:
         """`snapshot` taken on a replica of `primary` once it is in sync: it has applied every write the

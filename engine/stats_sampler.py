@@ -51,6 +51,7 @@ class StatsSampler:
             self._task.cancel()
             await asyncio.gather(self._task, return_exceptions=True)
             self._task = None
+        await self.redis.close()  # the connections its INFO reads keep between rounds
 
     async def _run(self) -> None:
         while True:

@@ -165,6 +165,9 @@ class Runtime:
 
 
 class Redis:
+    async def close(self):
+        pass
+
     async def database_figures(self, node):
         return database_figures({"role": "master", "used_memory": 1000, "run_id": "r"})
 

@@ -144,6 +144,9 @@ class FakeRedisAdmin(Faulty):
         self.runtime = runtime
         self.effects: list[tuple] = []
 
+    async def close(self) -> None:
+        """The real one closes the connections the stats sampler's reads keep: a fake keeps none."""
+
     def _server(self, call: str, node: Endpoint, **args) -> tuple[Server, object]:
         self._called(call, endpoint=str(node), address=node.address, port=node.port, **args)
         found = self.runtime.server_at(node)
