@@ -7,10 +7,13 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 
+import pytest
+from redis.exceptions import ConnectionError as Broken
+
 from adapters.docker.stats import manifest_files, memory_used, reading_from
-from adapters.redis_info import database_figures
+from adapters.redis_info import KeptClients, database_figures
 from adapters.stats_history import MemoryStatsHistory
-from engine.ports import ContainerReading
+from engine.ports import ContainerReading, Endpoint, TransientError
 from engine.stats import ContainerFigures, NodeStats
 from engine.stats_readings import HighestSinceRestart, cpu_percent
 from engine.stats_sampler import StatsSampler, with_lag
@@ -192,3 +195,33 @@ async def test_the_sampler_task_samples_each_live_node_and_a_silent_one_as_down(
     assert set(by_node) == {"n1", "n2"}  # live nodes of live addons only
     assert by_node["n1"].up and by_node["n1"].disk_bytes == 4096 and by_node["n1"].container.cpu_percent == 20.0
     assert not by_node["n2"].up and by_node["n2"].container is None
+
+
+class KeptClient:
+    def __init__(self, *answers):
+        self.answers, self.closed = list(answers), False
+
+    async def info(self):
+        answer = self.answers.pop(0)
+        if isinstance(answer, Exception):
+            raise answer
+        return answer
+
+    async def aclose(self):
+        self.closed = True
+
+
+async def test_a_kept_connection_that_broke_is_replaced_once_and_a_new_one_that_fails_is_transient():
+    node = Endpoint("127.0.1.1", 30000, "secret")
+    first, second = KeptClient({"run_id": "a"}, Broken("closed")), KeptClient({"run_id": "b"})
+    third = KeptClient(Broken("refused"))
+    made = [first, second, third]
+    kept = KeptClients(lambda endpoint: made.pop(0))
+    assert (await kept.figures(node)).run_id == "a"
+    assert (await kept.figures(node)).run_id == "b"  # the kept one broke (the node restarted): a new one at once
+    assert first.closed and not second.closed
+    second.answers.append(Broken("closed"))
+    with pytest.raises(TransientError):  # the new one fails too: the node does not answer
+        await kept.figures(node)
+    await kept.close()
+    assert second.closed and third.closed
