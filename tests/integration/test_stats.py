@@ -156,7 +156,8 @@ async def test_cpu_rises_under_redis_benchmark(engine, addon):
 
 
 async def test_the_api_answers_the_figures_and_names_bad_input(engine, addon, server):
-    await engine.stats_sampler.sample_once()
+    for _ in range(2):  # CPU % compares two reads
+        await engine.stats_sampler.sample_once()
     async with session(engine) as http:
         async with http.get(url(server, f"/v1/apps/{APP}/addons/redis/stats")) as response:
             assert response.status == 200
@@ -175,7 +176,7 @@ async def test_the_api_answers_the_figures_and_names_bad_input(engine, addon, se
             assert response.status == 200
             history = await response.json()
         points = history["nodes"][node["node"]]
-        assert history["period"] == "hour" and len(points) >= 5  # every sample the earlier tests took
+        assert history["period"] == "hour" and len(points) >= 2
         assert points[-1]["memory_used"] == node["memory"]["used"]
         async with http.get(url(server, f"/v1/apps/{APP}/addons/{addon}/stats/history?period=day")) as response:
             assert response.status == 200

@@ -100,9 +100,9 @@ def stats_at(at: float, memory: int, cpu: float, node: str = "n", addon: str = "
     return NodeStats("app", addon, node, "data", "h", at, True, ContainerFigures(cpu, memory, 320 * MIB, False))
 
 
-def test_the_history_keeps_a_day_at_the_interval_then_five_minute_points_for_a_week():
-    history = MemoryStatsHistory(interval_s=10, fine_s=600, coarse_step_s=300, coarse_s=1800)
-    assert history.fine_points == 60 and history.coarse_points == 6
+def test_the_history_keeps_each_sample_then_coarser_points_longer():
+    history = MemoryStatsHistory(interval_s=10, tiers=((0, 600), (300, 1800)))
+    assert [tier.capacity for tier in history.tiers] == [60, 6]
     start = 1_000_200.0  # at a 5-minute step: 1_000_200 = 3334 x 300
     for i in range(400):  # 4000 s at 10 s
         history.record([stats_at(start + 10 * i, memory=i, cpu=float(i % 2))])
@@ -111,21 +111,26 @@ def test_the_history_keeps_a_day_at_the_interval_then_five_minute_points_for_a_w
     assert len(fine) == 60 and fine[0]["at"] == start + 3400 and fine[-1]["at"] == start + 3990
     coarse = [p for p in points if p["at"] < start + 3400]
     # The last six closed 5-minute steps are kept (from +2100 s to +3600 s), each the step's maximum memory
-    # and its average CPU; those before the first full-rate point are shown.
+    # and its average CPU; those before the first point at full rate are shown.
     assert [p["at"] - start for p in coarse] == [2100, 2400, 2700, 3000, 3300]
     assert all(p["memory_used"] == (p["at"] - start) / 10 + 29 and p["cpu_percent"] == 0.5 for p in coarse)
     recent = history.history("a", since=start + 3900)["n"]
     assert [p["memory_used"] for p in recent] == list(range(390, 400))
+    # At 5-minute steps: the coarse points, then the step being filled (+3900 s: 10 samples so far).
+    by_five = history.history("a", since=start + 3000, step_s=300)["n"]
+    assert [(p["at"] - start, p["memory_used"]) for p in by_five] == [(3000, 329), (3300, 359), (3600, 389), (3900, 399)]
 
 
 def test_the_history_merges_points_by_step_and_forgets_a_removed_addon():
     history = MemoryStatsHistory(interval_s=10)
     for i in range(12):
         history.record([stats_at(600 + 10 * i, memory=i * 100, cpu=float(i)), stats_at(600 + 10 * i, 1, 1.0, addon="b")])
-    [first, second] = history.history("a", since=0, step_s=60)["n"]
+    [first, second] = history.history("a", since=0, step_s=60)["n"]  # the minute tier: one closed, one open
     assert (first["at"], first["memory_used"], first["cpu_percent"]) == (600, 500, 2.5)
     assert (second["at"], second["memory_used"], second["cpu_percent"]) == (660, 1100, 8.5)
     assert first["used_memory"] is None  # no database figure sampled
+    [both] = history.history("a", since=0, step_s=120)["n"]  # merged from the minute points
+    assert (both["at"], both["memory_used"], both["cpu_percent"]) == (600, 1100, 5.5)
     assert history.history("a", since=0, node="other") == {}
     history.forget("a")
     assert history.addons() == {"b"} and history.history("a", since=0) == {}
