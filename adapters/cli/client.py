@@ -55,8 +55,12 @@ def api_token(env=os.environ) -> str:
     ./var's."""
     if env.get("REDIS_ADDONS_TOKEN"):
         return env["REDIS_ADDONS_TOKEN"].strip()
-    if "REDIS_ADDONS_HOME" not in env and recorded(env).get("token"):
-        return recorded(env)["token"]
+    server = recorded(env)
+    if "REDIS_ADDONS_HOME" not in env and server.get("token"):
+        # The recorded token is that server's: never sent to another one that $REDIS_ADDONS_API names.
+        wanted = env.get("REDIS_ADDONS_API", "").rstrip("/")
+        if not wanted or wanted == server.get("api", "").rstrip("/"):
+            return server["token"]
     token_file = home(env) / "api-token"
     try:
         token = token_file.read_text().strip()

@@ -34,24 +34,33 @@ def load(env=os.environ) -> dict:
         raise ConfigError(f"the CLI configuration {path} is unreadable ({e}): run `redis-addons login` again") from None
     if not isinstance(data, dict):
         raise ConfigError(f"the CLI configuration {path} is not a JSON object: run `redis-addons login` again")
-    return {k: str(data[k]).strip() for k in ("api", "token") if data.get(k)}
+    return {k: str(data[k]).strip() for k in ("api", "token", "recorded_by") if data.get(k)}
 
 
-def save(api: str, token: str, env=os.environ) -> Path:
-    """Record the API URL and token, replacing what was there, all or nothing."""
+def save(api: str, token: str, env=os.environ, recorded_by: str = "login") -> Path:
+    """Record the API URL and token (and who recorded them: `serve` or `login`), replacing what was
+    there, all or nothing."""
     path = config_file(env)
     path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
     tmp = path.with_name(f".{FILE_NAME}.{os.getpid()}.tmp")
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)  # never readable by others, even briefly
     try:
         with os.fdopen(fd, "w") as f:
-            json.dump({"api": api.rstrip("/"), "token": token}, f)
+            json.dump({"api": api.rstrip("/"), "token": token, "recorded_by": recorded_by}, f)
             f.write("\n")
         os.replace(tmp, path)
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
     return path
+
+
+def serve_may_record(env=os.environ) -> bool:
+    """A server that starts records itself unless the user logged in to a server: their choice stands."""
+    try:
+        return load(env).get("recorded_by", "serve") == "serve"
+    except ConfigError:
+        return True  # a damaged file is replaced
 
 
 def forget(env=os.environ) -> bool:

@@ -28,8 +28,12 @@ def run_server(args) -> int:
 
         def record(url: str) -> None:
             # The CLI then finds this server from any directory; the environment variables still win.
+            if not config.serve_may_record():
+                log.info("CLI configuration left as it is: it names the server you logged in to",
+                         file=str(config.config_file()))
+                return
             try:
-                path = config.save(url, settings.token_file.read_text().strip())
+                path = config.save(url, settings.token_file.read_text().strip(), recorded_by="serve")
                 log.info("CLI configuration recorded", file=str(path))
             except OSError as e:  # a read-only home: the CLI still works with the environment variables
                 log.warning("could not record the CLI configuration", error=e.strerror or str(e))

@@ -35,7 +35,7 @@ async def test_login_records_the_server_and_the_cli_then_works_from_anywhere(eng
     typed(monkeypatch, token(engine))
     assert await cli("login", "--api", server) == 0
     assert "Logged in to" in capsys.readouterr().out
-    assert config.load() == {"api": server, "token": token(engine)}
+    assert config.load() == {"api": server, "token": token(engine), "recorded_by": "login"}
     assert config.config_file().stat().st_mode & 0o777 == 0o600
 
     assert await cli("addons-plans", "redis") == 0

@@ -18,7 +18,7 @@ def user(tmp_path, monkeypatch):
 def test_what_is_saved_is_loaded_back_owner_only(user, tmp_path):
     path = config.save("http://127.0.0.1:9000/", "s3cret", user)
     assert path == tmp_path / "config" / "redis-addons" / "config.json"
-    assert config.load(user) == {"api": "http://127.0.0.1:9000", "token": "s3cret"}
+    assert config.load(user) == {"api": "http://127.0.0.1:9000", "token": "s3cret", "recorded_by": "login"}
     assert path.stat().st_mode & 0o777 == 0o600
     assert path.parent.stat().st_mode & 0o777 == 0o700
     assert [p.name for p in path.parent.iterdir()] == ["config.json"]  # no temporary file left
@@ -76,3 +76,25 @@ def test_logout_forgets_the_recorded_server(user):
     config.save("http://127.0.0.1:9000", "t", user)
     assert config.forget(user) is True
     assert config.load(user) == {} and config.forget(user) is False
+
+
+def test_the_recorded_token_is_never_sent_to_another_server(user):
+    config.save("http://127.0.0.1:9000", "recorded-token", user)
+    assert api_token(dict(user, REDIS_ADDONS_API="http://127.0.0.1:9000/")) == "recorded-token"
+    with pytest.raises(CliError, match="no API token"):
+        api_token(dict(user, REDIS_ADDONS_API="https://other.example"))
+
+
+def test_a_server_starting_does_not_replace_the_server_the_user_logged_in_to(user):
+    assert config.serve_may_record(user)  # nothing recorded yet
+    config.save("http://127.0.0.1:9000", "t", user, recorded_by="serve")
+    assert config.serve_may_record(user)  # a server's own record: the next server replaces it
+    config.save("http://127.0.0.1:9100", "t", user)  # login
+    assert not config.serve_may_record(user)
+
+
+def test_login_refuses_a_malformed_url_without_a_traceback(user, capsys):
+    from adapters.cli.main import main
+
+    assert main(["login", "--api", "http://[::1"]) == 1
+    assert "is not an http(s) URL" in capsys.readouterr().err
