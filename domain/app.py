@@ -60,10 +60,13 @@ def restart_method(kind: str, label: str | None = None, url: str | None = None,
 
 def loopback_url(url: str | None) -> str:
     """Hooks are called on this machine only: the engine never sends traffic elsewhere."""
-    parsed = urlparse(url or "")
-    if parsed.scheme not in ("http", "https") or not parsed.hostname:
+    try:  # malformed brackets ("http://[::1", "http://[zz]/") raise ValueError
+        parsed = urlparse(url or "")
+        host = parsed.hostname
+    except ValueError as e:
+        raise InvalidRestartMethod(f"a hook needs an http(s) URL, got {url!r} ({e})") from None
+    if parsed.scheme not in ("http", "https") or not host:
         raise InvalidRestartMethod(f"a hook needs an http(s) URL, got {url!r}")
-    host = parsed.hostname
     try:
         loopback = host == "localhost" or ipaddress.ip_address(host).is_loopback
     except ValueError:

@@ -64,10 +64,11 @@ def message_for(event, subject) -> dict | None:
 
 
 def build_outdated(row: dict, now: datetime) -> dict:
-    """`row`: an addon running an outdated build ({app, addon, version, image_id, nodes}): a security
-    update rebuilt its version's image, and its nodes run the one made before."""
+    """`row`: an addon running an outdated build ({app, addon, version, build, nodes}): a security
+    update rebuilt its version's image, and its nodes run the one made before. `build` names the new one
+    the same on every host (its root filesystem's SHA-256), not by a host's image ID."""
     return {"type": BUILD_OUTDATED, "app": row["app"], "addon": row["addon"], "version": row["version"],
-            "image_id": row["image_id"], "nodes": list(row["nodes"]),
+            "build": row["build"], "nodes": list(row["nodes"]),
             "reason": f"a security update of {row['version']} is available: run database-maintenance, or let the "
                       "addon's maintenance window come", "at": _when(now)}
 
@@ -77,8 +78,8 @@ def event_key(position: int) -> str:
     return f"event/{position}"
 
 
-def build_key(addon: str, image_id: str) -> str:
-    return f"build/{addon}/{image_id}"
+def build_key(addon: str, build: str) -> str:
+    return f"build/{addon}/{build}"
 
 
 def delivery_id(key: str, webhook_id: str) -> str:

@@ -30,11 +30,16 @@ class UnknownWebhook(DomainError):
 def webhook_url(url: str | None) -> str:
     """Loopback over http(s), or any https URL: the body is signed, but only TLS keeps it private off this
     machine. The same loopback rule as an app's restart hook (domain/app.py)."""
-    parsed = urlparse(url or "")
-    if parsed.username is not None or parsed.password is not None:
-        raise InvalidWebhookUrl(f"the webhook URL to {parsed.hostname} holds credentials (user:password@), which are "
+    try:  # malformed brackets ("http://[::1", "https://[zz]/") raise ValueError
+        parsed = urlparse(url or "")
+        host, credentials = parsed.hostname, parsed.username is not None or parsed.password is not None
+    except ValueError as e:
+        named = repr(url) if "@" not in (url or "") else "holding user:password@"  # no credentials in an error
+        raise InvalidWebhookUrl(f"webhook URL {named} is not a URL: {e}") from None
+    if credentials:
+        raise InvalidWebhookUrl(f"the webhook URL to {host} holds credentials (user:password@), which are "
                                 "not kept: receivers check the X-Redis-Addons-Signature header instead")
-    if parsed.scheme == "https" and parsed.hostname:
+    if parsed.scheme == "https" and host:
         try:
             parsed.port
         except ValueError:

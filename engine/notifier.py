@@ -2,8 +2,9 @@
 
 Each webhook follows the event log on its own task, from the position after its registration: it maps
 each event to a message (domain/notifications.py), posts the ones of its scope, and moves its position
-past an event only once the message was delivered, or given up after its retries (a dead letter, counted
-with the last error). So a slow or dead receiver holds back its own messages only. The positions, the
+past an event only once the message was delivered, or given up after retrying it for a day (a dead letter,
+counted with the last error): a receiver down for hours still gets every message. So a slow or dead
+receiver holds back its own messages only; its failed attempts and last error show meanwhile. The positions, the
 counts and the builds each webhook was told of are kept in a checkpoint (written after each delivery);
 a crash between a delivery and its checkpoint sends it again, with the same ID.
 
@@ -22,7 +23,7 @@ from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
 
 import structlog
-from tenacity import AsyncRetrying, retry_if_exception_type, stop_after_attempt, wait_exponential
+from tenacity import AsyncRetrying, retry_if_exception_type, wait_exponential
 
 from domain.notifications import (build_key, build_outdated, delivery_id, event_key, for_webhook, may_notify,
                                   message_for, signature)
@@ -37,6 +38,12 @@ POLL_S = 2.0  # a webhook's task also looks at the log this often (events saved 
 SAVE_EVERY_S = 5.0  # positions moved past events that made no message are written this often
 BATCH = 200
 MESSAGES_KEPT = 1000  # messages made, by position, shared by the webhooks' tasks
+GIVE_UP_AFTER_S = 24 * 3600.0  # a message is retried this long after its first failure, then a dead letter
+
+
+class SecretMissing(DeliveryFailed):
+    """The webhook's signing secret is not in the store (removed meanwhile, or the store lost it): its
+    messages wait, as for a receiver down; registering the webhook again makes a new secret."""
 
 
 def utc_now() -> datetime:
@@ -56,10 +63,13 @@ class Hook:
     registered_at: str
     position: int  # the last event of the log this webhook is done with
     delivered: int = 0
-    dead_letters: int = 0  # messages given up after their retries
+    dead_letters: int = 0  # messages given up after retrying them for give_up_after_s
+    retrying: str | None = None  # the delivery being retried (its ID), its failed attempts, since when
+    attempts: int = 0
+    failing_since: str | None = None
     last_error: str | None = None
     last_error_at: str | None = None
-    builds: dict[str, str] = field(default_factory=dict)  # addon -> the image ID it was told is current
+    builds: dict[str, str] = field(default_factory=dict)  # addon -> the build it was told is current
 
     def shown(self) -> dict:
         return {k: v for k, v in asdict(self).items() if k != "builds"}
@@ -68,11 +78,11 @@ class Hook:
 class Notifier:
     def __init__(self, events: EventLog, sender: WebhookSender | None, secrets: SecretStore,
                  checkpoints: Checkpoints | None, outdated: Callable[[], Awaitable[list[dict]]] | None = None,
-                 attempts: int = 5, first_wait_s: float = 0.5, max_wait_s: float = 30.0, builds_every_s: float = 300.0,
-                 clock: Callable[[], datetime] = utc_now):
+                 first_wait_s: float = 0.5, max_wait_s: float = 300.0, give_up_after_s: float = GIVE_UP_AFTER_S,
+                 builds_every_s: float = 300.0, clock: Callable[[], datetime] = utc_now):
         self.events, self.sender, self.secrets, self.checkpoints = events, sender, secrets, checkpoints
         self.outdated, self.builds_every_s, self.clock = outdated, builds_every_s, clock
-        self.attempts, self.first_wait_s, self.max_wait_s = attempts, first_wait_s, max_wait_s
+        self.first_wait_s, self.max_wait_s, self.give_up_after_s = first_wait_s, max_wait_s, give_up_after_s
         self.hooks: dict[str, Hook] = {}
         self.book_position = 0
         self._loaded = False
@@ -139,7 +149,10 @@ class Notifier:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
         if self._loaded:
-            await self._save()
+            try:
+                await self._save()
+            except Exception as e:  # a full disk: the engine still stops; more is sent again after the restart
+                log.warning("notifier checkpoint not written at stop", error=str(e))
         if self.sender is not None:
             await self.sender.close()
 
@@ -174,7 +187,7 @@ class Notifier:
         while queued:
             key, message = next(iter(queued.items()))
             await self._deliver(hook, message, key)
-            hook.builds[message["addon"]] = message["image_id"]
+            hook.builds[message["addon"]] = message["build"]
             queued.pop(key, None)
             await self._save()
         batch = await self.events.select(hook.position, BATCH)
@@ -202,29 +215,56 @@ class Notifier:
         return self._messages[position]
 
     async def _deliver(self, hook: Hook, message: dict, key: str) -> None:
-        secret = await asyncio.to_thread(self.secrets.peek, secret_name(hook.id))
-        if secret is None or hook.id not in self.hooks:
-            return  # removed meanwhile
+        """Retried with backoff (up to max_wait_s between attempts) until delivered, or given up
+        give_up_after_s after its first failure (a dead letter). A restart resumes the retries of the same
+        delivery from its first failure's time."""
         delivery = delivery_id(key, hook.id)
         body = json.dumps({"id": delivery, **message}, sort_keys=True).encode()
-        headers = {"Content-Type": "application/json", "User-Agent": "redis-addons-notifier",
-                   "X-Redis-Addons-Delivery": delivery, "X-Redis-Addons-Event": message["type"],
-                   "X-Redis-Addons-Signature": signature(secret, body)}
-        retrying = AsyncRetrying(stop=stop_after_attempt(self.attempts), reraise=True,
+        if hook.retrying != delivery:
+            hook.retrying, hook.attempts, hook.failing_since = delivery, 0, None
+        retrying = AsyncRetrying(stop=lambda _: self._given_up(hook), reraise=True,
                                  wait=wait_exponential(multiplier=self.first_wait_s, max=self.max_wait_s),
                                  retry=retry_if_exception_type(DeliveryFailed))
         try:
             async for attempt in retrying:
                 with attempt:
-                    await self.sender.post(hook.url, body, headers)
+                    if hook.id not in self.hooks:
+                        return  # removed meanwhile: told nothing more
+                    await self._post(hook, message, delivery, body)
         except DeliveryFailed as e:
             hook.dead_letters += 1
-            hook.last_error, hook.last_error_at = str(e), self.clock().isoformat()
-            log.warning("webhook delivery given up", webhook=hook.id, delivery=delivery, type=message["type"],
-                        attempts=self.attempts, error=str(e))
+            log.error("webhook delivery given up", webhook=hook.id, delivery=delivery, type=message["type"],
+                      attempts=hook.attempts, since=hook.failing_since, error=str(e))
         else:
             hook.delivered += 1
             log.info("webhook delivered", webhook=hook.id, delivery=delivery, type=message["type"])
+        hook.retrying, hook.attempts, hook.failing_since, self._dirty = None, 0, None, True
+
+    async def _post(self, hook: Hook, message: dict, delivery: str, body: bytes) -> None:
+        try:
+            # Read at each attempt: a webhook registered again after its secret was lost signs with the new one.
+            secret = await asyncio.to_thread(self.secrets.peek, secret_name(hook.id))
+            if secret is None:
+                raise SecretMissing("signing secret missing: register the webhook again to make a new one")
+            headers = {"Content-Type": "application/json", "User-Agent": "redis-addons-notifier",
+                       "X-Redis-Addons-Delivery": delivery, "X-Redis-Addons-Event": message["type"],
+                       "X-Redis-Addons-Signature": signature(secret, body)}
+            await self.sender.post(hook.url, body, headers)
+        except DeliveryFailed as e:
+            now, error = self.clock().isoformat(), str(e)
+            if hook.attempts == 0 or error != hook.last_error:  # logged once per cause, not at each attempt
+                (log.error if isinstance(e, SecretMissing) else log.warning)(
+                    "webhook delivery failed; retrying", webhook=hook.id, delivery=delivery, type=message["type"],
+                    error=error)
+            hook.attempts += 1
+            hook.failing_since = hook.failing_since or now
+            hook.last_error, hook.last_error_at, self._dirty = error, now, True
+            raise
+
+    def _given_up(self, hook: Hook) -> bool:
+        if hook.failing_since is None:
+            return False
+        return (self.clock() - datetime.fromisoformat(hook.failing_since)).total_seconds() >= self.give_up_after_s
 
     # -- builds outdated (not events: looked at now and then) -------------------------------------------
 
@@ -235,8 +275,8 @@ class Notifier:
         for hook in list(self.hooks.values()):
             waiting = self._queued.setdefault(hook.id, {})
             for row in rows:
-                key = build_key(row["addon"], row["image_id"])
-                if for_webhook(row, hook.app) and hook.builds.get(row["addon"]) != row["image_id"] and key not in waiting:
+                key = build_key(row["addon"], row["build"])
+                if for_webhook(row, hook.app) and hook.builds.get(row["addon"]) != row["build"] and key not in waiting:
                     waiting[key] = build_outdated(row, self.clock())
                     queued += 1
             if waiting and hook.id in self._wakes:
@@ -269,4 +309,15 @@ class Notifier:
             self._dirty = False
             state = {"shape": SHAPE, "book_position": self.book_position,
                      "hooks": [asdict(h) for h in self.hooks.values()]}
-            await asyncio.to_thread(self.checkpoints.save, NAME, state)
+            write = asyncio.ensure_future(asyncio.to_thread(self.checkpoints.save, NAME, state))
+            try:
+                await asyncio.shield(write)
+            except BaseException:
+                self._dirty = True  # written again by the saver, or at stop
+                # Cancelled (a webhook removed, the engine stopping): the thread still writes; the lock is held
+                # until it ends, lest another writer write the same temp file at once.
+                while not write.done():
+                    with suppress(asyncio.CancelledError):
+                        await asyncio.wait([write])
+                write.exception()  # its own error, if any, marked seen: the one raised is the first
+                raise

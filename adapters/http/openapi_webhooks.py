@@ -20,7 +20,10 @@ SCHEMAS = {
         registered_at={"type": "string", "format": "date-time"},
         position={"type": "integer", "description": "The last event of the log it is done with"},
         delivered={"type": "integer"},
-        dead_letters={"type": "integer", "description": "Messages given up after their retries"},
+        dead_letters={"type": "integer", "description": "Messages given up after a day of retries"},
+        retrying={"type": ["string", "null"], "description": "The delivery being retried now (its ID), if any"},
+        attempts={"type": "integer", "description": "Its failed attempts so far"},
+        failing_since={"type": ["string", "null"], "format": "date-time", "description": "Its first failure"},
         last_error={"type": ["string", "null"]}, last_error_at={"type": ["string", "null"], "format": "date-time"}),
     "Notification": {**obj(
         id={"type": "string", "format": "uuid",
@@ -29,13 +32,20 @@ SCHEMAS = {
         type={"enum": list(TYPES)}, app={"type": "string"}, addon={"type": "string"},
         node={"type": "string", "description": "node.down and node.up: the node's ID (its container)"},
         role={"enum": ["data", "sentinel", "proxy"]}, host={"type": "string"},
-        observed_by={"enum": ["engine", "sentinels"]},
+        observed_by={"enum": ["engine", "sentinels"], "description": "node.down and node.up: who saw it (a Business "
+                     "addon's node is told of by both, each message with its own ID)"},
         reason={"type": "string"}, at={"type": "string", "format": "date-time"},
         operation=obj(id={"type": "string"}, kind={"type": "string"}), backup={"type": "string"},
-        version={"type": "string"}, image_id={"type": "string"}, nodes={"type": "array", "items": {"type": "string"}}),
+        version={"type": "string"}, nodes={"type": "array", "items": {"type": "string"}},
+        build={"type": "string", "description": "addon.build_outdated: the new build, 'sha256:' and the SHA-256 of its "
+                                                "root filesystem, the same on every host"}),
         "description": "The JSON body POSTed to a webhook. X-Redis-Addons-Signature: sha256=HMAC-SHA256 of the body "
                        "with the webhook's signing secret (hex); X-Redis-Addons-Event: its type. Sent at least once: "
-                       "a receiver answers 2xx, or it is retried with backoff (5 attempts), then counted a dead letter"},
+                       "until a receiver answers 2xx it is retried with backoff (waits growing from 0.5 s to 5 min) "
+                       "for 24 h, the webhook's later messages waiting behind it (its failed attempts and last error "
+                       "show in the webhook list); only then is it counted a dead letter. A Business addon's node "
+                       "going down or up is told twice, each with its own ID: once as the engine saw it "
+                       "(observed_by engine) and once as its Sentinels did (observed_by sentinels)"},
 }
 
 

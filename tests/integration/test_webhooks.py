@@ -1,8 +1,8 @@
 """Webhooks on real parts: a real aiohttp receiver on loopback, a real starter-256 addon, webhooks registered
 through the API, the node's container killed with Docker and the watcher driven: the receiver is told
 `node.down` then `node.up`, signed with the secret the registration showed; a receiver answering 500
-first gets the same delivery ID again; a webhook off loopback over http is refused. One addon and one
-kill for the module."""
+first gets the same delivery ID again; a webhook off loopback over http is refused; a build is named
+alike on every host. One addon and one kill for the module."""
 
 from __future__ import annotations
 
@@ -19,7 +19,9 @@ from domain.addon import Addon
 from domain.notifications import signature
 from engine import build
 from tests.integration.api_client import cli, session, url
-from tests.integration.conftest import remove_everything_of, running_addon, settings_for
+from engine.settings import load_hosts
+from engine.webhooks import current_build
+from tests.integration.conftest import HOSTS_FILE, remove_everything_of, running_addon, settings_for
 
 
 class Receiver:
@@ -110,7 +112,7 @@ async def test_a_receiver_answering_500_first_gets_the_same_delivery_id_again(wo
     assert "secret" not in str(listed).lower()
 
 
-@pytest.mark.parametrize("bad", ["http://192.0.2.1/hook", "hook.example.com/x"])
+@pytest.mark.parametrize("bad", ["http://192.0.2.1/hook", "hook.example.com/x", "http://[::1"])
 async def test_a_webhook_off_loopback_over_http_or_not_a_url_is_refused(world, bad):
     async with session(world["engine"]) as http:
         async with http.post(url(world["server"], "/v1/webhooks"), json={"url": bad}) as answer:
@@ -138,3 +140,14 @@ async def test_the_cli_adds_lists_and_removes_an_apps_webhook(world, monkeypatch
     assert webhook_id not in engine.webhooks.notifier.hooks
     assert await cli("--app", app, "webhooks-remove", webhook_id) == 1
     assert "unknown webhook" in capsys.readouterr().err
+
+
+async def test_a_build_is_named_alike_on_every_host(world):
+    """The setup imports one tarball into each host: image IDs differ, the build's name must not (else an
+    addon whose nodes moved would be told its build is outdated again)."""
+    engine, addon = world["engine"], await world["engine"].events.get(Addon.id_for(world["addon"]))
+    hosts = [h.name for h in load_hosts(HOSTS_FILE)]
+    builds = engine.maintenance.builds
+    named = [await current_build(builds, [{"host": h, "version": addon.redis_version}]) for h in hosts]
+    ids = {await engine.runtime.image_id(h, builds.versions.get(addon.redis_version).image) for h in hosts}
+    assert len(set(named)) == 1 and named[0].startswith("sha256:") and named[0] not in ids, (named, ids)

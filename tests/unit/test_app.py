@@ -75,6 +75,13 @@ def test_invalid_restart_methods_are_refused(kind, label, url):
     assert (refused.value.rule, refused.value.status) == ("restart-method", 400)
 
 
+@pytest.mark.parametrize("url", ["http://[::1", "https://[zz]/", "http://[127.0.0.1/restart"])
+def test_a_hook_url_with_malformed_brackets_is_refused_naming_the_rule(url):
+    with pytest.raises(InvalidRestartMethod, match="needs an http\\(s\\) URL") as refused:
+        restart_method("hook", url=url)
+    assert url in str(refused.value) and refused.value.status == 400
+
+
 def test_a_hook_url_off_loopback_is_refused_naming_the_rule():
     with pytest.raises(InvalidRestartMethod, match="not on loopback"):
         loopback_url("http://192.168.1.10/restart")

@@ -102,9 +102,9 @@ def test_other_facts_make_no_message_and_need_no_aggregate():
 
 
 def test_a_build_outdated_message_names_the_new_image():
-    row = {"app": "shop", "addon": "shop-1234", "version": "7.0.15", "image_id": "sha256:abc", "nodes": ["node-a"]}
+    row = {"app": "shop", "addon": "shop-1234", "version": "7.0.15", "build": "sha256:abc", "nodes": ["node-a"]}
     message = build_outdated(row, NOW)
-    assert message["type"] == BUILD_OUTDATED and message["image_id"] == "sha256:abc"
+    assert message["type"] == BUILD_OUTDATED and message["build"] == "sha256:abc"
     assert "database-maintenance" in message["reason"] and message["at"] == NOW.isoformat()
     assert set(TYPES) == {"node.down", "node.up", "cluster.degraded", "cluster.redundant",
                           "operation.needs_attention", "backup.failed", "addon.build_outdated"}
@@ -135,7 +135,8 @@ def test_webhook_urls_on_loopback_or_https(url):
 @pytest.mark.parametrize("url, said", [
     ("http://10.0.0.1/hook", "on loopback"), ("http://example.com/x", "on loopback"), ("not a url", "http(s)"),
     ("", "http(s)"), ("ftp://127.0.0.1/x", "http(s)"), ("https://user:pw@example.com/x", "credentials"),
-    ("https://example.com:99999/x", "invalid port")])
+    ("https://example.com:99999/x", "invalid port"), ("http://[::1", "not a URL"), ("https://[zz]/", "not a URL"),
+    ("http://[zz]/x", "not a URL"), ("https://u:pw@[zz]/x", "user:password@")])
 def test_other_webhook_urls_are_refused_naming_why(url, said):
     with pytest.raises(InvalidWebhookUrl) as refused:
         webhook_url(url)

@@ -1,20 +1,25 @@
 """The notifier over an in-memory event log and an in-memory sender: retries keep the delivery's ID, a
-webhook's position moves only once its message was delivered (or given up), a slow webhook holds back
-no other, a restart sends again what was not checkpointed with the same ID, builds are told once."""
+webhook's position moves only once its message was delivered (or given up after a day), a slow webhook
+holds back no other, a restart sends again what was not checkpointed with the same ID, builds are told
+once; a missing signing secret holds the messages; the checkpoint's writes never overlap."""
 
 from __future__ import annotations
 
 import asyncio
 import json
+import threading
+from datetime import datetime, timedelta, timezone
+from types import SimpleNamespace
 
 from domain.cluster import Cluster, node_record
 from domain.notifications import signature
 from domain.webhook import Webhook
-from engine.notifier import Notifier, secret_name
-from engine.ports import DeliveryFailed
+from engine.notifier import GIVE_UP_AFTER_S, Notifier, secret_name
+from engine.ports import DeliveryFailed, TransientError
+from engine.webhooks import ROOTFS, Webhooks, outdated_builds
 from tests.unit.fakes import FakeSecretStore, InMemoryEventLog
 
-FAST = dict(attempts=3, first_wait_s=0.001, max_wait_s=0.01, builds_every_s=0)
+FAST = dict(first_wait_s=0.001, max_wait_s=0.01, builds_every_s=0)
 SLOW_URL, URL = "http://127.0.0.1:9001/slow", "http://127.0.0.1:9000/hook"
 
 
@@ -58,11 +63,20 @@ async def eventually(condition, timeout: float = 5.0) -> None:
             await asyncio.sleep(0.005)
 
 
+class Clock:
+    def __init__(self):
+        self.now = datetime(2026, 12, 2, 12, tzinfo=timezone.utc)
+
+    def __call__(self) -> datetime:
+        return self.now
+
+
 class World:
     def __init__(self):
         self.events, self.secrets = InMemoryEventLog(), FakeSecretStore()
         self.sender, self.checkpoints = Sender(), Checkpoints()
         self.outdated: list[dict] = []
+        self.clock = Clock()
         self.cluster = Cluster(addon="shop-1234", app="shop")
         self.cluster.place_node(node_record("data", "host-a", "127.0.1.1", 30000, "node-a", "node-a-data", 256, "7.0.15"))
         self.cluster.mark_node_started("node-a")
@@ -71,9 +85,16 @@ class World:
         """The first engine's: the log holds the addon's cluster."""
         await self.events.open()
         await self.events.save(self.cluster)
-        notifier = Notifier(self.events, self.sender, self.secrets, self.checkpoints, self._outdated, **FAST)
+        notifier = Notifier(self.events, self.sender, self.secrets, self.checkpoints, self._outdated, **FAST,
+                            clock=self.clock)
         await notifier.start()
         return notifier
+
+    async def watched(self) -> tuple[Notifier, str, int]:
+        """A started notifier with one webhook registered (to URL), and its position then."""
+        notifier = await self.notifier()
+        hook = await self.register(URL)
+        return notifier, hook, notifier.hooks[hook].position
 
     async def _outdated(self) -> list[dict]:
         return self.outdated
@@ -111,9 +132,7 @@ async def test_a_failed_delivery_is_retried_with_the_same_id_and_signed():
 
 async def test_the_position_moves_only_after_the_delivery_and_a_restart_sends_it_again_with_the_same_id():
     world = World()
-    notifier = await world.notifier()
-    hook = await world.register(URL)
-    registered_at = notifier.hooks[hook].position
+    notifier, hook, registered_at = await world.watched()
     world.sender.gates[URL] = asyncio.Event()  # the receiver does not answer yet
     position = await world.node_down()
     await asyncio.sleep(0.05)
@@ -152,21 +171,123 @@ async def test_a_slow_webhook_does_not_hold_another():
     await notifier.stop()
 
 
-async def test_a_message_given_up_after_its_retries_is_a_dead_letter_and_the_next_one_goes():
+async def test_a_receiver_down_for_many_attempts_still_gets_the_message_with_its_id():
     world = World()
     notifier = await world.notifier()
     hook = await world.register(URL)
-    world.sender.failures[URL] = FAST["attempts"]
+    world.sender.failures[URL] = 12  # more than a few seconds' worth of retries at the real waits
     position = await world.node_down()
+    await eventually(lambda: notifier.hooks[hook].delivered == 1)
+    posts = world.sender.to(URL)
+    assert len(posts) == 13 and len({headers["X-Redis-Addons-Delivery"] for _, headers in posts}) == 1
+    shown = notifier.hooks[hook].shown()
+    assert (shown["dead_letters"], shown["attempts"], shown["retrying"], shown["position"]) == (0, 0, None, position)
+    assert shown["last_error"] == "HTTP 500 Internal Server Error"  # kept: when it last failed
+    await notifier.stop()
+
+
+async def test_a_message_failing_for_a_day_is_a_dead_letter_shown_meanwhile_and_the_next_one_goes():
+    world = World()
+    notifier, hook, registered_at = await world.watched()
+    world.sender.failures[URL] = 10**9
+    position = await world.node_down()
+    await eventually(lambda: notifier.hooks[hook].attempts >= 5)
+    shown = notifier.hooks[hook].shown()  # what the webhook list shows meanwhile
+    assert (shown["position"], shown["dead_letters"], shown["last_error"]) == (
+        registered_at, 0, "HTTP 500 Internal Server Error")
+    assert shown["retrying"] == world.sender.to(URL)[0][0]["id"]
+    assert shown["failing_since"] == world.clock.now.isoformat()
+    world.clock.now += timedelta(seconds=GIVE_UP_AFTER_S - 1)
+    await asyncio.sleep(0.05)
+    assert notifier.hooks[hook].dead_letters == 0 and notifier.hooks[hook].position == registered_at
+    world.clock.now += timedelta(seconds=1)
     await eventually(lambda: notifier.hooks[hook].position >= position)
     shown = notifier.hooks[hook].shown()
-    assert (shown["dead_letters"], shown["delivered"], shown["last_error"]) == (1, 0, "HTTP 500 Internal Server Error")
-    assert len(world.sender.to(URL)) == FAST["attempts"]
+    assert (shown["dead_letters"], shown["delivered"], shown["attempts"], shown["retrying"]) == (1, 0, 0, None)
+    world.sender.failures[URL] = 0
     world.cluster.mark_node_recovered("node-a", "restarted on its data", "2026-12-02T12:02:00+00:00")
     await world.events.save(world.cluster)
     await eventually(lambda: notifier.hooks[hook].delivered == 1)
     assert world.sender.to(URL)[-1][0]["type"] == "node.up"
     await notifier.stop()
+
+
+async def test_a_missing_signing_secret_holds_the_messages_until_one_is_made_again():
+    world = World()
+    notifier, hook, registered_at = await world.watched()
+    world.secrets.forget(secret_name(hook))
+    position = await world.node_down()
+    await eventually(lambda: notifier.hooks[hook].attempts >= 2)
+    shown = notifier.hooks[hook].shown()
+    assert shown["last_error"].startswith("signing secret missing") and shown["position"] == registered_at
+    assert world.sender.posts == [] and shown["dead_letters"] == 0
+    secret = world.secrets.password_for(secret_name(hook))  # what registering it again does
+    await eventually(lambda: notifier.hooks[hook].position >= position)
+    [(body, headers)] = world.sender.to(URL)
+    assert headers["X-Redis-Addons-Signature"] == signature(secret, json.dumps(body, sort_keys=True).encode())
+    assert notifier.hooks[hook].delivered == 1
+    await notifier.stop()
+
+
+async def test_a_stop_whose_checkpoint_cannot_be_written_still_stops():
+    world = World()
+    notifier = await world.notifier()
+    closed = []
+
+    async def close():
+        closed.append(True)
+
+    def full_disk(name, state):
+        raise OSError(28, "No space left on device")
+
+    world.sender.close, world.checkpoints.save = close, full_disk
+    await notifier.stop()
+    assert closed == [True]
+
+
+async def test_a_cancelled_checkpoint_write_ends_before_another_begins():
+    world = World()
+    notifier = await world.notifier()
+    await notifier.stop()
+    writing, most, release = [0], [0], threading.Event()
+
+    def slow_save(name, state):
+        writing[0] += 1
+        most[0] = max(most[0], writing[0])
+        release.wait(5)
+        writing[0] -= 1
+
+    world.checkpoints.save = slow_save
+    try:
+        first = asyncio.create_task(notifier._save())
+        await eventually(lambda: writing[0] == 1)
+        first.cancel()  # a webhook removed, or the engine stopping, while its task writes
+        second = asyncio.create_task(notifier._save())
+        await asyncio.sleep(0.1)
+        assert most[0] == 1
+    finally:
+        release.set()
+    await second
+    assert first.cancelled() and most[0] == 1
+
+
+async def test_a_registration_hands_out_the_secret_that_is_kept_even_if_a_removal_forgot_it_meanwhile():
+    events, secrets = InMemoryEventLog(), FakeSecretStore()
+    await events.open()
+    webhooks = Webhooks(events, secrets, None, None, SimpleNamespace(), SimpleNamespace())
+    await webhooks.start()
+    save = events.save
+
+    async def save_racing_a_removal(*aggregates):
+        for webhook in aggregates:  # the secret made for it forgotten as a removal's would be
+            secrets.forget(secret_name(str(webhook.id)))
+        return await save(*aggregates)
+
+    events.save = save_racing_a_removal
+    registered = await webhooks.register(URL)
+    kept = secrets.peek(secret_name(registered["webhook"]["id"]))
+    assert kept is not None and registered["secret"] == kept
+    await webhooks.stop()
 
 
 async def test_an_apps_webhook_hears_only_its_app_and_one_registered_later_nothing_before():
@@ -187,45 +308,52 @@ async def test_an_outdated_build_is_told_once_per_new_image_and_a_removed_webhoo
     world = World()
     notifier = await world.notifier()
     hook = await world.register(URL)
-    world.outdated = [{"app": "shop", "addon": "shop-1234", "version": "7.0.15", "image_id": "sha256:new",
+    world.outdated = [{"app": "shop", "addon": "shop-1234", "version": "7.0.15", "build": "sha256:new",
                        "nodes": ["node-a"]}]
     assert await notifier.check_builds() == 1
     await eventually(lambda: len(world.sender.to(URL)) == 1)
     assert await notifier.check_builds() == 0  # told already
-    world.outdated[0]["image_id"] = "sha256:newer"
+    world.outdated[0]["build"] = "sha256:newer"
     assert await notifier.check_builds() == 1
     await eventually(lambda: len(world.sender.to(URL)) == 2)
-    assert [b["image_id"] for b, _ in world.sender.to(URL)] == ["sha256:new", "sha256:newer"]
+    assert [b["build"] for b, _ in world.sender.to(URL)] == ["sha256:new", "sha256:newer"]
     webhook = await world.events.get(Webhook.id_for(URL, None))
     webhook.remove()
     await world.events.save(webhook)
     assert hook not in notifier.hooks
-    world.outdated[0]["image_id"] = "sha256:newest"
+    world.outdated[0]["build"] = "sha256:newest"
     assert await notifier.check_builds() == 0
     await notifier.stop()
 
 
-async def test_outdated_builds_name_the_image_the_versions_tag_names_now():
-    from types import SimpleNamespace
-
+async def test_outdated_builds_are_named_alike_on_every_host_and_a_silent_host_or_bad_addon_stops_no_other():
     from domain.catalog import VersionCatalog
-    from engine.webhooks import outdated_builds
 
     versions = VersionCatalog.load()
     version = next(iter(versions)).version
     asked = []
 
     class Runtime:
+        async def image_labels(self, host, image):
+            asked.append(host)
+            if host == "host-a":
+                raise TransientError("Docker on host-a did not answer")
+            return {ROOTFS: "abc"} if host == "host-b" else {}
+
         async def image_id(self, host, image):
-            asked.append((host, image))
-            return "sha256:new" if host == "host-a" else None
+            return f"sha256:id-on-{host}"
+
+    def node(name, host, at=version):
+        return {"id": name, "host": host, "version": at, "build": "outdated"}
 
     async def outdated():
-        return [{"app": app, "addon": f"{app}-1234", "version": version,
-                 "nodes": [{"id": f"{app}-node", "host": host, "version": version, "build": "outdated"}]}
-                for app, host in (("shop", "host-a"), ("blog", "host-gone"))]
+        return [{"app": "shop", "addon": "shop-1", "version": version,
+                 "nodes": [node("n2", "host-b"), node("n1", "host-a")]},
+                {"app": "old", "addon": "old-1", "version": "0.0.1", "nodes": [node("n3", "host-b", "0.0.1")]},
+                {"app": "blog", "addon": "blog-1", "version": version, "nodes": [node("n4", "host-c")]}]
 
     maintenance = SimpleNamespace(outdated=outdated, builds=SimpleNamespace(runtime=Runtime(), versions=versions))
-    assert await outdated_builds(maintenance) == [{"app": "shop", "addon": "shop-1234", "version": version,
-                                                   "image_id": "sha256:new", "nodes": ["shop-node"]}]
-    assert asked == [("host-a", versions.get(version).image), ("host-gone", versions.get(version).image)]
+    assert await outdated_builds(maintenance) == [
+        {"app": "shop", "addon": "shop-1", "version": version, "build": "sha256:abc", "nodes": ["n2", "n1"]},
+        {"app": "blog", "addon": "blog-1", "version": version, "build": "sha256:id-on-host-c", "nodes": ["n4"]}]
+    assert asked == ["host-a", "host-b", "host-c"]  # in name order: the same host each round
