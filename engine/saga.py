@@ -73,6 +73,11 @@ class Coordinator:
         """`observer` is told each step's duration and outcome from now on (/metrics' histogram)."""
         self._step_observers.append(observer)
 
+    def unobserve_steps(self, observer: StepObserver) -> None:
+        """`observer` is told nothing more (an HTTP app sharing this engine has stopped); unknown: no-op."""
+        if observer in self._step_observers:
+            self._step_observers.remove(observer)
+
     def submit(self, operation_id: UUID) -> asyncio.Task:
         task = self._tasks.get(operation_id)
         if task is None or task.done():

@@ -6,6 +6,7 @@ import json
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
+from urllib.parse import urlsplit
 
 from domain.placement import Host
 
@@ -42,6 +43,7 @@ class Settings:
     watch_interval_s: float = 2.0  # how often the node watcher looks at the nodes; 0: never (tests drive it)
     host_grace_s: float = 30.0  # a cluster's node on a host that does not answer is replaced after this long
     stats_interval_s: float = 10.0  # how often the nodes' stats are sampled; 0: never (tests drive it)
+    public_url: str | None = None  # the origin browsers reach the dashboard at, behind a reverse proxy
 
     @property
     def token_file(self) -> Path:
@@ -91,9 +93,32 @@ class Settings:
             watch_interval_s=float(env.get("REDIS_ADDONS_WATCH_INTERVAL", "2")),
             host_grace_s=float(env.get("REDIS_ADDONS_HOST_GRACE", "30")),
             stats_interval_s=float(env.get("REDIS_ADDONS_STATS_INTERVAL", "10")),
+            public_url=public_origin(env.get("REDIS_ADDONS_PUBLIC_URL", "")),
         )
         values.update(overrides)
         return cls(**values)
+
+
+def public_origin(url: str) -> str | None:
+    """REDIS_ADDONS_PUBLIC_URL (e.g. https://redis.example.com) as a browser's Origin header says it:
+    scheme://host[:port], the default port left out; None when unset."""
+    if not (url := url.strip()):
+        return None
+    parts = urlsplit(url)
+    if parts.username or parts.password:  # not echoed: it would print a password
+        raise SettingsError("REDIS_ADDONS_PUBLIC_URL must not carry credentials: give http(s)://host[:port]")
+    try:
+        port = parts.port
+    except ValueError:
+        port = -1
+    if parts.scheme not in ("http", "https") or not parts.hostname or port == -1 or parts.path not in ("", "/") \
+            or parts.query or parts.fragment:
+        raise SettingsError(f"REDIS_ADDONS_PUBLIC_URL {url!r}: give the dashboard's public origin as "
+                            "http(s)://host[:port], with no path, e.g. https://redis.example.com")
+    netloc = parts.netloc.lower()
+    if port == {"http": 80, "https": 443}[parts.scheme]:
+        netloc = netloc.rsplit(":", 1)[0]
+    return f"{parts.scheme}://{netloc}"
 
 
 def store_env(env: dict, home: Path) -> dict:

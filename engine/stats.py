@@ -7,7 +7,7 @@ every interval; the history port (engine/ports.py, StatsHistory) keeps them.
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 
 
 @dataclass(frozen=True)
@@ -61,7 +61,6 @@ class NodeStats:
     # node's last (re)start, reset when it restarts.
     memory_highest_bytes: int | None = None
     swap_highest_bytes: int | None = None
-    extra: dict = field(default_factory=dict)
 
     def as_dict(self) -> dict:
         return asdict(self)

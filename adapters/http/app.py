@@ -20,7 +20,8 @@ def make_app(engine: Engine, token: str | None = None, scrape_token: str | None 
     scrape token to the one in settings.metrics_token_file."""
     token = token or ensure_token(engine.settings.token_file)
     scrape_token = scrape_token or metrics.scrape_token_of(engine)
-    dashboard = Dashboard(token)  # its session middleware goes before the bearer check
+    public_url = engine.settings.public_url if engine is not None else None  # None: the OpenAPI test's app
+    dashboard = Dashboard(token, public_url=public_url)  # its session middleware goes before the bearer check
     app = web.Application(middlewares=[error_middleware, dashboard.middleware, auth_middleware(token, scrape_token)],
                           client_max_size=MAX_BODY)
     app[ENGINE] = engine
@@ -30,6 +31,7 @@ def make_app(engine: Engine, token: str | None = None, scrape_token: str | None 
     app.router.add_routes(stats.routes)
     app.router.add_routes(webhooks.routes)
     app.on_startup.append(metrics.start_metrics)
+    app.on_cleanup.append(metrics.stop_metrics)
     dashboard.install(app)
     app.on_shutdown.append(events.close_streams)
     return app

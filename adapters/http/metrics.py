@@ -27,6 +27,12 @@ async def start_metrics(app: web.Application) -> None:
     app[METRICS] = EngineMetrics(app[ENGINE])
 
 
+async def stop_metrics(app: web.Application) -> None:
+    """At the app's cleanup: the coordinator keeps no observer of a gone app (each make_app on an engine adds one)."""
+    if METRICS in app:
+        app[METRICS].close()
+
+
 @routes.get("/metrics")
 async def metrics(request: web.Request) -> web.Response:
     body, content_type = await request.app[METRICS].exposition(",".join(request.headers.getall(hdrs.ACCEPT, [])))

@@ -37,7 +37,7 @@ async def serve(engine: Engine, host: str | None = None, port: int | None = None
             if on_listening is not None:  # before api-url, which tells that the server is up
                 on_listening(url)
             write_atomically(url_file, url + "\n")
-            log.info("API listening", api=url, dashboard=url + "/dashboard", token_file=str(engine.settings.token_file),
+            log.info("API listening", api=url, dashboard=(engine.settings.public_url or url) + "/dashboard", token_file=str(engine.settings.token_file),
                      scrape_token_file=str(engine.settings.metrics_token_file))  # where Prometheus' token is
             await stop.wait()
             log.info("API stopping")

@@ -44,6 +44,10 @@ class EngineMetrics:
         self.registry.register(_Collector(self))
         engine.coordinator.observe_steps(self.observe_step)
 
+    def close(self) -> None:
+        """No more step durations: the engine may outlive this registry (another HTTP app on it)."""
+        self._engine.coordinator.unobserve_steps(self.observe_step)
+
     def observe_step(self, kind: str, step: str, outcome: str, seconds: float) -> None:
         self._steps.labels(kind, step, outcome).observe(seconds)
 

@@ -80,6 +80,32 @@ def browser(tmp_path_factory, downloads):
     driver.quit()
 
 
+@pytest.fixture
+async def signed_out(site, browser):
+    """The browser with no session (each test stands alone, whatever ran before it)."""
+    def steps():
+        browser.get(site.url + "/dashboard/signin")
+        browser.delete_all_cookies()
+    await in_browser(steps)
+    return browser
+
+
+@pytest.fixture
+async def signed_in(site, browser):
+    """The browser with a session, signed in through the form when it has none (once a module, unless a
+    test signed out), so each test stands alone."""
+    def steps():
+        if browser.current_url.startswith(site.url) and browser.get_cookie(COOKIE):
+            return  # the session of an earlier test: the server keeps it for the module
+        browser.get(site.url + "/dashboard/apps")
+        if "/dashboard/signin" in browser.current_url:
+            browser.find_element(By.ID, "token").send_keys(site.token)
+            browser.find_element(By.ID, "signin").click()
+            wait(browser).until(EC.url_to_be(site.url + "/dashboard/apps"))
+    await in_browser(steps)
+    return browser
+
+
 def in_browser(fn):
     """Selenium blocks: its calls run in a thread while the engine's server goes on on the loop."""
     return asyncio.to_thread(fn)
@@ -115,14 +141,19 @@ def await_steps(browser, op: str, seconds: float = 90) -> list[tuple[str, str]]:
     card = f"#op-{op}"
     wait(browser, seconds).until(
         EC.text_to_be_present_in_element((By.CSS_SELECTOR, f"{card} .op-status"), "succeeded"))
-    return [(li.get_attribute("data-step"), li.find_element(By.CLASS_NAME, "step-status").text)
-            for li in browser.find_elements(By.CSS_SELECTOR, f"{card} li.step")]
+    # Read in one script: the card may be drawn again meanwhile (a late event), which would leave
+    # elements found one by one stale.
+    return [tuple(step) for step in browser.execute_script(
+        "return [...document.querySelectorAll(arguments[0] + ' li.step')]"
+        ".map((li) => [li.dataset.step, li.querySelector('.step-status').textContent])", card)]
 
 
 # -- signing in ---------------------------------------------------------------------
 
 
-async def test_a_wrong_token_is_refused(site, browser):
+async def test_a_wrong_token_is_refused(site, signed_out):
+    browser = signed_out
+
     def steps():
         sign_in(browser, site, "not-the-token")
         error = wait(browser).until(EC.visibility_of_element_located((By.ID, "error")))
@@ -133,10 +164,12 @@ async def test_a_wrong_token_is_refused(site, browser):
     await in_browser(steps)
 
 
-async def test_signing_in_shows_the_apps_and_their_addons(site, browser):
+async def test_signing_in_shows_the_apps_and_their_addons(site, signed_out):
+    browser = signed_out
+
     def steps():
         sign_in(browser, site, site.token)
-        wait(browser).until(EC.url_contains("/dashboard/apps"))
+        wait(browser).until(EC.url_to_be(site.url + "/dashboard/apps"))  # the sign-in page's ?next= says it too
         names = [a.text for a in browser.find_elements(By.CSS_SELECTOR, f"#app-{site.app} a.addon-link")]
         shot(browser, "apps")
         assert sorted(names) == sorted([site.addon, site.newest])
@@ -150,7 +183,8 @@ async def test_signing_in_shows_the_apps_and_their_addons(site, browser):
 # -- the addon's tabs -------------------------------------------------------------------
 
 
-async def test_the_overview_charts_the_sampled_stats(site, browser):
+async def test_the_overview_charts_the_sampled_stats(site, signed_in):
+    browser = signed_in
     for _ in range(3):  # CPU needs two readings of a container; three points on the charts
         await site.engine.stats_sampler.sample_once()
         await asyncio.sleep(0.5)
@@ -173,8 +207,9 @@ async def test_the_overview_charts_the_sampled_stats(site, browser):
     await in_browser(steps)
 
 
-async def test_without_the_chart_library_the_overview_says_so_and_shows_the_figures(site, browser, monkeypatch,
+async def test_without_the_chart_library_the_overview_says_so_and_shows_the_figures(site, signed_in, monkeypatch,
                                                                                      tmp_path):
+    browser = signed_in
     monkeypatch.setattr(render, "UPLOT", tmp_path)  # as an engine installed without `make setup`'s files
 
     def steps():
@@ -188,7 +223,8 @@ async def test_without_the_chart_library_the_overview_says_so_and_shows_the_figu
     assert "highest" in memory and canvases == []
 
 
-async def test_an_unknown_addon_is_a_page_saying_so(site, browser):
+async def test_an_unknown_addon_is_a_page_saying_so(site, signed_in):
+    browser = signed_in
     def steps():
         browser.get(addon_page(site, f"{site.app}-0000", "overview"))
         return browser.find_element(By.TAG_NAME, "h1").text, browser.find_element(By.ID, "error").text
@@ -196,7 +232,8 @@ async def test_an_unknown_addon_is_a_page_saying_so(site, browser):
     assert heading == "Not found" and f"{site.app}-0000" in message
 
 
-async def test_the_upgrade_button_appears_only_when_an_upgrade_is_allowed(site, browser):
+async def test_the_upgrade_button_appears_only_when_an_upgrade_is_allowed(site, signed_in):
+    browser = signed_in
     def steps():
         browser.get(addon_page(site, site.addon, "general"))
         offered = [b.get_attribute("data-version") for b in browser.find_elements(By.CLASS_NAME, "upgrade-button")]
@@ -212,7 +249,8 @@ async def test_the_upgrade_button_appears_only_when_an_upgrade_is_allowed(site, 
     assert none == []
 
 
-async def test_aof_turned_on_with_its_steps_shown_live(site, browser):
+async def test_aof_turned_on_with_its_steps_shown_live(site, signed_in):
+    browser = signed_in
     def steps():
         # The Operations tab open first: the operation turns up there by the event stream alone.
         browser.get(addon_page(site, site.addon, "operations"))
@@ -244,7 +282,8 @@ async def test_aof_turned_on_with_its_steps_shown_live(site, browser):
     assert (await site.engine.database.show(site.app, site.addon))["aof"] is True
 
 
-async def test_the_password_is_shown_only_on_request(site, browser):
+async def test_the_password_is_shown_only_on_request(site, signed_in):
+    browser = signed_in
     password = site.engine.secrets.peek(site.addon)
 
     def steps():
@@ -262,13 +301,18 @@ async def test_the_password_is_shown_only_on_request(site, browser):
     assert shown == password
 
 
-async def test_a_manual_backup_is_made_and_downloaded(site, browser, downloads):
+async def test_a_manual_backup_is_made_and_downloaded(site, signed_in, downloads):
+    browser = signed_in
     def steps():
         browser.get(addon_page(site, site.addon, "backups"))
         browser.find_element(By.ID, "schedule-enabled").click()
         Select(browser.find_element(By.ID, "hour")).select_by_value("3")
-        browser.find_element(By.ID, "schedule-update").click()
-        wait(browser).until(EC.url_matches(r"/backups$"))
+        update = browser.find_element(By.ID, "schedule-update")
+        update.click()
+        # The form posts to .../backups/schedule and lands on .../backups again: the URL alone does not tell
+        # the new page from the old; the old page's button gone stale does.
+        wait(browser).until(EC.staleness_of(update))
+        wait(browser).until(lambda b: b.execute_script("return document.readyState") == "complete")
         assert Select(browser.find_element(By.ID, "hour")).first_selected_option.get_attribute("value") == "3"
         browser.find_element(By.ID, "make-backup").click()
         op = operation_on_page(browser)
@@ -294,7 +338,8 @@ async def test_a_manual_backup_is_made_and_downloaded(site, browser, downloads):
         assert archive.getnames()
 
 
-async def test_the_plan_is_changed_after_its_confirmation(site, browser):
+async def test_the_plan_is_changed_after_its_confirmation(site, signed_in):
+    browser = signed_in
     def choose():
         browser.get(addon_page(site, site.addon, "general"))
         Select(browser.find_element(By.ID, "plan")).select_by_value("redis-starter-512")

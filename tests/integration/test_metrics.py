@@ -108,6 +108,19 @@ async def test_metrics_takes_the_api_token_or_the_scrape_token_and_nothing_else(
             assert (await response.json())["error"]["rule"] == "scrape-token-metrics-only"
 
 
+async def test_no_secret_is_in_what_metrics_answers(engine, addon, server):
+    password = engine.secrets.peek(addon)
+    api_token = engine.settings.token_file.read_text().strip()
+    scrape_token = engine.settings.metrics_token_file.read_text().strip()
+    async with aiohttp.ClientSession() as http:
+        async with http.get(server.make_url("/metrics"), headers={"Authorization": f"Bearer {api_token}"}) as response:
+            assert response.status == 200
+            text = await response.text()
+    assert f'addon="{addon}"' in text  # the addon's series are there, its password is not
+    assert password and password not in text
+    assert api_token not in text and scrape_token not in text
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))

@@ -98,12 +98,12 @@ async def events():
     await log.shutdown()
 
 
-async def an_operation_holding_its_addon(events, steps=STEPS, no_return=()) -> Operation:
+async def an_operation_holding_its_addon(events, steps=STEPS, no_return=(), name=NAME) -> Operation:
     """Given: an operation started on an addon it holds (as every command starts one)."""
-    operation = Operation(kind="paint", addon=NAME, app="my-app", steps=list(steps), no_return=list(no_return))
-    addon = Addon(name=NAME, app="my-app", plan="redis-starter-256", memory_mib=256, redis_version="7.0.15",
-                  host="host-a", address="127.0.1.1", port=30000, container=f"redis-addons-{NAME}-0",
-                  volume=f"redis-addons-{NAME}-0-data", operation_id=operation.id, settings=DEFAULT_SETTINGS)
+    operation = Operation(kind="paint", addon=name, app="my-app", steps=list(steps), no_return=list(no_return))
+    addon = Addon(name=name, app="my-app", plan="redis-starter-256", memory_mib=256, redis_version="7.0.15",
+                  host="host-a", address="127.0.1.1", port=30000, container=f"redis-addons-{name}-0",
+                  volume=f"redis-addons-{name}-0-data", operation_id=operation.id, settings=DEFAULT_SETTINGS)
     await events.save(operation, addon)
     return operation
 
@@ -152,6 +152,20 @@ async def test_the_steps_run_in_order_each_recorded_as_started_before_it_runs_an
     assert await history(events, operation.id) == ["Started"] + [
         f"{event}({step})" for step in STEPS for event in ("StepStarted", "StepSucceeded")] + ["Succeeded"]
     assert (await events.get(operation.id)).status == "succeeded"
+
+
+async def test_a_step_observer_is_told_each_step_until_it_is_taken_off(events):
+    told, other = [], []
+    coordinator = a_coordinator(events, Painting(events))
+    coordinator.observe_steps(lambda kind, step, outcome, seconds: told.append((kind, step, outcome)))
+    coordinator.observe_steps(keep := lambda kind, step, outcome, seconds: other.append(step))
+    await run(coordinator, (await an_operation_holding_its_addon(events)).id)
+    assert told == [("paint", step, "succeeded") for step in STEPS] and other == STEPS
+
+    coordinator.unobserve_steps(keep)
+    coordinator.unobserve_steps(keep)  # already off: nothing to do
+    await run(coordinator, (await an_operation_holding_its_addon(events, name="my-app-4040")).id)
+    assert other == STEPS and len(told) == 2 * len(STEPS)
 
 
 async def test_what_a_step_measured_is_recorded_for_the_steps_after_it(events):

@@ -8,10 +8,12 @@ from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
 
 from adapters.http.auth import auth_middleware
-from adapters.http.dashboard import actions
+from adapters.http.dashboard import Dashboard, actions
 from adapters.http.dashboard.keys import SESSIONS, TOKEN
 from adapters.http.dashboard.guard import guard_middleware
-from adapters.http.dashboard.sessions import COOKIE, Sessions, cross_site_refusal, origin_refusal, token_matches
+from adapters.http.dashboard.sessions import (COOKIE, SECURE_COOKIE, Sessions, cross_site_refusal, origin_refusal,
+                                              token_matches)
+from engine.settings import Settings, SettingsError, public_origin
 
 OWN = "http://127.0.0.1:8080"
 
@@ -181,3 +183,74 @@ async def test_the_session_cookie_is_httponly_strict_and_secure_over_https(schem
     assert {"httponly", "samesite", "path", "max-age"} <= attributes
     assert "SameSite=Strict" in cookie and "Path=/" in cookie
     assert ("secure" in attributes) is secure
+    assert cookie.startswith(f"{SECURE_COOKIE if secure else COOKIE}=")  # __Host- only where it is Secure
+
+
+# -- behind a reverse proxy (REDIS_ADDONS_PUBLIC_URL) --------------------------------------
+
+PUBLIC = "https://redis.example.com"
+
+
+@pytest.mark.parametrize("given, origin", [
+    ("", None), ("  ", None),
+    ("https://Redis.Example.com", PUBLIC), ("https://redis.example.com/", PUBLIC),
+    ("https://redis.example.com:443", PUBLIC),  # as a browser's Origin says it: no default port
+    ("http://127.0.0.1:8470", "http://127.0.0.1:8470"),
+])
+def test_the_public_url_is_read_as_an_origin(given, origin, tmp_path):
+    hosts = tmp_path / "hosts.json"
+    hosts.write_text('{"hosts": []}')
+    env = {"REDIS_ADDONS_HOME": str(tmp_path), "REDIS_ADDONS_HOSTS": str(hosts), "REDIS_ADDONS_PUBLIC_URL": given}
+    assert Settings.from_env(env).public_url == origin
+
+
+@pytest.mark.parametrize("given, says", [
+    ("redis.example.com", "'redis.example.com'"), ("https://redis.example.com/dashboard", "no path"),
+    ("ftp://redis.example.com", "http(s)://host[:port]"), ("https://redis.example.com:https", "http(s)://host[:port]"),
+    ("https://admin:hunter2@redis.example.com", "must not carry credentials"),
+])
+def test_a_public_url_that_is_not_an_origin_is_refused_naming_it(given, says):
+    with pytest.raises(SettingsError, match="REDIS_ADDONS_PUBLIC_URL") as refused:
+        public_origin(given)
+    assert says in str(refused.value) and "hunter2" not in str(refused.value)
+
+
+@pytest.fixture
+async def proxied():
+    """The dashboard behind an https reverse proxy: requests reach it over plain http, from the proxy."""
+    dashboard = Dashboard("the-token", public_url=PUBLIC)
+    app = web.Application(middlewares=[dashboard.middleware, auth_middleware("the-token")])
+    dashboard.install(app)
+
+    async def answer(request):
+        return web.json_response({"ok": True})
+
+    app.router.add_post("/dashboard/apps/x/backups", answer)
+    async with TestClient(TestServer(app)) as test_client:
+        test_client.sessions = dashboard.sessions
+        yield test_client
+
+
+async def test_behind_an_https_proxy_forms_from_the_public_origin_pass_and_the_cookie_is_secure_and_host_only(proxied):
+    response = await proxied.post("/dashboard/signin", data={"token": "the-token"}, allow_redirects=False,
+                                  headers={"Origin": PUBLIC})
+    assert response.status == 303
+    cookie = response.headers["Set-Cookie"]
+    assert cookie.startswith(f"{SECURE_COOKIE}=") and "Secure" in cookie and "Path=/" in cookie
+    assert "Domain" not in cookie  # what __Host- requires
+    session = proxied.sessions.get(cookie.split(";")[0].split("=", 1)[1])
+    assert session is not None
+
+    def change(cookie_name: str, origin: str):
+        return proxied.post("/dashboard/apps/x/backups", data={"csrf": session.csrf}, allow_redirects=False,
+                            headers={"Cookie": f"{cookie_name}={session.id}", "Origin": origin})
+    assert (await change(SECURE_COOKIE, PUBLIC)).status == 200
+    refused = await change(SECURE_COOKIE, own_origin(proxied))  # the hop's own origin is not the browser's
+    assert refused.status == 403 and "another origin" in await refused.text()
+    assert (await change(COOKIE, PUBLIC)).status == 401  # the plain name is not read: it could be set over http
+
+    signed_out = await proxied.post("/dashboard/signout", data={"csrf": session.csrf}, allow_redirects=False,
+                                    headers={"Cookie": f"{SECURE_COOKIE}={session.id}", "Origin": PUBLIC})
+    assert signed_out.status == 303
+    dropped = signed_out.headers["Set-Cookie"]
+    assert dropped.startswith(f"{SECURE_COOKIE}=") and "Secure" in dropped  # a __Host- cookie is dropped only so

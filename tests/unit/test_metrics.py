@@ -3,13 +3,15 @@ containers' figures, and the engine's own (saga step durations, operations, proj
 
 from __future__ import annotations
 
+from aiohttp.test_utils import TestClient, TestServer
 from prometheus_client.parser import text_string_to_metric_families
 
+from adapters.http.app import make_app
+from adapters.http.metrics import METRICS
 from adapters.metrics.engine_metrics import EngineMetrics
 from engine.stats import ContainerFigures, DatabaseFigures, NodeStats
 from tests.unit.engine_fakes import APP, caught_up, finished
 
-SECRET = "hunter2-not-a-label"
 PRIMARY = DatabaseFigures(used_memory=1_234_567, maxmemory=268_435_456, connected_clients=3,
                           total_commands_processed=42, instantaneous_ops_per_sec=5, keyspace_hits=10,
                           keyspace_misses=2, evicted_keys=1, keys={0: 120, 4: 3}, role="master", connected_slaves=1,
@@ -22,7 +24,7 @@ CONTAINER = ContainerFigures(cpu_percent=12.5, memory_used_bytes=5_000_000, memo
                              swap_allowed=False)
 SAMPLES = [
     NodeStats("shop", "shop-1", "n1", "data", "host-a", 1_700_000_000.0, True, CONTAINER, PRIMARY, disk_bytes=4096,
-              memory_highest_bytes=6_000_000, extra={"password": SECRET}),
+              memory_highest_bytes=6_000_000),
     NodeStats("shop", "shop-1", "n2", "data", "host-b", 1_700_000_000.0, True, CONTAINER, REPLICA, disk_bytes=2048),
     NodeStats("shop", "shop-1", "s1", "sentinel", "host-c", 1_700_000_000.0, True,
               ContainerFigures(None, 1_000_000, 67_108_864, False)),
@@ -89,10 +91,10 @@ async def test_container_figures_are_under_the_projects_prefix_for_every_node_ki
 
 async def test_no_secret_reaches_the_exposition(world, engine):
     operation = await finished(engine, await engine.add_addon(APP, "redis-starter-256"))
-    text = (await EngineMetrics(engine, lambda: SAMPLES).exposition())[0].decode()
-    assert "redis_memory_used_bytes{" in text
-    for secret in (SECRET, world.secrets.password_for(operation["addon"])):
-        assert secret not in text
+    own = NodeStats(APP, operation["addon"], "n1", "data", "host-a", 1_700_000_000.0, True, CONTAINER, PRIMARY)
+    text = (await EngineMetrics(engine, lambda: [own, *SAMPLES]).exposition())[0].decode()
+    assert f'addon="{operation["addon"]}"' in text  # the addon's own series are there, its password is not
+    assert world.secrets.password_for(operation["addon"]) not in text
 
 
 async def test_each_saga_step_duration_is_observed_and_the_engines_figures_are_exposed(world, engine):
@@ -121,3 +123,14 @@ async def test_each_saga_step_duration_is_observed_and_the_engines_figures_are_e
     await engine.scheduler.tick()
     families = scraped((await metrics.exposition())[0].decode())
     assert families["redis_addons_scheduler_runs"]["samples"] == {("redis_addons_scheduler_runs_total", ()): 1}
+
+
+async def test_an_http_app_that_stopped_is_no_longer_told_the_engines_steps(world, engine):
+    """Each make_app on an engine observes its steps while it runs: a stopped one must not stay behind."""
+    app = make_app(engine, token="api-token", scrape_token="scrape-token")
+    async with TestClient(TestServer(app)):
+        running = app[METRICS]
+    await finished(engine, await engine.add_addon(APP, "redis-starter-256"))
+    text = (await running.exposition())[0].decode()
+    assert "# TYPE redis_addons_step_duration_seconds histogram" in text
+    assert "redis_addons_step_duration_seconds_count" not in text  # no step observed after the cleanup

@@ -7,11 +7,12 @@ from __future__ import annotations
 
 from aiohttp import web
 
+from adapters.http.dashboard.guard import served_securely, session_cookie
 from adapters.http.dashboard.keys import SESSION, SESSIONS, TOKEN
-from adapters.http.dashboard.pages import ADDON, base_context, tab_page
+from adapters.http.dashboard.pages import ADDON, base_context, tab_or_refusal
 from adapters.http.dashboard.render import HEADERS, page
-from adapters.http.dashboard.sessions import COOKIE, token_matches
-from adapters.http.errors import BadRequest, scrub, status_for
+from adapters.http.dashboard.sessions import token_matches
+from adapters.http.errors import BadRequest, error_response, scrub, status_for
 from adapters.http.keys import ENGINE
 from domain.errors import DomainError
 from engine.ports import EffectError, TransientError
@@ -36,12 +37,12 @@ async def sign_in(request: web.Request) -> web.Response:
     if not token_matches(str(form.get("token", "")).strip(), request.app[TOKEN]):
         return page("signin.html", status=401, next=str(form.get("next", "")), error=WRONG_TOKEN,
                     **base_context(request))
-    sessions = request.app[SESSIONS]
-    sessions.close(request.cookies.get(COOKIE))  # a new id at each sign-in (no session fixation)
+    sessions, cookie = request.app[SESSIONS], session_cookie(request)
+    sessions.close(request.cookies.get(cookie))  # a new id at each sign-in (no session fixation)
     session = sessions.open()
     response = web.HTTPSeeOther(local_next(str(form.get("next", ""))))
-    response.set_cookie(COOKIE, session.id, httponly=True, samesite="Strict", path="/", secure=request.secure,
-                        max_age=int(sessions.lifetime_s))
+    response.set_cookie(cookie, session.id, httponly=True, samesite="Strict", path="/",
+                        secure=served_securely(request), max_age=int(sessions.lifetime_s))
     raise response
 
 
@@ -49,7 +50,9 @@ async def sign_in(request: web.Request) -> web.Response:
 async def sign_out(request: web.Request) -> web.Response:
     request.app[SESSIONS].close(request[SESSION].id)
     response = web.HTTPSeeOther("/dashboard/signin")
-    response.del_cookie(COOKIE, path="/")
+    # A __Host- cookie is dropped only by a Set-Cookie that is Secure too.
+    response.del_cookie(session_cookie(request), path="/", secure=served_securely(request), httponly=True,
+                        samesite="Strict")
     raise response
 
 
@@ -59,7 +62,7 @@ async def started(request: web.Request, tab: str, start) -> web.Response:
     try:
         requested = await start()
     except REFUSALS as e:
-        return await tab_page(request, tab, error=scrub(str(e)), status=status_for(type(e)))
+        return await tab_or_refusal(request, tab, error=scrub(str(e)), status=status_for(type(e)))
     raise web.HTTPSeeOther(f"{base(request)}/operations?op={requested['operation_id']}")
 
 
@@ -106,15 +109,17 @@ async def schedule(request: web.Request) -> web.Response:
     form = await request.post()
     hour = str(form.get("hour", ""))
     if form.get("enabled") != "on":
-        return await tab_page(request, "backups", status=400,
-                              error="check \"I want to enable scheduled backups\" to set the hour")
-    if not hour.isdigit() or not 0 <= int(hour) <= 23:
-        return await tab_page(request, "backups", status=400, error=f"the hour must be 0 to 23 (UTC), got {hour!r}")
+        return await tab_or_refusal(request, "backups", status=400,
+                                    error="check \"I want to enable scheduled backups\" to set the hour")
+    # ASCII digits only: "²".isdigit() and "١".isdecimal() are true, and int() refuses the first.
+    if not (hour.isascii() and hour.isdecimal()) or not 0 <= int(hour) <= 23:
+        return await tab_or_refusal(request, "backups", status=400,
+                                    error=f"the hour must be 0 to 23 (UTC), got {hour!r}")
     try:
         await request.app[ENGINE].backups.set_schedule(request.match_info["app"], request.match_info["addon"],
                                                        f"{int(hour)}:00 UTC", "UTC")
     except REFUSALS as e:
-        return await tab_page(request, "backups", error=scrub(str(e)), status=status_for(type(e)))
+        return await tab_or_refusal(request, "backups", error=scrub(str(e)), status=status_for(type(e)))
     raise web.HTTPSeeOther(f"{base(request)}/backups")
 
 
@@ -126,6 +131,5 @@ async def password(request: web.Request) -> web.Response:
     name = (await engine.addon(app, addon))["name"]
     secret = engine.secrets.peek(name)
     if secret is None:
-        return web.json_response({"error": "this addon has no password recorded (removed?)"}, status=404,
-                                 headers=HEADERS)
+        return error_response(404, "no-password", "this addon has no password recorded (removed?)", headers=HEADERS)
     return web.json_response({"user": "default", "password": secret}, headers=HEADERS)

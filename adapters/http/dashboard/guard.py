@@ -11,10 +11,9 @@ from urllib.parse import quote
 from aiohttp import web
 
 from adapters.http.auth import SESSION_AUTHENTICATED
-from adapters.http.dashboard.keys import SESSION
+from adapters.http.dashboard.keys import PUBLIC_ORIGIN, SESSION
 from adapters.http.dashboard.render import page
-from adapters.http.dashboard.sessions import (COOKIE, SAFE_METHODS, Sessions, cross_site_refusal,
-                                              origin_refusal)
+from adapters.http.dashboard.sessions import SAFE_METHODS, Sessions, cookie_name, cross_site_refusal, origin_refusal
 from adapters.http.errors import error_response
 
 PREFIX = "/dashboard"
@@ -23,7 +22,19 @@ STATIC_PREFIX = PREFIX + "/static/"
 
 
 def own_origin(request: web.Request) -> str:
-    return f"{request.scheme}://{request.host}"
+    """Where the browser sees the dashboard: REDIS_ADDONS_PUBLIC_URL when set (behind a reverse proxy the
+    request's scheme and Host are the proxy's hop to us, not the browser's), else as the request reached us."""
+    return request.app.get(PUBLIC_ORIGIN) or f"{request.scheme}://{request.host}"
+
+
+def served_securely(request: web.Request) -> bool:
+    """Whether the browser reaches us over https: the session cookie is then Secure (and __Host-)."""
+    public = request.app.get(PUBLIC_ORIGIN)
+    return public.startswith("https://") if public else request.secure
+
+
+def session_cookie(request: web.Request) -> str:
+    return cookie_name(served_securely(request))
 
 
 def is_dashboard(path: str) -> bool:
@@ -37,7 +48,7 @@ def refused(why: str, status: int = 403) -> web.Response:
 def guard_middleware(sessions: Sessions):
     @web.middleware
     async def guard(request: web.Request, handler):
-        session = sessions.get(request.cookies.get(COOKIE))
+        session = sessions.get(request.cookies.get(session_cookie(request)))
         if is_dashboard(request.path):
             request[SESSION_AUTHENTICATED] = True  # the bearer check leaves the dashboard's paths to this one
             request[SESSION] = session

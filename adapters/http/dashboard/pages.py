@@ -11,6 +11,7 @@ from aiohttp import web
 
 from adapters.http.dashboard.keys import SESSION
 from adapters.http.dashboard.render import MISSING_UPLOT, page, uplot_present
+from adapters.http.errors import scrub
 from adapters.http.keys import ENGINE
 from domain.errors import DomainError
 
@@ -60,11 +61,17 @@ async def addon_tab(request: web.Request) -> web.Response:
     if tab not in TABS:
         return page("refused.html", status=404, heading="Not found",
                     message=f"no tab {tab!r}: the tabs are {', '.join(TABS)}", **base_context(request))
+    return await tab_or_refusal(request, tab)
+
+
+async def tab_or_refusal(request: web.Request, tab: str, error: str | None = None, status: int = 200) -> web.Response:
+    """The tab (see tab_page), or for an unknown app or addon, a removed one, a page saying so: never the
+    API's JSON error in the browser."""
     try:
-        return await tab_page(request, tab)
-    except DomainError as e:  # an unknown app or addon, a removed one
+        return await tab_page(request, tab, error=error, status=status)
+    except DomainError as e:
         return page("refused.html", status=e.status, heading="Not found" if e.status == 404 else None,
-                    message=str(e), **base_context(request))
+                    message=scrub(str(e)), **base_context(request))
 
 
 async def tab_page(request: web.Request, tab: str, error: str | None = None, status: int = 200) -> web.Response:
@@ -118,9 +125,12 @@ def utc_hour(schedule: dict) -> int:
 
 
 async def operations(request, engine, app, name, addon) -> dict:
+    # The page's script streams events after `position`: the read models' position read BEFORE the rows,
+    # so an event the rows may not show yet (recorded, not yet projected, or applied between the two
+    # reads) is streamed; one they already show is streamed again, which only redraws its card.
+    position = await asyncio.to_thread(engine.views.position)
     rows = list(reversed(await engine.operations(name)))  # newest first
-    return {"operations": rows, "position": await engine.events.max_position(),
-            "highlight": request.query.get("op", "")}
+    return {"operations": rows, "position": position, "highlight": request.query.get("op", "")}
 
 
 LOADERS = {"overview": overview, "general": general, "features": features, "users": users,

@@ -16,6 +16,9 @@ from dataclasses import dataclass
 from urllib.parse import urlsplit
 
 COOKIE = "redis_addons_session"
+# Over https the cookie is Secure and named with the `__Host-` prefix: a browser then takes it only Secure,
+# with Path=/ and no Domain, so no other host of the site (nor plain http) can set or shadow it.
+SECURE_COOKIE = "__Host-" + COOKIE
 LIFETIME_S = 12 * 3600
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 
@@ -57,6 +60,10 @@ class Sessions:
         now = self.clock()
         for sid in [sid for sid, s in self._by_id.items() if s.expires <= now]:
             del self._by_id[sid]
+
+
+def cookie_name(secure: bool) -> str:
+    return SECURE_COOKIE if secure else COOKIE
 
 
 def token_matches(given: str | None, expected: str) -> bool:

@@ -1,5 +1,6 @@
 // The Operations tab: each operation's steps, live. The EventSource sends the session cookie; on each
-// event of an operation of this addon the operation is read again (GET /v1/operations/{id}) and drawn.
+// event of an operation of this addon (or one not known to be another's) the operation is read again
+// (GET /v1/operations/{id}) and drawn.
 "use strict";
 (function () {
   const section = document.getElementById("operations");
@@ -7,6 +8,7 @@
   const addon = section.dataset.addon;
   const live = document.getElementById("live-status");
   const pending = new Map();  // operation id -> a scheduled refresh
+  const foreign = new Set();  // operations of other addons: not read again
 
   function text(tag, cls, value) {
     const el = document.createElement(tag);
@@ -58,7 +60,7 @@
       const response = await fetch("/v1/operations/" + encodeURIComponent(id), {credentials: "same-origin"});
       if (!response.ok) return;
       const op = (await response.json()).operation;
-      if (op.addon === addon) draw(op);
+      if (op.addon === addon) draw(op); else foreign.add(id);
     }, 150));
   }
 
@@ -67,9 +69,13 @@
                  "Compensated", "CompensationFailed", "Abandoned"];
   for (const type of types) {
     stream.addEventListener("Operation." + type, (message) => {
+      // Only Started names the addon: any other event of an operation not known to be another addon's
+      // is read (its card drawn if it is this addon's), so none of this addon's is missed.
       const event = JSON.parse(message.data);
-      const known = document.getElementById("op-" + event.aggregate_id);
-      if (known || (event.data && event.data.addon === addon)) refresh(event.aggregate_id);
+      const id = event.aggregate_id;
+      if (foreign.has(id)) return;
+      if (event.data && event.data.addon && event.data.addon !== addon) { foreign.add(id); return; }
+      refresh(id);
     });
   }
   stream.onopen = () => { live.textContent = "Live from the event stream."; };

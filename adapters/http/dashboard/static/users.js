@@ -9,7 +9,9 @@
     const response = await fetch(button.dataset.url, {
       method: "POST", credentials: "same-origin", headers: {"X-CSRF-Token": button.dataset.csrf}});
     const body = await response.json().catch(() => ({}));
-    shown.textContent = response.ok ? body.password : (body.error || body.message || "refused (" + response.status + ")");
+    // A refusal has the API's shape: {"error": {"rule", "message"}}.
+    shown.textContent = response.ok ? body.password
+      : ((body.error && body.error.message) || "refused (" + response.status + ")");
     shown.hidden = false;
     button.textContent = "Hide password";
   });
