@@ -7,7 +7,7 @@ import asyncio
 
 import aiohttp
 
-from engine.ports import DeliveryFailed
+from engine.monitoring_ports import DeliveryFailed
 
 TIMEOUT_S = 10.0
 

@@ -28,7 +28,8 @@ from tenacity import AsyncRetrying, retry_if_exception_type, wait_exponential
 from domain.notifications import (build_key, build_outdated, delivery_id, event_key, for_webhook, may_notify,
                                   message_for, signature)
 from domain.webhook import Webhook
-from engine.ports import Checkpoints, DeliveryFailed, SecretStore, WebhookSender
+from engine.monitoring_ports import DeliveryFailed, WebhookSender
+from engine.ports import Checkpoints, SecretStore
 from engine.store import AggregateNotFoundError, EventLog
 
 log = structlog.get_logger("notifier")

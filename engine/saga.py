@@ -24,7 +24,8 @@ from tenacity import AsyncRetrying, retry_if_exception_type, wait_exponential
 
 from domain.addon import Addon
 from domain.operation import Operation
-from engine.ports import StepObserver, TransientError
+from engine.monitoring_ports import StepObserver
+from engine.ports import TransientError
 from engine.store import AggregateNotFoundError, EventLog, IntegrityError
 
 log = structlog.get_logger("saga")

@@ -14,7 +14,8 @@ import structlog
 
 from domain.cluster import LIVE
 from engine.nodes import endpoint
-from engine.ports import ContainerReading, ReadModels, RedisAdmin, Runtime, SecretStore, StatsHistory
+from engine.monitoring_ports import StatsHistory
+from engine.ports import ContainerReading, ReadModels, RedisAdmin, Runtime, SecretStore
 from engine.stats import ContainerFigures, DatabaseFigures, NodeStats
 from engine.stats_readings import HighestSinceRestart, cpu_percent
 

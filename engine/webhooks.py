@@ -13,7 +13,8 @@ from domain.webhook import UnknownWebhook, Webhook, webhook_url
 from engine.addon_lookup import AddonLookup
 from engine.maintenance import Builds, Maintenance
 from engine.notifier import Notifier, secret_name, utc_now
-from engine.ports import Checkpoints, EffectError, SecretStore, TransientError, WebhookSender
+from engine.monitoring_ports import WebhookSender
+from engine.ports import Checkpoints, EffectError, SecretStore, TransientError
 from engine.store import AggregateNotFoundError, EventLog, IntegrityError
 
 log = structlog.get_logger("webhooks")

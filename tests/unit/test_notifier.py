@@ -15,7 +15,8 @@ from domain.cluster import Cluster, node_record
 from domain.notifications import signature
 from domain.webhook import Webhook
 from engine.notifier import GIVE_UP_AFTER_S, Notifier, secret_name
-from engine.ports import DeliveryFailed, TransientError
+from engine.monitoring_ports import DeliveryFailed
+from engine.ports import TransientError
 from engine.webhooks import ROOTFS, Webhooks, outdated_builds
 from tests.unit.fakes import FakeSecretStore, InMemoryEventLog
 

@@ -10,7 +10,7 @@ import pytest
 from aiohttp import web
 
 from adapters.webhooks import HttpWebhookSender
-from engine.ports import DeliveryFailed
+from engine.monitoring_ports import DeliveryFailed
 
 
 @pytest.fixture
