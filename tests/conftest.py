@@ -19,3 +19,17 @@ os.environ.setdefault("REDIS_ADDONS_SCHEDULER_TICK", "0")
 # servers write to one of their own, never to the configuration of whoever runs the suite.
 os.environ["XDG_CONFIG_HOME"] = tempfile.mkdtemp(prefix="redis-addons-tests-config-")
 atexit.register(shutil.rmtree, os.environ["XDG_CONFIG_HOME"], ignore_errors=True)
+
+
+# `make test` runs two pytest workers (pytest-xdist, --dist loadgroup): every test that drives the Docker
+# hosts stays on one worker, in order, as they share the hosts' ports and memory and some count what the
+# hosts hold; the unit and scenario tests, which touch no host, run meanwhile on the other core.
+ON_THE_HOSTS = ("integration", "e2e")
+
+
+def pytest_collection_modifyitems(items):
+    import pytest
+
+    for item in items:
+        if Path(str(item.fspath)).relative_to(REPO / "tests").parts[0] in ON_THE_HOSTS:
+            item.add_marker(pytest.mark.xdist_group("docker-hosts"))
