@@ -20,7 +20,7 @@ run: setup
 ## test: the test suite (pytest's own exit code, including 5 = no tests collected); the tests on the
 ## Docker hosts on one worker in order, the others beside them on a second (tests/conftest.py)
 test: setup
-	$(VENV)/bin/pytest -q -n 2 --dist loadgroup
+	$(VENV)/bin/pytest -q -n 2
 
 ## bench: every bench/*.py but bench/common.py (what they share)
 bench: setup

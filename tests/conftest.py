@@ -21,15 +21,18 @@ os.environ["XDG_CONFIG_HOME"] = tempfile.mkdtemp(prefix="redis-addons-tests-conf
 atexit.register(shutil.rmtree, os.environ["XDG_CONFIG_HOME"], ignore_errors=True)
 
 
-# `make test` runs two pytest workers (pytest-xdist, --dist loadgroup): every test that drives the Docker
-# hosts stays on one worker, in order, as they share the hosts' ports and memory and some count what the
-# hosts hold; the unit and scenario tests, which touch no host, run meanwhile on the other core.
-ON_THE_HOSTS = ("integration", "e2e")
+# `make test` runs two pytest workers (pytest-xdist): every test that drives the Docker hosts goes to one
+# worker, in order, as they share the hosts' ports and memory and some count what the hosts hold; the unit
+# and scenario tests, which touch no host, run meanwhile on the other core. (xdist's own `loadgroup`
+# marks do not reach pytest 9's test ids: this scheduler groups by path instead.)
+ON_THE_HOSTS = ("tests/integration/", "tests/e2e/")
 
 
-def pytest_collection_modifyitems(items):
-    import pytest
+def pytest_xdist_make_scheduler(config, log):
+    from xdist.scheduler import LoadScopeScheduling
 
-    for item in items:
-        if Path(str(item.fspath)).relative_to(REPO / "tests").parts[0] in ON_THE_HOSTS:
-            item.add_marker(pytest.mark.xdist_group("docker-hosts"))
+    class HostTestsTogether(LoadScopeScheduling):
+        def _split_scope(self, nodeid: str) -> str:
+            return "docker-hosts" if nodeid.startswith(ON_THE_HOSTS) else nodeid
+
+    return HostTestsTogether(config, log)
