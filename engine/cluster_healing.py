@@ -27,7 +27,7 @@ import structlog
 from domain.addon import Addon
 from domain.catalog import PlanCatalog, VersionCatalog
 from domain.cluster_config import MASTER_NAME
-from domain.errors import DomainError, NoHostWithRoom
+from domain.errors import AddonBusy, DomainError, NoHostWithRoom
 from domain.operation import Operation
 from engine.claims import AddonClaims
 from engine.cluster_forming import replacement_node
@@ -203,7 +203,10 @@ class ClusterHealer:
             primary = cluster.primary_node
             version = primary["version"] if lost["role"] == "data" and primary is not None else None
             cluster.place_node(replacement_node(addon, cluster, lost, where, operation, version=version))
+            try:
+                await self.starter.record(operation, addon, cluster)
+            except AddonBusy:  # a fact of its nodes (a Sentinel's word) recorded meanwhile: the next round decides
+                return {"addon": name, "node": lost["id"], "replacing": None}
             self._tried[lost["id"]] = self.clock()
-            await self.starter.record(operation, addon, cluster)
         log.warning("replacing a lost node", addon=name, node=lost["id"], host=where.host, operation_id=str(operation.id))
         return {"addon": name, "node": lost["id"], "replacing": str(operation.id), "host": where.host}

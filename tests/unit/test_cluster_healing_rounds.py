@@ -90,3 +90,29 @@ async def test_the_entry_stays_held_after_the_haproxy_whose_port_it_is_was_repla
     assert at_the_entry == [], (f"{at_the_entry} placed at {addon.address}:{addon.port}, the entry the HAProxy of "
                                 f"{addon.name} bind: it cannot start there")
     assert (entry_host, addon.port) in {(t.host, t.port) for t in engine.inventory.tenants()}
+
+
+async def test_a_fact_of_the_cluster_recorded_as_a_replacement_starts_leaves_it_to_the_next_round(world, engine):
+    """The Sentinels' word on a node can be recorded while the healer decides: its round must not fail
+    (the watcher would skip every other cluster that round), and the next round replaces the node."""
+    addon = await a_cluster(world, engine)
+    cluster = await cluster_of(world.events, addon.name)
+    replica = next(n for n in cluster.live_nodes if n["role"] == "data" and n["id"] != cluster.primary)
+    world.runtime.lose_host(replica["host"])
+    healer = engine.watcher.healer
+    record = healer.starter.record
+
+    async def a_fact_first(operation, *changed):
+        healer.starter.record = record  # once
+        seen = await cluster_of(world.events, addon.name)
+        seen.sentinels_saw_down(replica["id"], "sdown", "a-sentinel", "2026-12-02T14:09:19+00:00")
+        await world.events.save(seen)
+        return await record(operation, *changed)
+
+    healer.starter.record = a_fact_first
+    await caught_up(engine)
+    first = await healer.look()
+    assert first and not any(d.get("replacing") for d in first), first
+    assert healer.starter.record is record  # the fact was recorded in the middle of that round
+    await settled(engine)
+    assert replica["id"] in {d["node"] for d in await rounds(engine, 2) if d.get("replacing")}
