@@ -17,10 +17,9 @@ setup:
 run: setup
 	$(VENV)/bin/redis-addons serve
 
-## test: the test suite (pytest's own exit code, including 5 = no tests collected); the tests on the
-## Docker hosts on one worker in order, the others beside them on a second (tests/conftest.py)
+## test: the test suite (pytest's own exit code, including 5 = no tests collected)
 test: setup
-	$(VENV)/bin/pytest -q -n 2
+	$(VENV)/bin/pytest -q
 
 ## bench: every bench/*.py but bench/common.py (what they share)
 bench: setup
