@@ -242,16 +242,18 @@ def retire(url: str, old_id: str) -> str:
 # --------------------------------------------------------------------------- main
 
 
-def engines_from_args(spec: str | None) -> list[tuple[str, str]]:
+def engines_from_args(spec: str | None, fault_hosts: bool = False) -> list[tuple[str, str]]:
+    """The engines named, else those of hosts.json, and with `fault_hosts` the fault tests' own engine
+    (fault-hosts.json: host-d, which they stop and start, needs the images too)."""
     if spec:
         out = []
         for item in spec.split():
             n, _, u = item.partition("=")
             out.append((n, u))
         return out
-    hosts = home() / "hosts.json"
-    data = json.loads(hosts.read_text())
-    return [(h["name"], h["docker_url"]) for h in data["hosts"]]
+    files = [home() / "hosts.json"] + ([home() / "fault-hosts.json"] if fault_hosts else [])
+    return [(h["name"], h["docker_url"]) for f in files if f.exists() or f.name == "hosts.json"
+            for h in json.loads(f.read_text())["hosts"]]
 
 
 def read_meta(tarball: Path) -> dict[str, str] | None:
@@ -324,7 +326,7 @@ def main() -> int:
     ap.add_argument("--force", action="store_true", help="rebuild tarballs and re-import images")
     args = ap.parse_args()
 
-    engines = engines_from_args(args.engines)
+    engines = engines_from_args(args.engines, fault_hosts=True)
     # Engines sharing one URL (an external engine for every host) are handled once.
     seen: dict[str, str] = {}
     for n, u in engines:

@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Local Docker engines host-a, host-b and host-c (ENGINE_NAMES in lib.sh): start | stop | status
+# Local Docker engines host-a, host-b and host-c (ENGINE_NAMES in lib.sh), and the fault tests' host-d
+# (FAULT_ENGINE_NAMES): start | stop | status [ENGINE...]
 #
 # Each engine is a dockerd from Debian's docker.io with its own socket, data
 # root, exec root and pid file. dockerd starts its own containerd, whose state
@@ -8,7 +9,7 @@
 # networking on loopback only.
 #
 # When REDIS_ADDONS_ENGINES=external (or auto-detected: an engine we did not
-# start answers on /var/run/docker.sock), nothing is started or stopped here.
+# start answers on /var/run/docker.sock), only host-d is started or stopped here.
 set -euo pipefail
 . "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
@@ -173,26 +174,37 @@ status_one() {
 }
 
 cmd="${1:-start}"
+[ $# -gt 0 ] && shift
 mode="$(engines_mode)"
+# host-a/b/c when they are ours, and always the fault tests' own engine (FAULT_ENGINE_NAMES in lib.sh).
+names=("${FAULT_ENGINE_NAMES[@]}")
 if [ "$mode" = external ]; then
   case "$cmd" in
     start|status) log "using the existing Docker engine at $EXTERNAL_SOCK for ${ENGINE_NAMES[*]}" ;;
-    stop) log "engines are external ($EXTERNAL_SOCK); not stopping anything" ;;
+    stop) log "engines are external ($EXTERNAL_SOCK); stopping only ${FAULT_ENGINE_NAMES[*]}" ;;
   esac
-  exit 0
+else
+  names=("${ENGINE_NAMES[@]}" "${FAULT_ENGINE_NAMES[@]}")
+fi
+# Names given after the command: only those (the fault tests restart host-d alone).
+if [ $# -gt 0 ]; then
+  for n in "$@"; do
+    [[ " ${names[*]} " == *" $n "* ]] || die "$n is not one of our engines (${names[*]})"
+  done
+  names=("$@")
 fi
 
 case "$cmd" in
   start)
     [ "$(id -u)" = 0 ] || die "starting dockerd needs root"
     check_cgroups
-    for n in "${ENGINE_NAMES[@]}"; do start_one "$n"; done
+    for n in "${names[@]}"; do start_one "$n"; done
     ;;
   stop)
-    for n in "${ENGINE_NAMES[@]}"; do stop_one "$n"; done
+    for n in "${names[@]}"; do stop_one "$n"; done
     ;;
   status)
-    for n in "${ENGINE_NAMES[@]}"; do status_one "$n"; done
+    for n in "${names[@]}"; do status_one "$n"; done
     ;;
-  *) die "usage: $0 start|stop|status" ;;
+  *) die "usage: $0 start|stop|status [ENGINE...]" ;;
 esac

@@ -23,10 +23,12 @@ def smoke_bind(host: str) -> str:
     """The host's loopback address, as hosts.json gives it (however many hosts the setup writes there)."""
     home = Path(os.environ.get("REDIS_ADDONS_HOME", "var"))
     try:
-        hosts = json.loads((home if home.is_absolute() else REPO / home).joinpath("hosts.json").read_text())["hosts"]
+        home = home if home.is_absolute() else REPO / home
+        hosts = [h for f in ("hosts.json", "fault-hosts.json") if home.joinpath(f).exists()
+                 for h in json.loads(home.joinpath(f).read_text())["hosts"]]
         return next(h["bind"] for h in hosts if h["name"] == host)
     except (OSError, ValueError, KeyError, StopIteration):
-        return {"host-a": "127.0.1.1", "host-b": "127.0.2.1", "host-c": "127.0.3.1"}.get(host, "127.0.0.1")
+        return {"host-a": "127.0.1.1", "host-b": "127.0.2.1", "host-c": "127.0.3.1", "host-d": "127.0.4.1"}.get(host, "127.0.0.1")
 
 
 def smoke_test(host: str, url: str, image: str, engine: str, version: str, port: int = 39999,

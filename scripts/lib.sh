@@ -25,6 +25,10 @@ export REDIS_ADDONS_HOME="$ADDONS_HOME"
 # Three failure domains: a Business cluster puts its two data nodes, three Sentinels and two
 # HAProxy on different hosts. Bind addresses and port ranges are in scripts/write-hosts.sh.
 ENGINE_NAMES=(host-a host-b host-c)
+# A fourth engine that only the fault tests use (tests/integration/test_docker_engine_down.py): they stop
+# and start its dockerd by its pid file, mid-operation. Always our own dockerd (also when host-a/b/c are an
+# external engine), and not in hosts.json: an ordinary test never places a node on an engine that goes away.
+FAULT_ENGINE_NAMES=(host-d)
 RUN_BASE=/run/redis-addons
 DATA_BASE=/var/lib/redis-addons
 LOG_BASE=/var/log/redis-addons

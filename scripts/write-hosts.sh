@@ -1,17 +1,18 @@
 #!/usr/bin/env bash
-# Write $REDIS_ADDONS_HOME/hosts.json (derived: rewritten on every setup).
+# Write $REDIS_ADDONS_HOME/hosts.json and fault-hosts.json (derived: rewritten on every setup).
 # Each host has its own loopback address and port range. host-c's range stops at 32767, below the
 # kernel's ephemeral ports (net.ipv4.ip_local_port_range starts at 32768 on Debian): a connection
 # made from 127.0.3.1 (a replica's link to its primary, say) may hold one, and a node given that
-# port could then not bind it.
+# port could then not bind it. host-d (fault tests only) takes 29000-29999, below them all.
 set -euo pipefail
 . "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
 mkdir -p "$ADDONS_HOME"
-engine_urls | python3 -c '
+write_hosts() {
+python3 -c '
 import json, os, sys
 spec = {"host-a": ("127.0.1.1", [30000, 30999]), "host-b": ("127.0.2.1", [31000, 31999]),
-        "host-c": ("127.0.3.1", [32000, 32767])}
+        "host-c": ("127.0.3.1", [32000, 32767]), "host-d": ("127.0.4.1", [29000, 29999])}
 hosts = []
 for line in sys.stdin:
     name, url = line.split()
@@ -24,4 +25,8 @@ tmp = out + ".tmp"
 with open(tmp, "w") as f:
     f.write(text)
 os.replace(tmp, out)
-' "$ADDONS_HOME/hosts.json"
+' "$1"
+}
+engine_urls | write_hosts "$ADDONS_HOME/hosts.json"
+# host-d, the engine the fault tests stop and start, in a file of its own (FAULT_ENGINE_NAMES in lib.sh).
+for name in "${FAULT_ENGINE_NAMES[@]}"; do echo "$name $(engine_url "$name")"; done | write_hosts "$ADDONS_HOME/fault-hosts.json"
