@@ -24,6 +24,7 @@ from tenacity import AsyncRetrying, retry_if_exception_type, wait_exponential
 
 from domain.addon import Addon
 from domain.operation import Operation
+from engine.deadline import within
 from engine.monitoring_ports import StepObserver
 from engine.ports import TransientError
 from engine.store import AggregateNotFoundError, EventLog, IntegrityError
@@ -269,16 +270,18 @@ class Coordinator:
         def remember(state) -> None:
             last[:] = [describe(state.outcome.exception())]
 
+        async def attempts():
+            async for attempt in AsyncRetrying(
+                retry=retry_if_exception_type(TransientError),
+                wait=wait_exponential(multiplier=0.01, max=0.25),  # short: a server that finishes loading is seen at once
+                before_sleep=remember,
+                reraise=True,
+            ):
+                with attempt:
+                    return await fn(*args)
+
         try:
-            async with asyncio.timeout(deadline_s):
-                async for attempt in AsyncRetrying(
-                    retry=retry_if_exception_type(TransientError),
-                    wait=wait_exponential(multiplier=0.01, max=0.25),  # short: a server that finishes loading is seen at once
-                    before_sleep=remember,
-                    reraise=True,
-                ):
-                    with attempt:
-                        return await fn(*args)
+            return await within(deadline_s, attempts())  # not asyncio.timeout: redis-py can lose its one cancel
         except TimeoutError:
             cause = f" (last error: {last[0]})" if last else ""
             raise TransientError(f"not done within its deadline of {deadline_s:g} s{cause}") from None
