@@ -27,7 +27,7 @@ from domain.operation import Operation
 from engine.deadline import within
 from engine.monitoring_ports import StepObserver
 from engine.ports import TransientError
-from engine.store import AggregateNotFoundError, EventLog, IntegrityError
+from engine.store import AggregateNotFoundError, EventLog, EventStoreUnavailable, IntegrityError
 
 log = structlog.get_logger("saga")
 
@@ -57,6 +57,7 @@ class CompensationStuck(Exception):
 
 ATTENTION_FIRST_RETRY_S = 5.0
 ATTENTION_MAX_RETRY_S = 600.0
+STORE_RETRY_S, STORE_MAX_RETRY_S = 0.5, 15.0  # an event store that cannot write is tried again this often
 
 
 class Coordinator:
@@ -117,13 +118,21 @@ class Coordinator:
     async def _drive(self, operation_id: UUID) -> None:
         operation = await self._events.get(operation_id)
         bound = log.bind(operation_id=str(operation_id), addon=operation.addon, kind=operation.kind)
-        delay = self._attention_retry_s
+        delay, store_delay = self._attention_retry_s, STORE_RETRY_S
         while True:
             try:
                 await self._run_steps(operation, self._sagas[operation.kind], bound)
                 return
             except asyncio.CancelledError:
                 raise
+            except EventStoreUnavailable as error:
+                # Its disk full or read-only: what the step did is not recorded, so it runs again from what
+                # is (steps are idempotent) once the store writes again, without waiting for a restart.
+                bound.error("the event store cannot record the operation; it goes on when it can",
+                            error=str(error), retry_in_s=store_delay)
+                await asyncio.sleep(store_delay)
+                store_delay = min(store_delay * 2, STORE_MAX_RETRY_S)
+                operation = await self._events.get(operation_id)
             except CompensationStuck as stuck:
                 bound.error("compensation failed; the addon needs attention", error=str(stuck), retry_in_s=delay)
                 await self._pause_before_retry(operation_id, delay)

@@ -11,10 +11,20 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from uuid import UUID
 
+import structlog
 from eventsourcing.application import AggregateNotFoundError, Application
-from eventsourcing.persistence import IntegrityError
+from eventsourcing.persistence import IntegrityError, OperationalError
 
-__all__ = ["EventLog", "Ledger", "AggregateNotFoundError", "IntegrityError"]
+from engine.ports import TransientError
+
+log = structlog.get_logger("event-store")
+
+__all__ = ["EventLog", "Ledger", "AggregateNotFoundError", "IntegrityError", "EventStoreUnavailable"]
+
+
+class EventStoreUnavailable(TransientError):
+    """The event store refused a write (its disk full or read-only, the database gone): nothing of
+    that save was recorded, so nothing of the command happened; it works again once the store does."""
 
 
 class Ledger(Application):
@@ -56,8 +66,15 @@ class EventLog:
         return await self._run(self._app.repository.__contains__, aggregate_id)
 
     async def save(self, *aggregates) -> list:
-        """Save atomically; a stale aggregate raises IntegrityError (reload and decide again)."""
-        recordings = await self._run(self._app.save, *aggregates)
+        """Save atomically; a stale aggregate raises IntegrityError (reload and decide again), a store
+        that cannot write raises EventStoreUnavailable (SQLite rolls the whole save back)."""
+        try:
+            recordings = await self._run(self._app.save, *aggregates)
+        except OperationalError as error:
+            # The file goes to the operator's log only: a client (maybe a scoped token's) learns no server path.
+            log.error("the event store refused a write", error=str(error), where=self._env.get("SQLITE_DBNAME"))
+            raise EventStoreUnavailable(f"the event store cannot record anything now ({error}): nothing was "
+                                        "changed; try again once its disk has room (or is writable) again") from None
         for recording in recordings:
             for listener in self._listeners:
                 listener(recording.notification.id, recording.domain_event)

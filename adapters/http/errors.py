@@ -13,6 +13,7 @@ from aiohttp import web
 from domain.errors import DomainError
 from engine.ports import EffectError, TransientError
 from engine.settings import SettingsError
+from engine.store import EventStoreUnavailable
 
 log = structlog.get_logger("http")
 
@@ -43,6 +44,7 @@ HTTP_RULES = {404: "not-found", 405: "method-not-allowed", 413: "body-too-large"
 # What a refusal answers, by the class of the error (a DomainError names its own status and rule).
 # The OpenAPI test reads the statuses here, so what is documented is what the middleware does.
 ANSWERS = ((BadRequest, 400, None), (EffectError, 502, "effect-failed"),
+           (EventStoreUnavailable, 503, "event-store-unavailable"),  # before TransientError, its base
            (TransientError, 503, "temporarily-unavailable"), (SettingsError, 500, "misconfigured"))
 
 

@@ -69,6 +69,8 @@ UPGRADE_OPERATION = obj(addon=ref("Addon"), operation=ref("Operation"), upgrade=
     kind={"enum": ["patch", "minor", "major"]}, note={"type": "string", "description": "What to know before it"}))
 # An event position a client sends, in ASCII digits; a larger one is a 400 (the log's ids are 64-bit).
 POSITION = {"type": "integer", "minimum": 0, "maximum": 2**63 - 2, "default": 0}
+STORE_DOWN = ("the event store cannot record (its disk full or read-only; rule event-store-unavailable): nothing "
+              "was changed, try again later")
 RESTART_BODY = {"required": True, "content": {"application/json": {"schema": ref("RestartMethod")}}}
 
 
@@ -79,6 +81,10 @@ def op(summary: str, responses: dict, parameters=(), body=None, public=False, ta
     own = responses.get("500")
     responses["500"] = {**own, "description": f"{own['description']}; or {INTERNAL}"} if own else \
         json_body(ref("Error"), INTERNAL[0].upper() + INTERNAL[1:])
+    if not public:  # any command may meet an event store that cannot write (its disk full): nothing is changed
+        own = responses.get("503")
+        responses["503"] = {**own, "description": f"{own['description']}; or {STORE_DOWN}"} if own else \
+            json_body(ref("Error"), STORE_DOWN[0].upper() + STORE_DOWN[1:])
     spec = {"summary": summary, "tags": [tag], "responses": dict(sorted(responses.items()))}
     if parameters:
         spec["parameters"] = list(parameters)

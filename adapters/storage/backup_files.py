@@ -21,6 +21,7 @@ import zlib
 from pathlib import Path
 from typing import AsyncIterator
 
+import structlog
 from isal import isal_zlib
 
 from engine.ports import EffectError
@@ -29,6 +30,8 @@ CHUNK = 1 << 20
 GZIP = 31  # zlib's window bits for a gzip container (RFC 1952), the `.tar.gz` the reference names
 LEVEL = 1  # RDB strings are LZF-compressed already: a higher level costs time and saves little
 DIR_MODE, FILE_MODE = 0o700, 0o600
+NO_ROOM = {errno.ENOSPC: "full", errno.EDQUOT: "over its quota", errno.EROFS: "read-only"}
+log = structlog.get_logger("backup-store")
 
 
 class FileBackupStore:
@@ -44,6 +47,18 @@ class FileBackupStore:
         return path
 
     async def write_archive(self, key: str, tar: AsyncIterator[bytes]) -> dict:
+        try:
+            return await self._write_archive(key, tar)
+        except OSError as error:
+            if error.errno not in NO_ROOM:
+                raise
+            # The disk is named, not its path (an API client reads this): the operator's log has the root.
+            log.error("the backup store cannot write", root=str(self.root), error=str(error))
+            raise EffectError(f"the backup store's disk is {NO_ROOM[error.errno]} ({os.strerror(error.errno)}): "
+                              "the backup was not stored and nothing of it is left; free space on it and back up "
+                              "again") from None
+
+    async def _write_archive(self, key: str, tar: AsyncIterator[bytes]) -> dict:
         final = self._path(key)
         partial = final.with_name(final.name + ".partial")
         await asyncio.to_thread(_make_private_dirs, self.root.resolve(), final.parent)
@@ -158,7 +173,8 @@ class _GzipSink:
         return self.size, self.digest.hexdigest()
 
     def discard(self) -> None:
-        self.file.close()
+        with contextlib.suppress(OSError):  # a full disk refuses the buffered rest at close too: the file goes anyway
+            self.file.close()
         self.path.unlink(missing_ok=True)
 
 
