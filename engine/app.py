@@ -18,6 +18,7 @@ from domain.catalog import PlanCatalog, VersionCatalog
 from domain.errors import OperationNotStuck, UnknownAddon, UnknownOperation
 from domain.operation import Operation
 from domain.redis_config import app_environment
+from engine.access import AccessService
 from engine.backups import BackupService
 from engine.certificate_renewal import CertificateRenewals
 from engine.database_settings import DatabaseSettings
@@ -111,6 +112,7 @@ class Engine(StatsQueries, LogQueries):  # stats: engine/addon_stats.py; operati
                                    settings.scheduler_tick_s, self.maintenance.run_due)
         self.webhooks = Webhooks(events, webhook_secrets or secrets, webhook_sender, checkpoints, self.maintenance, self.lookup)
         self.stats_sampler = self.new_stats_sampler(stats_history)
+        self.access = AccessService(events, self.lookup)  # tokens scoped to apps; who may see what
 
     # -- life cycle -------------------------------------------------------
 

@@ -4,9 +4,12 @@ from __future__ import annotations
 
 from domain.operation import Operation
 
+# Shown beside the data, or not at all: a token's secret is never recorded, and the SHA-256 of it stays in the store.
+NOT_DATA = frozenset({"originator_id", "originator_version", "timestamp", "requested_by", "secret_sha256"})
+
 
 def event_as_dict(position: int, event) -> dict:
-    data = {k: v for k, v in vars(event).items() if k not in ("originator_id", "originator_version", "timestamp")}
+    data = {k: v for k, v in vars(event).items() if k not in NOT_DATA}
     shaped = {
         "id": position,
         "type": type(event).__qualname__,
@@ -14,6 +17,7 @@ def event_as_dict(position: int, event) -> dict:
         "version": event.originator_version,
         "timestamp": event.timestamp.isoformat(),
         "data": json_ready(data),
+        "requested_by": vars(event).get("requested_by"),  # None: recorded before requesters were (engine/audit.py)
     }
     if getattr(type(event), "class_version", 1) > 1:  # its shape, for a replay to upcast older recordings
         shaped["class_version"] = type(event).class_version

@@ -11,7 +11,6 @@ tried again with growing backoff, or at once when an operator asks (`retry`).
 from __future__ import annotations
 
 import asyncio
-import contextvars
 import os
 import signal
 import time
@@ -20,13 +19,14 @@ from typing import Protocol
 from uuid import UUID
 
 import structlog
-from tenacity import AsyncRetrying, retry_if_exception, wait_exponential
+from tenacity import AsyncRetrying, retry_if_exception_type, wait_exponential
 
 from domain.addon import Addon
 from domain.operation import Operation
+from engine import audit
 from engine.deadline import within
 from engine.monitoring_ports import StepObserver
-from engine.ports import EngineUnreachable, TransientError
+from engine.ports import TransientError
 from engine.store import AggregateNotFoundError, EventLog, EventStoreUnavailable, IntegrityError
 
 log = structlog.get_logger("saga")
@@ -84,8 +84,9 @@ class Coordinator:
     def submit(self, operation_id: UUID) -> asyncio.Task:
         task = self._tasks.get(operation_id)
         if task is None or task.done():
-            # A fresh context: the operation outlives the request that asked for it, and its logs must not carry it.
-            task = asyncio.create_task(self._drive(operation_id), name=f"operation-{operation_id}", context=contextvars.Context())
+            # A fresh context: the operation outlives the request that asked for it, and its logs must not carry it;
+            # only who asked goes with it (engine/audit.py), so that its steps' events record the requester.
+            task = asyncio.create_task(self._drive(operation_id), name=f"operation-{operation_id}", context=audit.context_for())
             self._tasks[operation_id] = task
         return task
 
@@ -279,11 +280,9 @@ class Coordinator:
         def remember(state) -> None:
             last[:] = [describe(state.outcome.exception())]
 
-        unreachable = EngineWait(self._deadline)
-
         async def attempts():
             async for attempt in AsyncRetrying(
-                retry=retry_if_exception(unreachable.worth_retrying),
+                retry=retry_if_exception_type(TransientError),
                 wait=wait_exponential(multiplier=0.01, max=0.25),  # short: a server that finishes loading is seen at once
                 before_sleep=remember,
                 reraise=True,
@@ -302,22 +301,6 @@ class Coordinator:
         if self._crash_at == where:
             log.warning("crash injected", at=where)
             os.kill(os.getpid(), signal.SIGKILL)
-
-
-class EngineWait:
-    """How long a step retries while a host's Docker engine does not answer at all: the default step
-    deadline, also in a step allowed 15 or 30 minutes to move data (a plan change or a restore then keeps
-    the database stopped: better undo it and serve from the old node than wait that long)."""
-
-    def __init__(self, bound_s: float):
-        self.bound_s, self.since = bound_s, None
-
-    def worth_retrying(self, error: BaseException) -> bool:
-        if not isinstance(error, EngineUnreachable):
-            self.since = None
-            return isinstance(error, TransientError)
-        self.since = self.since or time.monotonic()
-        return time.monotonic() - self.since < self.bound_s
 
 
 def saga_deadline(saga, step: str) -> float | None:

@@ -7,11 +7,11 @@ catches up the backups, while a maintenance window missed waits for the next wee
 from __future__ import annotations
 
 import asyncio
-import contextvars
 from collections import Counter
 
 import structlog
 
+from engine import audit
 log = structlog.get_logger("scheduler")
 
 
@@ -25,7 +25,7 @@ class Scheduler:
 
     def start(self) -> None:
         if self.tick_s > 0:
-            self._task = asyncio.create_task(self._run(), name="scheduler", context=contextvars.Context())
+            self._task = asyncio.create_task(self._run(), name="scheduler", context=audit.context_for(audit.ENGINE))
 
     async def _run(self) -> None:
         while True:

@@ -15,6 +15,7 @@ import structlog
 from eventsourcing.application import AggregateNotFoundError, Application
 from eventsourcing.persistence import IntegrityError, OperationalError
 
+from engine import audit
 from engine.ports import TransientError
 
 log = structlog.get_logger("event-store")
@@ -59,8 +60,9 @@ class EventLog:
         """Call `listener(position, domain_event)` for every event this process saves."""
         self._listeners.append(listener)
 
-    async def get(self, aggregate_id: UUID):
-        return await self._run(self._app.repository.get, aggregate_id)
+    async def get(self, aggregate_id: UUID, version: int | None = None):
+        """The aggregate now, or as it was at `version` (1: as created)."""
+        return await self._run(lambda: self._app.repository.get(aggregate_id, version=version))
 
     async def exists(self, aggregate_id: UUID) -> bool:
         return await self._run(self._app.repository.__contains__, aggregate_id)
@@ -68,6 +70,7 @@ class EventLog:
     async def save(self, *aggregates) -> list:
         """Save atomically; a stale aggregate raises IntegrityError (reload and decide again), a store
         that cannot write raises EventStoreUnavailable (SQLite rolls the whole save back)."""
+        audit.stamp(*aggregates)  # here, on the event loop: the store's thread has not this task's context
         try:
             recordings = await self._run(self._app.save, *aggregates)
         except OperationalError as error:

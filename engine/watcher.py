@@ -11,7 +11,6 @@ command that holds the addon.
 from __future__ import annotations
 
 import asyncio
-import contextvars
 from datetime import datetime, timezone
 
 import structlog
@@ -20,6 +19,7 @@ from tenacity import AsyncRetrying, retry_if_exception_type, stop_after_delay, w
 from domain.addon import Addon
 from domain.catalog import PlanCatalog, VersionCatalog
 from domain.cluster import Cluster
+from engine import audit
 from engine.claims import AddonClaims
 from engine.failover_follower import FailoverFollower
 from engine.clusters import cluster_of
@@ -64,7 +64,7 @@ class NodeWatcher:
 
     def start(self) -> None:
         if self.interval_s > 0:
-            self._task = asyncio.create_task(self._run(), name="node-watcher", context=contextvars.Context())
+            self._task = asyncio.create_task(self._run(), name="node-watcher", context=audit.context_for(audit.ENGINE))
 
     async def stop(self) -> None:
         if self._task:
@@ -84,10 +84,7 @@ class NodeWatcher:
 
     async def look(self) -> list[dict]:
         """One round over every idle addon's live data nodes; returns what was seen and done."""
-        # A survey, not a list of every host's nodes: one host's engine down must not stop the round for the
-        # others (it did: the whole round failed while any engine was away), nor say its nodes are gone.
-        survey = await self.runtime.survey()
-        found = {(n.host, n.container): n for n in survey.nodes}
+        found = {(n.host, n.container): n for n in await self.runtime.nodes()}
         seen = []
         for row in await asyncio.to_thread(self.views.addons):
             if row["status"] not in WATCHED or self._held_by_an_operation(row["name"]):
@@ -100,8 +97,7 @@ class NodeWatcher:
             node = cluster.primary_node
             if node is None or node["role"] != "data" or node["state"] not in ("running", "down"):
                 continue
-            reason = (f"its host {node['host']} does not answer" if node["host"] in survey.silent
-                      else why_down(found.get((node["host"], node["container"]))))
+            reason = why_down(found.get((node["host"], node["container"])))
             if reason is None and node["state"] == "running":
                 continue
             async with self.claims.claim(row["name"]):  # no operation starts on it while the watcher acts
@@ -119,7 +115,7 @@ class NodeWatcher:
 
     async def _heal(self, addon: Addon, cluster: Cluster, node: dict, reason: str | None) -> dict:
         bound = log.bind(addon=addon.name, node=node["id"], host=node["host"])
-        if reason is not None and node["state"] != "down":  # said once, not at each round it stays down
+        if reason is not None:
             cluster.mark_node_down(node["id"], reason, self.clock())
             await self.events.save(cluster)  # seen before anything is tried: the addon shows down
             bound.warning("node down", reason=reason)

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import json
+
 from domain.operation import Operation
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS operations (
     id TEXT PRIMARY KEY, kind TEXT NOT NULL, addon TEXT NOT NULL, app TEXT NOT NULL,
-    status TEXT NOT NULL, error TEXT, compensation TEXT, started_at TEXT NOT NULL, finished_at TEXT);
+    status TEXT NOT NULL, error TEXT, compensation TEXT, started_at TEXT NOT NULL, finished_at TEXT,
+    requested_by TEXT);  -- JSON {id, name} of the token that asked (engine/audit.py); NULL before it was recorded
 CREATE INDEX IF NOT EXISTS operations_by_addon ON operations (addon);
 CREATE TABLE IF NOT EXISTS operation_steps (
     operation_id TEXT NOT NULL, position INTEGER NOT NULL, name TEXT NOT NULL, status TEXT NOT NULL,
@@ -21,8 +24,10 @@ def apply(db, event) -> None:
         return
     op, at = str(event.originator_id), event.timestamp.isoformat()
     if isinstance(event, Operation.Started):
-        db.execute("INSERT INTO operations (id, kind, addon, app, status, started_at) VALUES (?, ?, ?, ?, 'running', ?)",
-                   (op, event.kind, event.addon, event.app, at))
+        who = vars(event).get("requested_by")  # absent from events recorded before requesters were
+        db.execute("INSERT INTO operations (id, kind, addon, app, status, started_at, requested_by) "
+                   "VALUES (?, ?, ?, ?, 'running', ?, ?)",
+                   (op, event.kind, event.addon, event.app, at, json.dumps(who) if who else None))
         db.executemany("INSERT INTO operation_steps (operation_id, position, name, status) VALUES (?, ?, ?, 'pending')",
                        [(op, i, name) for i, name in enumerate(event.steps)])
     elif isinstance(event, Operation.StepStarted):

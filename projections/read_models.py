@@ -8,6 +8,7 @@ Only event data is used (never the clock), so a replay rebuilds the same rows.
 from __future__ import annotations
 
 import hashlib
+import json
 import sqlite3
 import threading
 from pathlib import Path
@@ -99,6 +100,7 @@ class ReadModels:
         where, args = ("WHERE addon = ?", (addon,)) if addon else ("", ())
         result = self._rows(f"SELECT * FROM operations {where} ORDER BY started_at, id", *args)
         for op in result:
+            op["requested_by"] = json.loads(op["requested_by"]) if op["requested_by"] else None
             op["steps"] = self._rows(
                 "SELECT name, status, attempts, detail, started_at, ended_at FROM operation_steps "
                 "WHERE operation_id = ? ORDER BY position", op["id"]

@@ -7,6 +7,7 @@ import sys
 
 from adapters.cli import backups, database_version, maintenance, nodes, settings, verbs, webhooks
 from adapters.cli import stats
+from adapters.cli import tokens
 from adapters.cli.client import Api, CliError
 
 
@@ -114,6 +115,11 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--all-apps", action="store_true", help="an operator's webhook: told of every app's addons")
     verb("webhooks-remove", webhooks.webhooks_remove, "remove a webhook (--app: one of the app's)").add_argument(
         "id", metavar="ID")
+    p = sub.add_parser("tokens", help="the operator's tokens scoped to apps: list; create --name NAME --app APP "
+                       "[--app APP] [--grant metrics] (prints the secret once); revoke ID",
+                       description="tokens scoped to apps: list, create, revoke")
+    p.set_defaults(run=tokens.tokens)
+    tokens.arguments(p)
     verb("tls-ca", settings.tls_ca,
          "print the CA certificate (PEM) that clients verify the addon's TLS certificate with: tls-ca > ca.pem")
     verb("replay", verbs.replay, "rebuild the read models from the event log and check they match")

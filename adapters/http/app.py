@@ -7,7 +7,9 @@ from aiohttp import web
 from adapters.http import addons, apps, backups, events, maintenance, metrics, openapi, operations, settings, versions
 from adapters.http import stats
 from adapters.http import webhooks
+from adapters.http import tokens
 from adapters.http.auth import auth_middleware, ensure_token
+from adapters.http.ownership import ownership_middleware
 from adapters.http.dashboard import Dashboard
 from adapters.http.errors import error_middleware
 from adapters.http.inputs import MAX_BODY
@@ -22,7 +24,8 @@ def make_app(engine: Engine, token: str | None = None, scrape_token: str | None 
     scrape_token = scrape_token or metrics.scrape_token_of(engine)
     public_url = engine.settings.public_url if engine is not None else None  # None: the OpenAPI test's app
     dashboard = Dashboard(token, public_url=public_url)  # its session middleware goes before the bearer check
-    app = web.Application(middlewares=[error_middleware, dashboard.middleware, auth_middleware(token, scrape_token)],
+    app = web.Application(middlewares=[error_middleware, dashboard.middleware, auth_middleware(token, scrape_token),
+                                       ownership_middleware],  # after the bearer check: a scoped token's reach
                           client_max_size=MAX_BODY)
     app[ENGINE] = engine
     app[STREAMS] = set()
@@ -30,6 +33,7 @@ def make_app(engine: Engine, token: str | None = None, scrape_token: str | None 
         app.router.add_routes(module.routes)
     app.router.add_routes(stats.routes)
     app.router.add_routes(webhooks.routes)
+    app.router.add_routes(tokens.routes)
     app.on_startup.append(metrics.start_metrics)
     app.on_cleanup.append(metrics.stop_metrics)
     dashboard.install(app)

@@ -1,4 +1,7 @@
-"""Bearer-token authentication: one token per installation, kept in a 0600 file."""
+"""Bearer-token authentication: the installation's token (the operator's, kept in a 0600 file), and the
+tokens scoped to apps that the operator creates (engine/access.py). Each request records its Access
+(request[ACCESS]) and, for the events it makes, who asked (engine/audit.py); adapters/http/ownership.py
+then keeps a scoped token to its apps."""
 
 from __future__ import annotations
 
@@ -11,6 +14,9 @@ import structlog
 from aiohttp import web
 
 from adapters.http.errors import error_response
+from adapters.http.keys import ENGINE
+from engine import audit
+from engine.access import NO_ACCESS, OPERATOR_ACCESS, Access
 
 log = structlog.get_logger("http")
 
@@ -18,6 +24,8 @@ PUBLIC_PATHS = frozenset({"/health"})
 # Set on a request by the dashboard's middleware (adapters/http/dashboard/guard.py): its own pages, or a
 # request with its session cookie (and CSRF token for a change) instead of a bearer token.
 SESSION_AUTHENTICATED = web.RequestKey("authenticated_by_dashboard_session", bool)
+# What the request may reach: set here for a bearer token, by the dashboard's middleware for a session.
+ACCESS = web.RequestKey("access", Access)
 
 
 def ensure_token(path: Path, what: str = "API token") -> str:
@@ -52,22 +60,38 @@ def auth_middleware(token: str, scrape_token: str | None = None):
 
     @web.middleware
     async def authenticate(request: web.Request, handler):
-        if request.path in PUBLIC_PATHS or request.get(SESSION_AUTHENTICATED):
+        if request.path in PUBLIC_PATHS:
             return await handler(request)
+        if request.get(SESSION_AUTHENTICATED):
+            return await as_requester(request, handler, request.get(ACCESS, NO_ACCESS))
         given = bearer_of(request)
         if scraper and given is not None and hmac.compare_digest(given.encode(), scraper):
             return await scrape_only(request, handler)
-        if given is None or not hmac.compare_digest(given.encode(), expected):
-            why = "missing bearer token" if given is None else "invalid bearer token"
+        if given is not None and hmac.compare_digest(given.encode(), expected):
+            return await as_requester(request, handler, OPERATOR_ACCESS)
+        access, token = (None, None)
+        if given is not None and request.app.get(ENGINE) is not None:
+            access, token = await request.app[ENGINE].access.find(given)
+        if access is None:
+            why = ("missing bearer token" if given is None else
+                   f"token {token['id']} was revoked" if token else "invalid bearer token")
             return error_response(
                 401,
                 "unauthorized",
-                f"{why}: send `Authorization: Bearer <token>` (the token is in the server's api-token file)",
+                f"{why}: send `Authorization: Bearer <token>` (the installation's token is in the server's api-token "
+                "file; the operator creates tokens scoped to apps with `tokens create`)",
                 headers={"WWW-Authenticate": 'Bearer realm="redis-addons"'},
             )
-        return await handler(request)
+        return await as_requester(request, handler, access)
 
     return authenticate
+
+
+async def as_requester(request: web.Request, handler, access: Access):
+    """Run the handler as `access`: what it reaches (request[ACCESS]) and who its events say asked."""
+    request[ACCESS] = access
+    with audit.requested_by(access.requester):
+        return await handler(request)
 
 
 async def scrape_only(request: web.Request, handler):

@@ -10,6 +10,7 @@ from aiohttp import web
 
 from adapters.http.inputs import MAX_POSITION, bounded_int, int_query
 from adapters.http.keys import ENGINE, STREAMS
+from adapters.http.ownership import access_of, visible_events
 
 log = structlog.get_logger("http")
 routes = web.RouteTableDef()
@@ -25,7 +26,9 @@ async def event_page(request: web.Request) -> web.Response:
     after = int_query(request, "after", default=0, low=0, high=MAX_POSITION)
     limit = int_query(request, "limit", default=PAGE, low=1, high=MAX_PAGE)
     events = await request.app[ENGINE].event_page(after=after, limit=limit)
-    return web.json_response({"events": events, "next": events[-1]["id"] if events else after})
+    # `next` is past what was read, shown or not: a scoped token sees its apps' events only
+    return web.json_response({"events": await visible_events(request, events),
+                              "next": events[-1]["id"] if events else after})
 
 
 def resume_position(request: web.Request) -> int:
@@ -56,11 +59,12 @@ async def event_stream(request: web.Request) -> web.StreamResponse:
         await response.write(b"retry: 2000\n\n")
         loop = asyncio.get_running_loop()
         quiet_since = loop.time()
-        while True:
+        while engine.access.still_valid(access_of(request)):  # a revoked token's stream ends at once
             events = await engine.event_page(after=position, limit=PAGE)
-            for event in events:
+            for event in await visible_events(request, events):
                 await response.write(sse_frame(event))
-                position = event["id"]
+            if events:
+                position = events[-1]["id"]
             if events:
                 quiet_since = loop.time()
                 if len(events) == PAGE:

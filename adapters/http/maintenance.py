@@ -11,6 +11,7 @@ from adapters.http.backups import where
 from adapters.http.errors import BadRequest
 from adapters.http.inputs import json_object, local_zone_of, text_field
 from adapters.http.keys import ENGINE
+from adapters.http.ownership import check_app, visible
 from domain.maintenance_window import InvalidMaintenanceWindow
 
 routes = web.RouteTableDef()
@@ -20,7 +21,8 @@ routes = web.RouteTableDef()
 async def outdated(request: web.Request) -> web.Response:
     """Every addon with a node on an outdated build (`?app=` for one app's)."""
     app = request.query.get("app") or None
-    return web.json_response({"addons": await request.app[ENGINE].maintenance.outdated(app)})
+    check_app(request, app)  # a scoped token: its apps' only (adapters/http/ownership.py)
+    return web.json_response({"addons": visible(request, await request.app[ENGINE].maintenance.outdated(app))})
 
 
 @routes.post("/v1/apps/{app}/addons/{addon}/maintenance")

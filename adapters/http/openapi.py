@@ -9,6 +9,7 @@ from adapters.http import openapi_maintenance as maintenance
 from adapters.http import openapi_stats
 from adapters.http import openapi_webhooks as webhooks
 from adapters.http import openapi_metrics as metrics
+from adapters.http import openapi_tokens as tokens
 from adapters.http.openapi_schemas import SCHEMAS, json_body, obj, ref
 
 routes = web.RouteTableDef()
@@ -18,7 +19,8 @@ ERROR = json_body(ref("Error"), "The request was refused; `rule` names the rule,
 ERRORS = {
     "400": ERROR,
     "401": json_body(ref("Error"), "Missing or invalid bearer token"),
-    "404": json_body(ref("Error"), "Unknown app, addon, operation or route"),
+    "404": json_body(ref("Error"), "Unknown app, addon, operation or route; for a token scoped to apps, also "
+                                   "another app's (answered word for word as a non-existent one)"),
 }
 # Every route may also answer these (tests/unit/test_openapi_statuses.py reads each handler for the rest).
 INTERNAL = "an unexpected error (rule internal-error): the message names the request to find in the server log"
@@ -332,6 +334,8 @@ PATHS.update(maintenance.paths(op, WAIT))
 PATHS.update(openapi_stats.paths(op))
 PATHS.update(metrics.paths(op))
 PATHS.update(webhooks.paths(op))
+PATHS.update(tokens.paths(op))
+tokens.mark_operator_only(PATHS)
 
 DOCUMENT = {
     "openapi": "3.1.0",
@@ -340,7 +344,7 @@ DOCUMENT = {
     "servers": [{"url": "/"}],
     "security": [{"bearer": []}],
     "paths": PATHS,
-    "components": {"schemas": {**SCHEMAS, **maintenance.SCHEMAS, **openapi_stats.SCHEMAS, **webhooks.SCHEMAS},
+    "components": {"schemas": {**SCHEMAS, **maintenance.SCHEMAS, **openapi_stats.SCHEMAS, **webhooks.SCHEMAS, **tokens.SCHEMAS},
                    "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}, **metrics.SECURITY_SCHEMES}},
 }
 

@@ -43,7 +43,7 @@ SCHEMAS = {
                         compensation={"type": ["string", "null"], "description": "What was done after a failed step"},
                         started_at={"type": "string", "format": "date-time"},
                         finished_at={"type": ["string", "null"], "format": "date-time"},
-                        steps={"type": "array", "items": ref("Step")}),
+                        steps={"type": "array", "items": ref("Step")}, requested_by=ref("RequestedBy")),
                   "additionalProperties": True},
     "RestartMethod": {"oneOf": [
         {"type": "object", "required": ["kind", "label"], "additionalProperties": False, "properties": {
@@ -150,6 +150,7 @@ SCHEMAS = {
     "Event": obj(id={"type": "integer", "description": "Position in the log"}, type={"type": "string"},
                  aggregate_id={"type": "string"}, version={"type": "integer"},
                  timestamp={"type": "string", "format": "date-time"}, data={"type": "object"},
+                 requested_by=ref("RequestedBy"),
                  class_version={"type": "integer", "description": "The event's shape, when past its first: a "
                                                                    "replay upcasts recordings of older shapes"}),
     "Node": obj(id={"type": "string"}, role={"type": "string", "enum": ["data", "sentinel", "proxy"]},

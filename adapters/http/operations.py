@@ -5,6 +5,7 @@ from __future__ import annotations
 from aiohttp import web
 
 from adapters.http.keys import ENGINE
+from adapters.http.ownership import visible
 from engine.app import Engine
 
 routes = web.RouteTableDef()
@@ -18,7 +19,7 @@ async def health(request: web.Request) -> web.Response:
 @routes.get("/v1/operations")
 async def list_operations(request: web.Request) -> web.Response:
     addon = request.query.get("addon") or None
-    return web.json_response({"operations": await request.app[ENGINE].operations(addon)})
+    return web.json_response({"operations": visible(request, await request.app[ENGINE].operations(addon))})
 
 
 @routes.get("/v1/operations/{operation_id}")
@@ -53,4 +54,4 @@ async def operation_view(engine: Engine, operation_id: str, wait: bool = False, 
         for step in operation["steps"]
     ]
     return {**operation, "started_at": row.get("started_at"), "finished_at": row.get("finished_at"),
-            "compensation": row.get("compensation"), "steps": steps}
+            "compensation": row.get("compensation"), "requested_by": row.get("requested_by"), "steps": steps}

@@ -13,6 +13,7 @@ from adapters.http.app import make_app
 from adapters.http.dashboard.keys import SESSIONS
 from adapters.http.dashboard.sessions import COOKIE
 from domain.operation import Operation
+from engine.access import OPERATOR_ACCESS
 from tests.unit.engine_fakes import APP, caught_up, finished
 
 
@@ -20,7 +21,7 @@ from tests.unit.engine_fakes import APP, caught_up, finished
 async def dashboard(engine):
     app = make_app(engine, token="the-token", scrape_token="the-scrape-token")
     async with TestClient(TestServer(app)) as client:
-        session = app[SESSIONS].open()
+        session = app[SESSIONS].open(OPERATOR_ACCESS)
         origin = str(client.make_url("")).rstrip("/")
         client.signed_in = {"Cookie": f"{COOKIE}={session.id}", "Origin": origin}
         client.csrf = session.csrf

@@ -13,6 +13,7 @@ from adapters.http.dashboard.keys import SESSIONS, TOKEN
 from adapters.http.dashboard.guard import guard_middleware
 from adapters.http.dashboard.sessions import (COOKIE, SECURE_COOKIE, Sessions, cross_site_refusal, origin_refusal,
                                               token_matches)
+from engine.access import OPERATOR_ACCESS
 from engine.settings import Settings, SettingsError, public_origin
 
 OWN = "http://127.0.0.1:8080"
@@ -125,7 +126,7 @@ async def test_the_dashboard_without_a_session_sends_to_sign_in(client):
 
 
 async def test_a_session_cookie_opens_the_api_for_reading_and_with_its_csrf_token_for_changes(client):
-    session = client.sessions.open()
+    session = client.sessions.open(OPERATOR_ACCESS)
     cookie = {"Cookie": f"{COOKIE}={session.id}"}
     assert (await client.get("/v1/thing", headers=cookie)).status == 200
     refused = await client.post("/v1/thing", headers={**cookie, "Origin": own_origin(client)})
@@ -137,14 +138,14 @@ async def test_a_session_cookie_opens_the_api_for_reading_and_with_its_csrf_toke
 
 
 async def test_a_form_change_takes_the_csrf_token_from_its_fields(client):
-    session = client.sessions.open()
+    session = client.sessions.open(OPERATOR_ACCESS)
     headers = {"Cookie": f"{COOKIE}={session.id}", "Origin": own_origin(client)}
     assert (await client.post("/dashboard/apps/x/backups", data={"csrf": session.csrf}, headers=headers)).status == 200
     assert (await client.post("/dashboard/apps/x/backups", data={"csrf": "forged"}, headers=headers)).status == 403
 
 
 async def test_the_bearer_path_is_unchanged(client):
-    session = client.sessions.open()
+    session = client.sessions.open(OPERATOR_ACCESS)
     # A bearer token is checked as before, whatever cookie comes with it.
     wrong = await client.get("/v1/thing", headers={"Authorization": "Bearer wrong", "Cookie": f"{COOKIE}={session.id}"})
     assert wrong.status == 401

@@ -15,6 +15,7 @@ from adapters.http.dashboard.sessions import token_matches
 from adapters.http.errors import BadRequest, error_response, scrub, status_for
 from adapters.http.keys import ENGINE
 from domain.errors import DomainError
+from engine.access import OPERATOR_ACCESS
 from engine.ports import EffectError, TransientError
 
 routes = web.RouteTableDef()
@@ -23,7 +24,7 @@ routes = web.RouteTableDef()
 REFUSALS = (DomainError, BadRequest, EffectError, TransientError)
 
 WRONG_TOKEN = ("wrong API token: paste the token from the server's api-token file "
-               "(in its data directory, REDIS_ADDONS_HOME)")
+               "(in its data directory, REDIS_ADDONS_HOME), or a live token the operator created for your apps")
 
 
 def local_next(target: str) -> str:
@@ -34,12 +35,16 @@ def local_next(target: str) -> str:
 @routes.post("/dashboard/signin")
 async def sign_in(request: web.Request) -> web.Response:
     form = await request.post()
-    if not token_matches(str(form.get("token", "")).strip(), request.app[TOKEN]):
+    given = str(form.get("token", "")).strip()
+    access = OPERATOR_ACCESS if token_matches(given, request.app[TOKEN]) else None
+    if access is None and given and request.app.get(ENGINE) is not None:
+        access, _ = await request.app[ENGINE].access.find(given)  # a token scoped to apps: its apps only
+    if access is None:
         return page("signin.html", status=401, next=str(form.get("next", "")), error=WRONG_TOKEN,
                     **base_context(request))
     sessions, cookie = request.app[SESSIONS], session_cookie(request)
     sessions.close(request.cookies.get(cookie))  # a new id at each sign-in (no session fixation)
-    session = sessions.open()
+    session = sessions.open(access)
     response = web.HTTPSeeOther(local_next(str(form.get("next", ""))))
     response.set_cookie(cookie, session.id, httponly=True, samesite="Strict", path="/",
                         secure=served_securely(request), max_age=int(sessions.lifetime_s))

@@ -10,11 +10,12 @@ from urllib.parse import quote
 
 from aiohttp import web
 
-from adapters.http.auth import SESSION_AUTHENTICATED
+from adapters.http.auth import ACCESS, SESSION_AUTHENTICATED
 from adapters.http.dashboard.keys import PUBLIC_ORIGIN, SESSION
 from adapters.http.dashboard.render import page
 from adapters.http.dashboard.sessions import SAFE_METHODS, Sessions, cookie_name, cross_site_refusal, origin_refusal
 from adapters.http.errors import error_response
+from adapters.http.keys import ENGINE
 
 PREFIX = "/dashboard"
 SIGN_IN = PREFIX + "/signin"
@@ -45,10 +46,20 @@ def refused(why: str, status: int = 403) -> web.Response:
     return page("refused.html", status=status, message=why, signed_in=False)
 
 
+def still_valid(request: web.Request, session) -> bool:
+    engine = request.app.get(ENGINE)
+    return session.access is not None and (engine is None or engine.access.still_valid(session.access))
+
+
 def guard_middleware(sessions: Sessions):
     @web.middleware
     async def guard(request: web.Request, handler):
         session = sessions.get(request.cookies.get(session_cookie(request)))
+        if session is not None and not still_valid(request, session):
+            sessions.close(session.id)  # signed in with a token revoked since: signed out at once
+            session = None
+        if session is not None and session.access is not None:
+            request[ACCESS] = session.access
         if is_dashboard(request.path):
             request[SESSION_AUTHENTICATED] = True  # the bearer check leaves the dashboard's paths to this one
             request[SESSION] = session

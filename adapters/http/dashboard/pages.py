@@ -12,6 +12,7 @@ from aiohttp import web
 from adapters.http.dashboard.keys import SESSION
 from adapters.http.dashboard.render import MISSING_UPLOT, page, uplot_present
 from adapters.http.errors import scrub
+from adapters.http.ownership import access_of
 from adapters.http.keys import ENGINE
 from domain.errors import DomainError
 
@@ -46,6 +47,8 @@ async def apps_page(request: web.Request) -> web.Response:
     engine = request.app[ENGINE]
     apps = []
     for app in await asyncio.to_thread(engine.views.apps):
+        if not access_of(request).owns(app):  # a token scoped to apps sees its own only
+            continue
         apps.append({"name": app, "addons": await engine.addons(app)})
     return page("apps.html", apps=apps, **base_context(request))
 

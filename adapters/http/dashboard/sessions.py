@@ -28,6 +28,7 @@ class Session:
     id: str
     csrf: str
     expires: float  # on the Sessions' clock
+    access: object = None  # engine.access.Access of the token signed in with; None: nothing (never the operator by default)
 
 
 class Sessions:
@@ -37,9 +38,9 @@ class Sessions:
         self.lifetime_s, self.clock = lifetime_s, clock
         self._by_id: dict[str, Session] = {}
 
-    def open(self) -> Session:
+    def open(self, access=None) -> Session:
         self._drop_expired()
-        session = Session(secrets.token_urlsafe(32), secrets.token_urlsafe(32), self.clock() + self.lifetime_s)
+        session = Session(secrets.token_urlsafe(32), secrets.token_urlsafe(32), self.clock() + self.lifetime_s, access)
         self._by_id[session.id] = session
         return session
 

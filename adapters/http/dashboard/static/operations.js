@@ -32,7 +32,8 @@
     title.appendChild(text("span", "status status-" + op.status + " op-status", op.status));
     card.appendChild(title);
     const when = "started " + (op.started_at || "").slice(0, 19).replace("T", " ") + " UTC" +
-      (op.finished_at ? ", finished " + op.finished_at.slice(0, 19).replace("T", " ") + " UTC" : "");
+      (op.finished_at ? ", finished " + op.finished_at.slice(0, 19).replace("T", " ") + " UTC" : "") +
+      (op.requested_by ? ", requested by " + op.requested_by.name + " (" + op.requested_by.id + ")" : "");
     card.appendChild(text("p", "muted", when));
     if (op.error) card.appendChild(text("p", "error", op.error));
     const list = document.createElement("ol");

@@ -1,0 +1,154 @@
+"""What a scoped token may reach: its apps' resources, and nothing that tells another app exists.
+
+A middleware after the bearer check decides for every route, from its path pattern and its match_info:
+- a route with `{app}` in its path: the app must be one of the token's (its handler already checks that
+  the addon, backup, webhook named after it belong to that app, and answers 404 for any other);
+- a route without `{app}` but naming something of an app (`{addon}`, `{backup}`, `{operation_id}`,
+  `{webhook}`): that thing's app must be the token's;
+- anything else is the operator's (403) unless declared below: OPEN (reveals no app), LISTS (the handler
+  filters its rows with `visible`/`visible_events`), GRANTED (opened by a grant on the token).
+A new route is thus checked by default when it names an app or one of the resources above, and refused
+to scoped tokens when it names none, until it is declared here. Whatever is not the token's answers the
+404 a non-existent one gets, word for word. The operator (the installation's token) passes untouched."""
+
+from __future__ import annotations
+
+import asyncio
+from uuid import UUID
+
+from aiohttp import web
+
+from adapters.http.auth import ACCESS
+from adapters.http.errors import error_response
+from adapters.http.keys import ENGINE
+from domain.errors import UnknownApp, UnknownAddon, UnknownBackup, UnknownOperation
+from domain.webhook import UnknownWebhook
+from engine.access import NO_ACCESS, Access
+
+# Routes (their path patterns) a scoped token may use although they name no app.
+OPEN = frozenset({"/health", "/v1/openapi.json", "/v1/addon_providers/{provider}/plans",
+                  "/v1/addon_providers/{provider}/versions",
+                  "/dashboard", "/dashboard/signin", "/dashboard/signout", "/dashboard/static"})
+# Lists whose handler keeps the token's apps' rows only (see visible, visible_events).
+LISTS = frozenset({"/v1/operations", "/v1/events", "/v1/events/stream", "/v1/maintenance", "/dashboard/apps"})
+# The operator's alone, although they name an app's thing: tokens, every app's webhooks, the read models' replay.
+OPERATOR_ONLY = frozenset({"/v1/tokens", "/v1/tokens/{token}", "/v1/webhooks", "/v1/webhooks/{webhook}", "/v1/apps",
+                           "/v1/admin/replay"})
+# Routes opened to a token by a grant (domain/access_token.py GRANTS).
+GRANTED = {"/metrics": "metrics"}
+
+
+def access_of(request: web.Request) -> Access:
+    return request.get(ACCESS, NO_ACCESS)
+
+
+def unknown_app(app: str) -> UnknownApp:
+    """What engine/addon_lookup.py answers for an app that never had an addon here."""
+    return UnknownApp(f"unknown app {app!r}: it has never had an addon here")
+
+
+def visible(request: web.Request, rows: list[dict], key: str = "app") -> list[dict]:
+    access = access_of(request)
+    return rows if access.is_operator else [row for row in rows if access.owns(row.get(key))]
+
+
+def check_app(request: web.Request, app: str | None) -> None:
+    """For a list filtered by an app the client names (`?app=`): another's is unknown."""
+    if app is not None and not access_of(request).owns(app):
+        raise unknown_app(app)
+
+
+async def visible_events(request: web.Request, events: list[dict]) -> list[dict]:
+    access = access_of(request)
+    if access.is_operator:
+        return events
+    owners = request.app[ENGINE].access
+    return [e for e in events if access.owns(await owners.owner_of(UUID(e["aggregate_id"])))]
+
+
+# -- the owner of what a path names, when it has no {app} ------------------------------------------
+
+async def _addon(engine, name: str, info) -> str | None:
+    row = await asyncio.to_thread(engine.views.addon, name)
+    return row and row["app"]
+
+
+async def _backup(engine, backup: str, info) -> str | None:
+    try:
+        row = await asyncio.to_thread(engine.views.backup, str(UUID(backup)))
+    except ValueError:
+        return None  # not an ID: the handler says so
+    return row and row.get("app") or (row and await _addon(engine, row["addon"], info))
+
+
+async def _operation(engine, operation_id: str, info) -> str | None:
+    try:
+        return (await engine.operation(operation_id))["app"]
+    except UnknownOperation:
+        return None
+
+
+async def _webhook(engine, webhook: str, info) -> str | None:
+    try:
+        hook = engine.webhooks.notifier.hooks.get(UUID(webhook))
+    except ValueError:
+        return None
+    return hook and hook.app
+
+
+# key in match_info -> (its owner's app, or None when there is none such; the 404 its handler gives a missing one)
+OWNERS = {
+    "addon": (_addon, lambda v, info: UnknownAddon(f"unknown addon {v!r}")),
+    "backup": (_backup, lambda v, info: UnknownBackup(f"there is no backup {v!r}")),
+    "operation_id": (_operation, lambda v, info: UnknownOperation(f"unknown operation {v}")),
+    "webhook": (_webhook, lambda v, info: UnknownWebhook(f"unknown webhook {v!r}")),
+}
+
+
+def refused(request: web.Request, access: Access, why: str = "") -> web.Response:
+    pattern = request.match_info.route.resource.canonical
+    return error_response(403, "operator-only", f"{request.method} {pattern} is the operator's: a token scoped to apps "
+                          f"({', '.join(sorted(access.apps))}) cannot use it{why}; use the installation's token")
+
+
+@web.middleware
+async def ownership_middleware(request: web.Request, handler):
+    access = access_of(request)
+    info = request.match_info
+    if access.is_operator or info.http_exception is not None:  # no such route: the router's 404/405
+        return await handler(request)
+    pattern = info.route.resource.canonical if info.route.resource else ""
+    if pattern in OPERATOR_ONLY:
+        return refused(request, access)
+    if pattern in OPEN or pattern in LISTS:
+        return await handler(request)
+    if pattern in GRANTED:
+        if GRANTED[pattern] in access.grants:
+            return await handler(request)
+        return refused(request, access, f" without the {GRANTED[pattern]!r} grant")
+    if "app" in info:
+        if not access.owns(info["app"]):
+            return await not_found(request, unknown_app(info["app"]))
+        return await handler(request)
+    named = [key for key in OWNERS if key in info]
+    if not named:
+        return refused(request, access)
+    engine = request.app[ENGINE]
+    for key in named:
+        owner_of, missing = OWNERS[key]
+        owner = await owner_of(engine, info[key], info)
+        if owner is not None and not access.owns(owner):
+            return await not_found(request, missing(info[key], info))
+    return await handler(request)
+
+
+async def not_found(request: web.Request, error) -> web.Response:
+    """Raised as the handler's own refusal would be: the same status, rule and message (the dashboard's
+    pages show theirs as a page)."""
+    if request.path.startswith("/dashboard/"):
+        from adapters.http.dashboard.pages import base_context  # here: the dashboard imports auth, as this does
+        from adapters.http.dashboard.render import page
+
+        return page("refused.html", status=error.status, heading="Not found", message=str(error),
+                    **base_context(request))
+    raise error

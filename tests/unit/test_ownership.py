@@ -1,0 +1,88 @@
+"""The HTTP layer's reach of a token scoped to apps (adapters/http/ownership.py), over the in-memory ports:
+another app's things answer the very 404 of things that do not exist, lists and the event log keep the
+token's apps, the operator's routes are refused with a 403 naming why, and a route added later is checked
+by default (by the names in its path)."""
+
+from __future__ import annotations
+
+import json
+import uuid
+
+import pytest
+from aiohttp import web
+from aiohttp.test_utils import TestClient, TestServer
+
+from adapters.http.app import make_app
+from tests.unit.engine_fakes import APP, caught_up, finished
+
+OTHER = "other-app"
+
+
+@pytest.fixture
+async def api(engine):
+    mine = await finished(engine, await engine.add_addon(APP, "redis-starter-256"))
+    theirs = await finished(engine, await engine.add_addon(OTHER, "redis-starter-256"))
+    await caught_up(engine)
+    app = make_app(engine, token="the-token", scrape_token="the-scrape-token")
+
+    async def answer(request):
+        return web.json_response({"ok": True})
+
+    # Routes another helper might add later, declaring nothing here
+    app.router.add_get("/v1/apps/{app}/brand-new", answer)
+    app.router.add_get("/v1/operations/{operation_id}/brand-new", answer)
+    app.router.add_get("/v1/brand-new", answer)
+    async with TestClient(TestServer(app)) as client:
+        created = await engine.access.create("ci", [APP])
+        client.scoped = {"Authorization": f"Bearer {created['secret']}"}
+        client.operator = {"Authorization": "Bearer the-token"}
+        client.token_id = created["token"]["id"]
+        client.mine, client.theirs = mine, theirs
+        yield client
+
+
+async def answer(client, method, path, headers) -> tuple[int, dict]:
+    async with client.request(method, path, headers=headers) as response:
+        return response.status, await response.json()
+
+
+async def test_another_apps_things_answer_as_things_that_do_not_exist(api):
+    nowhere = str(uuid.uuid4())
+    for path, word, stand_in in [  # the path, the other app's name or ID in it, a name or ID that exists nowhere
+        (f"/v1/apps/{OTHER}/addons", OTHER, "never-app"),
+        (f"/v1/apps/{OTHER}/addons/{api.theirs['addon']}", OTHER, "never-app"),
+        (f"/v1/apps/{OTHER}/brand-new", OTHER, "never-app"),
+        (f"/v1/operations/{api.theirs['id']}", api.theirs["id"], nowhere),
+    ]:
+        seen = await answer(api, "GET", path, api.scoped)
+        absent = await answer(api, "GET", path.replace(word, stand_in), api.scoped)
+        assert seen[0] == absent[0] == 404, (path, seen)
+        assert json.dumps(seen[1]) == json.dumps(absent[1]).replace(stand_in, word), (path, seen, absent)
+    assert (await answer(api, "GET", f"/v1/operations/{api.theirs['id']}/brand-new", api.scoped))[0] == 404
+    assert (await answer(api, "GET", f"/v1/operations/{api.mine['id']}/brand-new", api.scoped))[0] == 200
+    assert (await answer(api, "GET", f"/v1/apps/{APP}/addons/{api.mine['addon']}", api.scoped))[0] == 200
+
+
+async def test_lists_and_the_event_log_keep_the_tokens_apps(api):
+    _, listed = await answer(api, "GET", "/v1/operations", api.scoped)
+    assert {o["app"] for o in listed["operations"]} == {APP}
+    _, everything = await answer(api, "GET", "/v1/events?limit=1000", api.operator)
+    _, mine = await answer(api, "GET", "/v1/events?limit=1000", api.scoped)
+    assert mine["next"] == everything["next"] and 0 < len(mine["events"]) < len(everything["events"])
+    assert all(OTHER not in str(e) for e in mine["events"])
+    assert any(OTHER in str(e) for e in everything["events"])
+
+
+@pytest.mark.parametrize("method, path", [("GET", "/v1/tokens"), ("POST", "/v1/tokens"), ("GET", "/v1/webhooks"),
+                                          ("POST", "/v1/admin/replay"), ("GET", "/metrics"), ("GET", "/v1/brand-new"),
+                                          ("POST", "/v1/apps")])
+async def test_the_operators_routes_are_refused_naming_why(api, method, path):
+    status, body = await answer(api, method, path, api.scoped)
+    assert status == 403 and body["error"]["rule"] == "operator-only" and "installation's token" in body["error"]["message"]
+
+
+async def test_a_revoked_token_is_refused_at_once(api):
+    assert (await answer(api, "GET", "/v1/operations", api.scoped))[0] == 200
+    assert (await answer(api, "DELETE", f"/v1/tokens/{api.token_id}", api.operator))[0] == 200
+    status, body = await answer(api, "GET", "/v1/operations", api.scoped)
+    assert status == 401 and f"token {api.token_id} was revoked" in body["error"]["message"]
