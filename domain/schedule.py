@@ -11,6 +11,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from domain.errors import InvalidSchedule
 
 PLATFORM_ZONE = "Europe/Paris"
+CLOCK_STEP = timedelta(hours=1)  # how far two readings of "now" may disagree (a clock stepped back or forward)
 # re.ASCII: without it \d also takes other scripts' digits ("٤:٠٠", full-width "４:00"), which
 # int() reads as 4 without a word; a schedule is written in ASCII digits or refused.
 SCHEDULE_AT = re.compile(r"^\s*(\d{1,2})(?::(\d{2}))?(?:\s+(\S+))?\s*$", re.ASCII)
@@ -53,12 +54,14 @@ class Schedule:
     def due_day(self, now: datetime, last_done: date | None, since: datetime | None = None) -> date | None:
         """The day whose backup should run now: the latest day whose time has come, unless done.
         After downtime only the latest missed day runs: older days' data is gone anyway.
-        A day whose time came before `since` (the addon's creation) was never missed."""
+        A day whose time came before `since` (the addon's creation) was never missed; but a creation
+        stamped after `now` was stamped by a clock stepped back since (by up to CLOCK_STEP): a day whose
+        time came within that step before the stamp may have found the addon there, and is not skipped."""
         today = now.astimezone(self.tz).date()
         day = today if self.on(today) <= now else today - timedelta(days=1)
         if last_done is not None and day <= last_done:
             return None
-        if since is not None and self.on(day) < since:
+        if since is not None and self.on(day) < (since - CLOCK_STEP if now < since else since):
             return None
         return day
 

@@ -21,6 +21,7 @@ from domain.redis_config import app_environment
 from engine.access import AccessService
 from engine.backups import BackupService
 from engine.certificate_renewal import CertificateRenewals
+from engine.clock import Clock, system_clock
 from engine.database_settings import DatabaseSettings
 from engine.database_version import DatabaseVersion
 from engine.follower import Follower
@@ -74,6 +75,7 @@ class Engine(StatsQueries, LogQueries):  # stats: engine/addon_stats.py; operati
         checkpoints: Checkpoints | None = None,
         webhook_sender=None, webhook_secrets: SecretStore | None = None,  # engine.ports.WebhookSender: None, none sent
         stats_history=None,  # engine.ports.StatsHistory; None: no history kept
+        clock: Clock = system_clock,  # the time of day schedules and windows are decided by (engine/clock.py)
     ):
         self.settings = settings
         self.events = events
@@ -95,19 +97,19 @@ class Engine(StatsQueries, LogQueries):  # stats: engine/addon_stats.py; operati
         claims = AddonClaims()
         self.operations_starter = starter = OperationStarter(events, coordinator, self.follower, claims)
         self.backups = BackupService(events, views, plans, versions, self.lookup, starter, self.follower,
-                                     self.inventory, backup_store, placing=self.placing)
+                                     self.inventory, backup_store, clock=clock, placing=self.placing)
         self.plan_requests = PlanRequests(events, self.lookup, plans, versions, redis, secrets, self.placing, starter)
         self.database = DatabaseSettings(self.lookup, starter, versions, certificates, redis, secrets, plans)
         builds = Builds(runtime, versions)  # whether each node runs its version's current build
         self.database_version = DatabaseVersion(self.lookup, versions, plans, starter, self.placing, builds)
-        self.certificate_renewals = CertificateRenewals(events, views, redis, secrets, starter)
+        self.certificate_renewals = CertificateRenewals(events, views, redis, secrets, starter, clock=clock)
         self.missing_tls = MissingTls(events, views, versions, self.placing, starter, plans)
         healer = ClusterHealer(events, views, self.inventory, claims, runtime, redis, secrets, self.placing, starter,
                                plans, settings.host_grace_s, versions)
         self.watcher = NodeWatcher(events, views, self.inventory, claims, runtime, redis, secrets, versions,
                                    certificates, settings.watch_interval_s, plans, healer)
         self.maintenance = Maintenance(events, views, self.lookup, self.follower, builds,
-                                       MaintenanceRequests(events, plans, starter, self.placing))
+                                       MaintenanceRequests(events, plans, starter, self.placing), clock=clock)
         self.scheduler = Scheduler(self.backups, self.certificate_renewals, self.missing_tls.serve_where_missing,
                                    settings.scheduler_tick_s, self.maintenance.run_due)
         self.webhooks = Webhooks(events, webhook_secrets or secrets, webhook_sender, checkpoints, self.maintenance, self.lookup)

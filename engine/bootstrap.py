@@ -24,6 +24,7 @@ from engine.cluster_upgrade_stopped import ClusterUpgradeStopped
 from engine.kind_change_to_business import ChangeToBusiness
 from engine.kind_change_to_starter import ChangeToStarter
 from engine.certificate_renewal import CertificateRenewal
+from engine.clock import Clock, system_clock
 from engine.logs import configure_logging
 from engine.plan_change import PlanChange
 from engine.upgrade import Upgrade
@@ -42,7 +43,8 @@ from engine.store import EventLog
 from projections import ReadModels
 
 
-def build(settings: Settings | None = None) -> Engine:
+def build(settings: Settings | None = None, clock: Clock = system_clock) -> Engine:
+    """`clock`: the engine's time of day (engine/clock.py), the machine's unless a test moves it."""
     settings = settings or Settings.from_env()
     if not structlog.is_configured():  # an embedder's own configuration wins
         configure_logging()
@@ -106,4 +108,5 @@ def build(settings: Settings | None = None) -> Engine:
         webhook_sender=HttpWebhookSender(),
         webhook_secrets=FileSecretStore(settings.home / "webhook-secrets"),  # signing secrets, beside the passwords
         stats_history=MemoryStatsHistory(settings.stats_interval_s),
+        clock=clock,
     )

@@ -100,3 +100,12 @@ def test_a_day_whose_time_came_before_the_addon_existed_was_never_missed():
     assert DEFAULT.due_day(created + timedelta(minutes=1), last_done=None, since=created) is None
     next_night = datetime(2026, 11, 29, 0, 30, tzinfo=timezone.utc)  # 1:30 in Paris
     assert DEFAULT.due_day(next_night, last_done=None, since=created) == date(2026, 11, 29)
+
+
+def test_a_creation_stamped_by_a_clock_stepped_back_since_does_not_skip_that_day():
+    """Stamped 0:40 UTC by a clock an hour fast; the clock stepped back, it reads 0:01 (1:01 in Paris, past
+    the 1:00 backup): the addon was there at 1:00, so the day is due. Read by the same clock, it was not."""
+    stamped = datetime(2026, 11, 28, 0, 40, tzinfo=timezone.utc)
+    assert DEFAULT.due_day(stamped - timedelta(minutes=39), last_done=None, since=stamped) == date(2026, 11, 28)
+    assert DEFAULT.due_day(stamped + timedelta(minutes=1), last_done=None, since=stamped) is None
+    assert DEFAULT.due_day(stamped - timedelta(minutes=45), last_done=None, since=stamped) is None  # 0:55 in Paris
