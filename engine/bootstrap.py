@@ -14,6 +14,7 @@ from adapters.secrets_store import FileSecretStore
 from adapters.webhooks import HttpWebhookSender
 from adapters.stats_history import MemoryStatsHistory
 from adapters.storage.backup_files import FileBackupStore
+from adapters.storage.backup_keys import BackupKeys
 from adapters.tls import CA_CERT_FILE, CertificateAuthority
 from domain.catalog import ComponentCatalog, PlanCatalog, VersionCatalog
 from engine.app import Engine
@@ -55,7 +56,7 @@ def build(settings: Settings | None = None, clock: Clock = system_clock) -> Engi
     secrets = FileSecretStore(settings.secrets_dir)
     authority = CertificateAuthority.load_or_create(settings.tls_dir)
     redis = RedisAdmin(ca_file=settings.tls_dir / CA_CERT_FILE)
-    store = FileBackupStore(settings.backups_dir)
+    store = FileBackupStore(settings.backups_dir, BackupKeys(settings.backup_keys_file, settings.backup_key))
     restarter = AppRestarter(DockerAppRestarter(runtime))
     sagas = {
         "provision": Provisioning(events, runtime, redis, secrets, versions, authority),

@@ -14,6 +14,15 @@ class EffectError(Exception):
     """An effect on Docker or Redis failed for good: retrying will not help."""
 
 
+class ArchiveAltered(EffectError):
+    """A stored backup archive fails its authentication (altered or cut on disk): none of it is trusted.
+    `at`: the byte of the stored file where the first altered chunk begins."""
+
+    def __init__(self, message: str, at: int):
+        super().__init__(message)
+        self.at = at
+
+
 class TransientError(Exception):
     """An effect failed in a way that a retry may cure (engine busy, server starting)."""
 
@@ -291,17 +300,19 @@ class BackupStore(Protocol):
     """Where backup archives live: a directory by default; an object store would fit the same port."""
 
     async def write_archive(self, name: str, tar: AsyncIterator[bytes]) -> dict:
-        """Store a tar stream gzipped under `name`, all or nothing (a failure leaves no file behind).
-        Returns {"size", "sha256", "location"} of the stored archive."""
+        """Store a tar stream gzipped under `name`, all or nothing (a failure leaves no file behind), encrypted
+        at rest where the store does so. Returns {"size", "sha256", "location"} of the .tar.gz (what a download gives)."""
 
     def read(self, name: str, start: int = 0, end: int | None = None) -> AsyncIterator[bytes]:
-        """The stored archive's bytes [start, end), as they are stored."""
+        """The archive's .tar.gz bytes [start, end), decrypted as they are read: ArchiveAltered at the first
+        chunk that fails its authentication."""
 
     def read_tar(self, name: str) -> AsyncIterator[bytes]:
         """The archive's tar stream, uncompressed."""
 
     async def checksum(self, name: str) -> tuple[int, str] | None:
-        """(size, sha256) of the stored archive, read again; None when it is not there."""
+        """(size, sha256) of the archive's .tar.gz, read again whole (every chunk authenticated: ArchiveAltered
+        otherwise); None when it is not there."""
 
     async def delete(self, name: str) -> None:
         """Remove the archive; a missing one counts as removed."""

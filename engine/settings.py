@@ -44,6 +44,7 @@ class Settings:
     host_grace_s: float = 30.0  # a cluster's node on a host that does not answer is replaced after this long
     stats_interval_s: float = 10.0  # how often the nodes' stats are sampled; 0: never (tests drive it)
     public_url: str | None = None  # the origin browsers reach the dashboard at, behind a reverse proxy
+    backup_key: str | None = field(default=None, repr=False)  # REDIS_ADDONS_BACKUP_KEY: base64 keys, current first
 
     @property
     def token_file(self) -> Path:
@@ -53,6 +54,11 @@ class Settings:
     def metrics_token_file(self) -> Path:
         """The read-only scrape token: it opens GET /metrics and nothing else."""
         return self.home / "metrics-token"
+
+    @property
+    def backup_keys_file(self) -> Path:
+        """The keyring that seals backup archives (outside the backup store), unless REDIS_ADDONS_BACKUP_KEY is set."""
+        return self.home / "backup-keys.json"
 
     @property
     def secrets_dir(self) -> Path:
@@ -94,6 +100,7 @@ class Settings:
             host_grace_s=float(env.get("REDIS_ADDONS_HOST_GRACE", "30")),
             stats_interval_s=float(env.get("REDIS_ADDONS_STATS_INTERVAL", "10")),
             public_url=public_origin(env.get("REDIS_ADDONS_PUBLIC_URL", "")),
+            backup_key=env.get("REDIS_ADDONS_BACKUP_KEY") or None,
         )
         values.update(overrides)
         return cls(**values)

@@ -1,7 +1,12 @@
 """`backups-download`: an archive streamed to `<name>.part` in 1 MiB chunks, hashed as it comes,
 renamed to `<name>` only once whole and equal to the server's SHA-256. An interrupted download
 leaves the `.part` and the ETag it came from (`<name>.part.etag`); the next run asks for the rest
-with `Range: bytes=N-` and `If-Range: <etag>`, so a different archive is fetched whole instead."""
+with `Range: bytes=N-` and `If-Range: <etag>`, so a different archive is fetched whole instead.
+
+A stream cut short is resumed once at once: that is also how an archive altered on disk is told. The
+server decrypts as it sends and cuts the stream at the first chunk that fails its authentication; asked
+for the rest, it answers `backup-archive-altered` with the byte where it is. The partial file is then
+removed: nothing of an altered archive is trusted."""
 
 from __future__ import annotations
 
@@ -12,6 +17,7 @@ import re
 import socket
 import sys
 from pathlib import Path
+from urllib.parse import unquote
 
 from tqdm import tqdm
 
@@ -19,6 +25,11 @@ from adapters.cli.client import Api, ApiError, CliError
 
 CHUNK = 1024 * 1024
 CONTENT_RANGE = re.compile(r"^bytes (\d+)-(\d+)/(\d+)$")
+ALTERED = "backup-archive-altered"
+
+
+class StreamCut(CliError):
+    """The archive's stream ended early: the `.part` is kept to be resumed."""
 
 
 def target_path(output: str | None, name: str) -> Path:
@@ -41,7 +52,14 @@ def part_files(target: Path) -> tuple[Path, Path]:
 
 def download(api: Api, archive: str, target: Path, progress=None) -> Path:
     """Fetch the archive at API path `archive` into `target`, resuming a `.part` left by an
-    interrupted download of the same archive. Returns `target`."""
+    interrupted download of the same archive (and once more at once if this one is cut). Returns `target`."""
+    try:
+        return fetch(api, archive, target, progress)
+    except StreamCut:
+        return fetch(api, archive, target, progress)
+
+
+def fetch(api: Api, archive: str, target: Path, progress=None) -> Path:
     part, etag_file = part_files(target)
     offset, etag = resumable(part, etag_file)
     headers = {"Accept": "application/gzip, application/json"}
@@ -50,6 +68,12 @@ def download(api: Api, archive: str, target: Path, progress=None) -> Path:
     try:
         response = api.stream(archive, headers)
     except ApiError as e:
+        if e.rule == ALTERED:
+            part.unlink(missing_ok=True)
+            etag_file.unlink(missing_ok=True)
+            backup = unquote(archive.rstrip("/").split("/")[-2])
+            at = (e.body.get("error") or {}).get("at", "?")
+            raise CliError(f"backup {backup} is altered on disk at byte {at}: not downloaded") from None
         if e.status != 416 or not offset:
             raise
         # the .part is as long as the archive, or longer: it is not a prefix we can trust; start over
@@ -81,7 +105,7 @@ def download(api: Api, archive: str, target: Path, progress=None) -> Path:
                     received += len(chunk)
                     bar.update(len(chunk))
             except (ConnectionError, socket.timeout, TimeoutError, http.client.HTTPException) as e:
-                raise CliError(f"the download stopped at {received} bytes ({str(e) or type(e).__name__}): "
+                raise StreamCut(f"the download stopped at {received} bytes ({str(e) or type(e).__name__}): "
                                f"{part} is kept; run the same command again to resume it") from None
             except KeyboardInterrupt:
                 bar.close()
@@ -90,7 +114,7 @@ def download(api: Api, archive: str, target: Path, progress=None) -> Path:
             out.flush()
             os.fsync(out.fileno())
     if total is not None and received != total:
-        raise CliError(f"the download stopped at {received} of {total} bytes: {part} is kept; "
+        raise StreamCut(f"the download stopped at {received} of {total} bytes: {part} is kept; "
                        "run the same command again to resume it")
     if digest.hexdigest() != expected:
         part.unlink(missing_ok=True)

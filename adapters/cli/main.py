@@ -127,6 +127,11 @@ def parser() -> argparse.ArgumentParser:
              "and check the read models it expects (runs locally, no server needed)")
     p.add_argument("action", choices=["run"])
     p.add_argument("files", nargs="+", metavar="FILE", help="scenario files, e.g. examples/scenarios/*.json")
+    p = verb("backup-key", None, "the keys that seal backup archives at rest, on the engine's machine ($REDIS_ADDONS_HOME): "
+             "show them; rotate (a new key seals new backups); reencrypt (old archives, and plain ones from before "
+             "encryption, sealed with the current key); drop ID (a key no archive uses)")
+    p.add_argument("action", choices=["show", "rotate", "reencrypt", "drop"])
+    p.add_argument("key_id", nargs="?", metavar="ID", help="for drop: the key's ID (see backup-key show)")
     p = verb("serve", None, "run the engine and the HTTP API in this process")
     p.add_argument("--host", help="address to listen on (default: settings, 127.0.0.1)")
     p.add_argument("--port", type=int, help="port to listen on (default: settings, 8470)")
@@ -149,6 +154,10 @@ def main(argv: list[str] | None = None) -> int:
             from adapters.cli import login
 
             return getattr(login, args.verb)(args)
+        if args.verb == "backup-key":
+            from adapters.cli.backup_key import backup_key
+
+            return backup_key(args)
         if args.verb == "scenario":
             from adapters.cli.scenario import run_scenarios
 

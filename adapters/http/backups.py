@@ -18,12 +18,14 @@ from adapters.http.errors import BadRequest, error_response
 from adapters.http.inputs import json_object, local_zone_of, text_field
 from adapters.http.keys import ENGINE
 from domain.errors import InvalidSchedule
+from engine.ports import ArchiveAltered
 
 routes = web.RouteTableDef()
 log = structlog.get_logger("http")
 
 BACKUPS = "/v1/apps/{app}/addons/{addon}/backups"
 LATEST = "latest"  # `{backup}` may name the most recent successful backup
+ALTERED = "backup-archive-altered"
 SUFFIX_RANGE = re.compile(r"^bytes=-(\d+)$", re.ASCII | re.IGNORECASE)
 
 
@@ -121,7 +123,11 @@ async def download_archive(request: web.Request) -> web.StreamResponse:
         return response
     async with contextlib.aclosing(service(request).read_archive(row, start, end)) as chunks:
         # The first chunk before the headers: an archive gone from the store is still an error status.
-        first = await anext(chunks, b"")
+        try:
+            first = await anext(chunks, b"")
+        except ArchiveAltered as e:  # a resumed download (the CLI's, after a cut) learns why here
+            log.error("archive altered on disk", backup=row["id"], at=e.at)
+            return error_response(502, ALTERED, str(e), at=e.at)
         await response.prepare(request)
         sent = 0
         try:
@@ -134,7 +140,8 @@ async def download_archive(request: web.Request) -> web.StreamResponse:
         except ConnectionError as e:
             log.info("archive download interrupted by the client", backup=row["id"], sent=sent, error=str(e))
             return response
-        except Exception as e:  # headers are sent: the only honest signal left is a cut connection
+        except Exception as e:  # headers are sent: the only honest signal left is a cut connection (an altered
+            # chunk too: the client asks for the rest, and that request is answered `backup-archive-altered`)
             log.error("archive download failed", backup=row["id"], sent=sent, error=f"{type(e).__name__}: {e}")
             if request.transport is not None:
                 request.transport.close()

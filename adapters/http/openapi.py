@@ -51,7 +51,7 @@ RESTORE_OPERATION = obj(addon=ref("Addon"), backup=ref("Backup"), operation=ref(
 BACKUP_FAILED = json_body({"allOf": [ref("Error"), BACKUP_OPERATION]},
                           "With wait=true: the operation failed; `error.message` holds its error (rule operation-failed)")
 ARCHIVE = {
-    "description": "The archive (a .tar.gz holding dump.rdb)",
+    "description": "The archive (a .tar.gz holding dump.rdb), decrypted as it is sent: stored encrypted at rest",
     "headers": {
         "Content-Disposition": {"schema": {"type": "string"}, "description": "attachment; filename=\"20261128000608_my_app_4553.tar.gz\""},
         "ETag": {"schema": {"type": "string"}, "description": "The archive's SHA-256 (hex), quoted"},
@@ -187,7 +187,9 @@ PATHS = {
         {"200": ARCHIVE, "206": {**ARCHIVE, "description": "The range asked for (`Content-Range: bytes START-END/SIZE`)"},
          "409": json_body(ref("Error"), "The backup is not done: running, failed or deleted (rule backup-not-done)"),
          "416": json_body(ref("Error"), "The range starts past the end of the archive (`Content-Range: bytes */SIZE`)"),
-         "502": json_body(ref("Error"), "The archive is missing from the backup store (rule effect-failed)")},
+         "502": json_body(ref("Error"), "The archive is missing from the backup store (rule effect-failed), or "
+                          "altered on disk where the range starts (rule backup-archive-altered, `at`: the byte of the "
+                          "stored file). Altered further on: the stream is cut at the first altered chunk")},
         [APP, BACKUP_ADDON, BACKUP,
          {"name": "Range", "in": "header", "schema": {"type": "string", "examples": ["bytes=1048576-"]},
           "description": "One range of bytes; several ranges or a malformed one get the whole archive"},

@@ -1,5 +1,11 @@
 """The BackupStore port over a local directory (by default `<data directory>/backups`).
 
+Archives are sealed as they are written (sealed.py: AES-256-GCM in chunks, under the current key of
+backup_keys.py, kept outside the store); reads open them chunk by chunk, so a download gives the plain
+.tar.gz and stops at the first altered chunk. An archive written before encryption (a plain .tar.gz,
+told by its first bytes) is still read as it is, until `reseal` seals it. Sizes and SHA-256 are the
+.tar.gz's, so a backup's record means the same sealed, plain or resealed under another key.
+
 Archives are written as `<key>.partial` and renamed once complete, so a reader never sees
 half an archive and a failed backup leaves nothing behind. Compression runs in a worker
 thread, overlapped with the next chunk's arrival: the event loop never waits on zlib or disk.
@@ -24,19 +30,24 @@ from typing import AsyncIterator
 import structlog
 from isal import isal_zlib
 
-from engine.ports import EffectError
+from adapters.storage import sealed
+from adapters.storage.backup_keys import BackupKeys
+from engine.ports import ArchiveAltered, EffectError
+from engine.settings import SettingsError
 
 CHUNK = 1 << 20
 GZIP = 31  # zlib's window bits for a gzip container (RFC 1952), the `.tar.gz` the reference names
 LEVEL = 1  # RDB strings are LZF-compressed already: a higher level costs time and saves little
 DIR_MODE, FILE_MODE = 0o700, 0o600
+RESEALING = ".resealing"  # an archive being sealed again under the current key
 NO_ROOM = {errno.ENOSPC: "full", errno.EDQUOT: "over its quota", errno.EROFS: "read-only"}
 log = structlog.get_logger("backup-store")
 
 
 class FileBackupStore:
-    def __init__(self, root: Path):
-        self.root = Path(root)
+    def __init__(self, root: Path, keys: BackupKeys | None = None, chunk_size: int = sealed.CHUNK):
+        """`keys` None: archives are written plain, as before encryption (the benchmark's baseline)."""
+        self.root, self.keys, self.chunk_size = Path(root), keys, chunk_size
         if self.root.is_dir():  # made at the first backup otherwise
             _tighten(self.root.resolve())
 
@@ -62,7 +73,7 @@ class FileBackupStore:
         final = self._path(key)
         partial = final.with_name(final.name + ".partial")
         await asyncio.to_thread(_make_private_dirs, self.root.resolve(), final.parent)
-        sink = await asyncio.to_thread(_GzipSink, partial)
+        sink = await asyncio.to_thread(self._sink, partial)
         pending: asyncio.Future | None = None
         try:
             async with _closing(tar) as source:
@@ -81,24 +92,24 @@ class FileBackupStore:
             raise
         return {"size": size, "sha256": digest, "location": key}
 
-    async def read(self, key: str, start: int = 0, end: int | None = None) -> AsyncIterator[bytes]:
-        path = self._path(key)
+    def _sink(self, partial: Path) -> _GzipSink:
         try:
-            handle = await asyncio.to_thread(open, path, "rb")
+            sealer = sealed.Sealer(self.keys.current()[1], self.chunk_size) if self.keys else None
+        except SettingsError as e:  # a keyring file spoilt: no backup without a key to seal it
+            raise EffectError(str(e)) from None
+        return _GzipSink(partial, sealer)
+
+    async def read(self, key: str, start: int = 0, end: int | None = None) -> AsyncIterator[bytes]:
+        try:
+            archive = await asyncio.to_thread(_Archive, self._path(key), key, self.keys)
         except (FileNotFoundError, NotADirectoryError):
             raise EffectError(f"backup archive {key} is missing from the backup store") from None
         try:
-            await asyncio.to_thread(handle.seek, start)
-            left = None if end is None else max(end - start, 0)
-            while left is None or left > 0:
-                chunk = await asyncio.to_thread(handle.read, CHUNK if left is None else min(CHUNK, left))
-                if not chunk:
-                    return
-                if left is not None:
-                    left -= len(chunk)
+            pieces = archive.pieces(start, end)
+            while chunk := await asyncio.to_thread(next, pieces, b""):
                 yield chunk
         finally:
-            await asyncio.to_thread(handle.close)
+            await asyncio.to_thread(archive.close)
 
     async def read_tar(self, key: str) -> AsyncIterator[bytes]:
         unzip = zlib.decompressobj(GZIP)
@@ -117,14 +128,59 @@ class FileBackupStore:
 
     async def checksum(self, key: str) -> tuple[int, str] | None:
         try:
-            return await asyncio.to_thread(_file_digest, self._path(key))
-        except FileNotFoundError:
+            return await asyncio.to_thread(_digest, self._path(key), key, self.keys)
+        except (FileNotFoundError, NotADirectoryError):
             return None
+
+    # -- key rotation (the `backup-key` command, beside a running engine or not) -------------
+
+    def archives(self) -> list[str]:
+        """The key of every whole archive in the store."""
+        root = self.root.resolve()
+        if not root.is_dir():
+            return []
+        return sorted(str(p.relative_to(root)) for p in root.rglob("*")
+                      if p.is_file() and not p.name.endswith((".partial", RESEALING)))
+
+    def sealed_with(self, key: str) -> str:
+        """The ID (hex) of the key an archive is sealed with, or "plain" (written before encryption)."""
+        with open(self._path(key), "rb") as handle:
+            first = handle.read(sealed.HEADER.size)
+        kind = sealed.kind_of(first)
+        if kind == "sealed":
+            return sealed.HEADER.unpack_from(first)[3].hex() if len(first) == sealed.HEADER.size else "altered"
+        return "plain" if kind == "plain" else "altered"
+
+    def reseal(self, key: str) -> bool:
+        """The archive sealed again under the current key, its .tar.gz unchanged (checked before it replaces
+        the old file): False when it already was. Each chunk of the old one is authenticated as it is read."""
+        current = self.keys.current()[0].hex()
+        if self.sealed_with(key) == current:
+            return False
+        path = self._path(key)
+        partial = path.with_name(path.name + RESEALING)
+        archive = _Archive(path, key, self.keys)
+        sink = _GzipSink(partial, sealed.Sealer(self.keys.current()[1], self.chunk_size), compress=False)
+        try:
+            for piece in archive.pieces(0, None):
+                sink.add(piece)
+            inode = os.fstat(archive.handle.fileno()).st_ino
+            if sink.finish() != _digest(partial, key + RESEALING, self.keys):
+                raise EffectError(f"backup archive {key} read back differently once sealed again: left as it was")
+            if os.stat(path).st_ino != inode:  # deleted (or written again) meanwhile: not brought back
+                raise FileNotFoundError(path)
+            os.replace(partial, path)
+        except BaseException:
+            sink.discard()
+            raise
+        finally:
+            archive.close()
+        return True
 
     async def delete(self, key: str) -> None:
         path = self._path(key)
         try:
-            for leftover in (path, path.with_name(path.name + ".partial")):  # a writer killed mid-way leaves .partial
+            for leftover in (path, *(path.with_name(path.name + s) for s in (".partial", RESEALING))):  # a writer killed mid-way leaves .partial
                 await asyncio.to_thread(leftover.unlink, missing_ok=True)
         except NotADirectoryError:  # no directory, so no archive either
             return
@@ -145,28 +201,32 @@ async def _closing(chunks: AsyncIterator[bytes]):
 
 
 class _GzipSink:
-    """Compresses, hashes and writes one archive (called from a worker thread)."""
+    """Compresses, hashes the .tar.gz, seals and writes one archive (called from a worker thread).
+    `compress` False: what is added is a .tar.gz already (an archive sealed again)."""
 
-    def __init__(self, path: Path):
-        self.path = path
+    def __init__(self, path: Path, sealer: sealed.Sealer | None, compress: bool = True):
+        self.path, self.sealer = path, sealer
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, FILE_MODE)
         os.fchmod(fd, FILE_MODE)  # the umask may take bits off; a .partial left by a crash may be wider
         self.file = os.fdopen(fd, "wb")
         # ISA-L's deflate: the same gzip format at ~8x zlib's speed (bench/backup.py measures both).
-        self.zip = isal_zlib.compressobj(LEVEL, isal_zlib.DEFLATED, GZIP)
+        self.zip = isal_zlib.compressobj(LEVEL, isal_zlib.DEFLATED, GZIP) if compress else None
         self.digest, self.size = hashlib.sha256(), 0
 
     def _write(self, data: bytes) -> None:
         if data:
-            self.file.write(data)
             self.digest.update(data)
             self.size += len(data)
+            self.file.write(self.sealer.add(data) if self.sealer else data)
 
     def add(self, chunk: bytes) -> None:
-        self._write(self.zip.compress(chunk))
+        self._write(self.zip.compress(chunk) if self.zip else chunk)
 
     def finish(self) -> tuple[int, str]:
-        self._write(self.zip.flush())
+        if self.zip:
+            self._write(self.zip.flush())
+        if self.sealer:
+            self.file.write(self.sealer.finish())
         self.file.flush()
         os.fsync(self.file.fileno())  # a backup said done is on disk
         self.file.close()
@@ -206,10 +266,68 @@ def _chmod(path: str, mode: int) -> None:
             os.chmod(path, mode)
 
 
-def _file_digest(path: Path) -> tuple[int, str]:
+class _Archive:
+    """One stored archive opened for reading (in a worker thread): sealed, or plain from before encryption."""
+
+    def __init__(self, path: Path, key: str, keys: BackupKeys | None):
+        self.handle = open(path, "rb")
+        try:
+            size = os.fstat(self.handle.fileno()).st_size
+            first = self.handle.read(sealed.HEADER.size)
+            self.kind, self.shape, self.opener = sealed.kind_of(first), None, None
+            if self.kind == "unknown":
+                raise ArchiveAltered(f"backup archive {key} is altered on disk at byte 0: neither sealed nor a "
+                                     ".tar.gz", at=0)
+            if self.kind == "sealed":
+                self.shape = sealed.layout(key, first, size)
+                if keys is None:
+                    raise EffectError(f"backup archive {key} is sealed and this store has no backup keys")
+                try:
+                    self.opener = sealed.Opener(key, self.shape, keys.get)
+                except SettingsError as e:
+                    raise EffectError(str(e)) from None
+            self.size = self.shape.plain_size if self.shape else size
+        except BaseException:
+            self.handle.close()
+            raise
+
+    def pieces(self, start: int, end: int | None):
+        """The .tar.gz's bytes [start, end) in pieces of at most a chunk."""
+        end = self.size if end is None else min(end, self.size)
+        if self.shape is not None and self.size == 0:  # nothing to give, but its one chunk is checked all the same
+            self.handle.seek(self.shape.span(0)[0])
+            self.opener.open(0, self.handle.read())
+        if start >= end:
+            return
+        if self.shape is None:
+            self.handle.seek(start)
+            while start < end and (piece := self.handle.read(min(CHUNK, end - start))):
+                start += len(piece)
+                yield piece
+            return
+        index = self.shape.chunk_at(start)
+        while start < end:
+            offset, length = self.shape.span(index)
+            self.handle.seek(offset)
+            plain = self.opener.open(index, self.handle.read(length))
+            skip = start - index * self.shape.chunk_size
+            piece = plain[skip:skip + end - start]
+            start += len(piece)
+            index += 1
+            yield piece
+
+    def close(self) -> None:
+        self.handle.close()
+
+
+def _digest(path: Path, key: str, keys: BackupKeys | None) -> tuple[int, str]:
+    """(size, SHA-256) of the archive's .tar.gz, every chunk authenticated on the way."""
     digest, size = hashlib.sha256(), 0
-    with open(path, "rb") as handle:
-        while chunk := handle.read(CHUNK):
-            digest.update(chunk)
-            size += len(chunk)
+    archive = _Archive(path, key, keys)
+    try:
+        for piece in archive.pieces(0, None):
+            digest.update(piece)
+            size += len(piece)
+    finally:
+        archive.close()
     return size, digest.hexdigest()

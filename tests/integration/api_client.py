@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 
 import aiohttp
 
@@ -24,3 +25,32 @@ def session(engine) -> aiohttp.ClientSession:
 
 def url(server, path: str) -> str:
     return str(server.make_url(path))
+
+
+@contextlib.asynccontextmanager
+async def module_engine(tmp_path_factory, name: str, *apps: str):
+    """An engine on a fresh home for a whole test module; every container and volume of `apps` removed at the end."""
+    from engine import build
+    from tests.integration.conftest import remove_everything_of, settings_for
+
+    try:
+        async with build(settings_for(tmp_path_factory.mktemp(name) / "home")) as running:
+            yield running
+    finally:
+        for app in apps:
+            await remove_everything_of(app)
+
+
+@contextlib.asynccontextmanager
+async def api_server(engine):
+    """The engine's HTTP API served on loopback (aiohttp's TestServer)."""
+    from aiohttp.test_utils import TestServer
+
+    from adapters.http.app import make_app
+
+    server = TestServer(make_app(engine))
+    await server.start_server()
+    try:
+        yield server
+    finally:
+        await server.close()

@@ -16,7 +16,7 @@ from adapters.http.dashboard.guard import is_dashboard
 from adapters.http.errors import ANSWERS, BadRequest, error_middleware, status_for
 from adapters.http.openapi import DOCUMENT
 from domain.errors import AddonRemoved, BackupNotDone, DomainError
-from engine.ports import EffectError, TransientError
+from engine.ports import ArchiveAltered, EffectError, TransientError
 from engine.saga import Coordinator
 from tests.unit.raise_analysis import Code
 
@@ -36,7 +36,7 @@ CANNOT_HAPPEN = {
     ("GET", "/v1/apps/{app}/addons/{addon}/nodes"): {AddonRemoved: "a removed addon's nodes are listed, retired "
                                                                    "(Engine.nodes looks it up with allow_removed=True)"},
     ("GET", "/v1/apps/{app}/addons/{addon}/stats"): dict.fromkeys(
-        (EffectError, TransientError), "the sampler's reads are caught (StatsSampler._quietly): a node that does not "
+        (EffectError, ArchiveAltered, TransientError), "the sampler's reads are caught (StatsSampler._quietly): a node that does not "
                                        "answer is sampled as down"),
 }
 
