@@ -71,12 +71,22 @@ class NodeSwap:
         cluster = await cluster_of(self.events, addon.name)
         old, password = serving_node(cluster), self.secrets.password_for(addon.name)
         mine = [n for n in cluster.nodes.values() if n.get("placed_by") == str(operation.id)]
-        await self._remove(cluster, [n for n in mine if n["state"] != "retired"] if mine else left_behind(cluster))
+        new = [n for n in mine if n["state"] != "retired"] if mine else left_behind(cluster)
+        if all(n["host"] != old["host"] for n in new):
+            # The old node first when nothing new shares its host: a new host whose engine is down must
+            # not keep the database stopped; the new node is removed once that engine answers again.
+            await self._old_node_serves(addon, cluster, old, operation, password)
+            await self._remove(cluster, new)
+            return cluster
+        await self._remove(cluster, new)  # on the old node's host and port (a restore): gone before it starts
+        await self._old_node_serves(addon, cluster, old, operation, password)
+        return cluster
+
+    async def _old_node_serves(self, addon: Addon, cluster: Cluster, old: dict, operation: Operation, password: str) -> None:
         await self.before_old_node_starts(addon, cluster, old, operation)
         await self.runtime.start_node(old["host"], old["container"])
         await self.redis.ping(endpoint(old, password))
         await self.redis.unpause(endpoint(old, password), save_rules(addon.settings))
-        return cluster
 
     async def before_old_node_starts(self, addon: Addon, cluster: Cluster, old: dict, operation: Operation) -> None:
         """The old node's files are its own: nothing to do (an upgrade in place may share them)."""

@@ -27,6 +27,11 @@ class TransientError(Exception):
     """An effect failed in a way that a retry may cure (engine busy, server starting)."""
 
 
+class EngineUnreachable(TransientError):
+    """A host's Docker engine does not answer at all (stopped, its socket gone): a step waits for it no
+    longer than the default step deadline, even a step allowed longer to move data (engine/saga.py)."""
+
+
 @dataclass(frozen=True)
 class NodeSpec:
     """One Redis node to run: everything Docker needs, named so that re-running is harmless."""

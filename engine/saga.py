@@ -19,14 +19,14 @@ from typing import Protocol
 from uuid import UUID
 
 import structlog
-from tenacity import AsyncRetrying, retry_if_exception_type, wait_exponential
+from tenacity import AsyncRetrying, retry_if_exception, wait_exponential
 
 from domain.addon import Addon
 from domain.operation import Operation
 from engine import audit
 from engine.deadline import within
 from engine.monitoring_ports import StepObserver
-from engine.ports import TransientError
+from engine.ports import EngineUnreachable, TransientError
 from engine.store import AggregateNotFoundError, EventLog, EventStoreUnavailable, IntegrityError
 
 log = structlog.get_logger("saga")
@@ -280,9 +280,11 @@ class Coordinator:
         def remember(state) -> None:
             last[:] = [describe(state.outcome.exception())]
 
+        unreachable = EngineWait(self._deadline)
+
         async def attempts():
             async for attempt in AsyncRetrying(
-                retry=retry_if_exception_type(TransientError),
+                retry=retry_if_exception(unreachable.worth_retrying),
                 wait=wait_exponential(multiplier=0.01, max=0.25),  # short: a server that finishes loading is seen at once
                 before_sleep=remember,
                 reraise=True,
@@ -301,6 +303,22 @@ class Coordinator:
         if self._crash_at == where:
             log.warning("crash injected", at=where)
             os.kill(os.getpid(), signal.SIGKILL)
+
+
+class EngineWait:
+    """How long a step retries while a host's Docker engine does not answer at all: the default step
+    deadline, also in a step allowed 15 or 30 minutes to move data (a plan change or a restore then keeps
+    the database stopped: better undo it and serve from the old node than wait that long)."""
+
+    def __init__(self, bound_s: float):
+        self.bound_s, self.since = bound_s, None
+
+    def worth_retrying(self, error: BaseException) -> bool:
+        if not isinstance(error, EngineUnreachable):
+            self.since = None
+            return isinstance(error, TransientError)
+        self.since = self.since or time.monotonic()
+        return time.monotonic() - self.since < self.bound_s
 
 
 def saga_deadline(saga, step: str) -> float | None:

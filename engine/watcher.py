@@ -84,7 +84,10 @@ class NodeWatcher:
 
     async def look(self) -> list[dict]:
         """One round over every idle addon's live data nodes; returns what was seen and done."""
-        found = {(n.host, n.container): n for n in await self.runtime.nodes()}
+        # A survey, not a list of every host's nodes: one host's engine down must not stop the round for the
+        # others (it did: the whole round failed while any engine was away), nor say its nodes are gone.
+        survey = await self.runtime.survey()
+        found = {(n.host, n.container): n for n in survey.nodes}
         seen = []
         for row in await asyncio.to_thread(self.views.addons):
             if row["status"] not in WATCHED or self._held_by_an_operation(row["name"]):
@@ -97,7 +100,8 @@ class NodeWatcher:
             node = cluster.primary_node
             if node is None or node["role"] != "data" or node["state"] not in ("running", "down"):
                 continue
-            reason = why_down(found.get((node["host"], node["container"])))
+            reason = (f"its host {node['host']} does not answer" if node["host"] in survey.silent
+                      else why_down(found.get((node["host"], node["container"]))))
             if reason is None and node["state"] == "running":
                 continue
             async with self.claims.claim(row["name"]):  # no operation starts on it while the watcher acts
@@ -115,7 +119,7 @@ class NodeWatcher:
 
     async def _heal(self, addon: Addon, cluster: Cluster, node: dict, reason: str | None) -> dict:
         bound = log.bind(addon=addon.name, node=node["id"], host=node["host"])
-        if reason is not None:
+        if reason is not None and node["state"] != "down":  # said once, not at each round it stays down
             cluster.mark_node_down(node["id"], reason, self.clock())
             await self.events.save(cluster)  # seen before anything is tried: the addon shows down
             bound.warning("node down", reason=reason)

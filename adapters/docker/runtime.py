@@ -18,7 +18,7 @@ from aiodocker.exceptions import DockerError
 
 from adapters.docker import stats
 from adapters.docker.tar_stream import tar_file_digests
-from engine.ports import EffectError, NodeSpec, NodeState, Survey, TransientError
+from engine.ports import EffectError, EngineUnreachable, NodeSpec, NodeState, Survey, TransientError
 from engine.settings import DockerHost
 
 
@@ -66,6 +66,10 @@ SURVEY_TIMEOUT_S = 5.0  # a host whose engine hangs is taken for down after this
 
 def translate(error: Exception, doing: str) -> Exception:
     """Docker's answers become the engine's: 5xx and broken connections may pass, 4xx will not."""
+    if isinstance(error, DockerError) and error.status == 900 or isinstance(error, aiohttp.ClientConnectionError):
+        # aiodocker's 900: it could not connect (no socket, connection refused), not an answer of Docker's
+        reason = error.message if isinstance(error, DockerError) else f"{type(error).__name__}: {error}"
+        return EngineUnreachable(f"{doing}: the Docker engine does not answer ({reason})")
     if isinstance(error, DockerError):
         if error.status >= 500:
             return TransientError(f"{doing}: Docker answered {error.status}: {error.message}")

@@ -144,3 +144,50 @@ async def test_a_backup_and_a_restore_wait_for_their_host_engine(home, app_name,
         assert operation["status"] == "succeeded", json.dumps(operation, indent=1)
         await one_node_on_host_d(engine, app_name, addon)
         await answers(engine, app_name, known)
+
+
+async def test_a_plan_change_whose_new_host_engine_stays_away_serves_from_the_old_node_at_once(home, app_name, cleanup):
+    """host-d stops once the node on host-a is stopped for the move. The move waits for host-d's engine no
+    longer than the step deadline (3 s here), not its 15 minutes for copying data; the old node serves again
+    at once, though the new one on host-d cannot be removed yet (the addon needs attention); once host-d
+    is back the plan change ends failed and nothing of it is left there."""
+    async with build(fault_settings(home, host_a(), host_d(), step_deadline_s=3)) as engine:
+        requested = await engine.add_addon(app_name, "redis-starter-256")
+        assert (await finished(engine, requested["operation_id"]))["status"] == "succeeded"
+        known = data.expected(200)
+        await data.write((await engine.environment(app_name))["REDIS_URL"], known)
+        engine.coordinator.observe_steps(StopHostD("change_plan", "stop", down_s=None))
+        change = await engine.change_plan(app_name, requested["addon"], "redis-starter-512")
+        await needs_attention(engine, change["operation_id"])
+        assert await data.read((await engine.environment(app_name))["REDIS_URL"], known) == known  # host-d away
+
+        await asyncio.to_thread(engine_d, "start")
+        operation = await finished(engine, change["operation_id"], timeout=60)
+        assert operation["status"] == "failed", json.dumps(operation, indent=1)
+        [row] = await engine.addons(app_name)
+        assert (row["status"], row["plan"]) == ("running", "redis-starter-256"), row
+        [node] = [n for n in await engine.nodes(app_name, requested["addon"]) if n["state"] != "retired"]
+        assert node["host"] == "host-a"
+        assert await on_host_d(app_name) == ([], [])
+        await answers(engine, app_name, known)
+
+
+async def test_the_node_watcher_goes_on_while_a_host_engine_is_away(home, app_name, cleanup):
+    """A round of the watcher once failed whole while any host's engine was down (no node on any other host
+    was looked after); now a node on the silent host is down, and recovered once its engine is back."""
+    async with build(fault_settings(home, host_d())) as engine:
+        requested = await engine.add_addon(app_name, "redis-starter-256")
+        assert (await finished(engine, requested["operation_id"]))["status"] == "succeeded"
+        await asyncio.to_thread(engine_d, "stop")
+        [seen] = await engine.watcher.look()
+        assert seen["down"] == "its host host-d does not answer" and seen["recovered"] is None, seen
+        await engine.follower.catch_up()
+        [row] = await engine.addons(app_name)
+        assert row["status"] == "down", row
+        await asyncio.to_thread(engine_d, "start")
+        [seen] = await engine.watcher.look()
+        assert seen["recovered"], seen
+        await engine.follower.catch_up()
+        [row] = await engine.addons(app_name)
+        assert row["status"] == "running", row
+        await answers(engine, app_name)
