@@ -113,7 +113,7 @@ class AccessService:
         secret = SECRET_PREFIX + secrets.token_urlsafe(32)
         token_id = "tok-" + uuid.uuid4().hex[:12]
         created = await self._save(lambda t: t.issue(token_id, name, apps, grants, secret_hash(secret), self.clock()))
-        log.info("access token created", token=token_id, name=created["name"], apps=created["apps"])
+        log.info("access token created", token_id=token_id, name=created["name"], apps=created["apps"])
         return {"token": shown(created), "secret": secret}
 
     async def list(self) -> list[dict]:
@@ -125,7 +125,7 @@ class AccessService:
         if token_id not in registry.tokens:
             raise UnknownAccessToken(f"unknown token {token_id!r} (see `tokens list` for the IDs)")
         revoked = await self._save(lambda t: t.withdraw(token_id, self.clock()))
-        log.info("access token revoked", token=token_id, name=revoked["name"])
+        log.info("access token revoked", token_id=token_id, name=revoked["name"])
         return shown(revoked)
 
     # -- queries (the HTTP layer's) -----------------------------------------
