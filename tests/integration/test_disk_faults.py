@@ -1,11 +1,12 @@
-"""Full disks under a real engine (issue 15, part 5): its data directory and its backup store each on a
-small tmpfs of their own, filled for real. A backup meeting a full store fails cleanly and the next one
-works once there is room; a full event store refuses commands (library, API, CLI) and loses nothing, and an
-operation that meets it finishes once the disk has room again, without a restart.
+"""Full and read-only disks under a real engine (issue 15, part 5): its data directory and its backup store
+each on a small tmpfs of their own, filled for real. A backup meeting a full store, or one remounted read-only,
+fails cleanly and the next one works once there is room; a full event store refuses commands (library, API,
+CLI) and loses nothing, and an operation that meets it finishes once the disk has room again, without a restart.
 
-A read-only remount cannot be tested on a running engine: Linux refuses `mount -o remount,ro` while a file
-is open for writing (EBUSY), and the engine keeps its SQLite files open. A full disk is the fault an engine
-can meet while running. One engine, one starter addon and one API server for the module."""
+The event store is not remounted read-only: Linux refuses `mount -o remount,ro` while a file is open for
+writing (EBUSY), and the engine keeps its SQLite files open, so a full disk is the fault it can meet while
+running. The backup store holds no file open between backups: it is remounted for real. One engine, one
+starter addon and one API server for the module."""
 
 from __future__ import annotations
 
@@ -148,6 +149,22 @@ async def test_a_backup_meeting_a_full_store_fails_cleanly_and_the_next_one_work
     assert [r["status"] for r in rows] == ["done", "failed"]
     archive = b"".join([chunk async for chunk in engine.backups.store.read_tar(rows[0]["location"])])
     assert b"REDIS" in archive[:1024] and BIG["big:0"] in archive
+
+
+async def test_a_backup_meeting_a_read_only_store_fails_naming_it(engine, home, addon):
+    """The store holds no open file, so it can be remounted read-only under the running engine."""
+    backups = home / "backups"
+    kept = sorted(p for p in backups.rglob("*") if p.is_file())
+    subprocess.run(["mount", "-o", "remount,ro", str(backups)], check=True)
+    try:
+        requested = await engine.backups.create(APP, addon)
+        failed = await engine.wait_for_operation(requested["operation_id"], timeout=60)
+    finally:
+        subprocess.run(["mount", "-o", "remount,rw", str(backups)], check=True)
+    assert failed["status"] == "failed" and "backup store's disk is read-only" in failed["error"], failed
+    assert sorted(p for p in backups.rglob("*") if p.is_file()) == kept
+    assert (await engine.addon(APP, addon))["status"] == "running"
+    await the_data_is_intact(engine)
 
 
 async def test_a_full_event_store_refuses_commands_and_loses_nothing(engine, home, addon, server, capsys,
