@@ -10,6 +10,7 @@ import structlog
 from aiohttp import web
 
 from adapters.http.app import make_app
+from engine import audit
 from engine.app import Engine
 
 log = structlog.get_logger("http")
@@ -50,7 +51,8 @@ async def serve(engine: Engine, host: str | None = None, port: int | None = None
 
 async def start_engine(engine: Engine) -> None:
     try:
-        await engine.start()
+        with audit.requested_by(audit.ENGINE):  # operations it resumes go on as the engine's own (engine/audit.py)
+            await engine.start()
     except BaseException:
         try:
             await engine.stop()  # release what the failed start opened (Docker clients, store)
