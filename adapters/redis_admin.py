@@ -91,6 +91,8 @@ class RedisAdmin:
         finally:
             await client.aclose()
 
+    connected = _client  # a connection as every call here makes it, for adapters/redis_credentials.py
+
     async def ping(self, node: Endpoint) -> None:
         # Short: a server that accepts but never answers is retried, not waited on.
         async with self._client(node, timeout=2) as client:

@@ -51,3 +51,40 @@ class FileSecretStore:
 
     def forget(self, addon: str) -> None:
         self._path(addon).unlink(missing_ok=True)
+        self.forget_pending(addon)
+
+    # -- a rotation's new password, beside the current one (engine/credentials_rotation.py) ----------
+
+    @property
+    def _rotating(self) -> FileSecretStore:
+        # A directory no addon name can be (they start with a letter or digit).
+        return FileSecretStore(self.directory / ".rotating")
+
+    def pending_for(self, addon: str) -> str:
+        return self._rotating.password_for(addon)
+
+    def peek_pending(self, addon: str) -> str | None:
+        return self._rotating.peek(addon)
+
+    def publish_pending(self, addon: str) -> None:
+        """The pending password replaces the addon's at once (a new file renamed over it): a reader sees
+        the one or the other, never half of one."""
+        pending = self.peek_pending(addon)
+        if pending is None or pending == self.peek(addon):
+            return
+        draft = self.directory / f".{addon}.{os.getpid()}.publish"
+        fd = os.open(draft, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w") as file:
+            file.write(pending)
+            file.flush()
+            os.fsync(file.fileno())
+        os.replace(draft, self._path(addon))
+        directory = os.open(self.directory, os.O_RDONLY)  # the rename itself durable before the app is told
+        try:
+            os.fsync(directory)
+        finally:
+            os.close(directory)
+
+    def forget_pending(self, addon: str) -> None:
+        if (self.directory / ".rotating").exists():
+            self._rotating.forget(addon)

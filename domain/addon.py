@@ -6,7 +6,7 @@ from uuid import NAMESPACE_URL, UUID, uuid5
 
 from eventsourcing.domain import Aggregate, event
 
-from domain import addon_maintenance as maintenance, addon_tls as tls, addon_upgrades as upgrades
+from domain import addon_credentials as credentials, addon_maintenance as maintenance, addon_tls as tls, addon_upgrades as upgrades
 from domain.addon_rules import check_free, check_running
 from domain.catalog import Plan
 from domain.errors import AddonRemoved, DatasetTooLarge, NoBackupsOnSandbox, SamePlan, SettingUnchanged, TlsNotAvailable
@@ -325,6 +325,12 @@ class Addon(Aggregate):
     _certificate_renewal_started = event("CertificateRenewalStarted")(tls.certificate_renewal_started)
     mark_certificate_renewed = event("CertificateRenewed")(tls.mark_certificate_renewed)
     mark_certificate_renewal_failed = event("CertificateRenewalFailed")(tls.mark_certificate_renewal_failed)
+
+    # -- password rotation: domain/addon_credentials.py ---------------------------------
+    start_credentials_rotation = credentials.start_credentials_rotation
+    _credentials_rotation_started = event("CredentialsRotationStarted")(credentials.credentials_rotation_started)
+    mark_credentials_rotated = event("CredentialsRotated")(credentials.mark_credentials_rotated)
+    mark_credentials_rotation_failed = event("CredentialsRotationFailed")(credentials.mark_credentials_rotation_failed)
 
     def start_node_replacement(self, operation_id: UUID) -> None:
         """A node of its cluster is replaced (self-healing): it holds the addon like any operation."""

@@ -62,6 +62,11 @@ STEPS = {
                                 "add_replica", "sync_replica", "switch", "cleanup", "publish", "restart_app"],
     # Beyond the reference: the backup's data goes into a new node in place of the current one.
     "restore": ["check", "stop", "load", "wait_ready", "verify", "settings", "publish", "cleanup"],
+    # Issue 15: the addon's password replaced with no downtime. The new one is added beside the old (an ACL
+    # user holds several) on every data node (and given to the replicas, Sentinels and HAProxy), the app's
+    # URL carries it and the app restarts, then the old one is removed and the connections older than the
+    # publication are closed (engine/credentials_rotation.py).
+    "rotate_credentials": ["add_password", "publish", "restart_app", "remove_old", "disconnect_old"],
     # The same for a Business cluster: a new pair of data nodes from the backup, then the Sentinels moved onto it.
     "restore_cluster": ["check", "load", "wait_ready", "verify", "settings", "add_replica", "sync_replica", "switch",
                         "cleanup", "publish"],
@@ -73,7 +78,7 @@ POINTS_OF_NO_RETURN = {"replace_node": ["rewire_proxies"], "change_plan": ["publ
                        "disable_force_tls": ["publish"], "restore_cluster": ["switch"],
                        "change_to_business": ["publish"], "change_to_starter": ["switch"],
                        "upgrade": ["publish"], "upgrade_cluster": ["retire_replica"],
-                       "upgrade_cluster_stopped": ["switch"]}
+                       "upgrade_cluster_stopped": ["switch"], "rotate_credentials": ["publish"]}
 
 # Operations recorded before they carried their plan (release 0.1, commit a79d645) ran these steps;
 # frozen here so that their histories replay as they were written.

@@ -22,6 +22,7 @@ from engine.access import AccessService
 from engine.backups import BackupService
 from engine.certificate_renewal import CertificateRenewals
 from engine.clock import Clock, system_clock
+from engine.credentials_rotation import CredentialsRotations
 from engine.database_settings import DatabaseSettings
 from engine.database_version import DatabaseVersion
 from engine.follower import Follower
@@ -100,6 +101,7 @@ class Engine(StatsQueries, LogQueries):  # stats: engine/addon_stats.py; operati
                                      self.inventory, backup_store, clock=clock, placing=self.placing)
         self.plan_requests = PlanRequests(events, self.lookup, plans, versions, redis, secrets, self.placing, starter)
         self.database = DatabaseSettings(self.lookup, starter, versions, certificates, redis, secrets, plans)
+        self.credentials = CredentialsRotations(self.lookup, starter)  # engine/credentials_rotation.py
         builds = Builds(runtime, versions)  # whether each node runs its version's current build
         self.database_version = DatabaseVersion(self.lookup, versions, plans, starter, self.placing, builds)
         self.certificate_renewals = CertificateRenewals(events, views, redis, secrets, starter, clock=clock)

@@ -8,6 +8,7 @@ from adapters.apps.docker_app import DockerAppRestarter
 from adapters.apps.restarter import AppRestarter
 from adapters.docker.runtime import DockerRuntime
 from adapters.redis_admin import RedisAdmin
+from adapters.redis_credentials import RedisCredentials
 from adapters.checkpoints import FileCheckpoints
 from adapters.data_lock import FileDataLock
 from adapters.secrets_store import FileSecretStore
@@ -26,6 +27,7 @@ from engine.kind_change_to_business import ChangeToBusiness
 from engine.kind_change_to_starter import ChangeToStarter
 from engine.certificate_renewal import CertificateRenewal
 from engine.clock import Clock, system_clock
+from engine.credentials_rotation import CredentialsRotation
 from engine.logs import configure_logging
 from engine.plan_change import PlanChange
 from engine.upgrade import Upgrade
@@ -90,6 +92,7 @@ def build(settings: Settings | None = None, clock: Clock = system_clock) -> Engi
     sagas["serve_tls"] = TlsServing(events, runtime, redis, secrets, versions, authority)
     sagas["enable_force_tls"] = sagas["disable_force_tls"] = TlsChange(events, runtime, redis, secrets, versions,
                                                                         restarter=restarter)
+    sagas["rotate_credentials"] = CredentialsRotation(events, runtime, RedisCredentials(redis), secrets, restarter)
     coordinator = Coordinator(events, sagas, settings.step_deadline_s, settings.crash_at)
     return Engine(
         settings=settings,

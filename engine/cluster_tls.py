@@ -29,9 +29,11 @@ def serves_tls_inside(cluster: Cluster) -> bool:
 
 
 async def bind_entry(runtime: Runtime, components: ComponentCatalog, secrets: SecretStore, addon: Addon,
-                     cluster: Cluster, operation, settings: dict) -> list[str]:
-    """Each running HAProxy binds the entry as `settings` say (TLS only when forced) and reloads."""
-    password, sentinel_password = secrets.password_for(addon.name), secrets.password_for(sentinel_secret(addon.name))
+                     cluster: Cluster, operation, settings: dict, password: str | None = None) -> list[str]:
+    """Each running HAProxy binds the entry as `settings` say (TLS only when forced) and reloads. Its checks
+    authenticate with `password` (a rotation's new one), else the addon's."""
+    password = password or secrets.password_for(addon.name)
+    sentinel_password = secrets.password_for(sentinel_secret(addon.name))
     members = {role: [n for n in cluster.live_nodes if n["role"] == role] for role in ("data", "sentinel", "proxy")}
     running = [p for p in members["proxy"] if p["state"] == "running"]
     reloaded = await route_proxies(runtime, components.get("haproxy"), addon, running, members["data"],

@@ -8,6 +8,7 @@ import sys
 from adapters.cli import backups, database_version, maintenance, nodes, settings, verbs, webhooks
 from adapters.cli import stats
 from adapters.cli import tokens
+from adapters.cli import credentials
 from adapters.cli.client import Api, CliError
 
 
@@ -115,6 +116,9 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--all-apps", action="store_true", help="an operator's webhook: told of every app's addons")
     verb("webhooks-remove", webhooks.webhooks_remove, "remove a webhook (--app: one of the app's)").add_argument(
         "id", metavar="ID")
+    verb("rotate-credentials", credentials.rotate_credentials,
+         "replace the addon's password with no downtime (--addon: default redis) and follow the operation step by "
+         "step: the new one is accepted beside the old, the app restarts with it, then the old one is refused")
     p = sub.add_parser("tokens", help="the operator's tokens scoped to apps: list; create --name NAME --app APP "
                        "[--app APP] [--grant metrics] (prints the secret once); revoke ID",
                        description="tokens scoped to apps: list, create, revoke")

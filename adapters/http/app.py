@@ -7,6 +7,7 @@ from aiohttp import web
 from adapters.http import addons, apps, backups, events, maintenance, metrics, openapi, operations, settings, versions
 from adapters.http import stats
 from adapters.http import webhooks
+from adapters.http import credentials
 from adapters.http import tokens
 from adapters.http.auth import auth_middleware, ensure_token
 from adapters.http.ownership import ownership_middleware
@@ -33,6 +34,7 @@ def make_app(engine: Engine, token: str | None = None, scrape_token: str | None 
         app.router.add_routes(module.routes)
     app.router.add_routes(stats.routes)
     app.router.add_routes(webhooks.routes)
+    app.router.add_routes(credentials.routes)
     app.router.add_routes(tokens.routes)
     app.on_startup.append(metrics.start_metrics)
     app.on_cleanup.append(metrics.stop_metrics)

@@ -7,6 +7,7 @@ from aiohttp import web
 from adapters.http.inputs import MAX_BODY
 from adapters.http import openapi_maintenance as maintenance
 from adapters.http import openapi_stats
+from adapters.http import openapi_credentials
 from adapters.http import openapi_webhooks as webhooks
 from adapters.http import openapi_metrics as metrics
 from adapters.http import openapi_tokens as tokens
@@ -71,6 +72,11 @@ UPGRADE_OPERATION = obj(addon=ref("Addon"), operation=ref("Operation"), upgrade=
     kind={"enum": ["patch", "minor", "major"]}, note={"type": "string", "description": "What to know before it"}))
 # An event position a client sends, in ASCII digits; a larger one is a 400 (the log's ids are 64-bit).
 POSITION = {"type": "integer", "minimum": 0, "maximum": 2**63 - 2, "default": 0}
+# One event of the stream (OpenAPI before 3.2: a text/event-stream's `schema` describes each event).
+STREAM_EVENT = {"type": "object", "required": ["id", "event", "data"], "properties": {
+    "id": {"type": "string", "pattern": "^[0-9]+$", "description": "The event's position: resume after it with Last-Event-ID"},
+    "event": {"type": "string", "description": "The event's type"},
+    "data": {"type": "string", "contentMediaType": "application/json", "contentSchema": ref("Event")}}}
 STORE_DOWN = ("the event store cannot record (its disk full or read-only; rule event-store-unavailable): nothing "
               "was changed, try again later")
 RESTART_BODY = {"required": True, "content": {"application/json": {"schema": ref("RestartMethod")}}}
@@ -325,7 +331,7 @@ PATHS = {
     "/v1/events/stream": {"get": op(
         "The event log as Server-Sent Events (`id`, `event` = type, `data` = the Event as JSON); "
         "a `: keep-alive` comment every 15 s when idle",
-        {"200": {"description": "An endless text/event-stream", "content": {"text/event-stream": {"schema": {"type": "string"}}}}},
+        {"200": {"description": "An endless text/event-stream", "content": {"text/event-stream": {"schema": STREAM_EVENT}}}},
         [{"name": "Last-Event-ID", "in": "header", "schema": POSITION, "description": "Resume after this event (wins over `after`)"},
          {"name": "after", "in": "query", "schema": POSITION}], tag="events")},
     "/v1/admin/replay": {"post": op(
@@ -336,6 +342,7 @@ PATHS.update(maintenance.paths(op, WAIT))
 PATHS.update(openapi_stats.paths(op))
 PATHS.update(metrics.paths(op))
 PATHS.update(webhooks.paths(op))
+PATHS.update(openapi_credentials.paths(op, WAIT))
 PATHS.update(tokens.paths(op))
 tokens.mark_operator_only(PATHS)
 

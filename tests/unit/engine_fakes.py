@@ -17,6 +17,7 @@ from domain.operation import Operation
 from engine.app import Engine
 from engine.backup_saga import BackupSaga
 from engine.certificate_renewal import CertificateRenewal
+from engine.credentials_rotation import CredentialsRotation
 from engine.cluster_provisioning import ClusterProvisioning
 from engine.node_replacement import NodeReplacement
 from engine.cluster_plan_change import ClusterPlanChange
@@ -36,6 +37,7 @@ from engine.settings_change import SettingsChange
 from engine.tls_change import TlsChange
 from engine.tls_serving import TlsServing
 from projections import ReadModels
+from tests.unit.fakes.credentials import FakeCredentialsAdmin
 from tests.unit.fakes import (CrashSwitch, FakeAppRestarter, FakeBackupStore, FakeCertificates, FakeDataLock,
                               FakeRedisAdmin, FakeRuntime, FakeSecretStore, InMemoryEventLog)
 
@@ -143,6 +145,7 @@ def build_engine(world: World, step_deadline_s: float = STEP_DEADLINE_S,
     sagas["serve_tls"] = TlsServing(events, runtime, redis, secrets, versions, authority)
     sagas["enable_force_tls"] = sagas["disable_force_tls"] = TlsChange(events, runtime, redis, secrets, versions,
                                                                         restarter=restarter)
+    sagas["rotate_credentials"] = CredentialsRotation(events, runtime, FakeCredentialsAdmin(redis), secrets, restarter)
     coordinator = Coordinator(events, sagas, settings.step_deadline_s, settings.crash_at,
                               attention_retry_s=attention_retry_s)
     engine = Engine(

@@ -26,6 +26,7 @@ class FakeSecretStore(Faulty):
         super().__init__()
         self.passwords: dict[str, str] = {}
         self._made = 0
+        self.pending: dict[str, str] = {}
 
     def password_for(self, addon: str) -> str:
         self._called("password_for", addon=addon)
@@ -39,6 +40,28 @@ class FakeSecretStore(Faulty):
 
     def forget(self, addon: str) -> None:
         self.passwords.pop(addon, None)
+        self.pending.pop(addon, None)
+
+    # A rotation's new password, beside the addon's (engine/credentials_ports.py RotatingSecrets).
+
+    def pending_for(self, addon: str) -> str:
+        self._called("pending_for", addon=addon)
+        if addon not in self.pending:
+            self._made += 1
+            self.pending[addon] = f"password-{self._made}-of-{addon}"
+        return self.pending[addon]
+
+    def peek_pending(self, addon: str) -> str | None:
+        return self.pending.get(addon)
+
+    def publish_pending(self, addon: str) -> None:
+        self._called("publish_pending", addon=addon)
+        if addon in self.pending:
+            self.passwords[addon] = self.pending[addon]
+
+    def forget_pending(self, addon: str) -> None:
+        self._called("forget_pending", addon=addon)
+        self.pending.pop(addon, None)
 
 
 class FakeCertificates(Faulty):

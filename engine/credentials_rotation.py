@@ -1,0 +1,196 @@
+"""An addon's password replaced with no downtime (issue 15), as a saga. Resetting a password at once
+breaks every connection of the app; here both passwords work until the app has restarted onto the new
+one (a Redis ACL user holds several):
+
+add_password    a new password is made and kept in the secret store beside the current one (a crash
+                resumes with it; no event ever holds it); every data node's `default` user accepts it
+                too, live and in its redis.conf (CONFIG REWRITE: a restart keeps it). A Business cluster's
+                data nodes replicate with it (masterauth) and its Sentinels reach them with it (auth-pass).
+publish         (Business: each HAProxy checks the nodes with it, reloaded.) The ID the next connection
+                would get is noted on every data node, then the new password becomes the addon's: the
+                app's environment (REDIS_URL...) and the engine's own connections use it from now on.
+restart_app     the app restarts with its new environment.
+remove_old      every data node accepts the new password alone, live and in its redis.conf: the old
+                one is refused from now on (connections already open stay, until the next step).
+disconnect_old  Redis does not record which password a connection gave: the connections of `default`
+                opened before the publication (their ID is lower than the one noted) are closed. Not
+                a replica's link to its primary (the servers' own: it re-authenticates with the new
+                masterauth when it next connects), and a Sentinel's links one Sentinel at a time (it
+                reconnects with the new auth-pass at once; all at once, the Sentinels could each lose
+                the primary for longer than down-after and agree on a failover).
+
+A failure before `publish` puts the old password back alone everywhere; from `publish` on, the new one
+stands (the app may already use it) and the old one is left accepted until a rotation succeeds.
+Every data node and Sentinel must answer: one that is down would keep the old password in its files.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections import defaultdict
+
+import structlog
+
+from domain.addon import Addon
+from domain.catalog import ComponentCatalog
+from domain.cluster import Cluster
+from domain.cluster_config import DOWN_AFTER_MS, MASTER_NAME
+from domain.operation import Operation
+from engine.addon_lookup import AddonLookup
+from engine.app_restart import restart_app
+from engine.cluster_provisioning import sentinel_secret
+from engine.cluster_tls import bind_entry
+from engine.clusters import cluster_of, serving_node
+from engine.credentials_ports import CredentialsAdmin, RotatingSecrets
+from engine.data_node_settings import data_nodes, replicated
+from engine.nodes import endpoint
+from engine.operations import OperationStarter
+from engine.ports import AppRestarter, Runtime
+from engine.saga import StepResult
+from engine.store import EventLog
+
+log = structlog.get_logger("credentials")
+
+SENTINEL_GAP_S = 2 * DOWN_AFTER_MS / 1000  # between two Sentinels' links closed: never two without the primary at once
+
+
+class CredentialsRotations:
+    """The command: `rotate-credentials` (engine.credentials.rotate)."""
+
+    def __init__(self, lookup: AddonLookup, starter: OperationStarter):
+        self.lookup, self.starter = lookup, starter
+
+    async def rotate(self, app: str, ref: str) -> dict:
+        current = await self.lookup.live(app, ref)
+        operation = Operation(kind="rotate_credentials", addon=current.name, app=app)
+        current.start_credentials_rotation(operation.id)
+        await self.starter.start(operation, current)
+        log.info("password rotation requested", addon=current.name, app=app, operation_id=str(operation.id))
+        return {"addon": current.name, "operation_id": str(operation.id)}
+
+
+class CredentialsRotation:
+    kind = "rotate_credentials"
+
+    def __init__(self, events: EventLog, runtime: Runtime, admin: CredentialsAdmin, secrets: RotatingSecrets,
+                 restarter: AppRestarter, components: ComponentCatalog | None = None):
+        self.events, self.runtime, self.admin, self.secrets, self.restarter = events, runtime, admin, secrets, restarter
+        self.components = components or ComponentCatalog.load()  # a Business addon's HAProxy
+
+    async def run_step(self, step: str, operation: Operation) -> StepResult:
+        addon: Addon = await self.events.get(Addon.id_for(operation.addon))
+        return await getattr(self, step)(addon, await cluster_of(self.events, addon.name), operation)
+
+    # -- the steps -------------------------------------------------------------------------
+
+    async def add_password(self, addon: Addon, cluster: Cluster, operation: Operation) -> StepResult:
+        new, current = self.secrets.pending_for(addon.name), self.secrets.password_for(addon.name)
+        nodes = self._data_nodes(cluster)
+        for node in nodes:
+            await self.admin.add_password(endpoint(node, current), new)
+        if not replicated(cluster):
+            return StepResult(f"{nodes[0]['container']} accepts the new password beside the old one")
+        for node in nodes:
+            await self.admin.replicate_with(endpoint(node, new), new)
+        sentinels = self._sentinels(addon, cluster)
+        for sentinel in sentinels:
+            await self.admin.sentinel_auth(sentinel, MASTER_NAME, new)
+        return StepResult(f"{len(nodes)} data nodes accept the new password beside the old one and replicate with "
+                          f"it; {len(sentinels)} Sentinels reach them with it")
+
+    async def publish(self, addon: Addon, cluster: Cluster, operation: Operation) -> StepResult:
+        new = self.secrets.peek_pending(addon.name) or self.secrets.password_for(addon.name)  # published: the addon's
+        detail = ""
+        if replicated(cluster):
+            detail = f"; HAProxy checks with it: {', '.join(await self._route_proxies(addon, cluster, operation, new))}"
+        markers = {}
+        for node in self._data_nodes(cluster):  # before the publication: no connection with the new URL is older
+            markers[node["container"]] = await self.admin.marker(endpoint(node, new))
+        self.secrets.publish_pending(addon.name)
+        return StepResult(f"REDIS_URL and SCALINGO_REDIS_URL carry the new password{detail}",
+                          outcome={"markers": markers})
+
+    async def restart_app(self, addon: Addon, cluster: Cluster, operation: Operation) -> StepResult:
+        return StepResult(await restart_app(self.events, self.restarter, addon, self.secrets.password_for(addon.name)))
+
+    async def remove_old(self, addon: Addon, cluster: Cluster, operation: Operation) -> StepResult:
+        new = self.secrets.password_for(addon.name)  # published
+        nodes = self._data_nodes(cluster)
+        for node in nodes:
+            await self.admin.only_password(endpoint(node, new), new)
+        self.secrets.forget_pending(addon.name)
+        return StepResult(f"the old password is refused by {', '.join(n['container'] for n in nodes)}")
+
+    async def disconnect_old(self, addon: Addon, cluster: Cluster, operation: Operation) -> StepResult:
+        new, markers = self.secrets.password_for(addon.name), operation.outcome("publish").get("markers", {})
+        closed, restarted, sentinel_links = 0, [], defaultdict(list)
+        for node in self._data_nodes(cluster):
+            where, marker = endpoint(node, new), markers.get(node["container"])
+            listed = await self.admin.clients(where)
+            if marker is None or listed["run_id"] != marker["run_id"]:
+                restarted.append(node["container"])  # every connection it has was opened after the publication
+                continue
+            older = [c for c in listed["clients"] if c["user"] == "default" and c["id"] < marker["next_id"]
+                     and not {"S", "M"} & set(c["flags"])]
+            closed += await self.admin.kill_clients(where, [c["id"] for c in older if not sentinel_link(c)])
+            for c in older:
+                if sentinel_link(c):
+                    sentinel_links[sentinel_link(c)].append((where, c["id"]))
+        for i, links in enumerate(sentinel_links.values()):
+            if i:
+                await asyncio.sleep(SENTINEL_GAP_S)
+            for where, client in links:
+                closed += await self.admin.kill_clients(where, [client])
+        addon.mark_credentials_rotated(operation_id=operation.id)
+        detail = f"{closed} connection{'' if closed == 1 else 's'} opened before the publication closed"
+        if restarted:
+            detail += f"; {', '.join(restarted)} restarted since (none of its connections is older)"
+        return StepResult(detail, changes=(addon,))
+
+    # -- compensation ------------------------------------------------------------------------
+
+    async def compensate(self, operation: Operation, error: str) -> StepResult:
+        addon: Addon = await self.events.get(Addon.id_for(operation.addon))
+        pending, current = self.secrets.peek_pending(addon.name), self.secrets.password_for(addon.name)
+        if operation.past_point_of_no_return or pending == current:
+            self.secrets.forget_pending(addon.name)
+            addon.mark_credentials_rotation_failed(operation_id=operation.id, reason=error)
+            return StepResult("the new password stands (the app may use it already); the old one may still be "
+                              "accepted: rotate again to remove it", changes=(addon,))
+        cluster = await cluster_of(self.events, addon.name)
+        if replicated(cluster):  # everything that authenticates with the new password goes back to the old first
+            if operation.step_succeeded("publish") or operation.failed_step == "publish":
+                await self._route_proxies(addon, cluster, operation, current)
+            for sentinel in self._sentinels(addon, cluster):
+                await self.admin.sentinel_auth(sentinel, MASTER_NAME, current)
+            for node in self._data_nodes(cluster):
+                await self.admin.replicate_with(endpoint(node, current), current)
+        for node in self._data_nodes(cluster):
+            await self.admin.only_password(endpoint(node, current), current)
+        self.secrets.forget_pending(addon.name)
+        addon.mark_credentials_rotation_failed(operation_id=operation.id, reason=error)
+        return StepResult("the old password is the only one accepted again; the new one is forgotten", changes=(addon,))
+
+    # -- where -------------------------------------------------------------------------------
+
+    @staticmethod
+    def _data_nodes(cluster: Cluster) -> list[dict]:
+        return data_nodes(cluster) if replicated(cluster) else [serving_node(cluster)]
+
+    def _sentinels(self, addon: Addon, cluster: Cluster) -> list:
+        password = self.secrets.password_for(sentinel_secret(addon.name))  # the Sentinels' own: not rotated here
+        return [endpoint(n, password) for n in cluster.live_nodes if n["role"] == "sentinel"]
+
+    async def _route_proxies(self, addon: Addon, cluster: Cluster, operation: Operation, password: str) -> list[str]:
+        """Each HAProxy's file checks the data nodes with `password`; those running reload it."""
+        return await bind_entry(self.runtime, self.components, self.secrets, addon, cluster, operation, addon.settings,
+                                password=password)
+
+
+def sentinel_link(client: dict) -> str | None:
+    """Which Sentinel opened this connection (it names its links `sentinel-<its ID>-cmd` / `-pubsub`), or None."""
+    name = client.get("name") or ""
+    if name.startswith("sentinel-") and name.endswith(("-cmd", "-pubsub")):
+        return name.rsplit("-", 1)[0]
+    return None
+
