@@ -22,19 +22,29 @@ class Placing:
         """Hold placement until the caller has saved what it placed."""
         # Look before acting: another installation may share these hosts (read outside the lock:
         # what this engine reserves itself is in the inventory, under the lock).
-        in_use = await self.runtime.ports_in_use()
+        # A host whose Docker engine does not answer takes no new node: one placed there waited for its
+        # engine, then failed, and could not even be undone until the engine was back.
+        in_use, survey = await asyncio.gather(self.runtime.ports_in_use(), self.runtime.survey())
         async with self.lock:
-            yield Placer(self, in_use)
+            yield Placer(self, in_use, survey.silent)
 
 
 class Placer:
-    def __init__(self, placing: Placing, in_use: frozenset):
-        self._placing, self._in_use = placing, in_use
+    def __init__(self, placing: Placing, in_use: frozenset, silent: dict[str, str] | None = None):
+        self._placing, self._in_use, self._silent = placing, in_use, silent or {}
+
+    def _answering(self, exclude_host: str | None = None) -> list:
+        hosts = [h.as_domain() for h in self._placing.hosts if h.name not in self._silent]
+        if not [h for h in hosts if h.name != exclude_host] and self._silent:
+            why = "; ".join(f"{host}: {reason}" for host, reason in sorted(self._silent.items()))
+            other = f" other than {exclude_host}" if exclude_host else ""
+            raise NoHostWithRoom(f"no host{other} has a Docker engine that answers ({why})")
+        return hosts
 
     def nodes(self, requests: list[NodeRequest], exclude_host: str | None = None) -> list[Placement]:
         """One placement per node asked for, nodes of a spread group on different hosts."""
-        hosts = [h.as_domain() for h in self._placing.hosts]
-        return place_nodes(requests, hosts, self._placing.inventory.tenants(), self._in_use, exclude_host=exclude_host)
+        return place_nodes(requests, self._answering(exclude_host), self._placing.inventory.tenants(), self._in_use,
+                           exclude_host=exclude_host)
 
     @property
     def host_names(self) -> list[str]:
@@ -54,8 +64,8 @@ class Placer:
 
     def node(self, memory_mib: int, tls: bool, exclude_host: str | None = None) -> Placement:
         """A cluster of one data node: placed as a single node always was (the host with the most room)."""
-        hosts = [h.as_domain() for h in self._placing.hosts]
-        return place(memory_mib, hosts, self._placing.inventory.tenants(), self._in_use, exclude_host=exclude_host, tls=tls)
+        return place(memory_mib, self._answering(exclude_host), self._placing.inventory.tenants(), self._in_use,
+                     exclude_host=exclude_host, tls=tls)
 
     def free_port(self, host_name: str) -> int:
         host = next(h.as_domain() for h in self._placing.hosts if h.name == host_name)

@@ -13,6 +13,7 @@ import json
 import pytest
 import redis.asyncio as redis
 
+from domain.errors import NoHostWithRoom
 from engine import build
 from tests.integration import data
 from tests.integration.conftest import containers_of, volumes_of
@@ -190,4 +191,19 @@ async def test_the_node_watcher_goes_on_while_a_host_engine_is_away(home, app_na
         await engine.follower.catch_up()
         [row] = await engine.addons(app_name)
         assert row["status"] == "running", row
+        await answers(engine, app_name)
+
+
+async def test_a_new_addon_goes_to_a_host_whose_engine_answers(home, app_name, cleanup):
+    """host-d is listed first (a tie in room goes to it) but its engine is stopped: the addon goes to
+    host-a (it went to host-d, waited for its engine and failed); a plan change needing another host than
+    host-a is refused at once, the database left running."""
+    await asyncio.to_thread(engine_d, "stop")
+    async with build(fault_settings(home, host_d(), host_a())) as engine:
+        requested = await engine.add_addon(app_name, "redis-starter-256")
+        assert (await finished(engine, requested["operation_id"]))["status"] == "succeeded"
+        [node] = await engine.nodes(app_name, requested["addon"])
+        assert node["host"] == "host-a", node
+        with pytest.raises(NoHostWithRoom, match="no host other than host-a has a Docker engine that answers"):
+            await engine.change_plan(app_name, requested["addon"], "redis-starter-512")
         await answers(engine, app_name)
