@@ -56,11 +56,11 @@ def data_node_spec(addon: Addon, node: dict, primary: dict | None, operation, pa
 
 def component_spec(addon: Addon, node: dict, component: Component, text: str, operation,
                    more_files: dict[str, str] | None = None) -> NodeSpec:
-    """A Sentinel or HAProxy: its own user, its file on its configuration volume, a read-only root."""
+    """A Sentinel or HAProxy: its own user, its file on its configuration volume."""
     return NodeSpec(host=node["host"], container=node["container"], volume=node["volume"], image=component.image,
                     command=[], config_dir=component.config_dir, files={component.config_file: text, **(more_files or {})},
                     memory_bytes=node["memory_mib"] * 1024 * 1024, labels=node_labels(addon, node, operation),
-                    files_owner=(component.uid, component.gid), read_only=True)
+                    files_owner=(component.uid, component.gid))
 
 
 def sentinel_spec(addon: Addon, node: dict, primary: dict, component: Component, operation, password: str,

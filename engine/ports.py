@@ -47,10 +47,10 @@ class NodeSpec:
     files: dict[str, str] = field(repr=False)
     memory_bytes: int
     labels: dict[str, str] = field(default_factory=dict)
-    # Cluster components (Sentinel, HAProxy) run as a non-root user from a read-only root filesystem:
-    # their files belong to that user (0600), and an empty command keeps the image's own.
-    files_owner: tuple[int, int] = (0, 0)
-    read_only: bool = False
+    # The uid:gid the server runs as, never root (the engine images' redis user by default; a Sentinel's
+    # or HAProxy's own from the components catalog), owner of its files (0600). An empty command keeps
+    # the image's own.
+    files_owner: tuple[int, int] = (999, 999)
 
 
 @dataclass(frozen=True)

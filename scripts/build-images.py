@@ -29,7 +29,12 @@ Image content (the Python code relies on it):
   /usr/local/bin/redis-server   server binary for the version (valkey-server for valkey)
   /usr/local/bin/valkey-server  valkey images only: the same file (hard link)
   /usr/local/bin/redis-cli      the source's own cli where it ships one, else Debian's 7.0.15 redis-cli
-  /data (uid 999), /etc/redis, /tmp (1777), /etc/passwd + /etc/group (root, redis 999)
+  /data, /etc/redis (uid 999), /tmp (1777), /etc/passwd + /etc/group (root, redis 999)
+  The engine runs the server as redis (adapters/docker/runtime.py sets the container's user: the
+  image's default stays root, so a node of a release that set none still starts on a new build). A
+  volume mounted on /data or /etc/redis inherits its directory's owner: the server writes its RDB and
+  AOF there, and CONFIG REWRITE (which Sentinel sends after a failover) writes a temporary file beside
+  redis.conf, then renames it.
   /etc/redis-addons/image.json  what the image was built from (the labels, libraries)
 No shell, no coreutils: `docker exec` can only run the binaries above.
 
@@ -63,7 +68,9 @@ from image_sources import SOURCES, obtain  # noqa: E402
 REPO = Path(__file__).resolve().parent.parent
 CATALOG = REPO / "domain" / "catalogs" / "versions.json"
 
-BUILD_FORMAT = 2  # bump to force rebuilding when the image layout changes (2: package versions recorded)
+# bump to force rebuilding when the image layout changes (2: package versions recorded; 3: /etc/redis
+# redis's)
+BUILD_FORMAT = 3
 
 
 def log(msg: str) -> None:
@@ -135,8 +142,8 @@ def make_rootfs(root: Path, engine: str, server: Path, cli: Path | None, origin:
 
 def make_tarball(root: Path, out: Path, owned: dict[str, tuple[int, int]] | None = None) -> str:
     """Pack `root` (everything root's but the entries `owned` names: {archive name: (uid, gid)}, by default
-    an engine image's /data, the redis user's)."""
-    owned = {"data": (999, 999)} if owned is None else owned
+    an engine image's /data and /etc/redis, the redis user's)."""
+    owned = {"data": (999, 999), "etc/redis": (999, 999)} if owned is None else owned
 
     def owner(ti: tarfile.TarInfo) -> tarfile.TarInfo:
         ti.uid = ti.gid = 0

@@ -17,6 +17,7 @@ from aiodocker.containers import DockerContainer
 from aiodocker.exceptions import DockerError
 
 from adapters.docker import stats
+from adapters.docker.tar_owner import owned_by, tar_owners
 from adapters.docker.tar_stream import tar_file_digests
 from engine.ports import EffectError, EngineUnreachable, NodeSpec, NodeState, Survey, TransientError
 from engine.settings import DockerHost
@@ -58,6 +59,29 @@ def config_volume_labels(volume: str, labels: dict[str, str]) -> dict[str, str]:
     return {**kept, "redis-addons.config-of": volume}
 
 
+# Least privilege for every container (README, "What runs with which privileges"): the server runs as
+# its image's user, never root, from a read-only root filesystem (its data and configuration are on
+# volumes), with no capability (Redis, Sentinel and HAProxy bind ports above 1024 and touch only files
+# of their own user) and no way to gain privileges back (no setuid binary in the images anyway).
+# Threads count against the pids limit: Redis runs 5 to 8 (main, 3 background I/O threads, jemalloc's,
+# io-threads) plus one child per save or AOF rewrite; HAProxy a master and a worker with one thread per
+# CPU of the host. 256 leaves room for a 128-CPU host's HAProxy and stops a fork bomb at once.
+PIDS_LIMIT = 256
+NO_NEW_PRIVILEGES = "no-new-privileges:true"
+DATA_DIR = "/data"
+# A container made on a data volume that held files already (made by an earlier release, whose server ran
+# as root): at its first start the files it finds there become its user's (start_node).
+ADOPTS_LABEL = "redis-addons.adopts-volume"
+
+
+def user_of(config: dict) -> tuple[int, int] | None:
+    """The numeric uid:gid a container runs as (its Config.User, else the image's); None for root."""
+    uid, _, gid = (config.get("User") or "0").partition(":")
+    if not uid.isdigit() or int(uid) == 0:
+        return None
+    return int(uid), int(gid or uid)
+
+
 # aiohttp asks for gzip by default, and dockerd then compresses archives on one core at ~40 MB/s:
 # the tar is ten times faster as it is (a backup compresses it once, its own way).
 UNCOMPRESSED = {"Accept-Encoding": "identity"}
@@ -81,6 +105,12 @@ async def file_digests(docker: aiodocker.Docker, container: str, path: str) -> d
     """{file name: (size, sha256)} of every regular file under `path`, read as a stream."""
     async with docker._query(f"containers/{container}/archive", params={"path": path}, headers=UNCOMPRESSED) as response:
         return await tar_file_digests(response.content)
+
+
+def named_under(path: str, digests: dict[str, tuple[int, str]]) -> dict[str, tuple[int, str]]:
+    """Files of the archive of `path/.` ("./dump.rdb") named as in the archive of `path` ("data/dump.rdb")."""
+    base = PurePosixPath(path).name
+    return {f"{base}/{name.removeprefix('./')}": value for name, value in digests.items()}
 
 
 class QueueStream:
@@ -126,37 +156,46 @@ class DockerRuntime:
             except DockerError as e:
                 if e.status != 404:
                     raise
-                await self._ensure_volume(docker, spec.volume, spec.labels)
+                existed = await self._ensure_volume(docker, spec.volume, spec.labels)
                 await self._ensure_volume(docker, config_volume(spec.volume),
                                           config_volume_labels(spec.volume, spec.labels))
-                container = await docker.containers.create(self._container_config(spec), name=spec.container)
+                container = await docker.containers.create(self._container_config(spec, adopts=existed),
+                                                           name=spec.container)
             if spec.files:  # none: a container recreated on volumes that hold its configuration already
                 await container.put_archive(spec.config_dir, config_archive(spec.files, spec.files_owner))
         except (DockerError, aiohttp.ClientError, OSError) as e:
             raise translate(e, f"creating {spec.container} on {spec.host}") from None
 
-    async def _ensure_volume(self, docker: aiodocker.Docker, name: str, labels: dict[str, str]) -> None:
+    async def _ensure_volume(self, docker: aiodocker.Docker, name: str, labels: dict[str, str]) -> bool:
+        """Made unless there; True when it was there already."""
         try:
             await docker.volumes.get(name)
+            return True
         except DockerError as e:
             if e.status != 404:
                 raise
             await docker.volumes.create({"Name": name, "Labels": labels})
+            return False
 
     @staticmethod
-    def _container_config(spec: NodeSpec) -> dict:
+    def _container_config(spec: NodeSpec, adopts: bool = False) -> dict:
+        uid, gid = spec.files_owner
         config = {
             "Image": spec.image,
-            "Labels": spec.labels,
+            "User": f"{uid}:{gid}",
+            "Labels": {**spec.labels, **({ADOPTS_LABEL: "1"} if adopts else {})},
             "StopTimeout": 30,
             "HostConfig": {
                 "NetworkMode": "host",  # bound to the host's 127.x address, never a bridge
                 "Memory": spec.memory_bytes,
-                "MemorySwap": spec.memory_bytes,
-                "Mounts": [{"Type": "volume", "Source": spec.volume, "Target": "/data"},
+                "MemorySwap": spec.memory_bytes,  # the same: no swap
+                "Mounts": [{"Type": "volume", "Source": spec.volume, "Target": DATA_DIR},
                            {"Type": "volume", "Source": config_volume(spec.volume), "Target": spec.config_dir}],
                 "RestartPolicy": {"Name": "unless-stopped"},
-                "ReadonlyRootfs": spec.read_only,
+                "ReadonlyRootfs": True,
+                "CapDrop": ["ALL"],
+                "SecurityOpt": [NO_NEW_PRIVILEGES],
+                "PidsLimit": PIDS_LIMIT,
             },
         }
         if spec.command:  # none: the image's own (a component's, with its configuration file)
@@ -166,10 +205,30 @@ class DockerRuntime:
     async def start_node(self, host: str, container: str) -> None:
         try:
             node = await self._docker(host).containers.get(container)
-            if not (await node.show())["State"]["Running"]:
+            shown = await node.show()
+            if not shown["State"]["Running"]:
+                if shown["Config"]["Labels"].get(ADOPTS_LABEL) and shown["State"]["StartedAt"].startswith("0001-"):
+                    await self._adopt_data(host, container, user_of(shown["Config"]))
                 await node.start()
         except (DockerError, aiohttp.ClientError, OSError) as e:
             raise translate(e, f"starting {container} on {host}") from None
+
+    async def _adopt_data(self, host: str, container: str, user: tuple[int, int] | None) -> None:
+        """Before a container made on a volume that held data first starts, the files there that are not
+        its user's (written by a server that ran as root) become its user's: written again in place,
+        through the archive API (Docker has no chown), with the same bytes. Looked for in one read of the
+        directory; nothing is written when every file is the user's already (any volume this release made)."""
+        if user is None:
+            return
+        docker = self._docker(host)
+        async with docker._query(f"containers/{container}/archive", params={"path": f"{DATA_DIR}/."},
+                                 headers=UNCOMPRESSED) as response:
+            owners = await tar_owners(response.content)
+        if owners <= {user}:
+            return
+        async with docker._query(f"containers/{container}/archive", params={"path": f"{DATA_DIR}/."},
+                                 headers=UNCOMPRESSED) as response:
+            await self.put_files(host, container, DATA_DIR, response.content.iter_chunked(1 << 20))
 
     async def is_running(self, host: str, container: str) -> bool | None:
         try:
@@ -186,12 +245,16 @@ class DockerRuntime:
         self, from_host: str, from_container: str, to_host: str, to_container: str, path: str, read_back: bool = False
     ) -> dict:
         """Stream the directory from one engine to the other through the archive API, hashing every
-        file as it passes; with `read_back`, read the target again and compare every file's SHA-256."""
+        file as it passes; with `read_back`, read the target again and compare every file's SHA-256.
+        The files land owned by the user the target's server runs as, whoever owned them at the source.
+        The directory's content is what moves (`path/.`): the target's root filesystem is read-only, so
+        only its volume, `path` itself, takes an archive."""
         source, target = self._docker(from_host), self._docker(to_host)
-        parent = path.rstrip("/").rsplit("/", 1)[0] or "/"
+        contents = f"{path.rstrip('/')}/."
         passing: asyncio.Queue[bytes] = asyncio.Queue()
         try:
-            async with source._query(f"containers/{from_container}/archive", params={"path": path},
+            owner = user_of((await (await target.containers.get(to_container)).show())["Config"])
+            async with source._query(f"containers/{from_container}/archive", params={"path": contents},
                                      headers=UNCOMPRESSED) as response:
                 hashing = asyncio.create_task(tar_file_digests(QueueStream(passing)))
 
@@ -202,12 +265,12 @@ class DockerRuntime:
                     passing.put_nowait(b"")
 
                 async with target._query(
-                    f"containers/{to_container}/archive", method="PUT", params={"path": parent},
-                    data=tee(), headers={"Content-Type": "application/x-tar"},
+                    f"containers/{to_container}/archive", method="PUT", params={"path": path},
+                    data=owned_by(tee(), *owner) if owner else tee(), headers={"Content-Type": "application/x-tar"},
                 ):
                     pass
-                sent = await hashing
-            landed = await file_digests(target, to_container, path) if read_back else sent
+                sent = named_under(path, await hashing)
+            landed = named_under(path, await file_digests(target, to_container, contents)) if read_back else sent
         except (DockerError, aiohttp.ClientError, OSError) as e:
             raise translate(e, f"copying {path} from {from_container} on {from_host} to {to_container} on {to_host}") from None
         if sent != landed:
@@ -230,10 +293,15 @@ class DockerRuntime:
             raise translate(e, f"reading {path} of {container} on {host}") from None
 
     async def put_files(self, host: str, container: str, path: str, tar) -> None:
+        """Extract the tar stream at `path` (on a volume: the root filesystem is read-only), every file
+        owned by the user the container's server runs as (a backup of a node that ran as root holds
+        root's files)."""
         try:
+            node = await self._docker(host).containers.get(container)
+            owner = user_of((await node.show())["Config"])
             async with self._docker(host)._query(
                 f"containers/{container}/archive", method="PUT", params={"path": path},
-                data=tar, headers={"Content-Type": "application/x-tar"},
+                data=owned_by(tar, *owner) if owner else tar, headers={"Content-Type": "application/x-tar"},
             ):
                 pass
         except (DockerError, aiohttp.ClientError, OSError) as e:
