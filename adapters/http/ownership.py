@@ -1,28 +1,29 @@
-"""What a scoped token may reach: its apps' resources, and nothing that tells another app exists.
+"""What a scoped token may reach: its apps' things, and nothing that tells another app's exist.
 
 A middleware after the bearer check decides for every route, from its path pattern and its match_info:
-- a route with `{app}` in its path: the app must be one of the token's (its handler already checks that
-  the addon, backup, webhook named after it belong to that app, and answers 404 for any other);
-- a route without `{app}` but naming something of an app (`{addon}`, `{backup}`, `{operation_id}`,
-  `{webhook}`): that thing's app must be the token's;
-- anything else is the operator's (403) unless declared below: OPEN (reveals no app), LISTS (the handler
-  filters its rows with `visible`/`visible_events`), GRANTED (opened by a grant on the token).
-A new route is thus checked by default when it names an app or one of the resources above, and refused
-to scoped tokens when it names none, until it is declared here. Whatever is not the token's answers the
-404 a non-existent one gets, word for word. The operator (the installation's token) passes untouched."""
+- `{app}` in the path: the app must be one of the token's, else the 404 of an app that never existed;
+- `{addon}`, `{backup}`, `{operation_id}`, `{webhook}` in the path (with or without `{app}`): when it is
+  another app's, the handler runs with a stand-in naming nothing in its place, so the client gets the very
+  answer of a thing that does not exist (the handler's own, whatever its route), with the name it gave;
+- a route naming none of these is the operator's (403) unless declared below: OPEN (reveals no app),
+  LISTS (the handler keeps the token's apps' rows: `visible`, `visible_events`, `check_app`), GRANTED
+  (opened by a grant on the token).
+A new route is thus checked by default when its path names an app or one of those things, and refused
+to scoped tokens when it names none, until it is declared here; a new kind of thing in paths gets an
+owner function in OWNERS. An app named in a request's body is its handler's to check (`check_app`).
+The operator (the installation's token) passes untouched."""
 
 from __future__ import annotations
 
 import asyncio
-from uuid import UUID
+from uuid import UUID, uuid4
 
 from aiohttp import web
 
 from adapters.http.auth import ACCESS
 from adapters.http.errors import error_response
 from adapters.http.keys import ENGINE
-from domain.errors import UnknownApp, UnknownAddon, UnknownBackup, UnknownOperation
-from domain.webhook import UnknownWebhook
+from domain.errors import UnknownApp, UnknownOperation
 from engine.access import NO_ACCESS, Access
 
 # Routes (their path patterns) a scoped token may use although they name no app.
@@ -68,27 +69,27 @@ async def visible_events(request: web.Request, events: list[dict]) -> list[dict]
 
 # -- the owner of what a path names, when it has no {app} ------------------------------------------
 
-async def _addon(engine, name: str, info) -> str | None:
+async def _addon(engine, name: str) -> str | None:
     row = await asyncio.to_thread(engine.views.addon, name)
     return row and row["app"]
 
 
-async def _backup(engine, backup: str, info) -> str | None:
+async def _backup(engine, backup: str) -> str | None:
     try:
         row = await asyncio.to_thread(engine.views.backup, str(UUID(backup)))
     except ValueError:
         return None  # not an ID: the handler says so
-    return row and row.get("app") or (row and await _addon(engine, row["addon"], info))
+    return row and (row.get("app") or await _addon(engine, row["addon"]))
 
 
-async def _operation(engine, operation_id: str, info) -> str | None:
+async def _operation(engine, operation_id: str) -> str | None:
     try:
         return (await engine.operation(operation_id))["app"]
     except UnknownOperation:
         return None
 
 
-async def _webhook(engine, webhook: str, info) -> str | None:
+async def _webhook(engine, webhook: str) -> str | None:
     try:
         hook = engine.webhooks.notifier.hooks.get(UUID(webhook))
     except ValueError:
@@ -96,13 +97,14 @@ async def _webhook(engine, webhook: str, info) -> str | None:
     return hook and hook.app
 
 
-# key in match_info -> (its owner's app, or None when there is none such; the 404 its handler gives a missing one)
-OWNERS = {
-    "addon": (_addon, lambda v, info: UnknownAddon(f"unknown addon {v!r}")),
-    "backup": (_backup, lambda v, info: UnknownBackup(f"there is no backup {v!r}")),
-    "operation_id": (_operation, lambda v, info: UnknownOperation(f"unknown operation {v}")),
-    "webhook": (_webhook, lambda v, info: UnknownWebhook(f"unknown webhook {v!r}")),
-}
+# key in match_info -> its owner's app (None: no such thing, or the installation's)
+OWNERS = {"addon": _addon, "backup": _backup, "operation_id": _operation, "webhook": _webhook}
+
+
+def stand_in_for(key: str, value: str) -> str:
+    """A value of the same kind that names nothing: an ID no one has, an addon name no app has."""
+    fresh = uuid4()
+    return f"{value.rsplit('-', 1)[0]}-gone{fresh.hex[:8]}" if key == "addon" else str(fresh)
 
 
 def refused(request: web.Request, access: Access, why: str = "") -> web.Response:
@@ -126,20 +128,41 @@ async def ownership_middleware(request: web.Request, handler):
         if GRANTED[pattern] in access.grants:
             return await handler(request)
         return refused(request, access, f" without the {GRANTED[pattern]!r} grant")
-    if "app" in info:
-        if not access.owns(info["app"]):
-            return await not_found(request, unknown_app(info["app"]))
-        return await handler(request)
+    if "app" in info and not access.owns(info["app"]):
+        return await not_found(request, unknown_app(info["app"]))
     named = [key for key in OWNERS if key in info]
-    if not named:
+    if "app" not in info and not named:
         return refused(request, access)
     engine = request.app[ENGINE]
+    swapped = {}
     for key in named:
-        owner_of, missing = OWNERS[key]
-        owner = await owner_of(engine, info[key], info)
+        owner = await OWNERS[key](engine, info[key])
         if owner is not None and not access.owns(owner):
-            return await not_found(request, missing(info[key], info))
-    return await handler(request)
+            swapped[info[key]] = stand_in = stand_in_for(key, info[key])
+            info[key] = stand_in
+    if not swapped:
+        return await handler(request)
+    return await as_if_missing(request, handler, swapped)
+
+
+async def as_if_missing(request: web.Request, handler, swapped: dict[str, str]):
+    """Another app's thing named in the path: the handler runs with a stand-in that names nothing in its place,
+    so the answer is the one a thing that does not exist gets (from the handler itself, whatever its route),
+    with the name given put back in its words. A handler never acts on what does not exist."""
+    def put_back(text: str) -> str:
+        for given, stand_in in swapped.items():
+            text = text.replace(stand_in, given)
+        return text
+
+    try:
+        response = await handler(request)
+    except Exception as error:  # a DomainError or BadRequest, answered by the error middleware in its words
+        if error.args and isinstance(error.args[0], str):
+            error.args = (put_back(error.args[0]), *error.args[1:])
+        raise
+    if isinstance(response, web.Response) and isinstance(response.body, bytes):
+        response.body = put_back(response.body.decode("utf-8", "replace")).encode()
+    return response
 
 
 async def not_found(request: web.Request, error) -> web.Response:

@@ -140,16 +140,19 @@ async def test_every_route_answers_a_token_for_another_app_as_for_things_that_do
                 assert status == absent[0] == 404, (method, path, body, absent)
                 shown = json.dumps(absent[1]).replace(NOWHERE, THEIRS).replace(missing["operation_id"], world["operation"])
                 assert json.dumps(body) == shown, (method, path)  # word for word: nothing tells THEIRS exists
-                # MINE in the path, THEIRS' addon, backup or webhook after it: refused by the handler's own check
-                # (or the body's, before it looks), as one that does not exist
-                if any(f"{{{key}}}" in path for key in ("addon", "backup", "webhook")):
-                    status, body = await call(http, server, method, filled(path, {**theirs, "app": MINE}))
-                    absent = await call(http, server, method, filled(path, {**theirs, **stand_ins, "app": MINE}))
-                    assert status == absent[0] and status in (400, 404), (method, path, body)
-                    assert json.dumps(body) == swapped(json.dumps(absent[1])), (method, path, body, absent)
+                # MINE in the path, then THEIRS' addon, or MINE's addon and THEIRS' backup or webhook (a restore
+                # takes any addon's backup): answered as one that does not exist (or refused for the body first)
+                for own in ({"app": MINE}, {"app": MINE, "addon": world["mine"]}):
+                    if not any(f"{{{key}}}" in path for key in ("addon", "backup", "webhook") if key not in own):
+                        continue
+                    status, body = await call(http, server, method, filled(path, {**theirs, **own}))
+                    absent = await call(http, server, method, filled(path, {**theirs, **stand_ins, **own}))
+                    assert status == absent[0] and status in (400, 404), (method, path, own, body)
+                    assert json.dumps(body) == swapped(json.dumps(absent[1])), (method, path, own, body, absent)
             walked += 1
         assert (await call(http, server, "GET", f"/v1/maintenance?app={THEIRS}"))[0] == 404
     assert walked >= 40 and await state_of_theirs(engine, world) == before
+    assert [o["kind"] for o in await engine.operations(world["mine"])] == ["provision"]  # no restore of THEIRS' data
 
 
 async def test_the_token_works_on_its_app_and_its_commands_say_who_asked(engine, server, world):

@@ -28,9 +28,12 @@ async def api(engine):
     async def answer(request):
         return web.json_response({"ok": True})
 
-    # Routes another helper might add later, declaring nothing here
+    async def operation(request):
+        return web.json_response(await engine.operation(request.match_info["operation_id"]))
+
+    # Routes another helper might add later, declaring nothing in adapters/http/ownership.py
     app.router.add_get("/v1/apps/{app}/brand-new", answer)
-    app.router.add_get("/v1/operations/{operation_id}/brand-new", answer)
+    app.router.add_get("/v1/operations/{operation_id}/brand-new", operation)
     app.router.add_get("/v1/brand-new", answer)
     async with TestClient(TestServer(app)) as client:
         created = await engine.access.create("ci", [APP])
