@@ -2,11 +2,12 @@
 measured in the same run on the same server: `redis-cli --rdb FILE` (DESIGN §9, issue 4).
 
     .venv/bin/python bench/backup.py [--rounds 3] [--mb 200] [--no-cli] [--no-experiments] [--log-level WARNING]
-                                     [--business | --business-only]
+                                     [--business | --business-only] [--encryption | --encryption-only]
 
 With --business, then --business-only without the Starter case: the backup of a redis-business-1024
 addon, which the engine takes on its replica, against `redis-cli --rdb` on that replica
-(bench/backup_business.py says how).
+(bench/backup_business.py says how). With --encryption, then --encryption-only: the cost of sealing
+archives at rest, each case against the same bytes unsealed (bench/backup_encryption.py says how).
 
 Data: one redis-starter-1024 addon filled with ~200 MB (keys + values + fields, counted as written)
 of mixed data in its 5 databases, written with pipelines: random blobs (incompressible), JSON
@@ -84,6 +85,7 @@ from common import (REPO, RESULTS_DIR, client_for, machine, p50, ratio, remainin
 
 import adapters.storage.backup_files as backup_files
 from backup_business import bench_business, print_business, summarise_business, sweep_run
+from backup_encryption import bench_encryption, print_encryption, summarise_encryption
 from adapters.http.app import make_app
 from engine import build
 
@@ -979,9 +981,11 @@ def print_report(result: dict, summary: dict) -> None:
 
 async def bench_cases(args) -> dict:
     """The Starter case (unless --business-only), then the Business one (with --business or --business-only)."""
-    result = {} if args.business_only else await bench(args)
+    result = {} if args.business_only or args.encryption_only else await bench(args)
     if args.business or args.business_only:
         result["business"] = await bench_business(args, load, Probe, engine_create, raw_rdb)
+    if args.encryption or args.encryption_only:  # bench/backup_encryption.py: sealed vs plain on the same bytes
+        result["encryption"] = await bench_encryption(args, load)
     return result
 
 
@@ -989,6 +993,8 @@ def summarise_cases(result: dict) -> dict:
     summary = summarise(result) if result.get("rounds") else {}
     if "business" in result:
         summary["business"] = summarise_business(result["business"], TARGET)
+    if "encryption" in result:
+        summary["encryption"] = summarise_encryption(result["encryption"])
     return summary
 
 
@@ -997,6 +1003,8 @@ def print_cases(result: dict, summary: dict) -> None:
         print_report(result, summary)
     if "business" in result:
         print_business(result["business"], summary["business"])
+    if "encryption" in result:
+        print_encryption(result["encryption"], summary["encryption"])
 
 
 def main() -> None:
@@ -1009,7 +1017,13 @@ def main() -> None:
                         "addon backed up on its replica, against redis-cli --rdb on that replica")
     parser.add_argument("--business-only", action="store_true", help="only the Business case (its JSON in "
                         "bench/results/backup_business.json, the Starter's results left as they are)")
+    parser.add_argument("--encryption", action="store_true", help="then the cost of encryption at rest "
+                        "(bench/backup_encryption.py): sealed vs plain on the same archive, and the saga with and without")
+    parser.add_argument("--encryption-only", action="store_true", help="only the encryption case (its JSON in "
+                        "bench/results/backup_encryption.json)")
     results = RESULTS_DIR / "backup_business.json" if "--business-only" in sys.argv else RESULTS
+    if "--encryption-only" in sys.argv:
+        results = RESULTS_DIR / "backup_encryption.json"
     run_bench(parser, bench_cases, summarise_cases, print_cases, results, stored=without_rows)
 
 

@@ -75,18 +75,20 @@ class Sealer:
         return b"".join(sealed)
 
     def _seal(self, data: bytes | memoryview, final: bool) -> bytes:
-        sealed = self.aead.encrypt(_nonce(self.index), bytes(data), _associated(self.header, self.index, final))
+        sealed = self.aead.encrypt(_nonce(self.index), data, _associated(self.header, self.index, final))
         self.index += 1
         return sealed
 
-    def add(self, data: bytes) -> bytes:
-        self.pending += data
-        sealed, size, taken = [], self.chunk_size, 0
+    def add(self, data: bytes | memoryview) -> bytes:
+        size = self.chunk_size
+        if self.pending:
+            self.pending += data
+            data = self.pending
         # A full chunk waits for one more byte: only then is it known not to be the last.
-        while len(self.pending) - taken > size:
-            sealed.append(self._seal(memoryview(self.pending)[taken:taken + size], final=False))
-            taken += size
-        del self.pending[:taken]
+        full = (len(data) - 1) // size if len(data) > size else 0
+        with memoryview(data) as view:
+            sealed = [self._seal(view[k * size:(k + 1) * size], final=False) for k in range(full)]
+            self.pending = bytearray(view[full * size:])
         return self._out(sealed)
 
     def finish(self) -> bytes:
