@@ -7,10 +7,15 @@ import asyncio
 
 import structlog
 
-from engine.ports import ReadModels
+from engine.ports import ReadModels, TransientError
 from engine.store import EventLog
 
 log = structlog.get_logger("follower")
+
+
+class ReadModelsBehind(TransientError):
+    """What was asked is recorded, but the read models cannot show it yet (their disk full): they
+    catch up on their own once they can write."""
 
 
 class Follower:
@@ -19,6 +24,7 @@ class Follower:
         self._task: asyncio.Task | None = None
         self._caught_up = asyncio.Condition()
         self.position = 0
+        self.failing: str | None = None  # why the read models could not be updated, while they cannot
 
     async def catch_up(self) -> int:
         """Process everything recorded so far; return the position reached."""
@@ -44,7 +50,9 @@ class Follower:
         while True:
             try:
                 await self.catch_up()
-            except Exception:
+                self.failing = None
+            except Exception as error:
+                self.failing = str(error) or type(error).__name__
                 log.exception("read model update failed; retrying")
             await self._events.wait_for_save(self._poll_s)
 
@@ -54,7 +62,13 @@ class Follower:
             async with self._caught_up:
                 await self._caught_up.wait_for(lambda: self.position >= position)
 
-        await asyncio.wait_for(reached(), timeout)
+        try:
+            await asyncio.wait_for(reached(), timeout)
+        except TimeoutError:
+            if self.failing is None:
+                raise
+            raise ReadModelsBehind(f"recorded, but the read models cannot be updated now ({self.failing}): it shows "
+                                   "once they can write again, with no need to ask again") from None
 
     async def stop(self) -> None:
         if self._task:

@@ -12,6 +12,7 @@ from aiohttp import web
 
 from domain.errors import DomainError
 from engine.ports import EffectError, TransientError
+from engine.follower import ReadModelsBehind
 from engine.settings import SettingsError
 from engine.store import EventStoreUnavailable
 
@@ -45,6 +46,7 @@ HTTP_RULES = {404: "not-found", 405: "method-not-allowed", 413: "body-too-large"
 # The OpenAPI test reads the statuses here, so what is documented is what the middleware does.
 ANSWERS = ((BadRequest, 400, None), (EffectError, 502, "effect-failed"),
            (EventStoreUnavailable, 503, "event-store-unavailable"),  # before TransientError, its base
+           (ReadModelsBehind, 503, "read-models-behind"),
            (TransientError, 503, "temporarily-unavailable"), (SettingsError, 500, "misconfigured"))
 
 

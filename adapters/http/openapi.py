@@ -11,7 +11,7 @@ from adapters.http import openapi_credentials
 from adapters.http import openapi_webhooks as webhooks
 from adapters.http import openapi_metrics as metrics
 from adapters.http import openapi_tokens as tokens
-from adapters.http.openapi_schemas import SCHEMAS, json_body, obj, ref
+from adapters.http.openapi_schemas import APP_NAME, SCHEMAS, json_body, obj, ref
 
 routes = web.RouteTableDef()
 
@@ -29,7 +29,7 @@ TOO_LARGE = json_body(ref("Error"), f"The body is over {MAX_BODY // 1024} KiB (r
 REMOVED = json_body(ref("Error"), "The addon was removed (rule addon-removed)")
 APP_LABEL_409 = json_body(ref("Error"), "The docker restart's label finds database containers the engine runs "
                                         "(rule restart-only-the-apps-own-containers: the message names them)")
-APP = {"name": "app", "in": "path", "required": True, "schema": {"type": "string"}, "description": "App name"}
+APP = {"name": "app", "in": "path", "required": True, "schema": APP_NAME, "description": "App name"}
 ADDON = {"name": "addon", "in": "path", "required": True, "schema": {"type": "string"}, "description": "Addon ID, e.g. my-app-3030"}
 WAIT = [
     {"name": "wait", "in": "query", "schema": {"type": "boolean", "default": False},
@@ -78,7 +78,8 @@ STREAM_EVENT = {"type": "object", "required": ["id", "event", "data"], "properti
     "event": {"type": "string", "description": "The event's type"},
     "data": {"type": "string", "contentMediaType": "application/json", "contentSchema": ref("Event")}}}
 STORE_DOWN = ("the event store cannot record (its disk full or read-only; rule event-store-unavailable): nothing "
-              "was changed, try again later")
+              "was changed, try again later; or (rule read-models-behind) it was recorded but the read models "
+              "cannot show it yet: it shows once they can write, do not ask again")
 RESTART_BODY = {"required": True, "content": {"application/json": {"schema": ref("RestartMethod")}}}
 
 
@@ -139,7 +140,7 @@ PATHS = {
          "409": APP_LABEL_409},
         body={"required": True, "content": {"application/json": {"schema": {
             "type": "object", "required": ["name"],
-            "properties": {"name": {"type": "string", "examples": ["my-app"], "description": "`app` is accepted too"},
+            "properties": {"name": {**APP_NAME, "examples": ["my-app"], "description": "`app` is accepted too"},
                            "restart": {**ref("RestartMethod"), "description": "Default: {\"kind\": \"none\"}"}}}}}},
         tag="apps")},
     "/v1/apps/{app}": {"get": op(

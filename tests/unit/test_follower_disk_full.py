@@ -1,0 +1,40 @@
+"""Read models that cannot write (their disk full): a command's wait for them ends with a clear error
+naming why, not a bare timeout; they catch up on their own once they can write."""
+
+from __future__ import annotations
+
+import sqlite3
+
+import pytest
+
+from domain.app import App
+from engine.follower import Follower, ReadModelsBehind
+from projections import ReadModels
+from tests.unit.fakes.event_log import InMemoryEventLog
+
+
+class FullDisk(ReadModels):
+    full = True
+
+    def process(self, notification_id, event) -> None:
+        if self.full:
+            raise sqlite3.OperationalError("database or disk is full")
+        super().process(notification_id, event)
+
+
+async def test_a_wait_for_read_models_that_cannot_write_names_why_and_they_catch_up_later():
+    events, views = InMemoryEventLog(), FullDisk()
+    await events.open()
+    follower = Follower(events, views, poll_s=0.02)
+    follower.start()
+    try:
+        [recorded] = await events.save(App(name="my-app", restart={"kind": "none"}))
+        position = recorded.notification.id
+        with pytest.raises(ReadModelsBehind, match=r"recorded, but .* \(database or disk is full\)"):
+            await follower.wait_until(position, timeout=0.3)
+        views.full = False
+        await follower.wait_until(position, timeout=5)
+        assert views.position() == position and follower.failing is None
+    finally:
+        await follower.stop()
+        await events.close()
