@@ -3,6 +3,11 @@ helpers both this file and the paths (adapters/http/openapi.py) write them with.
 
 from __future__ import annotations
 
+from domain.names import APP_NAME as APP_NAME_RULE
+
+# The names the server takes for an app (domain/names.py); another is a 400 invalid-name.
+APP_NAME = {"type": "string", "pattern": APP_NAME_RULE.pattern}
+
 
 def ref(name: str) -> dict:
     return {"$ref": f"#/components/schemas/{name}"}
