@@ -7,17 +7,21 @@ the servers still save (BGSAVE, an AOF, CONFIG REWRITE; Sentinel rewriting its f
 from __future__ import annotations
 
 import asyncio
+import io
 import secrets
+import tarfile
 
 import pytest
 import redis.asyncio as redis
 
+from domain.addon import Addon
 from engine import build
+from engine.ports import NodeSpec
 from engine.cluster_provisioning import sentinel_secret
 from tests.integration.business import business_addon, eventually, nodes_by_role, over_tls
 from tests.integration.conftest import containers_of, remove_everything_of, running_addon, settings_for
 
-STARTER_APP, BUSINESS_APP = f"it-lp-{secrets.token_hex(3)}", f"it-lpb-{secrets.token_hex(3)}"
+STARTER_APP, BUSINESS_APP, ADOPTED_APP = (f"it-lp{kind}-{secrets.token_hex(3)}" for kind in ("s", "b", "a"))
 
 
 @pytest.fixture(scope="module")
@@ -26,7 +30,7 @@ async def engine(tmp_path_factory):
         async with build(settings_for(tmp_path_factory.mktemp("least") / "home")) as running:
             yield running
     finally:
-        for app in (STARTER_APP, BUSINESS_APP):
+        for app in (STARTER_APP, BUSINESS_APP, ADOPTED_APP):
             await remove_everything_of(app)
 
 
@@ -98,3 +102,58 @@ async def saved(client: redis.Redis, running: str, status: str) -> bool:
         return False
     assert info[status] == "ok", info
     return True
+
+
+async def test_a_node_made_again_on_files_a_root_server_wrote_owns_them_and_keeps_its_aof(engine):
+    """An earlier release ran the server as root: its RDB, AOF directory and files are root's. A container
+    made on that volume (the watcher making a lost one again) starts, loads them, appends to its AOF."""
+    addon = await running_addon(engine, ADOPTED_APP)
+    url = (await engine.environment(ADOPTED_APP))["REDIS_URL"]
+    async with redis.from_url(url, decode_responses=True) as client:
+        await client.config_set("appendonly", "yes")
+        await eventually(lambda: saved(client, "aof_rewrite_in_progress", "aof_last_bgrewrite_status"))
+        await client.config_rewrite()
+    node = await engine.events.get(Addon.id_for(addon))
+    docker = engine.runtime.client(node.host)
+    info = await (await docker.containers.get(node.container)).show()
+    await (await docker.containers.get(node.container)).delete(force=True)
+    # The earlier release's node: the same image, volumes and configuration, run as root.
+    earlier = await docker.containers.create({
+        "Image": info["Config"]["Image"], "Cmd": info["Config"]["Cmd"], "User": "0:0", "Labels": info["Config"]["Labels"],
+        "HostConfig": {"NetworkMode": "host", "Mounts": info["HostConfig"]["Mounts"]}}, name=node.container)
+    await earlier.start()
+    async with redis.from_url(url, decode_responses=True) as client:
+        await eventually(lambda: answers(client))
+        await client.bgrewriteaof()  # AOF base and increment files written anew, by root
+        await eventually(lambda: saved(client, "aof_rewrite_in_progress", "aof_last_bgrewrite_status"))
+        await client.save()
+        await client.set("written by root", "1")
+    assert (0, 0) in await owners(engine, node)
+    await earlier.delete(force=True)
+
+    await engine.runtime.create_node(NodeSpec(
+        host=node.host, container=node.container, volume=node.volume, image=info["Config"]["Image"],
+        command=info["Config"]["Cmd"], config_dir="/etc/redis", files={}, memory_bytes=info["HostConfig"]["Memory"],
+        labels=info["Config"]["Labels"]))
+    await engine.runtime.start_node(node.host, node.container)
+    async with redis.from_url(url, decode_responses=True) as client:
+        await eventually(lambda: answers(client))
+        assert await client.get("written by root") == "1"
+        await client.set("written by redis", "1")  # appended to the AOF root made
+        assert (await client.info("persistence"))["aof_last_write_status"] == "ok"
+        await client.bgrewriteaof()
+        await eventually(lambda: saved(client, "aof_rewrite_in_progress", "aof_last_bgrewrite_status"))
+    assert await owners(engine, node) == {(999, 999)}
+
+
+async def owners(engine, node) -> set[tuple[int, int]]:
+    tar = b"".join([chunk async for chunk in engine.runtime.read_file(node.host, node.container, "/data")])
+    with tarfile.open(fileobj=io.BytesIO(tar)) as archive:
+        return {(member.uid, member.gid) for member in archive}
+
+
+async def answers(client: redis.Redis) -> bool:
+    try:
+        return await client.ping()
+    except (redis.ConnectionError, redis.BusyLoadingError):
+        return False
