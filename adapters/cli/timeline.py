@@ -79,10 +79,10 @@ def timeline(operation: dict) -> str:
         f"-----> Operation {operation['id']} ({operation['kind']} of {operation['addon']}, app {operation['app']})",
         f"{INDENT}Status:       {operation['status']}",
     ]
+    if who := operation.get("requested_by"):  # None: recorded before requesters were
+        lines.append(f"{INDENT}Requested by: {who['name']} ({who['id']})")
     if began:
         lines.append(f"{INDENT}Started:      {clock(operation['started_at'])} UTC")
-    if who := operation.get("requested_by"):
-        lines.append(f"{INDENT}Requested by: {who['name']} ({who['id']})")
     if operation.get("finished_at"):
         took = duration_text(seconds(operation.get("started_at"), operation["finished_at"]))
         lines.append(f"{INDENT}Finished:     {clock(operation['finished_at'])} UTC ({took})")

@@ -199,13 +199,14 @@ async def test_operations_show_a_plan_change_and_one_operation_as_a_timeline(eng
     [operation] = [op for op in await engine.operations(addon) if op["kind"] == "change_plan"]
     assert lines[0] == f"-----> Operation {operation['id']} (change_plan of {addon}, app {app_name})"
     assert lines[1] == "       Status:       failed"
-    assert lines[2].startswith("       Started:      20") and lines[2].endswith(" UTC")
-    assert lines[3].startswith("       Finished:     20") and lines[3].endswith(" s)")
-    assert lines[4] == "       Error:        restart_app: restart hook answered 400: a 2xx is expected (redirects are not followed)"
-    assert lines[5].startswith("       Compensation: nothing undone: the addon runs on its new plan")
-    header = [c.strip() for c in lines[7].strip("|").split("|")]
+    assert lines[2] == "       Requested by: operator (operator)"  # the CLI used the installation's token
+    assert lines[3].startswith("       Started:      20") and lines[3].endswith(" UTC")
+    assert lines[4].startswith("       Finished:     20") and lines[4].endswith(" s)")
+    assert lines[5] == "       Error:        restart_app: restart hook answered 400: a 2xx is expected (redirects are not followed)"
+    assert lines[6].startswith("       Compensation: nothing undone: the addon runs on its new plan")
+    header = [c.strip() for c in lines[8].strip("|").split("|")]
     assert header == ["STEP", "STATUS", "ATTEMPTS", "STARTED (UTC)", "ENDED (UTC)", "DURATION", "DETAIL"]
-    rows = [[c.strip() for c in line.strip("|").split("|")] for line in lines[9:-1]]
+    rows = [[c.strip() for c in line.strip("|").split("|")] for line in lines[10:-1]]
     assert [r[:3] for r in rows] == [[s, "succeeded", "1"] for s in (
         "stop", "start_new", "wait_ready", "verify", "publish", "cleanup")] + [["restart_app", "failed", "1"]]
     for name, status, attempts, started, ended, took, detail in rows:

@@ -238,6 +238,15 @@ async def test_the_cli_creates_lists_and_revokes_and_a_revoked_token_is_refused_
         async with scoped(secret) as http:
             assert (await call(http, server, "GET", "/metrics"))[0] == 200  # granted
             assert (await call(http, server, "GET", f"/v1/apps/{MINE}/addons"))[0] == 200
+            monkeypatch.setenv("REDIS_ADDONS_TOKEN", secret)  # the CLI with the scoped token: a backup, its timeline
+            assert await cli("--app", MINE, "--addon", "redis", "backups-create") == 0
+            [backup] = [o for o in await engine.operations(world["mine"]) if o["requested_by"]["id"] == token_id]
+            capsys.readouterr()
+            assert await cli("operations", "--id", backup["id"]) == 0
+            assert f"Requested by: deploy ({token_id})" in capsys.readouterr().out
+            assert await cli("--app", THEIRS, "--addon", "redis", "backups") == 1
+            assert f"unknown app {THEIRS!r}" in capsys.readouterr().err
+            monkeypatch.setenv("REDIS_ADDONS_TOKEN", token(engine))
             assert await cli("tokens", "list") == 0
             listed = capsys.readouterr().out
             assert token_id in listed and "deploy" in listed and secret not in listed
