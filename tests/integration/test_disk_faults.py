@@ -16,6 +16,7 @@ import os
 import secrets
 import sqlite3
 import subprocess
+import time
 from pathlib import Path
 
 import aiodocker
@@ -55,10 +56,14 @@ def fill(where: Path) -> Path:
 
 
 def truncate_wal(database: Path) -> None:
-    """SQLite's write-ahead log reuses the room it already has: emptied, its next write needs new blocks."""
-    with sqlite3.connect(database) as db:
-        busy, _, _ = db.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()
-    assert busy == 0 and os.path.getsize(f"{database}-wal") == 0
+    """SQLite's write-ahead log reuses the room it already has: emptied, its next write needs new blocks.
+    A read of the engine's in progress makes the checkpoint busy: it is asked again."""
+    with sqlite3.connect(database, timeout=5) as db:
+        for _ in range(100):
+            if db.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()[0] == 0:
+                break
+            time.sleep(0.02)
+    assert os.path.getsize(f"{database}-wal") == 0
 
 
 @pytest.fixture(scope="module")
