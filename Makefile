@@ -9,7 +9,7 @@ PY   := $(VENV)/bin/python
 
 .PHONY: setup run test bench demo smoke engines-status stop-engines clean
 
-## setup: Debian packages, .venv, engines host-a/host-b/host-c, var/hosts.json, engine images (idempotent)
+## setup: Debian packages, .venv, engines host-a/host-b/host-c (+ host-d, the fault tests'), var/hosts.json, engine images (idempotent)
 setup:
 	@scripts/setup.sh
 
@@ -35,11 +35,11 @@ demo: setup
 smoke: setup
 	@python3 scripts/build-images.py --smoke-all
 
-## engines-status: host-a, host-b and host-c: up (with the dockerd pid) or down
+## engines-status: host-a, host-b, host-c and host-d: up (with the dockerd pid) or down
 engines-status:
 	@scripts/engines.sh status
 
-## stop-engines: stop the three dockerd we started (by their pid files)
+## stop-engines: stop the dockerd we started (by their pid files)
 stop-engines:
 	@scripts/engines.sh stop
 

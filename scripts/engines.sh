@@ -183,6 +183,11 @@ if [ "$mode" = external ]; then
     start|status) log "using the existing Docker engine at $EXTERNAL_SOCK for ${ENGINE_NAMES[*]}" ;;
     stop) log "engines are external ($EXTERNAL_SOCK); stopping only ${FAULT_ENGINE_NAMES[*]}" ;;
   esac
+  # Debian's docker.io is not installed beside an external engine (it may conflict with Docker CE's packages).
+  if ! { [ -x /usr/sbin/dockerd ] || [ -x /usr/bin/dockerd ] || command -v dockerd >/dev/null; }; then
+    warn "no dockerd here to run ${FAULT_ENGINE_NAMES[*]}: the fault tests (tests/integration/test_docker_engine_down.py, test_engine_sigterm.py) will fail"
+    names=()
+  fi
 else
   names=("${ENGINE_NAMES[@]}" "${FAULT_ENGINE_NAMES[@]}")
 fi
@@ -194,6 +199,7 @@ if [ $# -gt 0 ]; then
   names=("$@")
 fi
 
+[ ${#names[@]} -gt 0 ] || exit 0
 case "$cmd" in
   start)
     [ "$(id -u)" = 0 ] || die "starting dockerd needs root"

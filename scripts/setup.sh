@@ -7,8 +7,8 @@
 #                                debootstrap, their lists and packages kept like the host's)
 #   2. .venv with the project    scripts/setup-venv.sh
 #   2b. the dashboard's uPlot    scripts/fetch-uplot.sh (npm pack of the pinned version, into its static files)
-#   3. engines host-a/b/c        scripts/engines.sh start
-#   4. $REDIS_ADDONS_HOME/hosts.json   scripts/write-hosts.sh
+#   3. engines host-a/b/c, and host-d (the fault tests stop and start it)   scripts/engines.sh start
+#   4. $REDIS_ADDONS_HOME/hosts.json (and fault-hosts.json: host-d)   scripts/write-hosts.sh
 #   5. engine images             scripts/build-images.py (rebuilt when a recorded package version changed)
 #   6. demo app image            scripts/build-demo-app.py (examples/demo_app)
 set -euo pipefail
