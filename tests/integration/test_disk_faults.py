@@ -1,7 +1,8 @@
 """Full and read-only disks under a real engine (issue 15, part 5): its data directory and its backup store
 each on a small tmpfs of their own, filled for real. A backup meeting a full store, or one remounted read-only,
 fails cleanly and the next one works once there is room; a full event store refuses commands (library, API,
-CLI) and loses nothing, and an operation that meets it finishes once the disk has room again, without a restart.
+CLI, the scheduler's) and loses nothing, the day's scheduled backup is made at the first tick with room, and an
+operation that meets it finishes once the disk has room again, without a restart.
 
 The event store is not remounted read-only: Linux refuses `mount -o remount,ro` while a file is open for
 writing (EBUSY), and the engine keeps its SQLite files open, so a full disk is the fault it can meet while
@@ -17,6 +18,7 @@ import secrets
 import sqlite3
 import subprocess
 import time
+from datetime import date, datetime, timedelta, timezone
 from pathlib import Path
 
 import aiodocker
@@ -34,6 +36,7 @@ from tests.integration.conftest import remove_everything_of, running_addon, sett
 
 RUN = secrets.token_hex(3)
 APP, REFUSED_APP = f"it-disk-{RUN}", f"it-diskr-{RUN}"
+TOMORROW = datetime.combine(date.today() + timedelta(days=1), datetime.min.time(), timezone.utc) + timedelta(hours=3)
 BIG = {f"big:{i}": os.urandom(256 * 1024) for i in range(12)}  # 3 MiB that no compression shrinks
 
 
@@ -199,9 +202,15 @@ async def test_a_full_event_store_refuses_commands_and_loses_nothing(engine, hom
         assert await engine.events.max_position() == before
         assert await engine.backups.list(APP, addon) == backups_before
         assert (await engine.addon(APP, addon))["status"] == "running"  # the addon is not left held
+        failures = engine.scheduler.failures["backups"]
+        assert (await engine.scheduler.tick(TOMORROW))["started"] == []  # the day's backup, due, cannot start
+        assert engine.scheduler.failures["backups"] == failures + 1
     finally:
         filler.unlink()
-    schedule = await engine.backups.set_schedule(APP, addon, "4:00 UTC", "UTC")  # room again: commands work
+    [started] = (await engine.scheduler.tick(TOMORROW + timedelta(minutes=1)))["started"]  # room: the next tick
+    assert (await engine.wait_for_operation(started["operation_id"], timeout=60))["status"] == "succeeded"
+    assert (await engine.backups.get(APP, addon, started["backup_id"]))["day"] == TOMORROW.date().isoformat()
+    schedule = await engine.backups.set_schedule(APP, addon, "4:00 UTC", "UTC")  # commands work again
     assert (schedule["hour"], schedule["zone"]) == (4, "UTC")
     await the_data_is_intact(engine)
 
