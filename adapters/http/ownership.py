@@ -67,7 +67,9 @@ async def visible_events(request: web.Request, events: list[dict]) -> list[dict]
     return [e for e in events if access.owns(await owners.owner_of(UUID(e["aggregate_id"])))]
 
 
-# -- the owner of what a path names, when it has no {app} ------------------------------------------
+# -- the owner of what a path names: its app, INSTALLATION (an operator's), None (no such thing) -----
+
+INSTALLATION = ""  # owned by no app: never a scoped token's
 
 async def _addon(engine, name: str) -> str | None:
     row = await asyncio.to_thread(engine.views.addon, name)
@@ -94,10 +96,10 @@ async def _webhook(engine, webhook: str) -> str | None:
         hook = engine.webhooks.notifier.hooks.get(UUID(webhook))
     except ValueError:
         return None
-    return hook and hook.app
+    return None if hook is None else hook.app or INSTALLATION
 
 
-# key in match_info -> its owner's app (None: no such thing, or the installation's)
+# key in match_info -> its owner
 OWNERS = {"addon": _addon, "backup": _backup, "operation_id": _operation, "webhook": _webhook}
 
 

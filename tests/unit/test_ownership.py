@@ -89,3 +89,12 @@ async def test_a_revoked_token_is_refused_at_once(api):
     assert (await answer(api, "DELETE", f"/v1/tokens/{api.token_id}", api.operator))[0] == 200
     status, body = await answer(api, "GET", "/v1/operations", api.scoped)
     assert status == 401 and f"token {api.token_id} was revoked" in body["error"]["message"]
+
+
+async def test_an_operators_webhook_is_no_apps_and_answers_as_a_missing_one(api, engine):
+    operators = (await engine.webhooks.register("http://127.0.0.1:9/all", None))["webhook"]["id"]
+    nowhere = str(uuid.uuid4())
+    seen = await answer(api, "DELETE", f"/v1/apps/{APP}/webhooks/{operators}", api.scoped)
+    absent = await answer(api, "DELETE", f"/v1/apps/{APP}/webhooks/{nowhere}", api.scoped)
+    assert seen[0] == absent[0] == 404 and json.dumps(seen[1]) == json.dumps(absent[1]).replace(nowhere, operators)
+    assert [w["id"] for w in await engine.webhooks.list()] == [operators]
