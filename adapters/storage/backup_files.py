@@ -93,6 +93,10 @@ class FileBackupStore:
         return {"size": size, "sha256": digest, "location": key}
 
     def _sink(self, partial: Path) -> _GzipSink:
+        if self.keys and not self.keys.exist() and any(self.sealed_with(k) != "plain" for k in self.archives()):
+            # A new key would seal new backups and leave every older one unreadable, unnoticed.
+            raise EffectError(f"the backup keyring {self.keys.path} is missing, yet the backup store holds sealed "
+                              "archives: put it back from your copy (or set REDIS_ADDONS_BACKUP_KEY), then back up again")
         try:
             sealer = sealed.Sealer(self.keys.current()[1], self.chunk_size) if self.keys else None
         except SettingsError as e:  # a keyring file spoilt: no backup without a key to seal it

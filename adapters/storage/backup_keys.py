@@ -37,6 +37,10 @@ class BackupKeys:
     def from_env(self) -> bool:
         return bool(self.env_keys)
 
+    def exist(self) -> bool:
+        """Whether there is a key yet (a keyring file, or the variable)."""
+        return self.from_env or self.path.exists()
+
     def current(self) -> tuple[bytes, bytes]:
         """(ID, key) that seals new archives; the keyring file is made with a first key if there is none."""
         if self.env_keys:
@@ -59,6 +63,8 @@ class BackupKeys:
 
     def ids(self) -> list[tuple[str, bool]]:
         """Every key's ID (hex), the current one marked True, the current first."""
+        if not self.exist():
+            return []  # not made here: `show` must not hide a lost keyring behind a new key
         current = self.current()[0]
         found = [key_id(k) for k in self.env_keys] + [k for k in self._load()[1] if k not in map(key_id, self.env_keys)]
         return sorted(((k.hex(), k == current) for k in found), key=lambda pair: not pair[1])

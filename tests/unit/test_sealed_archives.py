@@ -215,3 +215,12 @@ def test_a_malformed_keyring_is_named(tmp_path):
     path.write_text('{"current": "00", "keys": {}}')
     with pytest.raises(SettingsError, match="backup-keys.json"):
         BackupKeys(path).current()
+
+
+async def test_a_lost_keyring_is_not_replaced_while_sealed_archives_remain(stored, keys):
+    store, tar, _, _ = stored
+    keys.path.unlink()
+    with pytest.raises(EffectError, match="backup keyring .*backup-keys.json is missing, yet the backup store holds sealed"):
+        await store.write_archive("my-app-1/b2/y.tar.gz", chunks(tar))
+    assert keys.ids() == [] and not keys.path.exists()  # looking does not make a new key either
+    assert store.archives() == [KEY]  # nothing of the refused backup left
