@@ -20,7 +20,7 @@ from tests.integration.conftest import containers_of, volumes_of
 from tests.integration.engine_down import (StopHostD, engine_d, fault_settings, host_a, host_d, on_host_d,
                                            remove_everything_of_app)
 
-DOWN_S = 3.0  # how long host-d stays away when it comes back within the step's deadline
+DOWN_S = 2.0  # how long host-d stays away when it comes back within the step's deadline
 
 
 @pytest.fixture
@@ -97,7 +97,7 @@ async def test_a_provisioning_whose_engine_stays_away_fails_and_leaves_nothing_o
 
 async def test_a_plan_change_whose_new_host_engine_stops_under_its_new_node_ends_on_the_new_plan(home, app_name, cleanup):
     """The node moves from host-a to host-d; host-d stops just after the new node started there (dockerd
-    stops it too) and is back 3 s later: the node restarts with the engine (restart policy), the saga
+    stops it too) and is back 2 s later: the node restarts with the engine (restart policy), the saga
     waits for it, verifies the keys and publishes; the old node on host-a is removed."""
     async with build(fault_settings(home, host_a(), host_d())) as engine:
         requested = await engine.add_addon(app_name, "redis-starter-256")
