@@ -3,11 +3,11 @@ the move onto the current one, and the weekly window the engine does it in."""
 
 from __future__ import annotations
 
-from adapters.http.openapi_schemas import json_body, obj, ref
+from adapters.http.openapi_schemas import APP_NAME, json_body, obj, ref
 
 ADDON = {"name": "addon", "in": "path", "required": True, "schema": {"type": "string"},
          "description": "Addon ID, e.g. my-app-3030, or `redis`: the app's only Redis addon"}
-APP = {"name": "app", "in": "path", "required": True, "schema": {"type": "string"}, "description": "App name"}
+APP = {"name": "app", "in": "path", "required": True, "schema": APP_NAME, "description": "App name"}
 REMOVED = json_body(ref("Error"), "The addon was removed (rule addon-removed), or changed while this was asked: "
                                    "try again (rule one-operation-per-addon)")
 NODE_BUILD = obj(id={"type": "string"}, host={"type": "string"}, version={"type": "string"},

@@ -3,13 +3,13 @@
 
 from __future__ import annotations
 
-from adapters.http.openapi_schemas import json_body, obj, ref
+from adapters.http.openapi_schemas import APP_NAME, json_body, obj, ref
 from domain.notifications import TYPES
 
-APP = {"name": "app", "in": "path", "required": True, "schema": {"type": "string"}, "description": "App name"}
+APP = {"name": "app", "in": "path", "required": True, "schema": APP_NAME, "description": "App name"}
 WEBHOOK = {"name": "webhook", "in": "path", "required": True, "schema": {"type": "string", "format": "uuid"},
            "description": "Webhook ID"}
-BAD_APP = json_body(ref("Error"), "Not an app name (rule invalid-name)")
+BAD_APP = json_body(ref("Error"), "Not an app name (rule invalid-name)")  # domain.errors.InvalidName: 400
 UNKNOWN = json_body(ref("Error"), "Unknown webhook (rule unknown-webhook), or unknown app")
 
 SCHEMAS = {
@@ -59,7 +59,8 @@ def paths(op) -> dict:
         "type": "string", "description": "The signing secret: shown in a registration's answer only"}),
         "Registered (or registered already): POSTs a Notification on each node down or up, cluster degraded or "
         "redundant, operation needing attention, scheduled backup failed, addon build outdated")
-    bad_url = json_body(ref("Error"), "Not a URL, or http off loopback (rule webhook-url, field url), or a bad body")
+    bad_url = json_body(ref("Error"), "Not a URL, or http off loopback (rule webhook-url, field url), or a bad body; "
+                                      "on an app's route also not an app name (rule invalid-name)")
     listed = json_body(obj(webhooks={"type": "array", "items": ref("Webhook")}), "Webhooks, with their deliveries")
     removed = json_body(obj(webhook=ref("Webhook")), "Removed: it is sent nothing more")
     return {
@@ -71,8 +72,8 @@ def paths(op) -> dict:
             "delete": op("Remove a webhook", {"200": removed, "404": UNKNOWN}, [WEBHOOK], tag="webhooks")},
         "/v1/apps/{app}/webhooks": {
             "post": op("Register a webhook told of this app's addons",
-                       {"201": registered, "400": bad_url, "404": UNKNOWN, "422": BAD_APP}, [APP], body, tag="webhooks"),
-            "get": op("The app's webhooks", {"200": listed, "404": UNKNOWN, "422": BAD_APP}, [APP], tag="webhooks")},
+                       {"201": registered, "400": bad_url, "404": UNKNOWN}, [APP], body, tag="webhooks"),
+            "get": op("The app's webhooks", {"200": listed, "400": BAD_APP, "404": UNKNOWN}, [APP], tag="webhooks")},
         "/v1/apps/{app}/webhooks/{webhook}": {
             "delete": op("Remove one of the app's webhooks", {"200": removed, "404": UNKNOWN}, [APP, WEBHOOK],
                          tag="webhooks")},
