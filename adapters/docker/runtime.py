@@ -63,9 +63,11 @@ def config_volume_labels(volume: str, labels: dict[str, str]) -> dict[str, str]:
 # its image's user, never root, from a read-only root filesystem (its data and configuration are on
 # volumes), with no capability (Redis, Sentinel and HAProxy bind ports above 1024 and touch only files
 # of their own user) and no way to gain privileges back (no setuid binary in the images anyway).
-# Threads count against the pids limit: Redis runs 5 to 8 (main, 3 background I/O threads, jemalloc's,
-# io-threads) plus one child per save or AOF rewrite; HAProxy a master and a worker with one thread per
-# CPU of the host. 256 leaves room for a 128-CPU host's HAProxy and stops a fork bomb at once.
+# Threads count against the pids limit. Redis and Sentinel run 5 (main, 3 background I/O threads,
+# jemalloc's; more with io-threads) plus one child per save or AOF rewrite; HAProxy a master and a worker
+# with one thread per CPU of the host, and for up to 10 s after a reload the old worker too (`docker top`:
+# 5, and 1 + 2 on a 2-CPU host). 256 leaves room for a reloading HAProxy on a 120-CPU host and still
+# stops a fork bomb at once.
 PIDS_LIMIT = 256
 NO_NEW_PRIVILEGES = "no-new-privileges:true"
 DATA_DIR = "/data"
