@@ -1,6 +1,6 @@
 """The smoke test of a freshly imported engine image (scripts/build-images.py): the server
 answers PING on loopback, reports the catalog's version, writes the catalog's RDB format (a key
-SAVEd, the file's header read back), and --memory shows in its cgroup."""
+SAVEd, the file's header read back), and --memory shows in its cgroup; run as the engine runs it."""
 from __future__ import annotations
 
 import io
@@ -36,10 +36,13 @@ def smoke_test(host: str, url: str, image: str, engine: str, version: str, port:
     """Run the image with --memory 256m on loopback, PING it, check version and cgroup limit."""
     bind = smoke_bind(host)
     name = f"redis-addons-smoke-{host}-{re.sub(r'[^a-z0-9]', '-', image.split('/')[-1])}"
-    docker(url, "rm", "-f", name)
+    docker(url, "rm", "-f", "-v", name)
     limit = 256 * 1024 * 1024
+    # As the engine runs it (adapters/docker/runtime.py): as redis, read-only but for its data volume (an
+    # anonymous one here, removed with the container), no capability, no new privileges, a pids limit.
     r = docker(url, "run", "-d", "--name", name, "--label", "redis-addons.smoke=1",
-               "--network", "host", "--memory", "256m", image,
+               "--network", "host", "--memory", "256m", "--user", "999:999", "--read-only", "--volume", "/data",
+               "--cap-drop", "ALL", "--security-opt", "no-new-privileges", "--pids-limit", "256", image,
                "/usr/local/bin/redis-server", "--bind", bind, "--port", str(port),
                "--save", "", "--appendonly", "no", "--protected-mode", "no")
     if r.returncode != 0:
@@ -75,7 +78,7 @@ def smoke_test(host: str, url: str, image: str, engine: str, version: str, port:
             raise RuntimeError(f"{host} {image}: the server writes RDB format {rdb}, the catalog says {rdb_format}")
         return f"PONG, {key}={m.group(1)}, RDB format {rdb}, cgroup memory limit={cg}"
     finally:
-        docker(url, "rm", "-f", cid)
+        docker(url, "rm", "-f", "-v", cid)
 
 
 def saved_rdb_format(url: str, cid: str, bind: str, port: int) -> int:
