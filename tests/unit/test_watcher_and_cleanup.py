@@ -42,3 +42,19 @@ def test_a_retired_node_is_neither_down_nor_recovered():
     cluster.mark_node_down("c1", "gone", "2026-12-01T00:00:00+00:00")
     cluster.mark_node_recovered("c1", "restarted", "2026-12-01T00:00:01+00:00")
     assert cluster.collect_events() == [] and cluster.node("c1")["state"] == "retired"
+
+
+async def test_the_node_watcher_goes_on_when_a_host_does_not_answer(world, engine):
+    """A round once failed whole while any host's Docker did not answer: a node killed on another host
+    stayed down. Now that node is brought back, and the silent host's node is down for what it is."""
+    on_a = await a_running_addon(world, engine)
+    on_b = await a_running_addon(world, engine)
+    assert (on_a.host, on_b.host) == ("host-a", "host-b")
+    world.runtime.lose_host("host-b")
+    world.runtime.kill("host-a", on_a.container)
+
+    seen = {s["addon"]: s for s in await engine.watcher.look()}
+
+    assert seen[on_a.name]["recovered"] == "restarted on its data"
+    assert seen[on_b.name] == {"addon": on_b.name, "node": on_b.container, "down": "its host host-b does not answer",
+                               "recovered": None}

@@ -16,7 +16,7 @@ import io
 import tarfile
 from dataclasses import dataclass, field
 
-from engine.ports import EffectError, Endpoint, NodeSpec, NodeState, Survey
+from engine.ports import EffectError, Endpoint, NodeSpec, NodeState, Survey, TransientError
 from tests.unit.fakes.cluster import Proxy, Sentinel
 from tests.unit.fakes.faults import Faulty
 from tests.unit.fakes.redis import DUMP, Server, encode_dump
@@ -278,6 +278,8 @@ class FakeRuntime(Faulty):
 
     async def nodes(self, **labels: str) -> list[NodeState]:
         self._called("nodes", **labels)
+        if silent := [h.name for h in self.hosts.values() if not h.answers]:  # as aiodocker's list: no partial answer
+            raise TransientError(f"listing the nodes: Docker is unreachable on {', '.join(silent)}")
         wanted = [f"{k}={v}" for k, v in labels.items()] or [ENGINE_LABEL]
         return self._listed(wanted)
 
