@@ -15,8 +15,8 @@ import pytest
 
 import engine.primary_switch as primary_switch
 from engine.clusters import cluster_of
-from tests.unit.engine_fakes import APP, caught_up, restarted, settled
-from tests.unit.on_three_hosts import step_boundaries, engine, world  # noqa: F401 (fixtures)
+from tests.unit.engine_fakes import APP, caught_up, restarted, settled, started_engine
+from tests.unit.on_three_hosts import GIVES_UP_AFTER_S, step_boundaries, engine, world  # noqa: F401 (fixtures)
 from tests.unit.fakes import Crash
 from tests.unit.test_saga_cluster_crashes import a_whole_cluster, created_once
 
@@ -102,7 +102,8 @@ async def test_a_failure_before_the_old_replica_goes_leaves_the_addon_as_it_was(
     await a_whole_cluster(world, cluster, addon, reset=False)
 
 
-async def test_a_failed_switch_keeps_the_first_new_node_as_the_replica_and_removes_the_second(world, engine):
+async def test_a_failed_switch_keeps_the_first_new_node_as_the_replica_and_removes_the_second(world):
+    engine = await started_engine(world, step_deadline_s=GIVES_UP_AFTER_S)  # the switch fails at it
     given = await a_business_addon(world, engine)
     world.redis.fail_for_good("sentinel_failover")
     await change_crashing(engine, given["addon"])
@@ -131,9 +132,10 @@ async def test_writes_stay_paused_for_as_long_as_the_switch_may_take(world, engi
     assert pause["pause_ms"] >= longest_s * 1000  # lapsing mid-failover, the old primary would take writes it then drops
 
 
-async def test_a_failover_outlasting_the_switch_keeps_the_node_it_elects(world, engine, monkeypatch):
+async def test_a_failover_outlasting_the_switch_keeps_the_node_it_elects(world, monkeypatch):
     """The switch gives up while the Sentinels are still failing over onto a new node: undoing the change
     waits until they are done, and keeps the node they elected (it holds the data now)."""
+    engine = await started_engine(world, step_deadline_s=GIVES_UP_AFTER_S)  # the switch fails at it
     monkeypatch.setattr(primary_switch, "ELECTED_WITHIN_S", 0.1)
     monkeypatch.setattr(primary_switch, "SETTLED_WITHIN_S", 0.1, raising=False)
     given = await a_business_addon(world, engine)

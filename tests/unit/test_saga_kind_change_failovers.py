@@ -9,8 +9,8 @@ import asyncio
 
 import engine.primary_switch as primary_switch
 from engine.clusters import cluster_of
-from tests.unit.engine_fakes import APP, SOME_KEYS, a_running_addon, caught_up, settled
-from tests.unit.on_three_hosts import engine, world  # noqa: F401 (fixtures)
+from tests.unit.engine_fakes import APP, SOME_KEYS, a_running_addon, caught_up, settled, started_engine
+from tests.unit.on_three_hosts import GIVES_UP_AFTER_S, engine, world  # noqa: F401 (fixtures)
 from tests.unit.test_saga_kind_change import (BUSINESS, DOWN, STARTER, UP, a_business_addon, change_crashing,
                                               on_starter, the_change, watch_restarts)
 
@@ -70,8 +70,8 @@ async def test_an_old_node_elected_again_is_not_removed_until_the_single_node_is
     assert len(moves) == 2 and moves[0] is not None, moves
 
 
-async def test_a_failover_outlasting_the_switch_is_waited_for_with_writes_paused_then_finished(world, engine,
-                                                                                                monkeypatch):
+async def test_a_failover_outlasting_the_switch_is_waited_for_with_writes_paused_then_finished(world, monkeypatch):
+    engine = await started_engine(world, step_deadline_s=GIVES_UP_AFTER_S)  # the switch fails at it
     monkeypatch.setattr(primary_switch, "ELECTED_WITHIN_S", 0.1)
     monkeypatch.setattr(primary_switch, "SETTLED_WITHIN_S", 0.1, raising=False)
     name = await a_business_addon(world, engine)
@@ -111,7 +111,8 @@ async def test_the_single_node_silent_a_second_before_the_switch_loses_no_write(
     assert server.keys == {**SOME_KEYS, "1": SOME_KEYS.get("1", 0) + LATE_WRITES}
 
 
-async def test_a_failed_move_onto_business_keeps_a_new_node_the_sentinels_elected(world, engine):
+async def test_a_failed_move_onto_business_keeps_a_new_node_the_sentinels_elected(world):
+    engine = await started_engine(world, step_deadline_s=GIVES_UP_AFTER_S)  # the undo of start_proxies gives up at it
     addon = await a_running_addon(world, engine, STARTER)
     old = (await cluster_of(world.events, addon.name)).primary_node
     moved = []
