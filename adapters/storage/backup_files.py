@@ -93,8 +93,9 @@ class FileBackupStore:
         return {"size": size, "sha256": digest, "location": key}
 
     def _sink(self, partial: Path) -> _GzipSink:
-        if self.keys and not self.keys.exist() and any(self.sealed_with(k) != "plain" for k in self.archives()):
-            # A new key would seal new backups and leave every older one unreadable, unnoticed.
+        if self.keys and not self.keys.exist() and any(self.sealed_with(k) not in ("plain", "altered") for k in self.archives()):
+            # A new key would seal new backups and leave every older one unreadable, unnoticed. Only files with a
+            # sealed header count: a stray file in the store must not block every first backup.
             raise EffectError(f"the backup keyring {self.keys.path} is missing, yet the backup store holds sealed "
                               "archives: put it back from your copy (or set REDIS_ADDONS_BACKUP_KEY), then back up again")
         try:

@@ -224,3 +224,11 @@ async def test_a_lost_keyring_is_not_replaced_while_sealed_archives_remain(store
         await store.write_archive("my-app-1/b2/y.tar.gz", chunks(tar))
     assert keys.ids() == [] and not keys.path.exists()  # looking does not make a new key either
     assert store.archives() == [KEY]  # nothing of the refused backup left
+
+
+async def test_a_stray_file_in_a_new_store_does_not_block_the_first_backup(tmp_path, keys):
+    store = FileBackupStore(tmp_path / "store", keys)
+    (tmp_path / "store" / "my-app-1").mkdir(parents=True)
+    (tmp_path / "store" / "my-app-1" / "notes.txt").write_text("an operator's note, not an archive")
+    await store.write_archive(KEY, chunks(a_tar()))
+    assert store.sealed_with(KEY) == keys.ids()[0][0]
