@@ -110,6 +110,7 @@ class Engine(StatsQueries, LogQueries):  # stats: engine/addon_stats.py; operati
                                plans, settings.host_grace_s, versions)
         self.watcher = NodeWatcher(events, views, self.inventory, claims, runtime, redis, secrets, versions,
                                    certificates, settings.watch_interval_s, plans, healer)
+        self.watcher.on_host_back = coordinator.retry_stuck  # undos that waited for a host's engine try again now
         self.maintenance = Maintenance(events, views, self.lookup, self.follower, builds,
                                        MaintenanceRequests(events, plans, starter, self.placing), clock=clock)
         self.scheduler = Scheduler(self.backups, self.certificate_renewals, self.missing_tls.serve_where_missing,

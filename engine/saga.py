@@ -97,6 +97,12 @@ class Coordinator:
         else:
             self.submit(operation_id)
 
+    def retry_stuck(self) -> None:
+        """Every compensation waiting for its next attempt tries again now: a host's Docker engine answers
+        again (its wait grows to 10 minutes; the undo it waited for can usually be done at once)."""
+        for wake in list(self._retry_now.values()):
+            wake.set()
+
     def forget(self, operation_id: UUID) -> None:
         """Stop driving an operation that was abandoned (its addon is being removed)."""
         if (task := self._tasks.get(operation_id)) is not None and task is not asyncio.current_task():

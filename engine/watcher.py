@@ -61,6 +61,8 @@ class NodeWatcher:
         self.secrets, self.versions, self.certificates = secrets, versions, certificates
         self.interval_s, self.clock = interval_s, clock
         self._task: asyncio.Task | None = None
+        self._silent: set[str] = set()  # hosts whose engine did not answer at the last round
+        self.on_host_back = lambda: None  # called when one answers again (the coordinator's retry_stuck)
 
     def start(self) -> None:
         if self.interval_s > 0:
@@ -87,6 +89,9 @@ class NodeWatcher:
         # A survey, not a list of every host's nodes: one host's engine down must not stop the round for the
         # others (it did: the whole round failed while any engine was away), nor say its nodes are gone.
         survey = await self.runtime.survey()
+        if self._silent - set(survey.silent):
+            self.on_host_back()
+        self._silent = set(survey.silent)
         found = {(n.host, n.container): n for n in survey.nodes}
         seen = []
         for row in await asyncio.to_thread(self.views.addons):

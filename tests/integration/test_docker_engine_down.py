@@ -42,6 +42,13 @@ async def needs_attention(engine, operation_id: str, timeout: float = 30) -> Non
             await asyncio.sleep(0.2)
 
 
+async def back_and_seen(engine) -> None:
+    """host-d started again and the node watcher's round seeing it answer: the undo waiting for it runs now."""
+    await engine.watcher.look()  # host-d silent
+    await asyncio.to_thread(engine_d, "start")
+    await engine.watcher.look()
+
+
 async def answers(engine, app: str, known: dict | None = None) -> None:
     url = (await engine.environment(app))["REDIS_URL"]
     if known is not None:
@@ -85,7 +92,7 @@ async def test_a_provisioning_whose_engine_stays_away_fails_and_leaves_nothing_o
         engine.coordinator.observe_steps(fault)
         requested = await engine.add_addon(app_name, "redis-starter-256")
         await needs_attention(engine, requested["operation_id"])
-        await asyncio.to_thread(engine_d, "start")
+        await back_and_seen(engine)
         operation = await finished(engine, requested["operation_id"], timeout=60)
         assert operation["status"] == "failed", json.dumps(operation, indent=1)
         [row] = await engine.addons(app_name)
@@ -162,7 +169,7 @@ async def test_a_plan_change_whose_new_host_engine_stays_away_serves_from_the_ol
         await needs_attention(engine, change["operation_id"])
         assert await data.read((await engine.environment(app_name))["REDIS_URL"], known) == known  # host-d away
 
-        await asyncio.to_thread(engine_d, "start")
+        await back_and_seen(engine)
         operation = await finished(engine, change["operation_id"], timeout=60)
         assert operation["status"] == "failed", json.dumps(operation, indent=1)
         [row] = await engine.addons(app_name)

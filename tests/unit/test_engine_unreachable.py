@@ -8,6 +8,7 @@ import asyncio
 
 from engine.ports import EngineUnreachable, TransientError
 from engine.saga import Coordinator, StepResult
+from tests.unit.engine_fakes import APP, started_engine
 from tests.unit.test_coordinator import an_operation_holding_its_addon, events  # noqa: F401 (a fixture)
 
 DEFAULT_S, DATA_S = 0.2, 30.0
@@ -55,3 +56,27 @@ async def test_other_transient_errors_keep_the_step_s_own_deadline(events):  # n
 
     assert (await events.get(operation.id)).status == "succeeded"
 
+
+
+async def test_an_undo_that_waits_for_a_host_s_engine_runs_as_soon_as_the_watcher_sees_it_back(world):
+    """The wait before a stuck compensation's next attempt grows to 10 minutes; the watcher seeing the
+    host answer again wakes it at once (here the wait is 10 minutes from the first attempt)."""
+    engine = await started_engine(world, attention_retry_s=600)
+    creating = world.runtime.gate("start_node")
+    started = await engine.add_addon(APP, "redis-starter-256")
+    await asyncio.sleep(0.05)  # the container is made, its start waits at the gate
+    host = next(iter(world.runtime.calls_to("start_node")))["host"]
+    await engine.watcher.look()  # the host answers: seen so
+    world.runtime.lose_host(host)
+    creating.set()
+    async with asyncio.timeout(5):
+        while (await engine.wait_for_operation(started["operation_id"], timeout=0))["status"] != "needs-attention":
+            await asyncio.sleep(0.01)
+    await engine.watcher.look()  # the host is silent: its node is not the watcher's (the addon is held)
+
+    world.runtime.hosts[host].answers = True
+    await engine.watcher.look()
+
+    operation = await engine.wait_for_operation(started["operation_id"], timeout=5)
+    assert operation["status"] == "failed", operation
+    assert world.runtime.containers() == []
