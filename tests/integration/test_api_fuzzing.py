@@ -68,8 +68,9 @@ async def receiver():
 
 
 @pytest.fixture
-async def owned(engine, app_name):
-    """The test's two apps (one with a running Starter 256 addon and a backup); their containers removed at the end."""
+async def owned(app_name):
+    """The test's second app (the first, app_name, gets a Starter 256 and a backup); its containers and volumes
+    removed at the end, after the engine has stopped (asked first by the test, so torn down last)."""
     other = f"{app_name}-b"
     try:
         yield other
@@ -77,7 +78,7 @@ async def owned(engine, app_name):
         await remove_everything_of(other)
 
 
-async def test_every_operation_answers_as_documented(engine, app_name, owned, receiver):
+async def test_every_operation_answers_as_documented(owned, engine, app_name, receiver):
     server = TestServer(make_app(engine))
     await server.start_server()
     try:
@@ -99,9 +100,13 @@ async def test_every_operation_answers_as_documented(engine, app_name, owned, re
         fuzzer = Fuzzer(document, str(server.make_url("")), engine.settings.token_file.read_text().strip(),
                         apps=(app_name, owned), known=known, receiver=receiver)
         started = time.monotonic()
-        await asyncio.to_thread(fuzzer.run)
-        print(f"fuzzed {len(fuzzer.exercised)} operations, {fuzzer.calls} requests in "
+        try:
+            await asyncio.to_thread(fuzzer.run)
+        finally:
+            fuzzer.http.close()
+        print(f"fuzzed {len(fuzzer.exercised)} operations of apps {app_name}, {owned}: {fuzzer.calls} requests in "
               f"{time.monotonic() - started:.1f} s")
+        print(f"nothing to break in: {sorted(fuzzer.nothing_to_negate)}")
         for label, statuses in sorted(fuzzer.statuses.items()):
             print(f"  {label}: {dict(sorted(statuses.items()))} in {fuzzer.seconds[label]:.1f} s")
         assert fuzzer.exercised == fuzzer.operations
