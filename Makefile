@@ -17,9 +17,10 @@ setup:
 run: setup
 	$(VENV)/bin/redis-addons serve
 
-## test: the test suite (pytest's own exit code, including 5 = no tests collected)
+## test: the test suite on two workers: the tests on the Docker hosts on one, in order (tests/conftest.py's
+## scheduler), the unit and scenario tests beside them on the other (pytest's own exit code, 5 = none collected)
 test: setup
-	$(VENV)/bin/pytest -q
+	$(VENV)/bin/pytest -q -n 2
 
 ## bench: every bench/*.py but bench/common.py (what they share)
 bench: setup
