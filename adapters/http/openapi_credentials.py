@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
+from adapters.http.openapi_maintenance import ADDON, APP  # APP: the app-name pattern the server applies
 from adapters.http.openapi_schemas import json_body, obj, ref
 
-ADDON = {"name": "addon", "in": "path", "required": True, "schema": {"type": "string"},
-         "description": "Addon ID, e.g. my-app-3030, or `redis`: the app's only Redis addon"}
-APP = {"name": "app", "in": "path", "required": True, "schema": {"type": "string"}, "description": "App name"}
 ROTATION = obj(addon=ref("Addon"), operation=ref("Operation"))
 
 
