@@ -53,6 +53,12 @@ async def change_restart(request: web.Request) -> web.Response:
 def restart_arguments(body: dict, prefix: str = "") -> dict:
     """{"kind": "docker", "label": ...} | {"kind": "hook", "url": ...} | {"kind": "none"}; the engine
     checks the values (a label KEY=VALUE, a loopback URL) and names its rule when it refuses them."""
+    # The document's RestartMethod has no other field (additionalProperties false): a misspelt "lable" or "URL"
+    # is named rather than dropped (the API fuzzing test found it kept and ignored)
+    unknown = sorted(set(body) - {"kind", *KIND_FIELDS.values()} - {None})
+    if unknown:
+        raise BadRequest(f"field {prefix + unknown[0]!r} is not a field of a restart method (kind, label, url)",
+                         rule="invalid-field", field=prefix + unknown[0])
     try:
         kind = text_field(body, "kind", example="docker")
         label = text_field(body, "label", required=False)
