@@ -141,7 +141,8 @@ PATHS = {
         body={"required": True, "content": {"application/json": {"schema": {
             "type": "object", "required": ["name"],
             "properties": {"name": {**APP_NAME, "examples": ["my-app"], "description": "`app` is accepted too"},
-                           "restart": {**ref("RestartMethod"), "description": "Default: {\"kind\": \"none\"}"}}}}}},
+                           "restart": {"oneOf": [ref("RestartMethod"), {"type": "null"}],
+                                       "description": "Default (absent or null): {\"kind\": \"none\"}"}}}}}},
         tag="apps")},
     "/v1/apps/{app}": {"get": op(
         "An app (registered, or that has had an addon) and its restart method",
