@@ -117,6 +117,9 @@ class NodeWatcher:
                     seen.append(await self._heal(addon, await cluster_of(self.events, addon.name), node, reason))
                 except IntegrityError:  # recorded meanwhile by another writer: looked at again next round
                     continue
+                except Exception:  # one addon's surprise (a node on a host no longer listed) must not starve the rest
+                    log.exception("watching an addon failed; the others are looked after, it again next round",
+                                  addon=row["name"])
         return seen
 
     def _held_by_an_operation(self, addon: str) -> bool:

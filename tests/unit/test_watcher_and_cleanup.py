@@ -58,3 +58,23 @@ async def test_the_node_watcher_goes_on_when_a_host_does_not_answer(world, engin
     assert seen[on_a.name]["recovered"] == "restarted on its data"
     assert seen[on_b.name] == {"addon": on_b.name, "node": on_b.container, "down": "its host host-b does not answer",
                                "recovered": None}
+
+
+async def test_one_addons_surprise_does_not_starve_the_others(world, engine, monkeypatch):
+    """One addon whose healing raised what nobody expected (a KeyError: its node on a host no longer in the
+    hosts file) ended the whole round, so no other addon was looked after."""
+    on_a = await a_running_addon(world, engine)
+    on_b = await a_running_addon(world, engine)
+    world.runtime.kill("host-a", on_a.container)
+    world.runtime.kill("host-b", on_b.container)
+    is_running = world.runtime.is_running
+
+    async def surprised_on_b(host, container):
+        if host == "host-b":
+            raise KeyError(host)
+        return await is_running(host, container)
+
+    monkeypatch.setattr(world.runtime, "is_running", surprised_on_b)
+    seen = {s["addon"]: s for s in await engine.watcher.look()}
+    assert seen[on_a.name]["recovered"] == "restarted on its data"
+    assert on_b.name not in seen  # tried again next round
