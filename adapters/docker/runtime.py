@@ -23,10 +23,10 @@ from engine.ports import EffectError, EngineUnreachable, NodeSpec, NodeState, Su
 from engine.settings import DockerHost
 
 
-def config_archive(files: dict[str, str], owner: tuple[int, int] = (0, 0)) -> bytes:
+def config_archive(files: dict[str, str], owner: tuple[int, int] = (999, 999)) -> bytes:
     """A tar of these files (relative paths), as the Docker archive API wants it. Readable by their
-    `owner` only: a data node's server runs as root in its container and a TLS key is among them; a
-    Sentinel or HAProxy runs as its own user."""
+    `owner` only, the user the server runs as (by default the engine images' redis): a TLS key is
+    among them."""
     buffer = io.BytesIO()
     with tarfile.open(fileobj=buffer, mode="w") as tar:
         directories = sorted({str(parent) for name in files for parent in PurePosixPath(name).parents} - {"."})
