@@ -27,7 +27,7 @@ from redis.retry import Retry
 from adapters.http.app import make_app
 from domain.cluster_config import MASTER_NAME
 from engine import build
-from tests.integration.api_client import session, url
+from tests.integration.api_client import cli, session, token, url
 from tests.integration.business import business_addon, direct, eventually, nodes_by_role, primary_of
 from tests.integration.conftest import remove_everything_of, running_addon, settings_for
 
@@ -56,6 +56,7 @@ class RestartingApp:
         self._restart_to: str | None = None
         self._restarted = asyncio.Event()
         self._task: asyncio.Task | None = None
+        self._stopping = False
 
     async def start(self, hooks: "Hooks") -> None:
         await self.engine.register_app(self.app, restart="hook", url=await hooks.serve(self))
@@ -68,7 +69,7 @@ class RestartingApp:
         self.urls.append(to)
 
     async def _run(self) -> None:
-        while True:
+        while not self._stopping:  # a flag, not a cancel: redis-py may take a cancel for a failed command
             if self._restart_to is not None:  # restarted: the new process connects with the hook's URL
                 await self.client.aclose()
                 self._connect(self._restart_to)
@@ -95,8 +96,8 @@ class RestartingApp:
         return True
 
     async def stop(self) -> None:
-        self._task.cancel()
-        await asyncio.gather(self._task, return_exceptions=True)
+        self._stopping = True
+        await self._task
         await self.client.aclose()
 
 
@@ -245,6 +246,26 @@ async def test_a_starter_rotation_under_writes(engine, server, hooks, addon):
     await nowhere_stored_or_served(engine, server, new)
 
 
+async def test_the_cli_rotates_and_follows_the_steps(engine, server, addon, monkeypatch, tmp_path, capsys):
+    monkeypatch.setenv("REDIS_ADDONS_HOME", str(tmp_path / "client-home"))
+    monkeypatch.setenv("REDIS_ADDONS_API", str(server.make_url("")).rstrip("/"))
+    monkeypatch.setenv("REDIS_ADDONS_TOKEN", token(engine))
+    await engine.register_app(APP, restart="none")  # the app of the test before is gone
+    before = (await engine.environment(APP))["REDIS_URL"]
+
+    assert await cli("--app", APP, "rotate-credentials") == 0
+
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0].startswith(f"-----> Rotating the password of {addon}: ")
+    assert [line.split()[:2] for line in lines[1:-1]] == [[step, "done"] for step in (
+        "add_password", "publish", "restart_app", "remove_old", "disconnect_old")]
+    assert lines[-1] == f"-----> {addon} accepts the new password only: see it with `redis-addons --app {APP} env`"
+    after = (await engine.environment(APP))["REDIS_URL"]
+    assert after != before and await refused(before) and await answers(after)
+    assert await cli("--app", APP, "--addon", f"{APP}-0000", "rotate-credentials") == 1
+    assert capsys.readouterr().err.startswith(f"error: app '{APP}' has no addon '{APP}-0000'")
+
+
 async def writes(url_: str) -> bool:
     client = client_of(url_)
     try:
@@ -266,24 +287,35 @@ async def answers(url_: str) -> bool:
 
 
 async def test_a_business_rotation_under_writes_then_a_failover(engine, hooks):
-    addon = await business_addon(engine, BUSINESS_APP)
+    async with asyncio.timeout(150):
+        addon = await business_addon(engine, BUSINESS_APP)
     app = RestartingApp(engine, BUSINESS_APP)
-    await app.start(hooks)
+    async with asyncio.timeout(30):
+        await app.start(hooks)
     old_url = app.url
     app.hold.set()
 
     with structlog.testing.capture_logs() as logs:
-        started = await engine.credentials.rotate(BUSINESS_APP, addon)
-        operation = await engine.wait_for_operation(started["operation_id"], timeout=90)
-        await app.wrote(20)
-    await app.stop()
+        async with asyncio.timeout(60):
+            started = await engine.credentials.rotate(BUSINESS_APP, addon)
+            operation = await engine.wait_for_operation(started["operation_id"], timeout=50)
+        async with asyncio.timeout(30):
+            await app.wrote(20)
+    async with asyncio.timeout(20):
+        await app.stop()
 
     assert operation["status"] == "succeeded", operation
     assert app.failures == [] and app.restarts == 1, (app.failures, app.restarts, operation["steps"])
     new_url = (await engine.environment(BUSINESS_APP))["REDIS_URL"]
     new = urlsplit(new_url).password
     assert app.url == new_url != old_url and new not in repr(logs)
-    assert await refused(old_url) and not await refused(new_url)  # through HAProxy
+    async with asyncio.timeout(30):
+        assert await refused(old_url) and not await refused(new_url)  # through HAProxy
+    async with asyncio.timeout(90):  # every call below has its own timeout; this says which one never ended
+        await then_the_cluster_uses_it(engine, addon, old_url, new_url, new)
+
+
+async def then_the_cluster_uses_it(engine, addon: str, old_url: str, new_url: str, new: str) -> None:
     nodes = await nodes_by_role(engine, BUSINESS_APP, addon)
     for node in nodes["data"]:  # each data node refuses the old password
         client = direct(node, urlsplit(old_url).password)
@@ -308,8 +340,14 @@ async def test_a_business_rotation_under_writes_then_a_failover(engine, hooks):
         assert "OK" in await sentinel.execute_command("SENTINEL", "CKQUORUM", MASTER_NAME)
     await sentinels[0].execute_command("SENTINEL", "FAILOVER", MASTER_NAME)
 
-    async def failed_over() -> bool:
-        return (await on_replica.info("replication")).get("role") == "master" and await writes(new_url)
+    async def failed_over() -> bool:  # a new connection each time: a Sentinel promoting a node closes its clients
+        promoted = direct(replica, new)
+        try:
+            return (await promoted.info("replication")).get("role") == "master" and await writes(new_url)
+        except RedisConnectionError:
+            return False
+        finally:
+            await promoted.aclose()
 
     await eventually(failed_over, timeout=30, every=0.2)
     through_entry = client_of(new_url)
