@@ -83,11 +83,13 @@ class Run:
         return r
 
     def create(self, name: str, *cmd: str) -> str:
-        """A container as the component runs: host network, image user, read-only root, config volume."""
+        """A container as the component runs (adapters/docker/runtime.py): host network, image user, read-only
+        root, config volume, no capability, no new privileges, a pids limit."""
         c = self.component
         self.containers.append(name)
         self.must(docker(self.url, "create", "--name", name, "--label", "redis-addons.smoke=1", "--network", "host",
-                         "--read-only", "--memory", "128m",
+                         "--read-only", "--memory", "128m", "--cap-drop", "ALL", "--security-opt", "no-new-privileges",
+                         "--pids-limit", "256",
                          "--mount", f"type=volume,src={self.volume},dst={c['config_dir']}", c["image"], *cmd),
                   "docker create")
         return name
