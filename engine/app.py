@@ -15,7 +15,7 @@ from domain.settings import DEFAULT_SETTINGS
 from domain.names import addon_name, check_app_name
 from domain.app import App, restart_method
 from domain.catalog import PlanCatalog, VersionCatalog
-from domain.errors import OperationNotStuck, UnknownAddon, UnknownOperation
+from domain.errors import OperationNotStuck, UnknownAddon
 from domain.operation import Operation
 from domain.redis_config import app_environment
 from engine.access import AccessService
@@ -29,6 +29,7 @@ from engine.follower import Follower
 from domain.placement import NodeRequest
 from engine.addon_lookup import PROVIDER, AddonLookup
 from engine.addon_stats import StatsQueries
+from engine import audit
 from engine.log_queries import LogQueries
 from engine.described import describe_operation
 from engine.adoption import adopt_clusters
@@ -248,14 +249,12 @@ class Engine(StatsQueries, LogQueries):  # stats: engine/addon_stats.py; operati
     async def retry_operation(self, operation_id: str) -> dict:
         """An operator's retry of an operation whose compensation could not finish ("needs attention")."""
         op_id = self._operation_id(operation_id)
-        try:
-            operation: Operation = await self.events.get(op_id)
-        except AggregateNotFoundError:
-            raise UnknownOperation(f"unknown operation {operation_id}") from None
+        operation = await self._the_operation(op_id, operation_id)  # another aggregate's ID: unknown, as none
         if operation.status != "needs-attention":
             raise OperationNotStuck(f"operation {operation_id} is {operation.status}: only an operation that needs "
                                     "attention can be retried")
-        log.info("operation retried by an operator", operation_id=str(op_id), addon=operation.addon)
+        log.info("operation retried", operation_id=str(op_id), addon=operation.addon,  # who: the audit trail
+                 requested_by=audit.current().shown())
         self.coordinator.retry(op_id)
         return describe_operation(operation)
 

@@ -17,10 +17,7 @@ class LogQueries:
         op_id = self._operation_id(operation_id)
         deadline = asyncio.get_running_loop().time() + timeout
         while True:
-            try:
-                operation: Operation = await self.events.get(op_id)
-            except AggregateNotFoundError:
-                raise UnknownOperation(f"unknown operation {operation_id}") from None
+            operation = await self._the_operation(op_id, operation_id)
             left = deadline - asyncio.get_running_loop().time()
             if operation.is_finished or left <= 0:
                 # Read your writes: what the operation did shows in the read models on return.
@@ -31,10 +28,18 @@ class LogQueries:
                 await self.events.wait_for_save(min(left, 0.5))
 
     async def operation(self, operation_id: str) -> dict:
+        return describe_operation(await self._the_operation(self._operation_id(operation_id), operation_id))
+
+    async def _the_operation(self, op_id: UUID, operation_id: str) -> Operation:
+        """The operation of that ID; another aggregate's ID (an addon's, an app's: uuid5 of names anyone can
+        compute) is no operation's, answered as one that does not exist (not a 500 telling it exists)."""
         try:
-            return describe_operation(await self.events.get(self._operation_id(operation_id)))
+            operation = await self.events.get(op_id)
         except AggregateNotFoundError:
-            raise UnknownOperation(f"unknown operation {operation_id}") from None
+            operation = None
+        if not isinstance(operation, Operation):
+            raise UnknownOperation(f"unknown operation {operation_id}")
+        return operation
 
     @staticmethod
     def _operation_id(text: str) -> UUID:

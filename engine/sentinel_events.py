@@ -17,7 +17,6 @@ what is recorded, so a failover is recorded once, by whichever sees it first.
 from __future__ import annotations
 
 import asyncio
-import contextvars
 from collections import deque
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
@@ -27,6 +26,7 @@ import structlog
 
 from domain.cluster import Cluster
 from domain.cluster_config import MASTER_NAME
+from engine import audit
 from engine.cluster_provisioning import sentinel_secret
 from engine.clusters import cluster_of
 from engine.nodes import endpoint as node_endpoint
@@ -158,8 +158,9 @@ class SentinelEvents:
         for key, node in wanted.items():
             if key not in self._tasks:
                 ready = asyncio.Event()
+                # none of the caller's log bindings; what a Sentinel's event makes is the engine's own doing
                 self._tasks[key] = asyncio.create_task(self._follow(key[0], node, ready), name=f"sentinel-{key[1]}",
-                                                       context=contextvars.Context())
+                                                       context=audit.context_for(audit.ENGINE))
                 started.append(asyncio.create_task(ready.wait()))
         if started:
             await asyncio.wait(started, timeout=SUBSCRIBED_WITHIN_S)

@@ -17,6 +17,7 @@ from adapters.http.errors import error_response
 from adapters.http.keys import ENGINE
 from engine import audit
 from engine.access import NO_ACCESS, OPERATOR_ACCESS, Access
+from engine.audit import Requester
 
 log = structlog.get_logger("http")
 
@@ -26,6 +27,8 @@ PUBLIC_PATHS = frozenset({"/health"})
 SESSION_AUTHENTICATED = web.RequestKey("authenticated_by_dashboard_session", bool)
 # What the request may reach: set here for a bearer token, by the dashboard's middleware for a session.
 ACCESS = web.RequestKey("access", Access)
+# The scrape token: no app, the metrics grant (ownership.GRANTED opens /metrics to it as to a granted token).
+SCRAPER_ACCESS = Access(Requester("scraper", "scrape token"), apps=frozenset(), grants=frozenset({"metrics"}))
 
 
 def ensure_token(path: Path, what: str = "API token") -> str:
@@ -88,8 +91,11 @@ def auth_middleware(token: str, scrape_token: str | None = None):
 
 
 async def as_requester(request: web.Request, handler, access: Access):
-    """Run the handler as `access`: what it reaches (request[ACCESS]) and who its events say asked."""
+    """Run the handler as `access`: what it reaches (request[ACCESS]), who its events say asked, and the token
+    its log lines name (the request line too: error_middleware logs it in this request's own task, whose
+    context aiohttp makes per request, so the binding ends with it). Reading a password leaves that trace."""
     request[ACCESS] = access
+    structlog.contextvars.bind_contextvars(token_id=access.requester.id)
     with audit.requested_by(access.requester):
         return await handler(request)
 
@@ -97,7 +103,7 @@ async def as_requester(request: web.Request, handler, access: Access):
 async def scrape_only(request: web.Request, handler):
     """The scrape token reads /metrics (Prometheus keeps it in a file); it is refused everywhere else."""
     if request.path == "/metrics" and request.method in ("GET", "HEAD"):
-        return await handler(request)
+        return await as_requester(request, handler, SCRAPER_ACCESS)
     return error_response(403, "scrape-token-metrics-only",
                           "the scrape token (the server's metrics-token file) opens GET /metrics only: "
                           "use the API token for this request")

@@ -61,15 +61,18 @@ async def event_stream(request: web.Request) -> web.StreamResponse:
         quiet_since = loop.time()
         while engine.access.still_valid(access_of(request)):  # a revoked token's stream ends at once
             events = await engine.event_page(after=position, limit=PAGE)
-            for event in await visible_events(request, events):
+            shown = await visible_events(request, events)
+            for event in shown:
                 await response.write(sse_frame(event))
             if events:
                 position = events[-1]["id"]
-            if events:
+            # Quiet is what this client saw: other apps' events (filtered out) must neither keep its
+            # keep-alives away (a proxy cuts an idle stream) nor tell it, by their absence, that others are busy.
+            if shown:
                 quiet_since = loop.time()
-                if len(events) == PAGE:
-                    continue
-            elif loop.time() - quiet_since >= KEEPALIVE_S:
+            if len(events) == PAGE:
+                continue
+            if loop.time() - quiet_since >= KEEPALIVE_S:
                 await response.write(b": keep-alive\n\n")
                 quiet_since = loop.time()
             await wait_for_news(engine)

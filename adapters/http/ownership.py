@@ -32,9 +32,11 @@ OPEN = frozenset({"/health", "/v1/openapi.json", "/v1/addon_providers/{provider}
                   "/dashboard", "/dashboard/signin", "/dashboard/signout", "/dashboard/static"})
 # Lists whose handler keeps the token's apps' rows only (see visible, visible_events).
 LISTS = frozenset({"/v1/operations", "/v1/events", "/v1/events/stream", "/v1/maintenance", "/dashboard/apps"})
-# The operator's alone, although they name an app's thing: tokens, every app's webhooks, the read models' replay.
+# The operator's alone, although they name an app's thing: tokens, every app's webhooks, the read models' replay,
+# an app's restart method (a docker label or a loopback hook reaches beyond the app: another app's containers
+# would be recreated with this app's environment at its next restart).
 OPERATOR_ONLY = frozenset({"/v1/tokens", "/v1/tokens/{token}", "/v1/webhooks", "/v1/webhooks/{webhook}", "/v1/apps",
-                           "/v1/admin/replay"})
+                           "/v1/apps/{app}/restart", "/v1/admin/replay"})
 # Routes opened to a token by a grant (domain/access_token.py GRANTS).
 GRANTED = {"/metrics": "metrics"}
 
@@ -77,11 +79,16 @@ async def _addon(engine, name: str) -> str | None:
 
 
 async def _backup(engine, backup: str) -> str | None:
+    """From the event store, not the read models: a backup they have not projected yet (behind, or their disk
+    full) would have no owner there, and a restore takes any app's backup. An aggregate of no app: refused."""
     try:
-        row = await asyncio.to_thread(engine.views.backup, str(UUID(backup)))
+        backup_id = UUID(backup)
     except ValueError:
         return None  # not an ID: the handler says so
-    return row and (row.get("app") or await _addon(engine, row["addon"]))
+    owner = await engine.access.owner_of(backup_id)
+    if owner is None and await engine.events.exists(backup_id):
+        return INSTALLATION
+    return owner
 
 
 async def _operation(engine, operation_id: str) -> str | None:
@@ -93,7 +100,7 @@ async def _operation(engine, operation_id: str) -> str | None:
 
 async def _webhook(engine, webhook: str) -> str | None:
     try:
-        hook = engine.webhooks.notifier.hooks.get(UUID(webhook))
+        hook = engine.webhooks.notifier.hooks.get(str(UUID(webhook)))  # the notifier keys its hooks by text
     except ValueError:
         return None
     return None if hook is None else hook.app or INSTALLATION

@@ -4,15 +4,20 @@ nowhere; every event says who asked, and reads back so after a reload; older eve
 
 from __future__ import annotations
 
+import asyncio
 from uuid import UUID
 
 import pytest
+import structlog
+from aiohttp.test_utils import TestClient, TestServer
+from structlog.testing import capture_logs
 
 from domain.access_token import AccessTokens, InvalidAccessToken, UnknownAccessToken
 from engine import audit
 from engine.access import secret_hash
 from engine.described import event_as_dict
-from tests.unit.engine_fakes import APP, finished
+from adapters.http.app import make_app
+from tests.unit.engine_fakes import APP, a_running_addon, caught_up, finished, started_engine
 
 AT = "2026-12-02T10:00:00+00:00"
 SHA = "a" * 64
@@ -95,3 +100,35 @@ def test_an_event_recorded_before_requesters_were_has_none():
     tokens = AccessTokens()
     [opened] = tokens.collect_events()
     assert audit.recorded_by(opened) is None and event_as_dict(1, opened)["requested_by"] is None
+
+
+async def test_each_request_line_of_the_log_names_the_token_that_made_it(engine):
+    """Reading a password (the app's variables, the dashboard's pages) changes nothing: the log line is its trace."""
+    await finished(engine, await engine.add_addon(APP, "redis-starter-256"))
+    created = await engine.access.create("ci", [APP])
+    async with TestClient(TestServer(make_app(engine, token="the-token", scrape_token="the-scrape-token"))) as client:
+        with capture_logs(processors=[structlog.contextvars.merge_contextvars]) as logs:
+            for secret in (created["secret"], "the-token"):
+                async with client.get(f"/v1/apps/{APP}/variables",
+                                      headers={"Authorization": f"Bearer {secret}"}) as response:
+                    assert response.status == 200, await response.text()
+            async with client.get("/v1/operations") as response:
+                assert response.status == 401
+    lines = [(line["path"], line["status"], line.get("token_id")) for line in logs if line["event"] == "request"]
+    assert lines == [(f"/v1/apps/{APP}/variables", 200, created["token"]["id"]), (f"/v1/apps/{APP}/variables", 200, "operator"),
+                     ("/v1/operations", 401, None)]
+
+
+async def test_a_retry_says_who_asked_for_it(world):
+    engine = await started_engine(world, attention_retry_s=60)
+    addon = await a_running_addon(world, engine)
+    world.runtime.fail_for_good("start_node")  # neither the new node nor the old one starts: needs attention
+    stuck = await engine.change_plan(APP, addon.name, "redis-starter-512")
+    async with asyncio.timeout(5):
+        while not any("Addon.NeedsAttention" in saved for saved in world.events.saves):
+            await asyncio.sleep(0.005)
+    await caught_up(engine)
+    with capture_logs() as logs, audit.requested_by(audit.Requester("tok-1", "ci")):
+        await engine.retry_operation(stuck["operation_id"])
+    [retried] = [line for line in logs if line["event"] == "operation retried"]
+    assert retried["operation_id"] == stuck["operation_id"] and retried["requested_by"] == {"id": "tok-1", "name": "ci"}

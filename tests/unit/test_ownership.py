@@ -5,6 +5,7 @@ by default (by the names in its path)."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import uuid
 
@@ -12,7 +13,11 @@ import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
 
+from adapters.http import events as event_routes
 from adapters.http.app import make_app
+from adapters.http.ownership import _webhook
+from domain.addon import Addon
+from domain.operation import Operation
 from tests.unit.engine_fakes import APP, caught_up, finished
 
 OTHER = "other-app"
@@ -78,7 +83,7 @@ async def test_lists_and_the_event_log_keep_the_tokens_apps(api):
 
 @pytest.mark.parametrize("method, path", [("GET", "/v1/tokens"), ("POST", "/v1/tokens"), ("GET", "/v1/webhooks"),
                                           ("POST", "/v1/admin/replay"), ("GET", "/metrics"), ("GET", "/v1/brand-new"),
-                                          ("POST", "/v1/apps")])
+                                          ("POST", "/v1/apps"), ("PUT", f"/v1/apps/{APP}/restart")])
 async def test_the_operators_routes_are_refused_naming_why(api, method, path):
     status, body = await answer(api, method, path, api.scoped)
     assert status == 403 and body["error"]["rule"] == "operator-only" and "installation's token" in body["error"]["message"]
@@ -98,3 +103,67 @@ async def test_an_operators_webhook_is_no_apps_and_answers_as_a_missing_one(api,
     absent = await answer(api, "DELETE", f"/v1/apps/{APP}/webhooks/{nowhere}", api.scoped)
     assert seen[0] == absent[0] == 404 and json.dumps(seen[1]) == json.dumps(absent[1]).replace(nowhere, operators)
     assert [w["id"] for w in await engine.webhooks.list()] == [operators]
+
+
+async def test_the_scrape_token_reads_the_metrics_and_nothing_else(api):
+    scraper = {"Authorization": "Bearer the-scrape-token"}
+    async with api.get("/metrics", headers=scraper) as response:
+        assert response.status == 200, await response.text()
+    status, body = await answer(api, "GET", "/v1/operations", scraper)
+    assert status == 403 and body["error"]["rule"] == "scrape-token-metrics-only"
+
+
+async def test_the_id_of_an_aggregate_that_is_no_operation_is_an_unknown_operation(api):
+    """An addon's ID is a uuid5 of its name: anyone can compute it; it must not tell the addon exists."""
+    nowhere = str(uuid.uuid4())
+    for addon in (api.theirs["addon"], api.mine["addon"]):
+        addon_id = str(Addon.id_for(addon))
+        for method, path in (("GET", "/v1/operations/{}"), ("POST", "/v1/operations/{}/retry")):
+            for headers in (api.scoped, api.operator):
+                seen = await answer(api, method, path.format(addon_id), headers)
+                absent = await answer(api, method, path.format(nowhere), headers)
+                assert seen[0] == absent[0] == 404, (method, addon, seen)
+                assert json.dumps(seen[1]) == json.dumps(absent[1]).replace(nowhere, addon_id)
+
+
+async def test_a_backup_the_read_models_have_not_shown_yet_is_still_its_apps(api, engine, monkeypatch):
+    """Read models behind (or their disk full): the owner comes from the event store, so a restore under the
+    token's own addon of another app's backup is answered as for a backup that does not exist."""
+    await finished(engine, theirs := await engine.backups.create(OTHER, api.theirs["addon"]))
+    await caught_up(engine)
+    monkeypatch.setattr(engine.views, "backup", lambda backup_id: None)  # not projected yet
+    restore = f"/v1/apps/{APP}/addons/{api.mine['addon']}/backups/{{}}/restore"
+    nowhere = str(uuid.uuid4())
+    seen = await answer(api, "POST", restore.format(theirs["backup_id"]), api.scoped)
+    absent = await answer(api, "POST", restore.format(nowhere), api.scoped)
+    assert seen[0] == absent[0] == 404, seen
+    assert json.dumps(seen[1]) == json.dumps(absent[1]).replace(nowhere, theirs["backup_id"])
+    assert [o["kind"] for o in await engine.operations(api.mine["addon"])] == ["provision"]
+
+
+async def test_a_webhook_is_found_by_its_id_to_tell_its_owner(api, engine):
+    theirs = (await engine.webhooks.register("http://127.0.0.1:9/theirs", OTHER))["webhook"]["id"]
+    assert await _webhook(engine, theirs) == OTHER
+    assert await _webhook(engine, theirs.upper()) == OTHER
+    assert await _webhook(engine, str(uuid.uuid4())) is None
+
+
+async def test_other_apps_events_keep_no_keep_alive_away_from_a_scoped_stream(api, engine, monkeypatch):
+    """A busy other app (events the token never sees) must not keep the stream silent: a proxy would cut it."""
+    monkeypatch.setattr(event_routes, "KEEPALIVE_S", 0.3)
+    monkeypatch.setattr(event_routes, "POLL_S", 0.02)
+
+    async def busy_other_app():
+        while True:
+            await engine.events.save(Operation(kind="provision", addon=api.theirs["addon"], app=OTHER))
+            await asyncio.sleep(0.02)
+
+    writer = asyncio.create_task(busy_other_app())
+    try:
+        position = (await engine.event_page(after=0, limit=100000))[-1]["id"]
+        async with api.get(f"/v1/events/stream?after={position}", headers=api.scoped) as response:
+            async with asyncio.timeout(5):
+                while (line := await response.content.readline()) != b": keep-alive\n":
+                    assert OTHER not in line.decode(), line
+    finally:
+        writer.cancel()

@@ -11,6 +11,7 @@ from contextlib import asynccontextmanager
 import pytest
 
 from domain.cluster import Cluster, node_record
+from engine import audit
 from engine.clusters import promote
 from engine.described import event_as_dict
 from engine.sentinel_events import CHANNELS, FAILOVER, Said, SentinelEvents, read, record
@@ -395,3 +396,13 @@ async def test_a_subscription_that_loses_a_cancellation_still_ends_when_the_engi
     await notices.look([ADDON])
     await asyncio.wait_for(notices.stop(), timeout=5)
     assert lost and notices.following == set()
+
+
+async def test_what_a_sentinel_said_is_recorded_as_the_engines_doing(followed, events):
+    notices, sentinels, _ = followed
+    with audit.requested_by(audit.OPERATOR):  # a round started by whoever: the facts are the engine's
+        await notices.look([ADDON])
+    sentinels.publish(S1, *sdown("master", PRIMARY))
+    await notices.wait_for(recorded("SentinelsSawDown"))
+    _, fact = (await events.select(0, 1000))[-1]
+    assert type(fact) is Cluster.SentinelsSawDown and audit.recorded_by(fact) == audit.ENGINE.shown()
