@@ -49,10 +49,10 @@ def pieces(data: bytes, size: int = sealed.CHUNK):
         yield view[i:i + size]
 
 
-def seal_in_memory(key: bytes, data: bytes, keep: bool = False) -> tuple[float, bytes]:
+def seal_in_memory(key: bytes, name: str, data: bytes, keep: bool = False) -> tuple[float, bytes]:
     """Sealed pieces dropped as they come (as the store writes them), like the copy it is compared with;
     `keep` for the blob the opening case reads (not timed then)."""
-    t0, sealer, out = time.perf_counter(), sealed.Sealer(key), []
+    t0, sealer, out = time.perf_counter(), sealed.Sealer(key, name), []
     for piece in pieces(data):
         sealed_piece = sealer.add(piece)
         if keep:
@@ -78,9 +78,9 @@ def open_in_memory(name: str, keys, blob: bytes) -> float:
     return time.perf_counter() - t0
 
 
-def sink_write(path: Path, data: bytes, key: bytes | None) -> float:
+def sink_write(root: Path, name: str, data: bytes, key: bytes | None) -> float:
     t0 = time.perf_counter()
-    sink = backup_files._GzipSink(path, sealed.Sealer(key) if key else None, compress=False)
+    sink = backup_files._GzipSink(root / name, sealed.Sealer(key, name) if key else None, compress=False)
     for piece in pieces(data):
         sink.add(bytes(piece))
     sink.finish()
@@ -162,15 +162,15 @@ async def micro(data: bytes, keys, workdir: Path, rounds: int) -> list[dict]:
         first = i % 2 == 0
         for side in ((True, False) if first else (False, True)):
             if side:
-                row["seal_mem"], _ = await asyncio.to_thread(seal_in_memory, key, data)
-                blob = (await asyncio.to_thread(seal_in_memory, key, data, True))[1]
+                row["seal_mem"], _ = await asyncio.to_thread(seal_in_memory, key, name, data)
+                blob = (await asyncio.to_thread(seal_in_memory, key, name, data, True))[1]
                 row["open_mem"] = await asyncio.to_thread(open_in_memory, name, keys, blob)
-                row["write_sealed"] = await asyncio.to_thread(sink_write, sealed_store.root / name, data, key)
+                row["write_sealed"] = await asyncio.to_thread(sink_write, sealed_store.root, name, data, key)
                 row["read_sealed"] = await store_read(sealed_store, name)
                 row["check_sealed"] = await timed(sealed_store.checksum(name))
             else:
                 row["copy_mem"] = await asyncio.to_thread(copy_in_memory, data)
-                row["write_plain"] = await asyncio.to_thread(sink_write, plain_store.root / name, data, None)
+                row["write_plain"] = await asyncio.to_thread(sink_write, plain_store.root, name, data, None)
                 row["read_plain"] = await store_read(plain_store, name)
                 row["check_plain"] = await timed(plain_store.checksum(name))
         assert await sealed_store.checksum(name) == await plain_store.checksum(name) == (len(data), hashlib.sha256(data).hexdigest())

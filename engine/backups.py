@@ -133,7 +133,8 @@ class BackupService:
         return row
 
     def read_archive(self, row: dict, start: int = 0, end: int | None = None) -> AsyncIterator[bytes]:
-        return self.store.read(row["location"], start, end)
+        # The record goes along: an archive that is not the one recorded is refused before any of it is sent.
+        return self.store.read(row["location"], start, end, recorded=(row["size"], row["sha256"]))
 
     # -- the schedule and the retention policy (driven by engine.scheduler) ------------
 

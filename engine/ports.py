@@ -308,9 +308,10 @@ class BackupStore(Protocol):
         """Store a tar stream gzipped under `name`, all or nothing (a failure leaves no file behind), encrypted
         at rest where the store does so. Returns {"size", "sha256", "location"} of the .tar.gz (what a download gives)."""
 
-    def read(self, name: str, start: int = 0, end: int | None = None) -> AsyncIterator[bytes]:
+    def read(self, name: str, start: int = 0, end: int | None = None,
+             recorded: tuple[int, str] | None = None) -> AsyncIterator[bytes]:
         """The archive's .tar.gz bytes [start, end), decrypted as they are read: ArchiveAltered at the first
-        chunk that fails its authentication."""
+        chunk that fails its authentication, and before any byte when it is not the `recorded` (size, sha256)."""
 
     def read_tar(self, name: str) -> AsyncIterator[bytes]:
         """The archive's tar stream, uncompressed."""

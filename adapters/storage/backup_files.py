@@ -4,7 +4,10 @@ Archives are sealed as they are written (sealed.py: AES-256-GCM in chunks, under
 backup_keys.py, kept outside the store); reads open them chunk by chunk, so a download gives the plain
 .tar.gz and stops at the first altered chunk. An archive written before encryption (a plain .tar.gz,
 told by its first bytes) is still read as it is, until `reseal` seals it. Sizes and SHA-256 are the
-.tar.gz's, so a backup's record means the same sealed, plain or resealed under another key.
+.tar.gz's, so a backup's record means the same sealed, plain or resealed under another key. Each sealed
+archive opens at its own key in the store only (sealed.py binds it): one copied over another is refused.
+A plain one is not authenticated: it is served or sealed again only once its whole SHA-256 is the one
+recorded (`recorded`, from the backup's record; they are rare).
 
 Archives are written as `<key>.partial` and renamed once complete, so a reader never sees
 half an archive and a failed backup leaves nothing behind. Compression runs in a worker
@@ -20,6 +23,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import errno
+import glob
 import hashlib
 import os
 import stat
@@ -39,7 +43,7 @@ CHUNK = 1 << 20
 GZIP = 31  # zlib's window bits for a gzip container (RFC 1952), the `.tar.gz` the reference names
 LEVEL = 1  # RDB strings are LZF-compressed already: a higher level costs time and saves little
 DIR_MODE, FILE_MODE = 0o700, 0o600
-RESEALING = ".resealing"  # an archive being sealed again under the current key
+RESEALING = ".resealing"  # `<name>.<random>.resealing`: an archive being sealed again under the current key
 NO_ROOM = {errno.ENOSPC: "full", errno.EDQUOT: "over its quota", errno.EROFS: "read-only"}
 log = structlog.get_logger("backup-store")
 
@@ -73,7 +77,7 @@ class FileBackupStore:
         final = self._path(key)
         partial = final.with_name(final.name + ".partial")
         await asyncio.to_thread(_make_private_dirs, self.root.resolve(), final.parent)
-        sink = await asyncio.to_thread(self._sink, partial)
+        sink = await asyncio.to_thread(self._sink, partial, key)
         pending: asyncio.Future | None = None
         try:
             async with _closing(tar) as source:
@@ -92,24 +96,26 @@ class FileBackupStore:
             raise
         return {"size": size, "sha256": digest, "location": key}
 
-    def _sink(self, partial: Path) -> _GzipSink:
+    def _sink(self, partial: Path, key: str) -> _GzipSink:
         if self.keys and not self.keys.exist() and any(self.sealed_with(k) not in ("plain", "altered") for k in self.archives()):
             # A new key would seal new backups and leave every older one unreadable, unnoticed. Only files with a
             # sealed header count: a stray file in the store must not block every first backup.
             raise EffectError(f"the backup keyring {self.keys.path} is missing, yet the backup store holds sealed "
                               "archives: put it back from your copy (or set REDIS_ADDONS_BACKUP_KEY), then back up again")
         try:
-            sealer = sealed.Sealer(self.keys.current()[1], self.chunk_size) if self.keys else None
+            sealer = sealed.Sealer(self.keys.current()[1], key, self.chunk_size) if self.keys else None
         except SettingsError as e:  # a keyring file spoilt: no backup without a key to seal it
             raise EffectError(str(e)) from None
         return _GzipSink(partial, sealer)
 
-    async def read(self, key: str, start: int = 0, end: int | None = None) -> AsyncIterator[bytes]:
+    async def read(self, key: str, start: int = 0, end: int | None = None,
+                   recorded: tuple[int, str] | None = None) -> AsyncIterator[bytes]:
         try:
             archive = await asyncio.to_thread(_Archive, self._path(key), key, self.keys)
         except (FileNotFoundError, NotADirectoryError):
             raise EffectError(f"backup archive {key} is missing from the backup store") from None
         try:
+            await asyncio.to_thread(archive.check, recorded)
             pieces = archive.pieces(start, end)
             while chunk := await asyncio.to_thread(next, pieces, b""):
                 yield chunk
@@ -147,6 +153,14 @@ class FileBackupStore:
         return sorted(str(p.relative_to(root)) for p in root.rglob("*")
                       if p.is_file() and not p.name.endswith((".partial", RESEALING)))
 
+    def unfinished(self) -> list[str]:
+        """Every archive being written: a backup's `.partial`, a reseal's temporary file (or one a crash left)."""
+        root = self.root.resolve()
+        if not root.is_dir():
+            return []
+        return sorted(str(p.relative_to(root)) for p in root.rglob("*")
+                      if p.is_file() and p.name.endswith((".partial", RESEALING)))
+
     def sealed_with(self, key: str) -> str:
         """The ID (hex) of the key an archive is sealed with, or "plain" (written before encryption)."""
         with open(self._path(key), "rb") as handle:
@@ -156,28 +170,35 @@ class FileBackupStore:
             return sealed.HEADER.unpack_from(first)[3].hex() if len(first) == sealed.HEADER.size else "altered"
         return "plain" if kind == "plain" else "altered"
 
-    def reseal(self, key: str) -> bool:
+    def reseal(self, key: str, recorded: tuple[int, str] | None = None) -> bool:
         """The archive sealed again under the current key, its .tar.gz unchanged (checked before it replaces
-        the old file): False when it already was. Each chunk of the old one is authenticated as it is read."""
-        current = self.keys.current()[0].hex()
-        if self.sealed_with(key) == current:
+        the old file): False when it already was. Each chunk of the old one is authenticated as it is read; a
+        plain one is sealed only when `recorded` (its backup's size and SHA-256) says it is the one made."""
+        current_id, current_key = self.keys.current()
+        if self.sealed_with(key) == current_id.hex():
             return False
         path = self._path(key)
-        partial = path.with_name(path.name + RESEALING)
         archive = _Archive(path, key, self.keys)
-        sink = _GzipSink(partial, sealed.Sealer(self.keys.current()[1], self.chunk_size), compress=False)
         try:
-            for piece in archive.pieces(0, None):
-                sink.add(piece)
-            inode = os.fstat(archive.handle.fileno()).st_ino
-            if sink.finish() != _digest(partial, key + RESEALING, self.keys):
-                raise EffectError(f"backup archive {key} read back differently once sealed again: left as it was")
-            if os.stat(path).st_ino != inode:  # deleted (or written again) meanwhile: not brought back
-                raise FileNotFoundError(path)
-            os.replace(partial, path)
-        except BaseException:
-            sink.discard()
-            raise
+            if archive.shape is None and recorded is None:
+                raise EffectError(f"backup archive {key} is a plain .tar.gz that no backup records: left as it was "
+                                  "(unauthenticated, it could be any file written over a sealed archive)")
+            archive.check(recorded)
+            # A name of its own: two `reencrypt` at once must not write into one file.
+            partial = path.with_name(f"{path.name}.{os.urandom(4).hex()}{RESEALING}")
+            sink = _GzipSink(partial, sealed.Sealer(current_key, key, self.chunk_size), compress=False)
+            try:
+                for piece in archive.pieces(0, None):
+                    sink.add(piece)
+                inode = os.fstat(archive.handle.fileno()).st_ino
+                if sink.finish() != _digest(partial, key, self.keys):
+                    raise EffectError(f"backup archive {key} read back differently once sealed again: left as it was")
+                if os.stat(path).st_ino != inode:  # deleted (or written again) meanwhile: not brought back
+                    raise FileNotFoundError(path)
+                os.replace(partial, path)
+            except BaseException:
+                sink.discard()
+                raise
         finally:
             archive.close()
         return True
@@ -185,7 +206,9 @@ class FileBackupStore:
     async def delete(self, key: str) -> None:
         path = self._path(key)
         try:
-            for leftover in (path, *(path.with_name(path.name + s) for s in (".partial", RESEALING))):  # a writer killed mid-way leaves .partial
+            # A writer killed mid-way leaves its .partial, a reseal its `<name>.<random>.resealing`.
+            resealing = await asyncio.to_thread(lambda: list(path.parent.glob(glob.escape(path.name) + "*" + RESEALING)))
+            for leftover in (path, path.with_name(path.name + ".partial"), *resealing):
                 await asyncio.to_thread(leftover.unlink, missing_ok=True)
         except NotADirectoryError:  # no directory, so no archive either
             return
@@ -214,6 +237,9 @@ class _GzipSink:
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, FILE_MODE)
         os.fchmod(fd, FILE_MODE)  # the umask may take bits off; a .partial left by a crash may be wider
         self.file = os.fdopen(fd, "wb")
+        if sealer:  # the header at once: `backup-key drop` reads which key a file being written uses
+            self.file.write(sealer.add(b""))
+            self.file.flush()
         # ISA-L's deflate: the same gzip format at ~8x zlib's speed (bench/backup.py measures both).
         self.zip = isal_zlib.compressobj(LEVEL, isal_zlib.DEFLATED, GZIP) if compress else None
         self.digest, self.size = hashlib.sha256(), 0
@@ -275,7 +301,7 @@ class _Archive:
     """One stored archive opened for reading (in a worker thread): sealed, or plain from before encryption."""
 
     def __init__(self, path: Path, key: str, keys: BackupKeys | None):
-        self.handle = open(path, "rb")
+        self.key, self.handle = key, open(path, "rb")
         try:
             size = os.fstat(self.handle.fileno()).st_size
             first = self.handle.read(sealed.HEADER.size)
@@ -296,8 +322,30 @@ class _Archive:
             self.handle.close()
             raise
 
+    def check(self, recorded: tuple[int, str] | None) -> None:
+        """The archive is the one `recorded` (size, SHA-256) before any of it is given: a sealed one's .tar.gz as
+        long (its chunks are authenticated as they are read); a plain one, unauthenticated, hashed whole."""
+        if recorded is None:
+            return
+        size, sha256 = recorded
+        if self.shape is not None:
+            if self.size != size:
+                at = self.shape.stored_size if self.size < size else 0  # cut there; or another, longer archive
+                raise ArchiveAltered(f"backup archive {self.key} is altered on disk at byte {at}: it holds {self.size} "
+                                     f"bytes of .tar.gz where {size} were recorded", at=at)
+            return
+        digest = hashlib.sha256()
+        for piece in self.pieces(0, None):
+            digest.update(piece)
+        if (self.size, digest.hexdigest()) != (size, sha256):
+            raise ArchiveAltered(f"backup archive {self.key} is altered on disk at byte 0: a plain .tar.gz that is not "
+                                 f"the one recorded (SHA-256 {digest.hexdigest()[:12]}, recorded {sha256[:12]})", at=0)
+
     def pieces(self, start: int, end: int | None):
         """The .tar.gz's bytes [start, end) in pieces of at most a chunk."""
+        if self.shape is not None and end is not None and end > self.size:  # cut (at a chunk's end, say)
+            raise ArchiveAltered(f"backup archive {self.key} is altered on disk at byte {self.shape.stored_size}: its "
+                                 f".tar.gz ends at byte {self.size}, before the {end} asked for", at=self.shape.stored_size)
         end = self.size if end is None else min(end, self.size)
         if self.shape is not None and self.size == 0:  # nothing to give, but its one chunk is checked all the same
             self.handle.seek(self.shape.span(0)[0])

@@ -21,10 +21,13 @@ import json
 import os
 from pathlib import Path
 
+import structlog
+
 from adapters.storage.sealed import KEY_SIZE, key_id
 from engine.settings import SettingsError
 
 ENV = "REDIS_ADDONS_BACKUP_KEY"
+log = structlog.get_logger("backup-keys")
 
 
 class BackupKeys:
@@ -53,6 +56,8 @@ class BackupKeys:
                     key = os.urandom(KEY_SIZE)
                     current, keys = key_id(key), {key_id(key): key}
                     self._save(current, keys)
+                    log.warning("backup keyring made: keep a copy elsewhere (without it no backup archive can be read)",
+                                path=str(self.path), key_id=current.hex())
         return current, keys[current]
 
     def get(self, kid: bytes) -> bytes | None:
@@ -114,6 +119,11 @@ class BackupKeys:
             out.flush()
             os.fsync(out.fileno())
         os.replace(temporary, self.path)  # a reader sees the old keyring or the new one, whole
+        directory = os.open(self.path.parent, os.O_RDONLY | os.O_DIRECTORY)
+        try:
+            os.fsync(directory)  # the rename itself on disk: a crash must not bring back the keyring without the new key
+        finally:
+            os.close(directory)
         self._seen = None
 
     @contextlib.contextmanager
@@ -129,8 +139,10 @@ class BackupKeys:
 
 
 def _read(path: Path) -> tuple[bytes, dict[bytes, bytes]]:
-    if os.stat(path).st_mode & 0o077:
+    if (mode := os.stat(path).st_mode) & 0o077:
         os.chmod(path, 0o600)  # the keys are for the engine's user alone
+        log.warning("backup keyring was readable by others: made 0600 (copies of it may be about)",
+                    path=str(path), mode=oct(mode & 0o777))
     try:
         body = json.loads(path.read_text())
         keys = {_id(k): base64.b64decode(v, validate=True) for k, v in body["keys"].items()}

@@ -4,8 +4,10 @@
     chunks   each `chunk size` bytes of the .tar.gz (the last one 0 to `chunk size`), encrypted, then
              its 16-byte GCM tag; nothing else
 
-Each archive has a key of its own, HKDF-SHA256(backup key, salt): chunk i's nonce is then simply i
-(unique under that key), and a chunk of one archive means nothing in another. Each chunk's associated
+Each archive has a key of its own, HKDF-SHA256(backup key, salt, info naming its location in the store,
+`<addon>/<backup id>/<name>`): chunk i's nonce is then simply i (unique under that key), a chunk of one
+archive means nothing in another, and a whole archive copied over another's path opens there not at all
+(version 1 did not bind the location: its archives are refused, they only ever existed in development). Each chunk's associated
 data is the whole header, its index and whether it is the last one: a changed header, a chunk altered,
 swapped, dropped, added, or the archive cut at any byte fails a tag. The reader knows which chunk is the
 last from the file's size alone, so a chunk can be opened on its own (a download resumed mid-archive)
@@ -32,13 +34,13 @@ from engine.ports import ArchiveAltered, EffectError
 
 MAGIC = b"RASEALED"
 GZIP_MAGIC = b"\x1f\x8b"  # an archive written before encryption: a plain .tar.gz
-VERSION = 1
+VERSION = 2  # 2: the location is bound into each archive's key
 HEADER = struct.Struct(">8sBI8s32s")
 TAG = 16
 CHUNK = 1 << 20
 MIN_CHUNK, MAX_CHUNK = 1 << 10, 1 << 26  # a header naming another size was altered
 KEY_SIZE = 32
-_INFO = b"redis-addons backup archive v1"
+_INFO = b"redis-addons backup archive v2\0"
 
 
 def key_id(key: bytes) -> bytes:
@@ -46,8 +48,9 @@ def key_id(key: bytes) -> bytes:
     return hashlib.sha256(b"redis-addons backup key id\0" + key).digest()[:8]
 
 
-def _archive_key(key: bytes, salt: bytes) -> AESGCM:
-    return AESGCM(HKDF(algorithm=hashes.SHA256(), length=KEY_SIZE, salt=salt, info=_INFO).derive(key))
+def _archive_key(key: bytes, salt: bytes, location: str) -> AESGCM:
+    info = _INFO + location.encode()
+    return AESGCM(HKDF(algorithm=hashes.SHA256(), length=KEY_SIZE, salt=salt, info=info).derive(key))
 
 
 def _nonce(index: int) -> bytes:
@@ -60,12 +63,12 @@ def _associated(header: bytes, index: int, final: bool) -> bytes:
 
 class Sealer:
     """Seals a stream of bytes: feed `add`, end with `finish`; each returns the bytes to write next
-    (the header comes with the first call)."""
+    (the header comes with the first call). `location`: the archive's key in the store, where alone it opens."""
 
-    def __init__(self, key: bytes, chunk_size: int = CHUNK):
+    def __init__(self, key: bytes, location: str, chunk_size: int = CHUNK):
         salt = os.urandom(32)
         self.header = HEADER.pack(MAGIC, VERSION, chunk_size, key_id(key), salt)
-        self.aead, self.chunk_size = _archive_key(key, salt), chunk_size
+        self.aead, self.chunk_size = _archive_key(key, salt, location), chunk_size
         self.pending, self.index, self.started = bytearray(), 0, False
 
     def _out(self, sealed: list[bytes]) -> bytes:
@@ -139,7 +142,7 @@ def layout(name: str, first: bytes, stored_size: int) -> Layout:
 
 
 class Opener:
-    """Opens the chunks of one sealed archive, each checked against its tag."""
+    """Opens the chunks of the sealed archive stored at `name` (its location), each checked against its tag."""
 
     def __init__(self, name: str, shape: Layout, key_for: Callable[[bytes], bytes | None]):
         key = key_for(shape.key_id)
@@ -147,7 +150,7 @@ class Opener:
             raise EffectError(f"backup archive {name} is sealed with backup key {shape.key_id.hex()}, which the "
                               "keyring does not hold (dropped, or the header altered): it cannot be read")
         salt = shape.header[HEADER.size - 32:]
-        self.name, self.shape, self.aead = name, shape, _archive_key(key, salt)
+        self.name, self.shape, self.aead = name, shape, _archive_key(key, salt, name)
 
     def open(self, index: int, sealed: bytes) -> bytes:
         final = index == self.shape.chunks - 1
@@ -156,7 +159,8 @@ class Opener:
         except InvalidTag:
             at = self.shape.span(index)[0]
             raise ArchiveAltered(f"backup archive {self.name} is altered on disk at byte {at}: chunk {index + 1} of "
-                                 f"{self.shape.chunks} fails its authentication", at=at) from None
+                                 f"{self.shape.chunks} fails its authentication (altered, or another archive's copied "
+                                 "here)", at=at) from None
 
 
 def kind_of(first: bytes) -> str:

@@ -136,10 +136,10 @@ async def test_an_altered_archive_is_refused_by_a_restore_before_the_node_stops_
             f"error: backup {backup['id']} is altered on disk at byte {third_chunk}: not downloaded"
         assert os.listdir(work) == []  # no partial file left
 
-        path.write_bytes(bytes(altered[:third_chunk]))  # cut at a chunk's end: its last chunk is not the final one
+        path.write_bytes(bytes(altered[:third_chunk]))  # cut at a chunk's end: shorter than recorded, refused at once
         code, archive = await download(backup)
         assert code == 1 and archive is None and os.listdir(work) == []
-        assert f"is altered on disk at byte {third_chunk - (1 << 20) - TAG}: not downloaded" in capsys.readouterr().err
+        assert f"is altered on disk at byte {third_chunk}: not downloaded" in capsys.readouterr().err
     finally:
         path.write_bytes(original)
 
@@ -155,6 +155,14 @@ async def test_keys_rotate_and_reencrypt_moves_old_archives_onto_the_new_key(eng
     assert header_key(stored(engine, newer)) == second and header_key(stored(engine, backup)) == first
     assert (await download(backup))[0] == 0  # the old key still opens the old archive
     os.remove(backup["name"])
+    original = stored(engine, backup).read_bytes()
+    stored(engine, backup).write_bytes(stored(engine, newer).read_bytes())  # another backup's archive at its path
+    try:
+        code, archive = await download(backup)
+        assert code == 1 and archive is None and os.listdir(work) == []
+        assert f"error: backup {backup['id']} is altered on disk at byte " in capsys.readouterr().err
+    finally:
+        stored(engine, backup).write_bytes(original)
 
     assert await cli("backup-key", "drop", first) == 1
     assert f"backup key {first} still seals 1 archive(s)" in capsys.readouterr().err

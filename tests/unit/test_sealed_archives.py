@@ -4,15 +4,17 @@ or added, another key — by a read, a range and the whole-archive check alike."
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import gzip
 import hashlib
 import os
 
 import pytest
+from structlog.testing import capture_logs
 
 from adapters.storage import sealed
-from adapters.storage.backup_files import FileBackupStore
+from adapters.storage.backup_files import RESEALING, FileBackupStore
 from adapters.storage.backup_keys import BackupKeys
 from engine.ports import ArchiveAltered, EffectError
 from engine.settings import SettingsError
@@ -73,7 +75,7 @@ async def test_a_tar_gz_of_whole_chunks_and_an_empty_one_round_trip(tmp_path, ke
         stored = await store.write_archive(f"a/{n}/x.tar.gz", chunks(data))
         assert b"".join([c async for c in store.read_tar(f"a/{n}/x.tar.gz")]) == data
         assert await store.checksum(f"a/{n}/x.tar.gz") == (stored["size"], stored["sha256"])
-    sealer, body = sealed.Sealer(keys.current()[1], CHUNK), os.urandom(3 * CHUNK)  # exactly three chunks
+    sealer, body = sealed.Sealer(keys.current()[1], "a/3/x.tar.gz", CHUNK), os.urandom(3 * CHUNK)  # three chunks
     (tmp_path / "a/3").mkdir(parents=True)
     (tmp_path / "a/3/x.tar.gz").write_bytes(sealer.add(body[:CHUNK]) + sealer.add(body[CHUNK:]) + sealer.finish())
     assert b"".join([c async for c in store.read("a/3/x.tar.gz")]) == body
@@ -164,7 +166,9 @@ async def test_a_plain_archive_from_before_encryption_still_reads_and_is_sealed_
     assert (tmp_path / KEY).read_bytes()[:2] == b"\x1f\x8b"
     store = FileBackupStore(tmp_path, keys, chunk_size=CHUNK)
     assert store.sealed_with(KEY) == "plain" and await store.checksum(KEY) == (answer["size"], answer["sha256"])
-    assert store.reseal(KEY) is True and store.reseal(KEY) is False
+    recorded = (answer["size"], answer["sha256"])
+    assert b"".join([c async for c in store.read(KEY, recorded=recorded)]) == (tmp_path / KEY).read_bytes()
+    assert store.reseal(KEY, recorded) is True and store.reseal(KEY, recorded) is False
     assert store.sealed_with(KEY) == keys.current()[0].hex() and SECRET_NAME not in (tmp_path / KEY).read_bytes()
     assert await store.checksum(KEY) == (answer["size"], answer["sha256"])
 
@@ -232,3 +236,85 @@ async def test_a_stray_file_in_a_new_store_does_not_block_the_first_backup(tmp_p
     (tmp_path / "store" / "my-app-1" / "notes.txt").write_text("an operator's note, not an archive")
     await store.write_archive(KEY, chunks(a_tar()))
     assert store.sealed_with(KEY) == keys.ids()[0][0]
+
+
+async def test_an_archive_of_another_backup_at_this_path_is_refused(stored):
+    """Each archive opens at its own location only: another backup's, copied over this one's path, is refused
+    (the same size: by its first chunk; longer: before any byte, by the size recorded)."""
+    store, tar, answer, path = stored
+    recorded = (answer["size"], answer["sha256"])
+    for other, data in (("my-app-2/b9/x.tar.gz", tar), ("my-app-2/b8/x.tar.gz", tar + a_tar())):
+        foreign = await store.write_archive(other, chunks(data))
+        path.write_bytes((store.root / other).read_bytes())
+        for attempt in (store.checksum(KEY), read_all(store), read_all(store, 2 * CHUNK, answer["size"])):
+            with pytest.raises(ArchiveAltered, match=f"backup archive {KEY} is altered on disk at byte"):
+                await attempt
+        with pytest.raises(ArchiveAltered) as refused:
+            async for _ in store.read(KEY, recorded=recorded):
+                pytest.fail("a byte of another backup's archive was given")
+        if foreign["size"] != answer["size"]:
+            assert f"it holds {foreign['size']} bytes of .tar.gz where {answer['size']} were recorded" in str(refused.value)
+        store.keys.rotate()
+        with pytest.raises(ArchiveAltered):
+            store.reseal(KEY, recorded)
+
+
+async def test_an_archive_cut_at_a_chunks_end_is_refused_for_a_range_past_its_end(stored):
+    """A resumed download asks for bytes the cut archive no longer has: refused, not answered with nothing."""
+    store, _, answer, path = stored
+    altered(path, lambda d: d[:span(3).start])
+    with pytest.raises(ArchiveAltered, match=f"at byte {span(3).start}: its .tar.gz ends at byte {3 * CHUNK}"):
+        await read_all(store, 3 * CHUNK + 10, answer["size"])
+    with pytest.raises(ArchiveAltered, match=f"at byte {span(3).start}: it holds {3 * CHUNK} bytes of .tar.gz where"):
+        async for _ in store.read(KEY, 3 * CHUNK + 10, answer["size"], recorded=(answer["size"], answer["sha256"])):
+            pass
+
+
+async def test_a_plain_tar_gz_written_over_a_sealed_archive_is_neither_served_nor_sealed(stored):
+    store, _, answer, path = stored
+    recorded = (answer["size"], answer["sha256"])
+    path.write_bytes(gzip.compress(b"someone else's data"))
+    with pytest.raises(ArchiveAltered, match="at byte 0: a plain .tar.gz that is not the one recorded"):
+        async for _ in store.read(KEY, recorded=recorded):
+            pytest.fail("a byte of the unrecorded file was given")
+    store.keys.rotate()
+    before = path.read_bytes()
+    with pytest.raises(ArchiveAltered, match="not the one recorded"):
+        store.reseal(KEY, recorded)
+    with pytest.raises(EffectError, match="a plain .tar.gz that no backup records"):
+        store.reseal(KEY)
+    assert path.read_bytes() == before and [p.name for p in path.parent.iterdir()] == [path.name]
+
+
+async def test_a_backup_being_written_shows_its_key_at_once_and_a_reseals_leftover_is_removed(stored):
+    store, tar, _, path = stored
+    sink = await asyncio.to_thread(store._sink, path.with_name("y.tar.gz.partial"), "my-app-1/b1/y.tar.gz")
+    try:
+        assert store.unfinished() == ["my-app-1/b1/y.tar.gz.partial"]
+        assert store.sealed_with("my-app-1/b1/y.tar.gz.partial") == store.keys.current()[0].hex()
+    finally:
+        sink.discard()
+    store.keys.rotate()
+    leftover = path.with_name(path.name + ".0123abcd" + RESEALING)
+    leftover.write_bytes(b"a reseal killed mid-way")
+    assert store.archives() == [KEY] and store.reseal(KEY) is True  # its own temporary name, beside the leftover
+    await store.delete(KEY)
+    assert not path.parent.exists()
+
+
+def test_the_keyring_made_and_tightened_is_logged_and_its_rename_synced(tmp_path, monkeypatch):
+    synced = []
+    real_fsync = os.fsync
+    monkeypatch.setattr(os, "fsync", lambda fd: synced.append(os.path.isdir(f"/proc/self/fd/{fd}")) or real_fsync(fd))
+    keys = BackupKeys(tmp_path / "backup-keys.json")
+    with capture_logs() as logs:
+        kid = keys.current()[0]
+        keys.current()
+    assert synced == [False, True]  # the file, then its directory (the rename)
+    assert [(e["log_level"], e["path"], e["key_id"]) for e in logs] == [("warning", str(keys.path), kid.hex())]
+    assert "keep a copy elsewhere" in logs[0]["event"]
+    os.chmod(keys.path, 0o644)
+    with capture_logs() as logs:
+        BackupKeys(keys.path).current()
+    assert [(e["log_level"], e["mode"]) for e in logs] == [("warning", "0o644")]
+    assert (keys.path.stat().st_mode & 0o777) == 0o600

@@ -96,7 +96,7 @@ class FakeBackupStore(Faulty):
         self.archives[name] = data
         return {"size": len(data), "sha256": hashlib.sha256(data).hexdigest(), "location": name}
 
-    async def read(self, name: str, start: int = 0, end: int | None = None):
+    async def read(self, name: str, start: int = 0, end: int | None = None, recorded=None):
         self._called("read", name=name)
         if name not in self.archives:
             raise EffectError(f"backup archive {name} is missing from the backup store")
