@@ -92,7 +92,8 @@ def build(settings: Settings | None = None, clock: Clock = system_clock) -> Engi
     sagas["serve_tls"] = TlsServing(events, runtime, redis, secrets, versions, authority)
     sagas["enable_force_tls"] = sagas["disable_force_tls"] = TlsChange(events, runtime, redis, secrets, versions,
                                                                         restarter=restarter)
-    sagas["rotate_credentials"] = CredentialsRotation(events, runtime, RedisCredentials(redis), secrets, restarter)
+    sagas["rotate_credentials"] = CredentialsRotation(events, runtime, redis, RedisCredentials(redis), secrets,
+                                                      restarter)
     coordinator = Coordinator(events, sagas, settings.step_deadline_s, settings.crash_at)
     return Engine(
         settings=settings,

@@ -30,6 +30,7 @@ import asyncio
 from collections import defaultdict
 
 import structlog
+from tenacity import AsyncRetrying, retry_if_exception_type, stop_after_delay, wait_fixed
 
 from domain.addon import Addon
 from domain.catalog import ComponentCatalog
@@ -39,18 +40,19 @@ from domain.operation import Operation
 from engine.addon_lookup import AddonLookup
 from engine.app_restart import restart_app
 from engine.cluster_provisioning import sentinel_secret
-from engine.cluster_tls import bind_entry
+from engine.cluster_tls import bind_entry, entry_answers_as_set
 from engine.clusters import cluster_of, serving_node
 from engine.credentials_ports import CredentialsAdmin, RotatingSecrets
 from engine.data_node_settings import data_nodes, replicated
 from engine.nodes import endpoint
 from engine.operations import OperationStarter
-from engine.ports import AppRestarter, Runtime
+from engine.ports import AppRestarter, RedisAdmin, Runtime, TransientError
 from engine.saga import StepResult
 from engine.store import EventLog
 
 log = structlog.get_logger("credentials")
 
+ENTRY_WITHIN_S = 10.0  # HAProxy reloaded: its new process routes within a second; a loaded machine may take longer
 SENTINEL_GAP_S = 2 * DOWN_AFTER_MS / 1000  # between two Sentinels' links closed: never two without the primary at once
 
 
@@ -72,9 +74,10 @@ class CredentialsRotations:
 class CredentialsRotation:
     kind = "rotate_credentials"
 
-    def __init__(self, events: EventLog, runtime: Runtime, admin: CredentialsAdmin, secrets: RotatingSecrets,
-                 restarter: AppRestarter, components: ComponentCatalog | None = None):
-        self.events, self.runtime, self.admin, self.secrets, self.restarter = events, runtime, admin, secrets, restarter
+    def __init__(self, events: EventLog, runtime: Runtime, redis: RedisAdmin, admin: CredentialsAdmin,
+                 secrets: RotatingSecrets, restarter: AppRestarter, components: ComponentCatalog | None = None):
+        self.events, self.runtime, self.redis, self.admin = events, runtime, redis, admin
+        self.secrets, self.restarter = secrets, restarter
         self.components = components or ComponentCatalog.load()  # a Business addon's HAProxy
 
     async def run_step(self, step: str, operation: Operation) -> StepResult:
@@ -102,7 +105,14 @@ class CredentialsRotation:
         new = self.secrets.peek_pending(addon.name) or self.secrets.password_for(addon.name)  # published: the addon's
         detail = ""
         if replicated(cluster):
-            detail = f"; HAProxy checks with it: {', '.join(await self._route_proxies(addon, cluster, operation, new))}"
+            reloaded = await self._route_proxies(addon, cluster, operation, new)
+            # Fresh connections through the entry, with the new password, before the app is given it: the
+            # reloaded HAProxy route it (asked again, not reloaded again, while a reload has not taken yet).
+            async for attempt in AsyncRetrying(retry=retry_if_exception_type(TransientError),
+                                               stop=stop_after_delay(ENTRY_WITHIN_S), wait=wait_fixed(0.2), reraise=True):
+                with attempt:
+                    await entry_answers_as_set(self.redis, addon, new, bool(addon.settings.get("force_tls")))
+            detail = f"; HAProxy checks with it ({', '.join(reloaded)} reloaded) and the entry answers with it"
         markers = {}
         for node in self._data_nodes(cluster):  # before the publication: no connection with the new URL is older
             markers[node["container"]] = await self.admin.marker(endpoint(node, new))

@@ -145,7 +145,8 @@ def build_engine(world: World, step_deadline_s: float = STEP_DEADLINE_S,
     sagas["serve_tls"] = TlsServing(events, runtime, redis, secrets, versions, authority)
     sagas["enable_force_tls"] = sagas["disable_force_tls"] = TlsChange(events, runtime, redis, secrets, versions,
                                                                         restarter=restarter)
-    sagas["rotate_credentials"] = CredentialsRotation(events, runtime, FakeCredentialsAdmin(redis), secrets, restarter)
+    sagas["rotate_credentials"] = CredentialsRotation(events, runtime, redis, FakeCredentialsAdmin(redis), secrets,
+                                                      restarter)
     coordinator = Coordinator(events, sagas, settings.step_deadline_s, settings.crash_at,
                               attention_retry_s=attention_retry_s)
     engine = Engine(
