@@ -5,6 +5,7 @@ others are told, and the cluster comes back to full redundancy by itself; nothin
 from __future__ import annotations
 
 import asyncio
+from contextlib import AsyncExitStack
 
 import pytest
 import redis.asyncio as redis
@@ -28,6 +29,22 @@ async def replaced(engine, app: str, addon: str, lost: dict, timeout: float = 12
     nodes = await engine.nodes(app, addon)
     assert next(n for n in nodes if n["id"] == lost["id"])["state"] == "retired"
     return operation
+
+
+NO_GOOD_REPLICA = "-failover-abort-no-good-slave"
+
+
+async def first_of(notices, timeout: float) -> tuple[str, str]:
+    """The first (channel, message) any of these subscriptions publishes."""
+    waits = [asyncio.ensure_future(anext(n)) for n in notices]
+    try:
+        done, _ = await asyncio.wait(waits, timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
+        assert done, f"no Sentinel published {NO_GOOD_REPLICA} within {timeout} s"
+        return done.pop().result()
+    finally:
+        for wait in waits:
+            wait.cancel()
+        await asyncio.wait(waits, timeout=5)  # one that lost its cancellation ends as its subscription closes
 
 
 async def redundant(engine, app: str, addon: str) -> bool:
@@ -198,14 +215,18 @@ async def test_a_returning_node_is_not_elected_before_it_is_in_sync(engine, app_
             return False
 
     await eventually(back_unpromotable, timeout=30)
-    paused = await container(engine, second)
-    await paused.pause()
-    # Past down-after (1 s) and past the Sentinels' wait before another failover of the same primary
-    # name (2 × failover-timeout, 6 s): they agree it is down and look for a replica to elect.
-    await asyncio.sleep(8)
+    password = engine.secrets.password_for(f"{addon}-sentinels")
+    async with AsyncExitStack() as told:
+        # The Sentinel that leads the failover says it found no replica to elect (only it says so).
+        notices = [await told.enter_async_context(engine.redis.sentinel_notices(
+            endpoint(sentinel, password), [NO_GOOD_REPLICA])) for sentinel in before["sentinel"]]
+        paused = await container(engine, second)
+        await paused.pause()
+        # Past down-after (1 s) and the Sentinels' wait before another failover of the same primary name
+        # (2 × failover-timeout, 6 s, from the first one), they agree it is down and look for a replica.
+        await first_of(notices, timeout=30)
     await paused.unpause()
 
-    password = engine.secrets.password_for(f"{addon}-sentinels")
     for sentinel in before["sentinel"]:
         view = await engine.redis.sentinel_view(endpoint(sentinel, password), MASTER_NAME)
         assert view["primary"] == f"{second['address']}:{second['port']}", view  # no election of the unsynced node
