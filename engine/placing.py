@@ -24,9 +24,17 @@ class Placing:
         # what this engine reserves itself is in the inventory, under the lock).
         # A host whose Docker engine does not answer takes no new node: one placed there waited for its
         # engine, then failed, and could not even be undone until the engine was back.
-        in_use, survey = await asyncio.gather(self.runtime.ports_in_use(), self.runtime.survey())
+        # One survey gives both: the ports its nodes publish (as Runtime.ports_in_use) and the silent hosts.
+        survey = await self.runtime.survey()
         async with self.lock:
-            yield Placer(self, in_use, survey.silent)
+            yield Placer(self, ports_of(survey.nodes), survey.silent)
+
+
+def ports_of(nodes) -> frozenset[tuple[str, int]]:
+    """(host, port) of each port these node containers publish, whoever made them."""
+    return frozenset((node.labels.get("redis-addons.host", node.host), int(port)) for node in nodes
+                     for port in (node.labels.get("redis-addons.port", ""), node.labels.get("redis-addons.tls-port", ""))
+                     if port.isdigit())
 
 
 class Placer:
@@ -52,15 +60,21 @@ class Placer:
 
     def replacement(self, role: str, memory_mib: int, avoid: dict[str, str]) -> Placement:
         """A node in place of a lost one, on none of the hosts in `avoid` (host -> why: it holds
-        another node of the same group, or does not answer)."""
-        hosts = [h.as_domain() for h in self._placing.hosts if h.name not in avoid]
+        another node of the same group, or does not answer) nor on one whose engine did not answer the
+        survey (a node placed there waited for its engine, then failed: a restore, a plan change or an
+        upgrade of a Business cluster, which come here, did)."""
+        silent = {host: f"does not answer ({why})" for host, why in self._silent.items() if host not in avoid}
+        hosts = [h.as_domain() for h in self._placing.hosts if h.name not in avoid and h.name not in silent]
         if not hosts:
-            why = "; ".join(f"{host} {reason}" for host, reason in sorted(avoid.items()))
-            raise NoHostWithRoom(f"no host can take a {role} node: the {role} nodes go to different hosts ({why})")
+            why = "; ".join(f"{host} {reason}" for host, reason in sorted({**avoid, **silent}.items()))
+            spread = f"the {role} nodes go to different hosts" + (", and a host whose Docker engine does not answer "
+                                                                  "takes none" if silent else "")
+            raise NoHostWithRoom(f"no host can take a {role} node: {spread} ({why})")
         try:
             return place(memory_mib, hosts, self._placing.inventory.tenants(), self._in_use)
         except NoHostWithRoom as error:
-            raise NoHostWithRoom(f"no host can take a {role} node: {error}") from None
+            also = "".join(f"; {host} {reason}" for host, reason in sorted(silent.items()))
+            raise NoHostWithRoom(f"no host can take a {role} node: {error}{also}") from None
 
     def node(self, memory_mib: int, tls: bool, exclude_host: str | None = None) -> Placement:
         """A cluster of one data node: placed as a single node always was (the host with the most room)."""

@@ -71,6 +71,7 @@ class Coordinator:
         self._tasks: dict[UUID, asyncio.Task] = {}
         self._retry_now: dict[UUID, asyncio.Event] = {}
         self._step_observers: list[StepObserver] = []
+        self._hosts_back = 0  # how many times retry_stuck was called
 
     def observe_steps(self, observer: StepObserver) -> None:
         """`observer` is told each step's duration and outcome from now on (/metrics' histogram)."""
@@ -100,6 +101,7 @@ class Coordinator:
     def retry_stuck(self) -> None:
         """Every compensation waiting for its next attempt tries again now: a host's Docker engine answers
         again (its wait grows to 10 minutes; the undo it waited for can usually be done at once)."""
+        self._hosts_back += 1  # seen by a compensation failing now, before its wait begins
         for wake in list(self._retry_now.values()):
             wake.set()
 
@@ -123,11 +125,15 @@ class Coordinator:
         await asyncio.gather(*self._tasks.values(), return_exceptions=True)
 
     async def _drive(self, operation_id: UUID) -> None:
-        operation = await self._events.get(operation_id)
-        bound = log.bind(operation_id=str(operation_id), addon=operation.addon, kind=operation.kind)
+        bound = log.bind(operation_id=str(operation_id))
         delay, store_delay = self._attention_retry_s, STORE_RETRY_S
         while True:
+            hosts_back = self._hosts_back  # a host back from now on may let the next attempt through
             try:
+                # Read in the try: a store that cannot be read (after a failed write, or at the start) is
+                # waited for like one that cannot write; it ended the task unlogged, the operation left running.
+                operation = await self._events.get(operation_id)
+                bound = log.bind(operation_id=str(operation_id), addon=operation.addon, kind=operation.kind)
                 await self._run_steps(operation, self._sagas[operation.kind], bound)
                 return
             except asyncio.CancelledError:
@@ -139,12 +145,11 @@ class Coordinator:
                             error=str(error), retry_in_s=store_delay)
                 await asyncio.sleep(store_delay)
                 store_delay = min(store_delay * 2, STORE_MAX_RETRY_S)
-                operation = await self._events.get(operation_id)
             except CompensationStuck as stuck:
                 bound.error("compensation failed; the addon needs attention", error=str(stuck), retry_in_s=delay)
-                await self._pause_before_retry(operation_id, delay)
+                if hosts_back == self._hosts_back:  # else a host came back during the attempt: try again now
+                    await self._pause_before_retry(operation_id, delay)
                 delay = min(delay * 2, ATTENTION_MAX_RETRY_S)
-                operation = await self._events.get(operation_id)
             except Exception as error:  # the operation stays unfinished and resumes at the next start
                 bound.error("operation interrupted; it resumes at the next start", error=describe(error))
                 return

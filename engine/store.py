@@ -28,6 +28,19 @@ class EventStoreUnavailable(TransientError):
     that save was recorded, so nothing of the command happened; it works again once the store does."""
 
 
+DISK_WORDS = ("full", "readonly", "read-only")  # SQLite's "database or disk is full", "attempt to write a readonly database"
+
+
+def unavailable_text(doing: str, error: str) -> str:
+    """What a caller reads: the disk hint only where the disk is what refused ("database is locked",
+    "disk I/O error" or "no such table" are not cured by room on a disk)."""
+    what = "record anything" if doing == "write" else "be read"
+    if any(word in error.lower() for word in DISK_WORDS):
+        return (f"the event store cannot {what} now ({error}): nothing was changed; try again once its disk has "
+                "room (or is writable) again")
+    return f"the event store cannot {what} now ({error}): nothing was changed; the engine's log says more"
+
+
 class Ledger(Application):
     """The one eventsourcing application holding every aggregate of an installation."""
 
@@ -62,7 +75,10 @@ class EventLog:
 
     async def get(self, aggregate_id: UUID, version: int | None = None):
         """The aggregate now, or as it was at `version` (1: as created)."""
-        return await self._run(lambda: self._app.repository.get(aggregate_id, version=version))
+        try:
+            return await self._run(lambda: self._app.repository.get(aggregate_id, version=version))
+        except OperationalError as error:
+            raise self._unavailable("read", error) from None
 
     async def exists(self, aggregate_id: UUID) -> bool:
         return await self._run(self._app.repository.__contains__, aggregate_id)
@@ -74,10 +90,7 @@ class EventLog:
         try:
             recordings = await self._run(self._app.save, *aggregates)
         except OperationalError as error:
-            # The file goes to the operator's log only: a client (maybe a scoped token's) learns no server path.
-            log.error("the event store refused a write", error=str(error), where=self._env.get("SQLITE_DBNAME"))
-            raise EventStoreUnavailable(f"the event store cannot record anything now ({error}): nothing was "
-                                        "changed; try again once its disk has room (or is writable) again") from None
+            raise self._unavailable("write", error) from None
         for recording in recordings:
             for listener in self._listeners:
                 listener(recording.notification.id, recording.domain_event)
@@ -92,7 +105,15 @@ class EventLog:
             notifications = self._app.notification_log.select(after + 1, min(limit, Ledger.log_section_size))
             return [(n.id, self._app.mapper.to_domain_event(n)) for n in notifications]
 
-        return await self._run(select)
+        try:
+            return await self._run(select)
+        except OperationalError as error:
+            raise self._unavailable("read", error) from None
+
+    def _unavailable(self, doing: str, error: OperationalError) -> EventStoreUnavailable:
+        # The file goes to the operator's log only: a client (maybe a scoped token's) learns no server path.
+        log.error(f"the event store refused a {doing}", error=str(error), where=self._env.get("SQLITE_DBNAME"))
+        return EventStoreUnavailable(unavailable_text(doing, str(error)))
 
     async def select_raw(self, after: int, limit: int = 500):
         return await self._run(

@@ -32,6 +32,7 @@ log = structlog.get_logger("watcher")
 
 WATCHED = ("running", "down")  # addon rows (read model) whose nodes are looked at
 READY_WITHIN_S = 15.0
+SILENT_ROUNDS = 2  # rounds in a row a host's engine does not answer before its nodes are said down
 
 
 def utc_now() -> str:
@@ -61,7 +62,7 @@ class NodeWatcher:
         self.secrets, self.versions, self.certificates = secrets, versions, certificates
         self.interval_s, self.clock = interval_s, clock
         self._task: asyncio.Task | None = None
-        self._silent: set[str] = set()  # hosts whose engine did not answer at the last round
+        self._silent: dict[str, int] = {}  # host -> rounds in a row its engine did not answer
         self.on_host_back = lambda: None  # called when one answers again (the coordinator's retry_stuck)
 
     def start(self) -> None:
@@ -89,9 +90,9 @@ class NodeWatcher:
         # A survey, not a list of every host's nodes: one host's engine down must not stop the round for the
         # others (it did: the whole round failed while any engine was away), nor say its nodes are gone.
         survey = await self.runtime.survey()
-        if self._silent - set(survey.silent):
+        if set(self._silent) - set(survey.silent):
             self.on_host_back()
-        self._silent = set(survey.silent)
+        self._silent = {host: self._silent.get(host, 0) + 1 for host in survey.silent}
         found = {(n.host, n.container): n for n in survey.nodes}
         seen = []
         for row in await asyncio.to_thread(self.views.addons):
@@ -105,8 +106,14 @@ class NodeWatcher:
             node = cluster.primary_node
             if node is None or node["role"] != "data" or node["state"] not in ("running", "down"):
                 continue
-            reason = (f"its host {node['host']} does not answer" if node["host"] in survey.silent
-                      else why_down(found.get((node["host"], node["container"]))))
+            if node["host"] in survey.silent:
+                # A slow `docker ps` (past the survey's timeout) is not a host down: its nodes are said down
+                # once it stays silent SILENT_ROUNDS rounds in a row. Nothing is tried on it: a call to an
+                # engine that accepts and never answers would hang this loop, holding the addon's claim.
+                if self._silent[node["host"]] >= SILENT_ROUNDS and node["state"] == "running":
+                    seen.extend(await self._down_on_a_silent_host(row["name"], node))
+                continue
+            reason = why_down(found.get((node["host"], node["container"])))
             if reason is None and node["state"] == "running":
                 continue
             async with self.claims.claim(row["name"]):  # no operation starts on it while the watcher acts
@@ -121,6 +128,22 @@ class NodeWatcher:
                     log.exception("watching an addon failed; the others are looked after, it again next round",
                                   addon=row["name"])
         return seen
+
+    async def _down_on_a_silent_host(self, name: str, node: dict) -> list[dict]:
+        """The node recorded down (the addon shows it), nothing tried on it: it is brought back once its
+        host answers again."""
+        reason = f"its host {node['host']} does not answer"
+        async with self.claims.claim(name):
+            if self._held_by_an_operation(name):
+                return []
+            cluster = await cluster_of(self.events, name)
+            cluster.mark_node_down(node["id"], reason, self.clock())
+            try:
+                await self.events.save(cluster)
+            except IntegrityError:  # recorded meanwhile by another writer: looked at again next round
+                return []
+        log.warning("node down", addon=name, node=node["id"], host=node["host"], reason=reason)
+        return [{"addon": name, "node": node["id"], "down": reason, "recovered": None}]
 
     def _held_by_an_operation(self, addon: str) -> bool:
         return addon in self.inventory.unfinished.values()

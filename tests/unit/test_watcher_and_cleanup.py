@@ -4,6 +4,7 @@ watcher's to bring back."""
 
 from __future__ import annotations
 
+import asyncio
 from uuid import UUID
 
 from domain.cluster import Cluster
@@ -46,7 +47,8 @@ def test_a_retired_node_is_neither_down_nor_recovered():
 
 async def test_the_node_watcher_goes_on_when_a_host_does_not_answer(world, engine):
     """A round once failed whole while any host's Docker did not answer: a node killed on another host
-    stayed down. Now that node is brought back, and the silent host's node is down for what it is."""
+    stayed down. Now that node is brought back, and the silent host's node is down for what it is once
+    its host stays silent a second round (one slow `docker ps` is no host down)."""
     on_a = await a_running_addon(world, engine)
     on_b = await a_running_addon(world, engine)
     assert (on_a.host, on_b.host) == ("host-a", "host-b")
@@ -54,10 +56,38 @@ async def test_the_node_watcher_goes_on_when_a_host_does_not_answer(world, engin
     world.runtime.kill("host-a", on_a.container)
 
     seen = {s["addon"]: s for s in await engine.watcher.look()}
-
     assert seen[on_a.name]["recovered"] == "restarted on its data"
-    assert seen[on_b.name] == {"addon": on_b.name, "node": on_b.container, "down": "its host host-b does not answer",
-                               "recovered": None}
+    assert on_b.name not in seen
+    assert (await world.events.get(Cluster.id_for(on_b.name))).nodes[on_b.container]["state"] == "running"
+
+    [seen] = await engine.watcher.look()
+    assert seen == {"addon": on_b.name, "node": on_b.container, "down": "its host host-b does not answer",
+                    "recovered": None}
+    assert await engine.watcher.look() == []  # said once
+
+
+async def test_the_node_watcher_tries_nothing_on_a_silent_host(world, engine, monkeypatch):
+    """A wedged dockerd (it accepts, never answers) hung the watcher's loop for good in `is_running` on the
+    silent host's node, holding its addon's claim. Now nothing is asked of that host until it answers."""
+    on_a = await a_running_addon(world, engine)
+    world.runtime.lose_host("host-a")
+    is_running = world.runtime.is_running
+
+    async def wedged_on_a(host, container):
+        if host == "host-a":
+            await asyncio.Event().wait()
+        return await is_running(host, container)
+
+    monkeypatch.setattr(world.runtime, "is_running", wedged_on_a)
+    async with asyncio.timeout(5):
+        await engine.watcher.look()
+        [seen] = await engine.watcher.look()
+    assert seen["down"] == "its host host-a does not answer" and seen["recovered"] is None
+
+    world.runtime.hosts["host-a"].answers = True
+    monkeypatch.setattr(world.runtime, "is_running", is_running)
+    [seen] = await engine.watcher.look()
+    assert seen["addon"] == on_a.name and seen["recovered"], seen
 
 
 async def test_one_addons_surprise_does_not_starve_the_others(world, engine, monkeypatch):
