@@ -64,7 +64,7 @@ from common import (DATABASES, RESULTS_DIR, VALUE_BYTES, WRITER_HEADER, Ports, c
                     remove_addon, remove_labelled, remove_leftovers, remove_node, run_bench, s2, step_timings,
                     temp_settings, wait_for_ping, wait_succeeded, writer_cells)
 
-import adapters.docker.runtime as docker_runtime
+import adapters.docker.data_copy as data_copy
 from adapters.docker.runtime import config_archive
 from adapters.tls import CertificateAuthority
 from domain.settings import DEFAULT_SETTINGS
@@ -430,7 +430,7 @@ class Probe:
             self._wrap(engine.redis, name, f"redis.{name}")
         for name in ("stop_node", "create_node", "copy_data", "start_node", "remove_node", "is_running", "ports_in_use"):
             self._wrap(engine.runtime, name, f"docker.{name}")
-        self._wrap(docker_runtime, "file_digests", "docker.file_digests (read-back)")
+        self._wrap(data_copy, "file_digests", "docker.file_digests (read-back)")
 
     def _wrap(self, obj, attr: str, name: str) -> None:
         original = getattr(obj, attr)
@@ -477,10 +477,10 @@ class Probe:
 
     def restore(self) -> None:
         """The module-level function is shared by the whole process: put the original back."""
-        docker_runtime.file_digests = _ORIGINAL_FILE_DIGESTS
+        data_copy.file_digests = _ORIGINAL_FILE_DIGESTS
 
 
-_ORIGINAL_FILE_DIGESTS = docker_runtime.file_digests
+_ORIGINAL_FILE_DIGESTS = data_copy.file_digests
 
 
 async def engine_round(engine, probe: Probe, app: str, keys: int, workdir: Path, label: str, removed: list) -> dict:

@@ -30,7 +30,7 @@ Image content (the Python code relies on it):
   /usr/local/bin/valkey-server  valkey images only: the same file (hard link)
   /usr/local/bin/redis-cli      the source's own cli where it ships one, else Debian's 7.0.15 redis-cli
   /data, /etc/redis (uid 999), /tmp (1777), /etc/passwd + /etc/group (root, redis 999)
-  The engine runs the server as redis (adapters/docker/runtime.py sets the container's user: the
+  The engine runs the server as redis (adapters/docker/container_config.py sets the container's user: the
   image's default stays root, so a node of a release that set none still starts on a new build). A
   volume mounted on /data or /etc/redis inherits its directory's owner: the server writes its RDB and
   AOF there, and CONFIG REWRITE (which Sentinel sends after a failover) writes a temporary file beside

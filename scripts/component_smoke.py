@@ -83,7 +83,7 @@ class Run:
         return r
 
     def create(self, name: str, *cmd: str) -> str:
-        """A container as the component runs (adapters/docker/runtime.py): host network, image user, read-only
+        """A container as the component runs (adapters/docker/container_config.py): host network, image user, read-only
         root, config volume, no capability, no new privileges, a pids limit."""
         c = self.component
         self.containers.append(name)

@@ -38,7 +38,7 @@ def smoke_test(host: str, url: str, image: str, engine: str, version: str, port:
     name = f"redis-addons-smoke-{host}-{re.sub(r'[^a-z0-9]', '-', image.split('/')[-1])}"
     docker(url, "rm", "-f", "-v", name)
     limit = 256 * 1024 * 1024
-    # As the engine runs it (adapters/docker/runtime.py): as redis, read-only but for its data volume (an
+    # As the engine runs it (adapters/docker/container_config.py): as redis, read-only but for its data volume (an
     # anonymous one here, removed with the container), no capability, no new privileges, a pids limit.
     r = docker(url, "run", "-d", "--name", name, "--label", "redis-addons.smoke=1",
                "--network", "host", "--memory", "256m", "--user", "999:999", "--read-only", "--volume", "/data",

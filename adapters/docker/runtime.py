@@ -7,122 +7,21 @@ so a saga step re-run after a crash finds its own work and carries on.
 from __future__ import annotations
 
 import asyncio
-import io
-import tarfile
-from pathlib import PurePosixPath
 
 import aiodocker
 import aiohttp
 from aiodocker.containers import DockerContainer
 from aiodocker.exceptions import DockerError
 
-from adapters.docker import stats
+from adapters.docker import data_copy, listing, stats
+from adapters.docker.container_config import (
+    ADOPTS_LABEL, DATA_DIR, config_archive, config_volume, config_volume_labels, container_config, user_of,
+)
+from adapters.docker.data_copy import UNCOMPRESSED
+from adapters.docker.errors import translate
 from adapters.docker.tar_owner import owned_by, tar_owners
-from adapters.docker.tar_stream import tar_file_digests
-from engine.ports import EffectError, EngineUnreachable, NodeSpec, NodeState, Survey, TransientError
+from engine.ports import EffectError, NodeSpec, NodeState, Survey
 from engine.settings import DockerHost
-
-
-def config_archive(files: dict[str, str], owner: tuple[int, int] = (999, 999)) -> bytes:
-    """A tar of these files (relative paths), as the Docker archive API wants it. Readable by their
-    `owner` only, the user the server runs as (by default the engine images' redis): a TLS key is
-    among them."""
-    buffer = io.BytesIO()
-    with tarfile.open(fileobj=buffer, mode="w") as tar:
-        directories = sorted({str(parent) for name in files for parent in PurePosixPath(name).parents} - {"."})
-        for directory in directories:
-            info = tarfile.TarInfo(directory)
-            info.type, info.mode = tarfile.DIRTYPE, 0o700
-            info.uid, info.gid = owner
-            tar.addfile(info)
-        for name, text in files.items():
-            data = text.encode()
-            info = tarfile.TarInfo(name)
-            info.size = len(data)
-            info.mode = 0o600
-            info.uid, info.gid = owner
-            tar.addfile(info, io.BytesIO(data))
-    return buffer.getvalue()
-
-
-def config_volume(volume: str) -> str:
-    """A node's redis.conf and certificates live on a volume of their own beside its data volume, so its
-    container can be recreated at any time (they were once in the container's root filesystem, lost
-    with it); a plan change still copies only the data."""
-    return f"{volume}-config"
-
-
-def config_volume_labels(volume: str, labels: dict[str, str]) -> dict[str, str]:
-    """The node's labels (so whatever removes an app's volumes by label finds it too), but not its addon
-    label: counted by addon, a node has one volume, its data."""
-    kept = {key: value for key, value in labels.items() if key != "redis-addons.addon"}
-    return {**kept, "redis-addons.config-of": volume}
-
-
-# Least privilege for every container (README, "What runs with which privileges"): the server runs as
-# its image's user, never root, from a read-only root filesystem (its data and configuration are on
-# volumes), with no capability (Redis, Sentinel and HAProxy bind ports above 1024 and touch only files
-# of their own user) and no way to gain privileges back (no setuid binary in the images anyway).
-# Threads count against the pids limit. Redis and Sentinel run 5 (main, 3 background I/O threads,
-# jemalloc's; more with io-threads) plus one child per save or AOF rewrite; HAProxy a master and a worker
-# with one thread per CPU of the host, and for up to 10 s after a reload the old worker too (`docker top`:
-# 5, and 1 + 2 on a 2-CPU host). 256 leaves room for a reloading HAProxy on a 120-CPU host and still
-# stops a fork bomb at once.
-PIDS_LIMIT = 256
-NO_NEW_PRIVILEGES = "no-new-privileges:true"
-DATA_DIR = "/data"
-# A container made on a data volume that held files already (made by an earlier release, whose server ran
-# as root): at its first start the files it finds there become its user's (start_node).
-ADOPTS_LABEL = "redis-addons.adopts-volume"
-
-
-def user_of(config: dict) -> tuple[int, int] | None:
-    """The numeric uid:gid a container runs as (its Config.User, else the image's); None for root."""
-    uid, _, gid = (config.get("User") or "0").partition(":")
-    if not uid.isdigit() or int(uid) == 0:
-        return None
-    return int(uid), int(gid or uid)
-
-
-# aiohttp asks for gzip by default, and dockerd then compresses archives on one core at ~40 MB/s:
-# the tar is ten times faster as it is (a backup compresses it once, its own way).
-UNCOMPRESSED = {"Accept-Encoding": "identity"}
-SURVEY_TIMEOUT_S = 5.0  # a host whose engine hangs is taken for down after this long
-
-
-def translate(error: Exception, doing: str) -> Exception:
-    """Docker's answers become the engine's: 5xx and broken connections may pass, 4xx will not."""
-    if isinstance(error, DockerError) and error.status == 900 or isinstance(error, aiohttp.ClientConnectionError):
-        # aiodocker's 900: it could not connect (no socket, connection refused), not an answer of Docker's
-        reason = error.message if isinstance(error, DockerError) else f"{type(error).__name__}: {error}"
-        return EngineUnreachable(f"{doing}: the Docker engine does not answer ({reason})")
-    if isinstance(error, DockerError):
-        if error.status >= 500:
-            return TransientError(f"{doing}: Docker answered {error.status}: {error.message}")
-        return EffectError(f"{doing}: Docker refused ({error.status}): {error.message}")
-    return TransientError(f"{doing}: {type(error).__name__}: {error}")
-
-
-async def file_digests(docker: aiodocker.Docker, container: str, path: str) -> dict[str, tuple[int, str]]:
-    """{file name: (size, sha256)} of every regular file under `path`, read as a stream."""
-    async with docker._query(f"containers/{container}/archive", params={"path": path}, headers=UNCOMPRESSED) as response:
-        return await tar_file_digests(response.content)
-
-
-def named_under(path: str, digests: dict[str, tuple[int, str]]) -> dict[str, tuple[int, str]]:
-    """Files of the archive of `path/.` ("./dump.rdb") named as in the archive of `path` ("data/dump.rdb")."""
-    base = PurePosixPath(path).name
-    return {f"{base}/{name.removeprefix('./')}": value for name, value in digests.items()}
-
-
-class QueueStream:
-    """The chunks a tee puts in a queue, read back as a stream (b"" at the end)."""
-
-    def __init__(self, queue: asyncio.Queue):
-        self._queue = queue
-
-    async def read(self, _: int) -> bytes:
-        return await self._queue.get()
 
 
 class DockerRuntime:
@@ -161,7 +60,7 @@ class DockerRuntime:
                 existed = await self._ensure_volume(docker, spec.volume, spec.labels)
                 await self._ensure_volume(docker, config_volume(spec.volume),
                                           config_volume_labels(spec.volume, spec.labels))
-                container = await docker.containers.create(self._container_config(spec, adopts=existed),
+                container = await docker.containers.create(container_config(spec, adopts=existed),
                                                            name=spec.container)
             if spec.files:  # none: a container recreated on volumes that hold its configuration already
                 await container.put_archive(spec.config_dir, config_archive(spec.files, spec.files_owner))
@@ -178,31 +77,6 @@ class DockerRuntime:
                 raise
             await docker.volumes.create({"Name": name, "Labels": labels})
             return False
-
-    @staticmethod
-    def _container_config(spec: NodeSpec, adopts: bool = False) -> dict:
-        uid, gid = spec.files_owner
-        config = {
-            "Image": spec.image,
-            "User": f"{uid}:{gid}",
-            "Labels": {**spec.labels, **({ADOPTS_LABEL: "1"} if adopts else {})},
-            "StopTimeout": 30,
-            "HostConfig": {
-                "NetworkMode": "host",  # bound to the host's 127.x address, never a bridge
-                "Memory": spec.memory_bytes,
-                "MemorySwap": spec.memory_bytes,  # the same: no swap
-                "Mounts": [{"Type": "volume", "Source": spec.volume, "Target": DATA_DIR},
-                           {"Type": "volume", "Source": config_volume(spec.volume), "Target": spec.config_dir}],
-                "RestartPolicy": {"Name": "unless-stopped"},
-                "ReadonlyRootfs": True,
-                "CapDrop": ["ALL"],
-                "SecurityOpt": [NO_NEW_PRIVILEGES],
-                "PidsLimit": PIDS_LIMIT,
-            },
-        }
-        if spec.command:  # none: the image's own (a component's, with its configuration file)
-            config["Cmd"] = spec.command
-        return config
 
     async def start_node(self, host: str, container: str) -> None:
         try:
@@ -251,39 +125,7 @@ class DockerRuntime:
         The files land owned by the user the target's server runs as, whoever owned them at the source.
         The directory's content is what moves (`path/.`): the target's root filesystem is read-only, so
         only its volume, `path` itself, takes an archive."""
-        source, target = self._docker(from_host), self._docker(to_host)
-        contents = f"{path.rstrip('/')}/."
-        passing: asyncio.Queue[bytes] = asyncio.Queue()
-        try:
-            owner = user_of((await (await target.containers.get(to_container)).show())["Config"])
-            async with source._query(f"containers/{from_container}/archive", params={"path": contents},
-                                     headers=UNCOMPRESSED) as response:
-                hashing = asyncio.create_task(tar_file_digests(QueueStream(passing)))
-
-                async def tee():
-                    async for chunk in response.content.iter_chunked(1 << 20):
-                        passing.put_nowait(chunk)
-                        yield chunk
-                    passing.put_nowait(b"")
-
-                async with target._query(
-                    f"containers/{to_container}/archive", method="PUT", params={"path": path},
-                    data=owned_by(tee(), *owner) if owner else tee(), headers={"Content-Type": "application/x-tar"},
-                ):
-                    pass
-                sent = named_under(path, await hashing)
-            landed = named_under(path, await file_digests(target, to_container, contents)) if read_back else sent
-        except (DockerError, aiohttp.ClientError, OSError) as e:
-            raise translate(e, f"copying {path} from {from_container} on {from_host} to {to_container} on {to_host}") from None
-        if sent != landed:
-            differ = sorted(set(sent.items()) ^ set(landed.items()))
-            raise EffectError(f"copy of {path} to {to_host} is not identical: {[name for name, _ in differ][:5]}")
-        return {
-            "files": len(sent),
-            "bytes": sum(size for size, _ in sent.values()),
-            "sha256": {name: digest for name, (_, digest) in sorted(sent.items())},
-            "read_back": read_back,
-        }
+        return await data_copy.copy_data(self._docker, from_host, from_container, to_host, to_container, path, read_back)
 
     async def read_file(self, host: str, container: str, path: str):
         try:
@@ -347,20 +189,12 @@ class DockerRuntime:
             return ""
 
     async def nodes(self, **labels: str) -> list[NodeState]:
-        return await self._listed([f"{k}={v}" for k, v in labels.items()] or ["redis-addons.addon"])
+        wanted = [f"{k}={v}" for k, v in labels.items()] or ["redis-addons.addon"]
+        return await listing.listed(self._docker, self.hosts, wanted)
 
     async def survey(self, **labels: str) -> Survey:
         wanted = [f"{k}={v}" for k, v in labels.items()] or ["redis-addons.addon"]
-
-        async def on(name: str) -> tuple[str, list[NodeState] | str]:
-            try:
-                return name, await asyncio.wait_for(self._listed(wanted, [name]), SURVEY_TIMEOUT_S)
-            except (DockerError, aiohttp.ClientError, OSError, asyncio.TimeoutError) as e:
-                return name, f"{type(e).__name__} {e}".strip()
-
-        answers = await asyncio.gather(*(on(n) for n in self.hosts))
-        return Survey(nodes=[n for _, found in answers if isinstance(found, list) for n in found],
-                      silent={name: found for name, found in answers if isinstance(found, str)})
+        return await listing.survey(self._docker, self.hosts, wanted)
 
     async def signal_node(self, host: str, container: str, signal: str) -> None:
         try:
@@ -370,34 +204,9 @@ class DockerRuntime:
 
     async def containers_labelled(self, label: str) -> list[NodeState]:
         try:
-            return await self._listed([label])
+            return await listing.listed(self._docker, self.hosts, [label])
         except (DockerError, aiohttp.ClientError, OSError) as e:
             raise translate(e, f"listing the containers labelled {label}") from None
-
-    async def _listed(self, wanted: list[str], hosts: list[str] | None = None) -> list[NodeState]:
-        async def on(name: str) -> list[tuple[str, dict]]:
-            listed = await self._docker(name).containers.list(all=True, filters={"label": wanted})
-            return [(name, c._container) for c in listed]
-
-        found, seen = [], set()
-        for name, info in [pair for host in await asyncio.gather(*(on(n) for n in hosts or self.hosts)) for pair in host]:
-            if info["Id"] in seen:  # two host names may share one engine (a laptop)
-                continue
-            seen.add(info["Id"])
-            labels = info.get("Labels") or {}
-            # Hosts sharing one engine list the same containers: the label says whose it is.
-            owner = labels.get("redis-addons.host") if labels.get("redis-addons.host") in self.hosts else name
-            found.append(
-                NodeState(
-                    host=owner,
-                    container=info["Names"][0].lstrip("/"),
-                    running=info["State"] == "running",
-                    labels=info.get("Labels", {}),
-                    state=info["State"],
-                    status=info.get("Status", ""),
-                )
-            )
-        return found
 
     async def ports_in_use(self) -> frozenset[tuple[str, int]]:
         taken = set()
