@@ -4,6 +4,7 @@ woken early after each save. Each read model keeps its own tracking position."""
 from __future__ import annotations
 
 import asyncio
+import time
 
 import structlog
 
@@ -11,6 +12,8 @@ from engine.ports import ReadModels, TransientError
 from engine.store import EventLog
 
 log = structlog.get_logger("follower")
+
+LOG_AGAIN_S = 30.0  # an update failing on, with the same error, is logged again this often
 
 
 class ReadModelsBehind(TransientError):
@@ -24,7 +27,8 @@ class Follower:
         self._task: asyncio.Task | None = None
         self._caught_up = asyncio.Condition()
         self.position = 0
-        self.failing: str | None = None  # why the read models could not be updated, while they cannot
+        self.failing: str | None = None  # why the read models cannot write, while they cannot
+        self._said: tuple[str, float] | None = None  # the error last logged, and when
 
     async def catch_up(self) -> int:
         """Process everything recorded so far; return the position reached."""
@@ -50,11 +54,25 @@ class Follower:
         while True:
             try:
                 await self.catch_up()
-                self.failing = None
+                self.failing = self._said = None
             except Exception as error:
-                self.failing = str(error) or type(error).__name__
-                log.exception("read model update failed; retrying")
+                # Only their store refusing a write is a passing fault a command is told of (ReadModelsBehind);
+                # anything else (a projection's bug, an event breaking a constraint) is not: a wait for it
+                # times out as any unexpected error does.
+                self.failing = self._views.cannot_write(error)
+                self._say(error)
             await self._events.wait_for_save(self._poll_s)
+
+    def _say(self, error: Exception) -> None:
+        """Logged once per distinct error, then every LOG_AGAIN_S while it lasts (not at each poll)."""
+        text, now = f"{type(error).__name__}: {error}", time.monotonic()
+        if self._said is not None and self._said[0] == text and now - self._said[1] < LOG_AGAIN_S:
+            return
+        self._said = (text, now)
+        if self.failing is not None:
+            log.error("the read models cannot write; they catch up once they can", error=self.failing)
+        else:
+            log.exception("read model update failed; retrying", error=text)
 
     async def wait_until(self, position: int, timeout: float = 10.0) -> None:
         """Return once the read models include the event at `position`."""

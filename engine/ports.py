@@ -345,6 +345,10 @@ class ReadModels(Protocol):
 
     def process(self, notification_id: int, event: object) -> None: ...
 
+    def cannot_write(self, error: BaseException) -> str | None:
+        """Why they cannot write when `error` (from `process`) is their store refusing for now (disk full,
+        read-only); None for any other error."""
+
     def addons(self, app: str | None = None) -> list[dict]: ...
 
     def addon(self, name: str) -> dict | None: ...

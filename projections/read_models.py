@@ -21,6 +21,9 @@ CREATE TABLE IF NOT EXISTS tracking (name TEXT PRIMARY KEY, position INTEGER NOT
 
 TRACKER = "redis-addons-read-models"
 HANDLERS = (addons.apply, operations.apply, backups.apply, clusters.apply)
+# SQLite's words for a store that refuses a write for now: "database or disk is full", "attempt to write a
+# readonly database", "disk I/O error", "database is locked", "unable to open database file".
+STORE_FAULTS = ("full", "readonly", "i/o error", "locked", "unable to open")
 
 
 class ReadModels:
@@ -67,6 +70,14 @@ class ReadModels:
             except BaseException:
                 db.execute("ROLLBACK")
                 raise
+
+    @staticmethod
+    def cannot_write(error: BaseException) -> str | None:
+        """Why these read models cannot write, when `error` is their store refusing (its disk full or
+        read-only, an I/O error, busy): they catch up once it writes again. None for any other error."""
+        if isinstance(error, sqlite3.OperationalError) and any(w in str(error).lower() for w in STORE_FAULTS):
+            return str(error)
+        return None
 
     def _rows(self, sql: str, *args) -> list[dict]:
         with self._lock:

@@ -238,8 +238,12 @@ class _GzipSink:
         os.fchmod(fd, FILE_MODE)  # the umask may take bits off; a .partial left by a crash may be wider
         self.file = os.fdopen(fd, "wb")
         if sealer:  # the header at once: `backup-key drop` reads which key a file being written uses
-            self.file.write(sealer.add(b""))
-            self.file.flush()
+            try:
+                self.file.write(sealer.add(b""))
+                self.file.flush()
+            except BaseException:  # a store full to the last byte: no empty .partial, no open file left
+                self.discard()
+                raise
         # ISA-L's deflate: the same gzip format at ~8x zlib's speed (bench/backup.py measures both).
         self.zip = isal_zlib.compressobj(LEVEL, isal_zlib.DEFLATED, GZIP) if compress else None
         self.digest, self.size = hashlib.sha256(), 0

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import errno
 import gzip
 import hashlib
 import os
@@ -318,3 +319,37 @@ def test_the_keyring_made_and_tightened_is_logged_and_its_rename_synced(tmp_path
         BackupKeys(keys.path).current()
     assert [(e["log_level"], e["mode"]) for e in logs] == [("warning", "0o644")]
     assert (keys.path.stat().st_mode & 0o777) == 0o600
+
+
+async def test_a_store_full_to_the_last_byte_leaves_no_empty_partial_nor_an_open_file(tmp_path, keys, monkeypatch):
+    """The header is written at once: on a store with no byte left its flush failed (ENOSPC) in the sink's
+    constructor, before the writer's cleanup could know of it: an empty .partial stayed, its file open."""
+    opened = []
+
+    class NoRoom:
+        def __init__(self, file):
+            self.file, self.closed = file, False
+            opened.append(self)
+
+        def write(self, data):
+            return len(data)  # buffered: the disk is asked at the flush
+
+        def flush(self):
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+        def close(self):
+            self.closed = True
+            self.file.close()
+
+    def fdopen(fd, mode, fdopen=os.fdopen):  # the archive's file only (the keyring is made on the way)
+        file = fdopen(fd, mode)
+        return NoRoom(file) if os.readlink(f"/proc/self/fd/{fd}").endswith(".partial") else file
+
+    monkeypatch.setattr(os, "fdopen", fdopen)
+    store = FileBackupStore(tmp_path / "backups", keys, chunk_size=CHUNK)
+
+    with pytest.raises(EffectError, match=r"the backup store's disk is full \(No space left on device\)"):
+        await store.write_archive(KEY, chunks(a_tar()))
+
+    assert [o.closed for o in opened] == [True]
+    assert [p.name for p in (tmp_path / "backups").rglob("*") if p.is_file()] == []
