@@ -111,9 +111,10 @@ class Coordinator:
             task.cancel()
 
     async def wait(self, operation_id: UUID, timeout: float) -> bool:
-        """Wait for the saga if this process drives it; False when it does not."""
+        """Wait for the saga if this process drives it; False when it does not, or no longer does (its
+        task ended, the operation maybe unfinished: a caller that waited on it again would spin)."""
         task = self._tasks.get(operation_id)
-        if task is None:
+        if task is None or task.done():
             return False
         await asyncio.wait([task], timeout=timeout)
         return True
