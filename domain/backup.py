@@ -24,16 +24,19 @@ class Backup(Aggregate):
     """pending -> running -> done | failed; then kept for reasons, or expired and deleted."""
 
     @staticmethod
-    def create_id(addon: str, kind: str, day: str | None = None, operation_id: str | None = None, **_) -> UUID:
-        """A scheduled backup's ID is its addon and day: the event store refuses a second one for the same day.
-        A pre-upgrade backup's is its upgrade's: the upgrade's step, run again after a crash, finds it."""
+    def create_id(addon: str, kind: str, day: str | None = None, operation_id: str | None = None, attempt: int = 1,
+                  **_) -> UUID:
+        """A scheduled backup's ID is its addon, day and attempt: the event store refuses a second one for the
+        same day and attempt (an attempt is made only once each before it failed, so a day has one done at
+        most). A pre-upgrade backup's is its upgrade's: the upgrade's step, run again after a crash, finds it."""
         if kind == "scheduled":
-            return Backup.scheduled_id(addon, day)
+            return Backup.scheduled_id(addon, day, attempt)
         return Backup.pre_upgrade_id(operation_id) if kind == "pre-upgrade" else uuid4()
 
     @staticmethod
-    def scheduled_id(addon: str, day: str | date) -> UUID:
-        return uuid5(NAMESPACE_URL, f"redis-addons:/addons/{addon}/backups/scheduled/{day}")
+    def scheduled_id(addon: str, day: str | date, attempt: int = 1) -> UUID:
+        again = f"/attempt-{attempt}" if attempt > 1 else ""  # the first keeps the ID days had before retries
+        return uuid5(NAMESPACE_URL, f"redis-addons:/addons/{addon}/backups/scheduled/{day}{again}")
 
     @staticmethod
     def pre_upgrade_id(operation_id: str | UUID) -> UUID:
@@ -42,9 +45,10 @@ class Backup(Aggregate):
     @classmethod
     def request(cls, addon: str, app: str, tier: str, kind: str, requested_at: datetime,
                 day: date | None = None, redis_version: str | None = None,
-                operation_id: str | UUID | None = None) -> Backup:
-        """A scheduled backup is for one `day` (of the addon's schedule); a pre-upgrade one for the upgrade
-        `operation_id` that takes it; a manual one for neither."""
+                operation_id: str | UUID | None = None, attempt: int = 1) -> Backup:
+        """A scheduled backup is for one `day` (of the addon's schedule), its `attempt` the how-manieth of
+        that day (the ones before failed); a pre-upgrade one for the upgrade `operation_id` that takes it;
+        a manual one for neither."""
         if tier == "sandbox":
             raise NoBackupsOnSandbox(f"addon {addon} is on a sandbox plan, which has no backups: choose a paid plan first")
         if kind not in KINDS:
@@ -55,12 +59,13 @@ class Backup(Aggregate):
             raise ValueError("a pre-upgrade backup is for an upgrade operation, the others are not")
         return cls(addon=addon, app=app, tier=tier, kind=kind, requested_at=requested_at,
                    day=day.isoformat() if day else None, redis_version=redis_version,
-                   operation_id=str(operation_id) if operation_id else None)
+                   operation_id=str(operation_id) if operation_id else None, **({"attempt": attempt} if attempt > 1 else {}))
 
     @event("Requested")
     def __init__(self, addon: str, app: str, tier: str, kind: str, requested_at: datetime, day: str | None = None,
-                 redis_version: str | None = None, operation_id: str | None = None):
+                 redis_version: str | None = None, operation_id: str | None = None, attempt: int = 1):
         self.addon, self.app, self.tier, self.kind = addon, app, tier, kind
+        self.attempt = attempt  # a scheduled backup's: 1, or more when the ones of its day before failed
         self.day, self.redis_version = day, redis_version
         self.operation_id = operation_id  # a pre-upgrade backup's upgrade (None in events recorded before)
         self.created_at = requested_at

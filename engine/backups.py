@@ -8,7 +8,7 @@ Backups of a removed addon stay listed and downloadable, under the same retentio
 from __future__ import annotations
 
 import asyncio
-from datetime import date, datetime, timezone
+from datetime import date, datetime, timedelta, timezone
 from typing import AsyncIterator
 from uuid import UUID
 
@@ -33,6 +33,10 @@ from engine.store import EventLog, IntegrityError
 
 log = structlog.get_logger("backups")
 
+ATTEMPTS_A_DAY = 3  # a scheduled backup that failed is tried again, at most this many times in all
+RETRY_AFTER = timedelta(minutes=10)  # after the failed attempt was asked for: a short fault has passed
+
+
 class DayBackedUp(Exception):
     """A scheduled backup's ID is its day: the store holds one already."""
 
@@ -56,11 +60,11 @@ class BackupService:
         """A manual backup; its saga runs in the background."""
         return await self._start(await self._live_addon(app, addon), "manual", self.clock())
 
-    async def _start(self, addon: Addon, kind: str, at: datetime, day: date | None = None) -> dict:
+    async def _start(self, addon: Addon, kind: str, at: datetime, day: date | None = None, attempt: int = 1) -> dict:
         """A Business addon's too: its backup is taken on a replica in sync (engine/backup_source.py)."""
         tier = self.plans.get(addon.plan).tier
         backup = Backup.request(addon=addon.name, app=addon.app, tier=tier, kind=kind, requested_at=at, day=day,
-                                redis_version=addon.redis_version)
+                                redis_version=addon.redis_version, attempt=attempt)
         operation = Operation(kind="backup", addon=addon.name, app=addon.app, subject=str(backup.id))
         addon.start_backup(operation.id, backup.id)
         backup.mark_started()
@@ -148,17 +152,32 @@ class BackupService:
                 continue  # no backups on sandbox
             last = await asyncio.to_thread(self.views.last_scheduled_day, row["name"])
             addon: Addon = await self.events.get(Addon.id_for(row["name"]))
-            day = addon.backup_schedule.due_day(now, date.fromisoformat(last) if last else None,
-                                                since=datetime.fromisoformat(row["created_at"]))
-            if day is None:
+            day = addon.backup_schedule.due_day(now, None, since=datetime.fromisoformat(row["created_at"]))
+            if day is None or (last and day < date.fromisoformat(last)):  # a later day's made (a clock stepped back)
+                continue
+            attempt = await asyncio.to_thread(self._attempt, row["name"], day, now)
+            if attempt is None:
                 continue
             try:
-                started.append(await self._start(addon, "scheduled", now, day))
+                started.append(await self._start(addon, "scheduled", now, day, attempt))
             except (AddonBusy, AddonNotRunning) as e:
                 log.info("scheduled backup waits for the addon", addon=row["name"], day=str(day), reason=str(e))
             except DayBackedUp:
                 pass  # made meanwhile (the read model lagged, or another process made it)
         return started
+
+    def _attempt(self, addon: str, day: date, now: datetime) -> int | None:
+        """The attempt at `day`'s backup to start now: the first; or, every one made so far failed (a host's
+        engine or a disk away for a moment must not lose the day), the next one RETRY_AFTER after the last, up
+        to ATTEMPTS_A_DAY. None while one runs or is done. Each attempt has an ID of its own (Backup.create_id),
+        so a second process starting the same one is refused by the event store."""
+        for attempt in range(1, ATTEMPTS_A_DAY + 1):
+            row = self.views.backup(str(Backup.scheduled_id(addon, day, attempt)))
+            if row is None:
+                return attempt
+            if row["status"] != "failed" or now < datetime.fromisoformat(row["created_at"]) + RETRY_AFTER:
+                return None
+        return None
 
     async def sweep(self, now: datetime) -> dict:
         """Apply the retention policy: record each decision that changed, delete expired archives."""
