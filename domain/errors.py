@@ -176,3 +176,18 @@ class UpgradeNotAllowed(DomainError):
         super().__init__(message)
         if rule:
             self.rule = rule
+
+
+class RotationNeedsRestartMethod(DomainError):
+    """A rotation refuses the old password once the new one is published: an app that is not restarted
+    onto the new one would be cut off."""
+
+    rule = "rotation-needs-restart-method"
+    status = 409
+
+
+class RotationNeedsEveryNode(DomainError):
+    """A node or Sentinel down would keep the old password in its files and stall the rotation's undo."""
+
+    rule = "rotation-needs-every-node"
+    status = 409

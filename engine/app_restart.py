@@ -20,8 +20,13 @@ def addon_environment(addon: Addon, password: str, settings: dict | None = None)
 async def restart_app(events: EventLog, restarter: AppRestarter, addon: Addon, password: str,
                       settings: dict | None = None) -> str:
     """What was done, as the restarter tells it (an app registered without a method is left alone)."""
-    try:
-        method = (await events.get(App.id_for(addon.app))).restart
-    except AggregateNotFoundError:
-        method = {"kind": None}
+    method = await restart_method_of(events, addon.app)
     return await restarter.restart(addon.app, method, addon_environment(addon, password, settings))
+
+
+async def restart_method_of(events: EventLog, app: str) -> dict:
+    """How the app is restarted: {"kind": None} when it was never registered."""
+    try:
+        return (await events.get(App.id_for(app))).restart
+    except AggregateNotFoundError:
+        return {"kind": None}

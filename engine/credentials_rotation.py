@@ -38,7 +38,7 @@ from domain.cluster import Cluster
 from domain.cluster_config import DOWN_AFTER_MS, MASTER_NAME
 from domain.operation import Operation
 from engine.addon_lookup import AddonLookup
-from engine.app_restart import restart_app
+from engine.app_restart import restart_app, restart_method_of
 from engine.cluster_provisioning import sentinel_secret
 from engine.cluster_tls import bind_entry, entry_answers_as_set
 from engine.clusters import cluster_of, serving_node
@@ -46,7 +46,7 @@ from engine.credentials_ports import CredentialsAdmin, RotatingSecrets
 from engine.data_node_settings import data_nodes, replicated
 from engine.nodes import endpoint
 from engine.operations import OperationStarter
-from engine.ports import AppRestarter, RedisAdmin, Runtime, TransientError
+from engine.ports import AppRestarter, EffectError, RedisAdmin, Runtime, TransientError
 from engine.saga import StepResult
 from engine.store import EventLog
 
@@ -65,7 +65,11 @@ class CredentialsRotations:
     async def rotate(self, app: str, ref: str) -> dict:
         current = await self.lookup.live(app, ref)
         operation = Operation(kind="rotate_credentials", addon=current.name, app=app)
-        current.start_credentials_rotation(operation.id)
+        cluster = await cluster_of(self.lookup.events, current.name)
+        down = [f"{n['role']} node {n['container']} on {n['host']}" for n in cluster.live_nodes
+                if n["role"] in ("data", "sentinel") and n["state"] == "down"]
+        current.start_credentials_rotation(operation.id, restart=await restart_method_of(self.lookup.events, app),
+                                           down=down)
         await self.starter.start(operation, current)
         log.info("password rotation requested", addon=current.name, app=app, operation_id=str(operation.id))
         return {"addon": current.name, "operation_id": str(operation.id)}
@@ -103,6 +107,10 @@ class CredentialsRotation:
 
     async def publish(self, addon: Addon, cluster: Cluster, operation: Operation) -> StepResult:
         new = self.secrets.peek_pending(addon.name) or self.secrets.password_for(addon.name)  # published: the addon's
+        if new != self.secrets.password_for(addon.name) and \
+                (await restart_method_of(self.events, addon.app)).get("kind") in (None, "none"):
+            # Taken away since the command was accepted: undone here, before the app could be cut off.
+            raise EffectError(f"app {addon.app} no longer has a restart method: a rotation would cut it off")
         detail = ""
         if replicated(cluster):
             reloaded = await self._route_proxies(addon, cluster, operation, new)

@@ -19,7 +19,10 @@ def paths(op, wait: list[dict]) -> dict:
         {"200": json_body(ROTATION, "With wait=true: the new password is the only one accepted"),
          "202": json_body(ROTATION, "Requested: the operation runs in the background"),
          "409": json_body(ref("Error"), "The addon is busy with another operation (rule one-operation-per-addon), "
-                                        "not running, needs attention, or was removed"),
+                                        "not running, needs attention, or was removed; the app has no restart method "
+                                        "(rule rotation-needs-restart-method: it would be cut off, register one with "
+                                        "apps-register); a data node or Sentinel of the addon is recorded down (rule "
+                                        "rotation-needs-every-node)"),
          "500": json_body({"allOf": [ref("Error"), ROTATION]},
                           "With wait=true: the operation failed; before publish the old password alone is accepted "
                           "again, after it the new one stands and the old one is still accepted (rotate again)"),

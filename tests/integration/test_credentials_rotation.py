@@ -246,12 +246,24 @@ async def test_a_starter_rotation_under_writes(engine, server, hooks, addon):
     await nowhere_stored_or_served(engine, server, new)
 
 
-async def test_the_cli_rotates_and_follows_the_steps(engine, server, addon, monkeypatch, tmp_path, capsys):
+class AnsweringHook:
+    """An app's restart hook that answers at once (its app is the test's own connections)."""
+
+    async def restart(self, environment: dict) -> None:
+        pass
+
+
+async def test_the_cli_rotates_and_follows_the_steps(engine, server, hooks, addon, monkeypatch, tmp_path, capsys):
     monkeypatch.setenv("REDIS_ADDONS_HOME", str(tmp_path / "client-home"))
     monkeypatch.setenv("REDIS_ADDONS_API", str(server.make_url("")).rstrip("/"))
     monkeypatch.setenv("REDIS_ADDONS_TOKEN", token(engine))
-    await engine.register_app(APP, restart="none")  # the app of the test before is gone
+    await engine.register_app(APP, restart="none")
     before = (await engine.environment(APP))["REDIS_URL"]
+    # Nothing would restart the app onto the new password before the old one is refused: refused at once.
+    assert await cli("--app", APP, "rotate-credentials") == 1
+    assert capsys.readouterr().err.startswith(f"error: app {APP} has no restart method: a rotation would cut it off")
+    assert (await engine.environment(APP))["REDIS_URL"] == before and await answers(before)
+    await engine.register_app(APP, restart="hook", url=await hooks.serve(AnsweringHook()))  # the app before is gone
 
     assert await cli("--app", APP, "rotate-credentials") == 0
 

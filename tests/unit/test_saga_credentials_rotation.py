@@ -10,6 +10,8 @@ from uuid import UUID
 
 import pytest
 
+from domain.errors import RotationNeedsEveryNode, RotationNeedsRestartMethod
+from engine.clusters import cluster_of
 from engine.nodes import endpoint
 from engine.ports import EffectError
 from tests.unit.engine_fakes import (APP, World, a_running_addon, finished, restarted, settled, shut_down,
@@ -32,6 +34,17 @@ async def accepted(world, addon, password: str) -> bool:
         return True
     except EffectError:
         return False
+
+
+HOOK = "http://127.0.0.1:9999/restart"  # the fake restarter calls nothing
+
+
+@pytest.fixture
+async def engine(world):
+    """conftest's, with the app registered with a restart method (a rotation without one is refused)."""
+    engine = await started_engine(world)
+    await engine.register_app(APP, "hook", url=HOOK)
+    return engine
 
 
 async def every_event_text(world) -> str:
@@ -97,6 +110,66 @@ async def test_a_rotation_holds_the_addon_like_any_operation(world, engine):
     assert getattr(busy.value, "rule", None) == "one-operation-per-addon"
 
 
+async def test_an_app_with_no_restart_method_is_refused_and_nothing_recorded(world, engine):
+    """Nothing would restart the app onto the new password before the old one is refused: it would be
+    cut off, and the rotation would say it succeeded."""
+    addon = await a_running_addon(world, engine)
+    await engine.register_app(APP, "none")
+    old, recorded = world.secrets.peek(addon.name), await world.events.max_position()
+
+    with pytest.raises(RotationNeedsRestartMethod) as refused:
+        await engine.credentials.rotate(APP, addon.name)
+
+    assert refused.value.rule == "rotation-needs-restart-method" and f"app {APP} has no restart method" in str(
+        refused.value) and "apps-register" in str(refused.value)
+    assert await world.events.max_position() == recorded  # nothing recorded
+    assert world.secrets.peek(addon.name) == old and world.secrets.peek_pending(addon.name) is None
+    assert not (await world.addon(addon.name)).is_busy
+
+
+async def test_an_app_never_registered_is_refused(world):
+    engine = await started_engine(world)  # no `engine` fixture: the app is not registered
+    addon = await a_running_addon(world, engine)
+    with pytest.raises(RotationNeedsRestartMethod):
+        await engine.credentials.rotate(APP, addon.name)
+    assert not [o for o in await engine.operations(addon.name) if o["kind"] == "rotate_credentials"]
+
+
+async def test_a_restart_method_taken_away_before_the_publication_undoes_the_rotation(world, engine):
+    addon = await a_running_addon(world, engine)
+    old = world.secrets.peek(addon.name)
+    admin = engine.coordinator._sagas["rotate_credentials"].admin
+    add_password = admin.add_password
+
+    async def then_taken_away(node, password):
+        await add_password(node, password)
+        await engine.register_app(APP, "none")
+
+    admin.add_password = then_taken_away
+    operation = await finished(engine, await engine.credentials.rotate(APP, addon.name))
+
+    assert operation["status"] == "failed" and "no longer has a restart method" in operation["error"], operation
+    assert world.secrets.peek(addon.name) == old and await accepted(world, addon, old)
+    assert world.restarter.restarts == []
+
+
+async def test_a_node_recorded_down_is_refused_naming_it(world, engine):
+    """It would keep the old password in its files, and the steps (and their undo) would wait for it."""
+    addon = await a_running_addon(world, engine)
+    cluster = await cluster_of(world.events, addon.name)
+    [node] = cluster.live_nodes
+    cluster.mark_node_down(node["id"], reason="its host does not answer", observed_at="2026-01-01T00:00:00+00:00")
+    await world.events.save(cluster)
+    recorded = await world.events.max_position()
+
+    with pytest.raises(RotationNeedsEveryNode) as refused:
+        await engine.credentials.rotate(APP, addon.name)
+
+    assert refused.value.rule == "rotation-needs-every-node" and node["container"] in str(refused.value)
+    assert await world.events.max_position() == recorded
+    assert not (await world.addon(addon.name)).is_busy
+
+
 CRASHES = {  # where the engine dies: at its Nth call to a port (before its effect), or at its Nth save of events
     "at a call": (lambda world, n: world.crash_switch.arm(n), lambda world: world.crash_switch.armed),
     "before a save": (lambda world, n: world.events.crash_at_save(n, before=True), lambda world: world.events.crash_armed),
@@ -123,6 +196,7 @@ async def crash_at(where: str, number: int) -> bool:
     world = World()
     try:
         engine = await started_engine(world)
+        await engine.register_app(APP, "hook", url=HOOK)
         addon = await a_running_addon(world, engine)
         old = world.secrets.peek(addon.name)
         app_connection = connect(server_of(world, addon))
