@@ -29,26 +29,40 @@ def serves_tls_inside(cluster: Cluster) -> bool:
 
 
 async def bind_entry(runtime: Runtime, components: ComponentCatalog, secrets: SecretStore, addon: Addon,
-                     cluster: Cluster, operation, settings: dict, password: str | None = None) -> list[str]:
+                     cluster: Cluster, operation, settings: dict, password: str | None = None,
+                     every_proxy: bool = False) -> list[str]:
     """Each running HAProxy binds the entry as `settings` say (TLS only when forced) and reloads. Its checks
-    authenticate with `password` (a rotation's new one), else the addon's."""
+    authenticate with `password` (a rotation's new one), else the addon's.
+
+    `every_proxy` (a rotation): an HAProxy left checking with the other password marks every data node
+    down once that password is refused, so each one recorded down is reached too: its file written
+    where its container is, reloaded if that runs again, and one whose host cannot be asked fails the
+    call (the step retries it, then fails and is undone) instead of being skipped."""
     password = password or secrets.password_for(addon.name)
     sentinel_password = secrets.password_for(sentinel_secret(addon.name))
     members = {role: [n for n in cluster.live_nodes if n["role"] == role] for role in ("data", "sentinel", "proxy")}
     running = [p for p in members["proxy"] if p["state"] == "running"]
-    reloaded = await route_proxies(runtime, components.get("haproxy"), addon, running, members["data"],
+
+    async def route(proxies: list[dict]) -> list[str]:
+        return await route_proxies(runtime, components.get("haproxy"), addon, proxies, members["data"],
                                    members["sentinel"], operation, password, sentinel_password, settings=settings)
+
+    reloaded = await route(running)
     entry = address({"address": addon.address, "port": addon.port})
     for proxy in [p for p in members["proxy"] if p["state"] != "running"]:
         # One that is down gets the file too where its container is left, so that it does not come back
         # binding as before; one whose container or host is gone is replaced from the addon's settings.
         try:
-            if await runtime.is_running(proxy["host"], proxy["container"]) is False:
+            state = await runtime.is_running(proxy["host"], proxy["container"])
+            if state is True and every_proxy:  # back before the watcher saw it: it checks as its file says
+                reloaded += await route([proxy])
+            elif state is False:
                 await runtime.create_node(proxy_spec(addon, proxy, entry, members["data"], members["sentinel"],
                                                      components.get("haproxy"), operation, password, sentinel_password,
                                                      settings=settings))
         except (TransientError, EffectError):
-            pass
+            if every_proxy:
+                raise
     return reloaded
 
 

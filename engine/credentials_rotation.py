@@ -53,6 +53,10 @@ from engine.store import EventLog
 log = structlog.get_logger("credentials")
 
 ENTRY_WITHIN_S = 10.0  # HAProxy reloaded: its new process routes within a second; a loaded machine may take longer
+# HAProxy checks each data node every 500 ms and marks it down after 2 failed checks (CHECK_TIMING, `fall 2`):
+# one still checking with the removed password has marked every node down well within two intervals and
+# a check's timeout (1 s), when the entry is asked again.
+CHECKS_SEE_REMOVAL_S = 2 * 0.5 + 1.0
 SENTINEL_GAP_S = 2 * DOWN_AFTER_MS / 1000  # between two Sentinels' links closed: never two without the primary at once
 
 
@@ -116,10 +120,7 @@ class CredentialsRotation:
             reloaded = await self._route_proxies(addon, cluster, operation, new)
             # Fresh connections through the entry, with the new password, before the app is given it: the
             # reloaded HAProxy route it (asked again, not reloaded again, while a reload has not taken yet).
-            async for attempt in AsyncRetrying(retry=retry_if_exception_type(TransientError),
-                                               stop=stop_after_delay(ENTRY_WITHIN_S), wait=wait_fixed(0.2), reraise=True):
-                with attempt:
-                    await entry_answers_as_set(self.redis, addon, new, bool(addon.settings.get("force_tls")))
+            await self._entry_answers(addon, new)
             detail = f"; HAProxy checks with it ({', '.join(reloaded)} reloaded) and the entry answers with it"
         markers = {}
         for node in self._data_nodes(cluster):  # before the publication: no connection with the new URL is older
@@ -136,8 +137,17 @@ class CredentialsRotation:
         nodes = self._data_nodes(cluster)
         for node in nodes:
             await self.admin.only_password(endpoint(node, new), new)
+        detail = ""
+        if replicated(cluster):  # an HAProxy still checking with the old password now marks every node down
+            await asyncio.sleep(CHECKS_SEE_REMOVAL_S)
+            try:
+                await self._entry_answers(addon, new)
+            except TransientError as error:
+                raise EffectError(f"the entry {addon.address}:{addon.port} does not answer since the old password is "
+                                  f"refused: an HAProxy still checks the data nodes with it ({error})") from None
+            detail = "; the entry still answers with the new one"
         self.secrets.forget_pending(addon.name)
-        return StepResult(f"the old password is refused by {', '.join(n['container'] for n in nodes)}")
+        return StepResult(f"the old password is refused by {', '.join(n['container'] for n in nodes)}{detail}")
 
     async def disconnect_old(self, addon: Addon, cluster: Cluster, operation: Operation) -> StepResult:
         new, markers = self.secrets.password_for(addon.name), operation.outcome("publish").get("markers", {})
@@ -199,10 +209,17 @@ class CredentialsRotation:
         password = self.secrets.password_for(sentinel_secret(addon.name))  # the Sentinels' own: not rotated here
         return [endpoint(n, password) for n in cluster.live_nodes if n["role"] == "sentinel"]
 
+    async def _entry_answers(self, addon: Addon, password: str) -> None:
+        """Fresh connections through the entry with `password` (asked again for up to ENTRY_WITHIN_S)."""
+        async for attempt in AsyncRetrying(retry=retry_if_exception_type(TransientError),
+                                           stop=stop_after_delay(ENTRY_WITHIN_S), wait=wait_fixed(0.2), reraise=True):
+            with attempt:
+                await entry_answers_as_set(self.redis, addon, password, bool(addon.settings.get("force_tls")))
+
     async def _route_proxies(self, addon: Addon, cluster: Cluster, operation: Operation, password: str) -> list[str]:
         """Each HAProxy's file checks the data nodes with `password`; those running reload it."""
         return await bind_entry(self.runtime, self.components, self.secrets, addon, cluster, operation, addon.settings,
-                                password=password)
+                                password=password, every_proxy=True)
 
 
 def sentinel_link(client: dict) -> str | None:

@@ -95,11 +95,21 @@ class Proxy:
     sentinels: list[str]  # of each Sentinel it asks which node is the primary
     tls_port: int | None = None  # the entry's TLS port, passed through to the primary
     loads: int = 1  # how many times it read its file: once at start, once per reload
+    check_hash: str | None = None  # of the password its checks give the data nodes (None: a file without AUTH)
 
     @classmethod
     def boot(cls, cfg: str) -> Proxy:
         address, port, data_nodes, sentinels, tls_port = cls.parse(cfg)
-        return cls(address, port, data_nodes, sentinels, tls_port)
+        return cls(address, port, data_nodes, sentinels, tls_port, check_hash=cls.checks_with(cfg))
+
+    @staticmethod
+    def checks_with(cfg: str) -> str | None:
+        """The hash of the password in its data checks' `AUTH default <password>` (a node refusing it is down)."""
+        for line in cfg.splitlines():
+            parts = line.split("tcp-check send ", 1)[-1].split("\\r\\n")
+            if line.strip().startswith("tcp-check send") and parts[2:6:2] == ["AUTH", "default"]:
+                return hashed(parts[6])
+        return None
 
     @staticmethod
     def parse(cfg: str) -> tuple[str, int, list[str], list[str], int | None]:
@@ -123,6 +133,7 @@ class Proxy:
     def reload(self, cfg: str) -> None:
         """SIGUSR2: the file is read again (new sessions follow it)."""
         self.address, self.port, self.data_nodes, self.sentinels, self.tls_port = self.parse(cfg)
+        self.check_hash = self.checks_with(cfg)
         self.loads += 1
 
     def listens_at(self, node: Endpoint) -> bool:

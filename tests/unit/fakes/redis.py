@@ -180,6 +180,9 @@ class FakeRedisAdmin(Faulty):
             server = up.get(node, (None,))[0]
             if server is None or server.role != "data" or server.replicaof is not None:
                 continue
+            if proxy.check_hash is not None and proxy.check_hash != server.password_hash \
+                    and proxy.check_hash not in getattr(server, "added_hashes", ()):
+                continue  # its check's AUTH refused: HAProxy marks the node down
             named = [s for s in proxy.sentinels if up.get(s, (None,))[0] is not None
                      and up[s][0].role == "sentinel" and up[s][0].primary == node]
             if len(named) >= QUORUM:
