@@ -30,11 +30,7 @@ class FileSecretStore:
             return path.read_text().strip()
         # Written whole to a private file, then linked in: a crash never leaves half a password.
         draft = self.directory / f".{addon}.{os.getpid()}.draft"
-        fd = os.open(draft, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        with os.fdopen(fd, "w") as file:
-            file.write(secrets.token_urlsafe(48))
-            file.flush()
-            os.fsync(file.fileno())
+        write_private(draft, secrets.token_urlsafe(48))
         try:
             os.link(draft, path)
         except FileExistsError:
@@ -73,12 +69,12 @@ class FileSecretStore:
         if pending is None or pending == self.peek(addon):
             return
         draft = self.directory / f".{addon}.{os.getpid()}.publish"
-        fd = os.open(draft, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        with os.fdopen(fd, "w") as file:
-            file.write(pending)
-            file.flush()
-            os.fsync(file.fileno())
-        os.replace(draft, self._path(addon))
+        write_private(draft, pending)
+        try:
+            os.replace(draft, self._path(addon))
+        except BaseException:
+            draft.unlink(missing_ok=True)  # it holds the password: never left beside the store's files
+            raise
         directory = os.open(self.directory, os.O_RDONLY)  # the rename itself durable before the app is told
         try:
             os.fsync(directory)
@@ -88,3 +84,16 @@ class FileSecretStore:
     def forget_pending(self, addon: str) -> None:
         if (self.directory / ".rotating").exists():
             self._rotating.forget(addon)
+
+
+def write_private(path: Path, text: str) -> None:
+    """`text` in a new 0600 file, on disk; a write that fails (a full disk) leaves no file behind."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    try:
+        with os.fdopen(fd, "w") as file:
+            file.write(text)
+            file.flush()
+            os.fsync(file.fileno())
+    except BaseException:
+        path.unlink(missing_ok=True)
+        raise

@@ -45,8 +45,9 @@ class CredentialsAdmin(Protocol):
         """{"run_id": the server's, "next_id": the ID of a connection made now}: every connection opened
         before has a smaller ID (Redis numbers them in order, from the server's start)."""
 
-    async def clients(self, node: Endpoint) -> list[dict]:
-        """CLIENT LIST: each connection's id (int), user, name, flags, age (s) and addr, and the server's run_id."""
+    async def clients(self, node: Endpoint) -> dict:
+        """{"run_id": the server's, "clients": CLIENT LIST as a list, each connection's id (int), user, name,
+        flags, age (s) and addr}."""
 
     async def kill_clients(self, node: Endpoint, ids: list[int]) -> int:
         """CLIENT KILL ID of each (never the caller's own connection); returns how many were closed."""

@@ -16,6 +16,8 @@ CREATE TABLE IF NOT EXISTS environment (
     tls_port INTEGER, tls INTEGER NOT NULL, published_at TEXT NOT NULL);
 """
 
+ROTATION_FAILED = "password rotation failed: "
+
 STATUS = {
     Addon.Provisioned: "running",
     Addon.ProvisioningFailed: "failed",
@@ -60,6 +62,15 @@ def apply(db, event) -> None:
     elif isinstance(event, (Addon.TlsServingFailed, Addon.CertificateRenewalFailed)):
         # The addon runs on as it was; what went wrong shows with it.
         db.execute("UPDATE addons SET failure = ?, updated_at = ? WHERE id = ?", (event.reason, at, addon_id))
+    elif isinstance(event, Addon.CredentialsRotationStarted):  # it holds the addon like any operation
+        db.execute("UPDATE addons SET operation_id = ?, updated_at = ? WHERE id = ?",
+                   (str(event.operation_id), at, addon_id))
+    elif isinstance(event, Addon.CredentialsRotationFailed):  # the addon runs on; what went wrong shows with it
+        db.execute("UPDATE addons SET failure = ?, operation_id = NULL, updated_at = ? WHERE id = ?",
+                   (f"{ROTATION_FAILED}{event.reason}", at, addon_id))
+    elif isinstance(event, Addon.CredentialsRotated):  # a rotation's failure shown before is over
+        db.execute("UPDATE addons SET operation_id = NULL, failure = CASE WHEN failure LIKE ? THEN NULL ELSE failure "
+                   "END, updated_at = ? WHERE id = ?", (f"{ROTATION_FAILED}%", at, addon_id))
     elif isinstance(event, Addon.NeedsAttention):
         db.execute("UPDATE addons SET status = 'needs-attention', failure = ?, updated_at = ? WHERE id = ?",
                    (event.reason, at, addon_id))

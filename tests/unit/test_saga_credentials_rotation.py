@@ -14,7 +14,7 @@ from domain.errors import RotationNeedsEveryNode, RotationNeedsRestartMethod
 from engine.clusters import cluster_of
 from engine.nodes import endpoint
 from engine.ports import EffectError
-from tests.unit.engine_fakes import (APP, World, a_running_addon, finished, restarted, settled, shut_down,
+from tests.unit.engine_fakes import (APP, World, a_running_addon, caught_up, finished, restarted, settled, shut_down,
                                      started_engine)
 from tests.unit.fakes import Crash
 from tests.unit.fakes.credentials import connect
@@ -99,12 +99,23 @@ async def test_a_failure_before_the_publication_leaves_the_old_password_alone(wo
     assert not getattr(server_of(world, addon), "added_hashes", set())  # the new one refused again
     assert world.restarter.restarts == []
     assert not (await world.addon(addon.name)).is_busy
+    await caught_up(engine)  # the addon's view shows the failure, as a TLS one's
+    row = await engine.addon(APP, addon.name)
+    assert row["failure"].startswith("password rotation failed: ") and "publish" in row["failure"], row
+    assert row["operation_id"] is None
+
+    world.redis.heal("marker")
+    assert (await finished(engine, await engine.credentials.rotate(APP, addon.name)))["status"] == "succeeded"
+    await caught_up(engine)
+    assert (await engine.addon(APP, addon.name))["failure"] is None  # over once a rotation succeeds
 
 
 async def test_a_rotation_holds_the_addon_like_any_operation(world, engine):
     addon = await a_running_addon(world, engine)
     world.redis.fail("add_password", times=None)  # the rotation stays at its first step
-    await engine.credentials.rotate(APP, addon.name)
+    started = await engine.credentials.rotate(APP, addon.name)
+    await caught_up(engine)
+    assert (await engine.addon(APP, addon.name))["operation_id"] == started["operation_id"]
     with pytest.raises(Exception) as busy:
         await engine.credentials.rotate(APP, addon.name)
     assert getattr(busy.value, "rule", None) == "one-operation-per-addon"
