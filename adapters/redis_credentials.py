@@ -3,6 +3,7 @@ password rotation asks of the data nodes and Sentinels."""
 
 from __future__ import annotations
 
+from adapters.redis_admin import listed_fields
 from domain.redis_config import password_hash
 from engine.ports import Endpoint
 
@@ -31,6 +32,11 @@ class RedisCredentials:
     async def sentinel_auth(self, sentinel: Endpoint, master: str, password: str) -> None:
         async with self.admin.connected(sentinel, timeout=2) as client:
             await client.execute_command("SENTINEL", "SET", master, "auth-pass", password)
+
+    async def sentinel_reaches(self, sentinel: Endpoint, master: str) -> bool:
+        async with self.admin.connected(sentinel, timeout=2) as client:
+            [state] = listed_fields([await client.execute_command("SENTINEL", "MASTER", master)])
+        return not {"disconnected", "s_down", "o_down"} & set(state.get("flags", "").split(","))
 
     async def marker(self, node: Endpoint) -> dict:
         async with self.admin.connected(node, timeout=2) as client:

@@ -39,7 +39,11 @@ class CredentialsAdmin(Protocol):
         """`masterauth` (what a replica gives its primary) is `password`, live and in redis.conf."""
 
     async def sentinel_auth(self, sentinel: Endpoint, master: str, password: str) -> None:
-        """SENTINEL SET `master` auth-pass: the Sentinel connects to the nodes with it (and writes its file)."""
+        """SENTINEL SET `master` auth-pass: the Sentinel connects to the nodes with it (and writes its file).
+        It closes the Sentinel's links to them: they are made again at once, with it."""
+
+    async def sentinel_reaches(self, sentinel: Endpoint, master: str) -> bool:
+        """The Sentinel's link to `master` is up and it does not see it down (SENTINEL MASTER's flags)."""
 
     async def marker(self, node: Endpoint) -> dict:
         """{"run_id": the server's, "next_id": the ID of a connection made now}: every connection opened

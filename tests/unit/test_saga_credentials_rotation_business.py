@@ -111,3 +111,16 @@ async def test_an_haproxy_still_checking_with_the_old_password_after_its_removal
     assert operation["status"] == "failed" and "remove_old" in operation["error"], operation
     assert "an HAProxy still checks the data nodes with it" in operation["error"], operation
     assert not await through_entry(world, addon, world.secrets.peek(addon))  # what was caught: it routes nowhere
+
+
+async def test_the_sentinels_take_the_new_password_one_at_a_time(world, engine, addon):
+    """SENTINEL SET auth-pass closes a Sentinel's links to the nodes (Redis 7.0.15): the next one is set
+    only once the one before reaches the primary again, so no two could see it down together."""
+    operation = await finished(engine, await engine.credentials.rotate(APP, addon))
+
+    assert operation["status"] == "succeeded", operation
+    asked = [(call, args["endpoint"]) for call, args in world.redis.calls if call in ("sentinel_auth", "sentinel_reaches")]
+    sentinels = list(dict.fromkeys(endpoint for call, endpoint in asked if call == "sentinel_auth"))
+    assert len(sentinels) == 3
+    # The fake's links come back at the third ask.
+    assert asked == [step for s in sentinels for step in [("sentinel_auth", s)] + [("sentinel_reaches", s)] * 3]

@@ -45,6 +45,14 @@ class FakeCredentialsAdmin:
         if server.role != "sentinel":
             raise EffectError(f"{sentinel}: ERR unknown command 'SENTINEL'")
         server.primary_auth_hash = digest(password)
+        server.__dict__["relinking"] = 2  # its links closed: asked twice more before they are back
+
+    async def sentinel_reaches(self, sentinel: Endpoint, master: str) -> bool:
+        server, _ = self.redis._server("sentinel_reaches", sentinel)
+        if getattr(server, "relinking", 0):
+            server.__dict__["relinking"] -= 1
+            return False
+        return True
 
     async def marker(self, node: Endpoint) -> dict:
         server, _ = self.redis._server("marker", node)
