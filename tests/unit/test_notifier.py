@@ -144,10 +144,11 @@ async def test_the_position_moves_only_after_the_delivery_and_a_restart_sends_it
     world.sender.gates.pop(URL).set()
     again = Notifier(world.events, world.sender, world.secrets, world.checkpoints, **FAST)
     await again.start()
-    await eventually(lambda: again.hooks[hook].position >= position)
+    # The position moves in memory, then its checkpoint is written (on a thread): wait for the file.
+    await eventually(lambda: world.checkpoints.states["notifier"]["hooks"][0]["position"] >= position)
+    assert again.hooks[hook].position >= position
     [(body, headers)] = world.sender.to(URL)
     assert headers["X-Redis-Addons-Delivery"] == body["id"]
-    assert world.checkpoints.states["notifier"]["hooks"][0]["position"] >= position
     # the same event told once more (say the checkpoint was lost): the same ID, so the receiver drops it
     again.hooks[hook].position = registered_at
     again._wakes[hook].set()
