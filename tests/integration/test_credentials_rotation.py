@@ -19,17 +19,14 @@ import pytest
 import redis.asyncio as redis
 import structlog
 from aiohttp import web
-from aiohttp.test_utils import TestServer
 from redis.backoff import NoBackoff
 from redis.exceptions import AuthenticationError, ConnectionError as RedisConnectionError, ResponseError
 from redis.retry import Retry
 
-from adapters.http.app import make_app
 from domain.cluster_config import MASTER_NAME
-from engine import build
-from tests.integration.api_client import cli, session, token, url
+from tests.integration.api_client import api_server, cli, module_engine, session, token, url
 from tests.integration.business import business_addon, direct, eventually, nodes_by_role, primary_of
-from tests.integration.conftest import remove_everything_of, running_addon, settings_for
+from tests.integration.conftest import running_addon
 
 APP = f"it-rot-{secrets.token_hex(3)}"
 BUSINESS_APP = f"it-rotb-{secrets.token_hex(3)}"
@@ -127,20 +124,14 @@ class Hooks:
 
 @pytest.fixture(scope="module")
 async def engine(tmp_path_factory):
-    try:
-        async with build(settings_for(tmp_path_factory.mktemp("rotation") / "home")) as running:
-            yield running
-    finally:
-        for app in (APP, BUSINESS_APP):
-            await remove_everything_of(app)
+    async with module_engine(tmp_path_factory, "rotation", APP, BUSINESS_APP) as running:
+        yield running
 
 
 @pytest.fixture(scope="module")
 async def server(engine):
-    server = TestServer(make_app(engine))
-    await server.start_server()
-    yield server
-    await server.close()
+    async with api_server(engine) as running:
+        yield running
 
 
 @pytest.fixture(scope="module")

@@ -17,13 +17,10 @@ import uuid
 
 import aiohttp
 import pytest
-from aiohttp.test_utils import TestServer
 from structlog.testing import capture_logs
 
-from adapters.http.app import make_app
-from engine import build
-from tests.integration.api_client import cli, session, token, url
-from tests.integration.conftest import remove_everything_of, running_addon, settings_for
+from tests.integration.api_client import api_server, cli, module_engine, session, token, url
+from tests.integration.conftest import running_addon
 
 RUN = secrets.token_hex(3)
 MINE, THEIRS = f"it-tk-{RUN}", f"it-tko-{RUN}"
@@ -39,20 +36,14 @@ LISTS = {"/v1/operations", "/v1/events", "/v1/maintenance", "/v1/events/stream"}
 
 @pytest.fixture(scope="module")
 async def engine(tmp_path_factory):
-    try:
-        async with build(settings_for(tmp_path_factory.mktemp("tokens") / "home")) as running:
-            yield running
-    finally:
-        for app in (MINE, THEIRS):
-            await remove_everything_of(app)
+    async with module_engine(tmp_path_factory, "tokens", MINE, THEIRS) as running:
+        yield running
 
 
 @pytest.fixture(scope="module")
 async def server(engine):
-    server = TestServer(make_app(engine))
-    await server.start_server()
-    yield server
-    await server.close()
+    async with api_server(engine) as running:
+        yield running
 
 
 @pytest.fixture(scope="module")
