@@ -117,8 +117,9 @@ class Runtime(Protocol):
 
     async def start_node(self, host: str, container: str) -> None: ...
 
-    async def is_running(self, host: str, container: str) -> bool | None:
-        """True or False; None when there is no such container."""
+    async def is_running(self, host: str, container: str, steadily: bool = False) -> bool | None:
+        """True or False; None when there is no such container. `steadily`: one Docker is restarting (its
+        server exits at start, and the restart policy tries again) counts as not running."""
 
     async def copy_data(
         self, from_host: str, from_container: str, to_host: str, to_container: str, path: str, read_back: bool = False

@@ -180,15 +180,22 @@ class NodeWatcher:
         elif running is False:
             await self.runtime.start_node(host, container)
             how = "restarted on its data"
-        await self._answers(endpoint(node, password))
+        await self._answers(endpoint(node, password), host, container)
         return how
 
-    async def _answers(self, node) -> None:
-        """A server that was just started loads its data first: give it READY_WITHIN_S to answer."""
+    async def _answers(self, node, host: str, container: str) -> None:
+        """A server that was just started loads its data first: give it READY_WITHIN_S to answer, unless
+        its container crash-loops (its port taken, say), which waiting would not mend: the round, which
+        waits here for every other addon too, goes on, and the node is tried again next round."""
         async for attempt in AsyncRetrying(retry=retry_if_exception_type(TransientError), stop=stop_after_delay(READY_WITHIN_S),
                                            wait=wait_exponential(multiplier=0.02, max=0.5), reraise=True):
             with attempt:
-                await self.redis.ping(node)
+                try:
+                    await self.redis.ping(node)
+                except TransientError:
+                    if await self.runtime.is_running(host, container, steadily=True) is False:
+                        raise EffectError(f"its container {container} does not start: it exits as it starts") from None
+                    raise
 
     def _spec(self, addon: Addon, node: dict, password: str):
         # Labels name the operation that made a container; one the watcher makes again says so.

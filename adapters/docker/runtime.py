@@ -106,10 +106,12 @@ class DockerRuntime:
                                  headers=UNCOMPRESSED) as response:
             await self.put_files(host, container, DATA_DIR, response.content.iter_chunked(1 << 20))
 
-    async def is_running(self, host: str, container: str) -> bool | None:
+    async def is_running(self, host: str, container: str, steadily: bool = False) -> bool | None:
         try:
             node = await self._docker(host).containers.get(container)
-            return bool((await node.show())["State"]["Running"])
+            state = (await node.show())["State"]
+            # Docker says Running (and Restarting) between a crash-looping server's attempts.
+            return bool(state["Running"]) and not (steadily and state.get("Restarting"))
         except DockerError as e:
             if e.status == 404:
                 return None

@@ -5,6 +5,7 @@ watcher's to bring back."""
 from __future__ import annotations
 
 import asyncio
+import asyncio
 from uuid import UUID
 
 from domain.cluster import Cluster
@@ -99,12 +100,30 @@ async def test_one_addons_surprise_does_not_starve_the_others(world, engine, mon
     world.runtime.kill("host-b", on_b.container)
     is_running = world.runtime.is_running
 
-    async def surprised_on_b(host, container):
+    async def surprised_on_b(host, container, **how):
         if host == "host-b":
             raise KeyError(host)
-        return await is_running(host, container)
+        return await is_running(host, container, **how)
 
     monkeypatch.setattr(world.runtime, "is_running", surprised_on_b)
     seen = {s["addon"]: s for s in await engine.watcher.look()}
     assert seen[on_a.name]["recovered"] == "restarted on its data"
     assert on_b.name not in seen  # tried again next round
+
+
+async def test_a_node_that_crash_loops_as_it_starts_does_not_hold_the_round(world, engine, monkeypatch):
+    """The watcher waited READY_WITHIN_S (15 s) for a server whose container exits as it starts (its port
+    taken), every round, and every other addon waited with it; Docker says such a container is running
+    (and restarting), so it asks whether it runs steadily."""
+    addon = await a_running_addon(world, engine)
+    world.runtime.kill(addon.host, addon.container)
+    start_node = world.runtime.start_node
+
+    async def exits_as_it_starts(host, container):
+        await start_node(host, container)
+        node = world.runtime.hosts[host].containers[container]
+        node.running, node.server, node.crash_loops = False, None, True
+
+    monkeypatch.setattr(world.runtime, "start_node", exits_as_it_starts)
+    [seen] = await asyncio.wait_for(engine.watcher.look(), timeout=5)  # not a measure: the round must end
+    assert seen["recovered"] is None and seen["down"]

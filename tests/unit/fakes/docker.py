@@ -202,7 +202,7 @@ class FakeRuntime(Faulty):
         node.running, node.server = True, server
         node.logs.append("Ready to accept connections tcp")
 
-    async def is_running(self, host: str, container: str) -> bool | None:
+    async def is_running(self, host: str, container: str, steadily: bool = False) -> bool | None:
         self._called("is_running", host=host, container=container)
         node = self._host(host).containers.get(container)
         return None if node is None else node.running
