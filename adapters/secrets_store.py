@@ -10,6 +10,9 @@ import re
 import secrets
 from pathlib import Path
 
+import structlog
+
+log = structlog.get_logger("secrets")
 SAFE_NAME = re.compile(r"^[a-z0-9][a-z0-9-]*$")
 
 
@@ -17,6 +20,9 @@ class FileSecretStore:
     def __init__(self, directory: Path):
         self.directory = Path(directory)
         self.directory.mkdir(parents=True, exist_ok=True, mode=0o700)
+        if self.directory.stat().st_mode & 0o077:  # made wider by a umask, a copy or an older release
+            log.warning("secrets directory open to others; restricting it to its owner", directory=str(self.directory))
+            os.chmod(self.directory, 0o700)
 
     def _path(self, addon: str) -> Path:
         if not SAFE_NAME.match(addon):

@@ -43,3 +43,11 @@ def test_a_new_password_that_cannot_be_written_leaves_no_draft(tmp_path, monkeyp
     with pytest.raises(OSError):
         store.password_for("my-addon")
     assert every_file(store) == set()
+
+
+def test_a_secrets_directory_open_to_others_is_restricted_to_its_owner(tmp_path):
+    directory = tmp_path / "secrets"
+    directory.mkdir(mode=0o755)
+    os.chmod(directory, 0o755)
+    FileSecretStore(directory).password_for("my-addon")
+    assert directory.stat().st_mode & 0o777 == 0o700
