@@ -25,9 +25,11 @@ mode="$(engines_mode)"
 # debootstrap: the trixie and bookworm-backports root filesystems Valkey 8 and Redis 8 are built from
 #   (scripts/debian_roots.py): their binaries need their own release's libraries
 # prometheus: the /metrics test scrapes the engine with a real server, started by the test (its service is held)
+# postgresql: the tests and bench/scale.py run a throwaway server of their own (tests/postgres_server.py),
+#   in a temporary directory on a loopback port; the package's own cluster service is held like the others
 # chromium + chromium-driver: the dashboard's tests drive a real headless browser (tests/integration/test_dashboard.py)
 pkgs=(redis-server redis-tools redis-sentinel haproxy python3 python3-venv ca-certificates python3-minimal python3-redis
-      debootstrap prometheus chromium chromium-driver)
+      debootstrap prometheus chromium chromium-driver postgresql)
 # npm: scripts/fetch-uplot.sh fetches the dashboard's chart library (uPlot) from the npm registry; Debian's
 # package only where no npm is installed (a Node.js from elsewhere, e.g. NodeSource's, brings its own)
 command -v npm >/dev/null || pkgs+=(npm)

@@ -36,3 +36,17 @@ def pytest_xdist_make_scheduler(config, log):
             return "docker-hosts" if nodeid.startswith(ON_THE_HOSTS) else nodeid
 
     return HostTestsTogether(config, log)
+
+
+import pytest  # noqa: E402
+
+
+@pytest.fixture(scope="session")
+def postgres():
+    """One throwaway PostgreSQL server per pytest worker (tests/postgres_server.py), started at the first test
+    that asks; `postgres.new_database()` gives each test an empty database of its own."""
+    from tests.postgres_server import ThrowawayPostgres
+
+    server = ThrowawayPostgres().start()
+    yield server
+    server.stop()
