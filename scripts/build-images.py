@@ -251,14 +251,15 @@ def retire(url: str, old_id: str) -> str:
 
 def engines_from_args(spec: str | None, fault_hosts: bool = False) -> list[tuple[str, str]]:
     """The engines named, else those of hosts.json, and with `fault_hosts` the fault tests' own engine
-    (fault-hosts.json: host-d, which they stop and start, needs the images too)."""
+    (fault-hosts.json: host-d, which they stop and start, needs the images too); the second test worker's
+    engines (scaleout-hosts.json) always."""
     if spec:
         out = []
         for item in spec.split():
             n, _, u = item.partition("=")
             out.append((n, u))
         return out
-    files = [home() / "hosts.json"] + ([home() / "fault-hosts.json"] if fault_hosts else [])
+    files = [home() / "hosts.json", home() / "scaleout-hosts.json"] + ([home() / "fault-hosts.json"] if fault_hosts else [])
     return [(h["name"], h["docker_url"]) for f in files if f.exists() or f.name == "hosts.json"
             for h in json.loads(f.read_text())["hosts"]]
 

@@ -21,4 +21,4 @@ while read -r name url; do
       docker -H "$url" rm -f $ids >/dev/null
     fi
   done
-done < <(engine_urls; for n in "${FAULT_ENGINE_NAMES[@]}"; do echo "$n $(engine_url "$n")"; done)  # and host-d
+done < <(engine_urls; for n in "${FAULT_ENGINE_NAMES[@]}" "${SCALEOUT_ENGINE_NAMES[@]}"; do echo "$n $(engine_url "$n")"; done)  # and host-d..g

@@ -177,7 +177,7 @@ cmd="${1:-start}"
 [ $# -gt 0 ] && shift
 mode="$(engines_mode)"
 # host-a/b/c when they are ours, and always the fault tests' own engine (FAULT_ENGINE_NAMES in lib.sh).
-names=("${FAULT_ENGINE_NAMES[@]}")
+names=("${FAULT_ENGINE_NAMES[@]}" "${SCALEOUT_ENGINE_NAMES[@]}")
 if [ "$mode" = external ]; then
   case "$cmd" in
     start|status) log "using the existing Docker engine at $EXTERNAL_SOCK for ${ENGINE_NAMES[*]}" ;;
@@ -189,7 +189,7 @@ if [ "$mode" = external ]; then
     names=()
   fi
 else
-  names=("${ENGINE_NAMES[@]}" "${FAULT_ENGINE_NAMES[@]}")
+  names=("${ENGINE_NAMES[@]}" "${FAULT_ENGINE_NAMES[@]}" "${SCALEOUT_ENGINE_NAMES[@]}")
 fi
 # Names given after the command: only those (the fault tests restart host-d alone).
 if [ $# -gt 0 ]; then

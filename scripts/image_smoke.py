@@ -24,7 +24,7 @@ def smoke_bind(host: str) -> str:
     home = Path(os.environ.get("REDIS_ADDONS_HOME", "var"))
     try:
         home = home if home.is_absolute() else REPO / home
-        hosts = [h for f in ("hosts.json", "fault-hosts.json") if home.joinpath(f).exists()
+        hosts = [h for f in ("hosts.json", "fault-hosts.json", "scaleout-hosts.json") if home.joinpath(f).exists()
                  for h in json.loads(home.joinpath(f).read_text())["hosts"]]
         return next(h["bind"] for h in hosts if h["name"] == host)
     except (OSError, ValueError, KeyError, StopIteration):

@@ -29,6 +29,10 @@ ENGINE_NAMES=(host-a host-b host-c)
 # and start its dockerd by its pid file, mid-operation. Always our own dockerd (also when host-a/b/c are an
 # external engine), and not in hosts.json: an ordinary test never places a node on an engine that goes away.
 FAULT_ENGINE_NAMES=(host-d)
+# Three more engines for the second pytest worker (tests/conftest.py): the tests on the Docker hosts run as two
+# streams, each on three engines of its own, since a stream counts what its hosts hold. Always our own dockerd,
+# in scaleout-hosts.json, never in hosts.json.
+SCALEOUT_ENGINE_NAMES=(host-e host-f host-g)
 RUN_BASE=/run/redis-addons
 DATA_BASE=/var/lib/redis-addons
 LOG_BASE=/var/log/redis-addons

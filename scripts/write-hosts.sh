@@ -12,7 +12,9 @@ write_hosts() {
 python3 -c '
 import json, os, sys
 spec = {"host-a": ("127.0.1.1", [30000, 30999]), "host-b": ("127.0.2.1", [31000, 31999]),
-        "host-c": ("127.0.3.1", [32000, 32767]), "host-d": ("127.0.4.1", [29000, 29999])}
+        "host-c": ("127.0.3.1", [32000, 32767]), "host-d": ("127.0.4.1", [29000, 29999]),
+        "host-e": ("127.0.5.1", [26000, 26999]), "host-f": ("127.0.6.1", [27000, 27999]),
+        "host-g": ("127.0.7.1", [28000, 28999])}
 hosts = []
 for line in sys.stdin:
     name, url = line.split()
@@ -30,3 +32,5 @@ os.replace(tmp, out)
 engine_urls | write_hosts "$ADDONS_HOME/hosts.json"
 # host-d, the engine the fault tests stop and start, in a file of its own (FAULT_ENGINE_NAMES in lib.sh).
 for name in "${FAULT_ENGINE_NAMES[@]}"; do echo "$name $(engine_url "$name")"; done | write_hosts "$ADDONS_HOME/fault-hosts.json"
+# host-e/f/g, the second test worker's engines (SCALEOUT_ENGINE_NAMES in lib.sh), in a file of their own.
+for name in "${SCALEOUT_ENGINE_NAMES[@]}"; do echo "$name $(engine_url "$name")"; done | write_hosts "$ADDONS_HOME/scaleout-hosts.json"

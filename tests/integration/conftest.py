@@ -42,7 +42,7 @@ async def engine(request, home, app_name):
     settings = settings_for(home)
     if getattr(request, "param", None) == "new-host-cannot-start":
         blocker = socket.socket()
-        blocker.bind(("127.0.2.1", 0))
+        blocker.bind((settings.hosts[1].address, 0))
         blocker.listen()
         port = blocker.getsockname()[1]
         a, b, *others = settings.hosts
