@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ipaddress
+import socket
 import re
 from urllib.parse import urlparse
 from uuid import NAMESPACE_URL, UUID, uuid5
@@ -58,6 +59,22 @@ def restart_method(kind: str, label: str | None = None, url: str | None = None,
     raise InvalidRestartMethod(f"unknown restart method {kind!r}: use docker, hook or none")
 
 
+def is_loopback_host(host: str) -> bool:
+    """localhost (and its subdomains, RFC 6761), or a loopback address in any spelling a resolver accepts
+    (127.1 and 2130706433 are 127.0.0.1 to inet_aton)."""
+    host = host.lower().rstrip(".")
+    if host == "localhost" or host.endswith(".localhost"):
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        pass
+    try:
+        return ipaddress.ip_address(socket.inet_aton(host)).is_loopback
+    except OSError:
+        return False
+
+
 def loopback_url(url: str | None) -> str:
     """Hooks are called on this machine only: the engine never sends traffic elsewhere."""
     try:  # malformed brackets ("http://[::1", "http://[zz]/") raise ValueError
@@ -67,11 +84,7 @@ def loopback_url(url: str | None) -> str:
         raise InvalidRestartMethod(f"a hook needs an http(s) URL, got {url!r} ({e})") from None
     if parsed.scheme not in ("http", "https") or not host:
         raise InvalidRestartMethod(f"a hook needs an http(s) URL, got {url!r}")
-    try:
-        loopback = host == "localhost" or ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        loopback = False
-    if not loopback:
+    if not is_loopback_host(host):
         raise InvalidRestartMethod(f"hook URL {url!r} is not on loopback (127.0.0.0/8, ::1 or localhost)")
     try:
         parsed.port

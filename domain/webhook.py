@@ -11,7 +11,7 @@ from uuid import NAMESPACE_URL, UUID, uuid5
 
 from eventsourcing.domain import Aggregate, event
 
-from domain.app import loopback_url
+from domain.app import is_loopback_host, loopback_url
 from domain.errors import DomainError, InvalidRestartMethod
 
 ALL_APPS = "*"  # the scope of an operator's webhook, in its ID
@@ -22,14 +22,23 @@ class InvalidWebhookUrl(DomainError):
     status = 400
 
 
+class LoopbackWebhookNeedsOperator(DomainError):
+    """Loopback is where this machine's own services listen, unauthenticated ones among them (another app's
+    restart hook, say): only the operator points the engine's requests there."""
+
+    rule = "loopback-webhook-needs-operator"
+    status = 403
+
+
 class UnknownWebhook(DomainError):
     rule = "unknown-webhook"
     status = 404
 
 
-def webhook_url(url: str | None) -> str:
+def webhook_url(url: str | None, loopback_allowed: bool = True) -> str:
     """Loopback over http(s), or any https URL: the body is signed, but only TLS keeps it private off this
-    machine. The same loopback rule as an app's restart hook (domain/app.py)."""
+    machine. The same loopback rule as an app's restart hook (domain/app.py). `loopback_allowed` False (a
+    token scoped to apps): an https URL off this machine only."""
     try:  # malformed brackets ("http://[::1", "https://[zz]/") raise ValueError
         parsed = urlparse(url or "")
         host, credentials = parsed.hostname, parsed.username is not None or parsed.password is not None
@@ -39,12 +48,16 @@ def webhook_url(url: str | None) -> str:
     if credentials:
         raise InvalidWebhookUrl(f"the webhook URL to {host} holds credentials (user:password@), which are "
                                 "not kept: receivers check the X-Redis-Addons-Signature header instead")
-    if parsed.scheme == "https" and host:
+    if parsed.scheme == "https" and host and not is_loopback_host(host):
         try:
             parsed.port
         except ValueError:
             raise InvalidWebhookUrl(f"webhook URL {url!r} has an invalid port") from None
         return url
+    if not loopback_allowed and parsed.scheme in ("http", "https") and host and is_loopback_host(host):
+        raise LoopbackWebhookNeedsOperator(
+            f"webhook URL {url!r} refused: a loopback URL reaches this machine's own services, so only the "
+            "operator may register one; a token scoped to apps registers an https URL of the app's receiver")
     try:
         return loopback_url(url)
     except InvalidRestartMethod as e:

@@ -36,9 +36,10 @@ class Webhooks:
     async def stop(self) -> None:
         await self.notifier.stop()
 
-    async def register(self, url: str, app: str | None = None) -> dict:
-        """`app` None: an operator's webhook, told of every app. Registering it again changes nothing."""
-        url = webhook_url(url)
+    async def register(self, url: str, app: str | None = None, by_operator: bool = True) -> dict:
+        """`app` None: an operator's webhook, told of every app. Registering it again changes nothing.
+        `by_operator` False (a token scoped to apps): no loopback URL (domain/webhook.py)."""
+        url = webhook_url(url, loopback_allowed=by_operator)
         if app is not None:
             await self.lookup.known_app(app)
         webhook_id = Webhook.id_for(url, app)

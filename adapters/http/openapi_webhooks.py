@@ -54,7 +54,7 @@ def paths(op) -> dict:
     body = {"required": True, "content": {"application/json": {"schema": {
         "type": "object", "required": ["url"], "properties": {"url": {
             "type": "string", "examples": ["http://127.0.0.1:9000/notifications"],
-            "description": "http on loopback (127.0.0.0/8, ::1, localhost), or https anywhere; no credentials"}}}}}}
+            "description": "http on loopback (127.0.0.0/8, ::1, localhost: the operator only), or https anywhere; no credentials"}}}}}}
     registered = json_body(obj(webhook=ref("Webhook"), secret={
         "type": "string", "description": "The signing secret: shown in a registration's answer only"}),
         "Registered (or registered already): POSTs a Notification on each node down or up, cluster degraded or "
@@ -72,7 +72,10 @@ def paths(op) -> dict:
             "delete": op("Remove a webhook", {"200": removed, "404": UNKNOWN}, [WEBHOOK], tag="webhooks")},
         "/v1/apps/{app}/webhooks": {
             "post": op("Register a webhook told of this app's addons",
-                       {"201": registered, "400": bad_url, "404": UNKNOWN}, [APP], body, tag="webhooks"),
+                       {"201": registered, "400": bad_url, "404": UNKNOWN, "403": json_body(ref("Error"), (
+                           "A loopback URL from a token scoped to apps: only the operator points the engine at "
+                           "this machine's own services (rule loopback-webhook-needs-operator)"))},
+                       [APP], body, tag="webhooks"),
             "get": op("The app's webhooks", {"200": listed, "400": BAD_APP, "404": UNKNOWN}, [APP], tag="webhooks")},
         "/v1/apps/{app}/webhooks/{webhook}": {
             "delete": op("Remove one of the app's webhooks", {"200": removed, "404": UNKNOWN}, [APP, WEBHOOK],

@@ -8,6 +8,7 @@ from aiohttp import web
 from adapters.http.errors import BadRequest
 from adapters.http.inputs import json_object, text_field
 from adapters.http.keys import ENGINE
+from adapters.http.ownership import access_of
 from domain.webhook import InvalidWebhookUrl
 
 routes = web.RouteTableDef()
@@ -16,7 +17,7 @@ routes = web.RouteTableDef()
 async def _register(request: web.Request, app: str | None) -> web.Response:
     url = text_field(await json_object(request), "url", example="http://127.0.0.1:9000/notifications")
     try:
-        registered = await request.app[ENGINE].webhooks.register(url, app)
+        registered = await request.app[ENGINE].webhooks.register(url, app, by_operator=access_of(request).is_operator)
     except InvalidWebhookUrl as e:
         raise BadRequest(f"field 'url': {e}", rule=e.rule, field="url") from None
     return web.json_response(registered, status=201)

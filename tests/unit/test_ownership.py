@@ -167,3 +167,19 @@ async def test_other_apps_events_keep_no_keep_alive_away_from_a_scoped_stream(ap
                     assert OTHER not in line.decode(), line
     finally:
         writer.cancel()
+
+
+async def test_a_scoped_token_may_not_point_a_webhook_at_this_machine_and_the_operator_may(api):
+    """Loopback is where this machine's own unauthenticated services listen (another app's restart hook)."""
+    for spelling in ("http://127.0.0.1:9/hook", "https://localhost:9/hook", "https://127.1:9/hook",
+                     "http://[::1]:9/hook", "https://2130706433:9/hook"):
+        async with api.post(f"/v1/apps/{APP}/webhooks", json={"url": spelling}, headers=api.scoped) as response:
+            refused = await response.json()
+            assert response.status == 403, (spelling, refused)
+            assert refused["error"]["rule"] == "loopback-webhook-needs-operator", refused
+            assert "only the operator" in refused["error"]["message"]
+    _, listed = await answer(api, "GET", f"/v1/apps/{APP}/webhooks", api.operator)
+    assert listed["webhooks"] == []  # nothing recorded
+    async with api.post(f"/v1/apps/{APP}/webhooks", json={"url": "http://127.0.0.1:9/hook"},
+                        headers=api.operator) as response:
+        assert response.status == 201, await response.text()
