@@ -21,6 +21,18 @@ class ReadModelsBehind(TransientError):
     catch up on their own once they can write."""
 
 
+def apply_batch(views: ReadModels, batch) -> None:
+    """A batch of (position, event) in one transaction of the read models; if that fails, one event at a
+    time, so what precedes a failing event is kept and its error is the one raised, as without batches."""
+    try:
+        with views.transaction():
+            for notification_id, event in batch:
+                views.process(notification_id, event)
+    except Exception:
+        for notification_id, event in batch:
+            views.process(notification_id, event)
+
+
 class Follower:
     def __init__(self, events: EventLog, views: ReadModels, poll_s: float = 0.5):
         self._events, self._views, self._poll_s = events, views, poll_s
@@ -44,8 +56,7 @@ class Follower:
         return self.position
 
     def _process(self, batch) -> None:
-        for notification_id, event in batch:
-            self._views.process(notification_id, event)
+        apply_batch(self._views, batch)
 
     def start(self) -> None:
         self._task = asyncio.create_task(self._run(), name="read-model-follower")

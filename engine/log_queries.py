@@ -9,6 +9,7 @@ from uuid import UUID
 from domain.errors import UnknownOperation
 from domain.operation import Operation
 from engine.described import describe_operation, event_as_dict
+from engine.follower import apply_batch
 from engine.store import AggregateNotFoundError
 
 
@@ -62,10 +63,7 @@ class LogQueries:
         fresh = self._views_factory()
         after = 0
         while after < live["position"] and (batch := await self.events.select(after, 500)):
-            for notification_id, event in batch:
-                if notification_id > live["position"]:
-                    break
-                await asyncio.to_thread(fresh.process, notification_id, event)
+            await asyncio.to_thread(apply_batch, fresh, [(n, e) for n, e in batch if n <= live["position"]])
             after = batch[-1][0]
         rebuilt = await asyncio.to_thread(fresh.snapshot)
         tables = sorted(set(live["tables"]) | set(rebuilt["tables"]))

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from contextlib import AbstractAsyncContextManager
+from contextlib import AbstractAsyncContextManager, AbstractContextManager
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import AsyncIterator, Protocol
@@ -345,6 +345,9 @@ class ReadModels(Protocol):
     def position(self) -> int: ...
 
     def process(self, notification_id: int, event: object) -> None: ...
+
+    def transaction(self) -> AbstractContextManager:
+        """Events process()ed inside are applied in one transaction (a follower's batch)."""
 
     def cannot_write(self, error: BaseException) -> str | None:
         """Why they cannot write when `error` (from `process`) is their store refusing for now (disk full,

@@ -11,6 +11,7 @@ CREATE TABLE IF NOT EXISTS addons (
     host TEXT NOT NULL, address TEXT NOT NULL, port INTEGER NOT NULL, tls_port INTEGER,
     failure TEXT, operation_id TEXT, target_plan TEXT, target_host TEXT, created_at TEXT NOT NULL, updated_at TEXT NOT NULL);
 CREATE INDEX IF NOT EXISTS addons_by_app ON addons (app);
+CREATE INDEX IF NOT EXISTS addons_by_id ON addons (id);  -- events name the addon by its ID
 CREATE TABLE IF NOT EXISTS environment (
     addon TEXT PRIMARY KEY, app TEXT NOT NULL, address TEXT NOT NULL, port INTEGER NOT NULL,
     tls_port INTEGER, tls INTEGER NOT NULL, published_at TEXT NOT NULL);

@@ -11,6 +11,7 @@ from domain.cluster import Cluster, ended_by
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS clusters (id TEXT PRIMARY KEY, addon TEXT NOT NULL, app TEXT NOT NULL, primary_node TEXT,
     degraded TEXT);
+CREATE INDEX IF NOT EXISTS clusters_by_addon ON clusters (addon);
 CREATE TABLE IF NOT EXISTS cluster_nodes (
     addon TEXT NOT NULL, id TEXT NOT NULL, role TEXT NOT NULL, host TEXT NOT NULL, address TEXT NOT NULL,
     port INTEGER NOT NULL, tls_port INTEGER, container TEXT NOT NULL, version TEXT NOT NULL, state TEXT NOT NULL,

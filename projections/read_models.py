@@ -11,6 +11,7 @@ import hashlib
 import json
 import sqlite3
 import threading
+from contextlib import contextmanager
 from pathlib import Path
 
 from projections import addons, backups, clusters, operations
@@ -30,7 +31,8 @@ class ReadModels:
     def __init__(self, path: Path | str = ":memory:"):
         self._db = sqlite3.connect(str(path), check_same_thread=False, isolation_level=None)
         self._db.row_factory = sqlite3.Row
-        self._lock = threading.Lock()
+        self._lock = threading.RLock()  # re-entered by process() inside a transaction()
+        self._in_transaction = False
         with self._lock:
             self._db.execute("PRAGMA journal_mode=WAL")
             self._rebuild_if_schema_changed()
@@ -52,24 +54,46 @@ class ReadModels:
 
     def process(self, notification_id: int, event) -> None:
         with self._lock:
-            db = self._db
-            db.execute("BEGIN IMMEDIATE")
+            if self._in_transaction:
+                self._apply(notification_id, event)
+                return
+            self._db.execute("BEGIN IMMEDIATE")
             try:
-                row = db.execute("SELECT position FROM tracking WHERE name = ?", (TRACKER,)).fetchone()
-                if row and row[0] >= notification_id:
-                    db.execute("ROLLBACK")
-                    return
-                for handler in HANDLERS:
-                    handler(db, event)
-                db.execute(
-                    "INSERT INTO tracking (name, position) VALUES (?, ?) "
-                    "ON CONFLICT (name) DO UPDATE SET position = excluded.position",
-                    (TRACKER, notification_id),
-                )
-                db.execute("COMMIT")
+                self._apply(notification_id, event)
+                self._db.execute("COMMIT")
             except BaseException:
-                db.execute("ROLLBACK")
+                self._db.execute("ROLLBACK")
                 raise
+
+    @contextmanager
+    def transaction(self):
+        """Every event process()ed inside is applied in one transaction, with the position of the last: a
+        follower's batch costs one commit (a commit each made a catch-up of 10,000 addons' history ten times
+        slower). An error rolls the whole batch back."""
+        with self._lock:
+            self._db.execute("BEGIN IMMEDIATE")
+            self._in_transaction = True
+            try:
+                yield
+                self._db.execute("COMMIT")
+            except BaseException:
+                self._db.execute("ROLLBACK")
+                raise
+            finally:
+                self._in_transaction = False
+
+    def _apply(self, notification_id: int, event) -> None:
+        db = self._db
+        row = db.execute("SELECT position FROM tracking WHERE name = ?", (TRACKER,)).fetchone()
+        if row and row[0] >= notification_id:
+            return
+        for handler in HANDLERS:
+            handler(db, event)
+        db.execute(
+            "INSERT INTO tracking (name, position) VALUES (?, ?) "
+            "ON CONFLICT (name) DO UPDATE SET position = excluded.position",
+            (TRACKER, notification_id),
+        )
 
     @staticmethod
     def cannot_write(error: BaseException) -> str | None:
