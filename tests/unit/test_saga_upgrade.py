@@ -221,8 +221,10 @@ async def test_what_the_path_does_not_allow_is_refused_and_nothing_is_recorded(w
 
 async def test_of_two_upgrades_asked_at_once_one_runs_and_the_other_is_refused_as_busy(world, engine):
     addon = await a_running_addon(world, engine)
+    held = world.runtime.gate("create_node")  # the first upgrade holds the addon until both were answered
     outcomes = await asyncio.gather(engine.database_version.upgrade(APP, addon.name),
                                     engine.database_version.upgrade(APP, addon.name), return_exceptions=True)
+    held.set()
     [started] = [o for o in outcomes if isinstance(o, dict)]
     [refused] = [o for o in outcomes if isinstance(o, Exception)]
     assert isinstance(refused, AddonBusy), refused
