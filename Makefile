@@ -9,7 +9,7 @@ PY   := $(VENV)/bin/python
 
 .PHONY: setup run test bench demo smoke engines-status stop-engines clean
 
-## setup: Debian packages, .venv, engines host-a/host-b/host-c (+ host-d, the fault tests'), var/hosts.json, engine images (idempotent)
+## setup: Debian packages, .venv, engines host-a/host-b/host-c (+ host-d, the fault tests', and host-e/f/g, the second test stream's), var/hosts.json, engine images (idempotent)
 setup:
 	@scripts/setup.sh
 
@@ -17,8 +17,9 @@ setup:
 run: setup
 	$(VENV)/bin/redis-addons serve
 
-## test: the test suite on two workers: the tests on the Docker hosts on one, in order (tests/conftest.py's
-## scheduler), the unit and scenario tests beside them on the other (pytest's own exit code, 5 = none collected)
+## test: the test suite on two workers: the tests on the Docker hosts as two streams, one per worker, each in order
+## on engines of its own (tests/conftest.py's scheduler), the unit and scenario tests filling in beside them
+## (pytest's own exit code, 5 = none collected)
 test: setup
 	$(VENV)/bin/pytest -q -n 2
 
@@ -36,7 +37,7 @@ demo: setup
 smoke: setup
 	@python3 scripts/build-images.py --smoke-all
 
-## engines-status: host-a, host-b, host-c and host-d: up (with the dockerd pid) or down
+## engines-status: host-a/b/c, host-d (fault tests) and host-e/f/g (second test stream): up (with the dockerd pid) or down
 engines-status:
 	@scripts/engines.sh status
 
