@@ -14,6 +14,7 @@ import structlog
 
 log = structlog.get_logger("secrets")
 SAFE_NAME = re.compile(r"^[a-z0-9][a-z0-9-]*$")
+PENDING = ".rotating/"  # list_items(): a rotation's pending password is named this + the addon
 
 
 class FileSecretStore:

@@ -9,14 +9,11 @@ from adapters.apps.restarter import AppRestarter
 from adapters.docker.runtime import DockerRuntime
 from adapters.redis_admin import RedisAdmin
 from adapters.redis_credentials import RedisCredentials
-from adapters.checkpoints import FileCheckpoints
-from adapters.data_lock import FileDataLock
-from adapters.secrets_store import FileSecretStore
+from adapters.postgres.shared_state import shared_state
 from adapters.webhooks import HttpWebhookSender
 from adapters.stats_history import MemoryStatsHistory
 from adapters.storage.backup_files import FileBackupStore
-from adapters.storage.backup_keys import BackupKeys
-from adapters.tls import CA_CERT_FILE, CertificateAuthority
+from adapters.tls import CA_CERT_FILE
 from domain.catalog import ComponentCatalog, PlanCatalog, VersionCatalog
 from engine.app import Engine
 from engine.backup_saga import BackupSaga
@@ -55,10 +52,10 @@ def build(settings: Settings | None = None, clock: Clock = system_clock) -> Engi
     plans, versions = PlanCatalog.load(), VersionCatalog.load()
     events = EventLog(settings.store_env)
     runtime = DockerRuntime(settings.hosts)
-    secrets = FileSecretStore(settings.secrets_dir)
-    authority = CertificateAuthority.load_or_create(settings.tls_dir)
+    shared = shared_state(settings)  # the data directory's files, or PostgreSQL for several processes
+    secrets, authority = shared.secrets, shared.authority
     redis = RedisAdmin(ca_file=settings.tls_dir / CA_CERT_FILE)
-    store = FileBackupStore(settings.backups_dir, BackupKeys(settings.backup_keys_file, settings.backup_key))
+    store = FileBackupStore(settings.backups_dir, shared.backup_keys)
     restarter = AppRestarter(DockerAppRestarter(runtime))
     sagas = {
         "provision": Provisioning(events, runtime, redis, secrets, versions, authority),
@@ -108,10 +105,10 @@ def build(settings: Settings | None = None, clock: Clock = system_clock) -> Engi
         backup_store=store,
         certificates=authority,
         views_factory=ReadModels,
-        data_lock=FileDataLock(settings.home),
-        checkpoints=FileCheckpoints(settings.checkpoints_dir),
+        data_lock=shared.data_lock,
+        checkpoints=shared.checkpoints,
         webhook_sender=HttpWebhookSender(),
-        webhook_secrets=FileSecretStore(settings.home / "webhook-secrets"),  # signing secrets, beside the passwords
+        webhook_secrets=shared.webhook_secrets,
         stats_history=MemoryStatsHistory(settings.stats_interval_s),
         clock=clock,
     )

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import socket
 from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -45,6 +46,24 @@ class Settings:
     stats_interval_s: float = 10.0  # how often the nodes' stats are sampled; 0: never (tests drive it)
     public_url: str | None = None  # the origin browsers reach the dashboard at, behind a reverse proxy
     backup_key: str | None = field(default=None, repr=False)  # REDIS_ADDONS_BACKUP_KEY: base64 keys, current first
+    # Several processes on one PostgreSQL (adapters/postgres): the backup directory they all mount, the file of
+    # the installation key that seals the secrets kept in PostgreSQL, and this process's identity.
+    backups_root: Path | None = None  # REDIS_ADDONS_BACKUPS_DIR; None: <home>/backups
+    secrets_key_path: Path | None = None  # REDIS_ADDONS_SECRETS_KEY_FILE; None: <home>/secrets.key
+    process_identity: str | None = None  # REDIS_ADDONS_PROCESS_ID; None: this machine's name and the home
+
+    @property
+    def on_postgres(self) -> bool:
+        return self.store_env.get("PERSISTENCE_MODULE") == "eventsourcing.postgres"
+
+    @property
+    def secrets_key_file(self) -> Path:
+        return self.secrets_key_path or self.home / "secrets.key"
+
+    @property
+    def process_id(self) -> str:
+        """Stable across restarts: one engine per identity runs at a time (adapters/postgres/process_lock.py)."""
+        return self.process_identity or f"{socket.gethostname()}:{self.home}"
 
     @property
     def token_file(self) -> Path:
@@ -66,7 +85,7 @@ class Settings:
 
     @property
     def backups_dir(self) -> Path:
-        return self.home / "backups"
+        return self.backups_root or self.home / "backups"
 
     @property
     def tls_dir(self) -> Path:
@@ -101,6 +120,10 @@ class Settings:
             stats_interval_s=float(env.get("REDIS_ADDONS_STATS_INTERVAL", "10")),
             public_url=public_origin(env.get("REDIS_ADDONS_PUBLIC_URL", "")),
             backup_key=env.get("REDIS_ADDONS_BACKUP_KEY") or None,
+            backups_root=Path(env["REDIS_ADDONS_BACKUPS_DIR"]).resolve() if env.get("REDIS_ADDONS_BACKUPS_DIR") else None,
+            secrets_key_path=Path(env["REDIS_ADDONS_SECRETS_KEY_FILE"]).resolve()
+            if env.get("REDIS_ADDONS_SECRETS_KEY_FILE") else None,
+            process_identity=env.get("REDIS_ADDONS_PROCESS_ID") or None,
         )
         values.update(overrides)
         return cls(**values)

@@ -27,6 +27,7 @@ from adapters.storage.sealed import KEY_SIZE, key_id
 from engine.settings import SettingsError
 
 ENV = "REDIS_ADDONS_BACKUP_KEY"
+KEYRING = "backup-keys.json"  # the keyring's one item (list_items(), put_item())
 log = structlog.get_logger("backup-keys")
 
 
@@ -94,6 +95,33 @@ class BackupKeys:
                 raise SettingsError(f"backup key {kid_hex} is the current one: rotate first (`backup-key rotate`)")
             self._save(current, {k: v for k, v in keys.items() if k != kid})
 
+    # -- the keyring as one item, for the control plane's export and restore (engine/recovery_ports.ItemStore) --
+
+    def list_items(self) -> list[tuple[str, bytes]]:
+        """[(KEYRING, its JSON)] when there is a keyring (the variable's keys are the operator's, not in it)."""
+        current, keys = self._load()
+        return [] if current is None else [(KEYRING, keyring_json(current, keys).encode())]
+
+    def put_item(self, name: str, value: bytes) -> None:
+        """The keyring replaced by `value` (a list_items() JSON), checked whole first."""
+        self._refuse_other(name)
+        current, keys = parse_keyring(value.decode(), "the keyring given")
+        with self._locked():
+            self._save(current, keys)
+
+    def remove_item(self, name: str) -> None:
+        self._refuse_other(name)
+        self._forget()
+
+    def _forget(self) -> None:
+        Path(self.path).unlink(missing_ok=True)
+        self._seen = None
+
+    @staticmethod
+    def _refuse_other(name: str) -> None:
+        if name != KEYRING:
+            raise ValueError(f"not an item of the backup keyring: {name!r} ({KEYRING})")
+
     def _refuse_with_env(self, what: str) -> None:
         if self.env_keys:
             raise SettingsError(f"the backup keys come from {ENV}: to {what} one, change the variable (the current key "
@@ -110,12 +138,11 @@ class BackupKeys:
         return self._file
 
     def _save(self, current: bytes, keys: dict[bytes, bytes]) -> None:
-        body = {"current": current.hex(), "keys": {k.hex(): base64.b64encode(v).decode() for k, v in keys.items()}}
         temporary = self.path.with_name(self.path.name + ".new")
         fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
         os.fchmod(fd, 0o600)
         with os.fdopen(fd, "w") as out:
-            json.dump(body, out, indent=1)
+            out.write(keyring_json(current, keys))
             out.flush()
             os.fsync(out.fileno())
         os.replace(temporary, self.path)  # a reader sees the old keyring or the new one, whole
@@ -143,8 +170,13 @@ def _read(path: Path) -> tuple[bytes, dict[bytes, bytes]]:
         os.chmod(path, 0o600)  # the keys are for the engine's user alone
         log.warning("backup keyring was readable by others: made 0600 (copies of it may be about)",
                     path=str(path), mode=oct(mode & 0o777))
+    return parse_keyring(path.read_text(), path)
+
+
+def parse_keyring(text: str, path: object) -> tuple[bytes, dict[bytes, bytes]]:
+    """(current ID, {ID: key}) of a keyring's JSON text; `path` names where it was read in an error."""
     try:
-        body = json.loads(path.read_text())
+        body = json.loads(text)
         keys = {_id(k): base64.b64decode(v, validate=True) for k, v in body["keys"].items()}
         current = _id(body["current"])
     except (ValueError, KeyError, TypeError, AttributeError, binascii.Error, SettingsError) as e:
@@ -153,6 +185,11 @@ def _read(path: Path) -> tuple[bytes, dict[bytes, bytes]]:
         raise SettingsError(f"backup keyring {path} is inconsistent (a key does not match its ID, or the current "
                             "one is missing): restore it from your copy")
     return current, keys
+
+
+def keyring_json(current: bytes, keys: dict[bytes, bytes]) -> str:
+    body = {"current": current.hex(), "keys": {k.hex(): base64.b64encode(v).decode() for k, v in keys.items()}}
+    return json.dumps(body, indent=1)
 
 
 def _parse_env(value: str) -> list[bytes]:

@@ -73,16 +73,32 @@ class CertificateAuthority:
 
     @classmethod
     def _load(cls, cert_path: Path, key_path: Path) -> "CertificateAuthority":
-        certificate = _load_certificate(cert_path)
-        key = _load_key(key_path)
+        return cls.from_pem(_read(cert_path), _read(key_path), cert_path, key_path)
+
+    @classmethod
+    def new(cls) -> "CertificateAuthority":
+        """A new CA (a fresh key, a self-signed certificate), in memory: the caller keeps it."""
+        key = ec.generate_private_key(ec.SECP256R1())
+        return cls(_self_signed_ca(key), key)
+
+    def private_key_pem(self) -> str:
+        """The CA's private key (PKCS#8 PEM), for a store that keeps it sealed (adapters/postgres/authority.py)."""
+        return _key_pem(self._key)
+
+    @classmethod
+    def from_pem(cls, certificate_pem: bytes, key_pem: bytes, cert_source: object = "the CA certificate",
+                 key_source: object = "the CA key") -> "CertificateAuthority":
+        """The CA from its certificate and key, checked to belong together; errors name the sources."""
+        certificate = _parse_certificate(certificate_pem, cert_source)
+        key = _parse_key(key_pem, key_source)
         if certificate.public_key().public_numbers() != key.public_key().public_numbers():
-            raise CertificateAuthorityError(f"{key_path} is not the private key of the certificate {cert_path}")
+            raise CertificateAuthorityError(f"{key_source} is not the private key of the certificate {cert_source}")
         try:
             constraints = certificate.extensions.get_extension_for_class(x509.BasicConstraints).value
         except x509.ExtensionNotFound:
             constraints = None
         if constraints is None or not constraints.ca:
-            raise CertificateAuthorityError(f"{cert_path} is not a CA certificate (no basicConstraints CA:true)")
+            raise CertificateAuthorityError(f"{cert_source} is not a CA certificate (no basicConstraints CA:true)")
         return cls(certificate, key)
 
     # -- what it offers ------------------------------------------------------------------
@@ -188,21 +204,25 @@ def _read(path: Path) -> bytes:
         raise CertificateAuthorityError(f"cannot read {path}: {error.strerror or type(error).__name__}") from None
 
 
-def _load_certificate(path: Path) -> x509.Certificate:
+def _parse_certificate(data: bytes, source: object) -> x509.Certificate:
     try:
-        return x509.load_pem_x509_certificate(_read(path))
+        return x509.load_pem_x509_certificate(data)
     except ValueError:
-        raise CertificateAuthorityError(f"{path} is not a PEM certificate (garbled or truncated)") from None
+        raise CertificateAuthorityError(f"{source} is not a PEM certificate (garbled or truncated)") from None
 
 
 def _load_key(path: Path) -> ec.EllipticCurvePrivateKey:
+    return _parse_key(_read(path), path)
+
+
+def _parse_key(data: bytes, source: object) -> ec.EllipticCurvePrivateKey:
     # `from None` everywhere: the library's error must not drag the key's bytes along.
     try:
-        key = serialization.load_pem_private_key(_read(path), password=None)
+        key = serialization.load_pem_private_key(data, password=None)
     except (ValueError, TypeError):
-        raise CertificateAuthorityError(f"{path} is not an unencrypted PEM private key (garbled or truncated)") from None
+        raise CertificateAuthorityError(f"{source} is not an unencrypted PEM private key (garbled or truncated)") from None
     if not isinstance(key, ec.EllipticCurvePrivateKey) or not isinstance(key.curve, ec.SECP256R1):
-        raise CertificateAuthorityError(f"{path} is not an EC P-256 private key")
+        raise CertificateAuthorityError(f"{source} is not an EC P-256 private key")
     return key
 
 
