@@ -26,6 +26,7 @@ class Inventory:
     def __init__(self):
         self.position = 0  # the last event applied (its notification ID); 0 when only `apply` was used
         self._apps: dict[str, str] = {}  # addon name -> app
+        self._app_names: set[str] = set()  # the apps of _apps, derived: app_known is asked at every request
         self._names: dict[UUID, str] = {}  # addon id -> addon name
         self._held: dict[tuple[str, str], Tenant] = {}  # (addon, "current" | "target") -> what it holds
         self.registered_apps: set[str] = set()
@@ -62,6 +63,7 @@ class Inventory:
         if isinstance(event, Addon.Requested):
             self._names[event.originator_id] = event.name
             self._apps[event.name] = event.app
+            self._app_names.add(event.app)
             if event.name not in self._clustered:
                 self._held[(event.name, "current")] = tenant(event)
             return
@@ -128,7 +130,7 @@ class Inventory:
         return name in self._apps
 
     def app_known(self, app: str) -> bool:
-        return app in self.registered_apps or app in self._apps.values()
+        return app in self.registered_apps or app in self._app_names
 
 
     # -- the checkpoint ------------------------------------------------------------------
@@ -154,6 +156,7 @@ class Inventory:
             return inventory
         inventory.position = state["position"]
         inventory._apps = dict(state["apps"])
+        inventory._app_names = set(inventory._apps.values())
         inventory._names = {UUID(k): v for k, v in state["names"].items()}
         inventory._held = {(addon, role): Tenant(*rest) for addon, role, *rest in state["held"]}
         inventory.registered_apps = set(state["registered_apps"])
