@@ -12,6 +12,7 @@ from adapters.data_lock import FileDataLock
 from adapters.secrets_store import FileSecretStore
 from adapters.storage.backup_keys import BackupKeys
 from adapters.tls import CertificateAuthority
+from engine.ports import EffectError
 from engine.settings import Settings
 
 
@@ -26,7 +27,15 @@ class SharedState:
 
 
 def shared_state(settings: Settings) -> SharedState:
-    return on_postgres(settings) if settings.on_postgres else on_files(settings)
+    if not settings.on_postgres:
+        return on_files(settings)
+    from adapters.postgres.connection import SharedStateUnavailable
+
+    try:
+        return on_postgres(settings)
+    except SharedStateUnavailable as error:  # at start: nothing to retry, the operator must look
+        raise EffectError(f"{error}: the engine cannot start without the installation's shared state "
+                          "(its secrets, CA and tokens are kept there)") from None
 
 
 def on_files(settings: Settings) -> SharedState:
@@ -73,3 +82,16 @@ def postgres_item_stores(settings: Settings) -> dict:
             "backup-keyring": PostgresBackupKeys(vault, settings.backup_key),
             "tokens": token_items(vault),
             "checkpoints": PostgresCheckpoints(database)}
+
+
+def backup_keyring(settings: Settings) -> BackupKeys:
+    """The backup keyring `backup-key` works on: the data directory's file, or PostgreSQL's (where the command
+    never makes the installation key: it must find the installation's)."""
+    if not settings.on_postgres:
+        return BackupKeys(settings.backup_keys_file, settings.backup_key)
+    from adapters.postgres.connection import Database, connection_options
+    from adapters.postgres.keyring import PostgresBackupKeys
+    from adapters.postgres.vault import open_vault
+
+    vault = open_vault(Database(connection_options(settings.store_env)), settings.secrets_key_file, may_make=False)
+    return PostgresBackupKeys(vault, settings.backup_key)

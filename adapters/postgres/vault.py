@@ -86,14 +86,14 @@ class VaultItems:
         return self.prefix + name
 
 
-def open_vault(database: Database, key_file: Path) -> Vault:
+def open_vault(database: Database, key_file: Path, may_make: bool = True) -> Vault:
     """The vault with the installation key of `key_file`. On a database that holds no sealed secret yet, a
-    missing key file is made (0600) and said; otherwise it must be the installation's key."""
+    missing key file is made (0600) and said, when `may_make`; otherwise it must be the installation's key."""
     key_file = Path(key_file)
     made = False
     if key_file.exists():
         key = read_key_file(key_file)
-    elif database.run("SELECT 1 FROM redis_addons_secrets LIMIT 1"):
+    elif not may_make or database.run("SELECT 1 FROM redis_addons_secrets LIMIT 1"):
         raise SecretsKeyError(
             f"{describe(database.options)} holds secrets sealed with the installation key, and the secrets key file "
             f"{key_file} does not exist: copy the key file of the installation's other processes there, or point "

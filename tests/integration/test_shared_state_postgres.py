@@ -259,3 +259,17 @@ def test_one_engine_per_process_identity_two_identities_side_by_side(database_en
     finally:
         for lock in (first, same, other):
             lock.release()
+
+
+def test_a_database_that_does_not_answer_stops_the_start_naming_it_and_not_its_password(postgres, tmp_path):
+    from adapters.postgres.shared_state import shared_state
+    from engine.ports import EffectError
+    from tests.postgres_server import free_port
+
+    env = {**postgres.env("nowhere"), "REDIS_ADDONS_POSTGRES_PORT": str(free_port())}
+    settings = Settings(home=tmp_path, hosts=(), store_env=store_env(env, tmp_path))
+    with pytest.raises(EffectError, match=f"PostgreSQL 127.0.0.1:{env['REDIS_ADDONS_POSTGRES_PORT']}/nowhere does "
+                                          "not answer: .*cannot start without the installation's shared state") as e:
+        shared_state(settings)
+    assert postgres.password not in str(e.value)
+    assert not (tmp_path / "secrets.key").exists()

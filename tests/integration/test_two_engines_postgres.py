@@ -97,7 +97,8 @@ async def test_a_wrong_installation_key_stops_the_start_with_a_clear_error_and_n
 
 def _env_of(settings: Settings) -> dict:
     store = settings.store_env
-    return {f"REDIS_ADDONS_{k}": v for k, v in store.items() if k.startswith("POSTGRES_")} | {
+    names = ("DBNAME", "HOST", "PORT", "USER", "PASSWORD")
+    return {f"REDIS_ADDONS_POSTGRES_{k}": store[f"POSTGRES_{k}"] for k in names} | {
         "REDIS_ADDONS_HOME": str(settings.home), "REDIS_ADDONS_HOSTS": str(HOSTS_FILE),
         "REDIS_ADDONS_SECRETS_KEY_FILE": str(settings.secrets_key_file), "REDIS_ADDONS_PROCESS_ID": settings.process_id}
 
