@@ -5,11 +5,13 @@ from __future__ import annotations
 
 import json
 import os
+import re
 from pathlib import Path
 
 import structlog
 
 log = structlog.get_logger("checkpoints")
+NAME = re.compile(r"^[A-Za-z0-9_-]+$")
 
 
 class FileCheckpoints:
@@ -37,3 +39,18 @@ class FileCheckpoints:
             out.flush()
             os.fsync(out.fileno())
         os.replace(partial, path)
+
+    # -- every checkpoint, for the control plane's export and restore (engine/recovery_ports.py) ------
+
+    def list_items(self) -> list[tuple[str, bytes]]:
+        if not self.directory.is_dir():
+            return []
+        return [(p.stem, p.read_bytes()) for p in sorted(self.directory.glob("*.json"))]
+
+    def put_item(self, name: str, value: bytes) -> None:
+        if not NAME.match(name):
+            raise ValueError(f"not a checkpoint's name: {name!r}")
+        self.save(name, json.loads(value))
+
+    def remove_item(self, name: str) -> None:
+        self._path(name).unlink(missing_ok=True)

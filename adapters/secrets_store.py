@@ -92,6 +92,28 @@ class FileSecretStore:
         if (self.directory / ".rotating").exists():
             self._rotating.forget(addon)
 
+    # -- the whole store, for the control plane's export and restore (engine/recovery_ports.py) -----
+
+    def list_items(self) -> list[tuple[str, bytes]]:
+        """Every secret, and a rotation's pending ones as `.rotating/<addon>` (a draft being written is not one)."""
+        found = [(p.name, p.read_bytes()) for p in sorted(self.directory.iterdir()) if SAFE_NAME.match(p.name)]
+        if (self.directory / ".rotating").is_dir():
+            found += [(PENDING + name, value) for name, value in self._rotating.list_items()]
+        return found
+
+    def put_item(self, name: str, value: bytes) -> None:
+        if name.startswith(PENDING):
+            return self._rotating.put_item(name.removeprefix(PENDING), value)
+        path = self._path(name)
+        draft = self.directory / f".{name}.{os.getpid()}.restore"
+        write_private(draft, value.decode())
+        os.replace(draft, path)
+
+    def remove_item(self, name: str) -> None:
+        if name.startswith(PENDING):
+            return self._rotating.remove_item(name.removeprefix(PENDING))
+        self._path(name).unlink(missing_ok=True)
+
 
 def write_private(path: Path, text: str) -> None:
     """`text` in a new 0600 file, on disk; a write that fails (a full disk) leaves no file behind."""

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import structlog
 
 from adapters.apps.docker_app import DockerAppRestarter
@@ -13,7 +15,14 @@ from adapters.postgres.shared_state import shared_state
 from adapters.webhooks import HttpWebhookSender
 from adapters.stats_history import MemoryStatsHistory
 from adapters.storage.backup_files import FileBackupStore
+from adapters.checkpoints import FileCheckpoints
+from adapters.secrets_store import FileSecretStore
+from adapters.storage.backup_keys import BackupKeys
 from adapters.tls import CA_CERT_FILE
+from adapters.tls.certificates import CA_KEY_FILE
+from adapters.fresh_home import fresh_data_directory
+from adapters.storage.control_plane_archive import PassphraseArchive
+from adapters.storage.file_items import FileItems
 from domain.catalog import ComponentCatalog, PlanCatalog, VersionCatalog
 from engine.app import Engine
 from engine.backup_saga import BackupSaga
@@ -38,6 +47,7 @@ from engine.settings_change import SettingsChange
 from engine.tls_change import TlsChange
 from engine.tls_serving import TlsServing
 from engine.saga import Coordinator
+from engine.control_plane_export import ControlPlaneState, LedgerRecords
 from engine.settings import Settings
 from engine.store import EventLog
 from projections import ReadModels
@@ -112,3 +122,46 @@ def build(settings: Settings | None = None, clock: Clock = system_clock) -> Engi
         stats_history=MemoryStatsHistory(settings.stats_interval_s),
         clock=clock,
     )
+
+
+def build_control_plane_state(settings: Settings, hosts_file: Path | None = None) -> ControlPlaneState:
+    """The control plane's state on the stores `build` wires, for its export and restore: `hosts_file` is
+    where the hosts are read from (REDIS_ADDONS_HOSTS); a restore writes them to the data directory's."""
+    tls, home = settings.tls_dir, settings.home
+    hosts = FileItems({"hosts.json": (hosts_file or home / "hosts.json", 0o644)})
+    if settings.store_env.get("PERSISTENCE_MODULE") == "eventsourcing.postgres":  # shared by every process there
+        from adapters.postgres.shared_state import postgres_item_stores
+
+        return ControlPlaneState(LedgerRecords(settings.store_env), {**postgres_item_stores(settings), "hosts": hosts},
+                                 PassphraseArchive())
+    stores = {
+        "addon-passwords": FileSecretStore(settings.secrets_dir),
+        "webhook-secrets": FileSecretStore(home / "webhook-secrets"),
+        "certificate-authority": FileItems({CA_CERT_FILE: (tls / CA_CERT_FILE, 0o644), CA_KEY_FILE: (tls / CA_KEY_FILE, 0o600)}),
+        "backup-keyring": BackupKeys(settings.backup_keys_file, settings.backup_key),
+        "tokens": FileItems({"api-token": (settings.token_file, 0o600),
+                             "metrics-token": (settings.metrics_token_file, 0o600)}),
+        "hosts": hosts,
+        "checkpoints": FileCheckpoints(settings.checkpoints_dir),
+    }
+    return ControlPlaneState(LedgerRecords(settings.store_env), stores, PassphraseArchive())
+
+
+def export_control_plane(settings: Settings, to: Path, passphrase: str, hosts_file: Path | None = None) -> dict:
+    """The whole control plane in one archive sealed with `passphrase` (engine/control_plane_export.py)."""
+    state = build_control_plane_state(settings, hosts_file)
+    try:
+        return state.export(to, passphrase)
+    finally:
+        state.events.close()
+
+
+def restore_control_plane(settings: Settings, source: Path, passphrase: str) -> dict:
+    """Restore the archive at `source` into `settings.home`, which must be new or empty (and the event store
+    empty); on any failure the data directory is left as it was found."""
+    with fresh_data_directory(settings.home):
+        state = build_control_plane_state(settings)
+        try:
+            return state.restore(source, passphrase)
+        finally:
+            state.events.close()

@@ -108,7 +108,7 @@ class Settings:
         hosts_file = Path(env.get("REDIS_ADDONS_HOSTS", home / "hosts.json"))
         values = dict(
             home=home,
-            hosts=load_hosts(hosts_file),
+            hosts=overrides.pop("hosts") if "hosts" in overrides else load_hosts(hosts_file),  # given: no file needed
             api_host=env.get("REDIS_ADDONS_API_HOST", "127.0.0.1"),
             api_port=int(env.get("REDIS_ADDONS_API_PORT", "8470")),
             store_env=store_env(env, home),

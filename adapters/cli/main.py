@@ -136,6 +136,14 @@ def parser() -> argparse.ArgumentParser:
              "encryption, sealed with the current key); drop ID (a key no archive uses)")
     p.add_argument("action", choices=["show", "rotate", "reencrypt", "drop"])
     p.add_argument("key_id", nargs="?", metavar="ID", help="for drop: the key's ID (see backup-key show)")
+    from adapters.cli.export import arguments as recovery_arguments
+
+    recovery_arguments(
+        verb("export", None, "write the control plane's whole state (event store, addon passwords, webhook secrets, CA, "
+             "backup keyring, tokens, hosts, checkpoints) as one archive sealed with a passphrase, on the engine's "
+             "machine ($REDIS_ADDONS_HOME); backups themselves are not in it"),
+        verb("restore-control-plane", None, "restore an `export` archive into a new, empty data directory "
+             "($REDIS_ADDONS_HOME) and an empty event store, then start the engine there"))
     p = verb("serve", None, "run the engine and the HTTP API in this process")
     p.add_argument("--host", help="address to listen on (default: settings, 127.0.0.1)")
     p.add_argument("--port", type=int, help="port to listen on (default: settings, 8470)")
@@ -162,6 +170,10 @@ def main(argv: list[str] | None = None) -> int:
             from adapters.cli.backup_key import backup_key
 
             return backup_key(args)
+        if args.verb in ("export", "restore-control-plane"):
+            from adapters.cli import export
+
+            return (export.export if args.verb == "export" else export.restore)(args)
         if args.verb == "scenario":
             from adapters.cli.scenario import run_scenarios
 
