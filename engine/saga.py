@@ -22,9 +22,11 @@ import structlog
 from tenacity import AsyncRetrying, retry_if_exception, wait_exponential
 
 from domain.addon import Addon
+from domain.lease import LeaseLost, operation_lease
 from domain.operation import Operation
 from engine import audit
 from engine.deadline import within
+from engine.leases import SoleLeases
 from engine.monitoring_ports import StepObserver
 from engine.ports import EngineUnreachable, TransientError
 from engine.store import AggregateNotFoundError, EventLog, EventStoreUnavailable, IntegrityError
@@ -62,8 +64,9 @@ STORE_RETRY_S, STORE_MAX_RETRY_S = 0.5, 15.0  # an event store that cannot write
 
 class Coordinator:
     def __init__(self, events: EventLog, sagas: dict[str, Saga], step_deadline_s: float, crash_at: str | None,
-                 attention_retry_s: float = ATTENTION_FIRST_RETRY_S):
-        self._events = events
+                 attention_retry_s: float = ATTENTION_FIRST_RETRY_S, leases=None):
+        self.leases = leases or SoleLeases()  # engine/leases.py: which process drives each operation
+        self._events = self.leases.fenced(events)  # shared store: a save of an operation renews its lease
         self._sagas = sagas
         self._deadline = step_deadline_s
         self._crash_at = crash_at
@@ -125,7 +128,23 @@ class Coordinator:
             task.cancel()
         await asyncio.gather(*self._tasks.values(), return_exceptions=True)
 
+    def is_driving(self, operation_id: UUID) -> bool:
+        return (task := self._tasks.get(operation_id)) is not None and not task.done()
+
     async def _drive(self, operation_id: UUID) -> None:
+        """Only with the operation's lease (another process may hold it: it drives it then)."""
+        lease = operation_lease(operation_id)
+        if not await self.leases.take(lease, on_lost=lambda: self.forget(operation_id)):
+            return
+        try:
+            await self._drive_held(operation_id)
+        except LeaseLost as lost:
+            log.warning("operation left to the process that took its lease", operation_id=str(operation_id),
+                        why=str(lost))
+        finally:
+            self.leases.drop(lease)
+
+    async def _drive_held(self, operation_id: UUID) -> None:
         bound = log.bind(operation_id=str(operation_id))
         delay, store_delay = self._attention_retry_s, STORE_RETRY_S
         while True:
@@ -137,7 +156,7 @@ class Coordinator:
                 bound = log.bind(operation_id=str(operation_id), addon=operation.addon, kind=operation.kind)
                 await self._run_steps(operation, self._sagas[operation.kind], bound)
                 return
-            except asyncio.CancelledError:
+            except (asyncio.CancelledError, LeaseLost):
                 raise
             except EventStoreUnavailable as error:
                 # Its disk full or read-only: what the step did is not recorded, so it runs again from what
@@ -217,7 +236,7 @@ class Coordinator:
         try:
             operation = await self._undo_steps(operation, saga, bound)
             compensation = await self._with_retries(saga.compensate, operation, operation.error or "")
-        except asyncio.CancelledError:
+        except (asyncio.CancelledError, LeaseLost):
             raise
         except IntegrityError:
             bound.info("recorded facts changed during compensation; it runs again")
@@ -311,10 +330,11 @@ class Coordinator:
             raise TransientError(f"not done within its deadline of {deadline_s:g} s{cause}") from None
 
     def _crash_point(self, where: str) -> None:
-        """Fault injection for tests: die here as a crash would, without cleanup."""
-        if self._crash_at == where:
-            log.warning("crash injected", at=where)
-            os.kill(os.getpid(), signal.SIGKILL)
+        """Fault injection for tests: die here as a crash would, without cleanup; or, with ":freeze" after the
+        point, stop (SIGSTOP) as a process stalled past its lease would, until a SIGCONT."""
+        if self._crash_at in (where, f"{where}:freeze"):
+            log.warning("crash injected", at=self._crash_at)
+            os.kill(os.getpid(), signal.SIGSTOP if self._crash_at.endswith(":freeze") else signal.SIGKILL)
 
 
 class EngineWait:
