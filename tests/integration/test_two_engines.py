@@ -167,15 +167,22 @@ async def test_a_provisioning_whose_driver_is_killed_is_finished_by_the_other_pr
     assert await data.read(url, known) == known
 
 
-async def test_a_plan_change_whose_driver_is_killed_keeps_the_data_and_restarts_the_app_once(engines, app_name,
-                                                                                             restart_hook):
-    a = await engines("engine-a", REDIS_ADDONS_CRASH_AT="change_plan.wait_ready:after")
+async def an_app_with_data(engines, app: str, restart_hook, crash_at: str):
+    """engine-a (to die or freeze at `crash_at`) and engine-b; an app restarted by a hook, with a Starter addon
+    holding data: (a, b, addon, the data, the restarts the hook received)."""
+    a = await engines("engine-a", REDIS_ADDONS_CRASH_AT=crash_at)
     b = await engines("engine-b")
     hook, restarts = await restart_hook()
-    await call(a, "POST", "/v1/apps", 201, name=app_name, restart={"kind": "hook", "url": hook})
-    addon, url = await an_addon(a, app_name)
-    known = data.expected(2000)
+    await call(a, "POST", "/v1/apps", 201, name=app, restart={"kind": "hook", "url": hook})
+    addon, url = await an_addon(a, app)
+    known = data.expected(1000)
     await data.write(url, known)
+    return a, b, addon, known, restarts
+
+
+async def test_a_plan_change_whose_driver_is_killed_keeps_the_data_and_restarts_the_app_once(engines, app_name,
+                                                                                             restart_hook):
+    a, b, addon, known, restarts = await an_app_with_data(engines, app_name, restart_hook, "change_plan.wait_ready:after")
     change = await call(a, "PATCH", f"/v1/apps/{app_name}/addons/{addon}", 202, plan="redis-starter-512")
     await assert_taken_over_once(a, b, change["operation"]["id"])
     row = (await call(b, "GET", f"/v1/apps/{app_name}/addons/{addon}", 200))["addon"]
@@ -239,13 +246,8 @@ async def test_a_driver_frozen_past_its_lease_records_nothing_more_and_its_wait_
     over and finishes it; woken (SIGCONT), the frozen one's next record is refused by the event store (its
     lease was taken), so it restarts nothing and ends nothing; its API's wait for the operation, asked before
     it froze, answers with the operation the other process finished."""
-    a = await engines("engine-a", REDIS_ADDONS_CRASH_AT="change_plan.wait_ready:after:freeze")
-    b = await engines("engine-b")
-    hook, restarts = await restart_hook()
-    await call(a, "POST", "/v1/apps", 201, name=app_name, restart={"kind": "hook", "url": hook})
-    addon, url = await an_addon(a, app_name)
-    known = data.expected(1000)
-    await data.write(url, known)
+    a, b, addon, known, restarts = await an_app_with_data(engines, app_name, restart_hook,
+                                                         "change_plan.wait_ready:after:freeze")
     waiting = asyncio.create_task(call(a, "PATCH", f"/v1/apps/{app_name}/addons/{addon}?wait=true&timeout=300", 200,
                                        plan="redis-starter-512"))
     try:
