@@ -1,6 +1,6 @@
 """`backup-key show|rotate|reencrypt|drop ID`: the keys that seal backup archives at rest, run on the
-engine's machine (they read $REDIS_ADDONS_HOME's keyring and backup store directly, never the API: a
-key is nothing an API client should reach). Safe beside a running engine: it reads the keyring again
+engine's machine (they read $REDIS_ADDONS_HOME's keyring, or PostgreSQL's on an installation there, and
+the backup store directly, never the API: a key is nothing an API client should reach). Safe beside a running engine: it reads the keyring again
 when it changed, and an archive sealed again replaces the old one at once, whole.
 
 Run as the engine's user (a file made by root would stop the engine's next backup), against the engine's
@@ -16,16 +16,17 @@ from pathlib import Path
 
 from adapters.cli.client import CliError
 from adapters.storage.backup_files import FileBackupStore
+from adapters.postgres.shared_state import backup_keyring
 from adapters.storage.backup_keys import ENV, BackupKeys
 from engine.ports import EffectError
 from engine.settings import Settings, SettingsError
 
 
 def backup_key(args, env=os.environ) -> int:
-    settings = Settings(home=Path(env.get("REDIS_ADDONS_HOME", "var")).resolve(), hosts=(),
-                        backup_key=env.get(ENV) or None)
     try:
-        keys = BackupKeys(settings.backup_keys_file, settings.backup_key)
+        # The hosts are not needed: the environment's other settings are (PostgreSQL, the backups directory).
+        settings = Settings.from_env(env, hosts=())
+        keys = backup_keyring(settings)
         if args.action != "show":
             refuse_another_user(settings.home)
         if args.action in ("rotate", "reencrypt", "drop") and not keys.exist():

@@ -4,6 +4,7 @@ each "process" here is a store of its own on a connection of its own, as two eng
 from __future__ import annotations
 
 import json
+import os
 import threading
 from pathlib import Path
 
@@ -273,3 +274,24 @@ def test_a_database_that_does_not_answer_stops_the_start_naming_it_and_not_its_p
         shared_state(settings)
     assert postgres.password not in str(e.value)
     assert not (tmp_path / "secrets.key").exists()
+
+
+def test_the_backup_key_command_works_on_the_keyring_in_postgresql(database_env, two, key_file, tmp_path):
+    import subprocess
+    from tests.integration.test_data_lock import CLI
+
+    first_id = PostgresBackupKeys(two[0]).current()[0].hex()
+    env = {**os.environ, **database_env, "REDIS_ADDONS_HOME": str(tmp_path / "home"),
+           "REDIS_ADDONS_SECRETS_KEY_FILE": str(key_file)}
+    rotated = subprocess.run([CLI, "backup-key", "rotate"], env=env, capture_output=True, text=True, timeout=60)
+    assert rotated.returncode == 0, rotated.stderr
+    current = PostgresBackupKeys(two[1]).current()[0].hex()
+    assert current != first_id and f"backup key {current} is current" in rotated.stdout
+    shown = subprocess.run([CLI, "backup-key", "show"], env=env, capture_output=True, text=True, timeout=60)
+    assert f"{current}  current" in shown.stdout and first_id in shown.stdout
+    assert not (tmp_path / "home" / "backup-keys.json").exists()
+
+    missing = subprocess.run([CLI, "backup-key", "show"], capture_output=True, text=True, timeout=60,
+                             env=env | {"REDIS_ADDONS_SECRETS_KEY_FILE": str(tmp_path / "none.key")})
+    assert missing.returncode != 0 and f"{tmp_path / 'none.key'} does not exist" in missing.stderr
+    assert not (tmp_path / "none.key").exists()  # the command never makes the installation key
