@@ -10,6 +10,7 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 from domain.placement import Host
+from engine.host_tls import HostTLS, HostTLSError, host_tls
 
 
 class SettingsError(Exception):
@@ -26,6 +27,7 @@ class DockerHost:
     first_port: int
     last_port: int
     memory_mib: int
+    tls: HostTLS | None = None  # a tcp:// host's CA, client certificate and key (engine/host_tls.py)
 
     def as_domain(self) -> Host:
         return Host(self.name, self.address, self.first_port, self.last_port, self.memory_mib)
@@ -173,8 +175,11 @@ def load_hosts(path: Path) -> tuple[DockerHost, ...]:
         raise SettingsError(f"hosts file {path} is not valid JSON: {e}") from None
     try:
         return tuple(
-            DockerHost(h["name"], h["docker_url"], h["bind"], h["ports"][0], h["ports"][1], h["memory_mib"])
+            DockerHost(h["name"], h["docker_url"], h["bind"], h["ports"][0], h["ports"][1], h["memory_mib"],
+                       host_tls(h["name"], h["docker_url"], h.get("tls"), Path(path).parent))
             for h in data["hosts"]
         )
     except (KeyError, IndexError, TypeError) as e:
         raise SettingsError(f"hosts file {path}: each host needs name, docker_url, bind, ports [first, last] and memory_mib ({e!r} missing)") from None
+    except HostTLSError as e:
+        raise SettingsError(f"hosts file {path}: {e}") from None

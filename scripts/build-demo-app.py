@@ -254,7 +254,7 @@ def import_image(url: str, tarball: Path, labels: dict[str, str]) -> None:
         "USER 10001:10001",
         f"LABEL {label}",
     ]
-    cmd = ["docker", "-H", url, "import"]
+    cmd = [*images.docker_command(url), "import"]
     for c in changes:
         cmd += ["--change", c]
     cmd += [str(tarball), IMAGE]

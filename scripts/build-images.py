@@ -62,7 +62,7 @@ import component_images as components  # noqa: E402
 import debian_roots  # noqa: E402
 import image_record as record  # noqa: E402
 from component_smoke import smoke_component  # noqa: E402
-from image_smoke import smoke_test  # noqa: E402
+from image_smoke import docker_command, smoke_test  # noqa: E402
 from image_sources import SOURCES, obtain  # noqa: E402
 
 REPO = Path(__file__).resolve().parent.parent
@@ -206,7 +206,7 @@ def build_tarball(entry: dict, cache: Path, main_now: tuple, tarball: Path) -> d
 
 
 def docker(url: str, *args: str, **kw) -> subprocess.CompletedProcess:
-    return subprocess.run(["docker", "-H", url, *args], text=True, capture_output=True, **kw)
+    return subprocess.run([*docker_command(url), *args], text=True, capture_output=True, **kw)
 
 
 def images_on(url: str, images: list[str]) -> dict[str, tuple[str, dict[str, str]]]:
@@ -232,7 +232,7 @@ ENGINE_CHANGES = ['CMD ["/usr/local/bin/redis-server", "/etc/redis/redis.conf"]'
 
 def import_image(url: str, tarball: Path, image: str, labels: dict[str, str], changes: list[str] = ENGINE_CHANGES) -> None:
     label = " ".join(f'{k}="{v}"' for k, v in sorted(labels.items()))  # values hold no quote nor backslash
-    cmd = ["docker", "-H", url, "import"]
+    cmd = [*docker_command(url), "import"]
     for c in [*changes, f"LABEL {label}"]:
         cmd += ["--change", c]
     cmd += [str(tarball), image]

@@ -20,7 +20,7 @@ import threading
 import time
 from pathlib import Path
 
-from image_smoke import docker, smoke_bind
+from image_smoke import docker, docker_command, smoke_bind
 
 SENTINEL_PORT, HAPROXY_PORT = 39998, 39997
 
@@ -37,7 +37,7 @@ def config_tar(name: str, text: str, uid: int, gid: int, mode: int) -> bytes:
 
 def read_file(url: str, container: str, path: str) -> tuple[bytes, int]:
     """(content, owner uid) of one file of a container, volumes included (`docker cp` to stdout)."""
-    r = subprocess.run(["docker", "-H", url, "cp", f"{container}:{path}", "-"], capture_output=True)
+    r = subprocess.run([*docker_command(url), "cp", f"{container}:{path}", "-"], capture_output=True)
     if r.returncode != 0:
         raise RuntimeError(f"docker cp {container}:{path}: {r.stderr.decode(errors='replace').strip()}")
     with tarfile.open(fileobj=io.BytesIO(r.stdout)) as tar:
@@ -98,7 +98,7 @@ class Run:
         c = self.component
         uid, gid = (int(x) for x in c["user"].split(":")) if c["config_writable"] else (0, 0)
         tar = config_tar(c["config_file"], text, uid, gid, 0o600 if c["config_writable"] else 0o644)
-        r = subprocess.run(["docker", "-H", self.url, "cp", "-", f"{container}:{c['config_dir']}"], input=tar,
+        r = subprocess.run([*docker_command(self.url), "cp", "-", f"{container}:{c['config_dir']}"], input=tar,
                            capture_output=True)
         if r.returncode != 0:
             raise RuntimeError(f"{self.host} {c['image']}: docker cp of {c['config_file']} failed: "

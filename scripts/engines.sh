@@ -1,6 +1,11 @@
 #!/usr/bin/env bash
-# Local Docker engines host-a, host-b and host-c (ENGINE_NAMES in lib.sh), and the fault tests' host-d
-# (FAULT_ENGINE_NAMES): start | stop | status [ENGINE...]
+# Local Docker engines host-a, host-b and host-c (ENGINE_NAMES in lib.sh), the fault tests' host-d
+# (FAULT_ENGINE_NAMES) and the second test stream's host-e/f/g (SCALEOUT_ENGINE_NAMES): start | stop | status [ENGINE...]
+#
+# host-g (TLS_ENGINE_ADDRESS) listens only on tcp://127.0.7.1:2376 with --tlsverify: its server certificate and
+# the engine's client certificate are issued by the installation's CA ($REDIS_ADDONS_HOME/tls) with
+# `redis-addons host-certificates` (so the .venv must be there), again when that CA changed or one of them
+# expires within 30 days; a running host-g is then restarted on the new ones.
 #
 # Each engine is a dockerd from Debian's docker.io with its own socket, data
 # root, exec root and pid file. dockerd starts its own containerd, whose state
@@ -24,13 +29,13 @@ dockerd_bin() {
   command -v dockerd || die "dockerd not found (is docker.io installed? run scripts/install-packages.sh)"
 }
 
-# A pid file is "ours and live" when its process is a dockerd serving our socket.
+# A pid file is "ours and live" when its process is a dockerd writing that pid file (it names it: --pidfile).
 live_engine_pid() {
   local name="$1" pf pid
   pf="$(engine_pidfile "$name")"
   [ -f "$pf" ] || return 1
   pid="$(cat "$pf" 2>/dev/null || true)"
-  pid_cmdline_has "$pid" "$(engine_sock "$name")" || return 1
+  pid_cmdline_has "$pid" "--pidfile $pf" || return 1
   echo "$pid"
 }
 
@@ -61,15 +66,52 @@ check_cgroups() {
   warn "no cgroup memory controller found under /sys/fs/cgroup: docker run --memory will not be enforced"
 }
 
+# issue_engine_certificates NAME -> 0 when the TLS engine's certificates were issued now (1: those there are good)
+issue_engine_certificates() {
+  local name="$1" files cli
+  files="$(engine_tls_dir "$name")"
+  if [ -f "$files/server-key.pem" ] && [ -f "$files/client-key.pem" ] && [ -x "$REPO_ROOT/.venv/bin/python" ] \
+      && cmp -s "$files/ca.pem" "$ADDONS_HOME/tls/ca.pem" && "$REPO_ROOT/.venv/bin/python" - "$files" <<'EOF'
+import sys
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+from cryptography import x509
+soon = datetime.now(timezone.utc) + timedelta(days=30)
+sys.exit(0 if all(x509.load_pem_x509_certificate(Path(sys.argv[1], f).read_bytes()).not_valid_after_utc > soon
+                  for f in ("server-cert.pem", "client-cert.pem")) else 1)
+EOF
+  then
+    return 1
+  fi
+  cli="$REPO_ROOT/.venv/bin/redis-addons"
+  [ -x "$cli" ] || die "$name: its TLS certificates are issued by $cli: make the .venv first (scripts/setup-venv.sh)"
+  rm -f "$files"/{ca,server-cert,server-key,client-cert,client-key}.pem
+  log "$name: issuing its server and client certificates from the installation's CA ($ADDONS_HOME/tls) into $files"
+  "$cli" host-certificates "$name" --address "$(engine_tls_address "$name")" --port "$TLS_ENGINE_PORT" --out "$files" >/dev/null
+}
+
+# listen_flags NAME -> dockerd's -H: its unix socket, or (host-g) its loopback address over mutual TLS only
+listen_flags() {
+  local name="$1" files
+  if [ -z "$(engine_tls_address "$name")" ]; then
+    echo "-H unix://$(engine_sock "$name")"
+    return
+  fi
+  files="$(engine_tls_dir "$name")"
+  echo "-H $(engine_url "$name") --tlsverify --tlscacert=$files/ca.pem --tlscert=$files/server-cert.pem --tlskey=$files/server-key.pem"
+}
+
 start_one() {
-  local name="$1" sock pf execroot dataroot logf pid cpid start_ts
-  sock="$(engine_sock "$name")"
+  local name="$1" pf execroot dataroot logf pid cpid start_ts
   pf="$(engine_pidfile "$name")"
   execroot="$(engine_execroot "$name")"
   dataroot="$(engine_dataroot "$name")"
   logf="$(engine_log "$name")"
 
-  if docker_ping "$sock"; then
+  if [ -n "$(engine_tls_address "$name")" ] && issue_engine_certificates "$name"; then
+    stop_one "$name"  # a dockerd still on the previous certificates would refuse the new client certificate
+  fi
+  if engine_ping "$name"; then
     return 0
   fi
 
@@ -92,11 +134,12 @@ start_one() {
       mv -f "$logf" "$logf.1"
     fi
     printf '\n===== %s starting %s =====\n' "$(date -u +%FT%TZ)" "$name" >> "$logf"
-    log "$name: starting dockerd ($STORAGE_DRIVER, socket $sock, log $logf)"
+    log "$name: starting dockerd ($STORAGE_DRIVER, $(engine_url "$name"), log $logf)"
+    # shellcheck disable=SC2046  # listen_flags: words without spaces (paths under the data directory)
     (
       cd /
       exec setsid nohup "$(dockerd_bin)" \
-        -H "unix://$sock" \
+        $(listen_flags "$name") \
         --data-root "$dataroot" \
         --exec-root "$execroot" \
         --pidfile "$pf" \
@@ -112,10 +155,10 @@ start_one() {
   fi
 
   start_ts=$SECONDS
-  while ! docker_ping "$sock"; do
+  while ! engine_ping "$name"; do
     if (( SECONDS - start_ts >= TIMEOUT )); then
       printf '[setup] ERROR: %s: dockerd did not answer on %s within %ss. Last lines of %s:\n' \
-        "$name" "$sock" "$TIMEOUT" "$logf" >&2
+        "$name" "$(engine_url "$name")" "$TIMEOUT" "$logf" >&2
       tail -n 40 "$logf" >&2 || true
       exit 1
     fi
@@ -132,12 +175,12 @@ start_one() {
 }
 
 # The dockerd may not have written its pid file yet in the first moments:
-# look for a process whose command line names our socket.
+# look for a process whose command line names our pid file.
 pgrep_child() {
-  local sock p
-  sock="$(engine_sock "$1")"
+  local pf p
+  pf="$(engine_pidfile "$1")"
   for p in /proc/[0-9]*; do
-    pid_cmdline_has "${p#/proc/}" "unix://$sock" && return 0
+    pid_cmdline_has "${p#/proc/}" "--pidfile $pf" && return 0
   done
   return 1
 }
@@ -165,9 +208,9 @@ stop_one() {
 
 status_one() {
   local name="$1" pid
-  if docker_ping "$(engine_sock "$name")"; then
+  if engine_ping "$name"; then
     pid="$(live_engine_pid "$name" || echo '?')"
-    echo "$name: up ($(engine_url "$name"), dockerd pid $pid)"
+    echo "$name: up ($(engine_url "$name")$([ -n "$(engine_tls_address "$name")" ] && echo ' with mutual TLS'), dockerd pid $pid)"
   else
     echo "$name: down"
   fi

@@ -16,17 +16,33 @@ REPO = Path(__file__).resolve().parent.parent
 
 
 def docker(url: str, *args: str, **kw) -> subprocess.CompletedProcess:
-    return subprocess.run(["docker", "-H", url, *args], text=True, capture_output=True, **kw)
+    return subprocess.run([*docker_command(url), *args], text=True, capture_output=True, **kw)
+
+
+def docker_command(url: str) -> list[str]:
+    """`docker -H URL`, and for a host over TCP the TLS files its hosts-file entry names: it takes no other call."""
+    tls = next((h["tls"] for h in listed_hosts() if h["docker_url"] == url and "tls" in h), None)
+    if tls is None:
+        return ["docker", "-H", url]
+    ca, cert, key = (str(home() / tls[k]) for k in ("ca", "cert", "key"))  # relative to the hosts files' directory
+    return ["docker", "--tlsverify", "--tlscacert", ca, "--tlscert", cert, "--tlskey", key, "-H", url]
+
+
+def home() -> Path:
+    path = Path(os.environ.get("REDIS_ADDONS_HOME", "var"))
+    return path if path.is_absolute() else REPO / path
+
+
+def listed_hosts() -> list[dict]:
+    """Every host of the files scripts/write-hosts.sh writes (however many hosts the setup writes there)."""
+    return [h for f in ("hosts.json", "fault-hosts.json", "scaleout-hosts.json") if home().joinpath(f).exists()
+            for h in json.loads(home().joinpath(f).read_text())["hosts"]]
 
 
 def smoke_bind(host: str) -> str:
-    """The host's loopback address, as hosts.json gives it (however many hosts the setup writes there)."""
-    home = Path(os.environ.get("REDIS_ADDONS_HOME", "var"))
+    """The host's loopback address, as hosts.json gives it."""
     try:
-        home = home if home.is_absolute() else REPO / home
-        hosts = [h for f in ("hosts.json", "fault-hosts.json", "scaleout-hosts.json") if home.joinpath(f).exists()
-                 for h in json.loads(home.joinpath(f).read_text())["hosts"]]
-        return next(h["bind"] for h in hosts if h["name"] == host)
+        return next(h["bind"] for h in listed_hosts() if h["name"] == host)
     except (OSError, ValueError, KeyError, StopIteration):
         return {"host-a": "127.0.1.1", "host-b": "127.0.2.1", "host-c": "127.0.3.1", "host-d": "127.0.4.1"}.get(host, "127.0.0.1")
 
@@ -89,7 +105,7 @@ def saved_rdb_format(url: str, cid: str, bind: str, port: int) -> int:
                            timeout=20)
         if r.stdout.strip() != "OK":
             raise RuntimeError(f"{' '.join(command)} answered {r.stdout.strip() or r.stderr.strip()!r}")
-    packed = subprocess.run(["docker", "-H", url, "cp", f"{cid}:/data/dump.rdb", "-"], capture_output=True, check=True)
+    packed = subprocess.run([*docker_command(url), "cp", f"{cid}:/data/dump.rdb", "-"], capture_output=True, check=True)
     with tarfile.open(fileobj=io.BytesIO(packed.stdout)) as tar:
         header = tar.extractfile(tar.getmembers()[0]).read(9)
     magic = re.match(rb"(?:REDIS(\d{4})|VALKEY(\d{3}))", header)

@@ -33,6 +33,11 @@ FAULT_ENGINE_NAMES=(host-d)
 # streams, each on three engines of its own, since a stream counts what its hosts hold. Always our own dockerd,
 # in scaleout-hosts.json, never in hosts.json.
 SCALEOUT_ENGINE_NAMES=(host-e host-f host-g)
+# host-g serves its Docker API over TCP with mutual TLS only, no unix socket: the engine, the tests and these
+# scripts reach it as they would a remote host, and nothing reaches it without a client certificate of the
+# installation's CA. Its files (`redis-addons host-certificates`) are under $ADDONS_HOME/docker-tls/host-g.
+declare -A TLS_ENGINE_ADDRESS=([host-g]=127.0.7.1)
+TLS_ENGINE_PORT=2376
 RUN_BASE=/run/redis-addons
 DATA_BASE=/var/lib/redis-addons
 LOG_BASE=/var/log/redis-addons
@@ -55,23 +60,39 @@ die()  { printf '[setup] ERROR: %s\n' "$*" >&2; exit 1; }
 [[ "$APT_MAX_AGE" =~ ^[0-9]+$ ]] || die "REDIS_ADDONS_APT_MAX_AGE must be a number of seconds, not '$APT_MAX_AGE'"
 
 engine_sock()    { echo "$RUN_BASE/$1/docker.sock"; }
-engine_url()     { echo "unix://$RUN_BASE/$1/docker.sock"; }
+engine_tls_address() { echo "${TLS_ENGINE_ADDRESS[$1]:-}"; }
+ENGINE_TLS_SUBDIR=docker-tls
+engine_tls_dir() { echo "$ADDONS_HOME/$ENGINE_TLS_SUBDIR/$1"; }
+engine_url() {
+  if [ -n "$(engine_tls_address "$1")" ]; then
+    echo "tcp://$(engine_tls_address "$1"):$TLS_ENGINE_PORT"
+  else
+    echo "unix://$RUN_BASE/$1/docker.sock"
+  fi
+}
 engine_pidfile() { echo "$RUN_BASE/$1/docker.pid"; }
 engine_execroot(){ echo "$RUN_BASE/$1/exec"; }
 engine_dataroot(){ echo "$DATA_BASE/$1"; }
 engine_log()     { echo "$LOG_BASE/$1.log"; }
 
-# docker_ping SOCKET_PATH -> 0 if a Docker engine answers GET /_ping on it.
+# docker_ping SOCKET_PATH -> 0 if a Docker engine answers GET /_ping on it; docker_ping ADDRESS:PORT DIR: over
+# TLS there, the engine verified against DIR/ca.pem, with the client certificate DIR/client-cert.pem.
 # Pure python3, so it works before the docker CLI is installed.
 docker_ping() {
-  [ -S "$1" ] || return 1
+  if [ $# -eq 1 ]; then [ -S "$1" ] || return 1; else [ -f "$2/client-key.pem" ] || return 1; fi
   command -v python3 >/dev/null || return 1
-  python3 - "$1" <<'EOF' 2>/dev/null
-import socket, sys
-s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-s.settimeout(3)
+  python3 - "$@" <<'EOF' 2>/dev/null
+import socket, ssl, sys
 try:
-    s.connect(sys.argv[1])
+    if len(sys.argv) == 2:
+        s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        s.settimeout(3)
+        s.connect(sys.argv[1])
+    else:
+        address, port = sys.argv[1].rsplit(":", 1)
+        context = ssl.create_default_context(cafile=f"{sys.argv[2]}/ca.pem")
+        context.load_cert_chain(f"{sys.argv[2]}/client-cert.pem", f"{sys.argv[2]}/client-key.pem")
+        s = context.wrap_socket(socket.create_connection((address, int(port)), timeout=3), server_hostname=address)
     s.sendall(b"GET /_ping HTTP/1.0\r\nHost: docker\r\n\r\n")
     data = b""
     while True:
@@ -84,6 +105,28 @@ except OSError:
 status = data.split(b"\r\n", 1)[0].split()
 sys.exit(0 if len(status) >= 2 and status[1] == b"200" else 1)
 EOF
+}
+
+# engine_ping NAME -> 0 if our engine NAME answers, on its socket or over TLS
+engine_ping() {
+  if [ -n "$(engine_tls_address "$1")" ]; then
+    docker_ping "$(engine_tls_address "$1"):$TLS_ENGINE_PORT" "$(engine_tls_dir "$1")"
+  else
+    docker_ping "$(engine_sock "$1")"
+  fi
+}
+
+# docker_cli NAME URL ARG... -> the docker CLI on that engine (with its client certificate when it is over TLS)
+docker_cli() {
+  local name="$1" url="$2" files
+  shift 2
+  if [[ "$url" == tcp://* ]]; then
+    files="$(engine_tls_dir "$name")"
+    docker --tlsverify --tlscacert "$files/ca.pem" --tlscert "$files/client-cert.pem" --tlskey "$files/client-key.pem" \
+      -H "$url" "$@"
+  else
+    docker -H "$url" "$@"
+  fi
 }
 
 # engines_mode -> prints "local" or "external"

@@ -8,6 +8,8 @@
 #   2. .venv with the project    scripts/setup-venv.sh
 #   2b. the dashboard's uPlot    scripts/fetch-uplot.sh (npm pack of the pinned version, into its static files)
 #   3. engines host-a/b/c, and host-d (the fault tests stop and start it)   scripts/engines.sh start
+#      and host-e/f/g (the second test stream's; host-g over TCP with mutual TLS, its certificates issued by
+#      the .venv's `redis-addons host-certificates`: hence after step 2)
 #   4. $REDIS_ADDONS_HOME/hosts.json (and fault-hosts.json: host-d)   scripts/write-hosts.sh
 #   5. engine images             scripts/build-images.py (rebuilt when a recorded package version changed)
 #   6. demo app image            scripts/build-demo-app.py (examples/demo_app)

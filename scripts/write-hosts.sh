@@ -17,9 +17,12 @@ spec = {"host-a": ("127.0.1.1", [30000, 30999]), "host-b": ("127.0.2.1", [31000,
         "host-g": ("127.0.7.1", [28000, 28999])}
 hosts = []
 for line in sys.stdin:
-    name, url = line.split()
+    name, url, *tls = line.split()  # tls: the directory of its certificates, relative to the hosts file
     bind, ports = spec[name]
-    hosts.append({"name": name, "docker_url": url, "bind": bind, "ports": ports, "memory_mib": 16384})
+    host = {"name": name, "docker_url": url, "bind": bind, "ports": ports, "memory_mib": 16384}
+    if tls:
+        host["tls"] = {"ca": f"{tls[0]}/ca.pem", "cert": f"{tls[0]}/client-cert.pem", "key": f"{tls[0]}/client-key.pem"}
+    hosts.append(host)
 text = "{\"hosts\": [\n" + ",\n".join("  " + json.dumps(h) for h in hosts) + "\n]}\n"
 json.loads(text)  # sanity
 out = sys.argv[1]
@@ -32,5 +35,8 @@ os.replace(tmp, out)
 engine_urls | write_hosts "$ADDONS_HOME/hosts.json"
 # host-d, the engine the fault tests stop and start, in a file of its own (FAULT_ENGINE_NAMES in lib.sh).
 for name in "${FAULT_ENGINE_NAMES[@]}"; do echo "$name $(engine_url "$name")"; done | write_hosts "$ADDONS_HOME/fault-hosts.json"
-# host-e/f/g, the second test worker's engines (SCALEOUT_ENGINE_NAMES in lib.sh), in a file of their own.
-for name in "${SCALEOUT_ENGINE_NAMES[@]}"; do echo "$name $(engine_url "$name")"; done | write_hosts "$ADDONS_HOME/scaleout-hosts.json"
+# host-e/f/g, the second test worker's engines (SCALEOUT_ENGINE_NAMES in lib.sh), in a file of their own;
+# host-g over TCP with mutual TLS, with the files scripts/engines.sh issued for it (under the data directory).
+for name in "${SCALEOUT_ENGINE_NAMES[@]}"; do
+  echo "$name $(engine_url "$name") $([ -n "$(engine_tls_address "$name")" ] && echo "${ENGINE_TLS_SUBDIR}/$name")"
+done | write_hosts "$ADDONS_HOME/scaleout-hosts.json"

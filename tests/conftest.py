@@ -40,6 +40,7 @@ SECOND_STREAM = tuple(f"tests/integration/{name}.py" for name in (
     "test_backups_api", "test_backup_modes", "test_backup_store", "test_backup_encryption", "test_dashboard",
     "test_upgrade", "test_upgrade_in_place", "test_upgrade_under_writes", "test_upgrade_safety_backup",
     "test_maintenance", "test_settings", "test_settings_api", "test_stats", "test_metrics", "test_webhooks",
+    "test_remote_host",  # its engine uses the second stream's hosts (the TLS one), whichever stream runs it
 ))
 STREAM_OF_WORKER = {"gw0": "docker-hosts", SECOND_STREAM_WORKER: "second-hosts"}
 

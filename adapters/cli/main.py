@@ -144,6 +144,11 @@ def parser() -> argparse.ArgumentParser:
              "machine ($REDIS_ADDONS_HOME); backups themselves are not in it"),
         verb("restore-control-plane", None, "restore an `export` archive into a new, empty data directory "
              "($REDIS_ADDONS_HOME) and an empty event store, then start the engine there"))
+    from adapters.cli.host_certificates import arguments as host_certificate_arguments
+
+    host_certificate_arguments(verb("host-certificates", None, "issue from the installation's CA a Docker host's "
+                                    "server certificate and the engine's client certificate, for its API over TCP with "
+                                    "mutual TLS; prints the host's dockerd flags and its hosts.json entry"))
     p = verb("serve", None, "run the engine and the HTTP API in this process")
     p.add_argument("--host", help="address to listen on (default: settings, 127.0.0.1)")
     p.add_argument("--port", type=int, help="port to listen on (default: settings, 8470)")
@@ -174,6 +179,10 @@ def main(argv: list[str] | None = None) -> int:
             from adapters.cli import export
 
             return (export.export if args.verb == "export" else export.restore)(args)
+        if args.verb == "host-certificates":
+            from adapters.cli.host_certificates import host_certificates
+
+            return host_certificates(args)
         if args.verb == "scenario":
             from adapters.cli.scenario import run_scenarios
 

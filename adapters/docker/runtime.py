@@ -14,6 +14,7 @@ from aiodocker.containers import DockerContainer
 from aiodocker.exceptions import DockerError
 
 from adapters.docker import data_copy, listing, stats
+from adapters.docker.connection import docker_client
 from adapters.docker.container_config import (
     ADOPTS_LABEL, DATA_DIR, config_archive, config_volume, config_volume_labels, container_config, user_of,
 )
@@ -34,7 +35,7 @@ class DockerRuntime:
 
     def _docker(self, host: str) -> aiodocker.Docker:
         if host not in self._clients:
-            self._clients[host] = aiodocker.Docker(url=self.hosts[host].docker_url)
+            self._clients[host] = docker_client(self.hosts[host])
         return self._clients[host]
 
     async def check(self) -> None:

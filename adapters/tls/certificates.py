@@ -132,19 +132,31 @@ class CertificateAuthority:
         for name in names:
             if not isinstance(name, str) or not DNS_NAME.match(name):
                 raise ValueError(f"not a DNS name: {name!r}")
+        return self._issue(str(ip), alt_names=[x509.IPAddress(a) for a in dict.fromkeys([ip, *others])]
+                           + [x509.DNSName(name) for name in dict.fromkeys(names)],
+                           usage=ExtendedKeyUsageOID.SERVER_AUTH, days=days)
+
+    def issue_client_certificate(self, name: str, days: int = 825) -> tuple[str, str]:
+        """(certificate PEM, private key PEM) a client shows to a server that asks for one (a Docker host's
+        dockerd --tlsverify): subject CN `name`, clientAuth only, no alternative names."""
+        if not isinstance(name, str) or not DNS_NAME.match(name):
+            raise ValueError(f"not a client name (letters, digits, dots and hyphens): {name!r}")
+        return self._issue(name, alt_names=[], usage=ExtendedKeyUsageOID.CLIENT_AUTH, days=days)
+
+    def _issue(self, common_name: str, alt_names: list[x509.GeneralName], usage: x509.ObjectIdentifier,
+               days: int) -> tuple[str, str]:
+        """A fresh EC P-256 key and its certificate for one `usage`, signed by the CA, never valid beyond it."""
         if days < 1:
             raise ValueError(f"days must be at least 1, not {days}")
         now = datetime.now(timezone.utc)
         not_after = min(now + timedelta(days=days), self._certificate.not_valid_after_utc)
         key = ec.generate_private_key(ec.SECP256R1())
         ca_ski = self._certificate.extensions.get_extension_for_class(x509.SubjectKeyIdentifier).value
-        alt_names: list[x509.GeneralName] = [x509.IPAddress(a) for a in dict.fromkeys([ip, *others])]
-        alt_names += [x509.DNSName(name) for name in dict.fromkeys(names)]
-        certificate = (
+        builder = (
             x509.CertificateBuilder()
             .subject_name(x509.Name([
                 x509.NameAttribute(NameOID.ORGANIZATION_NAME, "redis-addons"),
-                x509.NameAttribute(NameOID.COMMON_NAME, str(ip)),
+                x509.NameAttribute(NameOID.COMMON_NAME, common_name),
             ]))
             .issuer_name(self._certificate.subject)
             .public_key(key.public_key())
@@ -156,8 +168,12 @@ class CertificateAuthority:
                 digital_signature=True, content_commitment=False, key_encipherment=False,
                 data_encipherment=False, key_agreement=False, key_cert_sign=False, crl_sign=False,
                 encipher_only=False, decipher_only=False), critical=True)
-            .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH]), critical=False)
-            .add_extension(x509.SubjectAlternativeName(alt_names), critical=False)
+            .add_extension(x509.ExtendedKeyUsage([usage]), critical=False)
+        )
+        if alt_names:
+            builder = builder.add_extension(x509.SubjectAlternativeName(alt_names), critical=False)
+        certificate = (
+            builder
             .add_extension(x509.SubjectKeyIdentifier.from_public_key(key.public_key()), critical=False)
             .add_extension(x509.AuthorityKeyIdentifier.from_issuer_subject_key_identifier(ca_ski), critical=False)
             .sign(self._key, hashes.SHA256())

@@ -5,10 +5,12 @@ from __future__ import annotations
 
 import secrets
 import socket
+from dataclasses import replace
 
 import aiodocker
 import pytest
 
+from adapters.docker.connection import docker_client
 from engine import Settings, build
 from engine.settings import DockerHost, load_hosts
 from tests.conftest import HOSTS_FILE
@@ -47,7 +49,7 @@ async def engine(request, home, app_name):
         port = blocker.getsockname()[1]
         a, b, *others = settings.hosts
         settings = settings_for(home, step_deadline_s=3,
-                                hosts=(a, DockerHost(b.name, b.docker_url, b.address, port, port + 1, b.memory_mib), *others))
+                                hosts=(a, replace(b, first_port=port, last_port=port + 1), *others))
     try:
         async with build(settings) as running:
             yield running
@@ -91,9 +93,15 @@ async def restart_hook():
         await runner.cleanup()
 
 
-async def remove_everything_of(app: str) -> None:
-    for host in load_hosts(HOSTS_FILE):
-        docker = aiodocker.Docker(url=host.docker_url)
+def docker_of(host: DockerHost) -> aiodocker.Docker:
+    """A Docker client of the host as the engine opens one: on its socket, or over TCP with its TLS files."""
+    return docker_client(host)
+
+
+async def remove_everything_of(app: str, hosts: tuple[DockerHost, ...] | None = None) -> None:
+    """On the stream's hosts, or on `hosts` (a test that builds its engine on others)."""
+    for host in hosts or load_hosts(HOSTS_FILE):
+        docker = docker_of(host)
         try:
             for container in await docker.containers.list(all=True, filters={"label": [f"redis-addons.app={app}"]}):
                 await container.delete(force=True, v=True)
@@ -104,11 +112,11 @@ async def remove_everything_of(app: str) -> None:
             await docker.close()
 
 
-async def containers_of(addon: str) -> list[dict]:
-    """Every container of this addon on every host, as `docker inspect` shows it."""
+async def containers_of(addon: str, hosts: tuple[DockerHost, ...] | None = None) -> list[dict]:
+    """Every container of this addon on every host (the stream's, or `hosts`), as `docker inspect` shows it."""
     found = {}
-    for host in load_hosts(HOSTS_FILE):
-        docker = aiodocker.Docker(url=host.docker_url)
+    for host in hosts or load_hosts(HOSTS_FILE):
+        docker = docker_of(host)
         try:
             for container in await docker.containers.list(all=True, filters={"label": [f"redis-addons.addon={addon}"]}):
                 info = await container.show()
@@ -121,7 +129,7 @@ async def containers_of(addon: str) -> list[dict]:
 async def volumes_of(addon: str) -> list[str]:
     names = set()
     for host in load_hosts(HOSTS_FILE):
-        docker = aiodocker.Docker(url=host.docker_url)
+        docker = docker_of(host)
         try:
             volumes = await docker.volumes.list(filters={"label": [f"redis-addons.addon={addon}"]})
             names |= {v["Name"] for v in volumes.get("Volumes") or []}

@@ -6,7 +6,6 @@ from __future__ import annotations
 import asyncio
 import socket
 
-import aiodocker
 import aiohttp
 import pytest
 import redis.asyncio as redis
@@ -18,7 +17,7 @@ from domain.errors import LabelMatchesDatabase, ReservedLabel, UnknownApp
 from engine import build
 from engine.settings import load_hosts
 from tests.conftest import HOSTS_FILE
-from tests.integration.conftest import remove_everything_of, settings_for
+from tests.integration.conftest import docker_of, remove_everything_of, settings_for
 from tests.integration.test_plan_change import change, url_of
 from tests.integration.test_provisioning import provision
 
@@ -27,7 +26,7 @@ DEMO_IMAGE = "redis-addons/demo-app:latest"
 
 @pytest.fixture
 async def host_a():
-    docker = aiodocker.Docker(url=load_hosts(HOSTS_FILE)[0].docker_url)
+    docker = docker_of(load_hosts(HOSTS_FILE)[0])
     yield docker
     await docker.close()
 

@@ -15,7 +15,6 @@ import tarfile
 from datetime import datetime
 from zoneinfo import ZoneInfo
 
-import aiodocker
 import pytest
 import redis.asyncio as aioredis
 from aiohttp.test_utils import TestServer
@@ -26,7 +25,7 @@ from engine import build
 from engine.settings import load_hosts
 from tests.conftest import HOSTS_FILE
 from tests.integration.api_client import cli, session, token, url
-from tests.integration.conftest import remove_everything_of, running_addon, settings_for
+from tests.integration.conftest import docker_of, remove_everything_of, running_addon, settings_for
 
 RUN = secrets.token_hex(3)
 APP = f"it-bk-{RUN}"  # one starter addon with data and backups
@@ -427,7 +426,7 @@ async def put_directory(addon: str, path: str, member: str) -> None:
         tar.addfile(directory)
         tar.addfile(tarfile.TarInfo(member), io.BytesIO(b""))
     for host in load_hosts(HOSTS_FILE):
-        docker = aiodocker.Docker(url=host.docker_url)
+        docker = docker_of(host)
         try:
             for container in await docker.containers.list(filters={"label": [f"redis-addons.addon={addon}"]}):
                 await container.put_archive(path, data.getvalue())

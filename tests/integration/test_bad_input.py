@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -49,7 +50,7 @@ async def test_a_second_operation_on_a_busy_addon_is_refused(engine, app_name):
 
 
 async def test_no_host_with_room_is_refused_before_anything_is_made(home, app_name):
-    small = tuple(DockerHost(h.name, h.docker_url, h.address, h.first_port, h.last_port, 300) for h in settings_for(home).hosts)
+    small = tuple(replace(h, memory_mib=300) for h in settings_for(home).hosts)
     async with build(settings_for(home, hosts=small)) as engine:
         before = await engine.events.max_position()
         with pytest.raises(NoHostWithRoom, match="512 MiB"):

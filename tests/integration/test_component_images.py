@@ -31,7 +31,7 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from domain.catalog import ComponentCatalog, VersionCatalog
 from engine.settings import load_hosts
 from tests.conftest import HOSTS_FILE
-from tests.integration.conftest import remove_everything_of
+from tests.integration.conftest import docker_of, remove_everything_of
 
 COMPONENTS = ComponentCatalog.load()
 SENTINEL, HAPROXY = COMPONENTS.get("sentinel"), COMPONENTS.get("haproxy")
@@ -103,7 +103,7 @@ class Made:
 
     def __init__(self, host, app: str):
         self.host, self.app = host, app
-        self.docker = aiodocker.Docker(url=host.docker_url)
+        self.docker = docker_of(host)
         self.labels = {"redis-addons.app": app}
 
     async def volume(self) -> str:
@@ -166,7 +166,7 @@ async def check_runs_as_the_component_would(container, component) -> None:
 
 async def test_each_component_image_is_on_every_host_and_records_the_packages_installed_now():
     for host in HOSTS:
-        docker = aiodocker.Docker(url=host.docker_url)
+        docker = docker_of(host)
         try:
             for component in COMPONENTS:
                 image = await docker.images.inspect(component.image)

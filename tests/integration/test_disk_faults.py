@@ -21,7 +21,6 @@ import time
 from datetime import date, datetime, timedelta, timezone
 from pathlib import Path
 
-import aiodocker
 import pytest
 import redis.asyncio as aioredis
 from aiohttp.test_utils import TestServer
@@ -32,7 +31,7 @@ from engine.settings import load_hosts
 from engine.store import EventStoreUnavailable
 from tests.conftest import HOSTS_FILE
 from tests.integration.api_client import cli, session, url
-from tests.integration.conftest import remove_everything_of, running_addon, settings_for
+from tests.integration.conftest import docker_of, remove_everything_of, running_addon, settings_for
 
 RUN = secrets.token_hex(3)
 APP, REFUSED_APP = f"it-disk-{RUN}", f"it-diskr-{RUN}"
@@ -127,7 +126,7 @@ async def save_rules(engine) -> str:
 async def containers_of_app(app: str) -> list:
     found = []
     for host in load_hosts(HOSTS_FILE):
-        docker = aiodocker.Docker(url=host.docker_url)
+        docker = docker_of(host)
         try:
             found += await docker.containers.list(all=True, filters={"label": [f"redis-addons.app={app}"]})
         finally:

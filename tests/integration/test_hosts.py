@@ -117,9 +117,11 @@ def test_engines_status_reports_every_engine_up():
     assert status.returncode == 0, status.stderr
     if local_engines():
         lines = status.stdout.splitlines()
-        names = NAMES + ["host-d"]  # the fault tests' engine, started by make setup beside the three
-        pids = [Path(f"/run/redis-addons/{n}/docker.pid").read_text().strip() for n in names]
-        assert lines == [f"{n}: up (unix:///run/redis-addons/{n}/docker.sock, dockerd pid {p})" for n, p in zip(names, pids)]
+        # the fault tests' engine and the second stream's, started by make setup beside the three (one over TCP, TLS)
+        hosts = [h for f in ("hosts.json", "fault-hosts.json", "scaleout-hosts.json") for h in load_hosts(HOSTS_FILE.with_name(f))]
+        pids = [Path(f"/run/redis-addons/{h.name}/docker.pid").read_text().strip() for h in hosts]
+        assert lines == [f"{h.name}: up ({h.docker_url}{' with mutual TLS' if h.tls else ''}, dockerd pid {p})"
+                         for h, p in zip(hosts, pids)]
     else:
         assert f"using the existing Docker engine at /var/run/docker.sock for {' '.join(NAMES)}" in status.stderr
 
@@ -149,6 +151,18 @@ async def test_each_daemon_runs_like_the_others_with_no_bridge_and_no_iptables()
         # The same daemon but for its own paths: host-c is started exactly like the other two.
         same = {tuple(arg.replace(name, "host-?") for arg in line) for name, line in lines.items()}
         assert len(same) == 1, same
+
+
+def test_the_tls_engine_listens_only_on_its_tcp_address_and_requires_a_client_certificate():
+    """host-g (scaleout-hosts.json) has no unix socket: every use of it goes through TLS."""
+    [host] = [h for h in load_hosts(HOSTS_FILE.with_name("scaleout-hosts.json")) if h.tls]
+    line = dockerd_command_line(host.name)
+    assert [line[i + 1] for i, arg in enumerate(line) if arg == "-H"] == [host.docker_url]
+    assert "--tlsverify" in line and not any(arg.startswith("--tls=") for arg in line)
+    address, port = host.docker_url.removeprefix("tcp://").rsplit(":", 1)
+    pid = int(Path(f"/run/redis-addons/{host.name}/docker.pid").read_text())
+    assert listening(pid) == {(address, int(port))}
+    assert not Path(f"/run/redis-addons/{host.name}/docker.sock").exists()
 
 
 async def test_each_hosts_nodes_listen_only_on_that_hosts_address(engine, app_name):

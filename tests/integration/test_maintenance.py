@@ -25,7 +25,7 @@ from tests.conftest import HOSTS_FILE
 from tests.integration import data
 from tests.integration.api_client import cli, session, token, url
 from tests.integration.business import Writer, business_addon, eventually, nodes_by_role
-from tests.integration.conftest import remove_everything_of, settings_for
+from tests.integration.conftest import docker_of, remove_everything_of, settings_for
 
 SHARED = "redis-addons/redis:7.0.15"
 REPO, TAG = "redis-addons-test/redis", f"7.0.15-maintenance-{secrets.token_hex(3)}"
@@ -33,7 +33,7 @@ IMAGE = f"{REPO}:{TAG}"
 
 
 def docker(host: str) -> aiodocker.Docker:
-    return aiodocker.Docker(url=next(h for h in load_hosts(HOSTS_FILE) if h.name == host).docker_url)
+    return docker_of(next(h for h in load_hosts(HOSTS_FILE) if h.name == host))
 
 
 async def rebuild(host: str) -> str:

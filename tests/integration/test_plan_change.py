@@ -4,6 +4,7 @@ restarted on a new host with the new plan's parameters, data intact."""
 from __future__ import annotations
 
 import socket
+from dataclasses import replace
 
 import pytest
 import redis.asyncio as redis
@@ -115,7 +116,7 @@ def hosts_where_the_new_host_cannot_start(home, port: int) -> tuple[DockerHost, 
     """host-b's first port is held by a listener outside Docker (its second one is for TLS): a node placed there cannot bind.
     A node moved off host-a goes to host-b: host-b and host-c have as much memory free, and a tie goes to the first listed."""
     a, b, *others = settings_for(home).hosts
-    return (a, DockerHost(b.name, b.docker_url, b.address, port, port + 1, b.memory_mib), *others)
+    return (a, replace(b, first_port=port, last_port=port + 1), *others)
 
 
 async def test_when_the_new_host_cannot_start_the_node_the_addon_comes_back_as_it_was(home, app_name):

@@ -33,7 +33,7 @@ from domain.upgrade_path import major, rolling, upgrades
 from engine.settings import load_hosts
 from tests.conftest import HOSTS_FILE
 from tests.integration import data
-from tests.integration.conftest import remove_everything_of
+from tests.integration.conftest import docker_of, remove_everything_of
 
 CATALOGUE = list(VersionCatalog.load())
 RAW = json.loads((CATALOGS / "versions.json").read_text())["versions"]  # with the proofs' names
@@ -100,7 +100,7 @@ class Servers:
     def __init__(self, app: str, authority: CertificateAuthority | None = None, ca_file: Path | None = None):
         self.app, self.password = app, secrets.token_hex(16)
         self.authority, self.ca_file = authority, ca_file
-        self.docker = aiodocker.Docker(url=HOST.docker_url)
+        self.docker = docker_of(HOST)
         self.containers: dict[int, aiodocker.containers.DockerContainer] = {}
 
     async def start(self, build: EngineVersion, *extra: str) -> int:

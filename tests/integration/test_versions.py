@@ -18,7 +18,6 @@ import subprocess
 import tarfile
 from pathlib import Path
 
-import aiodocker
 import pytest
 from aiohttp.test_utils import TestClient, TestServer
 
@@ -26,6 +25,7 @@ from adapters.http.app import make_app
 from domain.catalog import VersionCatalog
 from tests.conftest import REPO
 from tests.integration.api_client import cli
+from tests.integration.conftest import docker_of
 
 CATALOG = VersionCatalog.load()
 
@@ -185,7 +185,7 @@ async def test_each_image_holds_the_very_files_of_the_package_versions_it_record
     """The labels are not just words: each library in the image is, byte for byte, the file the
     recorded (and installed) package version ships here, and the Debian server is redis-tools' binary."""
     for host in engine.settings.hosts:
-        docker = aiodocker.Docker(url=host.docker_url)
+        docker = docker_of(host)
         try:
             for version in CATALOG:
                 labels = await engine.runtime.image_labels(host.name, version.image)
