@@ -149,6 +149,10 @@ def parser() -> argparse.ArgumentParser:
     host_certificate_arguments(verb("host-certificates", None, "issue from the installation's CA a Docker host's "
                                     "server certificate and the engine's client certificate, for its API over TCP with "
                                     "mutual TLS; prints the host's dockerd flags and its hosts.json entry"))
+    p = verb("secrets-key", None, "new FILE: write a new installation key (0600) that seals the secrets an "
+             "installation on PostgreSQL keeps there; give every engine process a copy (REDIS_ADDONS_SECRETS_KEY_FILE)")
+    p.add_argument("action", choices=["new"])
+    p.add_argument("file", metavar="FILE")
     p = verb("serve", None, "run the engine and the HTTP API in this process")
     p.add_argument("--host", help="address to listen on (default: settings, 127.0.0.1)")
     p.add_argument("--port", type=int, help="port to listen on (default: settings, 8470)")
@@ -183,6 +187,10 @@ def main(argv: list[str] | None = None) -> int:
             from adapters.cli.host_certificates import host_certificates
 
             return host_certificates(args)
+        if args.verb == "secrets-key":
+            from adapters.cli.secrets_key import secrets_key
+
+            return secrets_key(args)
         if args.verb == "scenario":
             from adapters.cli.scenario import run_scenarios
 

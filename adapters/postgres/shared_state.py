@@ -95,3 +95,19 @@ def backup_keyring(settings: Settings) -> BackupKeys:
 
     vault = open_vault(Database(connection_options(settings.store_env)), settings.secrets_key_file, may_make=False)
     return PostgresBackupKeys(vault, settings.backup_key)
+
+
+def installation_authority(settings: Settings) -> CertificateAuthority:
+    """The installation's CA for a command beside the engine (issuing a Docker host's certificates): the data
+    directory's, or PostgreSQL's (never making the installation key there: it must find the installation's)."""
+    if not settings.on_postgres:
+        return CertificateAuthority.load_or_create(settings.tls_dir)
+    from adapters.postgres.authority import shared_authority
+    from adapters.postgres.connection import Database, connection_options
+    from adapters.postgres.vault import open_vault
+
+    database = Database(connection_options(settings.store_env))
+    try:
+        return shared_authority(open_vault(database, settings.secrets_key_file, may_make=False), settings.tls_dir)
+    finally:
+        database.close()

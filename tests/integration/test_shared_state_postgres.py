@@ -295,3 +295,15 @@ def test_the_backup_key_command_works_on_the_keyring_in_postgresql(database_env,
                              env=env | {"REDIS_ADDONS_SECRETS_KEY_FILE": str(tmp_path / "none.key")})
     assert missing.returncode != 0 and f"{tmp_path / 'none.key'} does not exist" in missing.stderr
     assert not (tmp_path / "none.key").exists()  # the command never makes the installation key
+
+
+def test_a_command_beside_the_engines_gets_the_installations_ca(database_env, two, key_file, tmp_path):
+    from adapters.postgres.shared_state import installation_authority
+
+    made = shared_authority(two[0], tmp_path / "engine" / "tls")
+    settings = Settings(home=tmp_path / "cli", hosts=(), store_env=store_env(database_env, tmp_path),
+                        secrets_key_path=key_file)
+    assert installation_authority(settings).private_key_pem() == made.private_key_pem()
+    with pytest.raises(SecretsKeyError, match="does not exist"):
+        installation_authority(Settings(home=tmp_path / "cli", hosts=(), store_env=store_env(database_env, tmp_path),
+                                        secrets_key_path=tmp_path / "none.key"))

@@ -79,3 +79,15 @@ def test_a_missing_key_file_is_named(tmp_path):
 
 def test_the_key_is_never_in_its_repr(key):
     assert repr(key) == f"<InstallationKey {key.id}>"
+
+
+def test_the_secrets_key_command_writes_a_new_key_once(tmp_path, capsys):
+    from adapters.cli.main import main
+
+    path = tmp_path / "secrets.key"
+    assert main(["secrets-key", "new", str(path)]) == 0
+    key = read_key_file(path)
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600 and key.id in capsys.readouterr().out
+    assert main(["secrets-key", "new", str(path)]) == 1
+    assert "exists already: it is left as it is" in capsys.readouterr().err
+    assert read_key_file(path).id == key.id
