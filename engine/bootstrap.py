@@ -130,7 +130,10 @@ def build_control_plane_state(settings: Settings, hosts_file: Path | None = None
     tls, home = settings.tls_dir, settings.home
     hosts = FileItems({"hosts.json": (hosts_file or home / "hosts.json", 0o644)})
     if settings.store_env.get("PERSISTENCE_MODULE") == "eventsourcing.postgres":  # shared by every process there
+        from adapters.postgres.reachability import refuse_unreachable_store
         from adapters.postgres.shared_state import postgres_item_stores
+
+        refuse_unreachable_store(settings)  # the database's own words, not the pool's time-out
 
         return ControlPlaneState(LedgerRecords(settings.store_env), {**postgres_item_stores(settings), "hosts": hosts},
                                  PassphraseArchive())

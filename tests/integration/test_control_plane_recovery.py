@@ -117,6 +117,14 @@ async def test_a_restore_refuses_a_wrong_passphrase_a_cut_or_altered_archive_and
     assert cli(monkeypatch, old_home, "export", "--to", str(tmp_path / "short"), passphrase="short") == 1
     assert "at least 12 characters" in capsys.readouterr().err and not (tmp_path / "short").exists()
 
+    nobody = {"REDIS_ADDONS_POSTGRES_DBNAME": "addons", "REDIS_ADDONS_POSTGRES_HOST": "127.0.0.1",
+              "REDIS_ADDONS_POSTGRES_PORT": "1", "REDIS_ADDONS_POSTGRES_USER": "addons",
+              "REDIS_ADDONS_POSTGRES_PASSWORD": "a-database-password"}  # no PostgreSQL listens on port 1
+    assert cli(monkeypatch, new_home, "restore-control-plane", "--from", str(archive), env=nobody) == 1
+    err = capsys.readouterr().err
+    assert "cannot be opened" in err and "Connection refused" in err and "a-database-password" not in err, err
+    assert not new_home.exists()
+
 
 async def back_from_postgresql(monkeypatch, capsys, tmp_path, env, app_name, addon, url) -> None:
     """A PostgreSQL event store (and the state kept beside it there) refuses a second restore, leaving the data
