@@ -126,11 +126,13 @@ class _Transaction:
             self.database._lock.release()
             raise
 
-    def __exit__(self, *exc) -> None:
+    def __exit__(self, kind, error, traceback) -> None:
         try:
-            self._transaction.__exit__(*exc)
-        except psycopg.OperationalError as error:
+            self._transaction.__exit__(kind, error, traceback)
+            if isinstance(error, psycopg.OperationalError):  # the connection broke within the transaction
+                raise error
+        except psycopg.OperationalError as broken:
             self.database.close_unlocked()
-            raise SharedStateUnavailable(f"{describe(self.database.options)}: {first_line(error)}") from None
+            raise SharedStateUnavailable(f"{describe(self.database.options)}: {first_line(broken)}") from None
         finally:
             self.database._lock.release()

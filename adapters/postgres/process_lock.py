@@ -13,7 +13,9 @@ import socket
 import psycopg
 
 from adapters.data_lock import DataDirectoryInUse, FileDataLock
-from adapters.postgres.connection import SCHEMA, SCHEMA_LOCK, connect, describe, first_line
+from adapters.postgres.connection import (SCHEMA, SCHEMA_LOCK, SharedStateUnavailable, connect, describe,
+                                          first_line)
+from engine.ports import EffectError
 
 KEEPALIVES = {"keepalives": 1, "keepalives_idle": 30, "keepalives_interval": 10, "keepalives_count": 3}
 
@@ -40,6 +42,9 @@ class PostgresProcessLock:
         self.home_lock.acquire()
         try:
             self._connection = self._lock()
+        except SharedStateUnavailable as error:  # at start: the operator must look, as for the event store
+            self.home_lock.release()
+            raise EffectError(f"cannot take the lock of process identity {self.identity!r}: {error}") from None
         except BaseException:
             self.home_lock.release()
             raise

@@ -307,3 +307,21 @@ def test_a_command_beside_the_engines_gets_the_installations_ca(database_env, tw
     with pytest.raises(SecretsKeyError, match="does not exist"):
         installation_authority(Settings(home=tmp_path / "cli", hosts=(), store_env=store_env(database_env, tmp_path),
                                         secrets_key_path=tmp_path / "none.key"))
+
+
+def test_an_identity_lock_on_a_database_that_does_not_answer_is_an_error_and_frees_the_data_directory(postgres,
+                                                                                                     tmp_path):
+    from engine.ports import EffectError
+    from tests.postgres_server import free_port
+
+    options = connection_options(store_env({**postgres.env("nowhere"), "REDIS_ADDONS_POSTGRES_PORT": str(free_port())},
+                                           tmp_path))
+    lock = PostgresProcessLock(options, "machine-1:/srv/a", FileDataLock(tmp_path / "a"))
+    with pytest.raises(EffectError, match="cannot take the lock of process identity 'machine-1:/srv/a': PostgreSQL "
+                                          "127.0.0.1:.* does not answer") as refused:
+        lock.acquire()
+    assert postgres.password not in str(refused.value)
+    free = FileDataLock(tmp_path / "a")
+    free.acquire()
+    free.release()
+    lock.release()
