@@ -22,7 +22,7 @@ from adapters.tls import CA_CERT_FILE
 from adapters.tls.certificates import CA_KEY_FILE
 from adapters.fresh_home import fresh_data_directory
 from adapters.storage.control_plane_archive import PassphraseArchive
-from adapters.storage.file_items import FileItems
+from adapters.storage.file_items import FileItems, HostTLSFiles
 from domain.catalog import ComponentCatalog, PlanCatalog, VersionCatalog
 from engine.app import Engine
 from engine.backup_saga import BackupSaga
@@ -128,14 +128,15 @@ def build_control_plane_state(settings: Settings, hosts_file: Path | None = None
     """The control plane's state on the stores `build` wires, for its export and restore: `hosts_file` is
     where the hosts are read from (REDIS_ADDONS_HOSTS); a restore writes them to the data directory's."""
     tls, home = settings.tls_dir, settings.home
-    hosts = FileItems({"hosts.json": (hosts_file or home / "hosts.json", 0o644)})
+    hosts = {"hosts": FileItems({"hosts.json": (hosts_file or home / "hosts.json", 0o644)}),
+             "docker-host-tls": HostTLSFiles(hosts_file or home / "hosts.json", base=home)}  # beside the hosts file
     if settings.store_env.get("PERSISTENCE_MODULE") == "eventsourcing.postgres":  # shared by every process there
         from adapters.postgres.reachability import refuse_unreachable_store
         from adapters.postgres.shared_state import postgres_item_stores
 
         refuse_unreachable_store(settings)  # the database's own words, not the pool's time-out
 
-        return ControlPlaneState(LedgerRecords(settings.store_env), {**postgres_item_stores(settings), "hosts": hosts},
+        return ControlPlaneState(LedgerRecords(settings.store_env), {**postgres_item_stores(settings), **hosts},
                                  PassphraseArchive())
     stores = {
         "addon-passwords": FileSecretStore(settings.secrets_dir),
@@ -144,7 +145,7 @@ def build_control_plane_state(settings: Settings, hosts_file: Path | None = None
         "backup-keyring": BackupKeys(settings.backup_keys_file, settings.backup_key),
         "tokens": FileItems({"api-token": (settings.token_file, 0o600),
                              "metrics-token": (settings.metrics_token_file, 0o600)}),
-        "hosts": hosts,
+        **hosts,
         "checkpoints": FileCheckpoints(settings.checkpoints_dir),
     }
     return ControlPlaneState(LedgerRecords(settings.store_env), stores, PassphraseArchive())

@@ -57,7 +57,18 @@ def an_installation(home) -> Settings:
     for path in (settings.token_file, settings.metrics_token_file):
         path.write_text(base64.b64encode(os.urandom(24)).decode() + "\n")
         path.chmod(0o600)
-    (home / "hosts.json").write_text(json.dumps({"hosts": []}))
+    tls = home / "docker-tls" / "host-t"
+    tls.mkdir(parents=True)
+    for name in ("ca.pem", "client-cert.pem", "client-key.pem"):
+        (tls / name).write_bytes(os.urandom(64))
+        (tls / name).chmod(0o600)
+    (home / "hosts.json").write_text(json.dumps({"hosts": [
+        {"name": "host-u", "docker_url": "unix:///run/docker.sock"},
+        {"name": "host-t", "docker_url": "tcp://127.0.9.1:2376", "tls": {"ca": "docker-tls/host-t/ca.pem",
+         "cert": "docker-tls/host-t/client-cert.pem", "key": "docker-tls/host-t/client-key.pem"}},
+        {"name": "host-o", "docker_url": "tcp://127.0.9.2:2376", "tls": {"ca": str(home.parent / "operators.pem"),
+         "cert": "../elsewhere/cert.pem", "key": "docker-tls/host-t/client-key.pem"}}]}))
+    (home.parent / "operators.pem").write_bytes(b"kept by the operator")
     checkpoints = FileCheckpoints(settings.checkpoints_dir)
     checkpoints.save("inventory", {"shape": 1, "position": 4, "apps": {}})
     checkpoints.save("notifier", {"shape": 1, "book_position": 4, "hooks": [{"id": "h", "position": 2}]})
@@ -89,6 +100,7 @@ def test_a_restored_data_directory_holds_everything_byte_for_byte(tmp_path):
     restored = restore_control_plane(new, tmp_path / "cp.archive", PASSPHRASE)
 
     assert restored["events"] == 4 and restored["last_position"] == 4 and restored["certificate-authority"] == 2
+    assert restored["docker-host-tls"] == 3  # the files beside the hosts file; not one outside the data directory
     before, after = files_of(tmp_path / "old"), files_of(tmp_path / "new")
     keyring = "backup-keys.json"  # written again as JSON: the same keys, the same current one
     assert json.loads(after.pop(keyring)[0]) == json.loads(before.pop(keyring)[0])
