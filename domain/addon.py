@@ -140,6 +140,13 @@ class Addon(Aggregate):
                                     address=where.address, port=where.port, container=container, volume=volume,
                                     tls_port=where.tls_port)
 
+    def request_move(self, where: Placement, container: str, volume: str, operation_id: UUID) -> None:
+        """Its host is drained: moved as a plan change onto its own plan (same memory, data intact)."""
+        check_running(self, "be moved off its host")
+        self._plan_change_requested(operation_id=operation_id, plan=self.plan, memory_mib=self.memory_mib,
+                                    host=where.host, address=where.address, port=where.port, container=container,
+                                    volume=volume, tls_port=where.tls_port)
+
     def check_can_change_to(self, plan: Plan) -> None:
         """The rules that need no measurement: checked before the engine measures the data."""
         check_running(self, "change plan")

@@ -38,6 +38,7 @@ from engine.cluster_healing import ClusterHealer
 from engine.cluster_forming import business_addon, business_requests
 from engine.clusters import new_cluster
 from engine.hosts_check import some_hosts_answer
+from engine.hosts_setup import host_management
 from engine.inventory import Inventory
 from engine.inventory_keeper import InventoryKeeper
 from engine.maintenance import Builds, Maintenance
@@ -118,6 +119,7 @@ class Engine(StatsQueries, LogQueries):  # stats: engine/addon_stats.py; operati
                                    settings.scheduler_tick_s, self.maintenance.run_due)
         self.webhooks = Webhooks(events, webhook_secrets or secrets, webhook_sender, checkpoints, self.maintenance, self.lookup)
         self.stats_sampler = self.new_stats_sampler(stats_history)
+        self.hosts = host_management(self)  # list, add, drain, remove hosts (engine/hosts.py)
         self.access = AccessService(events, self.lookup)  # tokens scoped to apps; who may see what
 
     # -- life cycle -------------------------------------------------------
@@ -137,12 +139,14 @@ class Engine(StatsQueries, LogQueries):  # stats: engine/addon_stats.py; operati
         await self.inventory_keeper.load()
         await adopt_clusters(self.events, self.inventory)
         await self.follower.catch_up()
+        await self.hosts.load()  # the hosts file seeds the log; hosts added since are reached too
         self.follower.start()
         for operation_id, addon in list(self.inventory.unfinished.items()):
             log.info("resuming operation", operation_id=str(operation_id), addon=addon)
             self.coordinator.submit(operation_id)
         self.scheduler.start()
         self.watcher.start()
+        self.hosts.drainer.start()  # drains hosts, round after round
         await self.webhooks.start()
         self.stats_sampler.start()
         self.inventory_keeper.start()
@@ -150,6 +154,7 @@ class Engine(StatsQueries, LogQueries):  # stats: engine/addon_stats.py; operati
     async def stop(self) -> None:
         await self.stats_sampler.stop()
         await self.watcher.stop()
+        await self.hosts.drainer.stop()
         await self.scheduler.stop()
         await self.coordinator.stop()
         await self.follower.stop()

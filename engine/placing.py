@@ -14,8 +14,13 @@ from engine.ports import Runtime
 
 class Placing:
     def __init__(self, hosts, inventory: Inventory, runtime: Runtime):
-        self.hosts, self.inventory, self.runtime = hosts, inventory, runtime
+        self.hosts, self.inventory, self.runtime = list(hosts), inventory, runtime  # engine/hosts.py adds to them
+        self.closed: set[str] = set()  # hosts being drained (or drained): they take no new node
         self.lock = asyncio.Lock()
+
+    @property
+    def open_hosts(self) -> list:
+        return [h for h in self.hosts if h.name not in self.closed]
 
     @asynccontextmanager
     async def held(self):
@@ -42,7 +47,7 @@ class Placer:
         self._placing, self._in_use, self._silent = placing, in_use, silent or {}
 
     def _answering(self, exclude_host: str | None = None) -> list:
-        hosts = [h.as_domain() for h in self._placing.hosts if h.name not in self._silent]
+        hosts = [h.as_domain() for h in self._placing.open_hosts if h.name not in self._silent]
         if not [h for h in hosts if h.name != exclude_host] and self._silent:
             why = "; ".join(f"{host}: {reason}" for host, reason in sorted(self._silent.items()))
             other = f" other than {exclude_host}" if exclude_host else ""
@@ -64,7 +69,7 @@ class Placer:
         survey (a node placed there waited for its engine, then failed: a restore, a plan change or an
         upgrade of a Business cluster, which come here, did)."""
         silent = {host: f"does not answer ({why})" for host, why in self._silent.items() if host not in avoid}
-        hosts = [h.as_domain() for h in self._placing.hosts if h.name not in avoid and h.name not in silent]
+        hosts = [h.as_domain() for h in self._placing.open_hosts if h.name not in avoid and h.name not in silent]
         if not hosts:
             why = "; ".join(f"{host} {reason}" for host, reason in sorted({**avoid, **silent}.items()))
             spread = f"the {role} nodes go to different hosts" + (", and a host whose Docker engine does not answer "

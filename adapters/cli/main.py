@@ -8,6 +8,7 @@ import sys
 from adapters.cli import backups, database_version, maintenance, nodes, settings, verbs, webhooks
 from adapters.cli import stats
 from adapters.cli import tokens
+from adapters.cli import hosts
 from adapters.cli import credentials
 from adapters.cli.client import Api, CliError
 
@@ -124,6 +125,11 @@ def parser() -> argparse.ArgumentParser:
                        description="tokens scoped to apps: list, create, revoke")
     p.set_defaults(run=tokens.tokens)
     tokens.arguments(p)
+    p = sub.add_parser("hosts", help="the operator's Docker hosts: list (capacity, used memory and ports, nodes); "
+                       "add NAME --url URL --bind ADDRESS --ports A-B --memory-mib N; drain NAME; remove NAME",
+                       description="the installation's Docker hosts: list, add, drain, remove")
+    p.set_defaults(run=hosts.hosts)
+    hosts.arguments(p)
     verb("tls-ca", settings.tls_ca,
          "print the CA certificate (PEM) that clients verify the addon's TLS certificate with: tls-ca > ca.pem")
     verb("replay", verbs.replay, "rebuild the read models from the event log and check they match")

@@ -33,6 +33,16 @@ class DockerRuntime:
     def client(self, host: str) -> aiodocker.Docker:
         return self._docker(host)
 
+    def add_host(self, host: DockerHost) -> None:
+        """A host added while the engine runs (engine/hosts.py): reached from now on, no restart needed."""
+        self.hosts[host.name] = host
+
+    async def forget_host(self, name: str) -> None:
+        """A host removed (or refused when added): no longer surveyed, its connection closed."""
+        self.hosts.pop(name, None)
+        if (client := self._clients.pop(name, None)) is not None:
+            await client.close()
+
     def _docker(self, host: str) -> aiodocker.Docker:
         if host not in self._clients:
             self._clients[host] = docker_client(self.hosts[host])

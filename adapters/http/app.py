@@ -9,6 +9,7 @@ from adapters.http import stats
 from adapters.http import webhooks
 from adapters.http import credentials
 from adapters.http import tokens
+from adapters.http import hosts
 from adapters.http.auth import auth_middleware, ensure_token
 from adapters.http.ownership import ownership_middleware
 from adapters.http.dashboard import Dashboard
@@ -36,6 +37,7 @@ def make_app(engine: Engine, token: str | None = None, scrape_token: str | None 
     app.router.add_routes(webhooks.routes)
     app.router.add_routes(credentials.routes)
     app.router.add_routes(tokens.routes)
+    app.router.add_routes(hosts.routes)
     app.on_startup.append(metrics.start_metrics)
     app.on_cleanup.append(metrics.stop_metrics)
     dashboard.install(app)

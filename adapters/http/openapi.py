@@ -11,6 +11,7 @@ from adapters.http import openapi_credentials
 from adapters.http import openapi_webhooks as webhooks
 from adapters.http import openapi_metrics as metrics
 from adapters.http import openapi_tokens as tokens
+from adapters.http import openapi_hosts
 from adapters.http.openapi_schemas import APP_NAME, SCHEMAS, json_body, obj, ref
 
 routes = web.RouteTableDef()
@@ -346,6 +347,7 @@ PATHS.update(metrics.paths(op))
 PATHS.update(webhooks.paths(op))
 PATHS.update(openapi_credentials.paths(op, WAIT))
 PATHS.update(tokens.paths(op))
+PATHS.update(openapi_hosts.paths(op))
 tokens.mark_operator_only(PATHS)
 
 DOCUMENT = {
@@ -355,7 +357,8 @@ DOCUMENT = {
     "servers": [{"url": "/"}],
     "security": [{"bearer": []}],
     "paths": PATHS,
-    "components": {"schemas": {**SCHEMAS, **maintenance.SCHEMAS, **openapi_stats.SCHEMAS, **webhooks.SCHEMAS, **tokens.SCHEMAS},
+    "components": {"schemas": {**SCHEMAS, **maintenance.SCHEMAS, **openapi_stats.SCHEMAS, **webhooks.SCHEMAS, **tokens.SCHEMAS,
+                                 **openapi_hosts.SCHEMAS},
                    "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}, **metrics.SECURITY_SCHEMES}},
 }
 

@@ -36,7 +36,8 @@ LISTS = frozenset({"/v1/operations", "/v1/events", "/v1/events/stream", "/v1/mai
 # an app's restart method (a docker label or a loopback hook reaches beyond the app: another app's containers
 # would be recreated with this app's environment at its next restart).
 OPERATOR_ONLY = frozenset({"/v1/tokens", "/v1/tokens/{token}", "/v1/webhooks", "/v1/webhooks/{webhook}", "/v1/apps",
-                           "/v1/apps/{app}/restart", "/v1/admin/replay"})
+                           "/v1/apps/{app}/restart", "/v1/admin/replay",
+                           "/v1/hosts", "/v1/hosts/{host}", "/v1/hosts/{host}/drain"})  # the installation's hosts
 # Routes opened to a token by a grant (domain/access_token.py GRANTS).
 GRANTED = {"/metrics": "metrics"}
 

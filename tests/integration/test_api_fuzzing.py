@@ -96,7 +96,7 @@ async def test_every_operation_answers_as_documented(owned, engine, app_name, re
                 document = await served.json()
         operation = (await engine.operations(addon))[-1]["id"]
         known = {"addon": [addon, "redis"], "backup": [backup, "latest"], "operation_id": [operation],
-                 "webhook": [operator_hook, app_hook]}
+                 "webhook": [operator_hook, app_hook], "host": ["host-fuzz-none"]}  # never one of the real hosts
         fuzzer = Fuzzer(document, str(server.make_url("")), engine.settings.token_file.read_text().strip(),
                         apps=(app_name, owned), known=known, receiver=receiver)
         started = time.monotonic()
@@ -192,7 +192,7 @@ class Fuzzer:
         # not an app name: refused before anything is made (a valid name of another app could get an addon)
         not_a_name = st.text(min_size=1, max_size=60).filter(lambda text: not APP_NAME.fullmatch(text))
         choices = {name: st.one_of(st.sampled_from(self.apps), not_a_name) if name == "app"
-                   else st.sampled_from([None, *self.known[name]])
+                   else st.sampled_from([*([] if name == "host" else [None]), *self.known[name]])
                    for name in names if name == "app" or name in self.known}
 
         @functools.cache
@@ -219,6 +219,8 @@ class Fuzzer:
                 body.pop("plan", None)  # refused: no addon made
             elif isinstance(body.get("plan_id") or body.get("plan"), str):
                 self.provisions += 1
+        if case.operation.path == "/v1/hosts" and isinstance(body.get("docker_url"), str):
+            body["docker_url"] = "unix:///nonexistent/redis-addons-fuzz.sock"  # a host added connects nowhere else
         if isinstance(body.get("url"), str) and self.accepted_url(body["url"]):
             body["url"] = self.receiver
         restart = body.get("restart") if "restart" in body else body

@@ -301,6 +301,8 @@ class Code:
         for klass in cls.__mro__:
             module = inspect.getmodule(klass)
             annotations = vars(klass).get("__annotations__", {})
+            if not isinstance(annotations, dict):  # `type` itself holds a descriptor there (type(x).__name__)
+                annotations = {}
             if name in annotations and isinstance(annotations[name], str) and module is not None:
                 return annotation_in(module, ast.Constant(annotations[name]))
             attribute = vars(klass).get(name)

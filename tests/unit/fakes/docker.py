@@ -96,6 +96,15 @@ class FakeRuntime(Faulty):
         self.lose_data_in_copies = False  # a copy that lands empty (a disk that lies)
         self.closed = False
 
+    # -- hosts learnt or forgotten while the engine runs (engine/hosts_ports.py) -------------
+
+    def add_host(self, host) -> None:
+        """A machine a test made beforehand (in `hosts`) is reached; any other one does not answer."""
+        self.hosts.setdefault(host.name, Host(host.name, answers=False))
+
+    async def forget_host(self, name: str) -> None:
+        self.hosts.pop(name, None)
+
     # -- looking --------------------------------------------------------------------------
 
     def _host(self, name: str) -> Host:

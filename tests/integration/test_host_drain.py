@@ -1,0 +1,105 @@
+"""Draining a host on real Docker engines (the three of HOSTS_FILE, named by none of these lines): a Starter
+addon and a Business addon hold keys; the host holding the Starter node (and, the cluster spread over every
+host, a node of each group of the Business cluster) is drained. Every node ends elsewhere, through the sagas
+(a same-plan move of the Starter node, a same-plan move of the cluster's data nodes, Sentinel and HAProxy
+replaced), the keys read back through each addon's URL, no container of theirs is left on the host, a new
+addon never lands there, and it is removed once empty. Refused: removing a host that holds nodes, adding a
+host whose Docker engine does not answer (nothing recorded)."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+import redis.asyncio as redis
+
+from domain.host_errors import HostNotEmpty, HostNotUsable
+from tests.integration.business import business_addon, nodes_by_role
+from tests.integration.conftest import containers_of, remove_everything_of, running_addon
+
+KEYS = {f"drain:{n}": str(n) for n in range(200)}
+DRAINED_WITHIN_S = 400
+
+
+async def write(url: str) -> None:
+    client = redis.from_url(url, decode_responses=True, socket_timeout=5)
+    try:
+        await client.mset(KEYS)
+    finally:
+        await client.aclose()
+
+
+async def read(url: str) -> dict:
+    client = redis.from_url(url, decode_responses=True, socket_timeout=5)
+    try:
+        return dict(zip(KEYS, await client.mget(list(KEYS))))
+    finally:
+        await client.aclose()
+
+
+async def drained(engine, host: str) -> dict:
+    """Drain rounds (the watcher's interval is 0 in tests: driven here) until the host is recorded drained."""
+    deadline = asyncio.get_running_loop().time() + DRAINED_WITHIN_S
+    while True:
+        await engine.hosts.drainer.round()
+        [row] = await engine.hosts.list(host)
+        if row["state"] == "drained":
+            return row
+        assert asyncio.get_running_loop().time() < deadline, (row, engine.hosts.drainer.waiting)
+        await asyncio.sleep(1)
+
+
+async def test_a_drained_host_holds_nothing_every_node_moved_with_its_data_then_it_is_removed(engine, app_name):
+    business_app = f"{app_name}-b"
+    try:
+        starter = await running_addon(engine, app_name)
+        await write((await engine.environment(app_name))["REDIS_URL"])
+        cluster = await business_addon(engine, business_app)
+        business_url = (await engine.environment(business_app))["REDIS_URL"]
+        await write(business_url)
+        [node] = [n for n in await engine.nodes(app_name, starter) if n["state"] == "running"]
+        host = node["host"]
+        before = await nodes_by_role(engine, business_app, cluster)
+        assert any(n["host"] == host for nodes in before.values() for n in nodes)  # spread over every host
+
+        with pytest.raises(HostNotEmpty, match=f"holds .* node.*drain {host}"):
+            await engine.hosts.remove(host)
+        listed = {h["name"]: h for h in await engine.hosts.list()}
+        assert listed[host]["used_memory_mib"] > 0 and listed[host]["nodes"]
+
+        await engine.hosts.drain(host)
+        another = await engine.add_addon(f"{app_name}-new", "redis-starter-256")  # asked while the drain runs
+        row = await drained(engine, host)
+
+        assert row["nodes"] == [] and row["used_memory_mib"] == 0
+        [moved] = [n for n in await engine.nodes(app_name, starter) if n["state"] == "running"]
+        assert moved["host"] != host
+        assert await read((await engine.environment(app_name))["REDIS_URL"]) == KEYS
+        after = await nodes_by_role(engine, business_app, cluster)
+        assert {role: len(nodes) for role, nodes in after.items()} == {"data": 2, "sentinel": 3, "proxy": 2}
+        assert all(n["host"] != host and n["state"] == "running" for nodes in after.values() for n in nodes)
+        assert (await engine.environment(business_app))["REDIS_URL"] == business_url
+        assert await read(business_url) == KEYS
+        drained_host = tuple(h for h in engine.settings.hosts if h.name == host)
+        for addon in (starter, cluster):
+            assert [c["Name"] for c in await containers_of(addon, drained_host)] == []
+        assert (await engine.wait_for_operation(another["operation_id"], timeout=90))["status"] == "succeeded"
+        [new_node] = await engine.nodes(f"{app_name}-new", another["addon"])
+        assert new_node["host"] != host
+
+        await engine.hosts.remove(host)
+        assert host not in [h["name"] for h in await engine.hosts.list()]
+        assert host not in engine.runtime.hosts
+    finally:
+        await remove_everything_of(business_app)
+        await remove_everything_of(f"{app_name}-new")
+
+
+async def test_a_host_whose_docker_engine_does_not_answer_is_not_added_and_nothing_is_recorded(engine, tmp_path):
+    before = await engine.events.max_position()
+    known = [h["name"] for h in await engine.hosts.list()]
+    with pytest.raises(HostNotUsable, match="host-silent: its Docker engine at unix://.* cannot be used"):
+        await engine.hosts.add("host-silent", f"unix://{tmp_path}/no-docker.sock", "127.0.0.1", 45000, 45099, 4096)
+    assert await engine.events.max_position() == before
+    assert [h["name"] for h in await engine.hosts.list()] == known
+    assert "host-silent" not in engine.runtime.hosts
