@@ -57,6 +57,7 @@ def foreign(tmp_path):
     installation's own CA (the CA of the host's files), as each node's container holds one."""
     other = CertificateAuthority.load_or_create(tmp_path / "other-ca")
     installation = CertificateAuthority.load_or_create(SCALEOUT_HOSTS.parent / "tls")
+    assert installation.certificate_pem == tls_and_unix_hosts()[0].tls.ca.read_text()  # the CA the host trusts
     made = {}
     for name, (cert, key) in (("other-ca", other.issue_client_certificate("stranger")),
                               ("node", installation.issue_server_certificate("127.0.0.1"))):
