@@ -163,9 +163,25 @@ def export_control_plane(settings: Settings, to: Path, passphrase: str, hosts_fi
 def restore_control_plane(settings: Settings, source: Path, passphrase: str) -> dict:
     """Restore the archive at `source` into `settings.home`, which must be new or empty (and the event store
     empty); on any failure the data directory is left as it was found."""
+    records = PassphraseArchive().read(Path(source), passphrase)  # whole first: a wrong passphrase touches nothing
     with fresh_data_directory(settings.home):
         state = build_control_plane_state(settings)
         try:
-            return state.restore(source, passphrase)
+            return state.restore_records(Path(source), records)
+        except BaseException:
+            if settings.store_env.get("PERSISTENCE_MODULE") == "eventsourcing.postgres":
+                _forget_key_check(state, settings)
+            raise
         finally:
             state.events.close()
+
+
+def _forget_key_check(state: ControlPlaneState, settings: Settings) -> None:
+    """A restore into PostgreSQL that failed: the installation key it made goes with the data directory, so the
+    row sealed with that key to check it (adapters/postgres/vault.py) goes too when it is all the vault holds
+    (a database left with it would refuse the next attempt for want of that key)."""
+    from adapters.postgres.vault import CHECK
+
+    vault = state.stores["addon-passwords"].vault
+    if settings.home in settings.secrets_key_file.parents and set(vault.under("")) <= {CHECK}:
+        vault.delete(CHECK)

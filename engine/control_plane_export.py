@@ -98,7 +98,11 @@ class ControlPlaneState:
 
     def restore(self, source: Path, passphrase: str) -> dict:
         """Fill empty stores from the archive at `source`; what was restored, counted."""
-        events, items = _contents(Path(source), self.archive.read(Path(source), passphrase))
+        return self.restore_records(Path(source), self.archive.read(Path(source), passphrase))
+
+    def restore_records(self, source: Path, records: list[dict]) -> dict:
+        """`restore` of the records read (and authenticated) from the archive at `source` already."""
+        events, items = _contents(Path(source), records)
         unknown = sorted({section for section, _, _ in items} - set(self.stores))
         if unknown:
             raise ArchiveRefused(f"{source} holds parts this release does not know ({', '.join(unknown)}): restore it "

@@ -12,6 +12,7 @@ import pytest
 import redis.asyncio as redis
 
 from adapters.cli.main import main
+from adapters.storage.control_plane_archive import PassphraseArchive
 from engine import build
 from engine.logs import configure_logging
 from engine.settings import store_env
@@ -59,6 +60,8 @@ async def test_an_addon_made_before_the_export_answers_and_changes_plan_after_th
         assert "Control plane exported" in said and "addon-passwords 1" in said
         assert url.split("@")[0].split(":")[-1] not in said  # the password is never printed
 
+        if store == "postgresql":
+            failed_attempts_leave_nothing(monkeypatch, capsys, tmp_path, new_env)
         assert cli(monkeypatch, new_home, "restore-control-plane", "--from", str(archive), env=new_env) == 0
         assert "Control plane restored" in capsys.readouterr().out
 
@@ -140,3 +143,18 @@ async def back_from_postgresql(monkeypatch, capsys, tmp_path, env, app_name, add
     async with build(settings_for(tmp_path / "third")) as third:
         assert (await third.addon(app_name, addon))["plan"] == "redis-starter-512"
         assert (await third.environment(app_name))["REDIS_URL"] == url
+
+
+def failed_attempts_leave_nothing(monkeypatch, capsys, tmp_path, env) -> None:
+    """Restores into PostgreSQL that fail, one before anything is opened (a wrong passphrase), one after the
+    installation key was made and checked in the database (a part this release does not know): each leaves no
+    data directory, and the database takes the next restore as if they never were."""
+    odd = tmp_path / "odd.archive"
+    PassphraseArchive().write(odd, [{"manifest": {"kind": "redis-addons control plane", "format": 1}},
+                                    {"item": ["vault", "x", ""]}, {"end": {"events": 0}}], PASSPHRASE)
+    for source, passphrase, words in ((tmp_path / "control-plane.archive", "not the passphrase", "wrong passphrase"),
+                                      (odd, PASSPHRASE, "parts this release does not know (vault)")):
+        assert cli(monkeypatch, tmp_path / "new", "restore-control-plane", "--from", str(source),
+                   passphrase=passphrase, env=env) == 1
+        assert words in capsys.readouterr().err
+        assert not (tmp_path / "new").exists()
