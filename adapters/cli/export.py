@@ -76,11 +76,11 @@ def run(action, *arguments) -> dict:
     from eventsourcing.persistence import PersistenceError
 
     from adapters.data_lock import DataDirectoryInUse
-    from engine.store import EventStoreUnavailable
+    from engine.ports import TransientError  # the event store or PostgreSQL's shared state not answering
 
     try:
         return action(*arguments)
-    except (RecoveryRefused, SettingsError, DataDirectoryInUse, EventStoreUnavailable, ValueError) as e:
+    except (RecoveryRefused, SettingsError, DataDirectoryInUse, TransientError, ValueError) as e:
         raise CliError(str(e)) from None
     except PersistenceError as e:  # the database itself: unreachable, refused
         raise CliError(f"the event store cannot be used: {e}") from None
