@@ -25,6 +25,7 @@ from engine.clock import Clock, system_clock
 from engine.credentials_rotation import CredentialsRotations
 from engine.database_settings import DatabaseSettings
 from engine.database_version import DatabaseVersion
+from engine.duties import Duties
 from engine.follower import Follower
 from domain.placement import NodeRequest
 from engine.addon_lookup import PROVIDER, AddonLookup
@@ -52,6 +53,7 @@ from engine.saga import Coordinator
 from engine.scheduler import Scheduler
 from engine.settings import Settings
 from engine.store import AggregateNotFoundError, EventLog
+from engine.takeover import Takeover
 from engine.tls_serving import MissingTls
 from engine.watcher import NodeWatcher
 from engine.webhooks import Webhooks
@@ -119,7 +121,10 @@ class Engine(StatsQueries, LogQueries):  # stats: engine/addon_stats.py; operati
                                    settings.scheduler_tick_s, self.maintenance.run_due)
         self.webhooks = Webhooks(events, webhook_secrets or secrets, webhook_sender, checkpoints, self.maintenance, self.lookup)
         self.stats_sampler = self.new_stats_sampler(stats_history)
+        # Run here, or by the one process holding the duties lease on a shared store (engine/duties.py).
         self.hosts = host_management(self)  # list, add, drain, remove hosts (engine/hosts.py)
+        self.duties = Duties(coordinator.leases, [self.scheduler, self.watcher, self.webhooks, self.hosts.drainer],
+                             Takeover(events, coordinator.leases, self.inventory, coordinator))
         self.access = AccessService(events, self.lookup)  # tokens scoped to apps; who may see what
 
     # -- life cycle -------------------------------------------------------
@@ -144,21 +149,15 @@ class Engine(StatsQueries, LogQueries):  # stats: engine/addon_stats.py; operati
         for operation_id, addon in list(self.inventory.unfinished.items()):
             log.info("resuming operation", operation_id=str(operation_id), addon=addon)
             self.coordinator.submit(operation_id)
-        self.scheduler.start()
-        self.watcher.start()
-        self.hosts.drainer.start()  # drains hosts, round after round
-        await self.webhooks.start()
+        await self.duties.start()  # the scheduler, the node watcher, webhook sending
         self.stats_sampler.start()
         self.inventory_keeper.start()
 
     async def stop(self) -> None:
         await self.stats_sampler.stop()
-        await self.watcher.stop()
-        await self.hosts.drainer.stop()
-        await self.scheduler.stop()
+        await self.duties.stop()
         await self.coordinator.stop()
         await self.follower.stop()
-        await self.webhooks.stop()
         await self.inventory_keeper.stop()
         await self.events.close()
         await self.runtime.close()

@@ -46,6 +46,7 @@ from engine.cluster_restore import ClusterRestore
 from engine.settings_change import SettingsChange
 from engine.tls_change import TlsChange
 from engine.tls_serving import TlsServing
+from engine.leases import leases_for
 from engine.saga import Coordinator
 from engine.control_plane_export import ControlPlaneState, LedgerRecords
 from engine.settings import Settings
@@ -101,7 +102,8 @@ def build(settings: Settings | None = None, clock: Clock = system_clock) -> Engi
                                                                         restarter=restarter)
     sagas["rotate_credentials"] = CredentialsRotation(events, runtime, redis, RedisCredentials(redis), secrets,
                                                       restarter)
-    coordinator = Coordinator(events, sagas, settings.step_deadline_s, settings.crash_at)
+    coordinator = Coordinator(events, sagas, settings.step_deadline_s, settings.crash_at,
+                              leases=leases_for(events, settings.process_id, settings.lease_s))
     return Engine(
         settings=settings,
         events=events,

@@ -1,5 +1,6 @@
 """The installation's once-per-installation duties: the scheduler (scheduled backups, retention, certificate
-renewals, TLS where missing, maintenance windows), the node watcher with its healer, and webhook sending.
+renewals, TLS where missing, maintenance windows), the node watcher with its healer, host drains (engine/hosts_drain.py)
+and webhook sending.
 
 Two processes doing them would both heal the same node and send each webhook twice, so on a shared event
 store one process leads: it holds the "duties" lease (engine/leases.py) and runs them; the others try to

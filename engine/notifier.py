@@ -154,6 +154,7 @@ class Notifier:
                 await self._save()
             except Exception as e:  # a full disk: the engine still stops; more is sent again after the restart
                 log.warning("notifier checkpoint not written at stop", error=str(e))
+            self._loaded = False  # stopped, it starts no task for a webhook registered now (another process sends)
         if self.sender is not None:
             await self.sender.close()
 

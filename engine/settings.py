@@ -48,6 +48,7 @@ class Settings:
     stats_interval_s: float = 10.0  # how often the nodes' stats are sampled; 0: never (tests drive it)
     public_url: str | None = None  # the origin browsers reach the dashboard at, behind a reverse proxy
     backup_key: str | None = field(default=None, repr=False)  # REDIS_ADDONS_BACKUP_KEY: base64 keys, current first
+    lease_s: float = 15.0  # several processes on PostgreSQL: how long an operation's or the duties' lease lasts
     # Several processes on one PostgreSQL (adapters/postgres): the backup directory they all mount, the file of
     # the installation key that seals the secrets kept in PostgreSQL, and this process's identity.
     backups_root: Path | None = None  # REDIS_ADDONS_BACKUPS_DIR; None: <home>/backups
@@ -122,6 +123,7 @@ class Settings:
             stats_interval_s=float(env.get("REDIS_ADDONS_STATS_INTERVAL", "10")),
             public_url=public_origin(env.get("REDIS_ADDONS_PUBLIC_URL", "")),
             backup_key=env.get("REDIS_ADDONS_BACKUP_KEY") or None,
+            lease_s=lease_seconds(env.get("REDIS_ADDONS_LEASE_SECONDS", "15")),
             backups_root=Path(env["REDIS_ADDONS_BACKUPS_DIR"]).resolve() if env.get("REDIS_ADDONS_BACKUPS_DIR") else None,
             secrets_key_path=Path(env["REDIS_ADDONS_SECRETS_KEY_FILE"]).resolve()
             if env.get("REDIS_ADDONS_SECRETS_KEY_FILE") else None,
@@ -151,6 +153,16 @@ def public_origin(url: str) -> str | None:
     if port == {"http": 80, "https": 443}[parts.scheme]:
         netloc = netloc.rsplit(":", 1)[0]
     return f"{parts.scheme}://{netloc}"
+
+
+def lease_seconds(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = 0.0
+    if not value > 0 or value == float("inf"):
+        raise SettingsError(f"REDIS_ADDONS_LEASE_SECONDS {text!r}: give a number of seconds above 0, e.g. 15")
+    return value
 
 
 def store_env(env: dict, home: Path) -> dict:

@@ -55,9 +55,16 @@ class EventLog:
         self._app: Ledger | None = None
         self._waiters: set[asyncio.Event] = set()
         self._listeners: list[Callable] = []
+        # Several engine processes may write one PostgreSQL store: the listeners are then told of every event of
+        # the log, theirs or another process's, in the log's order (tell_new), not only of this process's saves.
+        self.shared = env.get("PERSISTENCE_MODULE") == "eventsourcing.postgres"
+        self._told: int | None = None  # shared: the last position the listeners were told of
+        self._telling: asyncio.Lock | None = None
 
     async def open(self) -> None:
         self._app = await self._run(Ledger, self._env)
+        if self.shared:  # the listeners read the log up to here as they start (InventoryKeeper.load...)
+            self._told, self._telling = await self.max_position(), asyncio.Lock()
 
     async def close(self) -> None:
         """Idempotent: an embedder may stop an engine twice."""
@@ -91,12 +98,30 @@ class EventLog:
             recordings = await self._run(self._app.save, *aggregates)
         except OperationalError as error:
             raise self._unavailable("write", error) from None
-        for recording in recordings:
-            for listener in self._listeners:
-                listener(recording.notification.id, recording.domain_event)
+        if self.shared:
+            await self.tell_new()
+        else:
+            for recording in recordings:
+                for listener in self._listeners:
+                    listener(recording.notification.id, recording.domain_event)
         for waiter in self._waiters:
             waiter.set()
         return recordings
+
+    async def tell_new(self) -> None:
+        """Shared store: tell the listeners of every event recorded since the last told, in the log's order
+        (PostgreSQL commits notification IDs in order); called after each save here and polled (engine/takeover.py)."""
+        if self._telling is None:
+            return
+        async with self._telling:
+            try:
+                while batch := await self.select(self._told, 500):
+                    for position, domain_event in batch:
+                        for listener in self._listeners:
+                            listener(position, domain_event)
+                        self._told = position
+            except EventStoreUnavailable:
+                pass  # the next save's or poll's call goes on from the last told
 
     async def select(self, after: int, limit: int = 500) -> list[tuple[int, object]]:
         """Notifications after position `after`, decoded into domain events."""

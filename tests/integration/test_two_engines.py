@@ -55,7 +55,8 @@ class EngineProcess:
         return aiohttp.ClientSession(self.api, headers={"Authorization": f"Bearer {token}"})
 
     def output(self) -> str:
-        self.log.flush()
+        if not self.log.closed:
+            self.log.flush()
         return Path(self.log.name).read_text(errors="replace")
 
     async def died(self, timeout: float = 120) -> int:
@@ -63,9 +64,9 @@ class EngineProcess:
 
     def stop(self) -> None:
         if self.process.poll() is None:
+            os.kill(self.process.pid, signal.SIGCONT)  # one frozen by a test is killed as well
             os.kill(self.process.pid, signal.SIGKILL)
             self.process.wait(timeout=30)
-        self.log.close()
 
 
 @pytest.fixture
@@ -92,6 +93,8 @@ async def engines(tmp_path, postgres, app_name):
     finally:
         for process in started:
             process.stop()
+            print(f"--- {process.name}'s log, its end (shown when the test fails) ---\n{process.output()[-4000:]}")
+            process.log.close()
         await remove_everything_of(app_name)
 
 
