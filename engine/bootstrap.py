@@ -12,6 +12,7 @@ from adapters.docker.runtime import DockerRuntime
 from adapters.redis_admin import RedisAdmin
 from adapters.redis_credentials import RedisCredentials
 from adapters.postgres.shared_state import shared_state
+from adapters.postgres.reachability import refuse_unreachable_store, store_diagnosis
 from adapters.webhooks import HttpWebhookSender
 from adapters.stats_history import MemoryStatsHistory
 from adapters.storage.backup_files import FileBackupStore
@@ -59,9 +60,10 @@ def build(settings: Settings | None = None, clock: Clock = system_clock) -> Engi
     settings = settings or Settings.from_env()
     if not structlog.is_configured():  # an embedder's own configuration wins
         configure_logging()
+    refuse_unreachable_store(settings)  # first: a typo in REDIS_ADDONS_POSTGRES_* is said as such
     settings.home.mkdir(parents=True, exist_ok=True)
     plans, versions = PlanCatalog.load(), VersionCatalog.load()
-    events = EventLog(settings.store_env)
+    events = EventLog(settings.store_env, diagnose=store_diagnosis(settings))
     runtime = DockerRuntime(settings.hosts)
     shared = shared_state(settings)  # the data directory's files, or PostgreSQL for several processes
     secrets, authority = shared.secrets, shared.authority

@@ -39,7 +39,7 @@ class Settings:
     hosts: tuple[DockerHost, ...]
     api_host: str = "127.0.0.1"
     api_port: int = 8470
-    store_env: dict = field(default_factory=dict)  # eventsourcing persistence settings
+    store_env: dict = field(default_factory=dict, repr=False)  # eventsourcing persistence settings: a DB password
     crash_at: str | None = None  # fault injection: "provision.create:after" kills the process there
     step_deadline_s: float = 60.0
     scheduler_tick_s: float = 60.0  # how often due backups and retention are looked at; 0: never (tests drive it)
@@ -166,16 +166,60 @@ def lease_seconds(text: str) -> float:
 
 
 def store_env(env: dict, home: Path) -> dict:
-    """SQLite file under the data directory by default; PostgreSQL when configured."""
-    if env.get("REDIS_ADDONS_POSTGRES_DBNAME"):
-        keys = ("DBNAME", "HOST", "PORT", "USER", "PASSWORD")
-        config = {f"POSTGRES_{k}": env[f"REDIS_ADDONS_POSTGRES_{k}"] for k in keys if f"REDIS_ADDONS_POSTGRES_{k}" in env}
-        return {"PERSISTENCE_MODULE": "eventsourcing.postgres", **config}
+    """SQLite file under the data directory by default; PostgreSQL when REDIS_ADDONS_POSTGRES_DBNAME is set."""
+    if not env.get(f"{POSTGRES}DBNAME"):
+        if stray := [name for name in POSTGRES_NAMES if env.get(name)]:  # not silently an SQLite file instead
+            raise SettingsError(f"{stray[0]} is set but {POSTGRES}DBNAME is not: set it to use PostgreSQL as the "
+                                "event store, or unset the REDIS_ADDONS_POSTGRES_* variables to use SQLite")
+        return {"PERSISTENCE_MODULE": "eventsourcing.sqlite", "SQLITE_DBNAME": str(home / "events.sqlite"),
+                "SQLITE_LOCK_TIMEOUT": "10"}
+    for key in ("HOST", "USER"):
+        if not env.get(f"{POSTGRES}{key}", "").strip():
+            raise SettingsError(f"{POSTGRES}DBNAME is set but {POSTGRES}{key} is not: give the PostgreSQL server's "
+                                "host and the user the engine logs in as")
+    port = env.get(f"{POSTGRES}PORT") or "5432"
+    if not port.isdigit() or not 0 < int(port) < 65536:
+        raise SettingsError(f"{POSTGRES}PORT {port!r}: give the PostgreSQL server's port, a number, e.g. 5432")
     return {
-        "PERSISTENCE_MODULE": "eventsourcing.sqlite",
-        "SQLITE_DBNAME": str(home / "events.sqlite"),
-        "SQLITE_LOCK_TIMEOUT": "10",
+        "PERSISTENCE_MODULE": "eventsourcing.postgres",
+        "POSTGRES_DBNAME": env[f"{POSTGRES}DBNAME"], "POSTGRES_HOST": env[f"{POSTGRES}HOST"].strip(),
+        "POSTGRES_PORT": port, "POSTGRES_USER": env[f"{POSTGRES}USER"], "POSTGRES_PASSWORD": postgres_password(env),
+        # One worker thread uses the store (engine/store.py): two connections, two more while one is replaced,
+        # so that ten engine processes hold tens of PostgreSQL's connections, not eventsourcing's 15 each.
+        "POSTGRES_POOL_SIZE": "2", "POSTGRES_MAX_OVERFLOW": "2",
+        # Checked before use: a connection PostgreSQL dropped (a restart, a failover) is replaced, not failed on.
+        "POSTGRES_PRE_PING": "y",
+        # The wait for a pooled connection (one more is being opened meanwhile). eventsourcing tries each call 10
+        # times: a store that does not answer fails a call in about 12 s with 1 s here, 5 minutes with its 30.
+        "POSTGRES_CONNECT_TIMEOUT": "1",
+        # The event table is locked for each write (notification IDs commit in order): a write queued behind
+        # another process's for this long fails as unavailable (and is retried), rather than waiting forever.
+        "POSTGRES_LOCK_TIMEOUT": "10",
     }
+
+
+POSTGRES = "REDIS_ADDONS_POSTGRES_"
+POSTGRES_NAMES = tuple(f"{POSTGRES}{key}" for key in ("HOST", "PORT", "USER", "PASSWORD", "PASSWORD_FILE"))
+
+
+def postgres_password(env: dict) -> str:
+    """REDIS_ADDONS_POSTGRES_PASSWORD, or the first line of the file REDIS_ADDONS_POSTGRES_PASSWORD_FILE names
+    (a mounted secret: the password then appears in no process's environment)."""
+    path, given = env.get(f"{POSTGRES}PASSWORD_FILE"), env.get(f"{POSTGRES}PASSWORD")
+    if path and given is not None:
+        raise SettingsError(f"both {POSTGRES}PASSWORD and {POSTGRES}PASSWORD_FILE are set: give one")
+    if not path:
+        if given is None:
+            raise SettingsError(f"{POSTGRES}DBNAME is set but neither {POSTGRES}PASSWORD nor "
+                                f"{POSTGRES}PASSWORD_FILE is: give the PostgreSQL user's password, or a file holding it")
+        return given
+    try:
+        lines = Path(path).read_text().splitlines()
+    except OSError as e:
+        raise SettingsError(f"{POSTGRES}PASSWORD_FILE {path}: cannot be read ({e.strerror or e})") from None
+    if not lines or not lines[0]:
+        raise SettingsError(f"{POSTGRES}PASSWORD_FILE {path} is empty: its first line is the password")
+    return lines[0]
 
 
 def load_hosts(path: Path) -> tuple[DockerHost, ...]:

@@ -16,6 +16,7 @@ from engine.bootstrap import build
 from engine.logs import configure_logging
 from engine.ports import EffectError
 from engine.settings import Settings, SettingsError
+from engine.store import EventStoreUnavailable
 
 log = structlog.get_logger("cli")
 
@@ -40,7 +41,7 @@ def run_server(args) -> int:
 
         asyncio.run(serve(engine, args.host or settings.api_host,
                           args.port if args.port is not None else settings.api_port, on_listening=record))
-    except (SettingsError, EffectError, CertificateAuthorityError, DataDirectoryInUse) as e:
+    except (SettingsError, EffectError, CertificateAuthorityError, DataDirectoryInUse, EventStoreUnavailable) as e:
         raise CliError(str(e)) from None
     except OSError as e:  # typically: the port is taken
         raise CliError(f"cannot serve the API: {e.strerror or e}") from None

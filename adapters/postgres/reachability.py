@@ -1,6 +1,6 @@
 """Why PostgreSQL refuses the event store, in its own words: a connection of our own, opened and closed.
 
-eventsourcing's pool only says it "couldn't get a connection after 5.00 sec"; the operator needs the reason
+eventsourcing's pool only says it "couldn't get a connection after 1.00 sec"; the operator needs the reason
 (connection refused, password authentication failed, database "x" does not exist) to act on it."""
 
 from __future__ import annotations
