@@ -359,3 +359,15 @@ async def test_outdated_builds_are_named_alike_on_every_host_and_a_silent_host_o
         {"app": "shop", "addon": "shop-1", "version": version, "build": "sha256:abc", "nodes": ["n2", "n1"]},
         {"app": "blog", "addon": "blog-1", "version": version, "build": "sha256:id-on-host-c", "nodes": ["n4"]}]
     assert asked == ["host-a", "host-b", "host-c"]  # in name order: the same host each round
+
+
+async def test_a_stopped_notifier_starts_nothing_for_a_webhook_registered_after():
+    """A process that lost the duties (engine/duties.py) stops its notifier: a webhook registered meanwhile is
+    sent by the process that leads now, not by this one too."""
+    world = World()
+    notifier = await world.notifier()
+    await notifier.stop()
+    await world.register(URL)
+    await world.node_down()
+    await asyncio.sleep(0.05)
+    assert notifier._tasks == {} and world.sender.posts == []
