@@ -28,7 +28,8 @@ NOWHERE = f"it-none-{RUN}"  # an app that never existed
 # What the walk expects of each route the document lists, for a token scoped to MINE (a route not named
 # here is an app's, and must answer 404 for THEIRS' things): a new route fails the walk until it is placed.
 OPERATOR_ONLY = {"/v1/tokens", "/v1/tokens/{token}", "/v1/webhooks", "/v1/webhooks/{webhook}", "/v1/apps",
-                 "/v1/apps/{app}/restart", "/v1/admin/replay", "/metrics"}
+                 "/v1/apps/{app}/restart", "/v1/admin/replay", "/metrics",
+                 "/v1/hosts", "/v1/hosts/{host}", "/v1/hosts/{host}/drain"}
 OPEN = {"/health", "/v1/openapi.json", "/v1/addon_providers/{provider}/plans",
         "/v1/addon_providers/{provider}/versions"}
 LISTS = {"/v1/operations", "/v1/events", "/v1/maintenance", "/v1/events/stream"}
