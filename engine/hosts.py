@@ -54,6 +54,7 @@ class HostBook:
         self.states: dict[str, str] = {h.name: "active" for h in self.file_hosts}  # name -> Host.state
         self.on_drain = None  # set by the drainer: woken when a drain is asked
         self.drainer = None  # engine/hosts_drain.py, set by engine/hosts_setup.py
+        placing.before_placing.append(self.refresh)  # a drain asked through another process closes the host here too
 
     # -- start: the file seeds the log, the log completes the file ---------------------------------
 
@@ -62,14 +63,26 @@ class HostBook:
         for host in self.file_hosts:
             await self._seed(host, roster)
         for name in [n for n in roster.names if n not in self.states]:
+            await self._learn(await self.events.get(Host.id_for(name)))
+
+    async def refresh(self) -> None:
+        """What another engine process on the same store recorded since (a host added, drained, removed), learnt
+        here: at each drain round and each listing."""
+        for name in (await self._roster()).names:
             host: Host = await self.events.get(Host.id_for(name))
-            if host.state != REMOVED:
-                try:
-                    self._open(as_docker_host(host, self.tls_base))
-                except HostTLSError as error:  # its TLS files are gone: it is known, and answers nothing
-                    log.warning("host added before cannot be reached", host=name, error=str(error))
-                    continue
-            self._follow(host)
+            if host.state != self.states.get(name):
+                await self._learn(host)
+
+    async def _learn(self, host: Host) -> None:
+        if host.state == REMOVED:
+            await self._close_for_good(host.name)
+        elif self.states.get(host.name, REMOVED) == REMOVED:
+            try:
+                self._open(as_docker_host(host, self.tls_base))
+            except HostTLSError as error:  # its TLS files are gone: it is known, and answers nothing
+                log.warning("host added before cannot be reached", host=host.name, error=str(error))
+                return
+        self._follow(host)
 
     async def _roster(self) -> HostRoster:
         try:
@@ -114,6 +127,8 @@ class HostBook:
         self.states[host.name] = host.state
         if host.state in (DRAINING, DRAINED):
             self.placing.closed.add(host.name)
+        else:
+            self.placing.closed.discard(host.name)
 
     # -- commands -------------------------------------------------------------------------------
 
@@ -219,6 +234,7 @@ class HostBook:
 
     async def list(self, only: str | None = None) -> list[dict]:
         """Each host: where it is, its state, its capacity, the memory and ports its nodes hold, its nodes."""
+        await self.refresh()
         names = [only] if only else [n for n, state in self.states.items() if state != REMOVED]
         if only and only not in self.states:
             raise UnknownHost(f"unknown host {only!r}: `redis-addons hosts` lists them")

@@ -63,6 +63,7 @@ class Drainer:
 
     async def round(self) -> list[dict]:
         """One look at every draining host; returns the moves started."""
+        await self.book.refresh()  # a drain asked through another engine process is this one's to run too
         busy = {addon: str(op) for op, addon in self.inventory.unfinished.items()}
         self.moving = {op: addon for op, addon in self.moving.items() if UUID(op) in self.inventory.unfinished}
         started = []

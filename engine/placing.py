@@ -16,6 +16,7 @@ class Placing:
     def __init__(self, hosts, inventory: Inventory, runtime: Runtime):
         self.hosts, self.inventory, self.runtime = list(hosts), inventory, runtime  # engine/hosts.py adds to them
         self.closed: set[str] = set()  # hosts being drained (or drained): they take no new node
+        self.before_placing = []  # async callables: what other engine processes recorded of hosts is learnt first
         self.lock = asyncio.Lock()
 
     @property
@@ -30,6 +31,8 @@ class Placing:
         # A host whose Docker engine does not answer takes no new node: one placed there waited for its
         # engine, then failed, and could not even be undone until the engine was back.
         # One survey gives both: the ports its nodes publish (as Runtime.ports_in_use) and the silent hosts.
+        for learn in self.before_placing:
+            await learn()
         survey = await self.runtime.survey()
         async with self.lock:
             yield Placer(self, ports_of(survey.nodes), survey.silent)

@@ -129,3 +129,51 @@ async def test_a_move_the_read_models_still_show_is_not_started_twice(world, eng
     stale = Move(starter.name, MOVE_NODE, "data", starter.container)
     assert await engine.hosts.drainer.mover.start(stale, host) is None
     assert (await world.addon(starter.name)).host != host
+
+
+async def test_an_engine_restarted_mid_drain_keeps_the_host_closed_and_finishes_the_drain(world, engine):
+    from tests.unit.engine_fakes import restarted
+
+    starter = await a_running_addon(world, engine)
+    host = starter.host
+    await engine.hosts.drain(host)
+    engine = await restarted(world, engine)
+
+    assert host in engine.placing.closed  # read back from the log: still no new node there
+    assert (await world.addon((await engine.add_addon(APP, "redis-starter-256"))["addon"])).host != host
+    await drain_rounds(engine, rounds=3)
+    [row] = await engine.hosts.list(host)
+    assert row["state"] == "drained" and (await world.addon(starter.name)).host != host
+
+
+async def test_a_host_added_is_known_again_after_a_restart(world, engine):
+    from tests.unit.engine_fakes import restarted
+    from tests.unit.fakes.docker import Host as Machine
+
+    world.runtime.hosts["host-new"] = Machine("host-new")
+    await engine.hosts.add("host-new", "unix:///run/new.sock", "127.0.9.1", 40000, 40099, 65536)
+    engine = await restarted(world, engine)
+    assert [h["name"] for h in await engine.hosts.list()][-1] == "host-new"
+    assert "host-new" in [h.name for h in engine.placing.hosts]
+
+
+async def test_a_drain_recorded_by_another_engine_process_is_learnt_at_the_next_round(world, engine):
+    starter = await a_running_addon(world, engine)
+    host: Host = await world.events.get(Host.id_for(starter.host))
+    host.start_drain("asked through another process")
+    await world.events.save(host)  # as another process on the same store records it
+
+    await drain_rounds(engine, rounds=3)
+    assert starter.host in engine.placing.closed
+    assert (await world.addon(starter.name)).host != starter.host
+    assert (await engine.hosts.list(starter.host))[0]["state"] == "drained"
+
+
+async def test_a_drain_recorded_by_another_engine_process_closes_the_host_to_this_ones_placements(world, engine):
+    host: Host = await world.events.get(Host.id_for(THREE_HOSTS[0].name))
+    host.start_drain("asked through another process")
+    await world.events.save(host)
+
+    for _ in range(3):  # the most room would be on the first host
+        placed = await a_running_addon(world, engine)
+        assert placed.host != host.name
