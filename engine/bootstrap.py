@@ -140,8 +140,9 @@ def build_control_plane_state(settings: Settings, hosts_file: Path | None = None
 
         refuse_unreachable_store(settings)  # the database's own words, not the pool's time-out
 
-        return ControlPlaneState(LedgerRecords(settings.store_env), {**postgres_item_stores(settings), **hosts},
-                                 PassphraseArchive())
+        shared = postgres_item_stores(settings)
+        return ControlPlaneState(LedgerRecords(settings.store_env), {**shared, **hosts}, PassphraseArchive(),
+                                 on_close=shared["checkpoints"].database.close)  # the one connection they share
     stores = {
         "addon-passwords": FileSecretStore(settings.secrets_dir),
         "webhook-secrets": FileSecretStore(home / "webhook-secrets"),
@@ -161,7 +162,7 @@ def export_control_plane(settings: Settings, to: Path, passphrase: str, hosts_fi
     try:
         return state.export(to, passphrase)
     finally:
-        state.events.close()
+        state.close()
 
 
 def restore_control_plane(settings: Settings, source: Path, passphrase: str) -> dict:
@@ -177,7 +178,7 @@ def restore_control_plane(settings: Settings, source: Path, passphrase: str) -> 
                 _forget_key_check(state, settings)
             raise
         finally:
-            state.events.close()
+            state.close()
 
 
 def _forget_key_check(state: ControlPlaneState, settings: Settings) -> None:

@@ -64,8 +64,15 @@ class LedgerRecords:
 
 class ControlPlaneState:
     def __init__(self, events: EventRecords, stores: dict[str, ItemStore], archive: SealedArchive,
-                 clock=lambda: datetime.now(timezone.utc)):
-        self.events, self.stores, self.archive, self.clock = events, stores, archive, clock
+                 clock=lambda: datetime.now(timezone.utc), on_close=lambda: None):
+        """`on_close`: what the stores hold open (a database connection), let go by `close`."""
+        self.events, self.stores, self.archive, self.clock, self.on_close = events, stores, archive, clock, on_close
+
+    def close(self) -> None:
+        try:
+            self.events.close()
+        finally:
+            self.on_close()
 
     # -- export ----------------------------------------------------------------------------
 

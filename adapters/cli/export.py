@@ -25,6 +25,7 @@ def arguments(export, restore) -> None:
     export.add_argument("--to", required=True, metavar="FILE", help="the archive to write (replaced only once whole)")
     restore.add_argument("--from", dest="source", required=True, metavar="FILE", help="the archive `export` wrote")
     for p in (export, restore):
+        p.allow_abbrev = False  # `--passphrase SECRET` is no abbreviation of --passphrase-file: refused, never a path
         p.add_argument("--passphrase-file", metavar="PATH", help=f"a file holding the passphrase (else ${PASSPHRASE_ENV}, "
                        "else a prompt)")
 
