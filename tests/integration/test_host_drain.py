@@ -108,3 +108,28 @@ async def test_a_host_whose_docker_engine_does_not_answer_is_not_added_and_nothi
     assert await engine.events.max_position() == before
     assert [h["name"] for h in await engine.hosts.list()] == known
     assert "host-silent" not in engine.runtime.hosts
+
+
+async def test_the_cli_lists_the_hosts_and_refuses_a_silent_one_through_the_api(engine, monkeypatch, tmp_path, capsys):
+    from aiohttp.test_utils import TestServer
+
+    from adapters.http.app import make_app
+    from tests.integration.api_client import cli
+
+    server = TestServer(make_app(engine))
+    await server.start_server()
+    try:
+        monkeypatch.setenv("REDIS_ADDONS_HOME", str(tmp_path / "client-home"))
+        monkeypatch.setenv("REDIS_ADDONS_API", str(server.make_url("")).rstrip("/"))
+        monkeypatch.setenv("REDIS_ADDONS_TOKEN", engine.settings.token_file.read_text().strip())
+        assert await cli("hosts") == 0
+        listing = capsys.readouterr().out
+        assert all(f"| {h.name} " in listing and h.address in listing for h in engine.settings.hosts)
+        before = await engine.events.max_position()
+        assert await cli("hosts", "add", "host-silent", "--url", f"unix://{tmp_path}/no-docker.sock", "--bind",
+                         "127.0.0.1", "--ports", "45000-45099", "--memory-mib", "4096") == 1
+        error = capsys.readouterr().err
+        assert "host-silent" in error and "cannot be used" in error and "nothing was recorded" in error
+        assert await engine.events.max_position() == before
+    finally:
+        await server.close()
