@@ -133,3 +133,23 @@ async def test_the_cli_lists_the_hosts_and_refuses_a_silent_one_through_the_api(
         assert await engine.events.max_position() == before
     finally:
         await server.close()
+
+
+async def test_a_host_added_with_every_image_takes_a_new_addon_at_once_and_is_removed_once_empty(engine, app_name):
+    """The added host is one of the stream's Docker engines again, under a name and a loopback address of its own
+    (hosts may share an engine): reachable, every image present, so it is recorded and placed on without a restart."""
+    engine_of = engine.settings.hosts[0]
+    added = await engine.hosts.add("host-extra", engine_of.docker_url, "127.0.9.1", 46000, 46099, 1 << 20)
+    assert (added["state"], added["source"], added["nodes"]) == ("active", "operator", [])
+    addon = await running_addon(engine, app_name)  # the most room: the new host
+    [node] = [n for n in await engine.nodes(app_name, addon) if n["state"] == "running"]
+    assert (node["host"], node["address"]) == ("host-extra", "127.0.9.1")
+    url = (await engine.environment(app_name))["REDIS_URL"]
+    await write(url)
+    assert await read(url) == KEYS
+    with pytest.raises(HostNotEmpty):
+        await engine.hosts.remove("host-extra")
+    removal = await engine.remove_addon(app_name, addon)
+    assert (await engine.wait_for_operation(removal["operation_id"], timeout=90))["status"] == "succeeded"
+    await engine.hosts.remove("host-extra")
+    assert "host-extra" not in [h["name"] for h in await engine.hosts.list()]
