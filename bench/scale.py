@@ -25,6 +25,7 @@ from __future__ import annotations
 import argparse
 import sys
 import time
+from pathlib import Path
 
 from common import HOSTS_FILE, RESULTS_DIR, machine, print_targets, ratio, run_bench, temp_settings  # noqa: F401
 from scale_parts.node_cost import node_cost
@@ -104,8 +105,9 @@ def print_report(result: dict, summary: dict) -> None:
     if n:
         print(f"\nidle {n['plan']} node ({n['nodes']} measured, provisioned in {n['provision_s']:.0f} s): "
               f"memory {n['mean_working_set_mib']:.1f} MiB working set (usage {n['mean_usage_mib']:.1f}, max "
-              f"{n['max_working_set_mib']:.1f}; reserved {n['plan_memory_mib']} MiB); disk {n['mean_size_rw_kib']:.0f} KiB "
-              f"writable layer + {n['mean_volume_kib']:.0f} KiB volume (image {n['image_mib']:.0f} MiB per host, shared)")
+              f"{n['max_working_set_mib']:.1f}; reserved {n['plan_memory_mib']} MiB) + {n['mean_shim_mib']:.1f} MiB its "
+              f"containerd-shim; disk {n['mean_size_rw_kib']:.0f} KiB writable layer + {n['mean_volume_kib']:.0f} KiB volumes + "
+              f"{n['mean_metadata_kib']:.0f} KiB config and log (image {n['image_mib']:.0f} MiB per host, shared)")
         print(f"per 1,000 idle nodes: {n['per_1000_memory_gib']:.1f} GiB memory, {n['per_1000_disk_mib']:.0f} MiB disk")
         for h in n["hosts"]:
             print(f"  {h['host']} ({h['memory_mib']} MiB): {h['capacity']} nodes at most (memory {h['by_memory']}, "
@@ -120,4 +122,6 @@ if __name__ == "__main__":
     parser.add_argument("--stores", default="sqlite,postgres", help="sqlite, postgres or both")
     parser.add_argument("--requests", type=int, default=2000, help="API requests per kind and size")
     parser.add_argument("--nodes", type=int, default=50, help="idle Sandbox nodes measured (0: none)")
-    run_bench(parser, bench, summarise, print_report, RESULTS)
+    parser.add_argument("--results", default=str(RESULTS), help="where the JSON goes (under the repository)")
+    where, _ = parser.parse_known_args()
+    run_bench(parser, bench, summarise, print_report, Path(where.results).resolve())
