@@ -11,6 +11,7 @@ test's own (the same image at first), removed at the end with the rebuilt image.
 from __future__ import annotations
 
 import secrets
+from contextlib import asynccontextmanager
 from dataclasses import replace
 
 import aiodocker
@@ -59,26 +60,20 @@ async def running_image(host: str, container: str) -> str:
         await client.close()
 
 
-@pytest.fixture
-async def engine(tmp_path, app_name, monkeypatch):
-    """An engine whose catalogue runs 7.0.15 from this test's tag (on every host: placement picks one)."""
-    hosts = [h.name for h in load_hosts(HOSTS_FILE)]
+@asynccontextmanager
+async def tagged_for_the_test(hosts: list[str]):
+    """The test's tag on every host (the shared image at first); at the end, the tag and the rebuilt image it
+    names on the host that has one removed."""
     for host in hosts:
         client = docker(host)
         try:
             await client.images.tag(SHARED, REPO, tag=TAG)
         finally:
             await client.close()
-    catalogue = VersionCatalog.load()
-    ours = VersionCatalog([replace(v, image=IMAGE) if v.version == "7.0.15" else v for v in catalogue],
-                          catalogue.default.version)
-    monkeypatch.setattr(VersionCatalog, "load", classmethod(lambda cls, *a, **k: ours))
     try:
-        async with build(settings_for(tmp_path / "home")) as running:
-            yield running
+        yield
     finally:
-        await remove_everything_of(app_name)
-        for host in hosts:  # the tag, and the rebuilt image it names on the host that has one
+        for host in hosts:
             client = docker(host)
             try:
                 await client.images.delete(IMAGE)
@@ -86,6 +81,21 @@ async def engine(tmp_path, app_name, monkeypatch):
                 pass
             finally:
                 await client.close()
+
+
+@pytest.fixture
+async def engine(tmp_path, app_name, monkeypatch):
+    """An engine whose catalogue runs 7.0.15 from this test's tag (on every host: placement picks one)."""
+    async with tagged_for_the_test([h.name for h in load_hosts(HOSTS_FILE)]):
+        catalogue = VersionCatalog.load()
+        ours = VersionCatalog([replace(v, image=IMAGE) if v.version == "7.0.15" else v for v in catalogue],
+                              catalogue.default.version)
+        monkeypatch.setattr(VersionCatalog, "load", classmethod(lambda cls, *a, **k: ours))
+        try:
+            async with build(settings_for(tmp_path / "home")) as running:
+                yield running
+        finally:
+            await remove_everything_of(app_name)
 
 
 @pytest.fixture
