@@ -175,7 +175,10 @@ class EventLog:
                 while batch := await self.select(self._told, 500):
                     for position, domain_event in batch:
                         for listener in self._listeners:
-                            listener(position, domain_event)
+                            try:
+                                listener(position, domain_event)
+                            except Exception:  # one listener's bug must not stop every later save
+                                log.exception("an event listener failed", position=position)
                         self._told = position
             except EventStoreUnavailable:
                 pass  # the next save's or poll's call goes on from the last told
