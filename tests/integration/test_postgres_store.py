@@ -7,6 +7,10 @@ where, why and what to do. No message, log line or exception ever holds the pass
 from __future__ import annotations
 
 import asyncio
+import os
+import subprocess
+import sys
+from pathlib import Path
 
 import pytest
 from structlog.testing import capture_logs
@@ -16,6 +20,7 @@ from domain.app import App
 from engine import build
 from engine.settings import store_env
 from engine.store import EventLog, EventStoreUnavailable, IntegrityError
+from tests.conftest import HOSTS_FILE
 from tests.integration.conftest import settings_for
 from tests.postgres_server import HOST, ThrowawayPostgres, pg_bin
 
@@ -174,3 +179,18 @@ async def test_the_password_read_from_a_file_opens_the_store(postgres, tmp_path)
         assert await log.max_position() >= 1
     finally:
         await log.close()
+
+
+def test_serve_pointed_at_a_wrong_password_says_one_line_without_it(postgres, tmp_path):
+    env = {**postgres.new_database("serve"), "REDIS_ADDONS_POSTGRES_PASSWORD": "wrong-horse-battery"}
+    cli = str(Path(sys.executable).with_name("redis-addons"))
+    home = tmp_path / "home"
+    served = subprocess.run([cli, "serve", "--port", "0"], capture_output=True, text=True, timeout=60,
+                            env={**os.environ, **env, "REDIS_ADDONS_HOME": str(home), "REDIS_ADDONS_HOSTS": str(HOSTS_FILE)})
+    assert served.returncode == 1
+    last = served.stderr.strip().splitlines()[-1]
+    assert last.startswith(f"error: the engine cannot start: the event store (PostgreSQL {HOST}:{postgres.port}/"
+                           f"{env['REDIS_ADDONS_POSTGRES_DBNAME']}) cannot be opened: ") and "Traceback" not in served.stderr
+    assert 'password authentication failed for user "postgres"' in last
+    assert "wrong-horse-battery" not in served.stderr + served.stdout and postgres.password not in served.stderr
+    assert not home.exists()
