@@ -73,6 +73,7 @@ class EventLeases:
         self._seen: dict[str, tuple[str, float]] = {}  # every lease the log told of: holder, until
         self._names: dict[UUID, str] = {}
         self._task: asyncio.Task | None = None
+        self._watchdogs: dict[str, asyncio.TimerHandle] = {}  # name -> the stop of its driver if not renewed in time
         events.on_saved(self._saw)
 
     # -- what the log says ------------------------------------------------------------------
@@ -122,6 +123,7 @@ class EventLeases:
             self._held[name], self._until[name] = lease, now + self.lease_s
             if on_lost is not None:
                 self._on_lost[name] = on_lost
+            self._watch(name)
             log.info("lease taken", lease=name, holder=self.holder)
             return True
 
@@ -134,6 +136,28 @@ class EventLeases:
         self._held.pop(name, None)
         self._until.pop(name, None)
         self._on_lost.pop(name, None)
+        self._unwatch(name)
+
+    def _watch(self, name: str) -> None:
+        """Stop the driver of `name` by this process's clock once the lease is within a renewal period of its end,
+        not at its next save only: a driver stalled (SIGSTOP, a renewal hung on a store that does not answer)
+        must not make one more Docker or Redis effect of its step once another process may have taken it over.
+        A timer of the event loop: woken from a stall, the loop runs it before the step's task goes on."""
+        self._unwatch(name)
+        if name in self._until:
+            delay = max(0.0, self._until[name] - self.renew_s - self._clock())
+            self._watchdogs[name] = asyncio.get_running_loop().call_later(delay, self._overdue, name)
+
+    def _unwatch(self, name: str) -> None:
+        if (watchdog := self._watchdogs.pop(name, None)) is not None:
+            watchdog.cancel()
+
+    def _overdue(self, name: str) -> None:
+        self._watchdogs.pop(name, None)
+        if self.holds(name):
+            self._watch(name)  # renewed meanwhile
+        else:
+            self._lose(name, "not renewed in time; stopped before another process may take it over")
 
     async def renew(self, name: str) -> bool:
         async with self._lock(name):
@@ -175,7 +199,9 @@ class EventLeases:
             if current.holder != self.holder:
                 raise LeaseLost(f"lease {name} was taken by {current.holder}") from None
             raise  # another aggregate of the save was stale: the caller decides again
-        self._held[name], self._until[name] = lease, now + self.lease_s
+        if name in self._until:  # else dropped meanwhile (its driver ended, or lost it): not to be renewed again
+            self._held[name], self._until[name] = lease, now + self.lease_s
+            self._watch(name)
         return recordings
 
     def _lose(self, name: str, why: str) -> None:
