@@ -15,9 +15,10 @@
    the engine on var/hosts.json's hosts, their memory and disk read, extrapolated per 1,000 nodes and to a
    host's capacity; all removed at the end (on failure too).
 
-The default (N = 1,000 and 10,000 on both stores, 50 nodes) takes about 10 minutes on the 2-core machine;
---with-50k adds N = 50,000 (about 2.5 M events: some 15 more minutes per store). Targets (issue 16): a
-warm start < 5 s and a listing p99 < 50 ms at 10,000 addons.
+The default (N = 1,000 and 10,000 on both stores, 50 nodes) takes about 12 minutes on the quiet 2-core
+machine (N = 10,000: some 4.5 minutes a store; loaded by other work, five to nine times that);
+--with-50k adds N = 50,000 (2.45 M events: about 25 more minutes a store). Targets (issue 16): a warm
+start < 5 s and a listing p99 < 50 ms at 10,000 addons.
 """
 
 from __future__ import annotations
