@@ -75,7 +75,9 @@ class FileBackupStore:
 
     async def _write_archive(self, key: str, tar: AsyncIterator[bytes]) -> dict:
         final = self._path(key)
-        partial = final.with_name(final.name + ".partial")
+        # Each writer a file of its own: a driver stalled mid-write (its operation taken over by another process
+        # on the same backups directory) must not write into the file the other renamed into the archive.
+        partial = final.with_name(f"{final.name}.{os.urandom(4).hex()}.partial")
         await asyncio.to_thread(_make_private_dirs, self.root.resolve(), final.parent)
         sink = await asyncio.to_thread(self._sink, partial, key)
         pending: asyncio.Future | None = None
@@ -89,6 +91,7 @@ class FileBackupStore:
                 await pending
             size, digest = await asyncio.to_thread(sink.finish)
             await asyncio.to_thread(os.replace, partial, final)
+            await asyncio.to_thread(_remove_partials, final)  # a crashed writer's; a stalled one's fails its rename
         except BaseException:
             if pending is not None:  # the worker may still be writing: let it end before the file goes
                 await asyncio.gather(pending, return_exceptions=True)
@@ -208,8 +211,9 @@ class FileBackupStore:
         try:
             # A writer killed mid-way leaves its .partial, a reseal its `<name>.<random>.resealing`.
             resealing = await asyncio.to_thread(lambda: list(path.parent.glob(glob.escape(path.name) + "*" + RESEALING)))
-            for leftover in (path, path.with_name(path.name + ".partial"), *resealing):
+            for leftover in (path, *resealing):
                 await asyncio.to_thread(leftover.unlink, missing_ok=True)
+            await asyncio.to_thread(_remove_partials, path)
         except NotADirectoryError:  # no directory, so no archive either
             return
         try:
@@ -271,6 +275,12 @@ class _GzipSink:
         with contextlib.suppress(OSError):  # a full disk refuses the buffered rest at close too: the file goes anyway
             self.file.close()
         self.path.unlink(missing_ok=True)
+
+
+def _remove_partials(final: Path) -> None:
+    """The writers' files of the archive `final` (`<name>.partial` as an earlier release named them)."""
+    for partial in final.parent.glob(glob.escape(final.name) + "*.partial"):
+        partial.unlink(missing_ok=True)
 
 
 def _make_private_dirs(base: Path, directory: Path) -> None:
