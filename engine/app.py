@@ -81,6 +81,7 @@ class Engine(StatsQueries, LogQueries):  # stats: engine/addon_stats.py; operati
         webhook_sender=None, webhook_secrets: SecretStore | None = None,  # engine.ports.WebhookSender: None, none sent
         stats_history=None,  # engine.ports.StatsHistory; None: no history kept
         clock: Clock = system_clock,  # the time of day schedules and windows are decided by (engine/clock.py)
+        duties_lock=None,  # engine.duties.DutiesLock: which process runs the duties; None: this one, alone
     ):
         self.settings = settings
         self.events = events
@@ -121,10 +122,10 @@ class Engine(StatsQueries, LogQueries):  # stats: engine/addon_stats.py; operati
                                    settings.scheduler_tick_s, self.maintenance.run_due)
         self.webhooks = Webhooks(events, webhook_secrets or secrets, webhook_sender, checkpoints, self.maintenance, self.lookup)
         self.stats_sampler = self.new_stats_sampler(stats_history)
-        # Run here, or by the one process holding the duties lease on a shared store (engine/duties.py).
+        # Run here, or by the one process holding the duties lock on a shared store (engine/duties.py).
         self.hosts = host_management(self)  # list, add, drain, remove hosts (engine/hosts.py)
         self.duties = Duties(coordinator.leases, [self.scheduler, self.watcher, self.webhooks, self.hosts.drainer],
-                             Takeover(events, coordinator.leases, self.inventory, coordinator))
+                             Takeover(events, coordinator.leases, self.inventory, coordinator), duties_lock)
         self.access = AccessService(events, self.lookup)  # tokens scoped to apps; who may see what
 
     # -- life cycle -------------------------------------------------------

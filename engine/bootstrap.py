@@ -125,6 +125,7 @@ def build(settings: Settings | None = None, clock: Clock = system_clock) -> Engi
         webhook_secrets=shared.webhook_secrets,
         stats_history=MemoryStatsHistory(settings.stats_interval_s),
         clock=clock,
+        duties_lock=shared.duties_lock,  # PostgreSQL: an advisory lock, nothing recorded (engine/duties.py)
     )
 
 

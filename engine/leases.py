@@ -1,4 +1,5 @@
-"""Leases: which engine process drives each operation, and which runs the installation's duties.
+"""Leases: which engine process drives each operation. (Which one runs the installation's duties is a lock that
+records nothing, engine/duties.py: a lease renewed for as long as the installation lives would fill the log.)
 
 One process on its store (SQLite: the data directory's lock keeps any other off) holds every lease at
 once and records nothing: SoleLeases. Several processes on one PostgreSQL store take leases as events

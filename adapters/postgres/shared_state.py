@@ -24,6 +24,7 @@ class SharedState:
     backup_keys: BackupKeys
     checkpoints: object  # engine.ports.Checkpoints
     data_lock: object  # engine.ports.DataLock
+    duties_lock: object = None  # engine.duties.DutiesLock; None: this process runs the duties, alone on its files
 
 
 def shared_state(settings: Settings) -> SharedState:
@@ -49,6 +50,7 @@ def on_files(settings: Settings) -> SharedState:
 def on_postgres(settings: Settings) -> SharedState:
     # Imported here: psycopg (the `postgres` extra) is needed only by an installation on PostgreSQL.
     from adapters.postgres.authority import shared_authority
+    from adapters.postgres.duties_lock import PostgresDutiesLock
     from adapters.postgres.process_lock import PostgresProcessLock
     from adapters.postgres.tokens import share_tokens
 
@@ -58,7 +60,8 @@ def on_postgres(settings: Settings) -> SharedState:
     lock = PostgresProcessLock(vault.database.options, settings.process_id, FileDataLock(settings.home),
                                on_release=vault.database.close)
     return SharedState(stores["addon-passwords"], stores["webhook-secrets"], shared_authority(vault, settings.tls_dir),
-                       stores["backup-keyring"], stores["checkpoints"], lock)
+                       stores["backup-keyring"], stores["checkpoints"], lock,
+                       PostgresDutiesLock(vault.database.options, settings.lease_s))
 
 
 def postgres_item_stores(settings: Settings) -> dict:

@@ -228,6 +228,14 @@ async def test_a_backup_whose_driver_is_killed_is_taken_once(engines, app_name, 
     assert len(archives) == 1, archives
 
 
+async def log_position(engine: EngineProcess) -> int:
+    """The position of the last event in the log, as the engine's API pages through it."""
+    position = 0
+    while (page := await call(engine, "GET", f"/v1/events?after={position}&limit=1000", 200))["events"]:
+        position = page["next"]
+    return position
+
+
 async def scheduler_runs(engine: EngineProcess) -> float:
     async with engine.client() as http, http.get("/metrics") as answer:
         assert answer.status == 200, await answer.text()
@@ -248,9 +256,12 @@ async def test_one_process_runs_the_scheduler_and_the_other_takes_it_over_when_i
         while not (backups := (await call(b, "GET", f"/v1/apps/{app_name}/addons/{addon}/backups", 200))["backups"]) \
                 or backups[0]["status"] != "done":
             await asyncio.sleep(1)
-    await asyncio.sleep(3)  # a few more ticks: a second scheduler would start the day's backup again
+    idle_at = await log_position(b)
+    await asyncio.sleep(LEASE_S)  # a few more ticks: a second scheduler would start the day's backup again
     backups = (await call(b, "GET", f"/v1/apps/{app_name}/addons/{addon}/backups", 200))["backups"]
     assert len(backups) == 1 and backups[0]["kind"] == "scheduled", backups
+    # Three renewal periods of two idle processes: who runs the duties is a lock, nothing in the log.
+    assert await log_position(a) == await log_position(b) == idle_at
     assert await scheduler_runs(a) > 0 and await scheduler_runs(b) == 0  # a started first: it leads
     os.kill(a.process.pid, signal.SIGKILL)
     assert await a.died() == -signal.SIGKILL

@@ -1,5 +1,5 @@
-"""Leases for several engine processes on one event store (domain/lease.py, engine/leases.py, engine/takeover.py,
-engine/duties.py), over the real event log in memory: two processes are two EventLeases (two holders) and two
+"""Leases for several engine processes on one event store (domain/lease.py, engine/leases.py, engine/takeover.py),
+over the real event log in memory: two processes are two EventLeases (two holders) and two
 coordinators on one log, with a clock the test moves. Taking, renewing, expiry, fencing a driver that lost its
 lease, and a takeover that finishes an operation once."""
 
@@ -9,9 +9,8 @@ import asyncio
 
 import pytest
 
-from domain.lease import DUTIES, Lease, LeaseHeld, LeaseLost, operation_lease
+from domain.lease import Lease, LeaseHeld, LeaseLost, operation_lease
 from domain.operation import Operation
-from engine.duties import Duties
 from engine.inventory import Inventory
 from engine.leases import EventLeases, SoleLeases
 from engine.saga import Coordinator, StepResult
@@ -257,51 +256,3 @@ async def test_alone_on_its_store_a_coordinator_records_no_lease():
     await asyncio.wait_for(coordinator.submit(operation.id), 5)
     assert (await log.get(operation.id)).status == "succeeded" and lease_events(log) == []
     await log.shutdown()
-
-
-# -- the duties' leader ----------------------------------------------------------------------------------------------------
-
-class Part:
-    def __init__(self):
-        self.running = False
-        self.starts = 0
-
-    def start(self):
-        self.running, self.starts = True, self.starts + 1
-
-    async def stop(self):
-        self.running = False
-
-
-class NoTakeover:
-    def start(self):
-        pass
-
-    async def stop(self):
-        pass
-
-
-async def test_one_process_runs_the_duties_and_another_takes_them_when_it_stops_renewing(log):
-    clock = Clock()
-    a_leases, b_leases = two_processes(log, clock)
-    a_part, b_part = Part(), Part()
-    a, b = Duties(a_leases, [a_part], NoTakeover()), Duties(b_leases, [b_part], NoTakeover())
-    await a.start()
-    await b.start()
-    try:
-        assert a.leading and a_part.running and not b.leading and not b_part.running
-        await b._lead_if_free()
-        assert not b_part.running
-        log.fail_saves = True  # a's store away: its renewals fail, it stops its duties before its lease ends
-        for _ in range(2):
-            clock.now += a_leases.renew_s
-            await a_leases.renew(DUTIES)
-        await asyncio.sleep(0.01)
-        assert not a_part.running and not a.leading
-        log.fail_saves = False
-        clock.now += a_leases.renew_s
-        await b._lead_if_free()
-        assert b.leading and b_part.running and b_part.starts == 1
-    finally:
-        await a.stop()
-        await b.stop()
