@@ -1,12 +1,14 @@
 """The duties lock on a real PostgreSQL (adapters/postgres/duties_lock.py): of two processes' locks on one
 database one holds it; the holder's connection ended by the server (pg_terminate_backend, as when its process is
 killed or the server restarts) frees it for the other, and the first finds out it lost it; a holder that stays
-silent past its idle timeout (a frozen process) is ended by the server; a lock given up is the other's at once.
+silent past its idle timeout (a frozen process) is ended by the server; a lock given up is the other's at once;
+a check left unanswered past its time counts the lock as lost.
 No Docker host: PostgreSQL only."""
 
 from __future__ import annotations
 
 import asyncio
+import threading
 from pathlib import Path
 
 import pytest
@@ -58,3 +60,25 @@ async def test_the_server_ends_a_holder_silent_past_its_idle_timeout_and_the_oth
     finally:
         await frozen.release()
         await other.release()
+
+
+async def test_a_holder_whose_check_gets_no_answer_in_time_counts_the_lock_as_lost(two_locks):
+    """The network gone quiet between the holder and the server: the holder must stop its duties before the
+    server frees its lock (an idle timeout after its last word), so an unanswered check says "lost"."""
+    a, _, _ = two_locks
+    assert await a.try_hold()
+    answered, unstuck = a._still_held, threading.Event()
+
+    def unanswered() -> bool:
+        unstuck.wait(30)
+        return answered()
+
+    a._still_held, a.answer_s = unanswered, 0.2
+    try:
+        assert not await a.still_held()
+    finally:
+        unstuck.set()
+    a._still_held = answered
+    async with asyncio.timeout(10):  # the statement left waiting ends; the lock, still this connection's, is seen
+        while not await a.still_held():
+            await asyncio.sleep(0.1)
