@@ -36,7 +36,7 @@ from tests.integration.conftest import docker_of, remove_everything_of
 COMPONENTS = ComponentCatalog.load()
 SENTINEL, HAPROXY = COMPONENTS.get("sentinel"), COMPONENTS.get("haproxy")
 NODE_IMAGE = VersionCatalog.load().default.image  # a real data node, from the default engine image
-HOSTS = load_hosts(HOSTS_FILE)
+HOSTS = load_hosts(HOSTS_FILE.with_name("hosts.json"))  # the first stream's: its ids must be the same on every worker
 
 
 @functools.cache
