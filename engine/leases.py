@@ -114,6 +114,9 @@ class EventLeases:
                 lease.take(self.holder, now, now + self.lease_s)
             except AggregateNotFoundError:
                 lease = Lease(name=name, holder=self.holder, until=now + self.lease_s)
+            except Exception as error:  # the store away: not taken; tried again at the next sweep or step
+                log.warning("lease not read", lease=name, error=str(error) or type(error).__name__)
+                return False
             try:
                 await self._events.save(lease)
             except IntegrityError:

@@ -33,6 +33,12 @@ class FlakyLog(InMemoryEventLog):
     """The log, whose saves can be refused as a store that went away refuses them."""
 
     fail_saves = False
+    fail_reads = False
+
+    async def get(self, aggregate_id, version=None):
+        if self.fail_reads:
+            raise EventStoreUnavailable("the event store cannot read anything now (connection refused)")
+        return await super().get(aggregate_id, version)
 
     async def save(self, *aggregates) -> list:
         if self.fail_saves:
@@ -123,6 +129,18 @@ async def test_a_holder_that_cannot_renew_lets_go_before_another_may_take(log):
     assert not await b.take("x")  # not yet: it ends in one renewal period
     clock.now += a.renew_s
     assert await b.take("x")
+
+
+async def test_a_lease_that_cannot_be_read_is_not_taken_and_is_taken_once_the_store_answers(log):
+    clock = Clock()
+    a, b = two_processes(log, clock)
+    await a.take("x")
+    a.drop("x")
+    clock.now += LEASE_S
+    log.fail_reads = True
+    assert not await b.take("x")  # answered, not raised: the sweep or the step tries again
+    log.fail_reads = False
+    assert await b.take("x") and b.holds("x")
 
 
 # -- fencing ----------------------------------------------------------------------------------------------------------
