@@ -57,6 +57,10 @@ class FileDataLock:
         if self._fd is not None:
             self._record()
 
+    def still_held(self) -> bool:
+        """A file lock is lost only with its process."""
+        return True
+
     def release(self) -> None:
         """Idempotent; an engine that never held it releases nothing."""
         if self._fd is None:

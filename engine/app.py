@@ -40,6 +40,7 @@ from engine.cluster_forming import business_addon, business_requests
 from engine.clusters import new_cluster
 from engine.hosts_check import some_hosts_answer
 from engine.hosts_setup import host_management
+from engine.identity_watch import IdentityWatch
 from engine.inventory import Inventory
 from engine.inventory_keeper import InventoryKeeper
 from engine.maintenance import Builds, Maintenance
@@ -127,6 +128,8 @@ class Engine(StatsQueries, LogQueries):  # stats: engine/addon_stats.py; operati
         self.duties = Duties(coordinator.leases, [self.scheduler, self.watcher, self.webhooks, self.hosts.drainer],
                              Takeover(events, coordinator.leases, self.inventory, coordinator), duties_lock)
         self.access = AccessService(events, self.lookup)  # tokens scoped to apps; who may see what
+        # Leases are held by identity: once another process holds it, this one drives nothing more.
+        self.identity = IdentityWatch(data_lock, coordinator.leases, [self.duties.stop, coordinator.stop])
 
     # -- life cycle -------------------------------------------------------
 
@@ -153,8 +156,10 @@ class Engine(StatsQueries, LogQueries):  # stats: engine/addon_stats.py; operati
         await self.duties.start()  # the scheduler, the node watcher, webhook sending
         self.stats_sampler.start()
         self.inventory_keeper.start()
+        self.identity.start()
 
     async def stop(self) -> None:
+        await self.identity.stop()
         await self.stats_sampler.stop()
         await self.duties.stop()
         await self.coordinator.stop()

@@ -75,6 +75,7 @@ class EventLeases:
         self._names: dict[UUID, str] = {}
         self._task: asyncio.Task | None = None
         self._watchdogs: dict[str, asyncio.TimerHandle] = {}  # name -> the stop of its driver if not renewed in time
+        self._given_up = False  # this process's identity is another process's now: it holds nothing more
         events.on_saved(self._saw)
 
     # -- what the log says ------------------------------------------------------------------
@@ -103,6 +104,8 @@ class EventLeases:
     async def take(self, name: str, on_lost: Callable[[], None] | None = None) -> bool:
         """True once this process holds `name` (taken now, or held already); False while another holds it."""
         async with self._lock(name):
+            if self._given_up:
+                return False
             if self.holds(name):
                 return True
             now = self._clock()
@@ -207,6 +210,14 @@ class EventLeases:
             self._held[name], self._until[name] = lease, now + self.lease_s
             self._watch(name)
         return recordings
+
+    def give_up(self, why: str) -> None:
+        """This process's identity is another live process's now (engine/identity_watch.py): the leases held by
+        that identity are that process's, so none is renewed or taken here any more and their drivers stop.
+        Nothing is recorded: in the log they are still the identity's, and the other renews them."""
+        self._given_up = True
+        for name in list(self._until):
+            self._lose(name, why)
 
     def _lose(self, name: str, why: str) -> None:
         on_lost = self._on_lost.get(name)

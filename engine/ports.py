@@ -387,5 +387,8 @@ class DataLock(Protocol):
     def announce(self, api: str) -> None:
         """The API address this engine serves, for an engine refused to name."""
 
+    def still_held(self) -> bool:
+        """False once another engine holds this one's identity (a lock that can be lost: engine/identity_watch.py)."""
+
     def release(self) -> None:
         """Idempotent."""

@@ -13,6 +13,7 @@ from adapters.data_lock import DataDirectoryInUse
 from adapters.http.serve import serve
 from adapters.tls import CertificateAuthorityError
 from engine.bootstrap import build
+from engine.identity_watch import ProcessIdentityLost
 from engine.logs import configure_logging
 from engine.ports import EffectError
 from engine.settings import Settings, SettingsError
@@ -41,7 +42,8 @@ def run_server(args) -> int:
 
         asyncio.run(serve(engine, args.host or settings.api_host,
                           args.port if args.port is not None else settings.api_port, on_listening=record))
-    except (SettingsError, EffectError, CertificateAuthorityError, DataDirectoryInUse, EventStoreUnavailable) as e:
+    except (SettingsError, EffectError, CertificateAuthorityError, DataDirectoryInUse, EventStoreUnavailable,
+            ProcessIdentityLost) as e:  # lost: the engine stopped driving; a supervisor restarts this one
         raise CliError(str(e)) from None
     except OSError as e:  # typically: the port is taken
         raise CliError(f"cannot serve the API: {e.strerror or e}") from None

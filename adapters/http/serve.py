@@ -19,7 +19,8 @@ log = structlog.get_logger("http")
 async def serve(engine: Engine, host: str | None = None, port: int | None = None, stop: asyncio.Event | None = None,
                 on_listening=None) -> None:
     """Serve on settings.api_host:api_port by default; returns once `stop` is set or a signal arrives.
-    `on_listening(url)` is called once the API answers (the CLI records where it is)."""
+    `on_listening(url)` is called once the API answers (the CLI records where it is). Raises ProcessIdentityLost,
+    once all is stopped, when another process took this one's identity (engine/identity_watch.py)."""
     host = host or engine.settings.api_host
     port = engine.settings.api_port if port is None else port
     stop = stop or asyncio.Event()
@@ -40,13 +41,24 @@ async def serve(engine: Engine, host: str | None = None, port: int | None = None
             write_atomically(url_file, url + "\n")
             log.info("API listening", api=url, dashboard=(engine.settings.public_url or url) + "/dashboard", token_file=str(engine.settings.token_file),
                      scrape_token_file=str(engine.settings.metrics_token_file))  # where Prometheus' token is
-            await stop.wait()
+            await first_of(stop, engine.identity.lost)
             log.info("API stopping")
         finally:
             url_file.unlink(missing_ok=True)
             await runner.cleanup()  # stops accepting, ends event streams, lets requests finish
             await engine.stop()
             log.info("stopped")
+    if engine.identity.error is not None:
+        raise engine.identity.error
+
+
+async def first_of(*events: asyncio.Event) -> None:
+    waits = [asyncio.ensure_future(event.wait()) for event in events]
+    try:
+        await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        for waiting in waits:
+            waiting.cancel()
 
 
 async def start_engine(engine: Engine) -> None:

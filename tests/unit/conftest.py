@@ -19,3 +19,14 @@ async def world():
 async def engine(world):
     """A real Engine over the world, started."""
     return await started_engine(world)
+
+
+@pytest.fixture
+async def memory_log():
+    """The event log in memory alone (tests/unit/fakes/event_log.py), opened; shut down after the test."""
+    from tests.unit.fakes import InMemoryEventLog
+
+    events = InMemoryEventLog()
+    await events.open()
+    yield events
+    await events.shutdown()

@@ -150,6 +150,9 @@ class FakeDataLock:
     def announce(self, api: str) -> None:
         self.api = api
 
+    def still_held(self) -> bool:
+        return True
+
     def release(self) -> None:
         if self.holders.get("engine") is self:
             del self.holders["engine"]

@@ -1,0 +1,92 @@
+"""The process identity's lock on a real PostgreSQL (adapters/postgres/process_lock.py) after its connection broke
+under a live engine: the server ends the holder's session (pg_terminate_backend, as a server restart or a network cut
+does) and frees the lock. Nobody took it meanwhile: the holder's next check takes it again on a new connection and
+still holds it. Another took it first: the holder finds its identity lost. The server not answering is no loss.
+No Docker host: PostgreSQL only (`redis-addons serve` losing its identity: test_identity_lost_serve_postgres.py)."""
+
+from __future__ import annotations
+
+import pytest
+
+from adapters.data_lock import FileDataLock
+from adapters.postgres.connection import connection_options
+from adapters.postgres.process_lock import PostgresProcessLock, ProcessIdentityInUse, lock_key
+from engine.settings import store_env
+from tests.postgres_server import free_port
+
+IDENTITY = "machine-1:/srv/a"
+
+
+@pytest.fixture
+def database(postgres, tmp_path):
+    """(connection options, database name) of a fresh database."""
+    env = postgres.new_database("identity")
+    return connection_options(store_env(env, tmp_path)), env["REDIS_ADDONS_POSTGRES_DBNAME"]
+
+
+@pytest.fixture
+def locks(database, tmp_path):
+    """PostgresProcessLock(home) of IDENTITY on the database, each with a data directory of its own; all released."""
+    made = []
+
+    def lock(home: str) -> PostgresProcessLock:
+        made.append(PostgresProcessLock(database[0], IDENTITY, FileDataLock(tmp_path / home)))
+        return made[-1]
+
+    yield lock
+    for each in made:
+        each.release()
+
+
+def holding_session(postgres, dbname: str) -> int | None:
+    """The server process of the session holding IDENTITY's lock, as any client sees it in pg_locks."""
+    rows = postgres.psql("SELECT pid FROM pg_locks WHERE locktype = 'advisory' AND granted AND "
+                         f"((classid::bigint << 32) | objid::bigint) = {lock_key(IDENTITY)}", dbname).split()
+    return int(rows[0]) if rows else None
+
+
+def end_session(postgres, dbname: str, session: int) -> None:
+    assert postgres.psql(f"SELECT pg_terminate_backend({session}, 10000)", dbname).strip() == "t"  # gone, lock freed
+
+
+def test_a_lock_whose_connection_was_ended_is_taken_again_when_nobody_took_it(postgres, database, locks):
+    options, dbname = database
+    holder = locks("a")
+    holder.acquire()
+    holder.announce("http://127.0.0.1:8470")
+    assert holder.still_held()
+    first = holding_session(postgres, dbname)
+    end_session(postgres, dbname, first)
+    assert holding_session(postgres, dbname) is None  # the server freed it with the session
+    assert holder.still_held()  # taken again at once on a new connection
+    assert holding_session(postgres, dbname) not in (None, first)
+    assert holder.still_held()
+    with pytest.raises(ProcessIdentityInUse, match=r"is in use by another redis-addons engine .*API "
+                                                   r"http://127\.0\.0\.1:8470"):  # recorded again with its API
+        locks("b").acquire()
+
+
+def test_a_lock_taken_by_another_while_its_connection_was_down_is_lost(postgres, database, locks):
+    options, dbname = database
+    holder, other = locks("a"), locks("b")
+    holder.acquire()
+    end_session(postgres, dbname, holding_session(postgres, dbname))
+    other.acquire()  # before the holder's next check
+    assert not holder.still_held() and not holder.still_held()  # lost, and stays lost
+    assert other.still_held()
+    other.release()
+    assert not holder.still_held()  # released by the other: still not this one's (its engine stopped driving)
+
+
+def test_a_server_that_does_not_answer_is_no_loss_and_the_lock_is_taken_again_once_it_answers(postgres, database,
+                                                                                              locks):
+    options, dbname = database
+    holder = locks("a")
+    holder.acquire()
+    end_session(postgres, dbname, holding_session(postgres, dbname))
+    holder.options = {**options, "port": str(free_port())}  # its server gone: nothing answers there
+    assert holder.still_held() and holding_session(postgres, dbname) is None  # no loss: asked again next time
+    holder.options = options  # the server back
+    assert holder.still_held() and holding_session(postgres, dbname) is not None
+    with pytest.raises(ProcessIdentityInUse):
+        locks("b").acquire()
