@@ -1,10 +1,14 @@
 """The process identity's lock on a real PostgreSQL (adapters/postgres/process_lock.py) after its connection broke
 under a live engine: the server ends the holder's session (pg_terminate_backend, as a server restart or a network cut
 does) and frees the lock. Nobody took it meanwhile: the holder's next check takes it again on a new connection and
-still holds it. Another took it first: the holder finds its identity lost. The server not answering is no loss.
+still holds it. Another took it first: the holder finds its identity lost. The server not answering is no loss, nor
+is the holder's own old session that the server has not yet ended (the network cut on the holder's side only).
 No Docker host: PostgreSQL only (`redis-addons serve` losing its identity: test_identity_lost_serve_postgres.py)."""
 
 from __future__ import annotations
+
+import socket
+import threading
 
 import pytest
 
@@ -90,3 +94,62 @@ def test_a_server_that_does_not_answer_is_no_loss_and_the_lock_is_taken_again_on
     assert holder.still_held() and holding_session(postgres, dbname) is not None
     with pytest.raises(ProcessIdentityInUse):
         locks("b").acquire()
+
+
+class CuttableLink:
+    """A loopback TCP relay to PostgreSQL whose clients' side can be cut while the server's side stays open: the
+    client sees its connection broken, the server does not yet (as when the network is cut near the client)."""
+
+    def __init__(self, port: int):
+        self.upstream_port, self.pairs = port, []
+        self.listener = socket.create_server(("127.0.0.1", 0))
+        self.port = self.listener.getsockname()[1]
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self) -> None:
+        while True:
+            try:
+                client = self.listener.accept()[0]
+            except OSError:
+                return  # closed
+            server = socket.create_connection(("127.0.0.1", self.upstream_port))
+            self.pairs.append((client, server))
+            for source, sink in ((client, server), (server, client)):
+                threading.Thread(target=self._pump, args=(source, sink), daemon=True).start()
+
+    @staticmethod
+    def _pump(source: socket.socket, sink: socket.socket) -> None:
+        try:
+            while data := source.recv(65536):
+                sink.sendall(data)
+        except OSError:
+            pass  # either side closed by cut() or close()
+
+    def cut(self) -> None:
+        """The clients' sides closed; the server's sides left open, unaware."""
+        for client, _ in self.pairs:
+            client.close()
+
+    def close(self) -> None:
+        self.listener.close()
+        for client, server in self.pairs:
+            client.close()
+            server.close()
+
+
+def test_the_holders_own_old_session_not_yet_ended_by_the_server_is_no_loss(postgres, database, tmp_path):
+    options, dbname = database
+    link = CuttableLink(int(options["port"]))
+    holder = PostgresProcessLock({**options, "host": "127.0.0.1", "port": str(link.port)}, IDENTITY,
+                                 FileDataLock(tmp_path / "a"))
+    try:
+        holder.acquire()
+        old = holding_session(postgres, dbname)
+        link.cut()
+        assert holder.still_held()  # its connection broken, its old session still holds the lock: no loss
+        assert holding_session(postgres, dbname) == old
+        end_session(postgres, dbname, old)  # the server finds the old session gone at last
+        assert holder.still_held() and holding_session(postgres, dbname) not in (None, old)  # taken again
+    finally:
+        holder.release()
+        link.close()
