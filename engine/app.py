@@ -83,6 +83,7 @@ class Engine(StatsQueries, LogQueries):  # stats: engine/addon_stats.py; operati
         stats_history=None,  # engine.ports.StatsHistory; None: no history kept
         clock: Clock = system_clock,  # the time of day schedules and windows are decided by (engine/clock.py)
         duties_lock=None,  # engine.duties.DutiesLock: which process runs the duties; None: this one, alone
+        placement_lock=None,  # engine.placing.PlacementLock: one placement at a time across processes; None: alone
     ):
         self.settings = settings
         self.events = events
@@ -100,7 +101,8 @@ class Engine(StatsQueries, LogQueries):  # stats: engine/addon_stats.py; operati
         self._views_factory = views_factory
         self.inventory_keeper = InventoryKeeper(events, self.inventory, checkpoints)
         self.lookup = AddonLookup(events, views, self.inventory)
-        self.placing = Placing(settings.hosts, self.inventory, runtime)
+        self.placing = Placing(settings.hosts, self.inventory, runtime, placement_lock)
+        self.placing.before_placing.append(events.tell_new)  # a shared store: the others' nodes, in the inventory
         claims = AddonClaims()
         self.operations_starter = starter = OperationStarter(events, coordinator, self.follower, claims)
         self.backups = BackupService(events, views, plans, versions, self.lookup, starter, self.follower,

@@ -126,6 +126,7 @@ def build(settings: Settings | None = None, clock: Clock = system_clock) -> Engi
         stats_history=MemoryStatsHistory(settings.stats_interval_s),
         clock=clock,
         duties_lock=shared.duties_lock,  # PostgreSQL: an advisory lock, nothing recorded (engine/duties.py)
+        placement_lock=shared.placement_lock,  # PostgreSQL: an advisory lock per placement (engine/placing.py)
     )
 
 

@@ -1,10 +1,12 @@
 """Placement under one lock: it reads what the inventory holds and the save that follows
-reserves it, so two placements never pick the same port."""
+reserves it, so two placements never pick the same port. Several engine processes on one PostgreSQL store
+place under one lock of the installation's too (PlacementLock), each reading the others' saves first."""
 
 from __future__ import annotations
 
 import asyncio
-from contextlib import asynccontextmanager
+from contextlib import asynccontextmanager, nullcontext
+from typing import AsyncContextManager, Protocol
 
 from domain.errors import NoHostWithRoom
 from domain.placement import NodeRequest, Placement, free_port, place, place_nodes
@@ -12,12 +14,29 @@ from engine.inventory import Inventory
 from engine.ports import Runtime
 
 
+class PlacementLock(Protocol):
+    """One placement at a time across the installation's processes (adapters/postgres/placement_lock.py)."""
+
+    def held(self) -> AsyncContextManager:
+        """Held until the placement's save is done; raises TransientError when it cannot be had in time."""
+
+
+class SoleProcess:
+    """The only process on its store: the local lock is enough."""
+
+    def held(self) -> AsyncContextManager:
+        return nullcontext()
+
+
 class Placing:
-    def __init__(self, hosts, inventory: Inventory, runtime: Runtime):
+    def __init__(self, hosts, inventory: Inventory, runtime: Runtime, shared_lock: PlacementLock | None = None):
         self.hosts, self.inventory, self.runtime = list(hosts), inventory, runtime  # engine/hosts.py adds to them
         self.closed: set[str] = set()  # hosts being drained (or drained): they take no new node
-        self.before_placing = []  # async callables: what other engine processes recorded of hosts is learnt first
+        # Async callables, called under the locks: what other engine processes recorded (their nodes, the hosts
+        # they closed) is learnt before placing.
+        self.before_placing = []
         self.lock = asyncio.Lock()
+        self.shared_lock = shared_lock or SoleProcess()
 
     @property
     def open_hosts(self) -> list:
@@ -31,10 +50,10 @@ class Placing:
         # A host whose Docker engine does not answer takes no new node: one placed there waited for its
         # engine, then failed, and could not even be undone until the engine was back.
         # One survey gives both: the ports its nodes publish (as Runtime.ports_in_use) and the silent hosts.
-        for learn in self.before_placing:
-            await learn()
         survey = await self.runtime.survey()
-        async with self.lock:
+        async with self.lock, self.shared_lock.held():
+            for learn in self.before_placing:
+                await learn()
             yield Placer(self, ports_of(survey.nodes), survey.silent)
 
 

@@ -25,6 +25,7 @@ class SharedState:
     checkpoints: object  # engine.ports.Checkpoints
     data_lock: object  # engine.ports.DataLock
     duties_lock: object = None  # engine.duties.DutiesLock; None: this process runs the duties, alone on its files
+    placement_lock: object = None  # engine.placing.PlacementLock; None: this process places alone
 
 
 def shared_state(settings: Settings) -> SharedState:
@@ -51,6 +52,7 @@ def on_postgres(settings: Settings) -> SharedState:
     # Imported here: psycopg (the `postgres` extra) is needed only by an installation on PostgreSQL.
     from adapters.postgres.authority import shared_authority
     from adapters.postgres.duties_lock import PostgresDutiesLock
+    from adapters.postgres.placement_lock import PostgresPlacementLock
     from adapters.postgres.process_lock import PostgresProcessLock
     from adapters.postgres.tokens import share_tokens
 
@@ -61,7 +63,8 @@ def on_postgres(settings: Settings) -> SharedState:
                                on_release=vault.database.close)
     return SharedState(stores["addon-passwords"], stores["webhook-secrets"], shared_authority(vault, settings.tls_dir),
                        stores["backup-keyring"], stores["checkpoints"], lock,
-                       PostgresDutiesLock(vault.database.options, settings.lease_s))
+                       PostgresDutiesLock(vault.database.options, settings.lease_s),
+                       PostgresPlacementLock(vault.database.options, settings.lease_s))
 
 
 def postgres_item_stores(settings: Settings) -> dict:

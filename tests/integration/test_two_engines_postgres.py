@@ -80,6 +80,30 @@ async def test_what_one_process_makes_the_other_reads_and_operates(postgres, ins
         await remove_everything_of(app_name)
 
 
+async def test_two_processes_provisioning_at_once_place_their_nodes_on_different_ports(installation, app_name):
+    """Each process's inventory lacks the node the other has just placed until it reads the other's save: without
+    one placement at a time across the installation both chose the same lowest free port, and one node of each
+    pair failed to start."""
+    one_settings, two_settings = installation
+    try:
+        async with build(one_settings) as one, build(two_settings) as two:
+            asked = await asyncio.gather(*(engine.add_addon(f"{app_name}-{i}", "redis-sandbox")
+                                           for i in range(3) for engine in (one, two)))
+            ended = await asyncio.gather(*(one.wait_for_operation(a["operation_id"], timeout=180) for a in asked))
+            assert [e["status"] for e in ended] == ["succeeded"] * 6, ended
+            where = [(v["host"], v["port"]) for v in [await one.addon(f"{app_name}-{i}", a["addon"])
+                                                      for i, a in zip([0, 0, 1, 1, 2, 2], asked)]]
+            assert len(set(where)) == 6, where
+            for i in range(3):
+                url = (await two.environment(f"{app_name}-{i}"))["REDIS_URL"]
+                client = redis.from_url(url, socket_connect_timeout=5)
+                assert await client.ping()
+                await client.aclose()
+    finally:
+        for i in range(3):
+            await remove_everything_of(f"{app_name}-{i}")
+
+
 async def test_a_wrong_installation_key_stops_the_start_with_a_clear_error_and_no_secret(installation, tmp_path):
     one_settings, two_settings = installation
     async with build(one_settings) as one:
