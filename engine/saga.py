@@ -68,7 +68,7 @@ class Coordinator:
         self.leases = leases or SoleLeases()  # engine/leases.py: which process drives each operation
         self._events = self.leases.fenced(events)  # shared store: a save of an operation renews its lease
         self._sagas = sagas
-        self._deadline = step_deadline_s
+        self.step_deadline_s = step_deadline_s  # a step's own (saga_deadline) wins
         self._crash_at = crash_at
         self._attention_retry_s = attention_retry_s
         self._tasks: dict[UUID, asyncio.Task] = {}
@@ -305,13 +305,13 @@ class Coordinator:
 
     async def _with_retries(self, fn, *args, deadline_s: float | None = None):
         """Transient errors are retried with backoff; the whole step must end by its deadline."""
-        deadline_s = deadline_s or self._deadline
+        deadline_s = deadline_s or self.step_deadline_s
         last: list[str] = []
 
         def remember(state) -> None:
             last[:] = [describe(state.outcome.exception())]
 
-        unreachable = EngineWait(self._deadline)
+        unreachable = EngineWait(self.step_deadline_s)
 
         async def attempts():
             async for attempt in AsyncRetrying(

@@ -232,7 +232,7 @@ async def test_the_backups_of_a_removed_addon_stay_listed_and_downloadable(engin
 
 async def test_a_backup_larger_than_the_plan_is_not_restored_into_it(engine, app_name):
     addon = await running_addon(engine, app_name, plan="redis-starter-512")
-    client = redis.from_url(await url_of(engine, app_name))
+    client = redis.from_url(await url_of(engine, app_name), socket_timeout=120)  # 300 MB sent: past redis-py's 5 s on a loaded machine
     async with client.pipeline(transaction=False) as pipe:
         for i in range(600):
             pipe.set(f"blob:{i}", b"x" * 500_000)  # ~300 MB: more than a 256 MiB plan holds

@@ -508,7 +508,11 @@ async def test_serve_writes_its_url_answers_and_stops_cleanly(tmp_path):
             async with session.get(url + "/health") as response:
                 assert response.status == 200
             async with session.get(url + "/v1/events", headers={"Authorization": f"Bearer {token}"}) as response:
-                assert (await response.json())["events"] == []
+                # A fresh installation's log: the hosts file's hosts enrolled, nothing else.
+                events = (await response.json())["events"]
+                assert {e["type"].split(".")[0] for e in events} == {"Host", "HostRoster"}, events
+                hosts = {h.name for h in engine.settings.hosts}
+                assert {e["data"]["name"] for e in events if e["type"] == "Host.Added"} == hosts
             stream = await session.get(url + "/v1/events/stream", headers={"Authorization": f"Bearer {token}"})
             stop.set()
             async with asyncio.timeout(10):  # an open event stream does not hold the shutdown up

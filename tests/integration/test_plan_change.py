@@ -81,7 +81,7 @@ async def test_a_sandbox_addon_moves_to_a_paid_plan_and_back(engine, app_name):
 
 async def test_a_downgrade_whose_data_does_not_fit_is_refused_before_anything_stops(engine, app_name):
     addon = await provision(engine, app_name, plan="redis-starter-512")
-    client = redis.from_url(await url_of(engine, app_name))
+    client = redis.from_url(await url_of(engine, app_name), socket_timeout=120)  # 300 MB sent: past redis-py's 5 s on a loaded machine
     async with client.pipeline(transaction=False) as pipe:
         for i in range(300):
             pipe.set(f"blob:{i}", b"x" * MiB)

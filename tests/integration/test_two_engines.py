@@ -236,6 +236,17 @@ async def log_position(engine: EngineProcess) -> int:
     return position
 
 
+async def settled_position(engine: EngineProcess) -> int:
+    """The log's position once a renewal period passed with nothing recorded: a renewal of a lease that was being
+    saved as its operation ended lands just after the end."""
+    position = await log_position(engine)
+    while True:
+        await asyncio.sleep(LEASE_S / 3 + 0.5)
+        if (now := await log_position(engine)) == position:
+            return position
+        position = now
+
+
 async def scheduler_runs(engine: EngineProcess) -> float:
     async with engine.client() as http, http.get("/metrics") as answer:
         assert answer.status == 200, await answer.text()
@@ -256,12 +267,16 @@ async def test_one_process_runs_the_scheduler_and_the_other_takes_it_over_when_i
         while not (backups := (await call(b, "GET", f"/v1/apps/{app_name}/addons/{addon}/backups", 200))["backups"]) \
                 or backups[0]["status"] != "done":
             await asyncio.sleep(1)
-    idle_at = await log_position(b)
+    # The backup is listed done at its record step; the operation's end is saved just after.
+    [backup_operation] = [o for o in (await call(b, "GET", "/v1/operations", 200))["operations"]
+                          if o["kind"] == "backup" and o["addon"] == addon]
+    assert (await finished(b, backup_operation["id"]))["status"] == "succeeded"
+    idle_at = await settled_position(b)
     await asyncio.sleep(LEASE_S)  # a few more ticks: a second scheduler would start the day's backup again
     backups = (await call(b, "GET", f"/v1/apps/{app_name}/addons/{addon}/backups", 200))["backups"]
     assert len(backups) == 1 and backups[0]["kind"] == "scheduled", backups
     # Three renewal periods of two idle processes: who runs the duties is a lock, nothing in the log.
-    assert await log_position(a) == await log_position(b) == idle_at
+    assert await log_position(a) == await log_position(b) == idle_at, await call(b, "GET", f"/v1/events?after={idle_at}", 200)
     assert await scheduler_runs(a) > 0 and await scheduler_runs(b) == 0  # a started first: it leads
     os.kill(a.process.pid, signal.SIGKILL)
     assert await a.died() == -signal.SIGKILL

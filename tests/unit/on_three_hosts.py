@@ -32,6 +32,12 @@ async def world():
 GIVES_UP_AFTER_S = 1.0
 
 
+def giving_up_quickly(engine) -> None:
+    """Steps give up after GIVES_UP_AFTER_S from now on: set once the addon a test starts from is made, so that
+    its provisioning is not held to it on a loaded machine."""
+    engine.coordinator.step_deadline_s = GIVES_UP_AFTER_S
+
+
 @pytest.fixture
 async def engine(world):
     return await started_engine(world)

@@ -16,7 +16,7 @@ import pytest
 import engine.primary_switch as primary_switch
 from engine.clusters import cluster_of
 from tests.unit.engine_fakes import APP, caught_up, restarted, settled, started_engine
-from tests.unit.on_three_hosts import GIVES_UP_AFTER_S, step_boundaries, engine, world  # noqa: F401 (fixtures)
+from tests.unit.on_three_hosts import giving_up_quickly, step_boundaries, engine, world  # noqa: F401 (fixtures)
 from tests.unit.fakes import Crash
 from tests.unit.test_saga_cluster_crashes import a_whole_cluster, created_once
 
@@ -103,8 +103,9 @@ async def test_a_failure_before_the_old_replica_goes_leaves_the_addon_as_it_was(
 
 
 async def test_a_failed_switch_keeps_the_first_new_node_as_the_replica_and_removes_the_second(world):
-    engine = await started_engine(world, step_deadline_s=GIVES_UP_AFTER_S)  # the switch fails at it
+    engine = await started_engine(world)
     given = await a_business_addon(world, engine)
+    giving_up_quickly(engine)  # the switch fails at it
     world.redis.fail_for_good("sentinel_failover")
     await change_crashing(engine, given["addon"])
     await settled(engine, timeout=30)
@@ -135,10 +136,11 @@ async def test_writes_stay_paused_for_as_long_as_the_switch_may_take(world, engi
 async def test_a_failover_outlasting_the_switch_keeps_the_node_it_elects(world, monkeypatch):
     """The switch gives up while the Sentinels are still failing over onto a new node: undoing the change
     waits until they are done, and keeps the node they elected (it holds the data now)."""
-    engine = await started_engine(world, step_deadline_s=GIVES_UP_AFTER_S)  # the switch fails at it
+    engine = await started_engine(world)
     monkeypatch.setattr(primary_switch, "ELECTED_WITHIN_S", 0.1)
     monkeypatch.setattr(primary_switch, "SETTLED_WITHIN_S", 0.1, raising=False)
     given = await a_business_addon(world, engine)
+    giving_up_quickly(engine)  # the switch fails at it
     world.redis.failover_lasts_views = None  # still failing over when the switch gives up
     world.events.when_saved("Operation.StepFailed(switch)", lambda: setattr(world.redis, "failover_lasts_views", 3))
     await change_crashing(engine, given["addon"])

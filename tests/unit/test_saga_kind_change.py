@@ -17,7 +17,7 @@ from engine.clusters import cluster_of
 from engine.ports import Endpoint
 from tests.unit.engine_fakes import (APP, SOME_EXPIRING, SOME_KEYS, World, a_running_addon, caught_up, restarted,
                                      settled, shut_down, started_engine)
-from tests.unit.on_three_hosts import GIVES_UP_AFTER_S, step_boundaries, engine, world  # noqa: F401 (fixtures)
+from tests.unit.on_three_hosts import giving_up_quickly, step_boundaries, engine, world  # noqa: F401 (fixtures)
 from tests.unit.fakes import Crash
 from tests.unit.test_saga_cluster_crashes import a_whole_cluster
 
@@ -237,8 +237,9 @@ async def test_the_move_onto_a_single_node_says_what_each_step_did(world, engine
 
 
 async def test_a_failure_before_the_switch_leaves_the_business_addon_as_it_was(world):
-    engine = await started_engine(world, step_deadline_s=GIVES_UP_AFTER_S)  # the switch fails at it
+    engine = await started_engine(world)
     name = await a_business_addon(world, engine)
+    giving_up_quickly(engine)  # the switch fails at it
     before = await cluster_of(world.events, name)
     world.redis.fail_for_good("sentinel_failover")
     await change_crashing(engine, name, STARTER)

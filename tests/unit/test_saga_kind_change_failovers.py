@@ -10,7 +10,7 @@ import asyncio
 import engine.primary_switch as primary_switch
 from engine.clusters import cluster_of
 from tests.unit.engine_fakes import APP, SOME_KEYS, a_running_addon, caught_up, settled, started_engine
-from tests.unit.on_three_hosts import GIVES_UP_AFTER_S, engine, world  # noqa: F401 (fixtures)
+from tests.unit.on_three_hosts import giving_up_quickly, engine, world  # noqa: F401 (fixtures)
 from tests.unit.test_saga_kind_change import (BUSINESS, DOWN, STARTER, UP, a_business_addon, change_crashing,
                                               on_starter, the_change, watch_restarts)
 
@@ -71,10 +71,11 @@ async def test_an_old_node_elected_again_is_not_removed_until_the_single_node_is
 
 
 async def test_a_failover_outlasting_the_switch_is_waited_for_with_writes_paused_then_finished(world, monkeypatch):
-    engine = await started_engine(world, step_deadline_s=GIVES_UP_AFTER_S)  # the switch fails at it
+    engine = await started_engine(world)
     monkeypatch.setattr(primary_switch, "ELECTED_WITHIN_S", 0.1)
     monkeypatch.setattr(primary_switch, "SETTLED_WITHIN_S", 0.1, raising=False)
     name = await a_business_addon(world, engine)
+    giving_up_quickly(engine)  # the switch fails at it
     seen = watch_restarts(world, name)
     world.redis.failover_lasts_views = None  # the Sentinels are still failing over when the switch gives up
     world.events.when_saved("Operation.StepFailed(switch)",  # it ends while the change is being undone
@@ -112,8 +113,9 @@ async def test_the_single_node_silent_a_second_before_the_switch_loses_no_write(
 
 
 async def test_a_failed_move_onto_business_keeps_a_new_node_the_sentinels_elected(world):
-    engine = await started_engine(world, step_deadline_s=GIVES_UP_AFTER_S)  # the undo of start_proxies gives up at it
+    engine = await started_engine(world)
     addon = await a_running_addon(world, engine, STARTER)
+    giving_up_quickly(engine)  # the undo of start_proxies gives up at it
     old = (await cluster_of(world.events, addon.name)).primary_node
     moved = []
 
