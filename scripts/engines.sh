@@ -110,6 +110,10 @@ start_one() {
 
   if [ -n "$(engine_tls_address "$name")" ] && issue_engine_certificates "$name"; then
     stop_one "$name"  # a dockerd still on the previous certificates would refuse the new client certificate
+  elif [ -n "$(engine_tls_address "$name")" ] && pid="$(live_engine_pid "$name")" \
+      && ! pid_cmdline_has "$pid" "--tlscert=$(engine_tls_dir "$name")/server-cert.pem"; then
+    log "$name: dockerd (pid $pid) serves another checkout's certificates; restarting it on these"
+    stop_one "$name"  # (a clean clone's setup restarted it on its own CA): it refuses this CA's client certificate
   fi
   if engine_ping "$name"; then
     return 0
