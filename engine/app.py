@@ -102,7 +102,7 @@ class Engine(StatsQueries, LogQueries):  # stats: engine/addon_stats.py; operati
         self.inventory_keeper = InventoryKeeper(events, self.inventory, checkpoints)
         self.lookup = AddonLookup(events, views, self.inventory)
         self.placing = Placing(settings.hosts, self.inventory, runtime, placement_lock)
-        self.placing.before_placing.append(events.tell_new)  # a shared store: the others' nodes, in the inventory
+        self.placing.while_held.append(events.tell_new)  # a shared store: the others' nodes, in the inventory
         claims = AddonClaims()
         self.operations_starter = starter = OperationStarter(events, coordinator, self.follower, claims)
         self.backups = BackupService(events, views, plans, versions, self.lookup, starter, self.follower,

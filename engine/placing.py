@@ -32,9 +32,10 @@ class Placing:
     def __init__(self, hosts, inventory: Inventory, runtime: Runtime, shared_lock: PlacementLock | None = None):
         self.hosts, self.inventory, self.runtime = list(hosts), inventory, runtime  # engine/hosts.py adds to them
         self.closed: set[str] = set()  # hosts being drained (or drained): they take no new node
-        # Async callables, called under the locks: what other engine processes recorded (their nodes, the hosts
-        # they closed) is learnt before placing.
+        # Async callables: what other engine processes recorded of hosts (added, closed) is learnt before the
+        # survey, so that a host learnt then is surveyed too; their nodes (the log's latest) under the locks.
         self.before_placing = []
+        self.while_held = []
         self.lock = asyncio.Lock()
         self.shared_lock = shared_lock or SoleProcess()
 
@@ -50,9 +51,11 @@ class Placing:
         # A host whose Docker engine does not answer takes no new node: one placed there waited for its
         # engine, then failed, and could not even be undone until the engine was back.
         # One survey gives both: the ports its nodes publish (as Runtime.ports_in_use) and the silent hosts.
+        for learn in self.before_placing:
+            await learn()
         survey = await self.runtime.survey()
         async with self.lock, self.shared_lock.held():
-            for learn in self.before_placing:
+            for learn in self.while_held:
                 await learn()
             yield Placer(self, ports_of(survey.nodes), survey.silent)
 

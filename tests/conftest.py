@@ -46,7 +46,8 @@ SECOND_STREAM = tuple(f"tests/integration/{name}.py" for name in (
 # Tests under tests/integration/ that make no container (PostgreSQL only): they run anywhere, like unit tests.
 ON_NO_HOST = tuple(f"tests/integration/{name}.py" for name in ("test_postgres_store", "test_shared_state_postgres",
                                                                      "test_duties_lock_postgres",
-                                                                     "test_process_lock_postgres"))
+                                                                     "test_process_lock_postgres",
+                                                                     "test_placement_lock_postgres"))
 STREAM_OF_WORKER = {"gw0": "docker-hosts", SECOND_STREAM_WORKER: "second-hosts"}
 
 

@@ -18,7 +18,7 @@ from contextlib import asynccontextmanager
 import psycopg
 import structlog
 
-from adapters.postgres.connection import SharedStateUnavailable, connect, first_line
+from adapters.postgres.connection import SharedStateUnavailable, connect, describe, first_line
 from adapters.postgres.process_lock import KEEPALIVES
 from engine.ports import TransientError
 
@@ -55,7 +55,7 @@ class PostgresPlacementLock:
         try:
             connection = connect({**self.options, **KEEPALIVES, "tcp_user_timeout": int(self.idle_timeout_s * 1000)})
         except SharedStateUnavailable as error:
-            raise TransientError(f"placement could not be agreed with the other engine processes: {error}") from None
+            raise unagreed(str(error)) from None
         try:
             connection.execute(f"SET idle_session_timeout = {int(self.idle_timeout_s * 1000)}")
             connection.execute(f"SET lock_timeout = {int(self.wait_s * 1000)}")
@@ -68,10 +68,17 @@ class PostgresPlacementLock:
                                  "(frozen, or cut off from PostgreSQL): try again") from None
         except psycopg.Error as error:
             self._close(connection)
-            raise TransientError(f"placement could not be agreed with the other engine processes: "
-                                 f"PostgreSQL: {first_line(error)}") from None
+            raise unagreed(f"{describe(self.options)}: {first_line(error)}") from None
 
     @staticmethod
     def _close(connection: psycopg.Connection) -> None:
         with contextlib.suppress(psycopg.Error):
             connection.close()  # the server frees the session's advisory lock with it
+
+
+def unagreed(cause: str) -> TransientError:
+    """`cause` (where PostgreSQL is, its user, its words; never the password) goes to the operator's log only: the
+    client, maybe a scoped token's, is answered as the event store answers it (engine/store.py)."""
+    log.error("placement could not be agreed with the other engine processes", error=cause)
+    return TransientError("placement could not be agreed with the other engine processes: PostgreSQL did not "
+                          "answer; try again")

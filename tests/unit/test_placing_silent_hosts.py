@@ -58,3 +58,25 @@ async def test_placement_surveys_the_hosts_once_and_takes_the_ports_it_found():
     async with placing.held() as placer:
         assert placer.free_port("host-a") == 30002 and placer.free_port("host-b") == 30001
     assert len(runtime.calls_to("survey")) == 1 and runtime.calls_to("ports_in_use") == []
+
+
+async def test_a_host_learnt_from_another_process_before_placing_is_surveyed_and_its_silence_counts():
+    """What another engine process recorded of hosts (here: a host added, whose engine does not answer) is learnt
+    before the survey: learnt after it, the new host was in no survey and took the node as if it answered."""
+    placing, runtime = placing_on(HOSTS[:1])
+    learnt, told = [], []
+
+    async def learn_hosts():  # as engine/hosts.py HostBook.refresh opens a host added through another process
+        runtime.add_host(HOSTS[1])  # a machine the fake never made: its Docker engine does not answer
+        placing.hosts.append(HOSTS[1])
+        learnt.append("hosts")
+
+    async def tell_new():  # the log's latest events, under the locks (engine/app.py)
+        told.append(placing.lock.locked())
+
+    placing.before_placing.append(learn_hosts)
+    placing.while_held.append(tell_new)
+    async with placing.held() as placer:
+        with pytest.raises(NoHostWithRoom, match=r"host-b does not answer"):
+            placer.replacement("data", 256, avoid={"host-a": "holds the primary"})
+    assert learnt == ["hosts"] and told == [True]
