@@ -127,6 +127,8 @@ class EventLeases:
             except Exception as error:  # the store away: tried again at the next sweep
                 log.warning("lease not taken", lease=name, error=str(error) or type(error).__name__)
                 return False
+            if self._given_up:  # the identity lost while this save was on its way: the lease is the other's
+                return False
             self._held[name], self._until[name] = lease, now + self.lease_s
             if on_lost is not None:
                 self._on_lost[name] = on_lost

@@ -104,6 +104,10 @@ class PostgresProcessLock:
                 log.warning("process identity's lock still held by this process's broken connection; tried again "
                             "next period", identity=self.identity)
                 return True
+            if taken.session is None:  # its holder's session ended between the try and the look: nobody's now
+                log.warning("process identity's lock freed as it was tried; tried again next period",
+                            identity=self.identity)
+                return True
             log.error("process identity taken by another engine while this one's lock was down", error=str(taken))
             self._held = False  # for good: its engine stops driving (engine/identity_watch.py)
             return False
@@ -139,7 +143,8 @@ class PostgresProcessLock:
                 "INSERT INTO redis_addons_processes (identity, pid, hostname, api, since) VALUES (%s, %s, %s, NULL, "
                 "now()) ON CONFLICT (identity) DO UPDATE SET pid = EXCLUDED.pid, hostname = EXCLUDED.hostname, "
                 "api = NULL, since = now()", (self.identity, os.getpid(), socket.gethostname()))
-            self._session = connection.info.backend_pid
+            # As pg_locks names it: the server's own word (a pooler in between tells the client a pid of its own).
+            [(self._session,)] = connection.execute("SELECT pg_backend_pid()").fetchall()
             return connection
         except BaseException:
             connection.close()

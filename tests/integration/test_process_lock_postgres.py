@@ -82,6 +82,30 @@ def test_a_lock_taken_by_another_while_its_connection_was_down_is_lost(postgres,
     assert not holder.still_held()  # released by the other: still not this one's (its engine stopped driving)
 
 
+
+def test_a_lock_freed_between_the_try_and_the_look_at_its_holder_is_no_loss(postgres, database, locks):
+    """The other holder (or this process's old session) ends just after the holder's try failed: nobody holds it
+    when the holder looks who does. Not lost: taken at the next check."""
+    options, dbname = database
+    holder, other = locks("a"), locks("b")
+    holder.acquire()
+    end_session(postgres, dbname, holding_session(postgres, dbname))
+    other.acquire()
+    look = holder._holding_session
+
+    def other_gone_first(connection, mine=False):
+        if not mine:
+            other.release()
+        return look(connection, mine)
+
+    holder._holding_session = other_gone_first
+    assert holder.still_held() and holding_session(postgres, dbname) is None
+    holder._holding_session = look
+    assert holder.still_held() and holding_session(postgres, dbname) is not None
+    with pytest.raises(ProcessIdentityInUse):
+        locks("c").acquire()
+
+
 def test_a_server_that_does_not_answer_is_no_loss_and_the_lock_is_taken_again_once_it_answers(postgres, database,
                                                                                               locks):
     options, dbname = database

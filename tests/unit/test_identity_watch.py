@@ -47,6 +47,26 @@ async def test_leases_given_up_stop_their_drivers_record_nothing_and_none_is_tak
     assert len(memory_log.saves) == saves  # in the log the leases are still the identity's: the other renews them
 
 
+
+async def test_a_lease_whose_take_was_on_its_way_when_given_up_is_not_held(memory_log):
+    """Its save landed after the identity was lost: the lease is the other process's, neither renewed nor driven here
+    (held, it was renewed by this process's renewal loop and its driver went on)."""
+    leases = EventLeases(memory_log, "machine-1:/srv/a", lease_s=15.0)
+    saving, go_on, save = asyncio.Event(), asyncio.Event(), memory_log.save
+
+    async def slow_save(*aggregates):
+        saving.set()
+        await go_on.wait()
+        return await save(*aggregates)
+
+    memory_log.save = slow_save
+    taking = asyncio.create_task(leases.take("operation:x"))
+    await saving.wait()
+    leases.give_up("process identity 'machine-1:/srv/a' is another process's now")
+    go_on.set()
+    assert not await taking and not leases.holds("operation:x")
+
+
 async def test_an_identity_still_held_or_unanswered_is_no_loss_and_one_held_by_another_stops_the_driving(memory_log):
     leases = EventLeases(memory_log, "machine-1:/srv/a", lease_s=15.0)
     await leases.take("operation:x")
