@@ -43,9 +43,11 @@ def lock_key(identity: str) -> int:
 
 
 class PostgresProcessLock:
-    def __init__(self, options: dict, identity: str, home_lock: FileDataLock, on_release=None):
-        """`on_release`: called as the engine stops (the shared state's connection closed with it)."""
+    def __init__(self, options: dict, identity: str, home_lock: FileDataLock, on_release=None, lease_s: float = 15.0):
+        """`on_release`: called as the engine stops (the shared state's connection closed with it); a check left
+        unanswered for two leases (`lease_s`) fails, ending its connection, not after TCP's own 15 minutes."""
         self.options, self.identity, self.home_lock, self.on_release = options, identity, home_lock, on_release
+        self.unanswered_ms = int(2 * lease_s * 1000)
         self._connection: psycopg.Connection | None = None  # None while held: broken, taken again at the next check
         self._held = False
         self._session: int | None = None  # the server process of the connection that took the lock last
@@ -123,7 +125,7 @@ class PostgresProcessLock:
     def _lock(self) -> psycopg.Connection:
         """A new connection holding the identity's lock; ProcessIdentityInUse naming the holder when another has
         it; psycopg.Error or SharedStateUnavailable when the server does not answer."""
-        connection = connect({**self.options, **KEEPALIVES})
+        connection = connect({**self.options, **KEEPALIVES, "tcp_user_timeout": self.unanswered_ms})
         try:
             # The server, too, finds a holder whose machine vanished without closing (its lock then freed).
             connection.execute("SET tcp_keepalives_idle = 30; SET tcp_keepalives_interval = 10; "

@@ -60,7 +60,7 @@ def on_postgres(settings: Settings) -> SharedState:
     vault = stores["addon-passwords"].vault
     share_tokens(vault, {"api-token": settings.token_file, "metrics-token": settings.metrics_token_file})
     lock = PostgresProcessLock(vault.database.options, settings.process_id, FileDataLock(settings.home),
-                               on_release=vault.database.close)
+                               on_release=vault.database.close, lease_s=settings.lease_s)
     return SharedState(stores["addon-passwords"], stores["webhook-secrets"], shared_authority(vault, settings.tls_dir),
                        stores["backup-keyring"], stores["checkpoints"], lock,
                        PostgresDutiesLock(vault.database.options, settings.lease_s),
