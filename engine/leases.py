@@ -22,7 +22,7 @@ import structlog
 
 from domain.lease import Lease, LeaseLost, operation_lease
 from domain.operation import Operation
-from engine.store import AggregateNotFoundError, EventLog, IntegrityError
+from engine.store import AggregateNotFoundError, EventLog, EventStoreUnavailable, IntegrityError
 
 log = structlog.get_logger("leases")
 
@@ -117,7 +117,7 @@ class EventLeases:
                 lease.take(self.holder, now, now + self.lease_s)
             except AggregateNotFoundError:
                 lease = Lease(name=name, holder=self.holder, until=now + self.lease_s)
-            except Exception as error:  # the store away: not taken; tried again at the next sweep or step
+            except EventStoreUnavailable as error:  # not taken; tried again at the next sweep or step
                 log.warning("lease not read", lease=name, error=str(error) or type(error).__name__)
                 return False
             try:
