@@ -41,6 +41,7 @@ from engine.clusters import new_cluster
 from engine.hosts_check import some_hosts_answer
 from engine.hosts_setup import host_management
 from engine.identity_watch import IdentityWatch
+from engine.first_read import catch_up_together
 from engine.inventory import Inventory
 from engine.inventory_keeper import InventoryKeeper
 from engine.maintenance import Builds, Maintenance
@@ -147,9 +148,9 @@ class Engine(StatsQueries, LogQueries):  # stats: engine/addon_stats.py; operati
     async def _start(self) -> None:
         await some_hosts_answer(self.runtime, self.settings.hosts)
         await self.events.open()
-        await self.inventory_keeper.load()
+        await catch_up_together(self.events, self.inventory_keeper, self.follower)
         await adopt_clusters(self.events, self.inventory)
-        await self.follower.catch_up()
+        await self.follower.catch_up()  # what adoption recorded
         await self.hosts.load()  # the hosts file seeds the log; hosts added since are reached too
         self.follower.start()
         for operation_id, addon in list(self.inventory.unfinished.items()):

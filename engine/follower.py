@@ -44,16 +44,22 @@ class Follower:
 
     async def catch_up(self) -> int:
         """Process everything recorded so far; return the position reached."""
-        self.position = await asyncio.to_thread(self._views.position)
-        while True:
-            batch = await self._events.select(self.position, 500)
-            if not batch:
-                break
-            await asyncio.to_thread(self._process, batch)
-            self.position = batch[-1][0]
+        await self.read_position()
+        while batch := await self._events.select(self.position, 500):
+            await self.take(batch)
         async with self._caught_up:
             self._caught_up.notify_all()
         return self.position
+
+    async def read_position(self) -> int:
+        self.position = await asyncio.to_thread(self._views.position)
+        return self.position
+
+    async def take(self, batch) -> None:
+        """A batch of (position, event) read from the log: what the read models hold already is passed over."""
+        if fresh := [(position, event) for position, event in batch if position > self.position]:
+            await asyncio.to_thread(self._process, fresh)
+            self.position = fresh[-1][0]
 
     def _process(self, batch) -> None:
         apply_batch(self._views, batch)

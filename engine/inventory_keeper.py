@@ -28,6 +28,15 @@ class InventoryKeeper:
 
     async def load(self) -> int:
         """Read back the checkpoint and catch up from the log; returns how many events were read."""
+        await self.read_checkpoint()
+        read = 0
+        while batch := await self.events.select(self.inventory.position, 1000):
+            self.take(batch)
+            read += len(batch)
+        self.say_loaded(read)
+        return read
+
+    async def read_checkpoint(self) -> None:
         if self.checkpoints is not None:
             kept = Inventory.from_state(await asyncio.to_thread(self.checkpoints.load, NAME))
             if kept.position > await self.events.max_position():
@@ -37,13 +46,14 @@ class InventoryKeeper:
                 kept = Inventory()
             self.inventory.take_state_of(kept)
             self._written_at_position = kept.position
-        read = 0
-        while batch := await self.events.select(self.inventory.position, 1000):
-            for position, event in batch:
-                self.inventory.apply_at(position, event)
-            read += len(batch)
+
+    def take(self, batch) -> None:
+        """A batch of (position, event) read from the log; what the inventory holds already is passed over."""
+        for position, event in batch:
+            self.inventory.apply_at(position, event)
+
+    def say_loaded(self, read: int) -> None:
         log.info("inventory loaded", position=self.inventory.position, events_read=read)
-        return read
 
     def start(self) -> None:
         if self.checkpoints is not None:

@@ -39,6 +39,7 @@ POLL_S = 2.0  # a webhook's task also looks at the log this often (events saved 
 SAVE_EVERY_S = 5.0  # positions moved past events that made no message are written this often
 BATCH = 200
 MESSAGES_KEPT = 1000  # messages made, by position, shared by the webhooks' tasks
+BOOK_EVENTS = (Webhook.Registered, Webhook.RegisteredAgain, Webhook.Removed)  # what the book is made of
 GIVE_UP_AFTER_S = 24 * 3600.0  # a message is retried this long after its first failure, then a dead letter
 
 
@@ -87,6 +88,7 @@ class Notifier:
         self.hooks: dict[str, Hook] = {}
         self.book_position = 0
         self._loaded = False
+        self._early: list[tuple[int, object]] = []  # the webhooks' events told before the book was loaded
         self._tasks: dict[str, asyncio.Task] = {}  # webhook id -> its task; also "builds" and "saver"
         self._wakes: dict[str, asyncio.Event] = {}
         self._queued: dict[str, dict[str, dict]] = {}  # webhook id -> key -> build message to deliver
@@ -104,15 +106,27 @@ class Notifier:
             self.hooks = {h["id"]: Hook(**h) for h in state["hooks"]}
         elif state:  # another shape, or ahead of the log (another history): the log is read from its start
             log.warning("notifier checkpoint dropped", checkpoint=state.get("book_position"))
-        while batch := await self.events.select(self.book_position, 1000):
+        # Only the webhooks' own events are read (and decoded): the book is the whole log's at `end`.
+        end = await self.events.max_position()
+        while batch := await self.events.select(self.book_position, 1000, of=BOOK_EVENTS):
             for position, event in batch:
+                self._apply(position, event)
+        self.book_position, self._dirty = max(self.book_position, end), True
+        # Told while the book was read (saved after a read's query): not in the book yet.
+        early, self._early = self._early, []
+        for position, event in early:
+            if position > self.book_position:
                 self._apply(position, event)
         self._loaded = True
 
     def _saw(self, position: int, event) -> None:
         """Each event this process saves: a webhook registered is in the book at once; the tasks look."""
-        if not self._loaded or position <= self.book_position:
-            return  # load() reads it from the log
+        if not self._loaded:
+            if isinstance(event, BOOK_EVENTS):
+                self._early.append((position, event))  # load() may have read past it, or not
+            return
+        if position <= self.book_position:
+            return
         self._apply(position, event)
         for wake in self._wakes.values():
             wake.set()

@@ -14,6 +14,7 @@ from uuid import UUID
 import structlog
 from eventsourcing.application import AggregateNotFoundError, Application
 from eventsourcing.persistence import IntegrityError, InterfaceError, OperationalError, PersistenceError
+from eventsourcing.utils import get_topic
 
 from engine import audit
 from engine.ports import TransientError
@@ -183,11 +184,14 @@ class EventLog:
             except EventStoreUnavailable:
                 pass  # the next save's or poll's call goes on from the last told
 
-    async def select(self, after: int, limit: int = 500) -> list[tuple[int, object]]:
-        """Notifications after position `after`, decoded into domain events."""
+    async def select(self, after: int, limit: int = 500, of: tuple[type, ...] = ()) -> list[tuple[int, object]]:
+        """Notifications after position `after`, decoded into domain events; only events of the classes `of`
+        when given (the others are passed over by the store, never decoded)."""
+        topics = [get_topic(cls) for cls in of]
 
         def select():
-            notifications = self._app.notification_log.select(after + 1, min(limit, Ledger.log_section_size))
+            notifications = self._app.notification_log.select(after + 1, min(limit, Ledger.log_section_size),
+                                                              topics=topics)
             return [(n.id, self._app.mapper.to_domain_event(n)) for n in notifications]
 
         return await self._call("read", select)

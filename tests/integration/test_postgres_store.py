@@ -59,6 +59,9 @@ async def test_save_get_select_and_positions_are_postgresql_rows(postgres, tmp_p
         assert [type(e).__name__ for _, e in selected] == ["Registered", "Registered", "RestartMethodChanged"]
         assert [p for p, _ in selected] == [p for p, _ in told]  # the listeners told of each, in the log's order
         assert await log.select(selected[0][0], limit=1) == selected[1:2]
+        # Only the classes asked for, selected by PostgreSQL (the others never decoded), in the log's order.
+        changed = await log.select(0, of=(App.RestartMethodChanged,))
+        assert changed == selected[2:] and await log.select(selected[2][0], of=(App.Registered,)) == []
         rows = postgres.psql(f"SELECT notification_id FROM {TABLE} ORDER BY notification_id", dbname).split()
         assert [int(r) for r in rows] == [p for p, _ in selected] and await log.max_position() == int(rows[-1])
 

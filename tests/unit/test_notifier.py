@@ -10,6 +10,7 @@ import json
 import threading
 from datetime import datetime, timedelta, timezone
 from types import SimpleNamespace
+from uuid import UUID
 
 from domain.cluster import Cluster, node_record
 from domain.notifications import signature
@@ -371,3 +372,49 @@ async def test_a_stopped_notifier_starts_nothing_for_a_webhook_registered_after(
     await world.node_down()
     await asyncio.sleep(0.05)
     assert notifier._tasks == {} and world.sender.posts == []
+
+
+async def test_the_book_is_read_from_the_webhooks_events_only_and_holds_every_webhook_not_removed():
+    """A first start reads the book without decoding the log's other events (most of a large log)."""
+    world = World()
+    notifier = await world.notifier()
+    kept, removed = await world.register(URL), await world.register(SLOW_URL)
+    for number in range(20):  # the rest of the log: other addons' clusters
+        await world.events.save(Cluster(addon=f"shop-{number}", app="shop"))
+    webhook = await world.events.get(UUID(removed))
+    webhook.remove()
+    await world.events.save(webhook)
+    await notifier.stop()
+    end = await world.events.max_position()
+
+    decoded = []
+    select = world.events.select
+
+    async def counting(after: int, limit: int = 500, of: tuple = ()):
+        batch = await select(after, limit, of)
+        decoded.extend(type(event).__qualname__ for _, event in batch)
+        return batch
+
+    world.events.select = counting
+    again = Notifier(world.events, None, world.secrets, None, **FAST)  # no checkpoint: the whole log
+    await again.load()
+    assert set(decoded) == {"Webhook.Registered", "Webhook.Removed"}
+    assert set(again.hooks) == {kept} and again.book_position == end
+
+
+async def test_a_webhook_registered_as_the_book_is_read_is_in_it():
+    """Saved after the book's last read asked the store, told before the book was loaded: it is not lost."""
+    world = World()
+    await world.events.open()
+    notifier = Notifier(world.events, None, world.secrets, None, **FAST)
+    select, registered = world.events.select, []
+
+    async def registering_as_it_reads(after: int, limit: int = 500, of: tuple = ()):
+        batch = await select(after, limit, of)
+        if not batch and not registered:
+            registered.append(await world.register(URL))
+        return batch
+
+    world.events.select = registering_as_it_reads
+    await notifier.load()
+    assert set(notifier.hooks) == set(registered) and registered
