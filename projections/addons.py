@@ -37,6 +37,8 @@ STATUS = {
 
 
 def apply(db, event) -> None:
+    if not isinstance(event, Addon.Event):
+        return
     at, addon_id = event.timestamp.isoformat(), str(event.originator_id)
     if isinstance(event, Addon.Requested):
         db.execute(

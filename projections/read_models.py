@@ -33,6 +33,7 @@ class ReadModels:
         self._db.row_factory = sqlite3.Row
         self._lock = threading.RLock()  # re-entered by process() inside a transaction()
         self._in_transaction = False
+        self._at = 0  # inside a transaction: the position of the last event applied, written at its end
         with self._lock:
             self._db.execute("PRAGMA journal_mode=WAL")
             self._rebuild_if_schema_changed()
@@ -49,8 +50,7 @@ class ReadModels:
 
     def position(self) -> int:
         with self._lock:
-            row = self._db.execute("SELECT position FROM tracking WHERE name = ?", (TRACKER,)).fetchone()
-        return row[0] if row else 0
+            return self._tracked()
 
     def process(self, notification_id: int, event) -> None:
         with self._lock:
@@ -69,12 +69,15 @@ class ReadModels:
     def transaction(self):
         """Every event process()ed inside is applied in one transaction, with the position of the last: a
         follower's batch costs one commit (a commit each made a catch-up of 10,000 addons' history ten times
-        slower). An error rolls the whole batch back."""
+        slower), and one write of the position. An error rolls the whole batch back."""
         with self._lock:
             self._db.execute("BEGIN IMMEDIATE")
             self._in_transaction = True
             try:
+                self._at = started_at = self._tracked()
                 yield
+                if self._at != started_at:
+                    self._track(self._at)
                 self._db.execute("COMMIT")
             except BaseException:
                 self._db.execute("ROLLBACK")
@@ -83,17 +86,23 @@ class ReadModels:
                 self._in_transaction = False
 
     def _apply(self, notification_id: int, event) -> None:
-        db = self._db
-        row = db.execute("SELECT position FROM tracking WHERE name = ?", (TRACKER,)).fetchone()
-        if row and row[0] >= notification_id:
+        at = self._at if self._in_transaction else self._tracked()
+        if at >= notification_id:
             return
         for handler in HANDLERS:
-            handler(db, event)
-        db.execute(
-            "INSERT INTO tracking (name, position) VALUES (?, ?) "
-            "ON CONFLICT (name) DO UPDATE SET position = excluded.position",
-            (TRACKER, notification_id),
-        )
+            handler(self._db, event)
+        if self._in_transaction:
+            self._at = notification_id  # written once, at the transaction's end
+        else:
+            self._track(notification_id)
+
+    def _tracked(self) -> int:
+        row = self._db.execute("SELECT position FROM tracking WHERE name = ?", (TRACKER,)).fetchone()
+        return row[0] if row else 0
+
+    def _track(self, notification_id: int) -> None:
+        self._db.execute("INSERT INTO tracking (name, position) VALUES (?, ?) "
+                         "ON CONFLICT (name) DO UPDATE SET position = excluded.position", (TRACKER, notification_id))
 
     @staticmethod
     def cannot_write(error: BaseException) -> str | None:

@@ -10,7 +10,7 @@ import pytest
 
 from domain.app import App
 from engine.follower import apply_batch
-from projections import ReadModels
+from projections import ReadModels, read_models
 from tests.unit.fakes.event_log import InMemoryEventLog
 
 
@@ -51,6 +51,22 @@ async def test_a_batch_is_applied_in_one_commit_and_moves_the_position_to_its_la
     assert views.commits == 1 and views.position() == batch[-1][0]
     apply_batch(views, batch)  # applied already: nothing applied twice
     assert views.position() == batch[-1][0]
+
+
+async def test_a_batch_overlapping_what_is_applied_applies_each_event_once_and_writes_the_position_once(monkeypatch):
+    names = ["app-one", "app-two", "app-three", "app-four"]
+    batch = await recorded_apps(names)
+    applied = []
+    monkeypatch.setattr(read_models, "HANDLERS", (lambda db, event: applied.append(event.name),))
+    views, position_writes = ReadModels(), []
+    views._db.set_trace_callback(lambda sql: position_writes.append(sql) if sql.startswith("INSERT INTO tracking") else None)
+    apply_batch(views, batch[:2])
+    apply_batch(views, batch)  # a start reading the log from before the read models' position
+    assert applied == names and views.position() == batch[-1][0]
+    assert len(position_writes) == 2  # one per batch, not one per event
+    apply_batch(views, batch[:1])
+    views.process(*batch[0])
+    assert applied == names and len(position_writes) == 2
 
 
 async def test_a_batch_with_an_event_that_fails_keeps_what_precedes_it_and_raises_its_error():
