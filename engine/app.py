@@ -26,6 +26,7 @@ from engine.credentials_rotation import CredentialsRotations
 from engine.database_settings import DatabaseSettings
 from engine.database_version import DatabaseVersion
 from engine.duties import Duties
+from engine.first_read import catch_up_together
 from engine.follower import Follower
 from domain.placement import NodeRequest
 from engine.addon_lookup import PROVIDER, AddonLookup
@@ -41,7 +42,6 @@ from engine.clusters import new_cluster
 from engine.hosts_check import some_hosts_answer
 from engine.hosts_setup import host_management
 from engine.identity_watch import IdentityWatch
-from engine.first_read import catch_up_together
 from engine.inventory import Inventory
 from engine.inventory_keeper import InventoryKeeper
 from engine.maintenance import Builds, Maintenance
@@ -152,6 +152,7 @@ class Engine(StatsQueries, LogQueries):  # stats: engine/addon_stats.py; operati
         await adopt_clusters(self.events, self.inventory)
         await self.follower.catch_up()  # what adoption recorded
         await self.hosts.load()  # the hosts file seeds the log; hosts added since are reached too
+        await self.webhooks.load()
         self.follower.start()
         for operation_id, addon in list(self.inventory.unfinished.items()):
             log.info("resuming operation", operation_id=str(operation_id), addon=addon)

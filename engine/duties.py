@@ -85,12 +85,28 @@ class Duties:
                 await self._stop_parts()
                 await self.lock.release()
             if not self.leading and await self.lock.try_hold():
-                for part in self.parts:
-                    if inspect.isawaitable(started := part.start()):
-                        await started
+                await self._start_parts()
                 self.leading = True
                 if self.leases.shared:
                     log.info("this process runs the installation's duties", holder=getattr(self.leases, "holder", None))
+
+    async def _start_parts(self) -> None:
+        """All of them or none: a part that cannot start (the store not answering, say) stops the ones started
+        before it and gives the lock up, so the next check starts each once, or another process does."""
+        started = []
+        try:
+            for part in self.parts:
+                if inspect.isawaitable(starting := part.start()):
+                    await starting
+                started.append(part)
+        except BaseException:
+            for part in reversed(started):
+                try:
+                    await part.stop()
+                except Exception:
+                    log.exception("a duty did not stop", duty=type(part).__name__)
+            await self.lock.release()
+            raise
 
     async def _stop_parts(self) -> None:
         if self.leading:

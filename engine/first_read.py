@@ -4,9 +4,13 @@ restored control plane) reading the log is most of a start, and each used to rea
 
 from __future__ import annotations
 
+import structlog
+
 from engine.follower import Follower
 from engine.inventory_keeper import InventoryKeeper
 from engine.store import EventLog
+
+log = structlog.get_logger("start")
 
 
 async def catch_up_together(events: EventLog, inventory: InventoryKeeper, views: Follower) -> None:
@@ -17,4 +21,5 @@ async def catch_up_together(events: EventLog, inventory: InventoryKeeper, views:
         inventory.take(batch)
         await views.take(batch)
         position, read = batch[-1][0], read + len(batch)
-    inventory.say_loaded(read)
+    log.info("inventory and read models caught up", inventory_at=inventory.inventory.position,
+             read_models_at=views.position, events_read=read)

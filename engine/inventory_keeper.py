@@ -33,7 +33,7 @@ class InventoryKeeper:
         while batch := await self.events.select(self.inventory.position, 1000):
             self.take(batch)
             read += len(batch)
-        self.say_loaded(read)
+        log.info("inventory loaded", position=self.inventory.position, events_read=read)
         return read
 
     async def read_checkpoint(self) -> None:
@@ -51,9 +51,6 @@ class InventoryKeeper:
         """A batch of (position, event) read from the log; what the inventory holds already is passed over."""
         for position, event in batch:
             self.inventory.apply_at(position, event)
-
-    def say_loaded(self, read: int) -> None:
-        log.info("inventory loaded", position=self.inventory.position, events_read=read)
 
     def start(self) -> None:
         if self.checkpoints is not None:

@@ -8,8 +8,10 @@ receiver holds back its own messages only; its failed attempts and last error sh
 counts and the builds each webhook was told of are kept in a checkpoint (written after each delivery);
 a crash between a delivery and its checkpoint sends it again, with the same ID.
 
-The webhooks registered (the book) are read from the log too: from the checkpoint's position at start,
-then from each event this process saves, as the inventory is (engine/inventory_keeper.py)."""
+The webhooks registered (the book) are read from the log too, by every process (each serves the API that
+lists them): at the engine's start from the checkpoint's position, then from each event saved, as the
+inventory is (engine/inventory_keeper.py). Only the process holding the duties sends (start .. stop), and
+only it writes the checkpoint; one that takes the duties over resumes each webhook where it says."""
 
 from __future__ import annotations
 
@@ -87,8 +89,8 @@ class Notifier:
         self.first_wait_s, self.max_wait_s, self.give_up_after_s = first_wait_s, max_wait_s, give_up_after_s
         self.hooks: dict[str, Hook] = {}
         self.book_position = 0
-        self._loaded = False
-        self._early: list[tuple[int, object]] = []  # the webhooks' events told before the book was loaded
+        self._loaded = self._loading = self._sending = False
+        self._early: list[tuple[int, object]] = []  # the webhooks' events told while the book is read
         self._tasks: dict[str, asyncio.Task] = {}  # webhook id -> its task; also "builds" and "saver"
         self._wakes: dict[str, asyncio.Event] = {}
         self._queued: dict[str, dict[str, dict]] = {}  # webhook id -> key -> build message to deliver
@@ -100,6 +102,14 @@ class Notifier:
     # -- the book ---------------------------------------------------------------------------
 
     async def load(self) -> None:
+        self._loading, self._early = True, []
+        try:
+            await self._read_book()
+            self._loaded = True
+        finally:
+            self._loading, self._early = False, []
+
+    async def _read_book(self) -> None:
         state = await asyncio.to_thread(self.checkpoints.load, NAME) if self.checkpoints else None
         if state and state.get("shape") == SHAPE and state["book_position"] <= await self.events.max_position():
             self.book_position = state["book_position"]
@@ -113,18 +123,27 @@ class Notifier:
                 self._apply(position, event)
         self.book_position, self._dirty = max(self.book_position, end), True
         # Told while the book was read (saved after a read's query): not in the book yet.
-        early, self._early = self._early, []
-        for position, event in early:
+        for position, event in self._early:
             if position > self.book_position:
                 self._apply(position, event)
-        self._loaded = True
+
+    async def _resume_deliveries(self) -> None:
+        """The book was kept while another process sent (or none did): where the sender left each webhook
+        is in the checkpoint it wrote; a webhook registered after that starts from its registration."""
+        state = await asyncio.to_thread(self.checkpoints.load, NAME) if self.checkpoints else None
+        if not state or state.get("shape") != SHAPE:
+            return
+        for kept in state["hooks"]:
+            hook = self.hooks.get(kept["id"])
+            if hook and kept["registered_at"] == hook.registered_at and kept["position"] > hook.position:
+                self.hooks[hook.id] = Hook(**kept)
 
     def _saw(self, position: int, event) -> None:
         """Each event this process saves: a webhook registered is in the book at once; the tasks look."""
         if not self._loaded:
-            if isinstance(event, BOOK_EVENTS):
+            if self._loading and isinstance(event, BOOK_EVENTS):
                 self._early.append((position, event))  # load() may have read past it, or not
-            return
+            return  # else load() reads it from the log
         if position <= self.book_position:
             return
         self._apply(position, event)
@@ -148,7 +167,12 @@ class Notifier:
     # -- life cycle ---------------------------------------------------------------------------
 
     async def start(self) -> None:
-        await self.load()
+        """This process sends from now on (it holds the duties)."""
+        if self._loaded:
+            await self._resume_deliveries()
+        else:
+            await self.load()
+        self._sending = True
         if self.sender is None:
             return
         for hook in self.hooks.values():
@@ -163,17 +187,17 @@ class Notifier:
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
-        if self._loaded:
+        if self._sending:
+            self._sending = False  # first: it starts no task for a webhook registered now (another process sends)
             try:
                 await self._save()
             except Exception as e:  # a full disk: the engine still stops; more is sent again after the restart
                 log.warning("notifier checkpoint not written at stop", error=str(e))
-            self._loaded = False  # stopped, it starts no task for a webhook registered now (another process sends)
         if self.sender is not None:
             await self.sender.close()
 
     def _spawn(self, hook: Hook) -> None:
-        if self.sender is not None and self._loaded and hook.id not in self._tasks:
+        if self.sender is not None and self._sending and hook.id not in self._tasks:
             self._wakes.setdefault(hook.id, asyncio.Event())
             self._tasks[hook.id] = self._task(self._follow(hook), f"webhook-{hook.id[:8]}")
 

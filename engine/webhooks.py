@@ -30,6 +30,10 @@ class Webhooks:
         self.notifier = Notifier(events, sender, secrets, checkpoints, lambda: outdated_builds(maintenance),
                                  **notifier_options)
 
+    async def load(self) -> None:
+        """The book, at the engine's start: every process lists and removes webhooks; one sends (start)."""
+        await self.notifier.load()
+
     async def start(self) -> None:
         await self.notifier.start()
 

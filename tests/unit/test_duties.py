@@ -159,3 +159,22 @@ async def test_a_process_alone_on_its_store_runs_the_duties_at_once_and_checks_n
     finally:
         await duties.stop()
     assert not part.running
+
+
+class FailingOnce(Part):
+    def start(self):
+        if not self.starts:
+            self.starts += 1
+            raise ConnectionError("the store did not answer")
+        super().start()
+
+
+async def test_a_duty_that_cannot_start_stops_those_started_before_it_and_the_next_check_starts_each_once(log):
+    first, failing, lock = Part(), FailingOnce(), FakeLock(LockServer())
+    duties = Duties(EventLeases(log, "process-0", LEASE_S), [first, failing], NoTakeover(), lock)
+    with pytest.raises(ConnectionError):
+        await duties.check()
+    assert not duties.leading and not first.running and lock.server.holder is None  # none half-started
+    await duties.check()
+    assert duties.leading and first.running and failing.running and first.starts == 2
+    await duties.stop()

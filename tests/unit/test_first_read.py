@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from adapters.checkpoints import FileCheckpoints
 from engine.first_read import catch_up_together
-from engine.follower import Follower
+from engine.follower import Follower, apply_batch
 from engine.inventory import Inventory
 from engine.inventory_keeper import InventoryKeeper
 from projections import ReadModels
@@ -86,3 +86,17 @@ async def test_the_log_selects_only_the_classes_asked_for_in_its_order(release_s
     selected = await release_store.select(0, 10_000, of=asked)
     assert selected == [(position, event) for position, event in everything if isinstance(event, asked)]
     assert selected and await release_store.select(selected[-1][0], of=asked) == []
+
+
+async def test_read_models_halfway_and_an_inventory_from_the_start_each_get_every_event_once(release_store, tmp_path):
+    everything = await all_events(release_store)
+    views = ReadModels(tmp_path / "views.sqlite")
+    halfway = everything[len(everything) // 2][0]  # the read below's first batch straddles it
+    apply_batch(views, everything[:len(everything) // 2 + 1])
+    assert views.position() == halfway
+
+    keeper = InventoryKeeper(release_store, Inventory(), None)
+    await catch_up_together(release_store, keeper, Follower(release_store, views))
+    apart_keeper, apart_views = await read_apart(release_store, tmp_path)
+    assert views.snapshot() == apart_views.snapshot()
+    assert held(keeper.inventory) == held(apart_keeper.inventory)

@@ -418,3 +418,59 @@ async def test_a_webhook_registered_as_the_book_is_read_is_in_it():
     world.events.select = registering_as_it_reads
     await notifier.load()
     assert set(notifier.hooks) == set(registered) and registered
+
+
+async def test_a_process_that_does_not_send_keeps_the_book_and_writes_no_checkpoint():
+    """Every process serves the API: one that does not hold the duties lists, registers and removes webhooks
+    too (a registration there answered with an error, a listing nothing), and leaves the checkpoint alone."""
+    world = World()
+    sending = await world.notifier()
+    other = Webhooks(world.events, world.secrets, world.sender, world.checkpoints, None, None)
+    await other.load()  # the other process's start: no duties
+
+    made = await other.register(URL)
+    assert made["webhook"]["url"] == URL and made["secret"]
+    assert [h["id"] for h in await other.list()] == [made["webhook"]["id"]]
+    assert made["webhook"]["id"] in sending.hooks  # the sending process heard of it, and sends to it
+    await world.node_down()
+    await eventually(lambda: len(world.sender.to(URL)) == 1)
+    await sending.stop()
+    written = json.dumps(world.checkpoints.states)
+
+    await other.remove(made["webhook"]["id"])
+    await other.stop()
+    assert await other.list() == [] and json.dumps(world.checkpoints.states) == written
+    assert other.notifier._early == [] and other.notifier._tasks == {}
+
+
+async def test_a_process_taking_the_duties_over_resumes_each_webhook_where_the_sender_left_it():
+    world = World()
+    first = await world.notifier()
+    hook = await world.register(URL)
+    second = Notifier(world.events, world.sender, world.secrets, world.checkpoints, **FAST, clock=world.clock)
+    await second.load()  # its engine's start, the first one sending
+    delivered_at = await world.node_down()
+    await eventually(lambda: len(world.sender.to(URL)) == 1)
+    await eventually(lambda: first.hooks[hook].position >= delivered_at)
+    await first.stop()  # the duties lost (or the process stopped): its checkpoint says where the webhook is
+
+    await second.start()
+    assert second.hooks[hook].position >= delivered_at and second.hooks[hook].delivered == 1
+    world.cluster.mark_node_recovered("node-a", "its container runs again", "2026-12-02T12:02:00+00:00")
+    await world.events.save(world.cluster)
+    await eventually(lambda: len(world.sender.to(URL)) == 2)
+    await asyncio.sleep(0.05)
+    assert [body["type"] for body, _ in world.sender.to(URL)] == ["node.down", "node.up"]  # none sent twice
+    await second.stop()
+
+
+async def test_a_notifier_not_reading_its_book_keeps_nothing_of_the_registrations_it_hears():
+    """What it hears before its book is read is read from the log then: kept meanwhile, it would only grow."""
+    world = World()
+    await world.events.open()
+    notifier = Notifier(world.events, None, world.secrets, None, **FAST)
+    for number in range(5):
+        await world.register(f"{URL}/{number}")
+    assert notifier._early == [] and notifier.hooks == {}
+    await notifier.load()
+    assert len(notifier.hooks) == 5 and notifier._early == []
