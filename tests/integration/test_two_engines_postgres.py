@@ -35,6 +35,13 @@ def installation(postgres, tmp_path):
     return tuple(Settings.from_env(installation_env(env, shared, tmp_path / name, name)) for name in ("one", "two"))
 
 
+async def eventually(read, holds, timeout: float = 20.0) -> None:
+    """What another process saved is heard of at its next poll of the log."""
+    async with asyncio.timeout(timeout):
+        while not holds(await read()):
+            await asyncio.sleep(0.2)
+
+
 async def test_what_one_process_makes_the_other_reads_and_operates(postgres, installation, app_name, tmp_path):
     one_settings, two_settings = installation
     known = data.expected(300)
@@ -76,6 +83,16 @@ async def test_what_one_process_makes_the_other_reads_and_operates(postgres, ins
                 assert f"password/{addon}" in stored and "ca/ca.key" in stored and "backup-keyring" in stored
                 for secret in (one.secrets.peek(addon), one_settings.token_file.read_text().strip(), "PRIVATE KEY"):
                     assert secret not in stored
+
+                # Every process keeps the book of webhooks: one registered through the process without the
+                # duties (two: one took them first) is listed by both, and removed through the other.
+                assert one.duties.leading and not two.duties.leading
+                made = await two.webhooks.register("http://127.0.0.1:9/hook")
+                hook = made["webhook"]["id"]
+                assert made["secret"] and [h["id"] for h in await two.webhooks.list()] == [hook]
+                await eventually(lambda: one.webhooks.list(), lambda listed: [h["id"] for h in listed] == [hook])
+                await one.webhooks.remove(hook)
+                await eventually(lambda: two.webhooks.list(), lambda listed: listed == [])
     finally:
         await remove_everything_of(app_name)
 
