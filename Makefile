@@ -17,12 +17,11 @@ setup:
 run: setup
 	$(VENV)/bin/redis-addons serve
 
-## test: the test suite on three workers: the tests on the Docker hosts as two streams, one per worker, each in order
-## on engines of its own (tests/conftest.py's scheduler); the third runs the unit, scenario and PostgreSQL-only
-## tests meanwhile (the streams mostly wait on Docker and Redis)
+## test: the test suite on two workers: the tests on the Docker hosts as two streams, one per worker, each in order
+## on engines of its own (tests/conftest.py's scheduler), the unit and scenario tests filling in beside them
 ## (pytest's own exit code, 5 = none collected)
 test: setup
-	$(VENV)/bin/pytest -q -n 3
+	$(VENV)/bin/pytest -q -n 2
 
 ## bench: every bench/*.py but bench/common.py (what they share)
 bench: setup
