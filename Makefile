@@ -17,11 +17,12 @@ setup:
 run: setup
 	$(VENV)/bin/redis-addons serve
 
-## test: the test suite on two workers: the tests on the Docker hosts as two streams, one per worker, each in order
-## on engines of its own (tests/conftest.py's scheduler), the unit and scenario tests filling in beside them
+## test: the test suite on three workers: the tests on the Docker hosts as two streams, one per worker, each in order
+## on engines of its own (tests/conftest.py's scheduler); the third runs the unit, scenario and PostgreSQL-only
+## tests meanwhile, at a lower CPU priority (nice 10): the streams' tests time failovers and replication
 ## (pytest's own exit code, 5 = none collected)
 test: setup
-	$(VENV)/bin/pytest -q -n 2
+	$(VENV)/bin/pytest -q -n 3
 
 ## bench: every bench/*.py but bench/common.py (what they share)
 bench: setup

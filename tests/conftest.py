@@ -95,6 +95,18 @@ def pytest_xdist_make_scheduler(config, log):
     return TwoHostStreams(config, log)
 
 
+# A third worker runs the unit, scenario and PostgreSQL-only tests while the two streams run. Two streams
+# keep the 2 cores nearly busy, and their tests time failovers and replication: the third worker yields
+# the CPU to them (a nice of 10: about a tenth of a core when both want it, every idle cycle otherwise).
+NICE_BESIDE_THE_STREAMS = 10
+
+
+def pytest_configure(config):
+    worker = os.environ.get("PYTEST_XDIST_WORKER")
+    if worker is not None and worker not in STREAM_OF_WORKER:
+        os.nice(NICE_BESIDE_THE_STREAMS)
+
+
 import pytest  # noqa: E402
 
 

@@ -199,7 +199,9 @@ async def test_the_overview_charts_the_sampled_stats(site, signed_in):
         swap = browser.find_element(By.CSS_SELECTOR, "[id^='swap-']").text
         disk = browser.find_element(By.CSS_SELECTOR, "[id^='disk-']").text
         shot(browser, "overview")
-        assert points == {"cpu": 3, "memory": 3, "disk": 3}, points  # no swap chart: the node may not swap
+        # No swap chart: the node may not swap. At least the three samples taken here: a run under load once
+        # charted four of each (the module's earlier pages may sample an addon the sampler had none of).
+        assert points.keys() == {"cpu", "memory", "disk"} and min(points.values()) >= 3, points
         assert "highest" in memory and "free" in memory and "MiB" in memory
         assert "no swap allowed" in swap
         assert re.search(r"\d", disk), disk

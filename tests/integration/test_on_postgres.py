@@ -154,6 +154,9 @@ async def business_life(engine, app: str, meet: list[Barrier]) -> str:
     made = await done_or_asked_again(engine, lambda: engine.backups.create(app, addon), "backup")
     [backup] = [b for b in await engine.backups.list(app, addon) if b["status"] == "done" and b["kind"] == "manual"]
     await data.write(url, {0: {"after-the-backup": "gone once restored"}})
+    # A backup read on the replica may have cost it a resynchronisation, the cluster told degraded meanwhile:
+    # a restore waits for it to be redundant again (the watcher's rounds are this test's to run).
+    await eventually(lambda: running(engine, app, addon), timeout=60)
     await done(engine, await engine.backups.restore(app, addon, backup["id"]), "restore_cluster", 300)
     await data_kept(engine, app)
     await meet[1].wait()

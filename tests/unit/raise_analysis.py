@@ -16,6 +16,7 @@ that started it).
 from __future__ import annotations
 
 import ast
+import functools
 import importlib
 import inspect
 from collections import defaultdict
@@ -35,6 +36,12 @@ NOT_THE_CALLERS = {"create_task", "ensure_future", "add_done_callback", "call_so
 # What a library call raises into our code, by (receiver type, method): aiohttp reading a body past
 # the application's client_max_size.
 LIBRARY_RAISES = {(web.BaseRequest, name): {web.HTTPRequestEntityTooLarge} for name in ("read", "text", "json", "post")}
+
+
+@functools.cache
+def annotations_of(method: ast.AST) -> tuple[ast.AST, ...]:
+    """The annotations of a method's `x: T = v` statements (asked once per attribute it assigns)."""
+    return tuple(n.annotation for n in ast.walk(method) if isinstance(n, ast.AnnAssign))
 
 
 class Code:
@@ -312,7 +319,7 @@ class Code:
                 for target, value in self_assignments(method.node):
                     if target != name:
                         continue
-                    annotated = any(isinstance(n, ast.AnnAssign) and n.annotation is value for n in ast.walk(method.node))
+                    annotated = any(value is annotation for annotation in annotations_of(method.node))
                     found = annotation_in(method.module, value) if annotated else \
                         self._type(value, self._typed(method), depth + 1)
                     if found is not None:

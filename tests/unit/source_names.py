@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import ast
 import builtins
+import functools
 from collections import ChainMap
 from dataclasses import dataclass
 
@@ -54,9 +55,14 @@ def annotation_in(module, node):
     return value if isinstance(value, type) and value is not type(None) else None
 
 
-def self_assignments(method: ast.AST):
+@functools.cache  # asked for each attribute looked up in each class: a walk of the method each time took seconds
+def self_assignments(method: ast.AST) -> tuple[tuple[str, ast.AST], ...]:
     """(attribute, value) of each `self.a = v` and `self.a, self.b = v, w` in a method; for
     `self.a: T = v`, (attribute, the annotation T)."""
+    return tuple(_self_assignments(method))
+
+
+def _self_assignments(method: ast.AST):
     for node in ast.walk(method):
         if isinstance(node, ast.AnnAssign) and isinstance(node.target, ast.Attribute) \
                 and isinstance(node.target.value, ast.Name) and node.target.value.id == "self":
