@@ -41,7 +41,7 @@ SECOND_STREAM = tuple(f"tests/integration/{name}.py" for name in (
     "test_upgrade", "test_upgrade_in_place", "test_upgrade_under_writes", "test_upgrade_safety_backup",
     "test_maintenance", "test_settings", "test_settings_api", "test_stats", "test_metrics", "test_webhooks",
     "test_remote_host",  # its engine uses the second stream's hosts (the TLS one), whichever stream runs it
-    "test_on_postgres", "test_two_engines",
+    "test_on_postgres", "test_two_engines", "test_tls_crash",
 ))
 # Tests under tests/integration/ that make no container (PostgreSQL only): they run anywhere, like unit tests.
 ON_NO_HOST = tuple(f"tests/integration/{name}.py" for name in ("test_postgres_store", "test_shared_state_postgres",

@@ -80,25 +80,25 @@ async def test_a_sandbox_addon_moves_to_a_paid_plan_and_back(engine, app_name):
 
 
 async def test_a_downgrade_whose_data_does_not_fit_is_refused_before_anything_stops(engine, app_name):
-    addon = await provision(engine, app_name, plan="redis-starter-512")
-    client = redis.from_url(await url_of(engine, app_name), socket_timeout=120)  # 300 MB sent: past redis-py's 5 s on a loaded machine
+    addon = await provision(engine, app_name, plan="redis-starter-256")
+    client = redis.from_url(await url_of(engine, app_name), socket_timeout=120)  # 150 MB sent: past redis-py's 5 s on a loaded machine
     async with client.pipeline(transaction=False) as pipe:
-        for i in range(300):
+        for i in range(150):
             pipe.set(f"blob:{i}", b"x" * MiB)
         await pipe.execute()
     await client.aclose()
     position = await engine.events.max_position()
 
     with pytest.raises(DatasetTooLarge) as refused:
-        await engine.change_plan(app_name, addon, "redis-starter-256")
+        await engine.change_plan(app_name, addon, "redis-sandbox")
 
     message = str(refused.value)
-    assert "MiB of memory" in message and "256 MiB" in message
+    assert "MiB of memory" in message and "128 MiB" in message
     assert await engine.events.max_position() == position
     [node] = await containers_of(addon)
     assert node["State"]["Running"]
     client = redis.from_url(await url_of(engine, app_name))
-    assert await client.dbsize() == 300
+    assert await client.dbsize() == 150
     await client.aclose()
 
 
